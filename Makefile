@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` (main job on the embedded model) and `make test` (default test suite).
+# Both create .venv, install torch 2.13.0 (CPU wheel) first, then this package with its dev extras.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# glibc allocator thresholds: CPU training/inference page-faults far less (measured ~2x throughput).
+export MALLOC_MMAP_THRESHOLD_ ?= 33554432
+export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
+export MALLOC_TOP_PAD_ ?= 1000000000
+
+.PHONY: setup demo test test-all lint train figures
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/interp demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m ""
+
+lint: setup
+	$(VENV)/bin/ruff check interp tests experiments
+
+train: setup
+	$(VENV)/bin/interp train --config experiments/configs/embedded.json --out runs/embedded
+
+figures: setup
+	$(VENV)/bin/interp figures

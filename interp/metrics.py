@@ -1,0 +1,135 @@
+"""Superposition metrics: pure functions of a probability matrix and the in-context task fractions.
+
+Shapes: ``probs`` is ``Float[ndarray, "prompt task"]`` (answer probabilities, not renormalised);
+``targets`` is ``Float[ndarray, "task"]`` or ``Float[ndarray, "prompt task"]`` (the fractions t).
+
+>>> import numpy as np
+>>> p = np.array([[0.5, 0.25], [0.25, 0.5]])
+>>> round(float(kl_divergence([0.5, 0.5], p).mean()), 4)   # 0.5 log(0.5/0.5) + 0.5 log(0.5/0.25)
+0.3466
+>>> rank_view(p).tolist()
+[0.5, 0.25]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+EPS = 1e-12
+
+
+def _as_targets(targets: Sequence[float] | np.ndarray, probs: np.ndarray) -> np.ndarray:
+    t = np.asarray(targets, dtype=float)
+    if t.ndim == 1:
+        t = np.broadcast_to(t, probs.shape)
+    if t.shape != probs.shape:
+        raise ValueError(f"targets: shape {t.shape} does not match probs {probs.shape}")
+    if (t < 0).any() or not np.allclose(t.sum(axis=1), 1.0, atol=1e-6):
+        raise ValueError("targets: each row must be non-negative and sum to 1")
+    return t
+
+
+def _as_probs(probs: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 2:
+        raise ValueError(f"probs: expected a 2-D array (prompt, task), got shape {p.shape}")
+    if (p < -1e-9).any() or (p.sum(axis=1) > 1 + 1e-6).any():
+        raise ValueError("probs: entries must be >= 0 and each row must sum to at most 1")
+    return np.clip(p, 0.0, 1.0)
+
+
+def kl_divergence(targets, probs, *, renormalize: bool = False) -> np.ndarray:
+    """Per-prompt KL(t ‖ p) = Σ_k t_k (log t_k − log p_k), 0·log 0 = 0 (the paper's metric).
+
+    ``p`` is not renormalised (mass on other outputs counts against the model) unless ``renormalize``;
+    probabilities are floored at 1e-12 so a zero never gives infinity.
+    """
+    p = _as_probs(probs)
+    t = _as_targets(targets, p)
+    if renormalize:
+        p = p / np.maximum(p.sum(axis=1, keepdims=True), EPS)
+    logp = np.log(np.maximum(p, EPS))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(t > 0, t * (np.log(np.where(t > 0, t, 1.0)) - logp), 0.0)
+    return terms.sum(axis=1)
+
+
+def total_variation(targets, probs) -> np.ndarray:
+    """Per-prompt TV between t and the model's (p_1..p_K, other): ½(Σ_k |t_k − p_k| + other)."""
+    p = _as_probs(probs)
+    t = _as_targets(targets, p)
+    other = np.clip(1.0 - p.sum(axis=1), 0.0, 1.0)
+    return 0.5 * (np.abs(t - p).sum(axis=1) + other)
+
+
+def rank_view(probs) -> np.ndarray:
+    """Per-prompt probabilities sorted in decreasing order, averaged: mass of the top-1, top-2, ... task."""
+    p = _as_probs(probs)
+    return -np.sort(-p, axis=1).mean(axis=0)
+
+
+def bootstrap_ci(values, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the mean (``scipy.stats.bootstrap``, seeded)."""
+    from scipy.stats import bootstrap
+
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size == 0:
+        raise ValueError("values: need at least one value")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
+    if v.size == 1 or np.all(v == v[0]):
+        return float(v[0]), float(v[0])
+    res = bootstrap(
+        (v,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+        rng=np.random.default_rng(seed), vectorized=True,
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def summarize(probs, targets=None, *, tasks: Sequence[str] | None = None, seed: int = 0) -> dict:
+    """Means, across-prompt variances, 95% CIs per task and for "other"; rank view; KL and TV when targets given."""
+    p = _as_probs(probs)
+    names = list(tasks) if tasks is not None else [f"task{k}" for k in range(p.shape[1])]
+    other = np.clip(1.0 - p.sum(axis=1), 0.0, 1.0)
+    out: dict = {"n_prompts": int(p.shape[0]), "tasks": {}}
+    for k, name in enumerate(names):
+        out["tasks"][name] = {
+            "mean": float(p[:, k].mean()),
+            "var": float(p[:, k].var()),
+            "ci95": bootstrap_ci(p[:, k], seed=seed),
+        }
+    out["other"] = {"mean": float(other.mean()), "var": float(other.var()), "ci95": bootstrap_ci(other, seed=seed)}
+    out["rank_view"] = rank_view(p).tolist()
+    if targets is not None:
+        kl = kl_divergence(targets, p)
+        out["kl"] = {"mean": float(kl.mean()), "ci95": bootstrap_ci(kl, seed=seed)}
+        kln = kl_divergence(targets, p, renormalize=True)
+        out["kl_renormalized"] = {"mean": float(kln.mean()), "ci95": bootstrap_ci(kln, seed=seed)}
+        tv = total_variation(targets, p)
+        out["tv"] = {"mean": float(tv.mean()), "ci95": bootstrap_ci(tv, seed=seed)}
+    return out
+
+
+def count_solved(answer_log_probs, completion_log_probs: Sequence[Sequence[float]], k: int | None = None) -> np.ndarray:
+    """Tasks solved per prompt: task j counts when log P(a_j) ≥ the K-th best complete output's log-prob.
+
+    Args:
+        answer_log_probs: ``Float[ndarray, "prompt task"]`` log P(answer + newline).
+        completion_log_probs: per prompt, log-probs of complete outputs found by beam search.
+        k: K (default: the number of tasks). With fewer than K outputs found, the threshold is the
+            lowest one found (a conservative count).
+    """
+    a = np.asarray(answer_log_probs, dtype=float)
+    k = a.shape[1] if k is None else k
+    if len(completion_log_probs) != a.shape[0]:
+        raise ValueError("completion_log_probs: need one list per prompt")
+    solved = np.zeros(a.shape[0], dtype=int)
+    for i, comps in enumerate(completion_log_probs):
+        ranked = sorted(comps, reverse=True)
+        if not ranked:
+            continue
+        threshold = ranked[min(k, len(ranked)) - 1]
+        solved[i] = int((a[i] >= threshold - 1e-9).sum())
+    return solved

@@ -1,0 +1,202 @@
+"""Single- and mixed-task in-context prompts, and zero-shot queries.
+
+A prompt is its examples joined by ``\\n``, then ``\\n`` + the query (``render(x) + separator``), as in
+the paper (science.md §1). Randomness: prompt ``i`` of seed ``s`` is drawn from its own generators
+(``[s, i, 0]`` for the query, ``[s, i, 1]`` for the examples), so the same seed gives the same queries
+whatever the proportions, the number of prompts or the sampling scheme.
+
+>>> from interp.prompts import build_prompts
+>>> p = build_prompts("operands", ["copy_first", "sum"], proportions=[0.5, 0.5], n_examples=4,
+...                   n_prompts=1, seed=0)[0]
+>>> p.example_tasks.count("sum"), p.text.endswith(p.query), p.answers == tuple(p.answer(t) for t in p.tasks)
+(2, True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from interp.tasks import Family, get_family, resolve_tasks
+
+MAX_QUERY_TRIES = 1000
+MAX_EXAMPLE_TRIES = 1000
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One in-context prompt and what each candidate task would answer to its query."""
+
+    text: str
+    family: str
+    tasks: tuple[str, ...]
+    answers: tuple[str, ...]
+    example_tasks: tuple[str, ...]
+    query: str
+    query_input: Any
+    proportions: tuple[float, ...]
+    seed: int
+    index: int
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.example_tasks)
+
+    def answer(self, task: str) -> str:
+        """The answer of ``task`` to this prompt's query."""
+        if task not in self.tasks:
+            raise ValueError(f"task: {task!r} is not a candidate of this prompt; valid: {', '.join(self.tasks)}")
+        return self.answers[self.tasks.index(task)]
+
+    def fractions(self) -> tuple[float, ...]:
+        """Realised fraction of examples of each candidate task (zeros for a zero-shot prompt)."""
+        n = max(self.n_examples, 1)
+        return tuple(self.example_tasks.count(t) / n for t in self.tasks)
+
+
+def exact_counts(proportions: Sequence[float], n_examples: int) -> tuple[int, ...]:
+    """Examples per task by largest-remainder rounding: exact sum, ties to the earlier task.
+
+    >>> exact_counts([1/3, 1/3, 1/3], 20)
+    (7, 7, 6)
+    """
+    raw = [p * n_examples for p in proportions]
+    counts = [math.floor(r + 1e-9) for r in raw]
+    short = n_examples - sum(counts)
+    order = sorted(range(len(raw)), key=lambda k: (-(raw[k] - counts[k]), k))
+    for k in order[:short]:
+        counts[k] += 1
+    return tuple(counts)
+
+
+def check_proportions(proportions: Sequence[float], n_tasks: int, name: str = "proportions") -> tuple[float, ...]:
+    """Validate a probability vector over ``n_tasks`` tasks; return it as floats."""
+    props = tuple(float(p) for p in proportions)
+    if len(props) != n_tasks:
+        raise ValueError(f"{name}: expected {n_tasks} values (one per task), got {len(props)}")
+    if any(not math.isfinite(p) or p < 0 for p in props):
+        raise ValueError(f"{name}: values must be finite and >= 0, got {list(props)}")
+    if abs(sum(props) - 1.0) > 1e-6:
+        raise ValueError(f"{name}: values must sum to 1, got sum {sum(props):.6g} for {list(props)}")
+    return props
+
+
+def _draw_query(family: Family, tasks: tuple[str, ...], rng: np.random.Generator) -> tuple[Any, tuple[str, ...]]:
+    for _ in range(MAX_QUERY_TRIES):
+        x = family.sample_input(rng)
+        answers = tuple(family.task(t).answer(x) for t in tasks)
+        if len(set(answers)) == len(answers):
+            return x, answers
+    raise ValueError(
+        f"tasks: family {family.name!r} produced no query with pairwise distinct answers for tasks "
+        f"{list(tasks)} in {MAX_QUERY_TRIES} draws; choose tasks whose answers can differ"
+    )
+
+
+def _draw_example_input(family: Family, query_text: str, rng: np.random.Generator) -> Any:
+    for _ in range(MAX_EXAMPLE_TRIES):
+        x = family.sample_input(rng)
+        if family.query(x) != query_text:
+            return x
+    raise ValueError(f"family {family.name!r}: could not draw an example input different from the query")
+
+
+def build_prompts(
+    family: str | Family,
+    tasks: Sequence[str] | None = None,
+    *,
+    proportions: Sequence[float] | None = None,
+    counts: Sequence[int] | None = None,
+    n_examples: int = 20,
+    n_prompts: int = 100,
+    seed: int = 0,
+    sampling: Literal["exact", "iid"] = "exact",
+) -> list[Prompt]:
+    """Build ``n_prompts`` prompts mixing ``tasks`` of ``family``.
+
+    Args:
+        family: family name or object.
+        tasks: candidate tasks (default: all of the family); every prompt records each one's answer.
+        proportions: fraction of examples per task (default uniform). With ``sampling="exact"`` each
+            task gets exactly :func:`exact_counts` examples in shuffled positions; with ``"iid"`` each
+            example's task is drawn independently with these probabilities (the co-author's variant).
+        counts: exact examples per task instead of ``proportions`` (sets ``n_examples``).
+        n_examples: examples per prompt (0 gives zero-shot prompts ``\\n`` + query).
+        n_prompts: number of prompts.
+        seed: seed of every random choice.
+        sampling: ``"exact"`` or ``"iid"``.
+
+    The query input never occurs among the example inputs, and the candidate tasks' answers to it are
+    pairwise distinct (``ValueError`` if the family cannot achieve that).
+    """
+    fam = get_family(family)
+    names = resolve_tasks(fam, tasks)
+    if sampling not in ("exact", "iid"):
+        raise ValueError(f"sampling: must be 'exact' or 'iid', got {sampling!r}")
+    if counts is not None:
+        if proportions is not None:
+            raise ValueError("counts: give either proportions or counts, not both")
+        counts = tuple(int(c) for c in counts)
+        if len(counts) != len(names) or any(c < 0 for c in counts):
+            raise ValueError(f"counts: need {len(names)} non-negative integers (one per task), got {list(counts)}")
+        n_examples = sum(counts)
+        props = tuple(c / max(n_examples, 1) for c in counts) if n_examples else (1.0 / len(names),) * len(names)
+    else:
+        if proportions is None:
+            proportions = [1.0 / len(names)] * len(names)
+        props = check_proportions(proportions, len(names))
+    if not isinstance(n_examples, int | np.integer) or n_examples < 0:
+        raise ValueError(f"n_examples: must be an integer >= 0, got {n_examples!r}")
+    if n_examples and len(names) > n_examples and sampling == "exact" and counts is None:
+        raise ValueError(f"n_examples: {n_examples} examples cannot hold {len(names)} tasks; use n_examples >= {len(names)}")
+    if not isinstance(n_prompts, int | np.integer) or n_prompts < 1:
+        raise ValueError(f"n_prompts: must be an integer >= 1, got {n_prompts!r}")
+    if counts is None and sampling == "exact":
+        counts = exact_counts(props, n_examples)
+
+    prompts = []
+    for i in range(n_prompts):
+        rng_query = np.random.default_rng([seed, i, 0])
+        rng_examples = np.random.default_rng([seed, i, 1])
+        x, answers = _draw_query(fam, names, rng_query)
+        query = fam.query(x)
+        if sampling == "exact":
+            labels = [t for t, c in zip(names, counts, strict=True) for _ in range(c)]
+            rng_examples.shuffle(labels)
+        else:
+            labels = list(rng_examples.choice(len(names), size=n_examples, p=props))
+            labels = [names[k] for k in labels]
+        examples = [fam.example(_draw_example_input(fam, query, rng_examples), t) for t in labels]
+        text = "".join(e + "\n" for e in examples) + query if examples else "\n" + query
+        prompts.append(
+            Prompt(
+                text=text,
+                family=fam.name,
+                tasks=names,
+                answers=answers,
+                example_tasks=tuple(labels),
+                query=query,
+                query_input=x,
+                proportions=props,
+                seed=seed,
+                index=i,
+            )
+        )
+    return prompts
+
+
+def zero_shot_prompts(
+    family: str | Family, tasks: Sequence[str] | None = None, *, n_prompts: int = 100, seed: int = 0
+) -> list[Prompt]:
+    """Zero-shot queries (``\\n`` + input + separator) with every candidate task's answer.
+
+    With the same seed the queries equal those of :func:`build_prompts` (used for patching).
+
+    >>> zero_shot_prompts("operands", n_prompts=1, seed=0)[0].text.startswith("\\n")
+    True
+    """
+    return build_prompts(family, tasks, n_examples=0, n_prompts=n_prompts, seed=seed)

