@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,10 @@ GPT2_ENV = "INTERP_GPT2_PATH"
 EMBEDDED = "embedded"
 DTYPES = ("float32", "float16", "bfloat16")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+#: Every model this module built (weakly held): the test suite checks none is left with a hook attached.
+LOADED_MODELS: weakref.WeakSet = weakref.WeakSet()
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -254,6 +259,7 @@ def hooked_from_hf(
     model.move_model_modules_to_device() if n_devices > 1 else model.to(device)
     model.eval()
     model.interp_info = ModelInfo(model_id, source, processing, weights_sha256)
+    LOADED_MODELS.add(model)
     return model
 
 
@@ -323,6 +329,7 @@ def _load_transformer_lens(model_id: str, d: Path, device: str, dtype: str, proc
         else:
             os.environ["HF_HUB_OFFLINE"] = old
     model.interp_info = ModelInfo(model_id, str(d), processing, None)
+    LOADED_MODELS.add(model)
     return model
 
 

@@ -18,13 +18,13 @@ and batched; everything runs under ``torch.inference_mode()`` in log space.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from interp.models import context_length, forward_logits, tokenizer_of
+from interp.models import context_length, forward_logits, hooks, tokenizer_of
 from interp.prompts import Prompt
 from interp.tokenization import encode_batch, pad_id
 
@@ -84,11 +84,15 @@ class AnswerScores:
         return 1.0 - self.probs.sum(axis=1)
 
 
-def _plan_rows(cands: list[list[Candidate]]) -> tuple[list[tuple[int, ...]], list[list[int]]]:
-    """Share forward passes: candidate contexts that are prefixes of a longer one use its row."""
+def _plan_rows(cands: list[list[Candidate]]) -> tuple[list[tuple[int, ...]], list[int], list[list[int]]]:
+    """Share forward passes: candidate contexts that are prefixes of a longer one use its row.
+
+    Returns the rows, the prompt index of each row, and per prompt the row of each candidate.
+    """
     rows: list[tuple[int, ...]] = []
+    row_prompt: list[int] = []
     where: list[list[int]] = []
-    for group in cands:
+    for i, group in enumerate(cands):
         order = sorted(range(len(group)), key=lambda k: -len(group[k].ids))
         local: list[int] = []
         assign = [0] * len(group)
@@ -100,10 +104,11 @@ def _plan_rows(cands: list[list[Candidate]]) -> tuple[list[tuple[int, ...]], lis
                     break
             else:
                 rows.append(ctx)
+                row_prompt.append(i)
                 local.append(len(rows) - 1)
                 assign[k] = len(rows) - 1
         where.append(assign)
-    return rows, where
+    return rows, row_prompt, where
 
 
 def check_fits(model, lengths: Sequence[int], what: str = "prompts") -> None:
@@ -116,9 +121,19 @@ def check_fits(model, lengths: Sequence[int], what: str = "prompts") -> None:
         )
 
 
+#: ``batch_hooks(row_ids) -> [(hook_name, fn), ...]``: hooks for one batch whose i-th sequence is row ``row_ids[i]``.
+BatchHooks = Callable[[list[int]], list[tuple[str, Callable]]]
+
+
 @torch.inference_mode()
-def row_log_probs(model, rows: list[tuple[int, ...]], *, batch_size: int = 32, pad: int = 0) -> list[torch.Tensor]:
-    """Per row, ``Float[Tensor, "pos vocab"]`` next-token log-probs (right-padded batches sorted by length)."""
+def row_log_probs(
+    model, rows: list[tuple[int, ...]], *, batch_size: int = 32, pad: int = 0, batch_hooks: BatchHooks | None = None
+) -> list[torch.Tensor]:
+    """Per row, ``Float[Tensor, "pos vocab"]`` next-token log-probs (right-padded batches sorted by length).
+
+    ``batch_hooks`` (optional) gives the hooks to attach for each batch (e.g. patching at per-row positions);
+    they are attached through :func:`interp.models.hooks` and removed after the batch, also on error.
+    """
     order = sorted(range(len(rows)), key=lambda r: len(rows[r]))
     out: list[torch.Tensor | None] = [None] * len(rows)
     for lo in range(0, len(order), batch_size):
@@ -127,7 +142,9 @@ def row_log_probs(model, rows: list[tuple[int, ...]], *, batch_size: int = 32, p
         x = torch.full((len(chunk), width), pad, dtype=torch.long)
         for i, r in enumerate(chunk):
             x[i, : len(rows[r])] = torch.tensor(rows[r])
-        logp = torch.log_softmax(forward_logits(model, x).float(), dim=-1).cpu()
+        with hooks(model, batch_hooks(chunk) if batch_hooks else []):
+            logits = forward_logits(model, x)
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
         for i, r in enumerate(chunk):
             out[r] = logp[i, : len(rows[r])]
     return out  # type: ignore[return-value]
@@ -139,6 +156,7 @@ def score_answers(
     *,
     include_newline: bool = False,
     batch_size: int = 32,
+    prompt_hooks: Callable[[list[int]], list[tuple[str, Callable]]] | None = None,
 ) -> AnswerScores:
     """log P(answer_k | prompt) for every prompt and every candidate task (teacher-forced, exact).
 
@@ -147,6 +165,9 @@ def score_answers(
         prompts: prompts of one candidate-task set (``Prompt.tasks`` equal across prompts).
         include_newline: also score the ``\\n`` that ends an answer (the complete output).
         batch_size: rows per forward pass.
+        prompt_hooks: optional ``f(prompt_indices) -> [(hook_name, fn)]`` giving the hooks for a batch whose
+            i-th sequence belongs to ``prompts[prompt_indices[i]]`` (used by patching). Every sequence
+            starts with its prompt's tokens, so prompt positions are the same in every row of a prompt.
 
     Raises ``ValueError`` (before any forward pass) when the prompts disagree on their tasks or a
     sequence exceeds the model's context.
@@ -160,8 +181,12 @@ def score_answers(
     suffix = "\n" if include_newline else ""
     cands = [candidates_for(tok, p.text, [a + suffix for a in p.answers]) for p in prompts]
     check_fits(model, [len(c.ids) for group in cands for c in group])
-    rows, where = _plan_rows(cands)
-    logps = row_log_probs(model, rows, batch_size=batch_size, pad=pad_id(tok))
+    rows, row_prompt, where = _plan_rows(cands)
+    batch_hooks = None
+    if prompt_hooks is not None:
+        def batch_hooks(row_ids: list[int]) -> list[tuple[str, Callable]]:
+            return prompt_hooks([row_prompt[r] for r in row_ids])
+    logps = row_log_probs(model, rows, batch_size=batch_size, pad=pad_id(tok), batch_hooks=batch_hooks)
     out = np.zeros((len(prompts), len(tasks)), dtype=np.float64)
     for i, group in enumerate(cands):
         for k, c in enumerate(group):

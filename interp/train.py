@@ -204,10 +204,13 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, progress: bool = True) -> Path:
+def train(
+    cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, progress: bool = True, until: int | None = None
+) -> Path:
     """Run (or resume) training; write ``out_dir/final`` (HF dir), ``out_dir/log.json`` and checkpoints.
 
-    Returns the path of the final model directory.
+    ``until`` stops early after that step (state saved, so a later call resumes exactly). Returns the
+    path of the final model directory (or of the run directory when stopped early).
     """
     from transformers import GPT2LMHeadModel
 
@@ -235,6 +238,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, progres
     t0 = time.time() - log["wall_s"]
     bar = tqdm(range(start_step, cfg.steps), disable=not progress, desc="train", initial=start_step, total=cfg.steps)
     for step in bar:
+        if until is not None and step >= until:
+            _save_state(state_path, model, opt, sched, log, step)
+            _write_json(out / "log.json", log)
+            return out
         x, y = data.batch(step)
         loss = model(input_ids=x, labels=y).loss
         opt.zero_grad(set_to_none=True)
@@ -255,13 +262,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, progres
             bar.write(f"step {done}: mean acc {np.mean(flat):.3f}, min acc {np.min(flat):.3f}")
         if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             save_checkpoint(model, tokenizer, out / "checkpoints" / f"step{done:06d}", {"step": done, **log})
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "log": log, "step": done}, state_path.with_suffix(".tmp"))
-            os.replace(state_path.with_suffix(".tmp"), state_path)
+            _save_state(state_path, model, opt, sched, log, done)
         _write_json(out / "log.json", log) if done % 50 == 0 else None
     _write_json(out / "log.json", log)
     save_checkpoint(model, tokenizer, out / "final", {"step": cfg.steps, **log})
     return out / "final"
+
+
+def _save_state(path: Path, model, opt, sched, log: dict, step: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "log": log,
+                "step": step}, tmp)
+    os.replace(tmp, path)
 
 
 def _write_json(path: Path, obj: Any) -> None:

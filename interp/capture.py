@@ -1,0 +1,198 @@
+"""Residual-stream capture at (layer, position): only the requested slices are kept.
+
+One hook per requested layer copies ``act[row, position]`` for each sequence of a batch into a preallocated
+``Float[Tensor, "layer prompt d_model"]`` on the CPU; nothing else of the forward pass is retained (no
+``run_with_cache``). The forward pass stops right after the last requested hook point. Hooks go in through
+:func:`interp.models.hooks` and are removed after every batch, also on error.
+
+Positions are given in *unpadded* coordinates of ``encode(tok, text)`` (index 0 is BOS); the default is
+each prompt's last real token (the separator of the query), correct under either padding side.
+
+Gotcha: with ``padding_side="left"`` an attention mask is passed so that positional embeddings and attention
+ignore the pads; the result equals the unpadded capture up to float round-off.
+
+>>> acts = capture_resid(model, prompts, layers=[0, 2], hook="resid_post")   # doctest: +SKIP
+>>> acts.shape                                                               # doctest: +SKIP
+torch.Size([2, 100, 128])
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+from interp.models import forward_logits, hooks, n_layers, tokenizer_of
+from interp.prompts import Prompt
+from interp.scoring import check_fits
+from interp.tokenization import encode_batch, pad_id
+
+HOOK_POINTS = ("resid_pre", "resid_mid", "resid_post")
+PADDING_SIDES = ("right", "left")
+#: The default position rule: each prompt's last real token (the query's separator).
+POSITION_RULE = "last_token"
+
+HookPoint = Literal["resid_pre", "resid_mid", "resid_post"]
+
+
+class _StopForward(Exception):
+    """Raised by the last capture hook: the rest of the forward pass is not needed."""
+
+
+def check_hook(hook: str) -> str:
+    """Validate a residual hook point name (``"resid_post"`` etc.)."""
+    if hook not in HOOK_POINTS:
+        raise ValueError(f"hook: {hook!r} is not a residual hook point; valid: {', '.join(HOOK_POINTS)}")
+    return hook
+
+
+def hook_name(layer: int, hook: str = "resid_post") -> str:
+    """TransformerLens name of a residual hook point: ``hook_name(3) == "blocks.3.hook_resid_post"``.
+
+    >>> hook_name(3, "resid_pre")
+    'blocks.3.hook_resid_pre'
+    """
+    return f"blocks.{int(layer)}.hook_{check_hook(hook)}"
+
+
+def check_layer(model, layer: int, name: str = "layer") -> int:
+    """Validate one layer index against the model (``0 <= layer < n_layers``)."""
+    n = n_layers(model)
+    try:
+        value = operator.index(layer)
+    except TypeError:
+        value = None
+    if value is None or isinstance(layer, bool) or not 0 <= value < n:
+        raise ValueError(f"{name}: {layer!r} out of range; valid: integers 0..{n - 1}")
+    return int(value)
+
+
+def check_layers(model, layers: Sequence[int] | None) -> tuple[int, ...]:
+    """Validate layer indices (``None`` = all layers); returns them as a tuple, duplicates refused."""
+    if layers is None:
+        return tuple(range(n_layers(model)))
+    out = tuple(check_layer(model, la, "layers") for la in layers)
+    if not out:
+        raise ValueError("layers: need at least one layer")
+    if len(set(out)) != len(out):
+        raise ValueError(f"layers: duplicate layers in {list(out)}")
+    return out
+
+
+def texts_of(prompts: Sequence[Prompt | str]) -> list[str]:
+    """Prompt texts (a :class:`Prompt` gives its ``text``, a string passes through)."""
+    return [p.text if isinstance(p, Prompt) else str(p) for p in prompts]
+
+
+def token_ids(model, prompts: Sequence[Prompt | str]) -> list[list[int]]:
+    """``encode(tok, text)`` (BOS convention) for every prompt."""
+    return encode_batch(tokenizer_of(model), texts_of(prompts))
+
+
+def resolve_positions(lengths: Sequence[int], positions: Sequence[int] | None, name: str = "positions") -> list[int]:
+    """Per-prompt positions in unpadded coordinates: ``None`` = last token; negatives count from the end.
+
+    Raises ``ValueError`` naming ``positions`` when one lies outside its prompt.
+
+    >>> resolve_positions([4, 6], None), resolve_positions([4, 6], [1, -2])
+    ([3, 5], [1, 4])
+    """
+    if positions is None:
+        return [n - 1 for n in lengths]
+    if not hasattr(positions, "__len__") or getattr(positions, "ndim", 1) == 0:
+        raise ValueError(f"{name}: give one int per prompt (a sequence of {len(lengths)}), got a single value")
+    positions = [int(p) for p in positions]
+    if len(positions) != len(lengths):
+        raise ValueError(f"{name}: expected {len(lengths)} positions (one per prompt), got {len(positions)}")
+    out = []
+    for i, (p, n) in enumerate(zip(positions, lengths, strict=True)):
+        if not -n <= p < n:
+            raise ValueError(
+                f"{name}: position {p} of prompt {i} lies outside the prompt; valid: {-n}..{n - 1} "
+                f"(the prompt has {n} tokens including BOS)"
+            )
+        out.append(p % n)
+    return out
+
+
+def _copy_hook(out: torch.Tensor, slot: int, dest: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, *, stop: bool):
+    """Hook copying ``act[rows, cols]`` into ``out[slot, dest]``; raises :class:`_StopForward` when ``stop``."""
+
+    def fn(act, hook):  # TransformerLens passes the HookPoint as ``hook``
+        out[slot, dest] = act[rows.to(act.device), cols.to(act.device)].detach().to("cpu", out.dtype)
+        if stop:
+            raise _StopForward
+        return act
+
+    return fn
+
+
+@torch.inference_mode()
+def capture_resid(
+    model,
+    prompts: Sequence[Prompt | str],
+    *,
+    layers: Sequence[int] | None = None,
+    hook: str = "resid_post",
+    positions: Sequence[int] | None = None,
+    batch_size: int = 32,
+    padding_side: str = "right",
+) -> torch.Tensor:
+    """Residual stream ``Float[Tensor, "layer prompt d_model"]`` at one position of each prompt (CPU).
+
+    Args:
+        model: a ``HookedTransformer`` from :func:`interp.models.load_model`.
+        prompts: :class:`~interp.prompts.Prompt` objects or texts (tokenised with the BOS convention).
+        layers: layers to capture (default all); output row ``i`` is ``layers[i]``.
+        hook: ``"resid_pre"``, ``"resid_mid"`` or ``"resid_post"`` (``blocks.{l}.hook_{hook}``).
+        positions: one position per prompt in unpadded token coordinates (0 = BOS, negatives from the end);
+            default each prompt's last token.
+        batch_size: sequences per forward pass.
+        padding_side: ``"right"`` (no mask needed: attention is causal) or ``"left"`` (mask passed).
+
+    Every argument is validated before any forward pass. The dtype is the model's.
+    """
+    check_hook(hook)
+    layers = check_layers(model, layers)
+    if padding_side not in PADDING_SIDES:
+        raise ValueError(f"padding_side: {padding_side!r} not supported; valid: {', '.join(PADDING_SIDES)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    if not prompts:
+        raise ValueError("prompts: need at least one prompt")
+    ids = token_ids(model, prompts)
+    lengths = [len(x) for x in ids]
+    pos = resolve_positions(lengths, positions)
+    check_fits(model, lengths)
+
+    out = torch.empty(len(layers), len(ids), model.cfg.d_model, dtype=model.cfg.dtype)
+    pad = pad_id(tokenizer_of(model))
+    order = sorted(range(len(ids)), key=lambda i: lengths[i])
+    last = max(layers)
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo : lo + batch_size]
+        width = max(lengths[i] for i in chunk)
+        x = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long) if padding_side == "left" else None
+        cols = []
+        for r, i in enumerate(chunk):
+            shift = width - lengths[i] if padding_side == "left" else 0
+            x[r, shift : shift + lengths[i]] = torch.tensor(ids[i])
+            if mask is not None:
+                mask[r, shift : shift + lengths[i]] = 1
+            cols.append(pos[i] + shift)
+        rows_t = torch.arange(len(chunk))
+        cols_t = torch.tensor(cols)
+        dest = torch.tensor(chunk)
+        fwd = [
+            (hook_name(la, hook), _copy_hook(out, s, dest, rows_t, cols_t, stop=la == last))
+            for s, la in enumerate(layers)
+        ]
+        try:
+            with hooks(model, fwd):
+                forward_logits(model, x, attention_mask=mask)
+        except _StopForward:
+            pass
+    return out

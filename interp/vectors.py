@@ -1,0 +1,370 @@
+"""Task vectors: mean residual stream at the query's last token over in-context prompts, with arithmetic.
+
+A :class:`TaskVector` holds, per captured layer, the mean ``Float[Tensor, "layer d_model"]`` of the residual
+stream at each prompt's last token (the separator) and the per-dimension standard deviation across prompts,
+plus everything needed to know what it is (model, weight processing, hook point, prompts). Linear
+combinations read like the paper (science.md §4)::
+
+    v = 0.3 * v_a + 0.7 * v_b          # or convex([0.3, 0.7], [v_a, v_b])
+
+Arithmetic refuses vectors from different models, weight processing, hook points, widths or layers
+(``ValueError`` naming what differs). A combination records its terms (weight, provenance); its spread is
+``sqrt(Σ w_i² σ_i²)``, the per-dimension std of ``Σ w_i x_i`` for independently drawn prompts.
+
+>>> v_a = task_vector(model, "operands", "copy_first", n_prompts=100)   # doctest: +SKIP
+>>> v_a.save("copy_first.safetensors"); TaskVector.load("copy_first.safetensors") == v_a   # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from interp.capture import POSITION_RULE, capture_resid, check_hook, check_layers
+from interp.models import model_info
+from interp.prompts import Prompt, build_prompts
+from interp.tasks import get_family, resolve_tasks
+
+FORMAT = "interp.TaskVector/1"
+WEIGHT_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which prompts a captured vector was averaged over."""
+
+    family: str
+    tasks: tuple[str, ...]
+    proportions: tuple[float, ...]
+    n_prompts: int
+    n_examples: int
+    seed: int
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Provenance:
+        return cls(
+            family=str(d["family"]),
+            tasks=tuple(d["tasks"]),
+            proportions=tuple(float(p) for p in d["proportions"]),
+            n_prompts=int(d["n_prompts"]),
+            n_examples=int(d["n_examples"]),
+            seed=int(d["seed"]),
+            label=str(d.get("label", "")),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class TaskVector:
+    """Per-layer mean and spread of the residual stream at the query's last token.
+
+    Fields:
+        mean: ``Float[Tensor, "layer d_model"]``; row ``i`` belongs to model layer ``layers[i]``.
+        spread: ``Float[Tensor, "layer d_model"]`` per-dimension std across prompts (0 for one prompt).
+        model_id, processing: the model's :class:`~interp.models.ModelInfo` id and weight-processing flags.
+        hook: ``"resid_pre" | "resid_mid" | "resid_post"``.
+        layers: model layers of the rows of ``mean``.
+        position: the position rule (``"last_token"``).
+        terms: ``((weight, Provenance), ...)``: one term of weight 1 for a captured vector.
+
+    Equality (``==``) is exact: same tensors bit for bit and same metadata.
+    """
+
+    mean: torch.Tensor
+    spread: torch.Tensor
+    model_id: str
+    processing: tuple[tuple[str, bool], ...]
+    hook: str
+    layers: tuple[int, ...]
+    position: str = POSITION_RULE
+    terms: tuple[tuple[float, Provenance], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        check_hook(self.hook)
+        if self.mean.ndim != 2 or self.mean.shape != self.spread.shape:
+            raise ValueError(
+                f"mean/spread: need equal shapes (layer, d_model), got {tuple(self.mean.shape)} and "
+                f"{tuple(self.spread.shape)}"
+            )
+        if len(self.layers) != self.mean.shape[0]:
+            raise ValueError(f"layers: {len(self.layers)} layers for {self.mean.shape[0]} rows of mean")
+        if isinstance(self.processing, dict):
+            object.__setattr__(self, "processing", tuple(sorted(self.processing.items())))
+
+    # ---- views ---------------------------------------------------------------------------------
+    @property
+    def d_model(self) -> int:
+        return int(self.mean.shape[1])
+
+    @property
+    def processing_dict(self) -> dict[str, bool]:
+        return dict(self.processing)
+
+    @property
+    def std_norm(self) -> torch.Tensor:
+        """``Float[Tensor, "layer"]``: ‖per-dimension std‖ (root of the total variance across prompts)."""
+        return self.spread.double().norm(dim=1).to(self.spread.dtype)
+
+    def at(self, layer: int) -> torch.Tensor:
+        """``Float[Tensor, "d_model"]``: the mean at model layer ``layer`` (``ValueError`` if not captured)."""
+        if layer not in self.layers:
+            raise ValueError(f"layer: {layer!r} not captured in this vector; valid: {list(self.layers)}")
+        return self.mean[self.layers.index(layer)]
+
+    def describe(self) -> str:
+        """Short human label, e.g. ``0.3·operands:copy_first + 0.7·operands:sum``."""
+        parts = []
+        for w, p in self.terms:
+            name = p.label or f"{p.family}:" + "+".join(
+                t if len(p.tasks) == 1 else f"{t}={q:g}" for t, q in zip(p.tasks, p.proportions, strict=True)
+            )
+            parts.append(name if w == 1.0 and len(self.terms) == 1 else f"{w:g}·{name}")
+        return " + ".join(parts) or "vector"
+
+    # ---- arithmetic ----------------------------------------------------------------------------
+    def _scaled(self, w: float) -> TaskVector:
+        return TaskVector(
+            self.mean * w, self.spread * abs(w), self.model_id, self.processing, self.hook, self.layers,
+            self.position, tuple((c * w, p) for c, p in self.terms),
+        )
+
+    def __mul__(self, w: Any) -> TaskVector:
+        if isinstance(w, bool) or not isinstance(w, numbers.Real):
+            return NotImplemented
+        return self._scaled(float(w))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, w: Any) -> TaskVector:
+        if isinstance(w, bool) or not isinstance(w, numbers.Real):
+            return NotImplemented
+        return self._scaled(1.0 / float(w))
+
+    def __neg__(self) -> TaskVector:
+        return self._scaled(-1.0)
+
+    def __add__(self, other: Any) -> TaskVector:
+        if not isinstance(other, TaskVector):
+            return NotImplemented
+        check_compatible(self, other)
+        spread = torch.sqrt(self.spread**2 + other.spread**2)
+        return TaskVector(
+            self.mean + other.mean, spread, self.model_id, self.processing, self.hook, self.layers,
+            self.position, self.terms + other.terms,
+        )
+
+    def __sub__(self, other: Any) -> TaskVector:
+        if not isinstance(other, TaskVector):
+            return NotImplemented
+        return self + (-other)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TaskVector):
+            return NotImplemented
+        return (
+            self.metadata() == other.metadata()
+            and self.mean.dtype == other.mean.dtype
+            and torch.equal(self.mean, other.mean)
+            and torch.equal(self.spread, other.spread)
+        )
+
+    __hash__ = None  # type: ignore[assignment] - holds tensors
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the tensors, as JSON-ready values."""
+        return {
+            "format": FORMAT,
+            "model_id": self.model_id,
+            "processing": dict(self.processing),
+            "hook": self.hook,
+            "layers": list(self.layers),
+            "position": self.position,
+            "d_model": self.d_model,
+            "terms": [[w, p.to_dict()] for w, p in self.terms],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write one ``.safetensors`` file (tensors + JSON metadata in its header), atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            tensors = {"mean": self.mean.detach().cpu().contiguous(), "spread": self.spread.detach().cpu().contiguous()}
+            save_file(tensors, tmp, metadata={"interp": json.dumps(self.metadata())})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TaskVector:
+        """Read a vector written by :meth:`save`."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        if "interp" not in header:
+            raise ValueError(f"path: {path} is not a TaskVector file (no 'interp' metadata)")
+        meta = json.loads(header["interp"])
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"path: {path} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
+        tensors = load_file(str(path))
+        return cls(
+            mean=tensors["mean"],
+            spread=tensors["spread"],
+            model_id=meta["model_id"],
+            processing=tuple(sorted((k, bool(v)) for k, v in meta["processing"].items())),
+            hook=meta["hook"],
+            layers=tuple(int(la) for la in meta["layers"]),
+            position=meta["position"],
+            terms=tuple((float(w), Provenance.from_dict(p)) for w, p in meta["terms"]),
+        )
+
+
+def incompatibilities(a: TaskVector, b: TaskVector) -> list[str]:
+    """Names of what differs between two vectors that must be combined (empty when compatible)."""
+    diffs = []
+    for name in ("model_id", "processing", "hook", "d_model", "layers", "position"):
+        va, vb = getattr(a, name), getattr(b, name)
+        if va != vb:
+            diffs.append(f"{name} ({va!r} vs {vb!r})")
+    return diffs
+
+
+def check_compatible(a: TaskVector, b: TaskVector) -> None:
+    """``ValueError`` naming each field that differs (model_id, processing, hook, d_model, layers, position)."""
+    diffs = incompatibilities(a, b)
+    if diffs:
+        raise ValueError("vectors: incompatible task vectors; they differ in " + "; ".join(diffs))
+
+
+def check_weights(weights: Sequence[float], n: int, name: str = "weights") -> tuple[float, ...]:
+    """Convex weights: ``n`` finite values ``>= 0`` summing to 1 (tolerance 1e-6)."""
+    w = tuple(float(x) for x in weights)
+    if len(w) != n:
+        raise ValueError(f"{name}: expected {n} weights (one per vector), got {len(w)}")
+    if any(not math.isfinite(x) or x < 0 for x in w):
+        raise ValueError(f"{name}: each weight must be finite and >= 0, got {list(w)}")
+    if abs(sum(w) - 1.0) > WEIGHT_TOL:
+        raise ValueError(f"{name}: weights must sum to 1 (tolerance {WEIGHT_TOL}), got sum {sum(w):.9g}")
+    return w
+
+
+def convex(weights: Sequence[float], vectors: Sequence[TaskVector]) -> TaskVector:
+    """Σ_i w_i v_i with ``w_i >= 0`` and ``Σ w_i = 1`` (checked, like the vectors' compatibility, up front).
+
+    ``convex([1, 0], [v_a, v_b]).mean`` equals ``v_a.mean`` exactly.
+    """
+    vectors = list(vectors)
+    if not vectors:
+        raise ValueError("vectors: need at least one TaskVector")
+    if not all(isinstance(v, TaskVector) for v in vectors):
+        raise ValueError("vectors: every element must be a TaskVector")
+    w = check_weights(weights, len(vectors))
+    for v in vectors[1:]:
+        check_compatible(vectors[0], v)
+    out = w[0] * vectors[0]
+    for wi, v in zip(w[1:], vectors[1:], strict=True):
+        out = out + wi * v
+    return out
+
+
+def from_activations(
+    acts: torch.Tensor,
+    *,
+    model,
+    hook: str,
+    layers: Sequence[int],
+    provenance: Provenance,
+) -> TaskVector:
+    """A :class:`TaskVector` from captured ``Float[Tensor, "layer prompt d_model"]`` activations."""
+    if acts.ndim != 3 or acts.shape[0] != len(layers):
+        raise ValueError(f"acts: expected shape (layer={len(layers)}, prompt, d_model), got {tuple(acts.shape)}")
+    info = model_info(model)
+    mean = acts.double().mean(dim=1)
+    spread = acts.double().std(dim=1, correction=1) if acts.shape[1] > 1 else torch.zeros_like(mean)
+    return TaskVector(
+        mean=mean.to(acts.dtype),
+        spread=spread.to(acts.dtype),
+        model_id=info.model_id,
+        processing=tuple(sorted(asdict(info.processing).items())),
+        hook=hook,
+        layers=tuple(int(la) for la in layers),
+        position=POSITION_RULE,
+        terms=((1.0, provenance),),
+    )
+
+
+def vector_from_prompts(
+    model,
+    prompts: Sequence[Prompt],
+    *,
+    hook: str = "resid_post",
+    layers: Sequence[int] | None = None,
+    batch_size: int = 32,
+    label: str = "",
+) -> TaskVector:
+    """Mean residual stream at each prompt's last token over arbitrary prompts (controls, custom builders)."""
+    if not prompts:
+        raise ValueError("prompts: need at least one prompt")
+    check_hook(hook)
+    layers = check_layers(model, layers)
+    p0 = prompts[0]
+    prov = Provenance(p0.family, tuple(p0.tasks), tuple(p0.proportions), len(prompts), p0.n_examples, p0.seed, label)
+    acts = capture_resid(model, prompts, layers=layers, hook=hook, batch_size=batch_size)
+    return from_activations(acts, model=model, hook=hook, layers=layers, provenance=prov)
+
+
+def task_vector(
+    model,
+    family: str,
+    task_or_tasks: str | Sequence[str],
+    *,
+    proportions: Sequence[float] | None = None,
+    n_prompts: int = 100,
+    n_examples: int = 20,
+    seed: int = 0,
+    hook: str = "resid_post",
+    layers: Sequence[int] | None = None,
+    batch_size: int = 32,
+) -> TaskVector:
+    """Task vector of one task (or of a mixture of tasks with ``proportions``) at every (or given) layer.
+
+    Prompts come from :func:`interp.prompts.build_prompts` (``n_examples`` examples and a real query); the
+    vector is the mean residual stream (``hook`` of each layer) at the query's last token.
+
+    Args:
+        family: task family name; task_or_tasks: one task or the mixed tasks.
+        proportions: fraction of examples per task (default uniform; ignored for a single task).
+        n_prompts, n_examples, seed: prompt construction (seeded).
+        hook: ``"resid_pre" | "resid_mid" | "resid_post"``; layers: default all.
+
+    >>> v = task_vector(model, "operands", "sum", n_prompts=50)       # doctest: +SKIP
+    >>> v.mean.shape                                                  # doctest: +SKIP
+    torch.Size([4, 128])
+    """
+    fam = get_family(family)
+    tasks = resolve_tasks(fam, [task_or_tasks] if isinstance(task_or_tasks, str) else task_or_tasks)
+    check_hook(hook)
+    layers = check_layers(model, layers)
+    prompts = build_prompts(
+        fam, tasks, proportions=proportions, n_examples=n_examples, n_prompts=n_prompts, seed=seed
+    )
+    return vector_from_prompts(model, prompts, hook=hook, layers=layers, batch_size=batch_size)

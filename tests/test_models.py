@@ -1,0 +1,152 @@
+"""Loader tests on the real GPT-2-small architecture with seeded weights, plus real-weight acceptance tests."""
+
+import time
+
+import pytest
+import torch
+
+from interp.models import (
+    WeightProcessing,
+    WeightsNotFoundError,
+    hooks,
+    load_model,
+    model_info,
+    resolve_weights_dir,
+)
+from interp.tokenization import encode_batch, pad_id
+
+
+def test_gpt2_small_architecture(gpt2_small_pair):
+    _, model = gpt2_small_pair
+    cfg = model.cfg
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_vocab, cfg.n_ctx) == (12, 768, 12, 50257, 1024)
+    info = model_info(model)
+    assert info.processing == WeightProcessing() and not info.processing.center_writing_weights
+
+
+def test_oracle_logits_and_residual_stream_match_hf_on_padded_batch(gpt2_small_pair):
+    hf, model = gpt2_small_pair
+    tok = model.tokenizer
+    texts = ["Hello world!", "\n34@57=91\n12@40=", "France->Paris\nJapan->"]
+    ids = encode_batch(tok, texts)
+    width = max(map(len, ids))
+    x = torch.full((len(ids), width), pad_id(tok))
+    mask = torch.zeros_like(x)
+    for i, row in enumerate(ids):
+        x[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    with torch.no_grad():
+        ref = hf(x, attention_mask=mask, output_hidden_states=True)
+        logits, cache = model.run_with_cache(
+            x, names_filter=lambda n: n.endswith("hook_resid_post") or n == "ln_final.hook_normalized"
+        )
+    final = model.ln_final.w * cache["ln_final.hook_normalized"] + model.ln_final.b
+    for i, row in enumerate(ids):
+        n = len(row)
+        torch.testing.assert_close(logits[i, :n], ref.logits[i, :n], atol=1e-4, rtol=0)
+        for layer in range(11):  # HF's last hidden state has ln_f applied: compared below
+            torch.testing.assert_close(
+                cache[f"blocks.{layer}.hook_resid_post"][i, :n], ref.hidden_states[layer + 1][i, :n], atol=1e-4, rtol=1e-5
+            )
+        torch.testing.assert_close(final[i, :n], ref.hidden_states[12][i, :n], atol=1e-4, rtol=1e-5)
+    assert model.tokenizer.padding_side == "right"
+
+
+def test_padded_and_unpadded_last_token_logits_equal(gpt2_small_pair):
+    _, model = gpt2_small_pair
+    tok = model.tokenizer
+    ids = encode_batch(tok, ["a", "12@34=46\n50@61="])
+    x = torch.full((2, len(ids[1])), pad_id(tok))
+    for i, row in enumerate(ids):
+        x[i, : len(row)] = torch.tensor(row)
+    with torch.no_grad():
+        batched = model(x)
+        alone = model(torch.tensor([ids[0]]))
+    torch.testing.assert_close(batched[0, len(ids[0]) - 1], alone[0, -1], atol=1e-4, rtol=0)
+
+
+def test_missing_gpt2_fails_fast_and_names_both_ways(monkeypatch, tmp_path):
+    monkeypatch.delenv("INTERP_GPT2_PATH", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    start = time.perf_counter()
+    with pytest.raises(WeightsNotFoundError) as err:
+        load_model("gpt2")
+    assert time.perf_counter() - start < 1.0
+    assert "INTERP_GPT2_PATH" in str(err.value) and "Hugging Face cache" in str(err.value)
+
+
+def test_env_path_and_path_argument_load_gpt2(monkeypatch, gpt2_small_dir):
+    monkeypatch.setenv("INTERP_GPT2_PATH", str(gpt2_small_dir))
+    assert resolve_weights_dir("gpt2-small") == ("gpt2", gpt2_small_dir)
+    monkeypatch.delenv("INTERP_GPT2_PATH")
+    assert resolve_weights_dir("gpt2", path=gpt2_small_dir)[1] == gpt2_small_dir
+
+
+def test_bad_specs_and_arguments(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="lacks config.json"):
+        load_model(str(tmp_path))
+    with pytest.raises(WeightsNotFoundError, match="no such directory"):
+        load_model("./not/here")
+    with pytest.raises(WeightsNotFoundError, match="unknown model 'no-such-model'"):
+        load_model("no-such-model")
+    with pytest.raises(ValueError, match="dtype: 'int8' not supported; valid: float32, float16, bfloat16"):
+        load_model("embedded", dtype="int8")
+    with pytest.raises(WeightsNotFoundError, match="INTERP_GPT2_PATH points to"):
+        import os
+
+        os.environ["INTERP_GPT2_PATH"] = str(tmp_path)
+        try:
+            load_model("gpt2")
+        finally:
+            del os.environ["INTERP_GPT2_PATH"]
+
+
+def test_processing_flags_are_recorded(tiny_char_pair, char_tokenizer):
+    from interp.models import hooked_from_hf
+
+    hf, _ = tiny_char_pair
+    folded = hooked_from_hf(hf, char_tokenizer, model_id="tiny-char", processing=WeightProcessing(fold_ln=True))
+    assert model_info(folded).processing.fold_ln
+    x = torch.tensor([[1, 20, 21, 22]])
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), hf(x).logits, atol=1e-4, rtol=0)  # folding keeps the function
+
+
+def test_hooks_context_removes_exactly_what_it_added(tiny_char_model):
+    calls = []
+    name = "blocks.0.hook_resid_post"
+    tiny_char_model.hook_dict[name].add_hook(lambda act, hook: calls.append("user"))
+    try:
+        with pytest.raises(RuntimeError):
+            with hooks(tiny_char_model, [(name, lambda act, hook: calls.append("ours"))]):
+                tiny_char_model(torch.tensor([[1, 5, 6]]))
+                raise RuntimeError("boom")
+        assert len(tiny_char_model.hook_dict[name].fwd_hooks) == 1  # the user's hook survives
+        tiny_char_model(torch.tensor([[1, 5, 6]]))
+        assert calls == ["user", "ours", "user"]
+    finally:
+        tiny_char_model.reset_hooks()
+    with pytest.raises(ValueError, match="unknown hook point"):
+        with hooks(tiny_char_model, [("blocks.99.hook_resid_post", lambda a, hook: None)]):
+            pass
+
+
+# --- acceptance tests on the real GPT-2 small (skipped without local weights) --------------------------
+
+
+@pytest.mark.gpt2_weights
+def test_real_gpt2_golden_loss(real_gpt2):
+    # TransformerLens's published golden value for GPT-2 small (its test suite): loss on "Hello world!".
+    loss = real_gpt2(real_gpt2.to_tokens("Hello world!"), return_type="loss")
+    assert float(loss) == pytest.approx(5.331855773925781, abs=1e-4)
+
+
+@pytest.mark.gpt2_weights
+def test_real_gpt2_superposition_smoke(real_gpt2):
+    from interp.prompts import build_prompts
+    from interp.scoring import score_answers
+
+    prompts = build_prompts("operands", ["copy_first", "copy_second"], n_examples=20, n_prompts=10, seed=0)
+    probs = score_answers(real_gpt2, prompts).probs
+    assert probs.mean(axis=0).min() > 0.05  # both tasks get real mass on 50/50 prompts

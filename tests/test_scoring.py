@@ -1,0 +1,97 @@
+"""Oracle: batched, padded, prefix-sharing scoring equals a plain per-candidate loop."""
+
+import numpy as np
+import pytest
+import torch
+
+from interp.prompts import build_prompts
+from interp.scoring import candidates_for, score_answers
+from interp.tasks import Family, Task
+from interp.tokenization import encode
+
+
+def loop_log_prob(model, prompt_text: str, answer: str) -> float:
+    """Reference: one unpadded forward pass of prompt+answer, gather each answer token's log-prob."""
+    tok = model.tokenizer
+    prompt_ids = encode(tok, prompt_text)
+    full = encode(tok, prompt_text + answer)
+    start = next((i for i, (a, b) in enumerate(zip(prompt_ids, full, strict=False)) if a != b), len(prompt_ids))
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([full]))[0].double(), dim=-1)
+    return float(sum(logp[j - 1, full[j]] for j in range(start, len(full))))
+
+
+def merge_family() -> Family:
+    # "x=" followed by an answer starting with "=": GPT-2 merges "==" into one token.
+    return Family("merge_test", (Task("eq", lambda x: f"={x}"), Task("plain", lambda x: f"{x + 1}")),
+                  lambda rng: int(rng.integers(10, 99)), lambda x: f"v{x}", "=")
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_gpt2_model", "tiny_char_model", "gpt2_small_model"])
+@pytest.mark.parametrize("include_newline", [False, True])
+def test_batched_scoring_equals_unbatched_loop(model_fixture, include_newline, request):
+    if model_fixture == "gpt2_small_model" and include_newline:
+        pytest.skip("one GPT-2-small-architecture case is enough (and costs ~20 s on 2 cores)")
+    model = request.getfixturevalue(model_fixture)
+    families = ["operands", "country", "add_translate"] if model_fixture != "gpt2_small_model" else ["operands"]
+    for fam in families:
+        prompts = build_prompts(fam, n_examples=4, n_prompts=3, seed=5)
+        scores = score_answers(model, prompts, include_newline=include_newline, batch_size=4)
+        suffix = "\n" if include_newline else ""
+        expected = np.array([[loop_log_prob(model, p.text, a + suffix) for a in p.answers] for p in prompts])
+        np.testing.assert_allclose(scores.log_probs, expected, atol=1e-5, rtol=0)
+        assert np.all(scores.log_probs < 0)
+
+
+@pytest.fixture(scope="module")
+def gpt2_small_model(gpt2_small_pair):
+    return gpt2_small_pair[1]
+
+
+def test_merged_answer_token_is_detected_and_scored(tiny_gpt2_model):
+    tok = tiny_gpt2_model.tokenizer
+    cands = candidates_for(tok, "\nv12=", ["=12", "13"])
+    assert cands[0].merged and not cands[1].merged  # "==" is one GPT-2 token
+    prompts = build_prompts(merge_family(), n_examples=2, n_prompts=2, seed=0)
+    scores = score_answers(tiny_gpt2_model, prompts)
+    assert scores.n_merged == 2
+    expected = [[loop_log_prob(tiny_gpt2_model, p.text, a) for a in p.answers] for p in prompts]
+    np.testing.assert_allclose(scores.log_probs, expected, atol=1e-5, rtol=0)
+
+
+def test_probabilities_and_other(tiny_char_model):
+    prompts = build_prompts("bias_add", ["add1", "add2"], n_examples=4, n_prompts=4, seed=0)
+    s = score_answers(tiny_char_model, prompts)
+    np.testing.assert_allclose(s.probs.sum(axis=1) + s.other, 1.0)
+    assert s.probs.shape == (4, 2) and s.tasks == ("add1", "add2")
+
+
+def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch):
+    import interp.scoring as scoring
+
+    seen = []
+    original = scoring.forward_logits
+
+    def counting(model, tokens, attention_mask=None):
+        seen.append(tokens.shape[0])
+        return original(model, tokens, attention_mask)
+
+    monkeypatch.setattr(scoring, "forward_logits", counting)
+    score_answers(tiny_char_model, build_prompts("bias_add", n_examples=10, n_prompts=3), batch_size=64)
+    assert sum(seen) == 3  # ten single-character answers per prompt, one row per prompt
+
+
+def test_context_overflow_raises_before_forward(tiny_gpt2_model, monkeypatch):
+    import interp.scoring as scoring
+
+    monkeypatch.setattr(scoring, "forward_logits", lambda *a, **k: pytest.fail("forward pass ran"))
+    prompts = build_prompts("operands", n_examples=60, n_prompts=1)
+    with pytest.raises(ValueError, match="prompts: longest sequence has .* context of 256"):
+        score_answers(tiny_gpt2_model, prompts)
+
+
+def test_mixed_task_sets_rejected(tiny_char_model):
+    a = build_prompts("operands", ["sum", "copy_first"], n_examples=4, n_prompts=1)
+    b = build_prompts("operands", ["sum", "copy_second"], n_examples=4, n_prompts=1)
+    with pytest.raises(ValueError, match="same candidate tasks"):
+        score_answers(tiny_char_model, a + b)
