@@ -80,8 +80,9 @@ class Decomposition:
     @property
     def relative_residual(self) -> np.ndarray:
         """‖y − ŷ‖ / ‖y‖ per layer (equals ``residual_norm`` for a unit target)."""
-        return np.divide(self.residual_norm, self.target_norm, out=np.zeros_like(self.residual_norm),
-                         where=self.target_norm > 0)
+        return np.divide(
+            self.residual_norm, self.target_norm, out=np.zeros_like(self.residual_norm), where=self.target_norm > 0
+        )
 
 
 def _fit(y: np.ndarray, X: np.ndarray, method: str, intercept: bool) -> tuple[np.ndarray, float]:
@@ -149,8 +150,15 @@ def decompose(
         icpt.append(b0)
         resid.append(float(np.linalg.norm(y[la] - X[la] @ c - b0)))
     return Decomposition(
-        np.array(coefs), np.array(icpt), np.array(resid), np.linalg.norm(y, axis=1), tuple(int(la) for la in layers),
-        tuple(names), method, intercept, normalize,
+        np.array(coefs),
+        np.array(icpt),
+        np.array(resid),
+        np.linalg.norm(y, axis=1),
+        tuple(int(la) for la in layers),
+        tuple(names),
+        method,
+        intercept,
+        normalize,
     )
 
 
@@ -252,12 +260,16 @@ def control_vectors(
         "b": task_vector(model, fam.name, task_b, **kw),
         "mixed": task_vector(model, fam.name, pair, proportions=[0.5, 0.5], **kw),
         "random_answers": vector_from_prompts(
-            model, random_answer_prompts(fam.name, pair, n_examples=n_examples, n_prompts=n_prompts, seed=seed),
-            label="random_answers", **cap,
+            model,
+            random_answer_prompts(fam.name, pair, n_examples=n_examples, n_prompts=n_prompts, seed=seed),
+            label="random_answers",
+            **cap,
         ),
         "random_strings": vector_from_prompts(
-            model, random_string_prompts(fam.name, pair, n_examples=n_examples, n_prompts=n_prompts, seed=seed),
-            label="random_strings", **cap,
+            model,
+            random_string_prompts(fam.name, pair, n_examples=n_examples, n_prompts=n_prompts, seed=seed),
+            label="random_strings",
+            **cap,
         ),
         "third_task": task_vector(model, fam.name, third_task, **kw),
     }
@@ -345,8 +357,9 @@ def proportion_sweep(
         coefs.append(d.coefs)
         icpt.append(d.intercept)
         resid.append(d.residual_norm)
-    return ProportionSweep(q, np.array(fracs), np.array(coefs), np.array(icpt), np.array(resid), layers, method,
-                           intercept)
+    return ProportionSweep(
+        q, np.array(fracs), np.array(coefs), np.array(icpt), np.array(resid), layers, method, intercept
+    )
 
 
 # ---------------------------------------------------------------------------------------------

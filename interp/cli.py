@@ -30,7 +30,9 @@ def parse_mix(text: str | None, n_tasks: int) -> list[float]:
     try:
         values = [float(Fraction(part.strip())) for part in text.split(",")]
     except (ValueError, ZeroDivisionError):
-        raise CliError(f"--mix: malformed {text!r}; expected comma-separated fractions like 1/3,1/3,1/3 or 0.5,0.5") from None
+        raise CliError(
+            f"--mix: malformed {text!r}; expected comma-separated fractions like 1/3,1/3,1/3 or 0.5,0.5"
+        ) from None
     if len(values) != n_tasks:
         raise CliError(f"--mix: {len(values)} values for {n_tasks} tasks; give one fraction per task")
     if abs(sum(values) - 1) < 1e-4:  # 1/3 written as 0.333 is fine; renormalise tiny rounding
@@ -52,21 +54,31 @@ def cmd_measure(args: argparse.Namespace) -> None:
     fam = get_family(args.family)
     tasks = resolve_tasks(fam, _parse_list(args.tasks))
     mix = parse_mix(args.mix, len(tasks))
-    prompts = build_prompts(fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts,
-                            seed=args.seed)
+    prompts = build_prompts(
+        fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
+    )
     resolve_weights_dir(args.model)  # fail fast on a missing model, before heavy imports
     model = load_model(args.model, device=args.device)
     scores = score_answers(model, prompts, include_newline=args.newline)
     summary = summarize(scores.probs, mix, tasks=tasks, seed=args.seed)
     result = {
-        "model": model_info(model).model_id, "family": fam.name, "tasks": list(tasks), "mix": mix,
-        "n_examples": args.n_examples, "n_prompts": args.n_prompts, "seed": args.seed,
-        "include_newline": args.newline, **summary,
+        "model": model_info(model).model_id,
+        "family": fam.name,
+        "tasks": list(tasks),
+        "mix": mix,
+        "n_examples": args.n_examples,
+        "n_prompts": args.n_prompts,
+        "seed": args.seed,
+        "include_newline": args.newline,
+        **summary,
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"model {result['model']} · family {fam.name} · {args.n_prompts} prompts × {args.n_examples} examples · seed {args.seed}")
+    print(
+        f"model {result['model']} · family {fam.name} · {args.n_prompts} prompts × {args.n_examples} examples"
+        f" · seed {args.seed}"
+    )
     print(f"{'task':<14}{'target':>8}{'mean P':>9}{'95% CI':>18}{'var':>8}")
     for task, t in zip(tasks, mix, strict=True):
         s = summary["tasks"][task]
@@ -74,8 +86,10 @@ def cmd_measure(args: argparse.Namespace) -> None:
     o = summary["other"]
     print(f"{'other':<14}{0:>8.3f}{o['mean']:>9.3f}   [{o['ci95'][0]:.3f}, {o['ci95'][1]:.3f}]{o['var']:>8.3f}")
     kl = summary["kl"]
-    print(f"KL(t||p) = {kl['mean']:.3f} [{kl['ci95'][0]:.3f}, {kl['ci95'][1]:.3f}]  "
-          f"(renormalised {summary['kl_renormalized']['mean']:.3f})")
+    print(
+        f"KL(t||p) = {kl['mean']:.3f} [{kl['ci95'][0]:.3f}, {kl['ci95'][1]:.3f}]  "
+        f"(renormalised {summary['kl_renormalized']['mean']:.3f})"
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -108,10 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    m = sub.add_parser("measure", help="answer probabilities on mixed prompts",
-                       description="Mean probability of each task's answer on prompts mixing tasks in the given "
-                                   "proportions, with 95%% bootstrap CIs, 'other' mass and KL(t||p).",
-                       epilog="example: interp measure --family operands --mix 1/3,1/3,1/3 --n-prompts 50")
+    m = sub.add_parser(
+        "measure",
+        help="answer probabilities on mixed prompts",
+        description="Mean probability of each task's answer on prompts mixing tasks in the given "
+        "proportions, with 95%% bootstrap CIs, 'other' mass and KL(t||p).",
+        epilog="example: interp measure --family operands --mix 1/3,1/3,1/3 --n-prompts 50",
+    )
     m.add_argument("--family", required=True, help="task family, e.g. operands, retrieval, bias_add, country")
     m.add_argument("--tasks", help="comma-separated task names of the family (default: all)")
     m.add_argument("--mix", help="comma-separated fraction per task, e.g. 1/3,1/3,1/3 (default: uniform)")
@@ -124,24 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true", help="print only JSON on stdout")
     m.set_defaults(func=cmd_measure)
 
-    t = sub.add_parser("train", help="train a model from scratch on single-task prompts",
-                       epilog="example: interp train --config experiments/configs/embedded.json --out runs/embedded")
+    t = sub.add_parser(
+        "train",
+        help="train a model from scratch on single-task prompts",
+        epilog="example: interp train --config experiments/configs/embedded.json --out runs/embedded",
+    )
     t.add_argument("--config", required=True, help="JSON training config (see experiments/configs/)")
     t.add_argument("--out", required=True, help="run directory (checkpoints, log.json, final/)")
     t.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a state")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    f = sub.add_parser("figures", help="regenerate figures (HTML, PNG, JSON) under --out",
-                       epilog="example: interp figures mixture_sweep --quick --out /tmp/figs")
+    f = sub.add_parser(
+        "figures",
+        help="regenerate figures (HTML, PNG, JSON) under --out",
+        epilog="example: interp figures mixture_sweep --quick --out /tmp/figs",
+    )
     f.add_argument("studies", nargs="*", help="studies to run (default: all)")
     f.add_argument("--model", default="embedded", help="model spec (default embedded)")
     f.add_argument("--quick", action="store_true", help="few prompts: a smoke run in well under 2 minutes")
     f.add_argument("--out", default="figures", help="output directory (default figures/)")
     f.set_defaults(func=cmd_figures)
 
-    d = sub.add_parser("demo", help="the main job: headline figures and numbers on the embedded model",
-                       epilog="example: interp demo")
+    d = sub.add_parser(
+        "demo", help="the main job: headline figures and numbers on the embedded model", epilog="example: interp demo"
+    )
     d.add_argument("--model", default="embedded", help="model spec (default embedded)")
     d.add_argument("--out", default="figures", help="output directory (default figures/)")
     d.set_defaults(func=cmd_demo)

@@ -82,8 +82,13 @@ def bootstrap_ci(values, *, confidence: float = 0.95, n_resamples: int = 2000, s
     if v.size == 1 or np.all(v == v[0]):
         return float(v[0]), float(v[0])
     res = bootstrap(
-        (v,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
-        rng=np.random.default_rng(seed), vectorized=True,
+        (v,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        vectorized=True,
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 

@@ -116,7 +116,9 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
     Cheap on purpose: a missing model fails fast, before any heavy import or work.
     """
     if not isinstance(spec, str | os.PathLike) or not str(spec):
-        raise ValueError(f"spec: expected 'embedded', 'gpt2', a local directory or a TransformerLens name, got {spec!r}")
+        raise ValueError(
+            f"spec: expected 'embedded', 'gpt2', a local directory or a TransformerLens name, got {spec!r}"
+        )
     spec = str(spec)
     if spec == EMBEDDED:
         d = Path(path) if path else embedded_model_dir()
@@ -190,8 +192,12 @@ def _hooked_config(hf_config, model_id: str, device: str, dtype, n_devices: int)
 
     acts = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu", "gelu_pytorch_tanh": "gelu_pytorch_tanh"}
     if hf_config.activation_function not in acts:
-        raise ValueError(f"config.json: activation_function {hf_config.activation_function!r} not supported; valid: {list(acts)}")
-    if getattr(hf_config, "scale_attn_by_inverse_layer_idx", False) or getattr(hf_config, "reorder_and_upcast_attn", False):
+        raise ValueError(
+            f"config.json: activation_function {hf_config.activation_function!r} not supported; valid: {list(acts)}"
+        )
+    if getattr(hf_config, "scale_attn_by_inverse_layer_idx", False) or getattr(
+        hf_config, "reorder_and_upcast_attn", False
+    ):
         raise ValueError("config.json: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported")
     return HookedTransformerConfig(
         model_name=model_id,
@@ -307,12 +313,21 @@ def load_model(
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     tok = _load_tokenizer(d, hf.config.vocab_size)
     return hooked_from_hf(
-        hf, tok, model_id=model_id, source=str(d), device=device, dtype=dtype,
-        processing=processing, n_devices=n_devices, weights_sha256=sha,
+        hf,
+        tok,
+        model_id=model_id,
+        source=str(d),
+        device=device,
+        dtype=dtype,
+        processing=processing,
+        n_devices=n_devices,
+        weights_sha256=sha,
     )
 
 
-def _load_transformer_lens(model_id: str, d: Path, device: str, dtype: str, processing: WeightProcessing, n_devices: int):
+def _load_transformer_lens(
+    model_id: str, d: Path, device: str, dtype: str, processing: WeightProcessing, n_devices: int
+):
     """Non-GPT-2 architectures: TransformerLens's own loader, with the hub switched off."""
     import torch
     from transformer_lens import HookedTransformer

@@ -124,10 +124,8 @@ def _patch_hook(values: torch.Tensor, rows: torch.Tensor | None, cols: torch.Ten
         v = values.to(act.device, act.dtype)
         if v.ndim == 2 and v.shape[0] != r.shape[0]:
             raise ValueError(f"vector_or_tensor: {v.shape[0]} rows of values for a batch of {r.shape[0]} sequences")
-        if mode == "replace":
-            act[r, c] = v
-        else:
-            act[r, c] = act[r, c] + v
+        act = act.clone()  # out of place: the input of a resid_pre hook is the previous block's output
+        act[r, c] = v if mode == "replace" else act[r, c] + v
         return act
 
     return fn
@@ -259,7 +257,10 @@ def _cells_scores(
         return out
 
     scores = score_answers(
-        model, list(prompts) * len(cells), include_newline=include_newline, batch_size=batch_size,
+        model,
+        list(prompts) * len(cells),
+        include_newline=include_newline,
+        batch_size=batch_size,
         prompt_hooks=prompt_hooks,
     )
     return scores.log_probs.reshape(len(cells), n, -1)
@@ -289,7 +290,13 @@ def patched_scores(
     value = vector.at(layer)
     pos = last_positions(model, prompts, positions)
     logp = _cells_scores(
-        model, prompts, [(layer, value)], pos, mode=mode, hook=vector.hook, batch_size=batch_size,
+        model,
+        prompts,
+        [(layer, value)],
+        pos,
+        mode=mode,
+        hook=vector.hook,
+        batch_size=batch_size,
         include_newline=include_newline,
     )[0]
     return AnswerScores(logp, tuple(prompts[0].tasks), include_newline)
@@ -365,8 +372,17 @@ def best_layer(
     zs_p, zs_acc = _p_and_acc(score_answers(model, zs, batch_size=batch_size).log_probs, k)
     icl_p, icl_acc = _p_and_acc(score_answers(model, icl, batch_size=batch_size).log_probs, k)
     return BestLayer(
-        fam.name, task, layers, np.array([p for p, _ in per_layer]), np.array([a for _, a in per_layer]),
-        zs_p, zs_acc, icl_p, icl_acc, n_prompts, seed,
+        fam.name,
+        task,
+        layers,
+        np.array([p for p, _ in per_layer]),
+        np.array([a for _, a in per_layer]),
+        zs_p,
+        zs_acc,
+        icl_p,
+        icl_acc,
+        n_prompts,
+        seed,
     )
 
 
@@ -411,8 +427,18 @@ class MixtureSweep:
 
 
 def _mixture_sweep(
-    model, family: str, tasks: Sequence[str], vectors: Sequence[TaskVector], weights: np.ndarray,
-    layers: Sequence[int] | None, n_prompts: int, n_examples: int, seed: int, mode: str, real: bool, batch_size: int,
+    model,
+    family: str,
+    tasks: Sequence[str],
+    vectors: Sequence[TaskVector],
+    weights: np.ndarray,
+    layers: Sequence[int] | None,
+    n_prompts: int,
+    n_examples: int,
+    seed: int,
+    mode: str,
+    real: bool,
+    batch_size: int,
 ) -> MixtureSweep:
     fam = get_family(family)
     tasks = resolve_tasks(fam, tasks)
@@ -446,8 +472,19 @@ def _mixture_sweep(
         real_probs, real_sem = _summarise(rl.reshape(len(weights), n_prompts, len(tasks)))
         fractions = np.array([p.fractions() for p in mixed_prompts]).reshape(len(weights), n_prompts, -1).mean(1)
     return MixtureSweep(
-        fam.name, tuple(tasks), weights, layers, probs, sem, real_probs, real_sem, fractions,
-        n_prompts, n_examples, seed, mode,
+        fam.name,
+        tuple(tasks),
+        weights,
+        layers,
+        probs,
+        sem,
+        real_probs,
+        real_sem,
+        fractions,
+        n_prompts,
+        n_examples,
+        seed,
+        mode,
     )
 
 
@@ -480,7 +517,17 @@ def lambda_sweep(
     lam = check_lambdas(lambdas)
     weights = np.stack([1.0 - lam, lam], axis=1)
     return _mixture_sweep(
-        model, family, [task_a, task_b], [va, vb], weights, layers, n_prompts, n_examples, seed, mode, real,
+        model,
+        family,
+        [task_a, task_b],
+        [va, vb],
+        weights,
+        layers,
+        n_prompts,
+        n_examples,
+        seed,
+        mode,
+        real,
         batch_size,
     )
 
@@ -529,6 +576,4 @@ def simplex_sweep(
     w = simplex_grid(len(tasks), resolution) if weights is None else np.asarray(weights, dtype=float)
     if w.ndim != 2 or w.shape[1] != len(tasks):
         raise ValueError(f"weights: expected shape (point, {len(tasks)}), got {w.shape}")
-    return _mixture_sweep(
-        model, family, tasks, vectors, w, layers, n_prompts, n_examples, seed, mode, real, batch_size
-    )
+    return _mixture_sweep(model, family, tasks, vectors, w, layers, n_prompts, n_examples, seed, mode, real, batch_size)

@@ -152,7 +152,9 @@ def build_prompts(
     if not isinstance(n_examples, int | np.integer) or n_examples < 0:
         raise ValueError(f"n_examples: must be an integer >= 0, got {n_examples!r}")
     if n_examples and len(names) > n_examples and sampling == "exact" and counts is None:
-        raise ValueError(f"n_examples: {n_examples} examples cannot hold {len(names)} tasks; use n_examples >= {len(names)}")
+        raise ValueError(
+            f"n_examples: {n_examples} examples cannot hold {len(names)} tasks; use n_examples >= {len(names)}"
+        )
     if not isinstance(n_prompts, int | np.integer) or n_prompts < 1:
         raise ValueError(f"n_prompts: must be an integer >= 1, got {n_prompts!r}")
     if counts is None and sampling == "exact":

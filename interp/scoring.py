@@ -184,8 +184,10 @@ def score_answers(
     rows, row_prompt, where = _plan_rows(cands)
     batch_hooks = None
     if prompt_hooks is not None:
+
         def batch_hooks(row_ids: list[int]) -> list[tuple[str, Callable]]:
             return prompt_hooks([row_prompt[r] for r in row_ids])
+
     logps = row_log_probs(model, rows, batch_size=batch_size, pad=pad_id(tok), batch_hooks=batch_hooks)
     out = np.zeros((len(prompts), len(tasks)), dtype=np.float64)
     for i, group in enumerate(cands):

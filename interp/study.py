@@ -24,8 +24,20 @@ from interp.prompts import build_prompts, check_proportions
 from interp.scoring import score_answers
 from interp.tasks import get_family, resolve_tasks
 
-COLUMNS = ("model", "family", "tasks", "proportions", "seed", "n_examples", "prompt", "task", "target",
-           "log_prob", "prob", "other")
+COLUMNS = (
+    "model",
+    "family",
+    "tasks",
+    "proportions",
+    "seed",
+    "n_examples",
+    "prompt",
+    "task",
+    "target",
+    "log_prob",
+    "prob",
+    "other",
+)
 
 
 def format_proportions(props: Sequence[float]) -> str:
@@ -69,15 +81,29 @@ def run_study(
     for model in loaded:
         mid = model_info(model).model_id
         for fam_name, names, props, seed in plan:
-            prompts = build_prompts(fam_name, names, proportions=props, n_examples=n_examples,
-                                    n_prompts=n_prompts, seed=seed)
+            prompts = build_prompts(
+                fam_name, names, proportions=props, n_examples=n_examples, n_prompts=n_prompts, seed=seed
+            )
             scores = score_answers(model, prompts, include_newline=include_newline)
             other = scores.other
             for i in range(len(prompts)):
                 for k, task in enumerate(names):
-                    rows.append((mid, fam_name, ",".join(names), format_proportions(props), seed, n_examples, i,
-                                 task, props[k], scores.log_probs[i, k], float(np.exp(scores.log_probs[i, k])),
-                                 float(other[i])))
+                    rows.append(
+                        (
+                            mid,
+                            fam_name,
+                            ",".join(names),
+                            format_proportions(props),
+                            seed,
+                            n_examples,
+                            i,
+                            task,
+                            props[k],
+                            scores.log_probs[i, k],
+                            float(np.exp(scores.log_probs[i, k])),
+                            float(other[i]),
+                        )
+                    )
             bar.update()
     bar.close()
     return pd.DataFrame(rows, columns=list(COLUMNS))

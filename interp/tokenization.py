@@ -23,9 +23,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
 #: Characters of the character-level vocabulary after the specials: newline, printable ASCII
 #: (space included) and the Latin-1 letters (accents in French/Spanish number words).
 CHARACTERS: tuple[str, ...] = tuple(
-    ["\n"]
-    + [chr(c) for c in range(32, 127)]
-    + [chr(c) for c in range(0xC0, 0x100) if chr(c) not in "×÷"]
+    ["\n"] + [chr(c) for c in range(32, 127)] + [chr(c) for c in range(0xC0, 0x100) if chr(c) not in "×÷"]
 )
 
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from interp.prompts import build_prompts
 from interp.tasks import get_family, resolve_tasks
-from interp.tokenization import build_char_tokenizer, char_vocab, BOS, PAD, UNK
+from interp.tokenization import BOS, PAD, UNK, build_char_tokenizer, char_vocab
 
 
 @dataclass
@@ -140,9 +140,7 @@ class SingleTaskBatches:
 
 
 @torch.inference_mode()
-def icl_accuracy(
-    hf_model, tokenizer, family: str, task: str, *, n_examples: int, n_prompts: int, seed: int
-) -> float:
+def icl_accuracy(hf_model, tokenizer, family: str, task: str, *, n_examples: int, n_prompts: int, seed: int) -> float:
     """Greedy (teacher-forced argmax) accuracy of the full answer on single-task prompts, HF model."""
     from interp.tokenization import encode_batch, pad_id
 
@@ -154,9 +152,7 @@ def icl_accuracy(
     for i, f in enumerate(full):
         x[i, : len(f)] = torch.tensor(f)
     pred = hf_model(input_ids=x).logits.argmax(-1)
-    correct = [
-        all(int(pred[i, j - 1]) == f[j] for j in range(plen[i], len(f))) for i, f in enumerate(full)
-    ]
+    correct = [all(int(pred[i, j - 1]) == f[j] for j in range(plen[i], len(f))) for i, f in enumerate(full)]
     return float(np.mean(correct))
 
 
@@ -271,8 +267,10 @@ def train(
 
 def _save_state(path: Path, model, opt, sched, log: dict, step: int) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "log": log,
-                "step": step}, tmp)
+    torch.save(
+        {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "log": log, "step": step},
+        tmp,
+    )
     os.replace(tmp, path)
 
 

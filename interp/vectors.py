@@ -138,8 +138,14 @@ class TaskVector:
     # ---- arithmetic ----------------------------------------------------------------------------
     def _scaled(self, w: float) -> TaskVector:
         return TaskVector(
-            self.mean * w, self.spread * abs(w), self.model_id, self.processing, self.hook, self.layers,
-            self.position, tuple((c * w, p) for c, p in self.terms),
+            self.mean * w,
+            self.spread * abs(w),
+            self.model_id,
+            self.processing,
+            self.hook,
+            self.layers,
+            self.position,
+            tuple((c * w, p) for c, p in self.terms),
         )
 
     def __mul__(self, w: Any) -> TaskVector:
@@ -163,8 +169,14 @@ class TaskVector:
         check_compatible(self, other)
         spread = torch.sqrt(self.spread**2 + other.spread**2)
         return TaskVector(
-            self.mean + other.mean, spread, self.model_id, self.processing, self.hook, self.layers,
-            self.position, self.terms + other.terms,
+            self.mean + other.mean,
+            spread,
+            self.model_id,
+            self.processing,
+            self.hook,
+            self.layers,
+            self.position,
+            self.terms + other.terms,
         )
 
     def __sub__(self, other: Any) -> TaskVector:
@@ -364,7 +376,5 @@ def task_vector(
     tasks = resolve_tasks(fam, [task_or_tasks] if isinstance(task_or_tasks, str) else task_or_tasks)
     check_hook(hook)
     layers = check_layers(model, layers)
-    prompts = build_prompts(
-        fam, tasks, proportions=proportions, n_examples=n_examples, n_prompts=n_prompts, seed=seed
-    )
+    prompts = build_prompts(fam, tasks, proportions=proportions, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
     return vector_from_prompts(model, prompts, hook=hook, layers=layers, batch_size=batch_size)

@@ -30,7 +30,7 @@ def check_against_hf(hf, model, prompts, atol: float) -> None:
 
 
 def mixed_length_prompts():
-    prompts = build_prompts("operands", n_examples=2, n_prompts=2, seed=1) + build_prompts(
+    prompts = build_prompts("operands", ["sum"], n_examples=2, n_prompts=2, seed=1) + build_prompts(
         "country", ["capital"], n_examples=3, n_prompts=2, seed=2
     )
     assert len({len(p.text) for p in prompts}) > 1  # a padded batch
@@ -101,6 +101,6 @@ def no_forward(tiny_char_model, monkeypatch):
     ],
 )
 def test_bad_arguments_fail_before_forward(no_forward, kwargs, match):
-    prompts = build_prompts("operands", n_examples=2, n_prompts=2, seed=0)
+    prompts = build_prompts("operands", n_examples=3, n_prompts=2, seed=0)
     with pytest.raises(ValueError, match=match):
         capture_resid(no_forward, prompts, **kwargs)

@@ -12,7 +12,9 @@ def test_kl_hand_computed():
     np.testing.assert_allclose(kl_divergence(t, p), [expected0, expected1])
     # renormalised variant divides p by its row sum first
     q = p / p.sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(kl_divergence(t, p, renormalize=True)[0], 0.5 * np.log(0.5 / q[0, 0]) + 0.5 * np.log(0.5 / q[0, 1]))
+    np.testing.assert_allclose(
+        kl_divergence(t, p, renormalize=True)[0], 0.5 * np.log(0.5 / q[0, 0]) + 0.5 * np.log(0.5 / q[0, 1])
+    )
 
 
 def test_kl_zero_iff_calibrated_and_finite_at_zero_probability():

@@ -46,7 +46,10 @@ def test_oracle_logits_and_residual_stream_match_hf_on_padded_batch(gpt2_small_p
         torch.testing.assert_close(logits[i, :n], ref.logits[i, :n], atol=1e-4, rtol=0)
         for layer in range(11):  # HF's last hidden state has ln_f applied: compared below
             torch.testing.assert_close(
-                cache[f"blocks.{layer}.hook_resid_post"][i, :n], ref.hidden_states[layer + 1][i, :n], atol=1e-4, rtol=1e-5
+                cache[f"blocks.{layer}.hook_resid_post"][i, :n],
+                ref.hidden_states[layer + 1][i, :n],
+                atol=1e-4,
+                rtol=1e-5,
             )
         torch.testing.assert_close(final[i, :n], ref.hidden_states[12][i, :n], atol=1e-4, rtol=1e-5)
     assert model.tokenizer.padding_side == "right"

@@ -8,8 +8,7 @@ from interp.prompts import build_prompts, exact_counts, zero_shot_prompts
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6).filter(lambda w: sum(w) > 1e-3),
-       st.integers(0, 60))
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6).filter(lambda w: sum(w) > 1e-3), st.integers(0, 60))
 def test_exact_counts_is_largest_remainder(weights, n):
     props = [w / sum(weights) for w in weights]
     counts = exact_counts(props, n)
@@ -26,8 +25,11 @@ def test_exact_counts_known_values():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(0, 10), min_size=3, max_size=3).filter(lambda w: sum(w) > 0), st.integers(3, 30),
-       st.integers(0, 1000))
+@given(
+    st.lists(st.integers(0, 10), min_size=3, max_size=3).filter(lambda w: sum(w) > 0),
+    st.integers(3, 30),
+    st.integers(0, 1000),
+)
 def test_prompt_counts_follow_rounding_rule(weights, n, seed):
     props = [w / sum(weights) for w in weights]
     p = build_prompts("operands", proportions=props, n_examples=n, n_prompts=1, seed=seed)[0]
@@ -63,12 +65,15 @@ def test_same_seed_same_prompts_and_queries_shared_across_mixtures():
     assert a == b
     assert [p.query for p in a] == [p.query for p in c]
     assert [p.text for p in a] != [p.text for p in d]
-    assert [p.query for p in zero_shot_prompts("retrieval", ["pos1", "pos8"], n_prompts=5, seed=7)] == [p.query for p in a]
+    assert [p.query for p in zero_shot_prompts("retrieval", ["pos1", "pos8"], n_prompts=5, seed=7)] == [
+        p.query for p in a
+    ]
 
 
 def test_iid_sampling_draws_each_example_independently():
-    prompts = build_prompts("bias_add", ["add1", "add2"], proportions=[0.25, 0.75], n_examples=40, n_prompts=50,
-                            seed=0, sampling="iid")
+    prompts = build_prompts(
+        "bias_add", ["add1", "add2"], proportions=[0.25, 0.75], n_examples=40, n_prompts=50, seed=0, sampling="iid"
+    )
     frac = sum(p.example_tasks.count("add1") for p in prompts) / (40 * 50)
     assert abs(frac - 0.25) < 0.05
     assert len({p.example_tasks.count("add1") for p in prompts}) > 3  # counts vary per prompt
@@ -99,7 +104,8 @@ def test_bad_input_names_argument(kwargs, match):
 def test_family_that_cannot_give_distinct_answers():
     from interp.tasks import Family, Task
 
-    same = Family("same", (Task("a", lambda x: "1"), Task("b", lambda x: "1")), lambda rng: int(rng.integers(9)),
-                  str, ">")
+    same = Family(
+        "same", (Task("a", lambda x: "1"), Task("b", lambda x: "1")), lambda rng: int(rng.integers(9)), str, ">"
+    )
     with pytest.raises(ValueError, match="pairwise distinct"):
         build_prompts(same, n_examples=4, n_prompts=1)

@@ -23,8 +23,13 @@ def loop_log_prob(model, prompt_text: str, answer: str) -> float:
 
 def merge_family() -> Family:
     # "x=" followed by an answer starting with "=": GPT-2 merges "==" into one token.
-    return Family("merge_test", (Task("eq", lambda x: f"={x}"), Task("plain", lambda x: f"{x + 1}")),
-                  lambda rng: int(rng.integers(10, 99)), lambda x: f"v{x}", "=")
+    return Family(
+        "merge_test",
+        (Task("eq", lambda x: f"={x}"), Task("plain", lambda x: f"{x + 1}")),
+        lambda rng: int(rng.integers(10, 99)),
+        lambda x: f"v{x}",
+        "=",
+    )
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_gpt2_model", "tiny_char_model", "gpt2_small_model"])

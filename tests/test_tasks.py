@@ -10,8 +10,11 @@ from interp.tasks import Family, Task, countries, family_names, get_family, regi
         ("operands", (34, 57), {"copy_first": "34@57=34", "copy_second": "34@57=57", "sum": "34@57=91"}),
         ("retrieval", "qWeRtYuI", {"pos1": "qWeRtYuI>q", "pos2": "qWeRtYuI>W", "pos8": "qWeRtYuI>I"}),
         ("bias_add", 3, {"add0": "3>3", "add2": "3>5", "add9": "3>2"}),
-        ("letters", "garden", {"first": "garden->g", "last": "garden->n", "first_upper": "garden->G",
-                               "last_upper": "garden->N"}),
+        (
+            "letters",
+            "garden",
+            {"first": "garden->g", "last": "garden->n", "first_upper": "garden->G", "last_upper": "garden->N"},
+        ),
     ],
 )
 def test_family_examples_on_known_inputs(family, x, expected):
@@ -60,8 +63,13 @@ def test_unknown_family_and_task_name_valid_choices():
 
 
 def test_register_a_new_family_in_a_few_lines():
-    fam = Family("mod3", (Task("a", lambda x: str(x % 3)), Task("b", lambda x: str((x + 1) % 3))),
-                 sample_input=lambda rng: int(rng.integers(100)), render=str, separator=":")
+    fam = Family(
+        "mod3",
+        (Task("a", lambda x: str(x % 3)), Task("b", lambda x: str((x + 1) % 3))),
+        sample_input=lambda rng: int(rng.integers(100)),
+        render=str,
+        separator=":",
+    )
     register_family(fam, overwrite=True)
     assert "mod3" in family_names() and get_family("mod3").example(7, "b") == "7:2"
     with pytest.raises(ValueError, match="already registered"):

@@ -20,9 +20,13 @@ def test_every_training_prompt_holds_one_task():
     for _ in range(20):
         text, mask = data.text_and_mask(rng)
         lines = text.strip("\n").split("\n")
-        tasks_fitting = [t for t in ("copy_first", "copy_second", "sum")
-                         if all(line == data.families[0].example(tuple(map(int, line.split("=")[0].split("@"))), t)
-                                for line in lines)]
+        tasks_fitting = [
+            t
+            for t in ("copy_first", "copy_second", "sum")
+            if all(
+                line == data.families[0].example(tuple(map(int, line.split("=")[0].split("@"))), t) for line in lines
+            )
+        ]
         assert len(tasks_fitting) == 1
         # the loss mask covers exactly the answers and the newline after each
         masked = "".join(c for c, m in zip(text, mask, strict=True) if m)

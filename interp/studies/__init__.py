@@ -1,0 +1,145 @@
+"""Studies: each turns the engine into one figure (HTML + PNG) and its numbers (JSON) under ``out/<study>/``.
+
+>>> from interp.studies import STUDIES
+>>> sorted(STUDIES)
+['mixture_sweep', 'superposition_bars', 'tasks_solved', 'task_vectors']
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp.studies import mixture_sweep, superposition_bars, tasks_solved
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    run: Callable[..., dict]
+    config: type
+    description: str
+
+
+def _task_vectors_run(model, config, out_dir, progress=True):
+    from interp.studies import task_vectors
+
+    return task_vectors.run(model, config, out_dir, progress=progress)
+
+
+def _task_vectors_config():
+    from interp.studies.task_vectors import TaskVectorsConfig
+
+    return TaskVectorsConfig
+
+
+class _LazyConfig:
+    """Defers importing the task-vector study (and its analysis stack) until it is used."""
+
+    def __call__(self):
+        return _task_vectors_config()()
+
+    def quick(self):
+        return _task_vectors_config().quick()
+
+
+STUDIES: dict[str, Study] = {
+    "mixture_sweep": Study(
+        "mixture_sweep",
+        mixture_sweep.run,
+        mixture_sweep.MixtureSweepConfig,
+        "P(task A), P(task B), P(other) vs fraction d of task-A examples",
+    ),
+    "superposition_bars": Study(
+        "superposition_bars",
+        superposition_bars.run,
+        superposition_bars.SuperpositionBarsConfig,
+        "Figure-2 view: mean P per task answer, other, rank view, KL",
+    ),
+    "tasks_solved": Study(
+        "tasks_solved",
+        tasks_solved.run,
+        tasks_solved.TasksSolvedConfig,
+        "number of tasks solved and KL vs K tasks in the prompt",
+    ),
+    "task_vectors": Study(
+        "task_vectors",
+        _task_vectors_run,
+        _LazyConfig(),  # type: ignore[arg-type]
+        "task vectors: best layer, convex-combination patching, decomposition",
+    ),
+}
+HEADLINE = ("mixture_sweep", "superposition_bars")
+
+
+def check_study_names(names: Sequence[str] | None) -> list[str]:
+    names = list(names or STUDIES)
+    unknown = [n for n in names if n not in STUDIES]
+    if unknown:
+        raise ValueError(f"studies: unknown {', '.join(map(repr, unknown))}; valid: {', '.join(STUDIES)}")
+    return names
+
+
+def run_studies(
+    names: Sequence[str] | None = None,
+    *,
+    model: Any = "embedded",
+    quick: bool = False,
+    out: str | Path = "figures",
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Run studies (default: all) on one model, writing ``out/<study>/``; returns each study's numbers and paths.
+
+    Names and the model spec are checked before any model is loaded.
+    """
+    from interp.export import png_status
+    from interp.models import load_model, resolve_weights_dir
+
+    names = check_study_names(names)
+    if isinstance(model, str):
+        resolve_weights_dir(model)
+        model = load_model(model)
+    results = {}
+    for name in names:
+        study = STUDIES[name]
+        config = study.config.quick() if quick else study.config()
+        start = time.perf_counter()
+        results[name] = study.run(model, config, Path(out) / name, progress=progress)
+        wrote = [p for p in results[name]["paths"].values() if p]
+        print(f"{name}: {time.perf_counter() - start:.1f}s → {', '.join(wrote)}")
+    if png_status():
+        print(f"note: {png_status()}")
+    print(f"outputs written under {Path(out).resolve()}")
+    return results
+
+
+def headline_numbers(results: dict[str, dict]) -> list[str]:
+    """Human-readable headline lines from mixture_sweep and superposition_bars results."""
+    lines = []
+    if "mixture_sweep" in results:
+        for c in results["mixture_sweep"]["numbers"]["curves"]:
+            i = c["d"].index(0.5) if 0.5 in c["d"] else len(c["d"]) // 2
+            a, b, m = c["a"], c["b"], c["two_answer_mass"]
+            lines.append(
+                f"{c['family']:<10} {c['tasks'][0]:>11} vs {c['tasks'][1]:<11} at d={c['d'][i]:.1f}: "
+                f"P(A)={a['mean'][i]:.3f} [{a['ci95'][i][0]:.3f},{a['ci95'][i][1]:.3f}] "
+                f"P(B)={b['mean'][i]:.3f} [{b['ci95'][i][0]:.3f},{b['ci95'][i][1]:.3f}] "
+                f"sum={m['mean'][i]:.3f} var(P(A))={a['var'][i]:.3f}"
+            )
+    if "superposition_bars" in results:
+        for r in results["superposition_bars"]["numbers"]["results"]:
+            probs = ", ".join(f"{t}={p:.3f}" for t, p in zip(r["tasks"], r["mean"], strict=True))
+            lines.append(f"{r['family']:<10} uniform mix: {probs}, other={r['other']:.3f}, KL={r['kl']:.3f}")
+    return lines
+
+
+def demo(*, out: str | Path = "figures", model: str = "embedded") -> dict[str, dict]:
+    """The main job: headline studies on the embedded model, then the headline numbers."""
+    results = run_studies(HEADLINE, model=model, out=out)
+    print("\nheadline numbers (mean over prompts, 95% bootstrap CI):")
+    for line in headline_numbers(results):
+        print("  " + line)
+    return results

@@ -1,0 +1,103 @@
+"""The paper's Figure-2 view: on uniformly mixed prompts, mean P of each task's answer, "other", rank view, KL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from interp.metrics import bootstrap_ci, kl_divergence, rank_view
+from interp.models import context_length
+from interp.plots import superposition_bars_figure
+from interp.prompts import build_prompts
+from interp.scoring import check_fits, score_answers
+from interp.studies.common import metadata, write_outputs
+from interp.tasks import get_family, resolve_tasks
+from interp.tokenization import encode
+
+#: (family, tasks or None for all, examples per prompt): sized to fit the embedded model's 288-token context.
+EMBEDDED_SETTINGS = (
+    ("operands", None, 30),
+    ("retrieval", ("pos1", "pos3", "pos6", "pos8"), 24),
+    ("bias_add", ("add1", "add3", "add5", "add7"), 40),
+)
+#: The paper's families, 20 examples per task (science.md §1), for pretrained models.
+PAPER_SETTINGS = (
+    ("operands", None, 60),
+    ("add_translate", None, 80),
+    ("country", None, 60),
+    ("letters", None, 80),
+)
+
+
+@dataclass
+class SuperpositionBarsConfig:
+    settings: list[tuple[str, tuple[str, ...] | None, int]] | None = None  # None: by model (embedded vs pretrained)
+    n_prompts: int = 100
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> SuperpositionBarsConfig:
+        return cls(n_prompts=12)
+
+    def settings_for(self, model_id: str) -> list[tuple[str, tuple[str, ...] | None, int]]:
+        if self.settings is not None:
+            return [tuple(s) for s in self.settings]
+        return list(EMBEDDED_SETTINGS if model_id == "embedded" else PAPER_SETTINGS)
+
+    def validate(self) -> None:
+        for fam, tasks, n in self.settings or []:
+            resolve_tasks(get_family(fam), tasks)
+            if n < 1:
+                raise ValueError(f"settings: n_examples must be >= 1 for {fam}, got {n}")
+
+
+def family_result(model, family: str, tasks, n_examples: int, n_prompts: int, seed: int) -> dict:
+    fam = get_family(family)
+    names = resolve_tasks(fam, tasks)
+    t = np.full(len(names), 1.0 / len(names))
+    prompts = build_prompts(fam, names, proportions=t, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
+    check_fits(model, [len(encode(model.tokenizer, p.text)) + 8 for p in prompts], what=f"{family} prompts")
+    s = score_answers(model, prompts)
+    p = s.probs
+    kl = kl_divergence(t, p)
+    return {
+        "family": family,
+        "tasks": list(names),
+        "task_index": [fam.task_names.index(n) for n in names],
+        "n_examples": n_examples,
+        "n_prompts": n_prompts,
+        "targets": t.tolist(),
+        "mean": p.mean(axis=0).tolist(),
+        "ci95": [list(bootstrap_ci(p[:, k], seed=seed)) for k in range(len(names))],
+        "var": p.var(axis=0).tolist(),
+        "other": float(s.other.mean()),
+        "other_ci95": list(bootstrap_ci(s.other, seed=seed)),
+        "rank_view": rank_view(p).tolist(),
+        "kl": float(kl.mean()),
+        "kl_ci95": list(bootstrap_ci(kl, seed=seed)),
+    }
+
+
+def run(model, config: SuperpositionBarsConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
+    config.validate()
+    meta = metadata(model, config, "superposition_bars")
+    mid = meta["model"]["model_id"]
+    results, skipped = [], []
+    for fam, tasks, n in config.settings_for(mid):
+        try:
+            results.append({"model": mid, **family_result(model, fam, tasks, n, config.n_prompts, config.seed)})
+        except ValueError as err:
+            if "context" not in str(err):
+                raise
+            skipped.append({"family": fam, "reason": str(err)})
+    if not results:
+        raise ValueError(f"settings: no family fits the context of {context_length(model)} tokens: {skipped}")
+    title = (
+        f"Uniformly mixed prompts · model {mid} · {config.n_prompts} prompts per family "
+        "(bars: mean P with 95% CI; dotted: target fraction)"
+    )
+    numbers = {**meta, "results": results, "skipped": skipped}
+    paths = write_outputs(superposition_bars_figure(results, title=title), numbers, out_dir, "superposition_bars")
+    return {"numbers": numbers, "paths": paths}

@@ -1,0 +1,100 @@
+"""Tasks solved and KL vs the number K of tasks mixed in the prompt (the paper's scale analysis, science.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from interp.beam import complete_outputs
+from interp.metrics import bootstrap_ci, count_solved, kl_divergence
+from interp.plots import tasks_solved_figure
+from interp.prompts import build_prompts
+from interp.scoring import score_answers
+from interp.studies.common import metadata, write_outputs
+from interp.tasks import get_family, resolve_tasks
+
+DEFAULT_SETTINGS = (
+    ("retrieval", ("pos1", "pos8", "pos4", "pos6", "pos2", "pos7"), 24),
+    ("bias_add", ("add1", "add7", "add4", "add9", "add2", "add5"), 48),
+)
+
+
+@dataclass
+class TasksSolvedConfig:
+    settings: list[tuple[str, tuple[str, ...], int]] = field(
+        default_factory=lambda: [tuple(s) for s in DEFAULT_SETTINGS]
+    )
+    ks: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6])
+    n_prompts: int = 50
+    beam_width: int = 8
+    max_new_tokens: int = 4
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> TasksSolvedConfig:
+        return cls(ks=[2, 4], n_prompts=6, beam_width=6)
+
+    def validate(self) -> None:
+        for fam, tasks, _ in self.settings:
+            resolve_tasks(get_family(fam), tasks)
+            if max(self.ks) > len(tasks):
+                raise ValueError(f"ks: K up to {max(self.ks)} needs that many tasks; {fam} lists {len(tasks)}")
+        if min(self.ks) < 1:
+            raise ValueError(f"ks: values must be >= 1, got {self.ks}")
+        if self.beam_width < max(self.ks):
+            raise ValueError(f"beam_width: must be >= the largest K ({max(self.ks)}), got {self.beam_width}")
+
+
+def solved_at_k(model, family: str, tasks, k: int, n_examples: int, config: TasksSolvedConfig) -> dict:
+    names = tuple(tasks[:k])
+    t = np.full(k, 1.0 / k)
+    prompts = build_prompts(
+        family, names, proportions=t, n_examples=n_examples, n_prompts=config.n_prompts, seed=config.seed
+    )
+    answers = score_answers(model, prompts, include_newline=True)
+    comps = [
+        [
+            lp
+            for _, lp in complete_outputs(
+                model, p.text, beam_width=config.beam_width, max_new_tokens=config.max_new_tokens
+            )
+        ]
+        for p in prompts
+    ]
+    solved = count_solved(answers.log_probs, comps, k=k)
+    kl = kl_divergence(t, score_answers(model, prompts).probs)
+    return {
+        "k": k,
+        "solved": float(solved.mean()),
+        "solved_ci95": list(bootstrap_ci(solved, seed=config.seed)),
+        "kl": float(kl.mean()),
+        "kl_ci95": list(bootstrap_ci(kl, seed=config.seed)),
+    }
+
+
+def run(model, config: TasksSolvedConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
+    config.validate()
+    meta = metadata(model, config, "tasks_solved")
+    mid = meta["model"]["model_id"]
+    series = []
+    for fam, tasks, n in config.settings:
+        rows = [
+            solved_at_k(model, fam, tasks, k, n, config)
+            for k in tqdm(config.ks, desc=f"tasks_solved {fam}", disable=not progress)
+        ]
+        series.append(
+            {
+                "model": f"{mid} · {fam}",
+                "family": fam,
+                "tasks": list(tasks),
+                "n_examples": n,
+                **{key: [r[key] for r in rows] for key in rows[0]},
+            }
+        )
+    title = f"Tasks solved vs K · model {mid} · {config.n_prompts} prompts per K · beam width {config.beam_width}"
+    numbers = {**meta, "series": series}
+    paths = write_outputs(tasks_solved_figure(series, title=title), numbers, out_dir, "tasks_solved")
+    return {"numbers": numbers, "paths": paths}
