@@ -198,3 +198,23 @@ def score_answers(
             out[i, k] = float(lp[positions, targets].double().sum())
     n_merged = sum(c.merged for group in cands for c in group)
     return AnswerScores(out, tuple(tasks), include_newline, n_merged)
+
+
+def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: int = 32) -> np.ndarray:
+    """Per prompt: is ``task``'s answer exactly what greedy decoding produces (every answer token the argmax)?
+
+    Teacher-forced, so one forward pass per prompt: greedy decoding emits the answer iff each of its tokens
+    is the argmax given the prompt and the answer's earlier tokens.
+    """
+    if not prompts:
+        raise ValueError("prompts: need at least one prompt")
+    tok = tokenizer_of(model)
+    cands = [candidates_for(tok, p.text, [p.answer(task)])[0] for p in prompts]
+    check_fits(model, [len(c.ids) for c in cands])
+    rows = [c.ids[:-1] for c in cands]
+    logps = row_log_probs(model, rows, batch_size=batch_size, pad=pad_id(tok))
+    out = np.zeros(len(prompts), dtype=bool)
+    for i, c in enumerate(cands):
+        pred = logps[i][c.start - 1 : len(c.ids) - 1].argmax(dim=-1)
+        out[i] = bool((pred == torch.tensor(c.ids[c.start :])).all())
+    return out

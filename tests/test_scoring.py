@@ -100,3 +100,20 @@ def test_mixed_task_sets_rejected(tiny_char_model):
     b = build_prompts("operands", ["sum", "copy_second"], n_examples=4, n_prompts=1)
     with pytest.raises(ValueError, match="same candidate tasks"):
         score_answers(tiny_char_model, a + b)
+
+
+def test_greedy_correct_agrees_with_stepwise_greedy_decoding(tiny_char_model):
+    from interp.scoring import greedy_correct
+
+    prompts = build_prompts("operands", ["sum"], n_examples=3, n_prompts=6, seed=2)
+    got = greedy_correct(tiny_char_model, prompts, "sum")
+    tok = tiny_char_model.tokenizer
+    for p, flag in zip(prompts, got, strict=True):
+        ids = encode(tok, p.text)
+        answer = encode(tok, p.text + p.answer("sum"))[len(ids):]
+        produced = []
+        with torch.no_grad():
+            for _ in answer:
+                nxt = int(tiny_char_model(torch.tensor([ids + produced]))[0, -1].argmax())
+                produced.append(nxt)
+        assert flag == (produced == answer)

@@ -31,7 +31,7 @@ DEFAULT_PAIRS = (
 class MixtureSweepConfig:
     pairs: list[tuple[str, str, str]] = field(default_factory=lambda: [tuple(p) for p in DEFAULT_PAIRS])
     d: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
-    n_prompts: int = 200
+    n_prompts: int = 100
     n_examples: int = 20
     sampling: str = "exact"
     seed: int = 0
@@ -44,7 +44,7 @@ class MixtureSweepConfig:
 
     @classmethod
     def quick(cls) -> MixtureSweepConfig:
-        return cls(d=[0.0, 0.25, 0.5, 0.75, 1.0], n_prompts=20)
+        return cls(pairs=[DEFAULT_PAIRS[0], DEFAULT_PAIRS[4]], d=[0.0, 0.5, 1.0], n_prompts=16)
 
 
 def mixture_curve(

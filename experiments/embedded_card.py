@@ -1,0 +1,113 @@
+"""Evaluate a training run's checkpoints, choose one by the card's rule, ship it with its model card.
+
+    python experiments/embedded_card.py --run runs/embedded --out interp/checkpoints/embedded
+
+Writes into --out: the chosen HF GPT-2 directory (config, model.safetensors, tokenizer), ``eval.json``
+(every number of the card), ``README.md`` (the card), ``loss.png``, ``across_training.png``,
+``mixture_sweep.png`` (+ .html). Seeds are fixed; rerunning gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from interp.card import (
+    COAUTHOR_CURVES,
+    SELECTION_RULE,
+    checkpoint_dirs,
+    icl_accuracy_table,
+    pair_at_half,
+    select_checkpoint,
+)
+from interp.export import write_figure, write_json
+from interp.models import load_model, sha256_file
+from interp.plots import across_training_figure, loss_curve_figure, mixture_sweep_figure
+from interp.studies.mixture_sweep import DEFAULT_PAIRS, mixture_curve
+
+EVAL_SEED = 20261125  # held out: training batches use generators [0, step]; eval prompts this seed
+FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+         "training.json")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default="runs/embedded", help="training run directory")
+    ap.add_argument("--out", default="interp/checkpoints/embedded", help="where the shipped model and card go")
+    ap.add_argument("--history-prompts", type=int, default=40, help="prompts per task/pair per checkpoint")
+    ap.add_argument("--accuracy-prompts", type=int, default=200, help="prompts per task and example count")
+    ap.add_argument("--sweep-prompts", type=int, default=400, help="prompts per mixture-sweep point")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    start = time.time()
+    run = Path(args.run)
+    log = json.loads((run / "log.json").read_text())
+    cfg = log["config"]
+    families = {f: cfg.get("tasks", {}).get(f) for f in cfg["families"]}
+    pairs = [p for p in DEFAULT_PAIRS if p[0] in families]
+
+    history = []
+    for d in checkpoint_dirs(run):
+        model = load_model(str(d), device="cpu")
+        acc = icl_accuracy_table(model, families, n_examples=[20], n_prompts=args.history_prompts, seed=EVAL_SEED)
+        history.append({
+            "step": int(d.name.removeprefix("step")),
+            "accuracy": {f: {t: v["20"]["accuracy"] for t, v in tasks.items()} for f, tasks in acc.items()},
+            "pairs": pair_at_half(model, pairs, n_prompts=args.history_prompts, n_examples=20, seed=EVAL_SEED),
+        })
+        mins = min(v for f in history[-1]["accuracy"].values() for v in f.values())
+        print(f"{d.name}: min acc {mins:.3f}; " + "; ".join(
+            f"{p['tasks'][0]}|{p['tasks'][1]} {p['p_a']:.2f}/{p['p_b']:.2f}" for p in history[-1]["pairs"]), flush=True)
+    chosen_i, met = select_checkpoint(history)
+    chosen = checkpoint_dirs(run)[chosen_i]
+    print(f"chosen: {chosen.name} (threshold met: {met})", flush=True)
+
+    model = load_model(str(chosen), device="cpu")
+    accuracy = icl_accuracy_table(model, families, n_examples=[1, 5, 10, 20], n_prompts=args.accuracy_prompts,
+                                  seed=EVAL_SEED)
+    d_grid = [round(0.1 * i, 1) for i in range(11)]
+    curves = [mixture_curve(model, f, a, b, d_grid, n_prompts=args.sweep_prompts, n_examples=20, seed=EVAL_SEED)
+              for f, a, b in pairs]
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if (chosen / name).is_file():
+            shutil.copyfile(chosen / name, out / name)
+    sha = sha256_file(out / "model.safetensors")
+    train_meta = json.loads((chosen / "training.json").read_text())
+    numbers = {
+        "model": "embedded", "weights_sha256": sha, "chosen_checkpoint": chosen.name, "selection_rule": SELECTION_RULE,
+        "threshold_met": met, "eval_seed": EVAL_SEED, "train_config": cfg,
+        "train_steps": train_meta["step"], "train_tokens": train_meta["tokens"], "train_wall_s": train_meta["wall_s"],
+        "hardware": f"{platform.machine()} CPU, torch {torch.__version__}, {cfg['threads']} threads",
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "icl_accuracy": accuracy, "history": history,
+        "mixture_sweep": {"n_prompts": args.sweep_prompts, "n_examples": 20, "sampling": "exact", "curves": curves},
+        "coauthor_curves": {f: {str(k): v for k, v in c.items()} for f, c in COAUTHOR_CURVES.items()},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "eval_wall_s": None,
+    }
+    steps = [r["step"] for r in log["train"]]
+    write_figure(loss_curve_figure(steps, [r["loss"] for r in log["train"]], title="Embedded model: training loss"),
+                 out / "loss", width=900, height=420)
+    write_figure(across_training_figure(history, title="Embedded model across training (held-out prompts)",
+                                        chosen_step=history[chosen_i]["step"]), out / "across_training",
+                 width=1200, height=560)
+    write_figure(mixture_sweep_figure(curves, title=f"Embedded model ({chosen.name}): mixed prompts, "
+                                                    f"{args.sweep_prompts} prompts × 20 examples per point"),
+                 out / "mixture_sweep", width=1200, height=860)
+    numbers["eval_wall_s"] = round(time.time() - start, 1)
+    write_json(out / "eval.json", numbers)
+    print(f"wrote {out} (sha256 {sha}) in {numbers['eval_wall_s']} s")
+
+
+if __name__ == "__main__":
+    main()

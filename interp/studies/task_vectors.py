@@ -1,0 +1,348 @@
+"""Task vectors study (science.md §4): best layer, convex-combination patching, decomposition, 2-D views.
+
+Per pair (family, task A, task B, third task), with the same seed (hence the same queries) throughout:
+
+1. vectors: single-task v_A, v_B, the third task's, the true 50/50 mixture's and the controls' (mixed prompts
+   with random answers, random strings), all from :func:`interp.analysis.control_vectors`;
+2. best layer of A and B (:func:`interp.patching.best_layer`; candidates: every task of the family);
+3. λ × layer sweep of v(λ) = (1−λ)·v_A + λ·v_B patched into zero-shot queries, with the real mixed-prompt curve
+   (:func:`interp.patching.lambda_sweep`; candidates: A and B);
+4. decomposition of the mixture and of each control on (v_A, v_B) (:func:`interp.analysis.control_decompositions`);
+5. LDA (or PCA) of per-prompt vectors of A, B, third, their pairwise 50/50 mixtures and the uniform mixture;
+6. cosine matrices between the six vectors per layer.
+
+Acceptance quantities (reported, never tuned), per pair:
+
+- ``best_layer``: per task, argmax over layers of mean P(correct);
+- ``recovery``: per task, patched accuracy at its best layer ÷ ICL accuracy (``None`` when ICL accuracy is 0);
+- at the *pair layer* (argmax over layers of the mean of the two tasks' P(correct) curves):
+  ``spearman_rho``/``spearman_p`` of patched P(a_B) (mean over queries) against λ, and ``crosses_half`` (P(a_B)
+  − 0.5 changes sign between consecutive grid points, i.e. crosses 0.5 at some λ in (0, 1));
+- ``residual``: decomposition residual norm of the true mixture and of each control at the pair layer, and
+  ``mixed_below_every_control``.
+
+>>> TaskVectorsConfig.quick().validate()
+>>> TaskVectorsConfig(n_prompts=1).validate()
+Traceback (most recent call last):
+...
+ValueError: n_prompts: must be an integer >= 2, got 1
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+from tqdm.auto import tqdm
+
+from interp.analysis import (
+    PROJECTIONS,
+    capture_groups,
+    control_decompositions,
+    control_vectors,
+    mixture_groups,
+    project_2d,
+    task_cosines,
+)
+from interp.capture import check_layers
+from interp.export import write_json
+from interp.patching import BestLayer, MixtureSweep, best_layer, check_lambdas, lambda_sweep
+from interp.studies.common import metadata, write_outputs
+from interp.tasks import get_family, resolve_tasks
+from interp.vector_plots import (
+    best_layer_figure,
+    cosine_figure,
+    decomposition_figure,
+    family_task_color,
+    lambda_heatmap_figure,
+    lambda_stacked_figure,
+    projection_figure,
+)
+
+STUDY = "task_vectors"
+#: (family, task A, task B, third task used as a control) per trained family.
+DEFAULT_PAIRS = (
+    ("operands", "copy_first", "copy_second", "sum"),
+    ("bias_add", "add1", "add7", "add4"),
+    ("retrieval", "pos1", "pos8", "pos4"),
+)
+CONTROLS = ("random_answers", "random_strings", "third_task")
+#: Labels of the six vectors of the cosine matrices, in order.
+COSINE_KEYS = ("a", "b", "third_task", "mixed", "random_answers", "random_strings")
+FIGURES = ("best_layer", "lambda_heatmap", "lambda_stacked", "decomposition", "projection", "cosines")
+
+
+@dataclass
+class TaskVectorsConfig:
+    """Settings of the task-vector study (saved with every result).
+
+    ``pairs``: (family, task A, task B, third task). ``layers``: model layers to capture, patch and sweep
+    (``None`` = all). ``lambdas``: strictly increasing λ grid in [0, 1] (≥ 3 points). ``projection_prompts``:
+    prompts per group of the 2-D view. ``projection``: ``"lda"`` or ``"pca"``.
+    """
+
+    pairs: list[tuple[str, str, str, str]] = field(default_factory=lambda: [tuple(p) for p in DEFAULT_PAIRS])
+    n_prompts: int = 50
+    n_examples: int = 20
+    lambdas: list[float] = field(default_factory=lambda: [round(float(x), 6) for x in np.linspace(0, 1, 31)])
+    layers: list[int] | None = None
+    projection: str = "lda"
+    projection_prompts: int = 30
+    seed: int = 0
+    batch_size: int = 32
+
+    @classmethod
+    def quick(cls) -> TaskVectorsConfig:
+        """One pair, few prompts and λ points: a smoke run of every stage (≈ 30 s on a laptop CPU)."""
+        return cls(pairs=[tuple(DEFAULT_PAIRS[1])], n_prompts=8, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0],
+                   projection_prompts=6)
+
+    def validate(self) -> None:
+        """``ValueError`` naming the first bad field and what is allowed (no model needed)."""
+        if not isinstance(self.pairs, list | tuple) or not self.pairs:
+            raise ValueError(f"pairs: need a non-empty list of (family, task_a, task_b, third_task), got {self.pairs!r}")
+        for p in self.pairs:
+            if not isinstance(p, list | tuple) or len(p) != 4:
+                raise ValueError(f"pairs: each entry must be (family, task_a, task_b, third_task), got {p!r}")
+            fam, a, b, c = p
+            try:
+                resolve_tasks(get_family(fam), [a, b, c])
+            except ValueError as err:
+                raise ValueError(f"pairs: {p!r}: {err}") from None
+            if len({a, b, c}) != 3:
+                raise ValueError(f"pairs: tasks A, B and the third task must be distinct, got {p!r}")
+        for name, minimum in (("n_prompts", 2), ("n_examples", 2), ("projection_prompts", 2), ("batch_size", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < minimum:
+                raise ValueError(f"{name}: must be an integer >= {minimum}, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0:
+            raise ValueError(f"seed: must be an integer >= 0, got {self.seed!r}")
+        lam = check_lambdas(self.lambdas)
+        if lam.size < 3 or np.any(np.diff(lam) <= 0):
+            raise ValueError(f"lambdas: need >= 3 strictly increasing values in [0, 1], got {list(self.lambdas)}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"projection: {self.projection!r} not supported; valid: {', '.join(PROJECTIONS)}")
+        if self.layers is not None and (
+            not isinstance(self.layers, list | tuple) or not self.layers
+            or any(isinstance(x, bool) or not isinstance(x, int | np.integer) or x < 0 for x in self.layers)
+        ):
+            raise ValueError(f"layers: need None (all) or a non-empty list of layer indices >= 0, got {self.layers!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Acceptance quantities (pure functions of the measured numbers)
+
+
+def _finite(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def pair_layer(results: list[BestLayer]) -> int:
+    """The layer maximising the mean over tasks of mean P(correct) (ties: the earliest)."""
+    mean = np.mean([r.p_correct for r in results], axis=0)
+    return results[0].layers[int(np.argmax(mean))]
+
+
+def half_crossings(lambdas: np.ndarray, p_b: np.ndarray) -> list[float]:
+    """λ values (linear interpolation) where ``p_b`` crosses 0.5 between consecutive grid points.
+
+    >>> half_crossings(np.array([0.0, 0.5, 1.0]), np.array([0.1, 0.4, 0.9]))
+    [0.6]
+    """
+    d = np.asarray(p_b, dtype=float) - 0.5
+    out = []
+    for i in range(len(d) - 1):
+        if (d[i] < 0) != (d[i + 1] < 0) and d[i] != d[i + 1]:
+            t = -d[i] / (d[i + 1] - d[i])
+            out.append(round(float(lambdas[i] + t * (lambdas[i + 1] - lambdas[i])), 6))
+    return out
+
+
+def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer: int) -> dict[str, Any]:
+    """The acceptance quantities of one pair (see the module docstring) from its measured results."""
+    out: dict[str, Any] = {"pair_layer": layer, "best_layer": {}, "recovery": {}, "patched_accuracy": {},
+                           "icl_accuracy": {}}
+    for r in bests:
+        k = r.layers.index(r.best)
+        acc = float(r.accuracy[k])
+        out["best_layer"][r.task] = r.best
+        out["patched_accuracy"][r.task] = acc
+        out["icl_accuracy"][r.task] = r.icl_accuracy
+        out["recovery"][r.task] = acc / r.icl_accuracy if r.icl_accuracy > 0 else None
+    li = sweep.layers.index(layer)
+    p_b = sweep.probs[:, li, 1]
+    lam = sweep.lambdas
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant input: rho is nan (reported as null)
+        rho, pval = spearmanr(lam, p_b)
+    crossings = [x for x in half_crossings(lam, p_b) if 0.0 < x < 1.0]
+    out.update(spearman_rho=_finite(rho), spearman_p=_finite(pval), p_b_at_layer=p_b.tolist(),
+               crosses_half=bool(crossings), crossing_lambdas=crossings)
+    di = decomps["mixed"].layers.index(layer)
+    resid = {name: float(d.residual_norm[di]) for name, d in decomps.items()}
+    out["residual"] = resid
+    out["mixed_below_every_control"] = bool(all(resid["mixed"] < resid[c] for c in CONTROLS if c in resid))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers → JSON-ready dicts
+
+
+def _best_dict(r: BestLayer) -> dict[str, Any]:
+    return {"layers": list(r.layers), "p_correct": r.p_correct.tolist(), "accuracy": r.accuracy.tolist(),
+            "zero_shot_p": r.zero_shot_p, "zero_shot_accuracy": r.zero_shot_accuracy, "icl_p": r.icl_p,
+            "icl_accuracy": r.icl_accuracy, "best": r.best, "n_prompts": r.n_prompts, "seed": r.seed,
+            "accuracy_rule": r.accuracy_rule}
+
+
+def _sweep_dict(s: MixtureSweep) -> dict[str, Any]:
+    def arr(x):
+        return None if x is None else np.asarray(x).tolist()
+
+    return {"lambdas": s.lambdas.tolist(), "layers": list(s.layers), "columns": [*s.tasks, "other"],
+            "probs": arr(s.probs), "sem": arr(s.sem), "real_probs": arr(s.real_probs), "real_sem": arr(s.real_sem),
+            "real_fractions": arr(s.real_fractions), "n_prompts": s.n_prompts, "n_examples": s.n_examples,
+            "mode": s.mode}
+
+
+def _decomp_dict(d) -> dict[str, Any]:
+    return {"layers": list(d.layers), "residual_norm": d.residual_norm.tolist(), "coefs": d.coefs.tolist(),
+            "basis": list(d.names), "intercept": d.intercept.tolist(), "method": d.method}
+
+
+# ---------------------------------------------------------------------------------------------
+# The study
+
+
+def run_pair(model, config: TaskVectorsConfig, family: str, task_a: str, task_b: str, third: str,
+             layers: tuple[int, ...]) -> dict[str, Any]:
+    """Every measurement of one pair, as result objects (``"objects"``) and JSON-ready numbers (``"numbers"``)."""
+    kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed, batch_size=config.batch_size)
+    vectors = control_vectors(model, family, task_a, task_b, third, layers=layers, **kw)
+    bests = [best_layer(model, family, t, vectors[k], layers=layers, **kw) for t, k in ((task_a, "a"), (task_b, "b"))]
+    sweep = lambda_sweep(model, family, task_a, task_b, vectors["a"], vectors["b"], lambdas=config.lambdas,
+                         layers=layers, real=True, **kw)
+    decomps = control_decompositions(vectors)
+    groups = mixture_groups(family, [task_a, task_b, third], n_prompts=config.projection_prompts,
+                            n_examples=config.n_examples, seed=config.seed)
+    acts, labels = capture_groups(model, groups, layers=layers, batch_size=config.batch_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LDA: "variables are collinear" with few prompts in many dimensions
+        proj = project_2d(acts, labels, method=config.projection)
+    cos = task_cosines([vectors[k] for k in COSINE_KEYS])
+    layer = pair_layer(bests)
+    fam = get_family(family)
+    names = {"a": task_a, "b": task_b, "third_task": third, "mixed": f"{task_a}+{task_b} 50/50",
+             "random_answers": "random answers", "random_strings": "random strings"}
+    numbers = {
+        "family": fam.name, "tasks": [task_a, task_b], "third_task": third,
+        "task_index": {t: fam.task_names.index(t) for t in (task_a, task_b, third)},
+        "layers": list(layers),
+        "best_layer": {r.task: _best_dict(r) for r in bests},
+        "lambda_sweep": _sweep_dict(sweep),
+        "decomposition": {name: _decomp_dict(d) for name, d in decomps.items()},
+        "projection": {"method": proj.method, "layers": list(layers), "labels": list(proj.labels),
+                       "coords": proj.coords.tolist(), "explained": proj.explained.tolist(),
+                       "n_prompts_per_group": config.projection_prompts},
+        "cosines": {"names": [names[k] for k in COSINE_KEYS], "keys": list(COSINE_KEYS), "layers": list(layers),
+                    "matrix": cos.tolist()},
+        "vector_norms": {k: vectors[k].mean.double().norm(dim=1).tolist() for k in COSINE_KEYS},
+        "acceptance": acceptance(bests, sweep, decomps, layer),
+    }
+    return {"objects": {"vectors": vectors, "bests": bests, "sweep": sweep, "decomps": decomps, "projection": proj,
+                        "cosines": cos, "cosine_names": [names[k] for k in COSINE_KEYS]},
+            "numbers": numbers}
+
+
+def acceptance_lines(numbers: dict[str, Any]) -> list[str]:
+    """Human-readable acceptance quantities from ``run(...)["numbers"]`` (one block per pair)."""
+    lines = []
+    for p in numbers["pairs"]:
+        a = p["acceptance"]
+        head = f"{p['family']}: {p['tasks'][0]} vs {p['tasks'][1]} (third: {p['third_task']})"
+        lines.append(head)
+        for t in p["tasks"]:
+            rec = a["recovery"][t]
+            lines.append(f"  {t:<12} best layer {a['best_layer'][t]}  patched acc {a['patched_accuracy'][t]:.3f}  "
+                         f"ICL acc {a['icl_accuracy'][t]:.3f}  recovery "
+                         + ("n/a (ICL acc 0)" if rec is None else f"{rec:.3f}"))
+        rho = a["spearman_rho"]
+        lines.append(f"  pair layer {a['pair_layer']}: Spearman(P(a_B), λ) = "
+                     + ("n/a (constant)" if rho is None else f"{rho:+.3f} (p={a['spearman_p']:.2g})")
+                     + f"; P(a_B) crosses 0.5 in (0,1): {a['crosses_half']} {a['crossing_lambdas']}")
+        res = ", ".join(f"{k}={v:.3f}" for k, v in a["residual"].items())
+        lines.append(f"  residual norms at layer {a['pair_layer']}: {res}; mixture below every control: "
+                     f"{a['mixed_below_every_control']}")
+    return lines
+
+
+def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
+    """Run the study and write its figures (HTML, PNG, JSON each) and ``task_vectors.json`` into ``out_dir``.
+
+    Returns ``{"numbers": summary, "paths": {"<figure>_<html|png|json>": path, "summary_json": path}}``.
+    The config and the layers are checked before any forward pass.
+    """
+    config.validate()
+    layers = check_layers(model, config.layers)
+    start = time.perf_counter()
+    pairs = [run_pair(model, config, *p, layers=layers)
+             for p in tqdm(config.pairs, desc=STUDY, disable=not progress)]
+    meta = metadata(model, config, STUDY)
+    model_id = meta["model"]["model_id"]
+    objs = [p["objects"] for p in pairs]
+    nums = [p["numbers"] for p in pairs]
+    pair_titles = [f"{n['family']}: {n['tasks'][0]} vs {n['tasks'][1]}" for n in nums]
+    marked = [n["acceptance"]["pair_layer"] for n in nums]
+    size = f"{config.n_prompts} prompts × {config.n_examples} examples"
+    figures = {
+        "best_layer": (best_layer_figure(
+            [o["bests"] for o in objs],
+            title=f"Best layer: task vector patched into zero-shot queries · model {model_id} · {size}"),
+            ["best_layer"]),
+        "lambda_heatmap": (lambda_heatmap_figure(
+            [o["sweep"] for o in objs], marked_layers=marked,
+            title=f"Convex combination v(λ) patched, λ × layer · model {model_id} · {config.n_prompts} queries, "
+                  f"{len(config.lambdas)} λ points"), ["lambda_sweep"]),
+        "lambda_stacked": (lambda_stacked_figure(
+            [o["sweep"] for o in objs], marked,
+            title=f"P(a_A), P(a_B), P(other) vs λ at the pair's best layer · model {model_id} · {size}"),
+            ["lambda_sweep"]),
+        "decomposition": (decomposition_figure(
+            [o["decomps"] for o in objs], panel_titles=pair_titles, marked_layers=marked,
+            colors=[{"third_task": family_task_color(n["family"], n["third_task"])} for n in nums],
+            title=f"Least-squares decomposition on (v_A, v_B): residual vs layer · model {model_id} · {size}"),
+            ["decomposition"]),
+        "projection": (projection_figure(
+            [o["projection"] for o in objs], list(layers), families=[n["family"] for n in nums],
+            panel_titles=[f"{n['family']}: {n['tasks'][0]}, {n['tasks'][1]}, {n['third_task']}" for n in nums],
+            initial_layer=marked[0],
+            title=f"{config.projection.upper()} of per-prompt vectors (single tasks, 50/50 pairs, uniform) · model "
+                  f"{model_id} · {config.projection_prompts} prompts per group"), ["projection"]),
+        "cosines": (cosine_figure(
+            [o["cosines"] for o in objs], [o["cosine_names"] for o in objs], list(layers), panel_titles=pair_titles,
+            title=f"Cosine similarity between task vectors per layer · model {model_id} · {size}"), ["cosines"]),
+    }
+    paths: dict[str, str | None] = {}
+    for name, (fig, keys) in figures.items():
+        fig_numbers = {**meta, "figure": name,
+                       "pairs": [{"family": n["family"], "tasks": n["tasks"], "third_task": n["third_task"],
+                                  "pair_layer": n["acceptance"]["pair_layer"], **{k: n[k] for k in keys}}
+                                 for n in nums]}
+        for kind, path in write_outputs(fig, fig_numbers, out_dir, name).items():
+            paths[f"{name}_{kind}"] = path
+    summary = {**meta, "runtime_s": round(time.perf_counter() - start, 2), "pairs": nums,
+               "acceptance": [{"family": n["family"], "tasks": n["tasks"], **n["acceptance"]} for n in nums],
+               "files": {k: v for k, v in paths.items() if v}}
+    paths["summary_json"] = str(write_json(Path(out_dir) / f"{STUDY}.json", summary))
+    return {"numbers": summary, "paths": paths}
+
+
+__all__ = ["TaskVectorsConfig", "run", "run_pair", "acceptance", "acceptance_lines", "half_crossings", "pair_layer"]

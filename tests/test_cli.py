@@ -1,0 +1,85 @@
+"""The `interp` command: measure, figures, bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from interp.cli import main, parse_mix
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "interp", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_parse_mix():
+    assert parse_mix("1/3,1/3,1/3", 3) == pytest.approx([1 / 3] * 3)
+    assert parse_mix(None, 4) == [0.25] * 4
+    assert parse_mix("0.333,0.333,0.334", 3) == pytest.approx([0.333, 0.333, 0.334])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["measure", "--family", "nope"], "unknown family 'nope'; valid: operands"),
+        (["measure", "--family", "operands", "--tasks", "copy_first,mul"], "unknown task 'mul'"),
+        (["measure", "--family", "operands", "--mix", "1/2,x,1/2"], "--mix: malformed"),
+        (["measure", "--family", "operands", "--mix", "1/2,1/2"], "--mix: 2 values for 3 tasks"),
+        (["measure", "--family", "operands", "--mix", "0.9,0.9,-0.8"], "values must be finite and >= 0"),
+        (["measure", "--family", "operands", "--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["figures", "nope_study", "--out", "OUT"], "unknown 'nope_study'; valid: mixture_sweep"),
+    ],
+)
+def test_bad_input_one_line_nonzero_exit_no_outputs(args, message, tmp_path, capsys):
+    out = tmp_path / "figs"
+    args = [str(out) if a == "OUT" else a for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_measure_json_matches_library(embedded_model, capsys):
+    from interp.metrics import summarize
+    from interp.prompts import build_prompts
+    from interp.scoring import score_answers
+
+    assert main(["measure", "--family", "bias_add", "--tasks", "add1,add7", "--mix", "1/2,1/2", "--n-prompts", "12",
+                 "--seed", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)  # only JSON on stdout
+    prompts = build_prompts("bias_add", ["add1", "add7"], proportions=[0.5, 0.5], n_prompts=12, seed=3)
+    expected = summarize(score_answers(embedded_model, prompts).probs, [0.5, 0.5], tasks=["add1", "add7"], seed=3)
+    assert result["model"] == "embedded"
+    assert result["tasks"]["add1"]["mean"] == pytest.approx(expected["tasks"]["add1"]["mean"], abs=1e-9)
+    assert result["kl"]["mean"] == pytest.approx(expected["kl"]["mean"], abs=1e-9)
+
+
+def test_measure_table_and_help():
+    res = run_cli("measure", "--family", "operands", "--n-prompts", "4", "--n-examples", "6")
+    assert res.returncode == 0, res.stderr
+    assert "copy_first" in res.stdout and "KL(t||p)" in res.stdout
+    helptext = run_cli("measure", "--help").stdout
+    for flag in ("--family", "--tasks", "--mix", "--n-examples", "--n-prompts", "--seed", "--model", "--json"):
+        assert flag in helptext
+    assert "example:" in helptext
+
+
+def test_figures_quick_writes_every_file_and_numbers_recompute(tmp_path, embedded_model):
+    from interp.studies import STUDIES, run_studies
+    from interp.studies.mixture_sweep import MixtureSweepConfig, mixture_curve
+
+    names = [n for n in STUDIES if n != "task_vectors"]  # the task-vector study has its own test
+    run_studies(names, model=embedded_model, quick=True, out=tmp_path, progress=False)
+    for name in names:
+        for ext in ("html", "json"):
+            assert (tmp_path / name / f"{name}.{ext}").is_file()
+    numbers = json.loads((tmp_path / "mixture_sweep" / "mixture_sweep.json").read_text())
+    cfg = MixtureSweepConfig.quick()
+    fam, a, b = cfg.pairs[0]
+    again = mixture_curve(embedded_model, fam, a, b, cfg.d, n_prompts=cfg.n_prompts, n_examples=cfg.n_examples,
+                          seed=cfg.seed)
+    np.testing.assert_allclose(numbers["curves"][0]["a"]["mean"], again["a"]["mean"], rtol=0, atol=1e-12)
+    assert numbers["model"]["model_id"] == "embedded" and numbers["config"]["seed"] == cfg.seed
+    assert not list(tmp_path.rglob("*.tmp"))  # nothing half-written
