@@ -55,6 +55,7 @@ class TrainConfig:
     eval_prompts: int = 100
     eval_n_examples: int = 20
     checkpoint_every: int = 0
+    batch_by_family: bool = True  # one family per batch (prompts still hold one task each): no padding waste
     seed: int = 0
     threads: int = 2
 
@@ -108,8 +109,11 @@ class SingleTaskBatches:
         self.weights = w / w.sum()
         self.tasks = {f.name: resolve_tasks(f, cfg.tasks.get(f.name)) for f in self.families}
 
-    def text_and_mask(self, rng: np.random.Generator) -> tuple[str, list[bool]]:
-        fam = self.families[int(rng.choice(len(self.families), p=self.weights))]
+    def pick_family(self, rng: np.random.Generator):
+        return self.families[int(rng.choice(len(self.families), p=self.weights))]
+
+    def text_and_mask(self, rng: np.random.Generator, family=None) -> tuple[str, list[bool]]:
+        fam = family if family is not None else self.pick_family(rng)
         task = self.tasks[fam.name][int(rng.integers(len(self.tasks[fam.name])))]
         text, mask = [], []
         for _ in range(self.cfg.n_examples[fam.name]):
@@ -123,8 +127,9 @@ class SingleTaskBatches:
         rng = np.random.default_rng([self.cfg.seed, step])
         unk, bos, pad = self.vocab[UNK], self.vocab[BOS], self.vocab[PAD]
         rows, labels = [], []
+        family = self.pick_family(rng) if self.cfg.batch_by_family else None
         for _ in range(self.cfg.batch_size):
-            text, mask = self.text_and_mask(rng)
+            text, mask = self.text_and_mask(rng, family)
             ids = [bos] + [self.vocab.get(c, unk) for c in text]
             ids = ids[: self.cfg.n_ctx]
             lab = [-100] + [i if m else -100 for i, m in zip(ids[1:], mask, strict=False)]

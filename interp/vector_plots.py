@@ -85,7 +85,7 @@ def label_color(family: str, label: str) -> str:
     except (ValueError, KeyError):
         known = ()
     if all(p in known for p in parts):
-        return blend([family_task_color(family, p) for p in parts]) if len(parts) > 1 else family_task_color(family, label)
+        return blend([family_task_color(family, p) for p in parts])
     return OTHER_COLOR
 
 
@@ -132,7 +132,8 @@ def best_layer_figure(panels: Sequence[Sequence[BestLayer]], *, title: str) -> g
                 ), row=row, col=j)
                 for ref, dash, label in ((ref_zs, "dot", "zero-shot"), (ref_icl, "dash", "ICL")):
                     fig.add_trace(go.Scatter(
-                        x=[layers[0], layers[-1]], y=[ref, ref], mode="lines", line=dict(color=color, dash=dash, width=1),
+                        x=[layers[0], layers[-1]], y=[ref, ref], mode="lines",
+                        line=dict(color=color, dash=dash, width=1),
                         name=f"{b.task} {label}", legendgroup=group, showlegend=show,
                         hovertemplate=f"{b.task} {label} (no patch)<br>{what} = {ref:.4f}<extra></extra>",
                     ), row=row, col=j)

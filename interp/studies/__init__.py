@@ -143,3 +143,17 @@ def demo(*, out: str | Path = "figures", model: str = "embedded") -> dict[str, d
     for line in headline_numbers(results):
         print("  " + line)
     return results
+
+
+def script_main(name: str, argv: Sequence[str] | None = None) -> dict[str, dict]:
+    """Command line of the thin ``experiments/<study>.py`` scripts: ``[--model SPEC] [--quick] [--out DIR]``."""
+    import argparse
+
+    check_study_names([name])
+    ap = argparse.ArgumentParser(prog=f"experiments/{name}.py",
+                                 description=f"Regenerate figures/{name}/ (HTML, PNG, JSON); same as `interp figures {name}`.")
+    ap.add_argument("--model", default="embedded", help="model spec (default: the embedded model)")
+    ap.add_argument("--quick", action="store_true", help="few prompts: a smoke run")
+    ap.add_argument("--out", default="figures", help="output root (default figures/)")
+    args = ap.parse_args(argv)
+    return run_studies([name], model=args.model, quick=args.quick, out=args.out)

@@ -46,6 +46,7 @@ from interp.analysis import (
     capture_groups,
     control_decompositions,
     control_vectors,
+    cosine_matrix,
     mixture_groups,
     project_2d,
     task_cosines,
@@ -106,7 +107,9 @@ class TaskVectorsConfig:
     def validate(self) -> None:
         """``ValueError`` naming the first bad field and what is allowed (no model needed)."""
         if not isinstance(self.pairs, list | tuple) or not self.pairs:
-            raise ValueError(f"pairs: need a non-empty list of (family, task_a, task_b, third_task), got {self.pairs!r}")
+            raise ValueError(
+                f"pairs: need a non-empty list of (family, task_a, task_b, third_task), got {self.pairs!r}"
+            )
         for p in self.pairs:
             if not isinstance(p, list | tuple) or len(p) != 4:
                 raise ValueError(f"pairs: each entry must be (family, task_a, task_b, third_task), got {p!r}")
@@ -192,6 +195,17 @@ def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer
     return out
 
 
+def centred_cosines(vectors) -> np.ndarray:
+    """``Float[ndarray, "layer n n"]``: cosines after subtracting, per layer, the mean of the ``n`` vectors.
+
+    Residual-stream vectors at the separator share a large common component (raw cosines are all near 1 in
+    small models); centring shows how the vectors differ from each other.
+    """
+    m = np.stack([v.mean.detach().cpu().double().numpy() for v in vectors], axis=1)  # [layer, n, d]
+    m = m - m.mean(axis=1, keepdims=True)
+    return np.stack([cosine_matrix(x) for x in m])
+
+
 # ---------------------------------------------------------------------------------------------
 # Numbers → JSON-ready dicts
 
@@ -238,6 +252,7 @@ def run_pair(model, config: TaskVectorsConfig, family: str, task_a: str, task_b:
         warnings.simplefilter("ignore")  # LDA: "variables are collinear" with few prompts in many dimensions
         proj = project_2d(acts, labels, method=config.projection)
     cos = task_cosines([vectors[k] for k in COSINE_KEYS])
+    cos_centred = centred_cosines([vectors[k] for k in COSINE_KEYS])
     layer = pair_layer(bests)
     fam = get_family(family)
     names = {"a": task_a, "b": task_b, "third_task": third, "mixed": f"{task_a}+{task_b} 50/50",
@@ -253,12 +268,13 @@ def run_pair(model, config: TaskVectorsConfig, family: str, task_a: str, task_b:
                        "coords": proj.coords.tolist(), "explained": proj.explained.tolist(),
                        "n_prompts_per_group": config.projection_prompts},
         "cosines": {"names": [names[k] for k in COSINE_KEYS], "keys": list(COSINE_KEYS), "layers": list(layers),
-                    "matrix": cos.tolist()},
+                    "matrix": cos.tolist(), "centred_matrix": cos_centred.tolist()},
         "vector_norms": {k: vectors[k].mean.double().norm(dim=1).tolist() for k in COSINE_KEYS},
         "acceptance": acceptance(bests, sweep, decomps, layer),
     }
-    return {"objects": {"vectors": vectors, "bests": bests, "sweep": sweep, "decomps": decomps, "projection": proj,
-                        "cosines": cos, "cosine_names": [names[k] for k in COSINE_KEYS]},
+    objects = {"vectors": vectors, "bests": bests, "sweep": sweep, "decomps": decomps, "projection": proj,
+               "cosines": cos, "cosines_centred": cos_centred, "cosine_names": [names[k] for k in COSINE_KEYS]}
+    return {"objects": objects,
             "numbers": numbers}
 
 
@@ -327,8 +343,11 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
             title=f"{config.projection.upper()} of per-prompt vectors (single tasks, 50/50 pairs, uniform) · model "
                   f"{model_id} · {config.projection_prompts} prompts per group"), ["projection"]),
         "cosines": (cosine_figure(
-            [o["cosines"] for o in objs], [o["cosine_names"] for o in objs], list(layers), panel_titles=pair_titles,
-            title=f"Cosine similarity between task vectors per layer · model {model_id} · {size}"), ["cosines"]),
+            [m for o in objs for m in (o["cosines"], o["cosines_centred"])],
+            [o["cosine_names"] for o in objs for _ in range(2)], list(layers),
+            panel_titles=[f"{t} {kind}" for t in pair_titles for kind in ("(raw)", "(centred)")],
+            title=f"Cosine similarity between task vectors per layer (raw; centred on their mean) · model {model_id} "
+                  f"· {size}"), ["cosines"]),
     }
     paths: dict[str, str | None] = {}
     for name, (fig, keys) in figures.items():
