@@ -8,7 +8,7 @@ export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 export MALLOC_TOP_PAD_ ?= 1000000000
 
-.PHONY: setup demo test test-all lint train figures
+.PHONY: setup demo test test-all lint train figures png-deps bench
 
 setup: $(VENV)/.installed
 
@@ -36,3 +36,10 @@ train: setup
 
 figures: setup
 	$(VENV)/bin/interp figures
+
+# Static PNG export needs a Chromium for kaleido (Debian package; root). Without it figures are HTML + JSON only.
+png-deps:
+	apt-get update -qq && apt-get install -y -qq chromium
+
+bench: setup
+	$(PY) benchmarks/bench_model.py
