@@ -222,8 +222,8 @@ def lambda_stacked_figure(sweeps: Sequence[MixtureSweep], layers: Sequence[int],
     if len(layers) != len(sweeps):
         raise ValueError(f"layers: need one layer per sweep ({len(sweeps)}), got {len(layers)}")
     n = len(sweeps)
-    titles = [f"{_pair_title(s, s.tasks)}: patched v(λ) at layer {la}" for s, la in zip(sweeps, layers, strict=True)]
-    titles += [f"real mixed prompts ({s.n_examples} examples, fraction λ of {s.tasks[1]})" for s in sweeps]
+    titles = [f"{_pair_title(s, s.tasks)} · patched, layer {la}" for s, la in zip(sweeps, layers, strict=True)]
+    titles += [f"real prompts, fraction λ of {s.tasks[1]}" for s in sweeps]
     fig = make_subplots(rows=2, cols=n, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.07,
                         subplot_titles=titles)
     for j, (s, la) in enumerate(zip(sweeps, layers, strict=True), start=1):

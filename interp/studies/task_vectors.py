@@ -187,6 +187,7 @@ def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer
         rho, pval = spearmanr(lam, p_b)
     crossings = [x for x in half_crossings(lam, p_b) if 0.0 < x < 1.0]
     out.update(spearman_rho=_finite(rho), spearman_p=_finite(pval), p_b_at_layer=p_b.tolist(),
+               p_b_range=float(p_b.max() - p_b.min()),
                crosses_half=bool(crossings), crossing_lambdas=crossings)
     di = decomps["mixed"].layers.index(layer)
     resid = {name: float(d.residual_norm[di]) for name, d in decomps.items()}
@@ -293,6 +294,7 @@ def acceptance_lines(numbers: dict[str, Any]) -> list[str]:
         rho = a["spearman_rho"]
         lines.append(f"  pair layer {a['pair_layer']}: Spearman(P(a_B), λ) = "
                      + ("n/a (constant)" if rho is None else f"{rho:+.3f} (p={a['spearman_p']:.2g})")
+                     + f", range of P(a_B) over λ {a['p_b_range']:.2g}"
                      + f"; P(a_B) crosses 0.5 in (0,1): {a['crosses_half']} {a['crossing_lambdas']}")
         res = ", ".join(f"{k}={v:.3f}" for k, v in a["residual"].items())
         lines.append(f"  residual norms at layer {a['pair_layer']}: {res}; mixture below every control: "
