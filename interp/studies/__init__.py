@@ -2,7 +2,7 @@
 
 >>> from interp.studies import STUDIES
 >>> sorted(STUDIES)
-['mixture_sweep', 'superposition_bars', 'tasks_solved', 'task_vectors']
+['mixture_sweep', 'superposition_bars', 'task_vectors', 'tasks_solved']
 """
 
 from __future__ import annotations
