@@ -44,13 +44,13 @@ def task_color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _rgba(hex_color: str, alpha: float) -> str:
+def rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
     r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _style(fig: go.Figure, title: str, height: int = 560) -> go.Figure:
+def style_figure(fig: go.Figure, title: str, height: int = 560) -> go.Figure:
     fig.update_layout(
         title=dict(text=title, x=0.01, xanchor="left"),
         font=FONT,
@@ -69,7 +69,7 @@ def _band(fig, x, lo, hi, color, name, row, col, alpha, group, show):
             x=list(x) + list(x)[::-1],
             y=list(hi) + list(lo)[::-1],
             fill="toself",
-            fillcolor=_rgba(color, alpha),
+            fillcolor=rgba(color, alpha),
             line=dict(width=0),
             hoverinfo="skip",
             name=name,
@@ -172,7 +172,7 @@ def mixture_sweep_figure(curves: Sequence[dict], *, title: str, cols: int = 3) -
         )
         fig.update_xaxes(title_text="fraction of task-A examples d", range=[-0.02, 1.02], row=row, col=col)
         fig.update_yaxes(title_text="P(answer)" if col == 1 else None, range=[-0.02, 1.02], row=row, col=col)
-    return _style(fig, title, height=360 * rows + 140)
+    return style_figure(fig, title, height=360 * rows + 140)
 
 
 def superposition_bars_figure(results: Sequence[dict], *, title: str) -> go.Figure:
@@ -237,7 +237,7 @@ def superposition_bars_figure(results: Sequence[dict], *, title: str) -> go.Figu
         )
         fig.update_yaxes(title_text="mean P(answer)" if j == 1 else None, range=[0, 1], row=1, col=j)
         fig.update_yaxes(title_text="mean P, sorted per prompt" if j == 1 else None, range=[0, 1], row=2, col=j)
-    return _style(fig, title, height=720)
+    return style_figure(fig, title, height=720)
 
 
 def tasks_solved_figure(series: Sequence[dict], *, title: str) -> go.Figure:
@@ -289,7 +289,7 @@ def tasks_solved_figure(series: Sequence[dict], *, title: str) -> go.Figure:
     fig.update_xaxes(title_text="number of tasks K in the prompt", dtick=1)
     fig.update_yaxes(title_text="tasks solved per prompt", row=1, col=1)
     fig.update_yaxes(title_text="KL (nats)", row=1, col=2)
-    return _style(fig, title, height=520)
+    return style_figure(fig, title, height=520)
 
 
 def loss_curve_figure(steps: Sequence[int], losses: Sequence[float], *, title: str) -> go.Figure:
@@ -298,7 +298,7 @@ def loss_curve_figure(steps: Sequence[int], losses: Sequence[float], *, title: s
                                name="loss", hovertemplate="step %{x}<br>loss %{y:.4f}<extra></extra>"))
     fig.update_xaxes(title_text="training step (batch of prompts)")
     fig.update_yaxes(title_text="cross-entropy on answer tokens (nats)", type="log")
-    return _style(fig, title, height=420)
+    return style_figure(fig, title, height=420)
 
 
 def across_training_figure(history: Sequence[dict], *, title: str, chosen_step: int | None = None) -> go.Figure:
@@ -331,7 +331,7 @@ def across_training_figure(history: Sequence[dict], *, title: str, chosen_step: 
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(title_text="mean P(answer)", range=[0, 1.02], row=1, col=2)
-    _style(fig, title, height=560)
+    style_figure(fig, title, height=560)
     fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top", font=dict(size=11)),
                       margin=dict(r=300, b=60))
     return fig

@@ -33,7 +33,7 @@ from plotly.subplots import make_subplots
 
 from interp.analysis import Decomposition, Projection
 from interp.patching import BestLayer, MixtureSweep
-from interp.plots import OTHER_COLOR, PALETTE, _rgba, _style, task_color
+from interp.plots import OTHER_COLOR, PALETTE, rgba, style_figure, task_color
 from interp.tasks import get_family
 
 LAYER_AXIS = "layer ℓ (patched at resid_post of block ℓ)"
@@ -148,7 +148,7 @@ def best_layer_figure(panels: Sequence[Sequence[BestLayer]], *, title: str) -> g
         fig.update_yaxes(title_text="accuracy (fraction of queries)" if j == 1 else None, range=[-0.02, 1.02], row=2,
                          col=j)
         fig.update_xaxes(title_text=LAYER_AXIS, dtick=1, row=2, col=j)
-    return _style(fig, title, height=720)
+    return style_figure(fig, title, height=720)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def lambda_heatmap_figure(sweeps: Sequence[MixtureSweep], *, title: str,
         coloraxis2=dict(colorscale="RdBu", cmin=-1, cmax=1, cmid=0,
                         colorbar=dict(title="Δ P(a_B)", len=0.4, y=0.2, yanchor="middle")),
     )
-    return _style(fig, title, height=760)
+    return style_figure(fig, title, height=760)
 
 
 def lambda_stacked_figure(sweeps: Sequence[MixtureSweep], layers: Sequence[int], *, title: str) -> go.Figure:
@@ -241,7 +241,7 @@ def lambda_stacked_figure(sweeps: Sequence[MixtureSweep], layers: Sequence[int],
             for k in range(3):
                 fig.add_trace(go.Scatter(
                     x=lam, y=np.clip(probs[:, k], 0, None).tolist(), mode="lines", stackgroup=f"{row}-{j}",
-                    line=dict(color=colors[k], width=0.5), fillcolor=_rgba(colors[k], 0.75), name=names[k],
+                    line=dict(color=colors[k], width=0.5), fillcolor=rgba(colors[k], 0.75), name=names[k],
                     legendgroup=names[k] if k == 2 else f"{s.family}:{s.tasks[k]}", showlegend=row == 1 and
                     (k < 2 or j == 1), customdata=np.stack([probs[:, k], sem[:, k]], axis=1).tolist(),
                     hovertemplate=(f"{label} {names[k]}<br>λ=%{{x:.3f}}<br>mean = %{{customdata[0]:.4f}} ± "
@@ -259,7 +259,7 @@ def lambda_stacked_figure(sweeps: Sequence[MixtureSweep], layers: Sequence[int],
         fig.update_xaxes(range=[0, 1], row=1, col=j)
         for row in (1, 2):
             fig.update_yaxes(title_text="P(answer), stacked" if j == 1 else None, range=[0, 1.02], row=row, col=j)
-    return _style(fig, title, height=760)
+    return style_figure(fig, title, height=760)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def decomposition_figure(panels: Sequence[Mapping[str, Decomposition]], *, panel
         fig.update_xaxes(title_text=LAYER_AXIS, dtick=1, row=1, col=j)
         fig.update_yaxes(title_text="‖residual‖ of unit target on span{v_A, v_B, 1}" if j == 1 else None,
                          rangemode="tozero", row=1, col=j)
-    return _style(fig, title, height=560)
+    return style_figure(fig, title, height=560)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ def projection_figure(projections: Sequence[Projection], layers: Sequence[int], 
                           args=[{"visible": vis, "showlegend": [v and i % 2 == 0 for i, v in enumerate(vis)]}]))
     fig.update_layout(sliders=[dict(active=first, steps=steps, currentvalue=dict(prefix="layer ℓ = "),
                                     pad=dict(t=60), y=-0.15)])
-    fig = _style(fig, title, height=640)
+    fig = style_figure(fig, title, height=640)
     fig.update_layout(legend=dict(y=-0.5), margin=dict(b=200))
     return fig
 
@@ -395,4 +395,4 @@ def cosine_figure(matrices: Sequence[np.ndarray], names: Sequence[Sequence[str]]
             fig.update_xaxes(tickangle=45, row=i, col=j)
     fig.update_layout(coloraxis=dict(colorscale="RdBu", cmin=-1, cmax=1, cmid=0,
                                      colorbar=dict(title="cosine similarity")))
-    return _style(fig, title, height=max(420, 380 * rows + 120))
+    return style_figure(fig, title, height=max(420, 380 * rows + 120))
