@@ -33,8 +33,14 @@ from interp.plots import across_training_figure, loss_curve_figure, mixture_swee
 from interp.studies.mixture_sweep import DEFAULT_PAIRS, mixture_curve
 
 EVAL_SEED = 20261125  # held out: training batches use generators [0, step]; eval prompts this seed
-FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-         "training.json")
+FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "training.json",
+)
 
 
 def main() -> None:
@@ -57,24 +63,32 @@ def main() -> None:
     for d in checkpoint_dirs(run):
         model = load_model(str(d), device="cpu")
         acc = icl_accuracy_table(model, families, n_examples=[20], n_prompts=args.history_prompts, seed=EVAL_SEED)
-        history.append({
-            "step": int(d.name.removeprefix("step")),
-            "accuracy": {f: {t: v["20"]["accuracy"] for t, v in tasks.items()} for f, tasks in acc.items()},
-            "pairs": pair_at_half(model, pairs, n_prompts=args.history_prompts, n_examples=20, seed=EVAL_SEED),
-        })
+        history.append(
+            {
+                "step": int(d.name.removeprefix("step")),
+                "accuracy": {f: {t: v["20"]["accuracy"] for t, v in tasks.items()} for f, tasks in acc.items()},
+                "pairs": pair_at_half(model, pairs, n_prompts=args.history_prompts, n_examples=20, seed=EVAL_SEED),
+            }
+        )
         mins = min(v for f in history[-1]["accuracy"].values() for v in f.values())
-        print(f"{d.name}: min acc {mins:.3f}; " + "; ".join(
-            f"{p['tasks'][0]}|{p['tasks'][1]} {p['p_a']:.2f}/{p['p_b']:.2f}" for p in history[-1]["pairs"]), flush=True)
+        print(
+            f"{d.name}: min acc {mins:.3f}; "
+            + "; ".join(f"{p['tasks'][0]}|{p['tasks'][1]} {p['p_a']:.2f}/{p['p_b']:.2f}" for p in history[-1]["pairs"]),
+            flush=True,
+        )
     chosen_i, met = select_checkpoint(history)
     chosen = checkpoint_dirs(run)[chosen_i]
     print(f"chosen: {chosen.name} (threshold met: {met})", flush=True)
 
     model = load_model(str(chosen), device="cpu")
-    accuracy = icl_accuracy_table(model, families, n_examples=[1, 5, 10, 20], n_prompts=args.accuracy_prompts,
-                                  seed=EVAL_SEED)
+    accuracy = icl_accuracy_table(
+        model, families, n_examples=[1, 5, 10, 20], n_prompts=args.accuracy_prompts, seed=EVAL_SEED
+    )
     d_grid = [round(0.1 * i, 1) for i in range(11)]
-    curves = [mixture_curve(model, f, a, b, d_grid, n_prompts=args.sweep_prompts, n_examples=20, seed=EVAL_SEED)
-              for f, a, b in pairs]
+    curves = [
+        mixture_curve(model, f, a, b, d_grid, n_prompts=args.sweep_prompts, n_examples=20, seed=EVAL_SEED)
+        for f, a, b in pairs
+    ]
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,26 +98,53 @@ def main() -> None:
     sha = sha256_file(out / "model.safetensors")
     train_meta = json.loads((chosen / "training.json").read_text())
     numbers = {
-        "model": "embedded", "weights_sha256": sha, "chosen_checkpoint": chosen.name, "selection_rule": SELECTION_RULE,
-        "threshold_met": met, "eval_seed": EVAL_SEED, "train_config": cfg,
-        "train_steps": train_meta["step"], "train_tokens": train_meta["tokens"], "train_wall_s": train_meta["wall_s"],
+        "model": "embedded",
+        "weights_sha256": sha,
+        "chosen_checkpoint": chosen.name,
+        "selection_rule": SELECTION_RULE,
+        "threshold_met": met,
+        "eval_seed": EVAL_SEED,
+        "train_config": cfg,
+        "train_steps": train_meta["step"],
+        "train_tokens": train_meta["tokens"],
+        "train_wall_s": train_meta["wall_s"],
         "hardware": f"{platform.machine()} CPU, torch {torch.__version__}, {cfg['threads']} threads",
         "n_parameters": sum(p.numel() for p in model.parameters()),
-        "icl_accuracy": accuracy, "history": history,
+        "icl_accuracy": accuracy,
+        "history": history,
         "mixture_sweep": {"n_prompts": args.sweep_prompts, "n_examples": 20, "sampling": "exact", "curves": curves},
         "coauthor_curves": {f: {str(k): v for k, v in c.items()} for f, c in COAUTHOR_CURVES.items()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "eval_wall_s": None,
     }
     steps = [r["step"] for r in log["train"]]
-    write_figure(loss_curve_figure(steps, [r["loss"] for r in log["train"]], title="Embedded model: training loss"),
-                 out / "loss", html=False, width=900, height=420)
-    write_figure(across_training_figure(history, title="Embedded model across training (held-out prompts)",
-                                        chosen_step=history[chosen_i]["step"]), out / "across_training",
-                 html=False, width=1200, height=560)
-    write_figure(mixture_sweep_figure(curves, title=f"Embedded model ({chosen.name}): mixed prompts, "
-                                                    f"{args.sweep_prompts} prompts × 20 examples per point"),
-                 out / "mixture_sweep", html=False, width=1200, height=860)
+    write_figure(
+        loss_curve_figure(steps, [r["loss"] for r in log["train"]], title="Embedded model: training loss"),
+        out / "loss",
+        html=False,
+        width=900,
+        height=420,
+    )
+    write_figure(
+        across_training_figure(
+            history, title="Embedded model across training (held-out prompts)", chosen_step=history[chosen_i]["step"]
+        ),
+        out / "across_training",
+        html=False,
+        width=1200,
+        height=560,
+    )
+    write_figure(
+        mixture_sweep_figure(
+            curves,
+            title=f"Embedded model ({chosen.name}): mixed prompts, "
+            f"{args.sweep_prompts} prompts × 20 examples per point",
+        ),
+        out / "mixture_sweep",
+        html=False,
+        width=1200,
+        height=860,
+    )
     numbers["eval_wall_s"] = round(time.time() - start, 1)
     write_json(out / "eval.json", numbers)
     (out / "README.md").write_text(render_card(numbers))
@@ -127,23 +168,27 @@ def render_card(n: dict) -> str:
         "",
         "```",
         "interp train --config experiments/configs/embedded.json --out runs/embedded",
-        f"python experiments/embedded_card.py --run runs/embedded --out interp/checkpoints/embedded",
+        "python experiments/embedded_card.py --run runs/embedded --out interp/checkpoints/embedded",
         "```",
         "",
         "## Model",
-        f"- Architecture: Hugging Face `GPT2LMHeadModel` (LayerNorm, GELU, learned positions), {cfg['n_layers']} layers,"
-        f" width {cfg['d_model']}, {cfg['n_heads']} heads, context {cfg['n_ctx']} tokens, {n['n_parameters']:,} parameters.",
+        "- Architecture: Hugging Face `GPT2LMHeadModel` (LayerNorm, GELU, learned positions),"
+        f" {cfg['n_layers']} layers, width {cfg['d_model']}, {cfg['n_heads']} heads, context {cfg['n_ctx']} tokens,"
+        f" {n['n_parameters']:,} parameters.",
         "- Tokenizer: character level (`interp.tokenization.build_char_tokenizer`, `tokenizers` WordLevel), specials"
         " `<|pad|>`=0 `<|bos|>`=1 `<|eos|>`=2 `<|unk|>`=3; every sequence starts with one `<|bos|>`.",
         f"- Weights: `model.safetensors`, SHA-256 `{n['weights_sha256']}` (checked by `tests/test_embedded.py`).",
         "",
         "## Training",
-        f"- Families (one task per prompt, family drawn by weight {cfg['families']}): examples per prompt"
+        f"- Families drawn by weight {cfg['families']} (task subsets: {cfg.get('tasks') or 'all tasks'}); every prompt"
+        f" holds ONE task; {'one family per batch; ' if cfg.get('batch_by_family') else ''}examples per prompt"
         f" {cfg['n_examples']}; loss on answer characters and the newline after each answer.",
-        f"- AdamW lr {cfg['lr']}, betas (0.9, 0.98), weight decay {cfg['weight_decay']}, {cfg['warmup_steps']} warm-up steps,"
-        f" cosine decay to {cfg['min_lr_ratio']}×; batch {cfg['batch_size']} prompts; seed {cfg['seed']}.",
+        f"- AdamW lr {cfg['lr']}, betas (0.9, 0.98), weight decay {cfg['weight_decay']},"
+        f" {cfg['warmup_steps']} warm-up steps, cosine decay to {cfg['min_lr_ratio']}×; batch {cfg['batch_size']}"
+        f" prompts; seed {cfg['seed']}; {cfg['threads']} CPU thread(s).",
         f"- Shipped checkpoint: `{n['chosen_checkpoint']}` of {cfg['steps']} steps: {n['train_steps']} steps,"
-        f" {n['train_tokens']:,} tokens (padded batches), {n['train_wall_s'] / 60:.1f} min wall time on {n['hardware']}"
+        f" {n['train_tokens']:,} tokens (padded batches), {n['train_wall_s'] / 60:.1f} min wall time on"
+        f" {n['hardware']}"
         " (the machine was shared with other work).",
         f"- Selection rule: {n['selection_rule']}. Threshold met: **{n['threshold_met']}**.",
         "",
@@ -177,20 +222,33 @@ def render_card(n: dict) -> str:
                 f"[{a['ci95'][i][0]:.3f}, {a['ci95'][i][1]:.3f}] | {b['mean'][i]:.3f} [{b['ci95'][i][0]:.3f}, "
                 f"{b['ci95'][i][1]:.3f}] | {c['two_answer_mass']['mean'][i]:.3f} | {a['var'][i]:.3f} |"
             )
-    lines += ["", "![mixture sweep](mixture_sweep.png)", "",
-              "Co-author's logged from-scratch curves (science.md §2), mean P(task A) at d:"]
+    lines += [
+        "",
+        "![mixture sweep](mixture_sweep.png)",
+        "",
+        "Co-author's logged from-scratch curves (science.md §2), mean P(task A) at d:",
+    ]
     for fam, curve in n["coauthor_curves"].items():
         lines.append(f"- {fam}: " + ", ".join(f"{d}: {v}" for d, v in curve.items()))
-    lines += ["", "## Superposition across training", "",
-              "Held-out single-task accuracy (20 examples) and 50/50 mixed-prompt probabilities at every saved checkpoint"
-              " (the dotted line marks the shipped one).", "", "![across training](across_training.png)", "",
-              "| step | min task accuracy | " + " | ".join(f"{p['tasks'][0]}/{p['tasks'][1]} P(A), P(B)"
-                                                         for p in n["history"][0]["pairs"]) + " |",
-              "|---|---|" + "---|" * len(n["history"][0]["pairs"])]
+    lines += [
+        "",
+        "## Superposition across training",
+        "",
+        "Held-out single-task accuracy (20 examples) and 50/50 mixed-prompt probabilities at every saved checkpoint"
+        " (the dotted line marks the shipped one).",
+        "",
+        "![across training](across_training.png)",
+        "",
+        "| step | min task accuracy | "
+        + " | ".join(f"{p['tasks'][0]}/{p['tasks'][1]} P(A), P(B)" for p in n["history"][0]["pairs"])
+        + " |",
+        "|---|---|" + "---|" * len(n["history"][0]["pairs"]),
+    ]
     for h in n["history"]:
         mins = min(v for f in h["accuracy"].values() for v in f.values())
-        lines.append(f"| {h['step']} | {mins:.2f} | " + " | ".join(f"{p['p_a']:.2f}, {p['p_b']:.2f}" for p in h["pairs"])
-                     + " |")
+        lines.append(
+            f"| {h['step']} | {mins:.2f} | " + " | ".join(f"{p['p_a']:.2f}, {p['p_b']:.2f}" for p in h["pairs"]) + " |"
+        )
     lines += ["", f"Evaluation wall time: {n['eval_wall_s']} s. Evaluation seed: {n['eval_seed']}.", ""]
     return "\n".join(lines)
 

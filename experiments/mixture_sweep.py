@@ -1,4 +1,7 @@
-"""Regenerate figures/mixture_sweep/ (HTML, PNG, JSON): `python experiments/mixture_sweep.py [--model SPEC] [--quick] [--out DIR]`."""
+"""Regenerate figures/mixture_sweep/ (HTML, PNG, JSON).
+
+    python experiments/mixture_sweep.py [--model SPEC] [--quick] [--out DIR]
+"""
 
 from interp.studies import script_main
 

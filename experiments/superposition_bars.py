@@ -1,4 +1,7 @@
-"""Regenerate figures/superposition_bars/ (HTML, PNG, JSON): `python experiments/superposition_bars.py [--model SPEC] [--quick] [--out DIR]`."""
+"""Regenerate figures/superposition_bars/ (HTML, PNG, JSON).
+
+    python experiments/superposition_bars.py [--model SPEC] [--quick] [--out DIR]
+"""
 
 from interp.studies import script_main
 

@@ -1,4 +1,7 @@
-"""Regenerate figures/tasks_solved/ (HTML, PNG, JSON): `python experiments/tasks_solved.py [--model SPEC] [--quick] [--out DIR]`."""
+"""Regenerate figures/tasks_solved/ (HTML, PNG, JSON).
+
+    python experiments/tasks_solved.py [--model SPEC] [--quick] [--out DIR]
+"""
 
 from interp.studies import script_main
 

@@ -51,11 +51,20 @@ def pair_at_half(model, pairs: Sequence[tuple[str, str, str]], *, n_prompts: int
     """Mean P(a_A), P(a_B) and across-prompt variance of P(a_A) on 50/50 prompts, per pair."""
     rows = []
     for fam, a, b in pairs:
-        prompts = build_prompts(fam, [a, b], proportions=[0.5, 0.5], n_examples=n_examples, n_prompts=n_prompts,
-                                seed=seed)
+        prompts = build_prompts(
+            fam, [a, b], proportions=[0.5, 0.5], n_examples=n_examples, n_prompts=n_prompts, seed=seed
+        )
         p = score_answers(model, prompts).probs
-        rows.append({"family": fam, "tasks": [a, b], "p_a": float(p[:, 0].mean()), "p_b": float(p[:, 1].mean()),
-                     "var_a": float(p[:, 0].var()), "mass": float(p.sum(axis=1).mean())})
+        rows.append(
+            {
+                "family": fam,
+                "tasks": [a, b],
+                "p_a": float(p[:, 0].mean()),
+                "p_b": float(p[:, 1].mean()),
+                "var_a": float(p[:, 0].var()),
+                "mass": float(p.sum(axis=1).mean()),
+            }
+        )
     return rows
 
 

@@ -1,7 +1,6 @@
 """The shipped embedded model: its hash matches the card, and the card's numbers re-evaluate exactly."""
 
 import json
-from pathlib import Path
 
 import pytest
 

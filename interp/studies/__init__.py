@@ -150,8 +150,10 @@ def script_main(name: str, argv: Sequence[str] | None = None) -> dict[str, dict]
     import argparse
 
     check_study_names([name])
-    ap = argparse.ArgumentParser(prog=f"experiments/{name}.py",
-                                 description=f"Regenerate figures/{name}/ (HTML, PNG, JSON); same as `interp figures {name}`.")
+    ap = argparse.ArgumentParser(
+        prog=f"experiments/{name}.py",
+        description=f"Regenerate figures/{name}/ (HTML, PNG, JSON); same as `interp figures {name}`.",
+    )
     ap.add_argument("--model", default="embedded", help="model spec (default: the embedded model)")
     ap.add_argument("--quick", action="store_true", help="few prompts: a smoke run")
     ap.add_argument("--out", default="figures", help="output root (default figures/)")
