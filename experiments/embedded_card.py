@@ -57,7 +57,8 @@ def main() -> None:
     log = json.loads((run / "log.json").read_text())
     cfg = log["config"]
     families = {f: cfg.get("tasks", {}).get(f) for f in cfg["families"]}
-    pairs = [p for p in DEFAULT_PAIRS if p[0] in families]
+    trained = {f: set(tasks) if tasks else None for f, tasks in families.items()}
+    pairs = [p for p in DEFAULT_PAIRS if p[0] in trained and (trained[p[0]] is None or set(p[1:]) <= trained[p[0]])]
 
     history = []
     for d in checkpoint_dirs(run):

@@ -19,7 +19,6 @@ from interp.tasks import get_family, resolve_tasks
 
 DEFAULT_PAIRS = (
     ("operands", "copy_first", "copy_second"),
-    ("operands", "copy_first", "sum"),
     ("retrieval", "pos1", "pos8"),
     ("retrieval", "pos3", "pos5"),
     ("bias_add", "add1", "add7"),
@@ -44,7 +43,7 @@ class MixtureSweepConfig:
 
     @classmethod
     def quick(cls) -> MixtureSweepConfig:
-        return cls(pairs=[DEFAULT_PAIRS[0], DEFAULT_PAIRS[4]], d=[0.0, 0.5, 1.0], n_prompts=16)
+        return cls(pairs=[DEFAULT_PAIRS[0], DEFAULT_PAIRS[3]], d=[0.0, 0.5, 1.0], n_prompts=16)
 
 
 def mixture_curve(

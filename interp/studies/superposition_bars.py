@@ -18,7 +18,7 @@ from interp.tokenization import encode
 
 #: (family, tasks or None for all, examples per prompt): sized to fit the embedded model's 288-token context.
 EMBEDDED_SETTINGS = (
-    ("operands", None, 30),
+    ("operands", ("copy_first", "copy_second"), 30),
     ("retrieval", ("pos1", "pos3", "pos6", "pos8"), 24),
     ("bias_add", ("add1", "add3", "add5", "add7"), 40),
 )
