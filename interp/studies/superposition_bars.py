@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,8 @@ class SuperpositionBarsConfig:
     settings: list[tuple[str, tuple[str, ...] | None, int]] | None = None  # None: by model (embedded vs pretrained)
     n_prompts: int = 100
     seed: int = 0
+    #: further models shown beside the main one when their weights are present locally (else noted as skipped)
+    extra_models: list[str] = field(default_factory=lambda: ["gpt2"])
 
     @classmethod
     def quick(cls) -> SuperpositionBarsConfig:
@@ -81,17 +83,31 @@ def family_result(model, family: str, tasks, n_examples: int, n_prompts: int, se
 
 
 def run(model, config: SuperpositionBarsConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
+    from interp.models import WeightsNotFoundError, load_model, model_info, resolve_weights_dir
+
     config.validate()
     meta = metadata(model, config, "superposition_bars")
     mid = meta["model"]["model_id"]
-    results, skipped = [], []
-    for fam, tasks, n in config.settings_for(mid):
+    models, skipped = [model], []
+    for spec in config.extra_models:
+        if spec == mid:
+            continue
         try:
-            results.append({"model": mid, **family_result(model, fam, tasks, n, config.n_prompts, config.seed)})
-        except ValueError as err:
-            if "context" not in str(err):
-                raise
-            skipped.append({"family": fam, "reason": str(err)})
+            resolve_weights_dir(spec)
+        except WeightsNotFoundError as err:
+            skipped.append({"model": spec, "reason": str(err).split(". ")[0]})
+            continue
+        models.append(load_model(spec))
+    results = []
+    for m in models:
+        m_id = model_info(m).model_id
+        for fam, tasks, n in config.settings_for(m_id):
+            try:
+                results.append({"model": m_id, **family_result(m, fam, tasks, n, config.n_prompts, config.seed)})
+            except ValueError as err:
+                if "context" not in str(err):
+                    raise
+                skipped.append({"model": m_id, "family": fam, "reason": str(err)})
     if not results:
         raise ValueError(f"settings: no family fits the context of {context_length(model)} tokens: {skipped}")
     title = (
