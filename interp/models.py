@@ -262,7 +262,10 @@ def hooked_from_hf(
     tokenizer.padding_side = "right"  # the toolkit right-pads: causal attention needs no mask then
     model.tokenizer = tokenizer  # attached directly: TransformerLens's set_tokenizer may reach the hub
     model.cfg.tokenizer_prepends_bos = False
-    model.move_model_modules_to_device() if n_devices > 1 else model.to(device)
+    if n_devices > 1:
+        model.move_model_modules_to_device()
+    else:
+        model.to(device, print_details=False)
     model.eval()
     model.interp_info = ModelInfo(model_id, source, processing, weights_sha256)
     LOADED_MODELS.add(model)
@@ -308,7 +311,15 @@ def load_model(
         return _load_transformer_lens(model_id, d, device, dtype, processing, n_devices)
     from transformers import GPT2LMHeadModel
 
-    hf = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True, dtype="float32")
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar for a local directory
+    try:
+        hf = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True, dtype="float32")
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     tok = _load_tokenizer(d, hf.config.vocab_size)
