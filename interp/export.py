@@ -67,16 +67,33 @@ def figure_png_bytes(fig, *, width: int = 900, height: int = 560, scale: float =
         return None
 
 
+PLOTLY_JS = "plotly.min.js"
+
+
+def ensure_plotly_js(folder: str | Path) -> Path:
+    """Copy plotly.js (shipped inside the plotly package) into ``folder`` once, for offline HTML figures."""
+    from plotly.offline import get_plotlyjs
+
+    path = Path(folder) / PLOTLY_JS
+    if not path.is_file():
+        atomic_write_bytes(path, get_plotlyjs().encode())
+    return path
+
+
 def write_figure(
-    fig, base: str | Path, *, png: bool = True, width: int = 900, height: int = 560
+    fig, base: str | Path, *, png: bool = True, html: bool = True, width: int = 900, height: int = 560
 ) -> dict[str, str | None]:
-    """Write ``base.html`` (interactive, plotly.js inlined offline) and ``base.png``; returns the paths written."""
+    """Write ``base.html`` (interactive) and ``base.png``; returns the paths written.
+
+    The HTML loads plotly.js from ``../plotly.min.js`` (written once beside the study folders), so figures
+    work offline without repeating 4.6 MB of JavaScript in each.
+    """
     base = Path(base)
-    html = fig.to_html(include_plotlyjs=True, full_html=True)
-    out: dict[str, str | None] = {
-        "html": str(atomic_write_bytes(base.with_suffix(".html"), html.encode())),
-        "png": None,
-    }
+    out: dict[str, str | None] = {"html": None, "png": None}
+    if html:
+        ensure_plotly_js(base.parent.parent)
+        text = fig.to_html(include_plotlyjs=f"../{PLOTLY_JS}", full_html=True)
+        out["html"] = str(atomic_write_bytes(base.with_suffix(".html"), text.encode()))
     if png:
         data = figure_png_bytes(fig, width=width, height=height)
         if data is not None:
