@@ -16,12 +16,12 @@ from interp.studies.common import metadata, write_outputs
 from interp.tasks import get_family, resolve_tasks
 from interp.tokenization import encode
 
-#: (family, tasks or None for all, examples per prompt): the embedded model's trained tasks, sized to fit its
-#: 288-token context.
+#: (family, tasks or None for all, examples per prompt): the embedded model's trained tasks, at most as many
+#: examples as its training prompts held (longer prompts reach untrained position embeddings).
 EMBEDDED_SETTINGS = (
-    ("operands", ("copy_first", "copy_second"), 30),
-    ("retrieval", ("pos1", "pos8"), 24),
-    ("bias_add", ("add1", "add7"), 40),
+    ("operands", ("copy_first", "copy_second"), 20),
+    ("retrieval", ("pos1", "pos8"), 20),
+    ("bias_add", ("add1", "add7"), 20),
 )
 #: The paper's families, 20 examples per task (science.md §1), for pretrained models.
 PAPER_SETTINGS = (
