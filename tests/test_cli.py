@@ -83,3 +83,18 @@ def test_figures_quick_writes_every_file_and_numbers_recompute(tmp_path, embedde
     np.testing.assert_allclose(numbers["curves"][0]["a"]["mean"], again["a"]["mean"], rtol=0, atol=1e-12)
     assert numbers["model"]["model_id"] == "embedded" and numbers["config"]["seed"] == cfg.seed
     assert not list(tmp_path.rglob("*.tmp"))  # nothing half-written
+
+
+def test_committed_figure_numbers_regenerate_exactly(tmp_path, embedded_model):
+    """figures/superposition_bars/ was written by `make demo`; its command and seed give the same numbers."""
+    from pathlib import Path
+
+    from interp.studies import run_studies
+
+    committed = Path(__file__).resolve().parents[1] / "figures" / "superposition_bars" / "superposition_bars.json"
+    old = json.loads(committed.read_text())
+    new = run_studies(["superposition_bars"], model=embedded_model, out=tmp_path, progress=False)
+    fresh = json.loads((tmp_path / "superposition_bars" / "superposition_bars.json").read_text())
+    assert fresh["config"] == old["config"] and fresh["model"]["weights_sha256"] == old["model"]["weights_sha256"]
+    assert fresh["results"] == old["results"]  # bit-for-bit equal numbers
+    assert new["superposition_bars"]["paths"]["json"]
