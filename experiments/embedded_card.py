@@ -181,9 +181,8 @@ def summary_lines(n: dict) -> list[str]:
         means = c["a"]["mean"]
         rising = all(b >= a - 1e-9 for a, b in zip(means, means[1:], strict=False))
         spread = means[-1] - means[0]
-        verdict = (
-            "superposes (both ≥ 0.3, sum ≥ 0.9)" if min(pa, pb) >= 0.3 and pa + pb >= 0.9 else "does not meet the target"
-        )
+        meets = min(pa, pb) >= 0.3 and pa + pb >= 0.9
+        verdict = "superposes (both ≥ 0.3, sum ≥ 0.9)" if meets else "does not meet the target"
         lines.append(
             f"- {c['family']} {c['tasks'][0]} vs {c['tasks'][1]} at d = 0.5: P(A) = {pa:.3f}, P(B) = {pb:.3f}, sum"
             f" {pa + pb:.3f}, across-prompt var P(A) = {var:.3f} → {verdict}; P(A) goes from {means[0]:.3f} (d=0) to"

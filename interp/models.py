@@ -310,7 +310,6 @@ def load_model(
     if json.loads((d / "config.json").read_text()).get("model_type") != "gpt2":
         return _load_transformer_lens(model_id, d, device, dtype, processing, n_devices)
     from transformers import GPT2LMHeadModel
-
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()

@@ -253,8 +253,8 @@ def train(
         log["tokens"] += int(x.numel())
         log["wall_s"] = time.time() - t0
         if step % 10 == 0 or step == cfg.steps - 1:
-            log["train"].append({"step": step + 1, "loss": float(loss), "lr": sched.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{float(loss):.3f}", tok_s=f"{log['tokens'] / max(log['wall_s'], 1e-9):.0f}")
+            log["train"].append({"step": step + 1, "loss": loss.item(), "lr": sched.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{log['tokens'] / max(log['wall_s'], 1e-9):.0f}")
         done = step + 1
         if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
             acc = evaluate(model, tokenizer, cfg)
