@@ -92,7 +92,7 @@ def write_figure(
     out: dict[str, str | None] = {"html": None, "png": None}
     if html:
         ensure_plotly_js(base.parent.parent)
-        text = fig.to_html(include_plotlyjs=f"../{PLOTLY_JS}", full_html=True)
+        text = fig.to_html(include_plotlyjs=f"../{PLOTLY_JS}", full_html=True, div_id=base.name)
         out["html"] = str(atomic_write_bytes(base.with_suffix(".html"), text.encode()))
     if png:
         data = figure_png_bytes(fig, width=width, height=height)

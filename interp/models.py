@@ -322,11 +322,12 @@ def load_model(
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     tok = _load_tokenizer(d, hf.config.vocab_size)
+    source = "package:interp/checkpoints/embedded" if d == embedded_model_dir() else str(d)
     return hooked_from_hf(
         hf,
         tok,
         model_id=model_id,
-        source=str(d),
+        source=source,
         device=device,
         dtype=dtype,
         processing=processing,
