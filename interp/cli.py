@@ -46,7 +46,7 @@ def _parse_list(text: str | None) -> list[str] | None:
 
 def cmd_measure(args: argparse.Namespace) -> None:
     from interp.metrics import summarize
-    from interp.models import load_model, model_info, resolve_weights_dir
+    from interp.models import load_model, model_info
     from interp.prompts import build_prompts
     from interp.scoring import score_answers
     from interp.tasks import get_family, resolve_tasks
@@ -57,7 +57,6 @@ def cmd_measure(args: argparse.Namespace) -> None:
     prompts = build_prompts(
         fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
     )
-    resolve_weights_dir(args.model)  # fail fast on a missing model, before heavy imports
     model = load_model(args.model, device=args.device)
     scores = score_answers(model, prompts, include_newline=args.newline)
     summary = summarize(scores.probs, mix, tasks=tasks, seed=args.seed)

@@ -104,7 +104,7 @@ def mixture_sweep_figure(curves: Sequence[dict], *, title: str, cols: int = 3) -
             ("a", c["tasks"][0], c["task_index"][0], d),
             ("b", c["tasks"][1], c["task_index"][1], [1 - x for x in d]),
         ):
-            s, color, group = c[key], task_color(c["task_index"][0 if key == "a" else 1]), f"{c['family']}:{task}"
+            s, color, group = c[key], task_color(idx), f"{c['family']}:{task}"
             _band(fig, d, s["q10"], s["q90"], color, f"{task}: 10-90% of prompts", row, col, 0.12, group, False)
             _band(
                 fig,
@@ -154,7 +154,6 @@ def mixture_sweep_figure(curves: Sequence[dict], *, title: str, cols: int = 3) -
                 row=row,
                 col=col,
             )
-            _ = idx
         fig.add_trace(
             go.Scatter(
                 x=d,

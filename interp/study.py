@@ -11,8 +11,6 @@ as CSV or JSON with :func:`save_table` and read it back with :func:`load_table`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from interp.export import atomic_path
 from interp.prompts import build_prompts, check_proportions
 from interp.scoring import score_answers
 from interp.tasks import get_family, resolve_tasks
@@ -114,18 +113,11 @@ def save_table(table: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix not in (".csv", ".json"):
         raise ValueError(f"path: suffix must be .csv or .json, got {path.suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix == ".csv":
             table.to_csv(tmp, index=False, float_format="%.17g")
         else:
-            Path(tmp).write_text(json.dumps(table.to_dict(orient="records")))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            tmp.write_text(json.dumps(table.to_dict(orient="records")))
     return path
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from interp.export import atomic_path, write_json
 from interp.prompts import build_prompts
 from interp.tasks import get_family, resolve_tasks
 from interp.tokenization import BOS, PAD, UNK, build_char_tokenizer, char_vocab
@@ -241,7 +242,7 @@ def train(
     for step in bar:
         if until is not None and step >= until:
             _save_state(state_path, model, opt, sched, log, step)
-            _write_json(out / "log.json", log)
+            write_json(out / "log.json", log)
             return out
         x, y = data.batch(step)
         loss = model(input_ids=x, labels=y).loss
@@ -264,22 +265,15 @@ def train(
         if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             save_checkpoint(model, tokenizer, out / "checkpoints" / f"step{done:06d}", {"step": done, **log})
             _save_state(state_path, model, opt, sched, log, done)
-        _write_json(out / "log.json", log) if done % 50 == 0 else None
-    _write_json(out / "log.json", log)
+        if done % 50 == 0:
+            write_json(out / "log.json", log)
+    write_json(out / "log.json", log)
     save_checkpoint(model, tokenizer, out / "final", {"step": cfg.steps, **log})
     return out / "final"
 
 
 def _save_state(path: Path, model, opt, sched, log: dict, step: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "log": log, "step": step},
-        tmp,
-    )
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}
+    state.update(log=log, step=step)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from interp.capture import POSITION_RULE, capture_resid, check_hook, check_layers
+from interp.export import atomic_path
 from interp.models import model_info
 from interp.prompts import Prompt, build_prompts
 from interp.tasks import get_family, resolve_tasks
@@ -213,16 +212,9 @@ class TaskVector:
     def save(self, path: str | Path) -> Path:
         """Write one ``.safetensors`` file (tensors + JSON metadata in its header), atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            tensors = {"mean": self.mean.detach().cpu().contiguous(), "spread": self.spread.detach().cpu().contiguous()}
-            save_file(tensors, tmp, metadata={"interp": json.dumps(self.metadata())})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        tensors = {"mean": self.mean.detach().cpu().contiguous(), "spread": self.spread.detach().cpu().contiguous()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"interp": json.dumps(self.metadata())})
         return path
 
     @classmethod

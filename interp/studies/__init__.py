@@ -96,12 +96,11 @@ def run_studies(
     Names and the model spec are checked before any model is loaded.
     """
     from interp.export import png_status
-    from interp.models import load_model, resolve_weights_dir
+    from interp.models import load_model
 
     names = check_study_names(names)
     if isinstance(model, str):
-        resolve_weights_dir(model)
-        model = load_model(model)
+        model = load_model(model)  # resolves the weights first: a missing model fails before any work
     results = {}
     for name in names:
         study = STUDIES[name]
