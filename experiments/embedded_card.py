@@ -22,6 +22,7 @@ import torch
 from interp.card import (
     COAUTHOR_CURVES,
     SELECTION_RULE,
+    trained_pairs,
     checkpoint_dirs,
     icl_accuracy_table,
     pair_at_half,
@@ -30,7 +31,7 @@ from interp.card import (
 from interp.export import write_figure, write_json
 from interp.models import load_model, sha256_file
 from interp.plots import across_training_figure, loss_curve_figure, mixture_sweep_figure
-from interp.studies.mixture_sweep import DEFAULT_PAIRS, mixture_curve
+from interp.studies.mixture_sweep import mixture_curve
 
 EVAL_SEED = 20261125  # held out: training batches use generators [0, step]; eval prompts this seed
 FILES = (
@@ -50,7 +51,7 @@ def main() -> None:
     ap.add_argument("--config", default="experiments/configs/embedded.json", help="the run's config (for the card)")
     ap.add_argument("--history-prompts", type=int, default=40, help="prompts per task/pair per checkpoint")
     ap.add_argument("--accuracy-prompts", type=int, default=200, help="prompts per task and example count")
-    ap.add_argument("--sweep-prompts", type=int, default=400, help="prompts per mixture-sweep point")
+    ap.add_argument("--sweep-prompts", type=int, default=1000, help="prompts per mixture-sweep point")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (numbers do not depend on it)")
     ap.add_argument("--render-only", action="store_true", help="rewrite README.md from the existing eval.json")
     args = ap.parse_args()
@@ -64,8 +65,7 @@ def main() -> None:
     log = json.loads((run / "log.json").read_text())
     cfg = log["config"]
     families = {f: cfg.get("tasks", {}).get(f) for f in cfg["families"]}
-    trained = {f: set(tasks) if tasks else None for f, tasks in families.items()}
-    pairs = [p for p in DEFAULT_PAIRS if p[0] in trained and (trained[p[0]] is None or set(p[1:]) <= trained[p[0]])]
+    pairs = trained_pairs(cfg)
 
     history = []
     for d in checkpoint_dirs(run):

@@ -22,6 +22,31 @@ COAUTHOR_CURVES = {
     "bias_add": {0.1: 0.114, 0.2: 0.202, 0.3: 0.299, 0.4: 0.408, 0.5: 0.492, 0.9: 0.899},
     "retrieval": {0.1: 0.009, 0.3: 0.133, 0.5: 0.489, 0.7: 0.844, 0.9: 0.990},
 }
+#: Pairs the card sweeps (two per family); only those whose family and tasks the model was trained on are used.
+CARD_PAIRS = (
+    ("retrieval", "pos1", "pos8"),
+    ("retrieval", "pos3", "pos6"),
+    ("bias_add", "add1", "add7"),
+    ("bias_add", "add2", "add5"),
+    ("operands", "copy_first", "copy_second"),
+    ("operands", "copy_first", "sum"),
+)
+
+
+def trained_pairs(train_config: dict, pairs: Sequence[tuple[str, str, str]] = CARD_PAIRS) -> list[tuple[str, str, str]]:
+    """The ``pairs`` whose family and both tasks a run with ``train_config`` (a TrainConfig dict) trained on.
+
+    >>> trained_pairs({"families": {"bias_add": 1.0}, "tasks": {}})
+    [('bias_add', 'add1', 'add7'), ('bias_add', 'add2', 'add5')]
+    """
+    chosen = train_config.get("tasks") or {}
+    out = []
+    for fam, a, b in pairs:
+        if fam in train_config["families"] and (fam not in chosen or {a, b} <= set(chosen[fam])):
+            out.append((fam, a, b))
+    return out
+
+
 #: Selection rule stated in the card.
 SELECTION_RULE = (
     "the last checkpoint at which every trained task reaches >= 95% single-task ICL accuracy at 20 examples "

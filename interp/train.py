@@ -59,6 +59,15 @@ class TrainConfig:
     batch_by_family: bool = True  # one family per batch (prompts still hold one task each): no padding waste
     seed: int = 0
     threads: int = 2
+    #: "random" (GPT-2's N(0, 0.02)) or "sinusoidal": the learned position embeddings start as sinusoids
+    #: (Vaswani et al. 2017) at the same per-coordinate scale, so attending a fixed offset back is easy from step 0.
+    position_init: str = "random"
+    #: Task curriculum (0 = off): a family's active tasks grow from ``curriculum_start_tasks`` (the first ones of a
+    #: seeded permutation) to all of them by step ``curriculum_steps``; every prompt still holds ONE task. With all
+    #: tasks equally likely from step 0 nothing short of the whole in-context circuit lowers the loss (for bias_add,
+    #: reading x alone says nothing about the answer); a few tasks first give partial credit.
+    curriculum_steps: int = 0
+    curriculum_start_tasks: int = 2
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
@@ -76,6 +85,42 @@ class TrainConfig:
                 raise ValueError(f"n_examples: missing an entry for family {name!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model: {self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.curriculum_steps < 0 or self.curriculum_start_tasks < 1:
+            raise ValueError(
+                f"curriculum_steps/curriculum_start_tasks: {self.curriculum_steps}/{self.curriculum_start_tasks}; "
+                "need curriculum_steps >= 0 and curriculum_start_tasks >= 1"
+            )
+        if self.position_init not in POSITION_INITS:
+            raise ValueError(f"position_init: {self.position_init!r}; valid: {', '.join(POSITION_INITS)}")
+
+
+POSITION_INITS = ("random", "sinusoidal")
+
+
+def sinusoidal_positions(n_ctx: int, d_model: int, rms: float = 0.02) -> torch.Tensor:
+    """Sinusoidal position table ``[n_ctx, d_model]`` scaled to root-mean-square ``rms`` per coordinate.
+
+    >>> t = sinusoidal_positions(16, 8)
+    >>> tuple(t.shape), round(float(t.pow(2).mean().sqrt()), 3)
+    ((16, 8), 0.02)
+    """
+    pos = torch.arange(n_ctx, dtype=torch.float64)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    table = torch.zeros(n_ctx, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: d_model // 2])
+    return (table * rms / table.pow(2).mean().sqrt()).float()
+
+
+def init_model(cfg: TrainConfig):
+    """A freshly initialised ``GPT2LMHeadModel`` for ``cfg`` (seeded by the caller)."""
+    from transformers import GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(_model_config(cfg))
+    if cfg.position_init == "sinusoidal":
+        with torch.no_grad():
+            model.transformer.wpe.weight.copy_(sinusoidal_positions(cfg.n_ctx, cfg.d_model))
+    return model
 
 
 def _model_config(cfg: TrainConfig):
@@ -109,13 +154,26 @@ class SingleTaskBatches:
         w = np.array([cfg.families[f.name] for f in self.families], dtype=float)
         self.weights = w / w.sum()
         self.tasks = {f.name: resolve_tasks(f, cfg.tasks.get(f.name)) for f in self.families}
+        if cfg.curriculum_steps:
+            order = np.random.default_rng([cfg.seed, 7919])
+            self.tasks = {name: [t[i] for i in order.permutation(len(t))] for name, t in self.tasks.items()}
+
+    def active_tasks(self, family: str, step: int) -> list[str]:
+        """The tasks prompts of ``family`` are drawn from at ``step`` (all of them without a curriculum)."""
+        tasks = self.tasks[family]
+        cfg = self.cfg
+        if not cfg.curriculum_steps or step >= cfg.curriculum_steps:
+            return tasks
+        start = min(cfg.curriculum_start_tasks, len(tasks))
+        return tasks[: start + (len(tasks) - start + 1) * step // cfg.curriculum_steps]
 
     def pick_family(self, rng: np.random.Generator):
         return self.families[int(rng.choice(len(self.families), p=self.weights))]
 
-    def text_and_mask(self, rng: np.random.Generator, family=None) -> tuple[str, list[bool]]:
+    def text_and_mask(self, rng: np.random.Generator, family=None, step: int | None = None) -> tuple[str, list[bool]]:
         fam = family if family is not None else self.pick_family(rng)
-        task = self.tasks[fam.name][int(rng.integers(len(self.tasks[fam.name])))]
+        tasks = self.tasks[fam.name] if step is None else self.active_tasks(fam.name, step)
+        task = tasks[int(rng.integers(len(tasks)))]
         text, mask = [], []
         for _ in range(self.cfg.n_examples[fam.name]):
             x = fam.sample_input(rng)
@@ -130,7 +188,7 @@ class SingleTaskBatches:
         rows, labels = [], []
         family = self.pick_family(rng) if self.cfg.batch_by_family else None
         for _ in range(self.cfg.batch_size):
-            text, mask = self.text_and_mask(rng, family)
+            text, mask = self.text_and_mask(rng, family, step)
             ids = [bos] + [self.vocab.get(c, unk) for c in text]
             ids = ids[: self.cfg.n_ctx]
             lab = [-100] + [i if m else -100 for i, m in zip(ids[1:], mask, strict=False)]
@@ -214,15 +272,13 @@ def train(
     ``until`` stops early after that step (state saved, so a later call resumes exactly). Returns the
     path of the final model directory (or of the run directory when stopped early).
     """
-    from transformers import GPT2LMHeadModel
-
     cfg.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     tokenizer = build_char_tokenizer()
-    model = GPT2LMHeadModel(_model_config(cfg))
+    model = init_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
     log: dict[str, Any] = {"config": asdict(cfg), "train": [], "eval": [], "wall_s": 0.0, "tokens": 0}

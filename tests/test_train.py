@@ -69,3 +69,52 @@ def test_config_errors():
         TrainConfig(families={"nope": 1.0}).validate()
     with pytest.raises(ValueError, match="n_examples: missing an entry for family 'operands'"):
         TrainConfig(families={"operands": 1.0}, n_examples={}).validate()
+
+
+def test_curriculum_grows_the_task_set_and_keeps_one_task_per_prompt():
+    cfg = TrainConfig(
+        families={"bias_add": 1.0}, n_examples={"bias_add": 12}, curriculum_steps=100, curriculum_start_tasks=2
+    )
+    data = SingleTaskBatches(cfg)
+    sizes = [len(data.active_tasks("bias_add", s)) for s in range(0, 120, 10)]
+    assert sizes[0] == 2 and sizes[-1] == 10 and sizes == sorted(sizes)
+    early = set(data.active_tasks("bias_add", 0))
+    for step in (0, 1, 2):
+        x, _ = data.batch(step)
+        for row in x.tolist():
+            text = "".join(_decode(data, row))
+            lines = [line for line in text.split("\n") if ">" in line]
+            shifts = {(int(line[2]) - int(line[0])) % 10 for line in lines}
+            assert len(shifts) == 1  # one task per prompt
+            assert {f"add{shifts.pop()}"} <= early  # drawn from the curriculum's first tasks
+    # without a curriculum every task is active from step 0
+    plain = SingleTaskBatches(TrainConfig(families={"bias_add": 1.0}, n_examples={"bias_add": 12}))
+    assert len(plain.active_tasks("bias_add", 0)) == 10
+
+
+def _decode(data: SingleTaskBatches, row: list[int]) -> list[str]:
+    inverse = {i: c for c, i in data.vocab.items()}
+    return [inverse[i] for i in row if len(inverse[i]) == 1]
+
+
+def test_sinusoidal_position_init_sets_the_position_table():
+    from interp.train import init_model, sinusoidal_positions
+
+    cfg = tiny_config(position_init="sinusoidal")
+    model = init_model(cfg)
+    assert torch_allclose(model.transformer.wpe.weight, sinusoidal_positions(cfg.n_ctx, cfg.d_model))
+    random_init = init_model(tiny_config())
+    assert not torch_allclose(random_init.transformer.wpe.weight, sinusoidal_positions(cfg.n_ctx, cfg.d_model))
+
+
+def torch_allclose(a, b) -> bool:
+    import torch
+
+    return bool(torch.allclose(a.detach(), b, atol=1e-7))
+
+
+def test_new_config_errors():
+    with pytest.raises(ValueError, match="position_init: 'learned'; valid: random, sinusoidal"):
+        TrainConfig(position_init="learned").validate()
+    with pytest.raises(ValueError, match="curriculum_steps"):
+        TrainConfig(curriculum_steps=-1).validate()
