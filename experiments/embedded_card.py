@@ -22,11 +22,11 @@ import torch
 from interp.card import (
     COAUTHOR_CURVES,
     SELECTION_RULE,
-    trained_pairs,
     checkpoint_dirs,
     icl_accuracy_table,
     pair_at_half,
     select_checkpoint,
+    trained_pairs,
 )
 from interp.export import write_figure, write_json
 from interp.models import load_model, sha256_file
