@@ -90,6 +90,22 @@ class TrainConfig:
                 f"curriculum_steps/curriculum_start_tasks: {self.curriculum_steps}/{self.curriculum_start_tasks}; "
                 "need curriculum_steps >= 0 and curriculum_start_tasks >= 1"
             )
+        for name in self.families:  # the held-out evaluation prompts (with query and answer) must fit the context
+            longest = max(
+                len(p.text) + max(len(a) for a in p.answers) + 1
+                for p in build_prompts(
+                    name,
+                    resolve_tasks(get_family(name), self.tasks.get(name))[:1],
+                    n_examples=self.eval_n_examples,
+                    n_prompts=8,
+                    seed=0,
+                )
+            )
+            if self.eval_every and longest > self.n_ctx:
+                raise ValueError(
+                    f"n_ctx: {self.n_ctx} is shorter than a {name} evaluation prompt with eval_n_examples="
+                    f"{self.eval_n_examples} (up to {longest} tokens); raise n_ctx or lower eval_n_examples"
+                )
         if self.position_init not in POSITION_INITS:
             raise ValueError(f"position_init: {self.position_init!r}; valid: {', '.join(POSITION_INITS)}")
 
