@@ -18,10 +18,12 @@ from interp.studies.common import distribution, metadata, write_outputs
 from interp.tasks import get_family, resolve_tasks
 
 #: The task pairs the embedded model was trained on (one pair per family).
+#: The embedded model's trained families (retrieval, bias_add), two pairs each.
 DEFAULT_PAIRS = (
-    ("operands", "copy_first", "copy_second"),
     ("retrieval", "pos1", "pos8"),
     ("bias_add", "add1", "add7"),
+    ("retrieval", "pos3", "pos6"),
+    ("bias_add", "add2", "add5"),
 )
 
 
@@ -42,7 +44,7 @@ class MixtureSweepConfig:
 
     @classmethod
     def quick(cls) -> MixtureSweepConfig:
-        return cls(pairs=[DEFAULT_PAIRS[0], DEFAULT_PAIRS[2]], d=[0.0, 0.5, 1.0], n_prompts=16)
+        return cls(pairs=[DEFAULT_PAIRS[0], DEFAULT_PAIRS[1]], d=[0.0, 0.5, 1.0], n_prompts=16)
 
 
 def mixture_curve(

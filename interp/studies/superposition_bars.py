@@ -19,9 +19,10 @@ from interp.tokenization import encode
 #: (family, tasks or None for all, examples per prompt): the embedded model's trained tasks, at most as many
 #: examples as its training prompts held (longer prompts reach untrained position embeddings).
 EMBEDDED_SETTINGS = (
-    ("operands", ("copy_first", "copy_second"), 20),
     ("retrieval", ("pos1", "pos8"), 20),
+    ("retrieval", ("pos1", "pos4", "pos8"), 18),
     ("bias_add", ("add1", "add7"), 20),
+    ("bias_add", ("add1", "add4", "add7"), 18),
 )
 #: The paper's families, 20 examples per task (science.md §1), for pretrained models.
 PAPER_SETTINGS = (

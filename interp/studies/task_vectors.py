@@ -69,7 +69,6 @@ from interp.vector_plots import (
 STUDY = "task_vectors"
 #: (family, task A, task B, third task used as a control) per trained family.
 DEFAULT_PAIRS = (
-    ("operands", "copy_first", "copy_second", "sum"),
     ("bias_add", "add1", "add7", "add4"),
     ("retrieval", "pos1", "pos8", "pos4"),
 )
@@ -101,7 +100,7 @@ class TaskVectorsConfig:
     @classmethod
     def quick(cls) -> TaskVectorsConfig:
         """One pair, few prompts and λ points: a smoke run of every stage (≈ 30 s on a laptop CPU)."""
-        return cls(pairs=[tuple(DEFAULT_PAIRS[1])], n_prompts=8, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0],
+        return cls(pairs=[tuple(DEFAULT_PAIRS[0])], n_prompts=8, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0],
                    projection_prompts=6)
 
     def validate(self) -> None:
