@@ -212,14 +212,18 @@ def superposition_bars_figure(results: Sequence[dict], *, title: str) -> go.Figu
             row=1,
             col=j,
         )
-        fig.add_hline(
-            y=1 / len(r["tasks"]),
-            line_dash="dot",
-            line_color="black",
+        uniform = 1 / len(r["tasks"])
+        fig.add_trace(  # a trace, not add_hline: the dotted shape did not render on these categorical axes
+            go.Scatter(
+                x=names,
+                y=[uniform] * len(names),
+                mode="lines",
+                line=dict(color="black", dash="dot", width=1.5),
+                showlegend=False,
+                hovertemplate=f"target fraction 1/{len(r['tasks'])} = {uniform:.3f}<extra></extra>",
+            ),
             row=1,
             col=j,
-            annotation_text="uniform t",
-            annotation_position="top right",
         )
         ranks = [f"top-{k + 1}" for k in range(len(r["rank_view"]))]
         fig.add_trace(
