@@ -50,7 +50,8 @@ def trained_pairs(train_config: dict, pairs: Sequence[tuple[str, str, str]] = CA
 #: Selection rule stated in the card.
 SELECTION_RULE = (
     "the last checkpoint at which every trained task reaches >= 95% single-task ICL accuracy at 20 examples "
-    "(held-out prompts); if no checkpoint qualifies, the checkpoint with the highest minimum accuracy"
+    "(held-out prompts); if no checkpoint qualifies, the checkpoint with the highest mean accuracy over tasks "
+    "(the latest one on ties)"
 )
 
 
@@ -94,12 +95,19 @@ def pair_at_half(model, pairs: Sequence[tuple[str, str, str]], *, n_prompts: int
 
 
 def select_checkpoint(history: Sequence[dict], threshold: float = 0.95) -> tuple[int, bool]:
-    """Index into ``history`` chosen by :data:`SELECTION_RULE`, and whether the threshold was met."""
-    mins = [min(v for fam in h["accuracy"].values() for v in fam.values()) for h in history]
-    qualifying = [i for i, m in enumerate(mins) if m >= threshold]
+    """Index into ``history`` chosen by :data:`SELECTION_RULE`, and whether the threshold was met.
+
+    >>> h = [{"accuracy": {"f": {"a": 0.2, "b": 0.9}}}, {"accuracy": {"f": {"a": 0.5, "b": 0.6}}}]
+    >>> select_checkpoint(h)
+    (1, False)
+    """
+    scores = [[v for fam in h["accuracy"].values() for v in fam.values()] for h in history]
+    qualifying = [i for i, acc in enumerate(scores) if min(acc) >= threshold]
     if qualifying:
         return qualifying[-1], True
-    return int(np.argmax(mins)), False
+    means = [float(np.mean(acc)) for acc in scores]
+    best = max(means)
+    return max(i for i, m in enumerate(means) if m == best), False
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
