@@ -106,6 +106,13 @@ class TrainConfig:
                     f"n_ctx: {self.n_ctx} is shorter than a {name} evaluation prompt with eval_n_examples="
                     f"{self.eval_n_examples} (up to {longest} tokens); raise n_ctx or lower eval_n_examples"
                 )
+            if self.eval_every and self.n_examples[name] <= self.eval_n_examples:
+                # the query and answer of an evaluation prompt sit after eval_n_examples examples: positions a
+                # training prompt with no more examples never reaches, whose embeddings stay untrained
+                raise ValueError(
+                    f"n_examples: {name} has {self.n_examples[name]} examples per training prompt; it must exceed"
+                    f" eval_n_examples={self.eval_n_examples} so evaluation queries sit at trained positions"
+                )
         if self.position_init not in POSITION_INITS:
             raise ValueError(f"position_init: {self.position_init!r}; valid: {', '.join(POSITION_INITS)}")
 
