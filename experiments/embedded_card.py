@@ -213,9 +213,9 @@ def _position_and_curriculum(cfg: dict) -> str:
         text += (
             f"; task curriculum: each family starts with {cfg['curriculum_start_tasks']} of its tasks (a seeded"
             f" permutation) and gains tasks linearly until all are active at step {cfg['curriculum_steps']}"
-            " (every prompt still holds one task; afterwards all tasks are equally likely)."
+            " (every prompt still holds one task; afterwards all tasks are equally likely)"
         )
-    return text + "."
+    return text.rstrip(".") + "."
 
 
 def _reproducibility_lines(rep: dict | None) -> list[str]:

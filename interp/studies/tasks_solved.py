@@ -18,7 +18,7 @@ from interp.tasks import get_family, resolve_tasks
 
 DEFAULT_SETTINGS = (
     ("retrieval", ("pos1", "pos8", "pos4", "pos6", "pos2", "pos7"), 20),
-    ("bias_add", ("add1", "add7", "add4", "add9", "add2", "add5"), 24),
+    ("bias_add", ("add1", "add7", "add4", "add9", "add2", "add5"), 20),
 )
 
 
