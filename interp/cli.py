@@ -2,7 +2,7 @@
 
 Examples::
 
-    interp measure --family operands --mix 1/3,1/3,1/3 --n-prompts 50
+    interp measure --family bias_add --tasks add1,add4,add7 --mix 1/3,1/3,1/3 --n-prompts 50
     interp measure --family retrieval --tasks pos1,pos8 --mix 0.5,0.5 --json
     interp train --config experiments/configs/tiny.json --out runs/tiny
     interp figures --quick
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer probabilities on mixed prompts",
         description="Mean probability of each task's answer on prompts mixing tasks in the given "
         "proportions, with 95%% bootstrap CIs, 'other' mass and KL(t||p).",
-        epilog="example: interp measure --family operands --mix 1/3,1/3,1/3 --n-prompts 50",
+        epilog="example: interp measure --family bias_add --tasks add1,add4,add7 --mix 1/3,1/3,1/3 --n-prompts 50",
     )
     m.add_argument("--family", required=True, help="task family, e.g. operands, retrieval, bias_add, country")
     m.add_argument("--tasks", help="comma-separated task names of the family (default: all)")
