@@ -185,7 +185,7 @@ def superposition_bars_figure(results: Sequence[dict], *, title: str) -> go.Figu
         cols=n,
         vertical_spacing=0.22,
         horizontal_spacing=0.07,
-        subplot_titles=[f"{r['family']} ({r['model']}) · KL {r['kl']:.2f}" for r in results]
+        subplot_titles=[f"{r['family']} ×{len(r['tasks'])} ({r['model']}) · KL {r['kl']:.2f}" for r in results]
         + [f"rank view: {r['family']}" for r in results],
     )
     for j, r in enumerate(results, start=1):
