@@ -323,7 +323,7 @@ def load_model(
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     tok = _load_tokenizer(d, hf.config.vocab_size)
     source = "package:interp/checkpoints/embedded" if d == embedded_model_dir() else str(d)
-    return hooked_from_hf(
+    model = hooked_from_hf(
         hf,
         tok,
         model_id=model_id,
@@ -334,6 +334,28 @@ def load_model(
         n_devices=n_devices,
         weights_sha256=sha,
     )
+    model.interp_trained_examples = _trained_examples(d)
+    return model
+
+
+def _trained_examples(d: Path) -> dict[str, int] | None:
+    """Examples per training prompt by family, for checkpoints written by ``interp train`` (else ``None``)."""
+    path = d / "training.json"
+    if not path.is_file():
+        return None
+    n_examples = json.loads(path.read_text()).get("config", {}).get("n_examples")
+    return {str(k): int(v) for k, v in n_examples.items()} if isinstance(n_examples, dict) else None
+
+
+def trained_examples(model) -> dict[str, int] | None:
+    """For a model trained by ``interp train``: family → examples per training prompt (``None`` otherwise).
+
+    A prompt with that many examples or more puts its query at positions no training prompt reached.
+
+    >>> trained_examples(load_model("embedded"))          # doctest: +SKIP
+    {'retrieval': 24, 'bias_add': 24}
+    """
+    return getattr(model, "interp_trained_examples", None)
 
 
 def _load_transformer_lens(

@@ -18,13 +18,14 @@ and batched; everything runs under ``torch.inference_mode()`` in log space.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from interp.models import context_length, forward_logits, hooks, tokenizer_of
+from interp.models import context_length, forward_logits, hooks, tokenizer_of, trained_examples
 from interp.prompts import Prompt
 from interp.tokenization import encode_batch, pad_id
 
@@ -121,6 +122,27 @@ def check_fits(model, lengths: Sequence[int], what: str = "prompts") -> None:
         )
 
 
+def warn_untrained(model, prompts: Sequence[Prompt]) -> None:
+    """Warn when a model trained by ``interp train`` meets a family it never saw, or a prompt whose query sits past
+    the positions its training prompts reached (its numbers there are unreliable)."""
+    trained = trained_examples(model)
+    if not trained or not prompts:
+        return
+    family = prompts[0].family
+    longest = max(len(p.example_tasks) for p in prompts)
+    if family not in trained:
+        warnings.warn(
+            f"prompts: this model was trained on {', '.join(sorted(trained))} only, not on {family!r}",
+            stacklevel=3,
+        )
+    elif longest >= trained[family]:
+        warnings.warn(
+            f"prompts: {longest} examples of {family}, but this model's training prompts held {trained[family]}; "
+            f"the query sits at untrained positions — use at most {trained[family] - 1} examples",
+            stacklevel=3,
+        )
+
+
 #: ``batch_hooks(row_ids) -> [(hook_name, fn), ...]``: hooks for one batch whose i-th sequence is row ``row_ids[i]``.
 BatchHooks = Callable[[list[int]], list[tuple[str, Callable]]]
 
@@ -181,6 +203,7 @@ def score_answers(
     suffix = "\n" if include_newline else ""
     cands = [candidates_for(tok, p.text, [a + suffix for a in p.answers]) for p in prompts]
     check_fits(model, [len(c.ids) for group in cands for c in group])
+    warn_untrained(model, prompts)
     rows, row_prompt, where = _plan_rows(cands)
     batch_hooks = None
     if prompt_hooks is not None:

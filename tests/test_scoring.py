@@ -117,3 +117,23 @@ def test_greedy_correct_agrees_with_stepwise_greedy_decoding(tiny_char_model):
                 nxt = int(tiny_char_model(torch.tensor([ids + produced]))[0, -1].argmax())
                 produced.append(nxt)
         assert flag == (produced == answer)
+
+
+def test_warns_on_untrained_family_and_positions(embedded_model):
+    import warnings
+
+    from interp.models import trained_examples
+    from interp.prompts import build_prompts
+    from interp.scoring import score_answers
+
+    n = trained_examples(embedded_model)["bias_add"]
+    inside = build_prompts("bias_add", ["add1", "add7"], n_examples=n - 1, n_prompts=2, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score_answers(embedded_model, inside)  # within the trained positions: no warning
+    past = build_prompts("bias_add", ["add1", "add7"], n_examples=n, n_prompts=2, seed=0)
+    with pytest.warns(UserWarning, match=f"training prompts held {n}; the query sits at untrained positions"):
+        score_answers(embedded_model, past)
+    other = build_prompts("operands", ["copy_first", "sum"], n_examples=4, n_prompts=2, seed=0)
+    with pytest.warns(UserWarning, match="not on 'operands'"):
+        score_answers(embedded_model, other)
