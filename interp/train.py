@@ -90,7 +90,10 @@ class TrainConfig:
                 f"curriculum_steps/curriculum_start_tasks: {self.curriculum_steps}/{self.curriculum_start_tasks}; "
                 "need curriculum_steps >= 0 and curriculum_start_tasks >= 1"
             )
-        for name in self.families:  # the held-out evaluation prompts (with query and answer) must fit the context
+        if self.position_init not in POSITION_INITS:
+            raise ValueError(f"position_init: {self.position_init!r}; valid: {', '.join(POSITION_INITS)}")
+        # held-out evaluation prompts (with query and answer) must fit the context and sit at trained positions
+        for name in self.families if self.eval_every else ():
             longest = max(
                 len(p.text) + max(len(a) for a in p.answers) + 1
                 for p in build_prompts(
@@ -101,20 +104,18 @@ class TrainConfig:
                     seed=0,
                 )
             )
-            if self.eval_every and longest > self.n_ctx:
+            if longest > self.n_ctx:
                 raise ValueError(
                     f"n_ctx: {self.n_ctx} is shorter than a {name} evaluation prompt with eval_n_examples="
                     f"{self.eval_n_examples} (up to {longest} tokens); raise n_ctx or lower eval_n_examples"
                 )
-            if self.eval_every and self.n_examples[name] <= self.eval_n_examples:
+            if self.n_examples[name] <= self.eval_n_examples:
                 # the query and answer of an evaluation prompt sit after eval_n_examples examples: positions a
                 # training prompt with no more examples never reaches, whose embeddings stay untrained
                 raise ValueError(
                     f"n_examples: {name} has {self.n_examples[name]} examples per training prompt; it must exceed"
                     f" eval_n_examples={self.eval_n_examples} so evaluation queries sit at trained positions"
                 )
-        if self.position_init not in POSITION_INITS:
-            raise ValueError(f"position_init: {self.position_init!r}; valid: {', '.join(POSITION_INITS)}")
 
 
 POSITION_INITS = ("random", "sinusoidal")

@@ -118,3 +118,13 @@ def test_new_config_errors():
         TrainConfig(position_init="learned").validate()
     with pytest.raises(ValueError, match="curriculum_steps"):
         TrainConfig(curriculum_steps=-1).validate()
+
+
+def test_evaluation_prompts_must_fit_and_sit_at_trained_positions():
+    base = dict(families={"retrieval": 1.0}, eval_n_examples=20)
+    with pytest.raises(ValueError, match="n_ctx: 224 is shorter than a retrieval evaluation prompt"):
+        TrainConfig(**base, n_examples={"retrieval": 24}, n_ctx=224).validate()
+    with pytest.raises(ValueError, match="n_examples: retrieval has 20 examples per training prompt; it must exceed"):
+        TrainConfig(**base, n_examples={"retrieval": 20}, n_ctx=288).validate()
+    TrainConfig(**base, n_examples={"retrieval": 24}, n_ctx=288).validate()
+    TrainConfig(**base, n_examples={"retrieval": 20}, n_ctx=224, eval_every=0).validate()  # no evaluation: no check
