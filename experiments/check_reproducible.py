@@ -14,6 +14,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from interp.export import write_json
@@ -34,7 +35,7 @@ def main() -> None:
         saved = sorted(p.name for p in (Path(args.run) / "checkpoints").glob("step*"))
         raise SystemExit(f"--step: no checkpoint {original}; saved: {', '.join(saved) or 'none'}")
     original_log = json.loads((Path(args.run) / "log.json").read_text())
-    if original_log["config"] != json.loads(json.dumps(cfg.__dict__)):
+    if original_log["config"] != json.loads(json.dumps(asdict(cfg))):  # the log stores asdict(cfg)
         raise SystemExit(f"--config: {args.config} differs from the config recorded in {args.run}/log.json")
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="rerun.") as tmp:

@@ -234,6 +234,7 @@ def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: i
     tok = tokenizer_of(model)
     cands = [candidates_for(tok, p.text, [p.answer(task)])[0] for p in prompts]
     check_fits(model, [len(c.ids) for c in cands])
+    warn_untrained(model, prompts)
     rows = [c.ids[:-1] for c in cands]
     logps = row_log_probs(model, rows, batch_size=batch_size, pad=pad_id(tok))
     out = np.zeros(len(prompts), dtype=bool)

@@ -137,3 +137,14 @@ def test_warns_on_untrained_family_and_positions(embedded_model):
     other = build_prompts("operands", ["copy_first", "sum"], n_examples=4, n_prompts=2, seed=0)
     with pytest.warns(UserWarning, match="not on 'operands'"):
         score_answers(embedded_model, other)
+
+
+def test_greedy_correct_warns_like_score_answers(embedded_model):
+    from interp.models import trained_examples
+    from interp.prompts import build_prompts
+    from interp.scoring import greedy_correct
+
+    n = trained_examples(embedded_model)["bias_add"]
+    past = build_prompts("bias_add", ["add1"], n_examples=n, n_prompts=2, seed=0)
+    with pytest.warns(UserWarning, match="the query sits at untrained positions"):
+        greedy_correct(embedded_model, past, "add1")
