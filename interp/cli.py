@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     cfg = TrainConfig.from_json(args.config)
     cfg.validate()
-    final = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
+    final = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, device=args.device)
     print(f"model written to {final}")
 
 
@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (checkpoints, log.json, final/)")
     t.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a state")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="cpu (default; bit-reproducible per seed and thread count) or cuda (fast, for exploring configs)",
+    )
     t.set_defaults(func=cmd_train)
 
     f = sub.add_parser(

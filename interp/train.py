@@ -61,6 +61,9 @@ class TrainConfig:
     threads: int = 2
     #: "random" (GPT-2's N(0, 0.02)) or "sinusoidal": the learned position embeddings start as sinusoids
     #: (Vaswani et al. 2017) at the same per-coordinate scale, so attending a fixed offset back is easy from step 0.
+    #: "periodic": sinusoidal, with the first coordinates replaced by sines and cosines whose periods are the
+    #: trained families' example lengths (e.g. 11 for ``qWeRtYuI>e\n``), so a token's index inside its example is a
+    #: linear feature from step 0 (needs families whose examples all have one length). Still learned embeddings.
     position_init: str = "random"
     #: Task curriculum (0 = off): a family's active tasks grow from ``curriculum_start_tasks`` (the first ones of a
     #: seeded permutation) to all of them by step ``curriculum_steps``; every prompt still holds ONE task. With all
@@ -68,6 +71,24 @@ class TrainConfig:
     #: reading x alone says nothing about the answer); a few tasks first give partial credit.
     curriculum_steps: int = 0
     curriculum_start_tasks: int = 2
+
+    def example_periods(self) -> list[int]:
+        """Length in characters (newline included) of one example of each family, for ``position_init='periodic'``."""
+        periods = []
+        for name in self.families:
+            fam = get_family(name)
+            rng = np.random.default_rng(0)
+            lengths = {
+                len(fam.example(fam.sample_input(rng), task)) + 1
+                for task in resolve_tasks(fam, self.tasks.get(name))
+                for _ in range(20)
+            }
+            if len(lengths) != 1:
+                raise ValueError(
+                    f"position_init: 'periodic' needs examples of one length; {name} has lengths {sorted(lengths)}"
+                )
+            periods.append(lengths.pop())
+        return sorted(set(periods))
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
@@ -92,6 +113,13 @@ class TrainConfig:
             )
         if self.position_init not in POSITION_INITS:
             raise ValueError(f"position_init: {self.position_init!r}; valid: {', '.join(POSITION_INITS)}")
+        if self.position_init == "periodic":
+            n_features = sum(2 * (period // 2) for period in self.example_periods())
+            if n_features > self.d_model // 2:
+                raise ValueError(
+                    f"position_init: 'periodic' needs {n_features} coordinates for periods {self.example_periods()};"
+                    f" d_model={self.d_model} allows at most {self.d_model // 2}"
+                )
         # held-out evaluation prompts (with query and answer) must fit the context and sit at trained positions
         for name in self.families if self.eval_every else ():
             longest = max(
@@ -118,7 +146,7 @@ class TrainConfig:
                 )
 
 
-POSITION_INITS = ("random", "sinusoidal")
+POSITION_INITS = ("random", "sinusoidal", "periodic")
 
 
 def sinusoidal_positions(n_ctx: int, d_model: int, rms: float = 0.02) -> torch.Tensor:
@@ -136,6 +164,28 @@ def sinusoidal_positions(n_ctx: int, d_model: int, rms: float = 0.02) -> torch.T
     return (table * rms / table.pow(2).mean().sqrt()).float()
 
 
+def periodic_positions(n_ctx: int, d_model: int, periods: list[int], rms: float = 0.02) -> torch.Tensor:
+    """Sinusoidal table whose first coordinates are cos/sin of ``2*pi*k*(p - 1)/period`` (k = 1..period//2).
+
+    Position 0 holds BOS, so ``(p - 1) mod period`` is a token's index inside its example. Every coordinate has
+    root-mean-square about ``rms``.
+
+    >>> t = periodic_positions(45, 16, [11])
+    >>> bool(torch.allclose(t[1, :10], t[12, :10], atol=1e-6)), bool(torch.allclose(t[1], t[12]))
+    (True, False)
+    """
+    table = sinusoidal_positions(n_ctx, d_model, rms)
+    pos = torch.arange(n_ctx, dtype=torch.float64) - 1
+    col = 0
+    for period in periods:
+        for k in range(1, period // 2 + 1):
+            angle = 2 * math.pi * k * pos / period
+            table[:, col] = (torch.cos(angle) * rms * math.sqrt(2)).float()
+            table[:, col + 1] = (torch.sin(angle) * rms * math.sqrt(2)).float()
+            col += 2
+    return table
+
+
 def init_model(cfg: TrainConfig):
     """A freshly initialised ``GPT2LMHeadModel`` for ``cfg`` (seeded by the caller)."""
     from transformers import GPT2LMHeadModel
@@ -144,6 +194,9 @@ def init_model(cfg: TrainConfig):
     if cfg.position_init == "sinusoidal":
         with torch.no_grad():
             model.transformer.wpe.weight.copy_(sinusoidal_positions(cfg.n_ctx, cfg.d_model))
+    elif cfg.position_init == "periodic":
+        with torch.no_grad():
+            model.transformer.wpe.weight.copy_(periodic_positions(cfg.n_ctx, cfg.d_model, cfg.example_periods()))
     return model
 
 
@@ -229,7 +282,7 @@ class SingleTaskBatches:
 
 @torch.inference_mode()
 def icl_accuracy(hf_model, tokenizer, family: str, task: str, *, n_examples: int, n_prompts: int, seed: int) -> float:
-    """Greedy (teacher-forced argmax) accuracy of the full answer on single-task prompts, HF model."""
+    """Greedy (teacher-forced argmax) accuracy of the full answer on single-task prompts, HF model (on its device)."""
     from interp.tokenization import encode_batch, pad_id
 
     prompts = build_prompts(family, [task], n_examples=n_examples, n_prompts=n_prompts, seed=seed)
@@ -239,7 +292,7 @@ def icl_accuracy(hf_model, tokenizer, family: str, task: str, *, n_examples: int
     x = torch.full((len(full), width), pad_id(tokenizer), dtype=torch.long)
     for i, f in enumerate(full):
         x[i, : len(f)] = torch.tensor(f)
-    pred = hf_model(input_ids=x).logits.argmax(-1)
+    pred = hf_model(input_ids=x.to(hf_model.device)).logits.argmax(-1).cpu()
     correct = [all(int(pred[i, j - 1]) == f[j] for j in range(plen[i], len(f))) for i, f in enumerate(full)]
     return float(np.mean(correct))
 
@@ -288,33 +341,52 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+TRAIN_DEVICES = ("cpu", "cuda")
+
+
 def train(
-    cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True, progress: bool = True, until: int | None = None
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    until: int | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Run (or resume) training; write ``out_dir/final`` (HF dir), ``out_dir/log.json`` and checkpoints.
 
     ``until`` stops early after that step (state saved, so a later call resumes exactly). Returns the
-    path of the final model directory (or of the run directory when stopped early).
+    path of the final model directory (or of the run directory when stopped early). ``device`` "cpu"
+    (default: bit-reproducible for a given seed and thread count) or "cuda" (fast, not bit-reproducible;
+    for exploring configs); batches are the same on both, and the device is recorded in ``log.json``.
     """
+    if device not in TRAIN_DEVICES:
+        raise ValueError(f"device: {device!r}; valid: {', '.join(TRAIN_DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was asked for but torch sees no CUDA device; use device='cpu'")
     cfg.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     tokenizer = build_char_tokenizer()
-    model = init_model(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    model = init_model(cfg).to(device)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98), fused=device == "cuda"
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
     log: dict[str, Any] = {"config": asdict(cfg), "train": [], "eval": [], "wall_s": 0.0, "tokens": 0}
     start_step = 0
     state_path = out / "state.pt"
     if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=False, map_location=device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         log = state["log"]
         start_step = state["step"]
+    if device != "cpu":
+        log["device"] = device  # absent on CPU runs, so their logs match earlier ones
     data = SingleTaskBatches(cfg)
     model.train()
     t0 = time.time() - log["wall_s"]
@@ -325,7 +397,7 @@ def train(
             write_json(out / "log.json", log)
             return out
         x, y = data.batch(step)
-        loss = model(input_ids=x, labels=y).loss
+        loss = model(input_ids=x.to(device), labels=y.to(device)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

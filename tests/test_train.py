@@ -114,7 +114,7 @@ def torch_allclose(a, b) -> bool:
 
 
 def test_new_config_errors():
-    with pytest.raises(ValueError, match="position_init: 'learned'; valid: random, sinusoidal"):
+    with pytest.raises(ValueError, match="position_init: 'learned'; valid: random, sinusoidal, periodic"):
         TrainConfig(position_init="learned").validate()
     with pytest.raises(ValueError, match="curriculum_steps"):
         TrainConfig(curriculum_steps=-1).validate()
@@ -128,3 +128,57 @@ def test_evaluation_prompts_must_fit_and_sit_at_trained_positions():
         TrainConfig(**base, n_examples={"retrieval": 20}, n_ctx=288).validate()
     TrainConfig(**base, n_examples={"retrieval": 24}, n_ctx=288).validate()
     TrainConfig(**base, n_examples={"retrieval": 20}, n_ctx=224, eval_every=0).validate()  # no evaluation: no check
+
+
+def test_periodic_position_init_encodes_the_index_inside_an_example():
+    from interp.train import init_model
+
+    cfg = tiny_config(position_init="periodic", families={"retrieval": 1.0, "bias_add": 1.0})
+    cfg.n_examples = {"retrieval": 6, "bias_add": 16}
+    assert cfg.example_periods() == [4, 11]  # "3>5\n" and "qWeRtYuI>e\n"
+    table = init_model(cfg).transformer.wpe.weight.detach()
+    n_periodic = 2 * (4 // 2) + 2 * (11 // 2)
+    # the first example starts at position 1 (after BOS): positions one period apart share the periodic features
+    assert torch_allclose(table[1, :4], table[5, :4]) and torch_allclose(
+        table[1, 4:n_periodic], table[12, 4:n_periodic]
+    )
+    assert not torch_allclose(table[1, 4:n_periodic], table[5, 4:n_periodic])
+    assert not torch_allclose(table[1], table[12])  # the sinusoidal rest still tells positions apart
+
+
+def test_periodic_position_init_errors():
+    with pytest.raises(ValueError, match="position_init: 'periodic' needs examples of one length; operands"):
+        TrainConfig(families={"operands": 1.0}, n_examples={"operands": 24}, position_init="periodic").validate()
+    with pytest.raises(ValueError, match="d_model=16 allows at most 8"):
+        TrainConfig(families={"retrieval": 1.0}, d_model=16, n_heads=2, position_init="periodic").validate()
+
+
+def test_train_refuses_an_unknown_or_missing_device(tmp_path):
+    import torch
+
+    with pytest.raises(ValueError, match="device: 'tpu'; valid: cpu, cuda"):
+        train(tiny_config(), tmp_path / "run", device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device: 'cuda' was asked for but torch sees no CUDA device"):
+            train(tiny_config(), tmp_path / "run", device="cuda")
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_train_sweep_runs_variants_side_by_side_and_summarises(tmp_path):
+    import subprocess
+    import sys
+
+    variants = {"base": {}, "wider": {"d_model": 48}}
+    cmd = [sys.executable, "experiments/train_sweep.py", "--base", "experiments/configs/tiny.json"]
+    cmd += ["--variants", json.dumps(variants), "--out-dir", str(tmp_path / "runs"), "--out-json"]
+    subprocess.run([*cmd, str(tmp_path / "summary.json")], check=True, capture_output=True, timeout=300)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["runs"]) == {"base", "wider"}
+    for run in summary["runs"].values():
+        assert run["returncode"] == 0 and run["steps_done"] == 60
+        assert run["eval"][-1]["step"] == 60 and 0 <= run["eval"][-1]["bias_add"]["min"] <= 1
+    assert json.loads((tmp_path / "runs/wider/config.json").read_text())["d_model"] == 48
+    bad_cmd = [*cmd[:4], "--variants", '{"x": {"widht": 3}}', *cmd[6:], str(tmp_path / "s2.json")]
+    bad = subprocess.run(bad_cmd, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "unknown keys ['widht']" in bad.stderr
+    assert not (tmp_path / "s2.json").exists()
