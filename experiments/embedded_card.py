@@ -185,6 +185,12 @@ def summary_lines(n: dict) -> list[str]:
         f"- Single-task ICL accuracy ≥ 95% at 20 examples: {', '.join(ok) or 'none'}."
         + (f" **Below 95%: {', '.join(bad)}** — target not met for these tasks." if bad else ""),
     ]
+    if bad:
+        lines.append(
+            "- What was tried to train the tasks below 95% (CPU runs, probes and a 13-variant GPU sweep of depth,"
+            " width, heads, learning rate, batch, position init and curriculum, each with its log) is in"
+            " `experiments/logs/README.md`."
+        )
     for c in n["mixture_sweep"]["curves"]:
         i = c["d"].index(0.5)
         pa, pb, var = c["a"]["mean"][i], c["b"]["mean"][i], c["a"]["var"][i]
@@ -204,11 +210,19 @@ def summary_lines(n: dict) -> list[str]:
 
 def _position_and_curriculum(cfg: dict) -> str:
     pos = cfg.get("position_init", "random")
-    text = (
-        "- Position table initialised with sinusoids (then learned like any GPT-2 position embedding)"
-        if pos == "sinusoidal"
-        else "- Position table initialised N(0, 0.02) (GPT-2 default)"
-    )
+    if pos == "periodic":
+        from interp.train import TrainConfig
+
+        periods = TrainConfig(**cfg).example_periods()
+        text = (
+            "- Position table initialised with sinusoids whose first coordinates have the examples' lengths as periods"
+            f" ({', '.join(map(str, periods))} characters), so a token's index inside its example is a linear feature"
+            " from step 0 (then learned like any GPT-2 position embedding)"
+        )
+    elif pos == "sinusoidal":
+        text = "- Position table initialised with sinusoids (then learned like any GPT-2 position embedding)"
+    else:
+        text = "- Position table initialised N(0, 0.02) (GPT-2 default)"
     if cfg.get("curriculum_steps"):
         text += (
             f"; task curriculum: each family starts with {cfg['curriculum_start_tasks']} of its tasks (a seeded"
