@@ -232,10 +232,20 @@ def _position_and_curriculum(cfg: dict) -> str:
     return text.rstrip(".") + "."
 
 
-def _reproducibility_lines(rep: dict | None) -> list[str]:
+def _reproducibility_lines(rep: dict | None, shipped_sha256: str) -> list[str]:
     if not rep:
         return ["- Reproducibility: not checked for this checkpoint."]
     same = rep["weights_identical"] and rep["eval_accuracies_identical"] and rep["losses_identical"]
+    if rep["rerun_sha256"] == shipped_sha256:
+        tail = (
+            f" ({rep['n_evals_compared']} evaluations compared): the rerun reproduced the shipped checkpoint itself"
+            f" (same SHA-256) in {rep['rerun_wall_s'] / 60:.0f} min."
+        )
+    else:
+        tail = (
+            f" ({rep['n_evals_compared']} evaluations compared). The full run was not repeated (CPU budget);"
+            " the same code path runs after that step."
+        )
     return [
         f"- Reproducibility (`experiments/check_reproducible.py`): retraining `{rep['config']}` from scratch"
         f" (seed {rep['seed']}, {rep['threads']} thread(s)) up to step {rep['step']} gave "
@@ -245,8 +255,7 @@ def _reproducibility_lines(rep: dict | None) -> list[str]:
             else f"weights identical: {rep['weights_identical']}, accuracies identical:"
             f" {rep['eval_accuracies_identical']}, losses identical: {rep['losses_identical']}"
         )
-        + f" ({rep['n_evals_compared']} evaluations compared). The full run was not repeated (CPU budget);"
-        " the same code path runs after that step."
+        + tail
     ]
 
 
@@ -319,7 +328,7 @@ def render_card(n: dict) -> str:
         " (other work shared the machine's 2 cores during training, so wall time is an upper bound).",
         f"- Selection rule: {n['selection_rule']}. Threshold met: **{n['threshold_met']}**.",
         "- Earlier recipes, their logs and why they were stopped or replaced: `experiments/logs/README.md`.",
-        *_reproducibility_lines(n.get("reproducibility")),
+        *_reproducibility_lines(n.get("reproducibility"), n["weights_sha256"]),
         "",
         "![loss](loss.png)",
         "",
