@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     base = json.loads(Path(args.base).read_text())
     configs = variant_configs(base, variants)  # every error before any process starts
     out_dir = Path(args.out_dir)
-    procs = {}
+    procs, logs = {}, []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for name, cfg in configs.items():
         run = out_dir / name
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         write_json(run / "config.json", {k: getattr(cfg, k) for k in TrainConfig.__dataclass_fields__})
         cmd = [sys.executable, "-m", "interp", "train", "--config", str(run / "config.json"), "--out", str(run)]
         cmd += ["--quiet", "--device", args.device]
-        procs[name] = subprocess.Popen(cmd, stdout=open(run / "stdout.log", "w"), stderr=subprocess.STDOUT, env=env)
+        logs.append(open(run / "stdout.log", "w"))  # noqa: SIM115 (closed once every process has ended)
+        procs[name] = subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT, env=env)
     t0 = time.time()
     try:
         while any(p.poll() is None for p in procs.values()) and time.time() - t0 < args.deadline_s:
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
                 p.terminate()
         for p in procs.values():
             p.wait()
+        for f in logs:
+            f.close()
     summary = {"base": base, "variants": variants, "device": args.device, "deadline_s": args.deadline_s, "runs": {}}
     for name in configs:
         log_path = out_dir / name / "log.json"

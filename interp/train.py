@@ -114,10 +114,11 @@ class TrainConfig:
         if self.position_init not in POSITION_INITS:
             raise ValueError(f"position_init: {self.position_init!r}; valid: {', '.join(POSITION_INITS)}")
         if self.position_init == "periodic":
-            n_features = sum(2 * (period // 2) for period in self.example_periods())
+            periods = self.example_periods()
+            n_features = sum(2 * (period // 2) for period in periods)
             if n_features > self.d_model // 2:
                 raise ValueError(
-                    f"position_init: 'periodic' needs {n_features} coordinates for periods {self.example_periods()};"
+                    f"position_init: 'periodic' needs {n_features} coordinates for periods {periods};"
                     f" d_model={self.d_model} allows at most {self.d_model // 2}"
                 )
         # held-out evaluation prompts (with query and answer) must fit the context and sit at trained positions
