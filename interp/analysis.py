@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from interp.capture import capture_resid, check_hook, check_layers
+from interp.capture import capture_resid
+from interp.hooks import check_hook, check_layers
 from interp.prompts import Prompt, build_prompts
 from interp.tasks import get_family, resolve_tasks
 from interp.vectors import TaskVector, check_compatible, task_vector, vector_from_prompts

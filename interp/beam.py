@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from interp.models import context_length, forward_logits, tokenizer_of
-from interp.tokenization import encode, pad_id
+from interp.hooks import context_length, forward_logits
+from interp.models import tokenizer_of
+from interp.tokenization import encode, pad_id, right_pad
 
 
 def newline_token_ids(tokenizer) -> set[int]:
@@ -47,10 +48,7 @@ def complete_outputs(
     for _ in range(max_new_tokens):
         if not beams:
             break
-        width = len(prefix) + len(beams[0][0])
-        x = torch.full((len(beams), width), pad_id(tok), dtype=torch.long)
-        for i, (cont, _) in enumerate(beams):
-            x[i] = torch.tensor(prefix + cont)
+        x = right_pad([prefix + cont for cont, _ in beams], pad_id(tok))
         logp = torch.log_softmax(forward_logits(model, x)[:, -1].float(), dim=-1).cpu()
         top = logp.topk(beam_width, dim=-1)
         expanded = []

@@ -3,7 +3,7 @@
 One hook per requested layer copies ``act[row, position]`` for each sequence of a batch into a preallocated
 ``Float[Tensor, "layer prompt d_model"]`` on the CPU; nothing else of the forward pass is retained (no
 ``run_with_cache``). The forward pass stops right after the last requested hook point. Hooks go in through
-:func:`interp.models.hooks` and are removed after every batch, also on error.
+:func:`interp.hooks.hooks` and are removed after every batch, also on error.
 
 Positions are given in *unpadded* coordinates of ``encode(tok, text)`` (index 0 is BOS); the default is
 each prompt's last real token (the separator of the query), correct under either padding side.
@@ -18,67 +18,22 @@ torch.Size([2, 100, 128])
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 
-from interp.models import forward_logits, hooks, n_layers, tokenizer_of
+from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooks
+from interp.models import tokenizer_of
 from interp.prompts import Prompt
 from interp.scoring import check_fits
 from interp.tokenization import encode_batch, pad_id
 
-HOOK_POINTS = ("resid_pre", "resid_mid", "resid_post")
 PADDING_SIDES = ("right", "left")
 #: The default position rule: each prompt's last real token (the query's separator).
 POSITION_RULE = "last_token"
 
-HookPoint = Literal["resid_pre", "resid_mid", "resid_post"]
-
-
 class _StopForward(Exception):
     """Raised by the last capture hook: the rest of the forward pass is not needed."""
-
-
-def check_hook(hook: str) -> str:
-    """Validate a residual hook point name (``"resid_post"`` etc.)."""
-    if hook not in HOOK_POINTS:
-        raise ValueError(f"hook: {hook!r} is not a residual hook point; valid: {', '.join(HOOK_POINTS)}")
-    return hook
-
-
-def hook_name(layer: int, hook: str = "resid_post") -> str:
-    """TransformerLens name of a residual hook point: ``hook_name(3) == "blocks.3.hook_resid_post"``.
-
-    >>> hook_name(3, "resid_pre")
-    'blocks.3.hook_resid_pre'
-    """
-    return f"blocks.{int(layer)}.hook_{check_hook(hook)}"
-
-
-def check_layer(model, layer: int, name: str = "layer") -> int:
-    """Validate one layer index against the model (``0 <= layer < n_layers``)."""
-    n = n_layers(model)
-    try:
-        value = operator.index(layer)
-    except TypeError:
-        value = None
-    if value is None or isinstance(layer, bool) or not 0 <= value < n:
-        raise ValueError(f"{name}: {layer!r} out of range; valid: integers 0..{n - 1}")
-    return int(value)
-
-
-def check_layers(model, layers: Sequence[int] | None) -> tuple[int, ...]:
-    """Validate layer indices (``None`` = all layers); returns them as a tuple, duplicates refused."""
-    if layers is None:
-        return tuple(range(n_layers(model)))
-    out = tuple(check_layer(model, la, "layers") for la in layers)
-    if not out:
-        raise ValueError("layers: need at least one layer")
-    if len(set(out)) != len(out):
-        raise ValueError(f"layers: duplicate layers in {list(out)}")
-    return out
 
 
 def texts_of(prompts: Sequence[Prompt | str]) -> list[str]:

@@ -27,8 +27,6 @@ import hashlib
 import json
 import os
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -396,57 +394,3 @@ def tokenizer_of(model):
     if tok is None:
         raise ValueError("model: has no tokenizer attached; load it with interp.models.load_model")
     return tok
-
-
-# ---------------------------------------------------------------------------------------------
-# Running a model: every forward pass and every hook of the toolkit goes through these two.
-
-HookFn = Callable[..., Any]
-
-
-def forward_logits(model, tokens, attention_mask=None):
-    """Logits ``Float[Tensor, "batch pos vocab"]`` for ``tokens`` ``Int[Tensor, "batch pos"]``.
-
-    Right-padded batches need no mask (attention is causal); pass ``attention_mask`` for left padding.
-    """
-    tokens = tokens.to(model.cfg.device)
-    if attention_mask is not None:
-        return model(tokens, attention_mask=attention_mask.to(model.cfg.device))
-    return model(tokens)
-
-
-def n_layers(model) -> int:
-    return int(model.cfg.n_layers)
-
-
-def context_length(model) -> int:
-    return int(model.cfg.n_ctx)
-
-
-@contextmanager
-def hooks(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[None]:
-    """Attach forward hooks ``(hook_name, fn)`` for the duration of the block; removed in ``finally``.
-
-    Hook names use TransformerLens's vocabulary (``blocks.{l}.hook_resid_post``); unknown names raise
-    ``ValueError`` before anything is attached.
-    """
-    points = model.hook_dict
-    for name, _ in fwd_hooks:
-        if name not in points:
-            raise ValueError(f"hook: unknown hook point {name!r}; e.g. 'blocks.0.hook_resid_post'")
-    added = []
-    try:
-        for name, fn in fwd_hooks:
-            point = points[name]
-            point.add_hook(fn, dir="fwd")
-            added.append((point, point.fwd_hooks[-1]))
-        yield
-    finally:
-        for point, handle in reversed(added):  # remove exactly what was added, nothing else
-            handle.hook.remove()
-            point.fwd_hooks = [h for h in point.fwd_hooks if h is not handle]
-
-
-def attached_hooks(model) -> int:
-    """Number of forward/backward hooks attached to any hook point of ``model`` (0 when clean)."""
-    return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in model.hook_dict.values())

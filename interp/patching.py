@@ -1,6 +1,6 @@
 """Activation patching of the residual stream at (layer, position): replace or add a vector.
 
-Two ways in, both through :func:`interp.models.hooks` (removed in ``finally``, also on error):
+Two ways in, both through :func:`interp.hooks.hooks` (removed in ``finally``, also on error):
 
 - ``with patch(model, v, layer, positions): ...`` (context manager), or
 - ``h = add_patch(model, v, layer, positions); ...; h.remove()`` (explicit handle).
@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from interp.capture import check_hook, check_layer, hook_name, resolve_positions, token_ids
-from interp.models import hooks, model_info
+from interp.capture import resolve_positions, token_ids
+from interp.hooks import check_hook, check_layer, hook_name, hooks
+from interp.models import model_info
 from interp.prompts import Prompt, build_prompts, zero_shot_prompts
 from interp.scoring import AnswerScores, score_answers
 from interp.tasks import get_family, resolve_tasks

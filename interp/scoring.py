@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.models import context_length, forward_logits, hooks, tokenizer_of, trained_examples
+from interp.hooks import context_length, forward_logits, hooks
+from interp.models import tokenizer_of, trained_examples
 from interp.prompts import Prompt
-from interp.tokenization import encode_batch, pad_id
+from interp.tokenization import encode_batch, pad_id, right_pad
 
 
 @dataclass(frozen=True)
@@ -154,16 +155,13 @@ def row_log_probs(
     """Per row, ``Float[Tensor, "pos vocab"]`` next-token log-probs (right-padded batches sorted by length).
 
     ``batch_hooks`` (optional) gives the hooks to attach for each batch (e.g. patching at per-row positions);
-    they are attached through :func:`interp.models.hooks` and removed after the batch, also on error.
+    they are attached through :func:`interp.hooks.hooks` and removed after the batch, also on error.
     """
     order = sorted(range(len(rows)), key=lambda r: len(rows[r]))
     out: list[torch.Tensor | None] = [None] * len(rows)
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
-        width = max(len(rows[r]) for r in chunk)
-        x = torch.full((len(chunk), width), pad, dtype=torch.long)
-        for i, r in enumerate(chunk):
-            x[i, : len(rows[r])] = torch.tensor(rows[r])
+        x = right_pad([rows[r] for r in chunk], pad)
         with hooks(model, batch_hooks(chunk) if batch_hooks else []):
             logits = forward_logits(model, x)
         logp = torch.log_softmax(logits.float(), dim=-1).cpu()

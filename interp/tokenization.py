@@ -12,6 +12,7 @@ across the boundary). :mod:`interp.scoring` handles that; :func:`encode` does no
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -133,3 +134,21 @@ def is_char_level(tokenizer: PreTrainedTokenizerBase) -> bool:
     """True when the tokenizer maps every character of a probe string to exactly one token."""
     probe = string.ascii_letters + string.digits + "@=+->\n "
     return len(tokenizer(probe, add_special_tokens=False)["input_ids"]) == len(probe)
+
+
+def right_pad(rows: Sequence[Sequence[int]], pad: int, *, fill: int | None = None):
+    """The one padding helper: ``Int[Tensor, "batch width"]`` of ``rows`` right-padded with ``pad``.
+
+    The toolkit right-pads everywhere: attention is causal, so no mask is needed and each row's positions equal
+    its unpadded positions. ``fill`` (optional) pads with another value (e.g. ``-100`` for ignored labels).
+
+    >>> right_pad([[1, 2, 3], [1, 2]], 0).tolist()
+    [[1, 2, 3], [1, 2, 0]]
+    """
+    import torch
+
+    width = max((len(r) for r in rows), default=0)
+    out = torch.full((len(rows), width), pad if fill is None else fill, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+    return out

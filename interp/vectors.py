@@ -29,8 +29,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from interp.capture import POSITION_RULE, capture_resid, check_hook, check_layers
+from interp.capture import POSITION_RULE, capture_resid
 from interp.export import atomic_path
+from interp.hooks import check_hook, check_layers
 from interp.models import model_info
 from interp.prompts import Prompt, build_prompts
 from interp.tasks import get_family, resolve_tasks

@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from interp.models import LOADED_MODELS, attached_hooks, hooked_from_hf, load_model, resolve_weights_dir
+from interp.hooks import attached_hooks
+from interp.models import LOADED_MODELS, hooked_from_hf, load_model, resolve_weights_dir
 from interp.tokenization import build_char_tokenizer, build_gpt2_tokenizer, char_vocab
 
 

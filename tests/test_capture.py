@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from interp.capture import capture_resid, hook_name, resolve_positions
+from interp.capture import capture_resid, resolve_positions
+from interp.hooks import hook_name
 from interp.prompts import build_prompts
 from interp.tokenization import encode
 

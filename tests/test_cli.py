@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from golden import assert_close_tree
 
 from interp.cli import main, parse_mix
 
@@ -85,8 +86,9 @@ def test_figures_quick_writes_every_file_and_numbers_recompute(tmp_path, embedde
     assert not list(tmp_path.rglob("*.tmp"))  # nothing half-written
 
 
-def test_committed_figure_numbers_regenerate_exactly(tmp_path, embedded_model):
-    """figures/superposition_bars/ was written by `make demo`; its command and seed give the same numbers."""
+def test_committed_figure_numbers_regenerate(tmp_path, embedded_model):
+    """figures/superposition_bars/ was written by `make demo`; its command and seed give the same numbers (within
+    GOLDEN_ATOL: another CPU changes the last bits)."""
     from pathlib import Path
 
     from interp.studies import run_studies
@@ -96,5 +98,5 @@ def test_committed_figure_numbers_regenerate_exactly(tmp_path, embedded_model):
     new = run_studies(["superposition_bars"], model=embedded_model, out=tmp_path, progress=False)
     fresh = json.loads((tmp_path / "superposition_bars" / "superposition_bars.json").read_text())
     assert fresh["config"] == old["config"] and fresh["model"]["weights_sha256"] == old["model"]["weights_sha256"]
-    assert fresh["results"] == old["results"]  # bit-for-bit equal numbers
+    assert_close_tree(fresh["results"], old["results"])
     assert new["superposition_bars"]["paths"]["json"]

@@ -5,10 +5,10 @@ import time
 import pytest
 import torch
 
+from interp.hooks import hooks
 from interp.models import (
     WeightProcessing,
     WeightsNotFoundError,
-    hooks,
     load_model,
     model_info,
     resolve_weights_dir,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interp.capture import capture_resid
-from interp.models import attached_hooks, forward_logits, hooks
+from interp.hooks import attached_hooks, forward_logits, hooks
 from interp.patching import (
     add_patch,
     best_layer,

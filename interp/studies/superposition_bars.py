@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from interp.hooks import context_length
 from interp.metrics import bootstrap_ci, kl_divergence, rank_view
-from interp.models import context_length
 from interp.plots import superposition_bars_figure
 from interp.prompts import build_prompts
 from interp.scoring import check_fits, score_answers

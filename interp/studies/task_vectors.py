@@ -51,8 +51,8 @@ from interp.analysis import (
     project_2d,
     task_cosines,
 )
-from interp.capture import check_layers
 from interp.export import write_json
+from interp.hooks import check_layers
 from interp.patching import BestLayer, MixtureSweep, best_layer, check_lambdas, lambda_sweep
 from interp.studies.common import metadata, write_outputs
 from interp.tasks import get_family, resolve_tasks

@@ -1,0 +1,138 @@
+"""Running a model and attaching hooks: the hook-name vocabulary and the one way hooks go in.
+
+Hook names use TransformerLens's vocabulary (``blocks.{l}.hook_resid_post``). Every forward pass and every
+hook of the toolkit goes through this module: :func:`forward_logits` runs a model; :func:`add_hooks` attaches
+hooks and returns a :class:`HookHandle` whose ``remove()`` detaches exactly what it added; :func:`hooks` is the
+context-manager form (removed in ``finally``, also when an exception is raised).
+
+>>> hook_name(3, "resid_pre")
+'blocks.3.hook_resid_pre'
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+HOOK_POINTS = ("resid_pre", "resid_mid", "resid_post")
+HookPoint = Literal["resid_pre", "resid_mid", "resid_post"]
+HookFn = Callable[..., Any]
+
+
+def check_hook(hook: str) -> str:
+    """Validate a residual hook point name (``"resid_pre"``, ``"resid_mid"`` or ``"resid_post"``)."""
+    if hook not in HOOK_POINTS:
+        raise ValueError(f"hook: {hook!r} is not a residual hook point; valid: {', '.join(HOOK_POINTS)}")
+    return hook
+
+
+def hook_name(layer: int, hook: str = "resid_post") -> str:
+    """TransformerLens name of a residual hook point.
+
+    >>> hook_name(0)
+    'blocks.0.hook_resid_post'
+    """
+    return f"blocks.{int(layer)}.hook_{check_hook(hook)}"
+
+
+def n_layers(model) -> int:
+    """Number of transformer blocks."""
+    return int(model.cfg.n_layers)
+
+
+def context_length(model) -> int:
+    """Longest sequence the model accepts (``n_ctx``)."""
+    return int(model.cfg.n_ctx)
+
+
+def check_layer(model, layer: int, name: str = "layer") -> int:
+    """Validate one layer index against the model (``0 <= layer < n_layers``)."""
+    n = n_layers(model)
+    try:
+        value = operator.index(layer)
+    except TypeError:
+        value = None
+    if value is None or isinstance(layer, bool) or not 0 <= value < n:
+        raise ValueError(f"{name}: {layer!r} out of range; valid: integers 0..{n - 1}")
+    return int(value)
+
+
+def check_layers(model, layers: Sequence[int] | None, name: str = "layers") -> tuple[int, ...]:
+    """Validate layer indices (``None`` = all layers); returns them as a tuple, duplicates refused."""
+    if layers is None:
+        return tuple(range(n_layers(model)))
+    out = tuple(check_layer(model, la, name) for la in layers)
+    if not out:
+        raise ValueError(f"{name}: need at least one layer")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}: duplicate layers in {list(out)}")
+    return out
+
+
+def forward_logits(model, tokens, attention_mask=None):
+    """Logits ``Float[Tensor, "batch pos vocab"]`` for ``tokens`` ``Int[Tensor, "batch pos"]``.
+
+    Right-padded batches need no mask (attention is causal); pass ``attention_mask`` for left padding.
+    """
+    tokens = tokens.to(model.cfg.device)
+    if attention_mask is not None:
+        return model(tokens, attention_mask=attention_mask.to(model.cfg.device))
+    return model(tokens)
+
+
+@dataclass
+class HookHandle:
+    """Hooks attached by :func:`add_hooks`; :meth:`remove` detaches exactly those (idempotent)."""
+
+    model: Any
+    names: tuple[str, ...]
+    _added: list = field(default_factory=list, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._added)
+
+    def remove(self) -> None:
+        added, self._added = self._added, []
+        for point, handle in reversed(added):
+            handle.hook.remove()
+            point.fwd_hooks = [h for h in point.fwd_hooks if h is not handle]
+
+
+def add_hooks(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> HookHandle:
+    """Attach forward hooks ``(hook_name, fn)`` and return their handle; prefer :func:`hooks` where a block fits.
+
+    Unknown names raise ``ValueError`` before anything is attached; a failure half-way removes what was added.
+    """
+    points = model.hook_dict
+    for name, _ in fwd_hooks:
+        if name not in points:
+            raise ValueError(f"hook: unknown hook point {name!r}; e.g. 'blocks.0.hook_resid_post'")
+    handle = HookHandle(model, tuple(name for name, _ in fwd_hooks))
+    try:
+        for name, fn in fwd_hooks:
+            point = points[name]
+            point.add_hook(fn, dir="fwd")
+            handle._added.append((point, point.fwd_hooks[-1]))
+    except BaseException:
+        handle.remove()
+        raise
+    return handle
+
+
+@contextmanager
+def hooks(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[HookHandle]:
+    """Attach forward hooks for the duration of the block; removed in ``finally``, also on error."""
+    handle = add_hooks(model, fwd_hooks)
+    try:
+        yield handle
+    finally:
+        handle.remove()
+
+
+def attached_hooks(model) -> int:
+    """Number of forward/backward hooks attached to any hook point of ``model`` (0 when clean)."""
+    return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in model.hook_dict.values())
