@@ -93,6 +93,26 @@ def bootstrap_ci(values, *, confidence: float = 0.95, n_resamples: int = 2000, s
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def describe(values, *, seed: int = 0) -> dict:
+    """Mean, 95% bootstrap CI, variance and quantiles of per-prompt values (the one summary of a distribution).
+
+    >>> d = describe([0.0, 1.0, 1.0, 0.0]); d["mean"], d["var"], d["median"]
+    (0.5, 0.25, 0.5)
+    """
+    v = np.asarray(values, dtype=float)
+    q = np.quantile(v, [0.1, 0.25, 0.5, 0.75, 0.9])
+    return {
+        "mean": float(v.mean()),
+        "ci95": list(bootstrap_ci(v, seed=seed)),
+        "var": float(v.var()),
+        "q10": float(q[0]),
+        "q25": float(q[1]),
+        "median": float(q[2]),
+        "q75": float(q[3]),
+        "q90": float(q[4]),
+    }
+
+
 def summarize(probs, targets=None, *, tasks: Sequence[str] | None = None, seed: int = 0) -> dict:
     """Means, across-prompt variances, 95% CIs per task and for "other"; rank view; KL and TV when targets given."""
     p = _as_probs(probs)
@@ -138,3 +158,32 @@ def count_solved(answer_log_probs, completion_log_probs: Sequence[Sequence[float
         threshold = ranked[min(k, len(ranked)) - 1]
         solved[i] = int((a[i] >= threshold - 1e-9).sum())
     return solved
+
+
+def candidate_accuracy(log_probs, k: int) -> float:
+    """Fraction of prompts whose candidate ``k`` has the highest probability among the candidates' answers.
+
+    This is *candidate accuracy* (argmax over the K candidate tasks' answers, teacher-forced), not greedy decoding
+    over the vocabulary (:func:`interp.scoring.greedy_correct` is that). Chance level is ``1 / K``.
+
+    >>> candidate_accuracy(np.log([[0.5, 0.2], [0.1, 0.3]]), 0)
+    0.5
+    """
+    lp = np.asarray(log_probs, dtype=float)
+    if lp.ndim < 1 or not 0 <= k < lp.shape[-1]:
+        raise ValueError(f"k: candidate index {k!r} out of range for {lp.shape[-1] if lp.ndim else 0} candidates")
+    return float((lp.argmax(axis=-1) == k).mean())
+
+
+def mean_and_sem(log_probs) -> tuple[np.ndarray, np.ndarray]:
+    """``[..., prompt, task]`` log-probs → mean and s.e.m. over prompts of (P(a_1), …, P(a_K), P(other)).
+
+    >>> m, s = mean_and_sem(np.log([[[0.5, 0.25]], [[0.25, 0.5]]]).transpose(1, 0, 2))
+    >>> m.round(3).tolist(), s.round(3).tolist()
+    ([[0.375, 0.375, 0.25]], [[0.125, 0.125, 0.0]])
+    """
+    p = np.exp(np.asarray(log_probs, dtype=float))
+    p = np.concatenate([p, 1.0 - p.sum(axis=-1, keepdims=True)], axis=-1)
+    n = p.shape[-2]
+    sem = p.std(axis=-2, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(p.mean(axis=-2))
+    return p.mean(axis=-2), sem

@@ -14,9 +14,11 @@ whatever the proportions, the number of prompts or the sampling scheme.
 
 from __future__ import annotations
 
+import itertools
 import math
+import string
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -25,6 +27,9 @@ from interp.tasks import Family, get_family, resolve_tasks
 
 MAX_QUERY_TRIES = 1000
 MAX_EXAMPLE_TRIES = 1000
+#: Tolerance of :func:`check_simplex` on the sum of the values.
+SIMPLEX_TOL = 1e-6
+RANDOM_ALPHABET = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True)
@@ -73,15 +78,30 @@ def exact_counts(proportions: Sequence[float], n_examples: int) -> tuple[int, ..
     return tuple(counts)
 
 
-def check_proportions(proportions: Sequence[float], n_tasks: int, name: str = "proportions") -> tuple[float, ...]:
-    """Validate a probability vector over ``n_tasks`` tasks; return it as floats."""
-    props = tuple(float(p) for p in proportions)
-    if len(props) != n_tasks:
-        raise ValueError(f"{name}: expected {n_tasks} values (one per task), got {len(props)}")
+def check_simplex(values: Sequence[float], n: int, name: str = "proportions") -> tuple[float, ...]:
+    """The one simplex check: ``n`` finite values ``>= 0`` summing to 1 (within :data:`SIMPLEX_TOL`).
+
+    Used for task proportions, convex weights of task vectors and the CLI's ``--mix``; it never renormalises.
+
+    >>> check_simplex([0.25, 0.75], 2)
+    (0.25, 0.75)
+    >>> check_simplex([0.5, 0.6], 2, "weights")
+    Traceback (most recent call last):
+    ...
+    ValueError: weights: values must sum to 1 (tolerance 1e-06), got sum 1.1 for [0.5, 0.6]
+    """
+    try:
+        props = tuple(float(p) for p in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected {n} numbers (one per task), got {values!r}") from None
+    if len(props) != n:
+        raise ValueError(f"{name}: expected {n} values (one per task), got {len(props)}")
     if any(not math.isfinite(p) or p < 0 for p in props):
         raise ValueError(f"{name}: values must be finite and >= 0, got {list(props)}")
-    if abs(sum(props) - 1.0) > 1e-6:
-        raise ValueError(f"{name}: values must sum to 1, got sum {sum(props):.6g} for {list(props)}")
+    if abs(sum(props) - 1.0) > SIMPLEX_TOL:
+        raise ValueError(
+            f"{name}: values must sum to 1 (tolerance {SIMPLEX_TOL:g}), got sum {sum(props):.6g} for {list(props)}"
+        )
     return props
 
 
@@ -148,7 +168,7 @@ def build_prompts(
     else:
         if proportions is None:
             proportions = [1.0 / len(names)] * len(names)
-        props = check_proportions(proportions, len(names))
+        props = check_simplex(proportions, len(names))
     if not isinstance(n_examples, int | np.integer) or n_examples < 0:
         raise ValueError(f"n_examples: must be an integer >= 0, got {n_examples!r}")
     if n_examples and len(names) > n_examples and sampling == "exact" and counts is None:
@@ -202,3 +222,92 @@ def zero_shot_prompts(
     True
     """
     return build_prompts(family, tasks, n_examples=0, n_prompts=n_prompts, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Control prompts and prompt groups (same queries as build_prompts with the same seed)
+
+
+def random_answer_prompts(
+    family: str | Family,
+    tasks: Sequence[str] | None = None,
+    *,
+    proportions: Sequence[float] | None = None,
+    n_examples: int = 20,
+    n_prompts: int = 100,
+    seed: int = 0,
+) -> list[Prompt]:
+    """Mixed prompts whose example answers are random: each example pairs a fresh input with the answer of a
+    random task of the family to another random input. Queries equal :func:`build_prompts`'s (same seed);
+    ``example_tasks`` are all ``"random"``.
+    """
+    fam = get_family(family)
+    base = build_prompts(fam, tasks, proportions=proportions, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
+    out = []
+    for p in base:
+        rng = np.random.default_rng([seed, p.index, 2])
+        lines = []
+        for _ in range(p.n_examples):
+            x = _draw_example_input(fam, p.query, rng)
+            t = fam.task_names[int(rng.integers(len(fam.task_names)))]
+            lines.append(fam.query(x) + fam.task(t).answer(fam.sample_input(rng)))
+        out.append(_with_examples(p, lines, "random"))
+    return out
+
+
+def random_string_prompts(
+    family: str,
+    tasks: Sequence[str] | None = None,
+    *,
+    n_examples: int = 20,
+    n_prompts: int = 100,
+    seed: int = 0,
+    alphabet: str = RANDOM_ALPHABET,
+) -> list[Prompt]:
+    """Prompts whose example lines are random strings (``alphabet``, the lengths of real example lines),
+    followed by the real query of :func:`build_prompts` (same seed); ``example_tasks`` are ``"random_string"``.
+    """
+    fam = get_family(family)
+    if not alphabet:
+        raise ValueError("alphabet: need at least one character")
+    base = build_prompts(fam, tasks, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
+    out = []
+    for p in base:
+        rng = np.random.default_rng([seed, p.index, 3])
+        real = p.text.split("\n")[: p.n_examples]
+        lines = ["".join(alphabet[i] for i in rng.integers(len(alphabet), size=len(r))) for r in real]
+        out.append(_with_examples(p, lines, "random_string"))
+    return out
+
+
+def _with_examples(p: Prompt, lines: Sequence[str], label: str) -> Prompt:
+    text = "".join(line + "\n" for line in lines) + p.query if lines else "\n" + p.query
+    return replace(p, text=text, example_tasks=(label,) * len(lines))
+
+
+def mixture_groups(
+    family: str,
+    tasks: Sequence[str],
+    *,
+    n_prompts: int = 50,
+    n_examples: int = 20,
+    seed: int = 0,
+) -> dict[str, list[Prompt]]:
+    """Prompt groups for 2-D views: each single task, each pairwise 50/50 mixture, the uniform mixture.
+
+    Keys: ``"a"``, ``"a+b"``, ``"uniform"`` (the last only for 3 or more tasks). Candidate tasks are ``tasks``
+    throughout, so every group shares the same queries.
+    """
+    fam = get_family(family)
+    tasks = resolve_tasks(fam, tasks)
+    k = len(tasks)
+
+    def group(weights: Sequence[float]) -> list[Prompt]:
+        return build_prompts(fam, tasks, proportions=weights, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
+
+    groups = {t: group([float(i == j) for j in range(k)]) for i, t in enumerate(tasks)}
+    for i, j in itertools.combinations(range(k), 2):
+        groups[f"{tasks[i]}+{tasks[j]}"] = group([0.5 if m in (i, j) else 0.0 for m in range(k)])
+    if k >= 3:
+        groups["uniform"] = group([1.0 / k] * k)
+    return groups

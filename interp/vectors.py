@@ -19,9 +19,8 @@ True
 from __future__ import annotations
 
 import json
-import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,10 @@ from interp.capture import POSITION_RULE, capture_resid
 from interp.export import atomic_path
 from interp.hooks import check_hook, check_layers
 from interp.models import model_info
-from interp.prompts import Prompt, build_prompts
+from interp.prompts import Prompt, build_prompts, check_simplex, random_answer_prompts, random_string_prompts
 from interp.tasks import get_family, resolve_tasks
 
 FORMAT = "interp.TaskVector/1"
-WEIGHT_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ class Provenance:
         )
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class TaskVector:
     """Per-layer mean and spread of the residual stream at the query's last token.
 
@@ -134,6 +132,22 @@ class TaskVector:
             )
             parts.append(name if w == 1.0 and len(self.terms) == 1 else f"{w:g}·{name}")
         return " + ".join(parts) or "vector"
+
+    def incompatibilities(self, other: TaskVector) -> list[str]:
+        """What differs between two vectors that must be combined (empty when compatible)."""
+        diffs = []
+        for name in ("model_id", "processing", "hook", "d_model", "layers", "position"):
+            va, vb = getattr(self, name), getattr(other, name)
+            if va != vb:
+                diffs.append(f"{name} ({va!r} vs {vb!r})")
+        return diffs
+
+    def __repr__(self) -> str:
+        norms = ", ".join(f"{x:.3g}" for x in self.mean.double().norm(dim=1).tolist())
+        return (
+            f"TaskVector({self.describe()!r}, model={self.model_id!r}, hook={self.hook!r}, layers={list(self.layers)}, "
+            f"d_model={self.d_model}, norms=[{norms}])"
+        )
 
     # ---- arithmetic ----------------------------------------------------------------------------
     def _scaled(self, w: float) -> TaskVector:
@@ -243,33 +257,11 @@ class TaskVector:
         )
 
 
-def incompatibilities(a: TaskVector, b: TaskVector) -> list[str]:
-    """Names of what differs between two vectors that must be combined (empty when compatible)."""
-    diffs = []
-    for name in ("model_id", "processing", "hook", "d_model", "layers", "position"):
-        va, vb = getattr(a, name), getattr(b, name)
-        if va != vb:
-            diffs.append(f"{name} ({va!r} vs {vb!r})")
-    return diffs
-
-
 def check_compatible(a: TaskVector, b: TaskVector) -> None:
     """``ValueError`` naming each field that differs (model_id, processing, hook, d_model, layers, position)."""
-    diffs = incompatibilities(a, b)
+    diffs = a.incompatibilities(b)
     if diffs:
         raise ValueError("vectors: incompatible task vectors; they differ in " + "; ".join(diffs))
-
-
-def check_weights(weights: Sequence[float], n: int, name: str = "weights") -> tuple[float, ...]:
-    """Convex weights: ``n`` finite values ``>= 0`` summing to 1 (tolerance 1e-6)."""
-    w = tuple(float(x) for x in weights)
-    if len(w) != n:
-        raise ValueError(f"{name}: expected {n} weights (one per vector), got {len(w)}")
-    if any(not math.isfinite(x) or x < 0 for x in w):
-        raise ValueError(f"{name}: each weight must be finite and >= 0, got {list(w)}")
-    if abs(sum(w) - 1.0) > WEIGHT_TOL:
-        raise ValueError(f"{name}: weights must sum to 1 (tolerance {WEIGHT_TOL}), got sum {sum(w):.9g}")
-    return w
 
 
 def convex(weights: Sequence[float], vectors: Sequence[TaskVector]) -> TaskVector:
@@ -282,7 +274,7 @@ def convex(weights: Sequence[float], vectors: Sequence[TaskVector]) -> TaskVecto
         raise ValueError("vectors: need at least one TaskVector")
     if not all(isinstance(v, TaskVector) for v in vectors):
         raise ValueError("vectors: every element must be a TaskVector")
-    w = check_weights(weights, len(vectors))
+    w = check_simplex(weights, len(vectors), "weights")
     for v in vectors[1:]:
         check_compatible(vectors[0], v)
     out = w[0] * vectors[0]
@@ -371,3 +363,61 @@ def task_vector(
     layers = check_layers(model, layers)
     prompts = build_prompts(fam, tasks, proportions=proportions, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
     return vector_from_prompts(model, prompts, hook=hook, layers=layers, batch_size=batch_size)
+
+
+def control_vectors(
+    model,
+    family: str,
+    task_a: str,
+    task_b: str,
+    third_task: str,
+    *,
+    n_prompts: int = 100,
+    n_examples: int = 20,
+    seed: int = 0,
+    hook: str = "resid_post",
+    layers: Sequence[int] | None = None,
+    batch_size: int = 32,
+) -> dict[str, TaskVector]:
+    """Single-task, 50/50-mixed and control vectors, keyed ``"a"``, ``"b"``, ``"mixed"``, ``"random_answers"``,
+    ``"random_strings"``, ``"third_task"`` (all with the same seed, hence the same queries).
+    """
+    fam = get_family(family)
+    resolve_tasks(fam, [task_a, task_b, third_task])
+    check_hook(hook)
+    layers = check_layers(model, layers)
+    kw = dict(n_prompts=n_prompts, n_examples=n_examples, seed=seed, hook=hook, layers=layers, batch_size=batch_size)
+    cap = dict(hook=hook, layers=layers, batch_size=batch_size)
+    pair = [task_a, task_b]
+    return {
+        "a": task_vector(model, fam.name, task_a, **kw),
+        "b": task_vector(model, fam.name, task_b, **kw),
+        "mixed": task_vector(model, fam.name, pair, proportions=[0.5, 0.5], **kw),
+        "random_answers": vector_from_prompts(
+            model,
+            random_answer_prompts(fam.name, pair, n_examples=n_examples, n_prompts=n_prompts, seed=seed),
+            label="random_answers",
+            **cap,
+        ),
+        "random_strings": vector_from_prompts(
+            model,
+            random_string_prompts(fam.name, pair, n_examples=n_examples, n_prompts=n_prompts, seed=seed),
+            label="random_strings",
+            **cap,
+        ),
+        "third_task": task_vector(model, fam.name, third_task, **kw),
+    }
+
+
+def capture_groups(
+    model,
+    groups: Mapping[str, Sequence[Prompt]],
+    *,
+    layers: Sequence[int] | None = None,
+    hook: str = "resid_post",
+    batch_size: int = 32,
+) -> tuple[torch.Tensor, list[str]]:
+    """Per-prompt vectors ``Float[Tensor, "layer prompt d_model"]`` of all groups and each prompt's label."""
+    prompts = [p for ps in groups.values() for p in ps]
+    labels = [name for name, ps in groups.items() for _ in ps]
+    return capture_resid(model, prompts, layers=layers, hook=hook, batch_size=batch_size), labels

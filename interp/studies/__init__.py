@@ -1,4 +1,8 @@
-"""Studies: each turns the engine into one figure (HTML + PNG) and its numbers (JSON) under ``out/<study>/``.
+"""Studies: the one study system. A study is a Config dataclass + ``run(model, config, out_dir)`` returning
+:mod:`interp.results` values (``"results"``), their JSON-ready numbers (``"numbers"``) and the files written
+(``"paths"``): one figure (HTML + PNG) and its numbers (JSON) under ``out/<study>/``. :func:`run_studies` runs them
+by name on one model; :mod:`interp.studies.table` is the figure-less table study (``run_study``) behind
+``interp measure``-style sweeps over several models.
 
 >>> from interp.studies import STUDIES
 >>> sorted(STUDIES)
@@ -7,70 +11,67 @@
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.studies import mixture_sweep, superposition_bars, tasks_solved
+from interp.export import png_status
+from interp.models import load_model
 
 
 @dataclass(frozen=True)
 class Study:
+    """A figure study: ``module`` holds ``run(model, config, out_dir, *, progress)`` and its config class."""
+
     name: str
-    run: Callable[..., dict]
-    config: type
+    module: str
+    config_name: str
     description: str
 
+    def load(self):
+        """The study's module (imported on first use, so listing studies stays cheap)."""
+        return importlib.import_module(self.module)
 
-def _task_vectors_run(model, config, out_dir, progress=True):
-    from interp.studies import task_vectors
+    def config(self, quick: bool = False):
+        """The default config (``quick``: the smoke-run variant)."""
+        cls = getattr(self.load(), self.config_name)
+        return cls.quick() if quick else cls()
 
-    return task_vectors.run(model, config, out_dir, progress=progress)
-
-
-def _task_vectors_config():
-    from interp.studies.task_vectors import TaskVectorsConfig
-
-    return TaskVectorsConfig
-
-
-class _LazyConfig:
-    """Defers importing the task-vector study (and its analysis stack) until it is used."""
-
-    def __call__(self):
-        return _task_vectors_config()()
-
-    def quick(self):
-        return _task_vectors_config().quick()
+    def run(self, model, config, out_dir, *, progress: bool = True) -> dict:
+        return self.load().run(model, config, out_dir, progress=progress)
 
 
 STUDIES: dict[str, Study] = {
-    "mixture_sweep": Study(
-        "mixture_sweep",
-        mixture_sweep.run,
-        mixture_sweep.MixtureSweepConfig,
-        "P(task A), P(task B), P(other) vs fraction d of task-A examples",
-    ),
-    "superposition_bars": Study(
-        "superposition_bars",
-        superposition_bars.run,
-        superposition_bars.SuperpositionBarsConfig,
-        "Figure-2 view: mean P per task answer, other, rank view, KL",
-    ),
-    "tasks_solved": Study(
-        "tasks_solved",
-        tasks_solved.run,
-        tasks_solved.TasksSolvedConfig,
-        "number of tasks solved and KL vs K tasks in the prompt",
-    ),
-    "task_vectors": Study(
-        "task_vectors",
-        _task_vectors_run,
-        _LazyConfig(),  # type: ignore[arg-type]
-        "task vectors: best layer, convex-combination patching, decomposition",
-    ),
+    s.name: s
+    for s in (
+        Study(
+            "mixture_sweep",
+            "interp.studies.mixture_sweep",
+            "MixtureSweepConfig",
+            "P(task A), P(task B), P(other) vs fraction d of task-A examples",
+        ),
+        Study(
+            "superposition_bars",
+            "interp.studies.superposition_bars",
+            "SuperpositionBarsConfig",
+            "Figure-2 view: mean P per task answer, other, rank view, KL",
+        ),
+        Study(
+            "tasks_solved",
+            "interp.studies.tasks_solved",
+            "TasksSolvedConfig",
+            "number of tasks solved and KL vs K tasks in the prompt",
+        ),
+        Study(
+            "task_vectors",
+            "interp.studies.task_vectors",
+            "TaskVectorsConfig",
+            "task vectors: best layer, convex-combination patching, decomposition",
+        ),
+    )
 }
 HEADLINE = ("mixture_sweep", "superposition_bars")
 
@@ -95,16 +96,13 @@ def run_studies(
 
     Names and the model spec are checked before any model is loaded.
     """
-    from interp.export import png_status
-    from interp.models import load_model
-
     names = check_study_names(names)
     if isinstance(model, str):
         model = load_model(model)  # resolves the weights first: a missing model fails before any work
     results = {}
     for name in names:
         study = STUDIES[name]
-        config = study.config.quick() if quick else study.config()
+        config = study.config(quick)
         start = time.perf_counter()
         results[name] = study.run(model, config, Path(out) / name, progress=progress)
         wrote = [p for p in results[name]["paths"].values() if p]
@@ -119,19 +117,19 @@ def headline_numbers(results: dict[str, dict]) -> list[str]:
     """Human-readable headline lines from mixture_sweep and superposition_bars results."""
     lines = []
     if "mixture_sweep" in results:
-        for c in results["mixture_sweep"]["numbers"]["curves"]:
-            i = c["d"].index(0.5) if 0.5 in c["d"] else len(c["d"]) // 2
-            a, b, m = c["a"], c["b"], c["two_answer_mass"]
+        for c in results["mixture_sweep"]["results"]:
+            i = c.d.index(0.5) if 0.5 in c.d else len(c.d) // 2
+            a, b, m = c.a, c.b, c.two_answer_mass
             lines.append(
-                f"{c['family']:<10} {c['tasks'][0]:>11} vs {c['tasks'][1]:<11} at d={c['d'][i]:.1f}: "
-                f"P(A)={a['mean'][i]:.3f} [{a['ci95'][i][0]:.3f},{a['ci95'][i][1]:.3f}] "
-                f"P(B)={b['mean'][i]:.3f} [{b['ci95'][i][0]:.3f},{b['ci95'][i][1]:.3f}] "
-                f"sum={m['mean'][i]:.3f} var(P(A))={a['var'][i]:.3f}"
+                f"{c.family:<10} {c.tasks[0]:>11} vs {c.tasks[1]:<11} at d={c.d[i]:.1f}: "
+                f"P(A)={a.mean[i]:.3f} [{a.ci95[i][0]:.3f},{a.ci95[i][1]:.3f}] "
+                f"P(B)={b.mean[i]:.3f} [{b.ci95[i][0]:.3f},{b.ci95[i][1]:.3f}] "
+                f"sum={m.mean[i]:.3f} var(P(A))={a.var[i]:.3f}"
             )
     if "superposition_bars" in results:
-        for r in results["superposition_bars"]["numbers"]["results"]:
-            probs = ", ".join(f"{t}={p:.3f}" for t, p in zip(r["tasks"], r["mean"], strict=True))
-            lines.append(f"{r['family']:<10} uniform mix: {probs}, other={r['other']:.3f}, KL={r['kl']:.3f}")
+        for r in results["superposition_bars"]["results"]:
+            probs = ", ".join(f"{t}={p:.3f}" for t, p in zip(r.tasks, r.mean, strict=True))
+            lines.append(f"{r.family:<10} uniform mix: {probs}, other={r.other:.3f}, KL={r.kl:.3f}")
     return lines
 
 

@@ -1,44 +1,42 @@
-"""What every study shares: config handling, metadata and writing outputs atomically."""
+"""What every study shares: provenance metadata and writing a figure with its numbers atomically."""
 
 from __future__ import annotations
 
 import dataclasses
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import interp
 from interp.export import write_figure, write_json
-from interp.metrics import bootstrap_ci
+from interp.metrics import describe
 from interp.models import model_info
+from interp.results import Distribution
+
+
+def package_version() -> str:
+    """The installed version of this package (``"unknown"`` when run from a bare source tree)."""
+    try:
+        return importlib_metadata.version("interp-superposition")
+    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - source tree without install
+        return "unknown"
 
 
 def metadata(model, config: Any, study: str) -> dict[str, Any]:
     """Provenance saved with every result: study, config, model id + weights hash, package version."""
-    info = model_info(model)
     return {
         "study": study,
         "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
-        "model": info.to_dict(),
-        "interp_version": interp.__version__,
+        "model": model_info(model).to_dict(),
+        "interp_version": package_version(),
     }
 
 
-def distribution(values: np.ndarray, seed: int) -> dict[str, Any]:
-    """Mean, 95% bootstrap CI, variance and quantiles of per-prompt values."""
-    v = np.asarray(values, dtype=float)
-    q = np.quantile(v, [0.1, 0.25, 0.5, 0.75, 0.9])
-    return {
-        "mean": float(v.mean()),
-        "ci95": list(bootstrap_ci(v, seed=seed)),
-        "var": float(v.var()),
-        "q10": float(q[0]),
-        "q25": float(q[1]),
-        "median": float(q[2]),
-        "q75": float(q[3]),
-        "q90": float(q[4]),
-    }
+def distribution(per_point: list, seed: int) -> Distribution:
+    """A :class:`~interp.results.Distribution` over points from per-point arrays of per-prompt values."""
+    rows = [describe(values, seed=seed) for values in per_point]
+    return Distribution(**{key: np.asarray([r[key] for r in rows], dtype=float) for key in rows[0]})
 
 
 def write_outputs(fig, numbers: dict[str, Any], out_dir: str | Path, name: str) -> dict[str, str | None]:

@@ -1,23 +1,28 @@
-"""Task vectors study (science.md §4): best layer, convex-combination patching, decomposition, 2-D views.
+"""Task vectors study (docs/science.md §4): best layer, convex-combination patching, decomposition, 2-D views.
 
 Per pair (family, task A, task B, third task), with the same seed (hence the same queries) throughout:
 
 1. vectors: single-task v_A, v_B, the third task's, the true 50/50 mixture's and the controls' (mixed prompts
-   with random answers, random strings), all from :func:`interp.analysis.control_vectors`;
-2. best layer of A and B (:func:`interp.patching.best_layer`; candidates: every task of the family);
-3. λ × layer sweep of v(λ) = (1−λ)·v_A + λ·v_B patched into zero-shot queries, with the real mixed-prompt curve
-   (:func:`interp.patching.lambda_sweep`; candidates: A and B);
-4. decomposition of the mixture and of each control on (v_A, v_B) (:func:`interp.analysis.control_decompositions`);
+   with random answers, random strings), all from :func:`interp.vectors.control_vectors`;
+2. best layer of A and B (:func:`interp.sweeps.best_layer`; candidates: every task of the family);
+3. λ × layer sweep of v(λ) = λ·v_A + (1−λ)·v_B patched into zero-shot queries (λ: the weight of task A), with the
+   real mixed-prompt curve (:func:`interp.sweeps.lambda_sweep`; candidates: A and B);
+4. decomposition of the mixture and of each control on (v_A, v_B)
+   (:func:`interp.decomposition.control_decompositions`);
 5. LDA (or PCA) of per-prompt vectors of A, B, third, their pairwise 50/50 mixtures and the uniform mixture;
 6. cosine matrices between the six vectors per layer.
 
 Acceptance quantities (reported, never tuned), per pair:
 
-- ``best_layer``: per task, argmax over layers of mean P(correct);
-- ``recovery``: per task, patched accuracy at its best layer ÷ ICL accuracy (``None`` when ICL accuracy is 0);
+- ``best_layer``: per task, argmax over layers of mean P(correct); ``best_layer_margin`` its lead over the runner-up
+  layer and ``best_layer_clear`` whether that lead exceeds the 95% interval of the difference (1.96 × the root of
+  the summed squared s.e.m.s); a best layer that is not clear is a coin toss between layers;
+- ``recovery``: per task, patched candidate accuracy at its best layer ÷ ICL candidate accuracy (``None`` when the
+  ICL accuracy is 0), reported beside ``chance`` (1 / number of candidate tasks);
 - at the *pair layer* (argmax over layers of the mean of the two tasks' P(correct) curves):
-  ``spearman_rho``/``spearman_p`` of patched P(a_B) (mean over queries) against λ, and ``crosses_half`` (P(a_B)
-  − 0.5 changes sign between consecutive grid points, i.e. crosses 0.5 at some λ in (0, 1));
+  ``spearman_rho``/``spearman_p`` of patched P(a_B) (mean over queries) against λ (negative when P(a_B) falls as
+  the weight λ of task A rises), and ``crosses_half`` (P(a_B) − 0.5 changes sign between consecutive grid points,
+  i.e. crosses 0.5 at some λ in (0, 1));
 - ``residual``: decomposition residual norm of the true mixture and of each control at the pair layer, and
   ``mixed_below_every_control``.
 
@@ -41,37 +46,29 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from interp.analysis import (
-    PROJECTIONS,
-    capture_groups,
-    control_decompositions,
-    control_vectors,
-    cosine_matrix,
-    mixture_groups,
-    project_2d,
-    task_cosines,
-)
+from interp.decomposition import PROJECTIONS, centred_cosines, control_decompositions, project_2d, task_cosines
+from interp.defaults import tasks_for
 from interp.export import write_json
 from interp.hooks import check_layers
-from interp.patching import BestLayer, MixtureSweep, best_layer, check_lambdas, lambda_sweep
-from interp.studies.common import metadata, write_outputs
-from interp.tasks import get_family, resolve_tasks
-from interp.vector_plots import (
+from interp.plots.style import family_task_color
+from interp.plots.vectors import (
     best_layer_figure,
     cosine_figure,
     decomposition_figure,
-    family_task_color,
     lambda_heatmap_figure,
     lambda_stacked_figure,
     projection_figure,
 )
+from interp.prompts import mixture_groups
+from interp.results import BestLayer, CosineMatrix, MixtureSweep
+from interp.studies.common import metadata, write_outputs
+from interp.sweeps import best_layer, check_lambdas, lambda_sweep
+from interp.tasks import get_family, resolve_tasks
+from interp.vectors import capture_groups, control_vectors
 
 STUDY = "task_vectors"
 #: (family, task A, task B, third task used as a control) per trained family.
-DEFAULT_PAIRS = (
-    ("bias_add", "add1", "add7", "add4"),
-    ("retrieval", "pos1", "pos8", "pos4"),
-)
+DEFAULT_PAIRS = tuple((fam, *tasks_for(fam, 3)) for fam in ("bias_add", "retrieval"))
 CONTROLS = ("random_answers", "random_strings", "third_task")
 #: Labels of the six vectors of the cosine matrices, in order.
 COSINE_KEYS = ("a", "b", "third_task", "mixed", "random_answers", "random_strings")
@@ -100,8 +97,9 @@ class TaskVectorsConfig:
     @classmethod
     def quick(cls) -> TaskVectorsConfig:
         """One pair, few prompts and λ points: a smoke run of every stage (≈ 30 s on a laptop CPU)."""
-        return cls(pairs=[tuple(DEFAULT_PAIRS[0])], n_prompts=8, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0],
-                   projection_prompts=6)
+        return cls(
+            pairs=[tuple(DEFAULT_PAIRS[0])], n_prompts=8, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0], projection_prompts=6
+        )
 
     def validate(self) -> None:
         """``ValueError`` naming the first bad field and what is allowed (no model needed)."""
@@ -131,7 +129,8 @@ class TaskVectorsConfig:
         if self.projection not in PROJECTIONS:
             raise ValueError(f"projection: {self.projection!r} not supported; valid: {', '.join(PROJECTIONS)}")
         if self.layers is not None and (
-            not isinstance(self.layers, list | tuple) or not self.layers
+            not isinstance(self.layers, list | tuple)
+            or not self.layers
             or any(isinstance(x, bool) or not isinstance(x, int | np.integer) or x < 0 for x in self.layers)
         ):
             raise ValueError(f"layers: need None (all) or a non-empty list of layer indices >= 0, got {self.layers!r}")
@@ -167,17 +166,50 @@ def half_crossings(lambdas: np.ndarray, p_b: np.ndarray) -> list[float]:
     return out
 
 
+def best_layer_margin(r: BestLayer) -> tuple[float | None, bool]:
+    """Lead of the best layer's mean P(correct) over the runner-up, and whether it exceeds the 95% interval of the
+    difference (1.96 × sqrt(sem_best² + sem_second²)). One layer: ``(None, True)``.
+
+    >>> import numpy as np
+    >>> r = BestLayer("f", "t", (0, 1), np.array([0.5, 0.6]), np.zeros(2), 0, 0, 1, 1, 10, 0,
+    ...               p_correct_sem=np.array([0.01, 0.01]))
+    >>> m, clear = best_layer_margin(r); round(m, 3), clear
+    (0.1, True)
+    """
+    if len(r.layers) < 2:
+        return None, True
+    order = np.argsort(-r.p_correct, kind="stable")
+    best, second = int(order[0]), int(order[1])
+    margin = float(r.p_correct[best] - r.p_correct[second])
+    if r.p_correct_sem is None:
+        return margin, False
+    half_width = 1.96 * math.sqrt(float(r.p_correct_sem[best]) ** 2 + float(r.p_correct_sem[second]) ** 2)
+    return margin, bool(margin > half_width)
+
+
 def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer: int) -> dict[str, Any]:
     """The acceptance quantities of one pair (see the module docstring) from its measured results."""
-    out: dict[str, Any] = {"pair_layer": layer, "best_layer": {}, "recovery": {}, "patched_accuracy": {},
-                           "icl_accuracy": {}}
+    out: dict[str, Any] = {
+        "pair_layer": layer,
+        "best_layer": {},
+        "best_layer_margin": {},
+        "best_layer_clear": {},
+        "recovery": {},
+        "patched_accuracy": {},
+        "icl_accuracy": {},
+        "chance": {},
+    }
     for r in bests:
         k = r.layers.index(r.best)
-        acc = float(r.accuracy[k])
+        acc = float(r.candidate_accuracy[k])
+        margin, clear = best_layer_margin(r)
         out["best_layer"][r.task] = r.best
+        out["best_layer_margin"][r.task] = margin
+        out["best_layer_clear"][r.task] = clear
         out["patched_accuracy"][r.task] = acc
-        out["icl_accuracy"][r.task] = r.icl_accuracy
-        out["recovery"][r.task] = acc / r.icl_accuracy if r.icl_accuracy > 0 else None
+        out["icl_accuracy"][r.task] = r.icl_candidate_accuracy
+        out["chance"][r.task] = r.chance
+        out["recovery"][r.task] = acc / r.icl_candidate_accuracy if r.icl_candidate_accuracy > 0 else None
     li = sweep.layers.index(layer)
     p_b = sweep.probs[:, li, 1]
     lam = sweep.lambdas
@@ -185,9 +217,14 @@ def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer
         warnings.simplefilter("ignore")  # constant input: rho is nan (reported as null)
         rho, pval = spearmanr(lam, p_b)
     crossings = [x for x in half_crossings(lam, p_b) if 0.0 < x < 1.0]
-    out.update(spearman_rho=_finite(rho), spearman_p=_finite(pval), p_b_at_layer=p_b.tolist(),
-               p_b_range=float(p_b.max() - p_b.min()),
-               crosses_half=bool(crossings), crossing_lambdas=crossings)
+    out.update(
+        spearman_rho=_finite(rho),
+        spearman_p=_finite(pval),
+        p_b_at_layer=p_b.tolist(),
+        p_b_range=float(p_b.max() - p_b.min()),
+        crosses_half=bool(crossings),
+        crossing_lambdas=crossings,
+    )
     di = decomps["mixed"].layers.index(layer)
     resid = {name: float(d.residual_norm[di]) for name, d in decomps.items()}
     out["residual"] = resid
@@ -195,87 +232,79 @@ def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer
     return out
 
 
-def centred_cosines(vectors) -> np.ndarray:
-    """``Float[ndarray, "layer n n"]``: cosines after subtracting, per layer, the mean of the ``n`` vectors.
-
-    Residual-stream vectors at the separator share a large common component (raw cosines are all near 1 in
-    small models); centring shows how the vectors differ from each other.
-    """
-    m = np.stack([v.mean.detach().cpu().double().numpy() for v in vectors], axis=1)  # [layer, n, d]
-    m = m - m.mean(axis=1, keepdims=True)
-    return np.stack([cosine_matrix(x) for x in m])
-
-
-# ---------------------------------------------------------------------------------------------
-# Numbers → JSON-ready dicts
-
-
-def _best_dict(r: BestLayer) -> dict[str, Any]:
-    return {"layers": list(r.layers), "p_correct": r.p_correct.tolist(), "accuracy": r.accuracy.tolist(),
-            "zero_shot_p": r.zero_shot_p, "zero_shot_accuracy": r.zero_shot_accuracy, "icl_p": r.icl_p,
-            "icl_accuracy": r.icl_accuracy, "best": r.best, "n_prompts": r.n_prompts, "seed": r.seed,
-            "accuracy_rule": r.accuracy_rule}
-
-
-def _sweep_dict(s: MixtureSweep) -> dict[str, Any]:
-    def arr(x):
-        return None if x is None else np.asarray(x).tolist()
-
-    return {"lambdas": s.lambdas.tolist(), "layers": list(s.layers), "columns": [*s.tasks, "other"],
-            "probs": arr(s.probs), "sem": arr(s.sem), "real_probs": arr(s.real_probs), "real_sem": arr(s.real_sem),
-            "real_fractions": arr(s.real_fractions), "n_prompts": s.n_prompts, "n_examples": s.n_examples,
-            "mode": s.mode}
-
-
-def _decomp_dict(d) -> dict[str, Any]:
-    return {"layers": list(d.layers), "residual_norm": d.residual_norm.tolist(), "coefs": d.coefs.tolist(),
-            "basis": list(d.names), "intercept": d.intercept.tolist(), "method": d.method}
-
-
 # ---------------------------------------------------------------------------------------------
 # The study
 
 
-def run_pair(model, config: TaskVectorsConfig, family: str, task_a: str, task_b: str, third: str,
-             layers: tuple[int, ...]) -> dict[str, Any]:
+def run_pair(
+    model, config: TaskVectorsConfig, family: str, task_a: str, task_b: str, third: str, layers: tuple[int, ...]
+) -> dict[str, Any]:
     """Every measurement of one pair, as result objects (``"objects"``) and JSON-ready numbers (``"numbers"``)."""
     kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed, batch_size=config.batch_size)
     vectors = control_vectors(model, family, task_a, task_b, third, layers=layers, **kw)
     bests = [best_layer(model, family, t, vectors[k], layers=layers, **kw) for t, k in ((task_a, "a"), (task_b, "b"))]
-    sweep = lambda_sweep(model, family, task_a, task_b, vectors["a"], vectors["b"], lambdas=config.lambdas,
-                         layers=layers, real=True, **kw)
+    sweep = lambda_sweep(
+        model,
+        family,
+        task_a,
+        task_b,
+        vectors["a"],
+        vectors["b"],
+        lambdas=config.lambdas,
+        layers=layers,
+        real=True,
+        **kw,
+    )
     decomps = control_decompositions(vectors)
-    groups = mixture_groups(family, [task_a, task_b, third], n_prompts=config.projection_prompts,
-                            n_examples=config.n_examples, seed=config.seed)
+    groups = mixture_groups(
+        family,
+        [task_a, task_b, third],
+        n_prompts=config.projection_prompts,
+        n_examples=config.n_examples,
+        seed=config.seed,
+    )
     acts, labels = capture_groups(model, groups, layers=layers, batch_size=config.batch_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LDA: "variables are collinear" with few prompts in many dimensions
-        proj = project_2d(acts, labels, method=config.projection)
-    cos = task_cosines([vectors[k] for k in COSINE_KEYS])
-    cos_centred = centred_cosines([vectors[k] for k in COSINE_KEYS])
+        proj = project_2d(acts, labels, method=config.projection, layers=layers)
+    names = {
+        "a": task_a,
+        "b": task_b,
+        "third_task": third,
+        "mixed": f"{task_a}+{task_b} 50/50",
+        "random_answers": "random answers",
+        "random_strings": "random strings",
+    }
+    six = [vectors[k] for k in COSINE_KEYS]
+    labels6 = tuple(names[k] for k in COSINE_KEYS)
+    cos = CosineMatrix(task_cosines(six), labels6, tuple(layers), centred=False)
+    cos_centred = CosineMatrix(centred_cosines(six), labels6, tuple(layers), centred=True)
     layer = pair_layer(bests)
     fam = get_family(family)
-    names = {"a": task_a, "b": task_b, "third_task": third, "mixed": f"{task_a}+{task_b} 50/50",
-             "random_answers": "random answers", "random_strings": "random strings"}
     numbers = {
-        "family": fam.name, "tasks": [task_a, task_b], "third_task": third,
+        "family": fam.name,
+        "tasks": [task_a, task_b],
+        "third_task": third,
         "task_index": {t: fam.task_names.index(t) for t in (task_a, task_b, third)},
         "layers": list(layers),
-        "best_layer": {r.task: _best_dict(r) for r in bests},
-        "lambda_sweep": _sweep_dict(sweep),
-        "decomposition": {name: _decomp_dict(d) for name, d in decomps.items()},
-        "projection": {"method": proj.method, "layers": list(layers), "labels": list(proj.labels),
-                       "coords": proj.coords.tolist(), "explained": proj.explained.tolist(),
-                       "n_prompts_per_group": config.projection_prompts},
-        "cosines": {"names": [names[k] for k in COSINE_KEYS], "keys": list(COSINE_KEYS), "layers": list(layers),
-                    "matrix": cos.tolist(), "centred_matrix": cos_centred.tolist()},
+        "best_layer": {r.task: r.to_dict() | {"best": r.best} for r in bests},
+        "lambda_sweep": sweep.to_dict() | {"lambdas": sweep.lambdas.tolist(), "outcome": list(sweep.outcome)},
+        "decomposition": {name: d.to_dict() for name, d in decomps.items()},
+        "projection": proj.to_dict() | {"n_prompts_per_group": config.projection_prompts},
+        "cosines": {"keys": list(COSINE_KEYS), "raw": cos.to_dict(), "centred": cos_centred.to_dict()},
         "vector_norms": {k: vectors[k].mean.double().norm(dim=1).tolist() for k in COSINE_KEYS},
         "acceptance": acceptance(bests, sweep, decomps, layer),
     }
-    objects = {"vectors": vectors, "bests": bests, "sweep": sweep, "decomps": decomps, "projection": proj,
-               "cosines": cos, "cosines_centred": cos_centred, "cosine_names": [names[k] for k in COSINE_KEYS]}
-    return {"objects": objects,
-            "numbers": numbers}
+    objects = {
+        "vectors": vectors,
+        "bests": bests,
+        "sweep": sweep,
+        "decomps": decomps,
+        "projection": proj,
+        "cosines": cos,
+        "cosines_centred": cos_centred,
+    }
+    return {"objects": objects, "numbers": numbers}
 
 
 def acceptance_lines(numbers: dict[str, Any]) -> list[str]:
@@ -287,17 +316,25 @@ def acceptance_lines(numbers: dict[str, Any]) -> list[str]:
         lines.append(head)
         for t in p["tasks"]:
             rec = a["recovery"][t]
-            lines.append(f"  {t:<12} best layer {a['best_layer'][t]}  patched acc {a['patched_accuracy'][t]:.3f}  "
-                         f"ICL acc {a['icl_accuracy'][t]:.3f}  recovery "
-                         + ("n/a (ICL acc 0)" if rec is None else f"{rec:.3f}"))
+            chance = a["chance"][t]
+            clear = "" if a["best_layer_clear"][t] else " (not clear: margin inside the 95% interval)"
+            lines.append(
+                f"  {t:<12} best layer {a['best_layer'][t]}{clear}  patched acc {a['patched_accuracy'][t]:.3f}  "
+                f"ICL acc {a['icl_accuracy'][t]:.3f}  chance {chance:.3f}  recovery "
+                + ("n/a (ICL acc 0)" if rec is None else f"{rec:.3f}")
+            )
         rho = a["spearman_rho"]
-        lines.append(f"  pair layer {a['pair_layer']}: Spearman(P(a_B), λ) = "
-                     + ("n/a (constant)" if rho is None else f"{rho:+.3f} (p={a['spearman_p']:.2g})")
-                     + f", range of P(a_B) over λ {a['p_b_range']:.2g}"
-                     + f"; P(a_B) crosses 0.5 in (0,1): {a['crosses_half']} {a['crossing_lambdas']}")
+        lines.append(
+            f"  pair layer {a['pair_layer']}: Spearman(P(a_B), λ) = "
+            + ("n/a (constant)" if rho is None else f"{rho:+.3f} (p={a['spearman_p']:.2g})")
+            + f", range of P(a_B) over λ {a['p_b_range']:.2g}"
+            + f"; P(a_B) crosses 0.5 in (0,1): {a['crosses_half']} {a['crossing_lambdas']}"
+        )
         res = ", ".join(f"{k}={v:.3f}" for k, v in a["residual"].items())
-        lines.append(f"  residual norms at layer {a['pair_layer']}: {res}; mixture below every control: "
-                     f"{a['mixed_below_every_control']}")
+        lines.append(
+            f"  residual norms at layer {a['pair_layer']}: {res}; mixture below every control: "
+            f"{a['mixed_below_every_control']}"
+        )
     return lines
 
 
@@ -310,8 +347,7 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
     config.validate()
     layers = check_layers(model, config.layers)
     start = time.perf_counter()
-    pairs = [run_pair(model, config, *p, layers=layers)
-             for p in tqdm(config.pairs, desc=STUDY, disable=not progress)]
+    pairs = [run_pair(model, config, *p, layers=layers) for p in tqdm(config.pairs, desc=STUDY, disable=not progress)]
     meta = metadata(model, config, STUDY)
     model_id = meta["model"]["model_id"]
     objs = [p["objects"] for p in pairs]
@@ -320,47 +356,86 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
     marked = [n["acceptance"]["pair_layer"] for n in nums]
     size = f"{config.n_prompts} prompts × {config.n_examples} examples"
     figures = {
-        "best_layer": (best_layer_figure(
-            [o["bests"] for o in objs],
-            title=f"Best layer: task vector patched into zero-shot queries · model {model_id} · {size}"),
-            ["best_layer"]),
-        "lambda_heatmap": (lambda_heatmap_figure(
-            [o["sweep"] for o in objs], marked_layers=marked,
-            title=f"Convex combination v(λ) patched, λ × layer · model {model_id} · {config.n_prompts} queries, "
-                  f"{len(config.lambdas)} λ points"), ["lambda_sweep"]),
-        "lambda_stacked": (lambda_stacked_figure(
-            [o["sweep"] for o in objs], marked,
-            title=f"P(a_A), P(a_B), P(other) vs λ at the pair's best layer · model {model_id} · {size}"),
-            ["lambda_sweep"]),
-        "decomposition": (decomposition_figure(
-            [o["decomps"] for o in objs], panel_titles=pair_titles, marked_layers=marked,
-            colors=[{"third_task": family_task_color(n["family"], n["third_task"])} for n in nums],
-            title=f"Least-squares decomposition on (v_A, v_B): residual vs layer · model {model_id} · {size}"),
-            ["decomposition"]),
-        "projection": (projection_figure(
-            [o["projection"] for o in objs], list(layers), families=[n["family"] for n in nums],
-            panel_titles=[f"{n['family']}: {n['tasks'][0]}, {n['tasks'][1]}, {n['third_task']}" for n in nums],
-            initial_layer=marked[0],
-            title=f"{config.projection.upper()} of per-prompt vectors (single tasks, 50/50 pairs, uniform) · model "
-                  f"{model_id} · {config.projection_prompts} prompts per group"), ["projection"]),
-        "cosines": (cosine_figure(
-            [m for o in objs for m in (o["cosines"], o["cosines_centred"])],
-            [o["cosine_names"] for o in objs for _ in range(2)], list(layers),
-            panel_titles=[f"{t} {kind}" for t in pair_titles for kind in ("(raw)", "(centred)")],
-            title=f"Cosine similarity between task vectors per layer (raw; centred on their mean) · model {model_id} "
-                  f"· {size}"), ["cosines"]),
+        "best_layer": (
+            best_layer_figure(
+                [o["bests"] for o in objs],
+                title=f"Best layer: task vector patched into zero-shot queries · model {model_id} · {size}",
+            ),
+            ["best_layer"],
+        ),
+        "lambda_heatmap": (
+            lambda_heatmap_figure(
+                [o["sweep"] for o in objs],
+                marked_layers=marked,
+                title=f"Convex combination v(λ) patched, λ × layer · model {model_id} · {config.n_prompts} queries, "
+                f"{len(config.lambdas)} λ points",
+            ),
+            ["lambda_sweep"],
+        ),
+        "lambda_stacked": (
+            lambda_stacked_figure(
+                [o["sweep"] for o in objs],
+                marked,
+                title=f"P(a_A), P(a_B), P(other) vs λ at the pair's best layer · model {model_id} · {size}",
+            ),
+            ["lambda_sweep"],
+        ),
+        "decomposition": (
+            decomposition_figure(
+                [o["decomps"] for o in objs],
+                panel_titles=pair_titles,
+                marked_layers=marked,
+                colors=[{"third_task": family_task_color(n["family"], n["third_task"])} for n in nums],
+                title=f"Least-squares decomposition on (v_A, v_B): residual vs layer · model {model_id} · {size}",
+            ),
+            ["decomposition"],
+        ),
+        "projection": (
+            projection_figure(
+                [o["projection"] for o in objs],
+                families=[n["family"] for n in nums],
+                panel_titles=[f"{n['family']}: {n['tasks'][0]}, {n['tasks'][1]}, {n['third_task']}" for n in nums],
+                initial_layer=marked[0],
+                title=f"{config.projection.upper()} of per-prompt vectors (single tasks, 50/50 pairs, uniform) · model "
+                f"{model_id} · {config.projection_prompts} prompts per group",
+            ),
+            ["projection"],
+        ),
+        "cosines": (
+            cosine_figure(
+                [m for o in objs for m in (o["cosines"], o["cosines_centred"])],
+                panel_titles=[f"{t} {kind}" for t in pair_titles for kind in ("(raw)", "(centred)")],
+                title=f"Cosine similarity between task vectors per layer (raw; centred on their mean) · "
+                f"model {model_id} · {size}",
+            ),
+            ["cosines"],
+        ),
     }
     paths: dict[str, str | None] = {}
     for name, (fig, keys) in figures.items():
-        fig_numbers = {**meta, "figure": name,
-                       "pairs": [{"family": n["family"], "tasks": n["tasks"], "third_task": n["third_task"],
-                                  "pair_layer": n["acceptance"]["pair_layer"], **{k: n[k] for k in keys}}
-                                 for n in nums]}
+        fig_numbers = {
+            **meta,
+            "figure": name,
+            "pairs": [
+                {
+                    "family": n["family"],
+                    "tasks": n["tasks"],
+                    "third_task": n["third_task"],
+                    "pair_layer": n["acceptance"]["pair_layer"],
+                    **{k: n[k] for k in keys},
+                }
+                for n in nums
+            ],
+        }
         for kind, path in write_outputs(fig, fig_numbers, out_dir, name).items():
             paths[f"{name}_{kind}"] = path
-    summary = {**meta, "runtime_s": round(time.perf_counter() - start, 2), "pairs": nums,
-               "acceptance": [{"family": n["family"], "tasks": n["tasks"], **n["acceptance"]} for n in nums],
-               "files": {k: v for k, v in paths.items() if v}}
+    summary = {
+        **meta,
+        "runtime_s": round(time.perf_counter() - start, 2),
+        "pairs": nums,
+        "acceptance": [{"family": n["family"], "tasks": n["tasks"], **n["acceptance"]} for n in nums],
+        "files": {k: v for k, v in paths.items() if v},
+    }
     paths["summary_json"] = str(write_json(Path(out_dir) / f"{STUDY}.json", summary))
     return {"numbers": summary, "paths": paths}
 

@@ -1,4 +1,4 @@
-"""Tasks solved and KL vs the number K of tasks mixed in the prompt (the paper's scale analysis, science.md §5)."""
+"""Tasks solved and KL vs the number K of tasks mixed in the prompt (the paper's scale analysis, docs/science.md §5)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from interp.beam import complete_outputs
+from interp.defaults import tasks_for
 from interp.metrics import bootstrap_ci, count_solved, kl_divergence
-from interp.plots import tasks_solved_figure
+from interp.plots.mixtures import tasks_solved_figure
 from interp.prompts import build_prompts
+from interp.results import TasksSolvedCurve
 from interp.scoring import score_answers
 from interp.studies.common import metadata, write_outputs
 from interp.tasks import get_family, resolve_tasks
 
-DEFAULT_SETTINGS = (
-    ("retrieval", ("pos1", "pos8", "pos4", "pos6", "pos2", "pos7"), 20),
-    ("bias_add", ("add1", "add7", "add4", "add9", "add2", "add5"), 20),
-)
+#: (family, its six default tasks in the order K adds them, examples per prompt).
+DEFAULT_SETTINGS = tuple((fam, tasks_for(fam, 6), 20) for fam in ("retrieval", "bias_add"))
 
 
 @dataclass
@@ -86,15 +86,16 @@ def run(model, config: TasksSolvedConfig, out_dir: str | Path, *, progress: bool
             for k in tqdm(config.ks, desc=f"tasks_solved {fam}", disable=not progress)
         ]
         series.append(
-            {
-                "model": f"{mid} · {fam}",
-                "family": fam,
-                "tasks": list(tasks),
-                "n_examples": n,
-                **{key: [r[key] for r in rows] for key in rows[0]},
-            }
+            TasksSolvedCurve(
+                model=mid,
+                family=fam,
+                tasks=tuple(tasks),
+                n_examples=n,
+                **{key: np.asarray([r[key] for r in rows]) for key in ("solved", "solved_ci95", "kl", "kl_ci95")},
+                k=tuple(r["k"] for r in rows),
+            )
         )
     title = f"Tasks solved vs K · model {mid} · {config.n_prompts} prompts per K · beam width {config.beam_width}"
-    numbers = {**meta, "series": series}
+    numbers = {**meta, "series": [s.to_dict() for s in series]}
     paths = write_outputs(tasks_solved_figure(series, title=title), numbers, out_dir, "tasks_solved")
-    return {"numbers": numbers, "paths": paths}
+    return {"results": series, "numbers": numbers, "paths": paths}

@@ -1,7 +1,8 @@
-"""Run a measurement study over models × families × proportions × seeds into one tidy table.
+"""The table study: measurements over models × families × proportions × seeds into one tidy table (no figure).
 
-One row per (model, family, proportions, seed, prompt, task) with the answer's probability. Save it
-as CSV or JSON with :func:`save_table` and read it back with :func:`load_table`.
+One row per (model, family, proportions, seed, prompt, task) with the answer's probability. Save it as CSV or JSON
+with :func:`save_table` and read it back with :func:`load_table`. Like the figure studies of this package it takes
+model specs or loaded models and validates every argument before any model is loaded.
 
 >>> table = run_study(["embedded"], {"operands": [(0.5, 0.5, 0.0)]}, n_prompts=4)   # doctest: +SKIP
 >>> sorted(table.columns)[:3]                                                       # doctest: +SKIP
@@ -19,7 +20,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from interp.export import atomic_path
-from interp.prompts import build_prompts, check_proportions
+from interp.models import load_model, model_info
+from interp.prompts import build_prompts, check_simplex
 from interp.scoring import score_answers
 from interp.tasks import get_family, resolve_tasks
 
@@ -64,15 +66,13 @@ def run_study(
 
     Every argument is validated before any model is loaded or run.
     """
-    from interp.models import load_model, model_info
-
     tasks = dict(tasks or {})
     plan = []
     for fam_name, mixes in families.items():
         fam = get_family(fam_name)
         names = resolve_tasks(fam, tasks.get(fam_name))
         for mix in mixes:
-            props = check_proportions(mix, len(names), name=f"proportions for {fam_name}")
+            props = check_simplex(mix, len(names), name=f"proportions for {fam_name}")
             plan.extend((fam.name, names, props, seed) for seed in seeds)
     loaded = [load_model(m) if isinstance(m, str) else m for m in models]
     rows = []

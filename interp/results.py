@@ -1,0 +1,505 @@
+"""Result values: what experiments return, what studies save and what plots draw (numpy only, no model).
+
+Every result is a frozen dataclass built on :class:`Result`, so it
+
+- prints in one line (``repr`` shows scalars, short tuples and the shapes of arrays, never the arrays);
+- converts to JSON-ready values with :meth:`Result.to_dict` and back with :meth:`Result.from_dict`, from its own
+  fields and their type hints (no serialiser written by hand beside it; :meth:`Result.save` / :meth:`Result.load`
+  add a ``"type"`` tag and write atomically);
+- converts to a tidy pandas DataFrame with :meth:`Result.to_frame` (one row per array cell, columns named by the
+  array's dimensions; pandas is imported on first use).
+
+The mixing variable has one meaning everywhere in this package: the **weight (fraction) of the first task A**.
+For a λ sweep, the patched vector is v(λ) = λ·v_A + (1 − λ)·v_B and the real mixed prompts hold a fraction λ of
+task-A examples; for a mixture curve, ``d`` is the fraction of task-A examples (docs/science.md §2, §4).
+
+>>> import numpy as np
+>>> r = BestLayer("bias_add", "add1", (0, 1), np.array([0.2, 0.6]), np.array([0.1, 0.7]), 0.1, 0.1, 0.9, 1.0, 8, 0)
+>>> r
+BestLayer(family='bias_add', task='add1', layers=(0, 1), p_correct[2], candidate_accuracy[2], zero_shot_p=0.1, \
+zero_shot_candidate_accuracy=0.1, icl_p=0.9, icl_candidate_accuracy=1, n_prompts=8, seed=0, best=1)
+>>> BestLayer.from_dict(r.to_dict()) == r
+True
+>>> r.to_frame()[["layers", "p_correct"]].values.tolist()
+[[0, 0.2], [1, 0.6]]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar, Union
+
+import numpy as np
+
+R = TypeVar("R", bound="Result")
+
+#: Every result type by name (for :meth:`Result.load`).
+RESULT_TYPES: dict[str, type[Result]] = {}
+
+CANDIDATE_ACCURACY_RULE = (
+    "candidate accuracy: the correct answer has the highest teacher-forced probability among the candidate tasks' "
+    "answers (not greedy decoding over the vocabulary; see interp.scoring.greedy_correct for that)"
+)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return "[" + "×".join(str(n) for n in value.shape) + "]"
+    if isinstance(value, float):
+        return f"={value:.4g}"
+    if isinstance(value, tuple | list) and len(value) > 6:
+        return f"=({len(value)} items)"
+    if isinstance(value, Result):
+        return f"={type(value).__name__}(…)"
+    return f"={value!r}"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Result):
+        return value.to_dict()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value: Any, hint: Any) -> Any:
+    """Rebuild a field value from JSON using its type hint (ndarray, tuple, Result, unions with None)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _decode(value, options[0]) if len(options) == 1 else value
+    if hint is np.ndarray:
+        return np.asarray(value, dtype=float)
+    if isinstance(hint, type) and issubclass(hint, Result):
+        return hint.from_dict(value)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        inner = args[0] if args and (len(args) == 2 and args[1] is Ellipsis) else None
+        return tuple(_decode(v, inner) if inner is not None else _freeze(v) for v in value)
+    if origin is list:
+        (inner,) = typing.get_args(hint) or (None,)
+        return [_decode(v, inner) if inner is not None else v for v in value]
+    if origin is dict:
+        _, inner = typing.get_args(hint)
+        return {k: _decode(v, inner) for k, v in value.items()}
+    if hint is float:
+        return float(value)
+    if hint is int:
+        return int(value)
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is not None and b is not None and np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return a == b
+
+
+class Result:
+    """Base of every result dataclass: one-line ``repr``, ``to_dict``/``from_dict``, ``to_frame``, ``save``/``load``.
+
+    Subclasses are ``@dataclasses.dataclass(frozen=True, eq=False, repr=False)`` and list in ``_dims`` the dimension
+    names of their array fields (used by :meth:`to_frame`); ``_summary`` names properties shown in the ``repr``.
+    """
+
+    _dims: ClassVar[dict[str, tuple[str, ...]]] = {}
+    _summary: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        RESULT_TYPES[cls.__name__] = cls
+
+    def __repr__(self) -> str:
+        parts = [f"{f.name}{_short(getattr(self, f.name))}" for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+        parts += [f"{name}{_short(getattr(self, name))}" for name in self._summary]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_equal(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment] - holds arrays
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values of every field (arrays as nested lists, nested results as dicts)."""
+        return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        """Inverse of :meth:`to_dict` (unknown keys refused, missing optional fields take their defaults)."""
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names - {"type"})
+        if unknown:
+            raise ValueError(f"data: unknown keys {unknown} for {cls.__name__}; valid: {sorted(names)}")
+        return cls(**{k: _decode(v, hints[k]) for k, v in data.items() if k in names})
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``{"type": <class name>, **to_dict()}`` as JSON, atomically."""
+        from interp.export import write_json
+
+        return write_json(path, {"type": type(self).__name__, **self.to_dict()})
+
+    @staticmethod
+    def load(path: str | Path) -> Result:
+        """Read a result written by :meth:`save` (its type from the ``"type"`` tag)."""
+        data = json.loads(Path(path).read_text())
+        name = data.get("type") if isinstance(data, dict) else None
+        if name not in RESULT_TYPES:
+            raise ValueError(f"path: {path} holds no interp result (type {name!r}); valid: {sorted(RESULT_TYPES)}")
+        return RESULT_TYPES[name].from_dict(data)
+
+    def to_frame(self):
+        """Tidy ``pandas.DataFrame``: one row per cell of the array fields named in ``_dims``, plus scalar fields.
+
+        Columns: the scalar/string fields, one column per dimension (coordinates looked up in fields of that name
+        when present, else integer indices), and one column per array field.
+        """
+        import pandas as pd
+
+        scalars = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if isinstance(getattr(self, f.name), str | int | float | bool) and f.name not in self._dims
+        }
+        groups: dict[tuple[str, ...], dict[str, np.ndarray]] = {}
+        for name, dims in self._dims.items():
+            value = getattr(self, name)
+            if value is not None:
+                groups.setdefault(dims, {})[name] = np.asarray(value)
+        frames = []
+        for dims, arrays in groups.items():
+            shape = next(iter(arrays.values())).shape
+            index = np.indices(shape).reshape(len(shape), -1)
+            cols = {dim: self._coords(dim, shape[i])[index[i]] for i, dim in enumerate(dims)}
+            cols.update({name: a.reshape(-1) for name, a in arrays.items()})
+            frames.append(pd.DataFrame(cols))
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(index=[0])
+        for i, (k, v) in enumerate(scalars.items()):
+            frame.insert(i, k, v)
+        return frame
+
+    def _coords(self, dim: str, n: int) -> np.ndarray:
+        """Coordinates of dimension ``dim``: a field or property of that name with ``n`` entries, else ``0..n-1``."""
+        value = getattr(self, dim, None)
+        if value is not None and not callable(value) and len(value) == n:
+            return np.asarray(list(value), dtype=object)
+        return np.arange(n)
+
+
+def result(cls: type[R]) -> type[R]:
+    """Class decorator: a frozen dataclass that keeps :class:`Result`'s ``repr`` and ``==``."""
+    return dataclasses.dataclass(frozen=True, eq=False, repr=False)(cls)
+
+
+# ---------------------------------------------------------------------------------------------
+# Task-vector experiments
+
+
+@result
+class BestLayer(Result):
+    """Patching a task vector into zero-shot queries, layer by layer, with references (docs/science.md §4).
+
+    ``p_correct`` / ``candidate_accuracy``: ``Float[ndarray, "layer"]`` mean P(correct answer) and candidate
+    accuracy (see ``accuracy_rule``) when patched at ``layers[i]``; ``p_correct_sem`` the s.e.m. of the mean.
+    ``zero_shot_*``: no patch; ``icl_*``: in-context examples of the task, same queries. ``chance``: 1 / number of
+    candidate tasks.
+    """
+
+    family: str
+    task: str
+    layers: tuple[int, ...]
+    p_correct: np.ndarray
+    candidate_accuracy: np.ndarray
+    zero_shot_p: float
+    zero_shot_candidate_accuracy: float
+    icl_p: float
+    icl_candidate_accuracy: float
+    n_prompts: int
+    seed: int
+    n_candidates: int = 0
+    p_correct_sem: np.ndarray | None = None
+    accuracy_rule: str = CANDIDATE_ACCURACY_RULE
+
+    _dims: ClassVar = {"p_correct": ("layers",), "candidate_accuracy": ("layers",), "p_correct_sem": ("layers",)}
+    _summary: ClassVar = ("best",)
+
+    def __repr__(self) -> str:
+        skip = ("accuracy_rule", "n_candidates", "p_correct_sem")
+        parts = [f"{f.name}{_short(getattr(self, f.name))}" for f in dataclasses.fields(self) if f.name not in skip]
+        return f"{type(self).__name__}({', '.join(parts)}, best={self.best})"
+
+    @property
+    def best(self) -> int:
+        """The layer with the highest mean P(correct) (ties: the earliest)."""
+        return self.layers[int(np.argmax(self.p_correct))]
+
+    @property
+    def chance(self) -> float | None:
+        """Candidate accuracy of a uniform guess among the candidates (``None`` when unknown)."""
+        return 1.0 / self.n_candidates if self.n_candidates else None
+
+
+@result
+class MixtureSweep(Result):
+    """Patched probabilities over mixing points × layers, and the real mixed-prompt curve (docs/science.md §4).
+
+    ``weights``: ``Float[ndarray, "point task"]`` convex weights of the task vectors (for a λ sweep, rows
+    ``(λ, 1 − λ)``: λ is the weight of task A). ``probs`` / ``sem``: ``Float[ndarray, "point layer outcome"]``
+    mean / s.e.m. over queries of (P(a_1), …, P(a_K), P(other)). ``real_probs`` / ``real_sem``:
+    ``Float[ndarray, "point outcome"]`` on in-context prompts whose task fractions are ``weights`` (same queries);
+    ``real_fractions``: the realised fractions; ``None`` when the real curve was not asked for.
+    """
+
+    family: str
+    tasks: tuple[str, ...]
+    weights: np.ndarray
+    layers: tuple[int, ...]
+    probs: np.ndarray
+    sem: np.ndarray
+    real_probs: np.ndarray | None
+    real_sem: np.ndarray | None
+    real_fractions: np.ndarray | None
+    n_prompts: int
+    n_examples: int
+    seed: int
+    mode: str
+
+    _dims: ClassVar = {
+        "probs": ("point", "layers", "outcome"),
+        "sem": ("point", "layers", "outcome"),
+        "real_probs": ("point", "outcome"),
+        "real_sem": ("point", "outcome"),
+    }
+
+    @property
+    def outcome(self) -> tuple[str, ...]:
+        """Names of the last axis of ``probs``: the tasks, then ``"other"``."""
+        return (*self.tasks, "other")
+
+    @property
+    def lambdas(self) -> np.ndarray:
+        """λ = weight of the first task A at each point."""
+        return self.weights[:, 0]
+
+    def at_layer(self, layer: int) -> np.ndarray:
+        """``Float[ndarray, "point outcome"]``: patched probabilities at model layer ``layer``."""
+        if layer not in self.layers:
+            raise ValueError(f"layer: {layer!r} not in this sweep; valid: {list(self.layers)}")
+        return self.probs[:, self.layers.index(layer)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Decompositions and projections
+
+
+@result
+class Decomposition(Result):
+    """Per-layer fit ``y ≈ intercept + Σ_k coefs[:, k] · x_k`` (docs/science.md §4).
+
+    ``coefs``: ``Float[ndarray, "layer basis"]``; ``intercept``, ``residual_norm``, ``target_norm``:
+    ``Float[ndarray, "layer"]`` (intercept 0 when not fitted; norms of the fitted, possibly unit, target).
+    """
+
+    coefs: np.ndarray
+    intercept: np.ndarray
+    residual_norm: np.ndarray
+    target_norm: np.ndarray
+    layers: tuple[int, ...]
+    names: tuple[str, ...]
+    method: str
+    fit_intercept: bool
+    normalized: bool
+
+    _dims: ClassVar = {
+        "coefs": ("layers", "names"),
+        "intercept": ("layers",),
+        "residual_norm": ("layers",),
+        "target_norm": ("layers",),
+    }
+
+    @property
+    def relative_residual(self) -> np.ndarray:
+        """‖y − ŷ‖ / ‖y‖ per layer (equals ``residual_norm`` for a unit target)."""
+        return np.divide(
+            self.residual_norm, self.target_norm, out=np.zeros_like(self.residual_norm), where=self.target_norm > 0
+        )
+
+
+@result
+class ProportionSweep(Result):
+    """Decomposition coefficients vs the in-context fraction of task A (docs/science.md §4).
+
+    ``proportions``: ``Float[ndarray, "point"]`` requested fraction of task A; ``fractions`` the realised one;
+    ``coefs``: ``Float[ndarray, "point layer 2"]`` (on v_A, v_B); ``intercept`` / ``residual_norm``:
+    ``Float[ndarray, "point layer"]``.
+    """
+
+    proportions: np.ndarray
+    fractions: np.ndarray
+    coefs: np.ndarray
+    intercept: np.ndarray
+    residual_norm: np.ndarray
+    layers: tuple[int, ...]
+    method: str
+    fit_intercept: bool
+
+    _dims: ClassVar = {
+        "coefs": ("proportions", "layers", "basis"),
+        "intercept": ("proportions", "layers"),
+        "residual_norm": ("proportions", "layers"),
+    }
+
+    @property
+    def basis(self) -> tuple[str, str]:
+        return ("a", "b")
+
+
+@result
+class Projection(Result):
+    """2-D coordinates ``Float[ndarray, "layer prompt 2"]`` of per-prompt vectors, one fit per layer.
+
+    ``explained``: ``Float[ndarray, "layer 2"]`` explained-variance ratios (PCA: of the total variance; LDA: of the
+    between-class variance). ``layers``: model layers of the fits.
+    """
+
+    coords: np.ndarray
+    labels: tuple[str, ...]
+    explained: np.ndarray
+    method: str
+    layers: tuple[int, ...] = ()
+
+    _dims: ClassVar = {"coords": ("layers", "labels", "component"), "explained": ("layers", "component")}
+
+
+@result
+class CosineMatrix(Result):
+    """Cosine similarities ``Float[ndarray, "layer name name"]`` between named vectors at each layer."""
+
+    matrix: np.ndarray
+    names: tuple[str, ...]
+    layers: tuple[int, ...]
+    centred: bool = False
+
+    _dims: ClassVar = {"matrix": ("layers", "names", "other")}
+
+    @property
+    def other(self) -> tuple[str, ...]:
+        return self.names
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements on mixed prompts
+
+
+@result
+class Distribution(Result):
+    """Per-point distribution over prompts of one quantity: mean, 95% bootstrap CI, variance and quantiles.
+
+    Every field is ``Float[ndarray, "point"]`` except ``ci95``: ``Float[ndarray, "point 2"]``.
+    """
+
+    mean: np.ndarray
+    ci95: np.ndarray
+    var: np.ndarray
+    q10: np.ndarray
+    q25: np.ndarray
+    median: np.ndarray
+    q75: np.ndarray
+    q90: np.ndarray
+
+    _dims: ClassVar = {k: ("point",) for k in ("mean", "var", "q10", "q25", "median", "q75", "q90")}
+
+
+@result
+class MixtureCurve(Result):
+    """P(a_A), P(a_B), P(other) and P(a_A) + P(a_B) vs the fraction ``d`` of task-A examples (docs/science.md §2)."""
+
+    family: str
+    tasks: tuple[str, str]
+    task_index: tuple[int, int]
+    d: tuple[float, ...]
+    a: Distribution
+    b: Distribution
+    other: Distribution
+    two_answer_mass: Distribution
+
+    def to_frame(self):
+        """One row per (d, outcome) with the distribution's statistics."""
+        import pandas as pd
+
+        rows = []
+        for outcome in ("a", "b", "other", "two_answer_mass"):
+            dist = getattr(self, outcome)
+            for i, d in enumerate(self.d):
+                row = {"family": self.family, "task_a": self.tasks[0], "task_b": self.tasks[1], "d": d}
+                row |= {"outcome": outcome, **{k: getattr(dist, k)[i] for k in Distribution._dims}}
+                row |= {"ci_low": dist.ci95[i][0], "ci_high": dist.ci95[i][1]}
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+
+@result
+class UniformMixture(Result):
+    """The paper's Figure-2 view for one model and family: uniformly mixed prompts (docs/science.md §2).
+
+    ``mean`` / ``var``: ``Float[ndarray, "task"]`` P(each task's answer) over prompts; ``ci95``:
+    ``Float[ndarray, "task 2"]``; ``rank_view``: mean of the per-prompt sorted probabilities (top-1, top-2, …);
+    ``kl``: mean KL(t ‖ p), the paper's definition (no renormalisation).
+    """
+
+    model: str
+    family: str
+    tasks: tuple[str, ...]
+    task_index: tuple[int, ...]
+    n_examples: int
+    n_prompts: int
+    targets: np.ndarray
+    mean: np.ndarray
+    ci95: np.ndarray
+    var: np.ndarray
+    other: float
+    other_ci95: tuple[float, float]
+    rank_view: np.ndarray
+    kl: float
+    kl_ci95: tuple[float, float]
+
+    _dims: ClassVar = {"targets": ("tasks",), "mean": ("tasks",), "var": ("tasks",), "rank_view": ("rank",)}
+
+
+@result
+class TasksSolvedCurve(Result):
+    """Tasks solved (the paper's beam-search rule) and KL vs the number ``k`` of tasks mixed (docs/science.md §5)."""
+
+    model: str
+    family: str
+    tasks: tuple[str, ...]
+    n_examples: int
+    k: tuple[int, ...]
+    solved: np.ndarray
+    solved_ci95: np.ndarray
+    kl: np.ndarray
+    kl_ci95: np.ndarray
+
+    _dims: ClassVar = {"solved": ("k",), "kl": ("k",)}

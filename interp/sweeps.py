@@ -1,0 +1,416 @@
+"""Patching experiments: one batched cell driver and its specialisations (docs/science.md §4).
+
+A *cell* is (layer, value): a ``Float[Tensor, "d_model"]`` patched (replaced or added) at that layer at each
+query's last token. :func:`score_cells` scores every prompt once per cell in one batched pass over replicated
+prompts (each batch gets one hook per layer present, patching only its rows); the experiments are short
+specialisations that build cells and summarise:
+
+- :func:`patched_scores`: one vector at one layer;
+- :func:`best_layer`: one task vector at every layer, with zero-shot and in-context references;
+- :func:`lambda_sweep`: v(λ) = λ·v_A + (1 − λ)·v_B at every (λ, layer), with the real mixed-prompt curve
+  (λ is the weight of task A, the same meaning as the fraction of task-A examples everywhere);
+- :func:`simplex_sweep`: Σ_k w_k v_k on a barycentric grid;
+- :func:`proportion_sweep`: decomposition of mixed-prompt vectors vs the fraction of task A (no patching).
+
+Results are :mod:`interp.results` values.
+
+>>> sweep = lambda_sweep(model, "bias_add", "add1", "add7", va, vb, layers=[1, 2])   # doctest: +SKIP
+>>> sweep.probs.shape                                                              # doctest: +SKIP
+(31, 2, 3)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from interp.capture import capture_resid, resolve_positions, token_ids
+from interp.decomposition import METHODS, decompose
+from interp.hooks import check_hook, check_layer, check_layers, hook_name
+from interp.metrics import candidate_accuracy, mean_and_sem
+from interp.patching import check_mode, check_vector_for_model, patch_hook
+from interp.prompts import Prompt, build_prompts, check_simplex, zero_shot_prompts
+from interp.results import BestLayer, MixtureSweep, ProportionSweep
+from interp.scoring import AnswerScores, score_answers
+from interp.tasks import get_family, resolve_tasks
+from interp.vectors import TaskVector, check_compatible, convex, task_vector
+
+#: 31 evenly spaced λ in [0, 1] (docs/science.md §4).
+DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0, 1, 31))
+
+
+def check_lambdas(lambdas: Sequence[float] | np.ndarray) -> np.ndarray:
+    """λ values: a non-empty 1-D sequence of finite numbers in [0, 1]."""
+    lam = np.asarray(lambdas, dtype=float)
+    if lam.ndim != 1 or lam.size == 0:
+        raise ValueError(f"lambdas: need a non-empty 1-D sequence, got shape {lam.shape}")
+    bad = [float(x) for x in lam if not (math.isfinite(x) and 0.0 <= x <= 1.0)]
+    if bad:
+        raise ValueError(f"lambdas: every λ must lie in [0, 1]; got {bad[:5]}")
+    return lam
+
+
+def _sweep_layers(model, layers: Sequence[int] | None, vectors: Sequence[TaskVector]) -> tuple[int, ...]:
+    if layers is None:
+        layers = vectors[0].layers
+    out = tuple(check_layer(model, la, "layers") for la in layers)
+    if not out:
+        raise ValueError("layers: need at least one layer")
+    for v in vectors:
+        missing = [la for la in out if la not in v.layers]
+        if missing:
+            raise ValueError(f"layers: {missing} not captured in vector {v.describe()!r}; it has {list(v.layers)}")
+    return out
+
+
+def last_positions(model, prompts: Sequence[Prompt], positions: Sequence[int] | None = None) -> list[int]:
+    """Per prompt, the patch position in token coordinates (default the last token), validated."""
+    return resolve_positions([len(x) for x in token_ids(model, prompts)], positions)
+
+
+def score_cells(
+    model,
+    prompts: Sequence[Prompt],
+    cells: Sequence[tuple[int, torch.Tensor]],
+    positions: Sequence[int],
+    *,
+    mode: str,
+    hook: str,
+    batch_size: int,
+    include_newline: bool = False,
+) -> np.ndarray:
+    """log-probs ``[cell, prompt, task]``: every prompt scored once per cell ``(layer, value [d_model])``.
+
+    One :func:`score_answers` call over the prompts replicated per cell; each batch gets one hook per layer
+    present, patching only its rows.
+    """
+    n = len(prompts)
+    if not cells:
+        return np.zeros((0, n, len(prompts[0].tasks)))
+    layer_of = np.array([la for la, _ in cells])
+    values = torch.stack([v for _, v in cells])
+    pos = torch.tensor(list(positions), dtype=torch.long)
+
+    def prompt_hooks(idx: list[int]) -> list[tuple[str, Callable]]:
+        idx_t = torch.tensor(idx)
+        cell, prompt = idx_t // n, idx_t % n
+        out = []
+        for la in sorted(set(layer_of[cell.numpy()].tolist())):
+            sel = torch.nonzero(torch.from_numpy(layer_of[cell.numpy()] == la)).flatten()
+            out.append((hook_name(la, hook), patch_hook(values[cell[sel]], sel, pos[prompt[sel]], mode)))
+        return out
+
+    scores = score_answers(
+        model,
+        list(prompts) * len(cells),
+        include_newline=include_newline,
+        batch_size=batch_size,
+        prompt_hooks=prompt_hooks,
+    )
+    return scores.log_probs.reshape(len(cells), n, -1)
+
+
+def patched_scores(
+    model,
+    prompts: Sequence[Prompt],
+    vector: TaskVector,
+    layer: int,
+    *,
+    mode: str = "replace",
+    positions: Sequence[int] | None = None,
+    batch_size: int = 32,
+    include_newline: bool = False,
+) -> AnswerScores:
+    """Answer scores with ``vector`` patched at ``layer`` at each prompt's last token (or ``positions``).
+
+    ``prompts`` are normally zero-shot queries (:func:`interp.prompts.zero_shot_prompts`). Refuses a vector
+    from another model or weight processing; everything is validated before any forward pass.
+    """
+    check_mode(mode)
+    if not prompts:
+        raise ValueError("prompts: need at least one prompt")
+    check_vector_for_model(model, vector)
+    layer = check_layer(model, layer)
+    value = vector.at(layer)
+    pos = last_positions(model, prompts, positions)
+    logp = score_cells(
+        model,
+        prompts,
+        [(layer, value)],
+        pos,
+        mode=mode,
+        hook=vector.hook,
+        batch_size=batch_size,
+        include_newline=include_newline,
+    )[0]
+    return AnswerScores(logp, tuple(prompts[0].tasks), include_newline)
+
+
+def _p_and_acc(logp: np.ndarray, k: int) -> tuple[float, float]:
+    """Mean P(candidate ``k``) and candidate accuracy of ``k`` over prompts (``logp``: ``[prompt, task]``)."""
+    return float(np.exp(logp[..., k]).mean()), float(candidate_accuracy(logp, k))
+
+
+def best_layer(
+    model,
+    family: str,
+    task: str,
+    vector: TaskVector,
+    *,
+    n_prompts: int = 100,
+    seed: int = 0,
+    layers: Sequence[int] | None = None,
+    n_examples: int = 20,
+    mode: str = "replace",
+    batch_size: int = 32,
+) -> BestLayer:
+    """Patch ``vector`` (replace) into zero-shot queries at each layer; best layer = argmax mean P(correct).
+
+    Candidates are all tasks of ``family``; accuracy is *candidate accuracy* (:func:`interp.metrics.candidate_accuracy`:
+    the correct answer is the most probable of the candidates' answers), reported beside its chance level
+    ``1 / n_candidates``. The zero-shot baseline and the in-context reference (``n_examples`` examples of ``task``)
+    use the same queries.
+    """
+    fam = get_family(family)
+    tasks = fam.task_names
+    resolve_tasks(fam, [task])
+    check_mode(mode)
+    check_vector_for_model(model, vector)
+    layers = _sweep_layers(model, layers, [vector])
+    k = tasks.index(task)
+    zs = zero_shot_prompts(fam, tasks, n_prompts=n_prompts, seed=seed)
+    icl = build_prompts(
+        fam, tasks, counts=[n_examples if t == task else 0 for t in tasks], n_prompts=n_prompts, seed=seed
+    )
+    pos = last_positions(model, zs)
+    logp = score_cells(
+        model, zs, [(la, vector.at(la)) for la in layers], pos, mode=mode, hook=vector.hook, batch_size=batch_size
+    )
+    per_layer = [_p_and_acc(logp[i], k) for i in range(len(layers))]
+    zs_p, zs_acc = _p_and_acc(score_answers(model, zs, batch_size=batch_size).log_probs, k)
+    icl_p, icl_acc = _p_and_acc(score_answers(model, icl, batch_size=batch_size).log_probs, k)
+    return BestLayer(
+        fam.name,
+        task,
+        layers,
+        np.array([p for p, _ in per_layer]),
+        np.array([a for _, a in per_layer]),
+        zs_p,
+        zs_acc,
+        icl_p,
+        icl_acc,
+        n_prompts,
+        seed,
+        n_candidates=len(tasks),
+        p_correct_sem=np.exp(logp[..., k]).std(axis=-1, ddof=1) / math.sqrt(n_prompts) if n_prompts > 1 else None,
+    )
+
+
+def _mixture_sweep(
+    model,
+    family: str,
+    tasks: Sequence[str],
+    vectors: Sequence[TaskVector],
+    weights: np.ndarray,
+    layers: Sequence[int] | None,
+    n_prompts: int,
+    n_examples: int,
+    seed: int,
+    mode: str,
+    real: bool,
+    batch_size: int,
+) -> MixtureSweep:
+    fam = get_family(family)
+    tasks = resolve_tasks(fam, tasks)
+    if len(vectors) != len(tasks):
+        raise ValueError(f"vectors: need one TaskVector per task ({len(tasks)}), got {len(vectors)}")
+    check_mode(mode)
+    for i, v in enumerate(vectors):
+        check_vector_for_model(model, v, f"vectors[{i}]")
+        check_compatible(vectors[0], v)
+    layers = _sweep_layers(model, layers, vectors)
+    for w in weights:
+        check_simplex(w, len(tasks), "weights")
+    zs = zero_shot_prompts(fam, tasks, n_prompts=n_prompts, seed=seed)
+    mixed_prompts: list[Prompt] = []
+    if real:
+        for w in weights:
+            mixed_prompts += build_prompts(
+                fam, tasks, proportions=w, n_examples=n_examples, n_prompts=n_prompts, seed=seed
+            )
+    pos = last_positions(model, zs)
+    # ---- every argument checked: forward passes from here on
+    cells = []
+    for w in weights:
+        v = convex(list(w), vectors)
+        cells += [(la, v.at(la)) for la in layers]
+    logp = score_cells(model, zs, cells, pos, mode=mode, hook=vectors[0].hook, batch_size=batch_size)
+    probs, sem = mean_and_sem(logp.reshape(len(weights), len(layers), n_prompts, len(tasks)))
+    real_probs = real_sem = fractions = None
+    if real:
+        rl = score_answers(model, mixed_prompts, batch_size=batch_size).log_probs
+        real_probs, real_sem = mean_and_sem(rl.reshape(len(weights), n_prompts, len(tasks)))
+        fractions = np.array([p.fractions() for p in mixed_prompts]).reshape(len(weights), n_prompts, -1).mean(1)
+    return MixtureSweep(
+        fam.name,
+        tuple(tasks),
+        weights,
+        layers,
+        probs,
+        sem,
+        real_probs,
+        real_sem,
+        fractions,
+        n_prompts,
+        n_examples,
+        seed,
+        mode,
+    )
+
+
+def lambda_sweep(
+    model,
+    family: str,
+    task_a: str,
+    task_b: str,
+    va: TaskVector,
+    vb: TaskVector,
+    *,
+    lambdas: Sequence[float] | np.ndarray = DEFAULT_LAMBDAS,
+    layers: Sequence[int] | None = None,
+    n_prompts: int = 100,
+    n_examples: int = 20,
+    seed: int = 0,
+    mode: str = "replace",
+    real: bool = True,
+    batch_size: int = 32,
+) -> MixtureSweep:
+    """Patch v(λ) = λ·v_A + (1 − λ)·v_B at each zero-shot query's last token, for every (λ, layer).
+
+    λ is the weight of task A (the paper's α·v_1 + (1 − α)·v_2). Returns P(a_A), P(a_B), P(other) per cell
+    (``probs[λ, layer]``) and, with ``real``, the real mixed-prompt curve: ``n_examples`` in-context examples, a
+    fraction λ of them task A, same queries (same ``seed``).
+
+    >>> sweep = lambda_sweep(model, "bias_add", "add1", "add7", va, vb, layers=[1, 2])   # doctest: +SKIP
+    >>> sweep.probs.shape                                                                     # doctest: +SKIP
+    (31, 2, 3)
+    """
+    lam = check_lambdas(lambdas)
+    weights = np.stack([lam, 1.0 - lam], axis=1)
+    return _mixture_sweep(
+        model,
+        family,
+        [task_a, task_b],
+        [va, vb],
+        weights,
+        layers,
+        n_prompts,
+        n_examples,
+        seed,
+        mode,
+        real,
+        batch_size,
+    )
+
+
+def simplex_grid(k: int, resolution: int) -> np.ndarray:
+    """Barycentric grid ``Float[ndarray, "point k"]``: all weights ``i/resolution`` summing to 1.
+
+    >>> simplex_grid(3, 2).tolist()
+    [[0.0, 0.0, 1.0], [0.0, 0.5, 0.5], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k: need an integer >= 1, got {k!r}")
+    if not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution: need an integer >= 1, got {resolution!r}")
+
+    def parts(n: int, m: int) -> list[list[int]]:
+        if m == 1:
+            return [[n]]
+        return [[i, *rest] for i in range(n + 1) for rest in parts(n - i, m - 1)]
+
+    return np.array(parts(resolution, k), dtype=float) / resolution
+
+
+def simplex_sweep(
+    model,
+    family: str,
+    tasks: Sequence[str],
+    vectors: Sequence[TaskVector],
+    *,
+    resolution: int = 4,
+    weights: np.ndarray | None = None,
+    layers: Sequence[int] | None = None,
+    n_prompts: int = 100,
+    n_examples: int = 20,
+    seed: int = 0,
+    mode: str = "replace",
+    real: bool = True,
+    batch_size: int = 32,
+) -> MixtureSweep:
+    """Patch Σ_k w_k v_k for barycentric weights on :func:`simplex_grid` (K ≥ 3 tasks; or given ``weights``).
+
+    ``probs[point, layer]`` holds P(a_1), …, P(a_K), P(other); ``real_probs`` the mixed-prompt reference.
+    """
+    if len(tasks) < 2:
+        raise ValueError(f"tasks: need at least 2 tasks for a simplex sweep, got {list(tasks)}")
+    w = simplex_grid(len(tasks), resolution) if weights is None else np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape[1] != len(tasks):
+        raise ValueError(f"weights: expected shape (point, {len(tasks)}), got {w.shape}")
+    return _mixture_sweep(model, family, tasks, vectors, w, layers, n_prompts, n_examples, seed, mode, real, batch_size)
+
+
+def proportion_sweep(
+    model,
+    family: str,
+    task_a: str,
+    task_b: str,
+    *,
+    proportions: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    va: TaskVector | None = None,
+    vb: TaskVector | None = None,
+    n_prompts: int = 100,
+    n_examples: int = 20,
+    seed: int = 0,
+    method: str = "lstsq",
+    intercept: bool = True,
+    hook: str = "resid_post",
+    layers: Sequence[int] | None = None,
+    batch_size: int = 32,
+) -> ProportionSweep:
+    """Decompose mixed-prompt vectors (fraction ``q`` of task-A examples) on v_A, v_B for each ``q``.
+
+    ``va``/``vb`` default to single-task vectors with the same settings.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: {method!r} not supported; valid: {', '.join(METHODS)}")
+    q = np.asarray(proportions, dtype=float)
+    if q.ndim != 1 or q.size == 0 or not np.all((q >= 0) & (q <= 1)):
+        raise ValueError(f"proportions: need a non-empty 1-D sequence of values in [0, 1], got {q.tolist()}")
+    fam = get_family(family)
+    resolve_tasks(fam, [task_a, task_b])
+    check_hook(hook)
+    layers = check_layers(model, layers)
+    for name, v in (("va", va), ("vb", vb)):
+        if v is not None and (v.hook != hook or any(la not in v.layers for la in layers)):
+            raise ValueError(f"{name}: needs hook {hook!r} and layers {list(layers)}; has {v.hook!r}, {list(v.layers)}")
+    kw = dict(n_prompts=n_prompts, n_examples=n_examples, seed=seed, hook=hook, layers=layers, batch_size=batch_size)
+    basis = [va or task_vector(model, fam.name, task_a, **kw), vb or task_vector(model, fam.name, task_b, **kw)]
+    basis_means = [torch.stack([v.at(la) for la in layers]) for v in basis]
+    fracs, coefs, icpt, resid = [], [], [], []
+    for qi in q:
+        prompts = build_prompts(
+            fam, [task_a, task_b], proportions=[qi, 1 - qi], n_examples=n_examples, n_prompts=n_prompts, seed=seed
+        )
+        acts = capture_resid(model, prompts, layers=layers, hook=hook, batch_size=batch_size)
+        d = decompose(acts.mean(dim=1), basis_means, method=method, intercept=intercept, layers=layers)
+        fracs.append(np.mean([p.fractions()[0] for p in prompts]))
+        coefs.append(d.coefs)
+        icpt.append(d.intercept)
+        resid.append(d.residual_norm)
+    return ProportionSweep(
+        q, np.array(fracs), np.array(coefs), np.array(icpt), np.array(resid), layers, method, intercept
+    )
