@@ -9,17 +9,10 @@ import torch
 
 from interp.capture import capture_resid
 from interp.hooks import attached_hooks, forward_logits, hooks
-from interp.patching import (
-    add_patch,
-    best_layer,
-    lambda_sweep,
-    patch,
-    patched_scores,
-    simplex_grid,
-    simplex_sweep,
-)
+from interp.patching import add_patch, patch
 from interp.prompts import build_prompts, zero_shot_prompts
 from interp.scoring import score_answers
+from interp.sweeps import best_layer, lambda_sweep, patched_scores, simplex_grid, simplex_sweep
 from interp.tokenization import encode
 from interp.vectors import TaskVector, convex, task_vector
 
@@ -114,16 +107,16 @@ def test_lambda_endpoints_equal_single_vectors(tiny_char_model, vectors):
     assert sweep.probs.shape == (3, 2, 3) and sweep.real_probs.shape == (3, 3)
     np.testing.assert_allclose(sweep.lambdas, [0.0, 0.5, 1.0])
     np.testing.assert_allclose(sweep.probs.sum(axis=-1), 1.0, atol=1e-9)
-    for i, v in ((0, va), (2, vb)):
+    for i, v in ((0, vb), (2, va)):  # λ is the weight of task A: λ = 0 patches v_B, λ = 1 patches v_A
         for j, layer in enumerate(sweep.layers):
             p = patched_scores(tiny_char_model, zs, v, layer).probs.mean(axis=0)
             np.testing.assert_allclose(sweep.probs[i, j, :2], p, rtol=1e-5, atol=1e-12)
-    # the real curve at λ = 0 is the single-task-A in-context prompts on the same queries
-    real0 = score_answers(
+    # the real curve at λ = 1 is the single-task-A in-context prompts on the same queries
+    real1 = score_answers(
         tiny_char_model, build_prompts(FAMILY, [A, B], proportions=[1, 0], n_examples=4, n_prompts=3, seed=5)
     )
-    np.testing.assert_allclose(sweep.real_probs[0, :2], real0.probs.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(sweep.real_fractions, [[1, 0], [0.5, 0.5], [0, 1]])
+    np.testing.assert_allclose(sweep.real_probs[2, :2], real1.probs.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(sweep.real_fractions, [[0, 1], [0.5, 0.5], [1, 0]])
 
 
 def test_patched_scores_differ_from_unpatched(tiny_char_model, vectors):
@@ -136,15 +129,17 @@ def test_patched_scores_differ_from_unpatched(tiny_char_model, vectors):
 def test_best_layer_reports_per_layer_and_references(tiny_char_model, vectors):
     res = best_layer(tiny_char_model, FAMILY, B, vectors[B], n_prompts=3, seed=4, n_examples=4)
     assert res.layers == (0, 1) and res.best in res.layers
-    assert res.p_correct.shape == res.accuracy.shape == (2,)
+    assert res.p_correct.shape == res.candidate_accuracy.shape == res.p_correct_sem.shape == (2,)
     assert res.best == res.layers[int(np.argmax(res.p_correct))]
     zs = zero_shot_prompts(FAMILY, n_prompts=3, seed=4)
     k = zs[0].tasks.index(B)
     for j, layer in enumerate(res.layers):
         s = patched_scores(tiny_char_model, zs, vectors[B], layer)
         np.testing.assert_allclose(res.p_correct[j], s.probs[:, k].mean(), rtol=1e-5)
-        assert res.accuracy[j] == np.mean(s.log_probs.argmax(axis=1) == k)
-    assert 0 <= res.zero_shot_p <= 1 and 0 <= res.icl_accuracy <= 1
+        assert res.candidate_accuracy[j] == np.mean(s.log_probs.argmax(axis=1) == k)
+        np.testing.assert_allclose(res.p_correct_sem[j], s.probs[:, k].std(ddof=1) / np.sqrt(3), rtol=1e-5)
+    assert 0 <= res.zero_shot_p <= 1 and 0 <= res.icl_candidate_accuracy <= 1
+    assert res.chance == 1 / len(zs[0].tasks)
 
 
 def test_simplex_grid_and_sweep(tiny_char_model, vectors):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from interp.export import png_status
-from interp.patching import best_layer
+from interp.results import BestLayer
 from interp.studies import task_vectors as tv
 from interp.studies.task_vectors import FIGURES, TaskVectorsConfig, acceptance_lines, half_crossings
+from interp.sweeps import best_layer
 from interp.vectors import task_vector
 
 
@@ -56,7 +57,9 @@ def test_summary_holds_the_acceptance_quantities(quick_run):
     sweep = pair["lambda_sweep"]
     assert np.array(sweep["probs"]).shape == (len(config.lambdas), len(pair["layers"]), 3)
     assert np.array(sweep["real_probs"]).shape == (len(config.lambdas), 3)
-    assert np.array(pair["cosines"]["matrix"]).shape == (len(pair["layers"]), 6, 6)
+    assert np.array(pair["cosines"]["raw"]["matrix"]).shape == (len(pair["layers"]), 6, 6)
+    assert set(acc["chance"]) == {a, b} and all(acc["chance"][t] == 1 / 10 for t in (a, b))  # bias_add: 10 tasks
+    assert set(acc["best_layer_clear"]) == {a, b} and all(isinstance(v, bool) for v in acc["best_layer_clear"].values())
     lines = acceptance_lines(result["numbers"])
     assert lines[0].startswith(f"{family}: {a} vs {b}")
 
@@ -69,7 +72,8 @@ def test_numbers_match_a_recomputation_with_the_same_seed(quick_run, tiny_char_m
     again = best_layer(tiny_char_model, family, a, v, **kw)
     stored = result["numbers"]["pairs"][0]["best_layer"][a]
     np.testing.assert_allclose(stored["p_correct"], again.p_correct, rtol=1e-5, atol=1e-7)
-    assert stored["icl_accuracy"] == again.icl_accuracy and stored["best"] == again.best
+    assert stored["icl_candidate_accuracy"] == again.icl_candidate_accuracy and stored["best"] == again.best
+    assert BestLayer.from_dict({k: v for k, v in stored.items() if k != "best"}).best == again.best
     norms = result["numbers"]["pairs"][0]["vector_norms"]["a"]
     np.testing.assert_allclose(norms, v.mean.double().norm(dim=1).numpy(), rtol=1e-5)
 

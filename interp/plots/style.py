@@ -115,7 +115,7 @@ def label_color(family: str, label: str) -> str:
 
 
 def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
-    """(rows, cols) for ``n`` panels with at most ``max_cols`` columns and as few empty cells as possible.
+    """(rows, cols) for ``n`` panels: at most ``max_cols`` columns, as few rows, then as few empty cells, as possible.
 
     >>> grid_shape(4), grid_shape(3), grid_shape(5)
     ((2, 2), (1, 3), (2, 3))
@@ -123,7 +123,7 @@ def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
     best = None
     for cols in range(1, max(1, min(max_cols, n)) + 1):
         rows = (n + cols - 1) // cols
-        key = (rows * cols - n, rows)
+        key = (rows, rows * cols - n)
         if best is None or key < best[0]:
             best = (key, (rows, cols))
     return best[1] if best else (1, 1)

@@ -1,26 +1,21 @@
-"""Analysis: decomposition recovers known coefficients, control prompts, projections, cosine matrices."""
+"""Decomposition (pure maths) and what feeds it: known coefficients, control prompts, projections, cosines."""
 
 import numpy as np
 import pytest
 import torch
 
-from interp.analysis import (
-    capture_groups,
+from interp.decomposition import (
     control_decompositions,
-    control_vectors,
     cosine_matrix,
     decompose,
     layer_cosines,
-    mixture_groups,
     project_2d,
-    proportion_sweep,
-    random_answer_prompts,
-    random_string_prompts,
     task_cosines,
     unit,
 )
-from interp.prompts import build_prompts
-from interp.vectors import task_vector
+from interp.prompts import build_prompts, mixture_groups, random_answer_prompts, random_string_prompts
+from interp.sweeps import proportion_sweep
+from interp.vectors import capture_groups, control_vectors, task_vector
 
 FAMILY, A, B, C = "operands", "copy_first", "sum", "copy_second"
 
@@ -126,9 +121,9 @@ def test_proportion_sweep_recovers_the_pure_endpoints(tiny_char_model):
     )
     assert sweep.coefs.shape == (3, 2, 2) and sweep.residual_norm.shape == (3, 2)
     np.testing.assert_allclose(sweep.fractions, [0.0, 0.5, 1.0])
-    # the pure endpoints are the very prompts of the single-task vectors (same seed, same queries)
-    np.testing.assert_allclose(sweep.coefs[0], [[1, 0], [1, 0]], atol=1e-4)
-    np.testing.assert_allclose(sweep.coefs[2], [[0, 1], [0, 1]], atol=1e-4)
+    # proportions are fractions of task A; the pure endpoints are the very prompts of the single-task vectors
+    np.testing.assert_allclose(sweep.coefs[0], [[0, 1], [0, 1]], atol=1e-4)
+    np.testing.assert_allclose(sweep.coefs[2], [[1, 0], [1, 0]], atol=1e-4)
     assert sweep.residual_norm[[0, 2]].max() < 1e-4
     with pytest.raises(ValueError, match="proportions:"):
         proportion_sweep(tiny_char_model, FAMILY, A, B, proportions=[1.5])

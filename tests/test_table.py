@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from interp.study import COLUMNS, load_table, run_study, save_table
+from interp.studies.table import COLUMNS, load_table, run_study, save_table
 
 
 @pytest.fixture(scope="module")
