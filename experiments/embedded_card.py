@@ -282,7 +282,7 @@ def _coauthor_comparison(n: dict) -> list[str]:
         "|---|---|---|---|",
         *rows,
         "",
-        "Which task pairs the co-author mixed is not recorded in science.md; their model was larger (6 layers, width",
+        "Which task pairs the co-author mixed is not recorded in docs/science.md; their model was larger (6 layers, width",
         "384) and trained far longer. Compare the shapes (linear vs sigmoidal in d), not exact values.",
     ]
 
@@ -364,7 +364,7 @@ def render_card(n: dict) -> str:
         "",
         "![mixture sweep](mixture_sweep.png)",
         "",
-        "Co-author's logged from-scratch curves (science.md §2), mean P(task A) at d:",
+        "Co-author's logged from-scratch curves (docs/science.md §2), mean P(task A) at d:",
     ]
     for fam, curve in n["coauthor_curves"].items():
         lines.append(f"- {fam}: " + ", ".join(f"{d}: {v}" for d, v in curve.items()))

@@ -1,4 +1,4 @@
-"""Task-vector study (science.md §4) on one model: figures + ``task_vectors.json``, then the acceptance numbers.
+"""Task-vector study (docs/science.md §4) on one model: figures + ``task_vectors.json``, then the acceptance numbers.
 
     .venv/bin/python experiments/task_vectors.py --quick
     .venv/bin/python experiments/task_vectors.py --model embedded --path runs/embedded/checkpoints/step001400

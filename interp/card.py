@@ -16,7 +16,7 @@ from interp.prompts import build_prompts
 from interp.scoring import greedy_correct, score_answers
 from interp.tasks import get_family, resolve_tasks
 
-#: Mean P(task-A answer) vs d logged by the paper's co-author for from-scratch models (science.md §2).
+#: Mean P(task-A answer) vs d logged by the paper's co-author for from-scratch models (docs/science.md §2).
 #: Only the values quoted there; the bias-add values at d = 0.6-0.8 are not quoted.
 COAUTHOR_CURVES = {
     "bias_add": {0.1: 0.114, 0.2: 0.202, 0.3: 0.299, 0.4: 0.408, 0.5: 0.492, 0.9: 0.899},

@@ -1,7 +1,7 @@
 """Single- and mixed-task in-context prompts, and zero-shot queries.
 
 A prompt is its examples joined by ``\\n``, then ``\\n`` + the query (``render(x) + separator``), as in
-the paper (science.md §1). Randomness: prompt ``i`` of seed ``s`` is drawn from its own generators
+the paper (docs/science.md §1). Randomness: prompt ``i`` of seed ``s`` is drawn from its own generators
 (``[s, i, 0]`` for the query, ``[s, i, 1]`` for the examples), so the same seed gives the same queries
 whatever the proportions, the number of prompts or the sampling scheme.
 
@@ -155,60 +155,76 @@ def build_prompts(
     """
     fam = get_family(family)
     names = resolve_tasks(fam, tasks)
+    props, counts = _mixture_plan(names, proportions, counts, n_examples, n_prompts, sampling)
+    n_examples = sum(counts) if counts is not None else n_examples
+    return [_one_prompt(fam, names, props, counts, n_examples, sampling, seed, i) for i in range(n_prompts)]
+
+
+def _mixture_plan(
+    names: tuple[str, ...],
+    proportions: Sequence[float] | None,
+    counts: Sequence[int] | None,
+    n_examples: int,
+    n_prompts: int,
+    sampling: str,
+) -> tuple[tuple[float, ...], tuple[int, ...] | None]:
+    """Validate :func:`build_prompts`'s arguments; return the proportions and, for exact sampling, the counts."""
     if sampling not in ("exact", "iid"):
         raise ValueError(f"sampling: must be 'exact' or 'iid', got {sampling!r}")
+    if not isinstance(n_prompts, int | np.integer) or n_prompts < 1:
+        raise ValueError(f"n_prompts: must be an integer >= 1, got {n_prompts!r}")
     if counts is not None:
         if proportions is not None:
             raise ValueError("counts: give either proportions or counts, not both")
         counts = tuple(int(c) for c in counts)
         if len(counts) != len(names) or any(c < 0 for c in counts):
             raise ValueError(f"counts: need {len(names)} non-negative integers (one per task), got {list(counts)}")
-        n_examples = sum(counts)
-        props = tuple(c / max(n_examples, 1) for c in counts) if n_examples else (1.0 / len(names),) * len(names)
-    else:
-        if proportions is None:
-            proportions = [1.0 / len(names)] * len(names)
-        props = check_simplex(proportions, len(names))
+        total = sum(counts)
+        return (tuple(c / total for c in counts) if total else (1.0 / len(names),) * len(names)), counts
+    props = check_simplex([1.0 / len(names)] * len(names) if proportions is None else proportions, len(names))
     if not isinstance(n_examples, int | np.integer) or n_examples < 0:
         raise ValueError(f"n_examples: must be an integer >= 0, got {n_examples!r}")
-    if n_examples and len(names) > n_examples and sampling == "exact" and counts is None:
+    if n_examples and len(names) > n_examples and sampling == "exact":
         raise ValueError(
             f"n_examples: {n_examples} examples cannot hold {len(names)} tasks; use n_examples >= {len(names)}"
         )
-    if not isinstance(n_prompts, int | np.integer) or n_prompts < 1:
-        raise ValueError(f"n_prompts: must be an integer >= 1, got {n_prompts!r}")
-    if counts is None and sampling == "exact":
-        counts = exact_counts(props, n_examples)
+    return props, (exact_counts(props, n_examples) if sampling == "exact" else None)
 
-    prompts = []
-    for i in range(n_prompts):
-        rng_query = np.random.default_rng([seed, i, 0])
-        rng_examples = np.random.default_rng([seed, i, 1])
-        x, answers = _draw_query(fam, names, rng_query)
-        query = fam.query(x)
-        if sampling == "exact":
-            labels = [t for t, c in zip(names, counts, strict=True) for _ in range(c)]
-            rng_examples.shuffle(labels)
-        else:
-            labels = list(rng_examples.choice(len(names), size=n_examples, p=props))
-            labels = [names[k] for k in labels]
-        examples = [fam.example(_draw_example_input(fam, query, rng_examples), t) for t in labels]
-        text = "".join(e + "\n" for e in examples) + query if examples else "\n" + query
-        prompts.append(
-            Prompt(
-                text=text,
-                family=fam.name,
-                tasks=names,
-                answers=answers,
-                example_tasks=tuple(labels),
-                query=query,
-                query_input=x,
-                proportions=props,
-                seed=seed,
-                index=i,
-            )
-        )
-    return prompts
+
+def _one_prompt(
+    fam: Family,
+    names: tuple[str, ...],
+    props: tuple[float, ...],
+    counts: tuple[int, ...] | None,
+    n_examples: int,
+    sampling: str,
+    seed: int,
+    i: int,
+) -> Prompt:
+    """Prompt ``i`` of ``seed``: its own generators for the query (``[seed, i, 0]``) and examples (``[seed, i, 1]``)."""
+    rng_query = np.random.default_rng([seed, i, 0])
+    rng_examples = np.random.default_rng([seed, i, 1])
+    x, answers = _draw_query(fam, names, rng_query)
+    query = fam.query(x)
+    if counts is not None:
+        labels = [t for t, c in zip(names, counts, strict=True) for _ in range(c)]
+        rng_examples.shuffle(labels)
+    else:
+        labels = [names[k] for k in rng_examples.choice(len(names), size=n_examples, p=props)]
+    examples = [fam.example(_draw_example_input(fam, query, rng_examples), t) for t in labels]
+    text = "".join(e + "\n" for e in examples) + query if examples else "\n" + query
+    return Prompt(
+        text=text,
+        family=fam.name,
+        tasks=names,
+        answers=answers,
+        example_tasks=tuple(labels),
+        query=query,
+        query_input=x,
+        proportions=props,
+        seed=seed,
+        index=i,
+    )
 
 
 def zero_shot_prompts(

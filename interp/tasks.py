@@ -90,7 +90,7 @@ class Family:
 
 
 # ---------------------------------------------------------------------------------------------
-# Built-in families (paper formats, science.md §1-§2)
+# Built-in families (paper formats, docs/science.md §1-§2)
 
 
 def _two_operands(rng: np.random.Generator) -> tuple[int, int]:

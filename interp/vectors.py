@@ -3,7 +3,7 @@
 A :class:`TaskVector` holds, per captured layer, the mean ``Float[Tensor, "layer d_model"]`` of the residual
 stream at each prompt's last token (the separator) and the per-dimension standard deviation across prompts,
 plus everything needed to know what it is (model, weight processing, hook point, prompts). Linear
-combinations read like the paper (science.md §4)::
+combinations read like the paper (docs/science.md §4)::
 
     v = 0.3 * v_a + 0.7 * v_b          # or convex([0.3, 0.7], [v_a, v_b])
 

@@ -128,6 +128,8 @@ def superposition_bars_figure(results: Sequence[UniformMixture], *, title: str) 
 
     One column per :class:`~interp.results.UniformMixture`; the top row's title names family, K, model and KL,
     the bottom row's the rank view of the same column (:data:`BARS_LEGEND` is written under the title).
+
+    Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
     if not results:
         raise ValueError("results: need at least one UniformMixture")

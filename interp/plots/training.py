@@ -33,6 +33,8 @@ def across_training_figure(history: Sequence[dict], *, title: str, chosen_step: 
 
     Each history item: ``step``, ``accuracy`` (family → task → value), ``pairs`` (list of dicts with
     ``family``, ``tasks``, ``p_a``, ``p_b``).
+
+    Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
     steps = [h["step"] for h in history]
     fig = make_subplots(

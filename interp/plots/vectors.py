@@ -58,6 +58,8 @@ def best_layer_figure(panels: Sequence[Sequence[BestLayer]], *, title: str) -> g
     Horizontal references per task: dotted = zero-shot (no patch), dashed = ICL (in-context examples of the
     task, same queries); grey long-dash = chance (1 / number of candidates). A star marks each task's best layer
     (argmax mean P(correct)).
+
+    Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
     if not panels or any(not p for p in panels):
         raise ValueError("panels: need at least one panel, each with at least one BestLayer")
@@ -167,6 +169,8 @@ def lambda_heatmap_figure(
     """Top: patched P(a_B) over λ × layer. Bottom: patched P(a_B) − real-mixture P(a_B) at the same λ.
 
     One column per sweep; ``marked_layers`` (one per sweep, e.g. the pair's best layer) get a dotted line.
+
+    Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
     _check_sweeps(sweeps)
     n = len(sweeps)
@@ -234,6 +238,8 @@ def lambda_stacked_figure(sweeps: Sequence[MixtureSweep], layers: Sequence[int],
     """Stacked areas of P(a_A), P(a_B), P(other) vs λ at ``layers[i]`` for sweep ``i`` (top row), above the real
     mixed-prompt stack (bottom row, x = requested fraction λ of task-A examples). The real curve's boundaries
     P(a_A) and P(a_A) + P(a_B) are also overlaid dashed on the patched stack for direct comparison.
+
+    Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
     _check_sweeps(sweeps)
     if len(layers) != len(sweeps):
@@ -322,6 +328,8 @@ def decomposition_figure(
     ``panels[i]`` maps condition → :class:`~interp.results.Decomposition` (as returned by
     :func:`interp.decomposition.control_decompositions`); ``colors[i]`` overrides condition colours (e.g. the third
     task's own colour). Lower = better explained by span{v_A, v_B, 1}; hover shows the coefficients.
+
+    Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
     if len(panel_titles) != len(panels):
         raise ValueError(f"panel_titles: need one title per panel ({len(panels)}), got {len(panel_titles)}")
@@ -390,6 +398,8 @@ def projection_figure(
     """Scatter of per-prompt vectors in 2-D (LDA or PCA fitted per layer), one column per panel, with a slider
     over the projections' layers (``Projection.layers``, equal in every panel). Point colour: task colour, blended
     for a mixture of two tasks, black for the uniform mixture; larger outlined markers show each group's centroid.
+
+    Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
     if not projections or not (len(families) == len(panel_titles) == len(projections)):
         raise ValueError("projections: need one family and one panel title per projection (and at least one)")

@@ -239,7 +239,11 @@ def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer
 def run_pair(
     model, config: TaskVectorsConfig, family: str, task_a: str, task_b: str, third: str, layers: tuple[int, ...]
 ) -> dict[str, Any]:
-    """Every measurement of one pair, as result objects (``"objects"``) and JSON-ready numbers (``"numbers"``)."""
+    """Every measurement of one pair, as result objects (``"objects"``) and JSON-ready numbers (``"numbers"``).
+
+    Long on purpose: the method reads as one story (vectors → best layers → λ sweep → decomposition → projection →
+    cosines → numbers), with statistics in :func:`acceptance` and figures in :func:`_figures`.
+    """
     kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed, batch_size=config.batch_size)
     vectors = control_vectors(model, family, task_a, task_b, third, layers=layers, **kw)
     bests = [best_layer(model, family, t, vectors[k], layers=layers, **kw) for t, k in ((task_a, "a"), (task_b, "b"))]
@@ -349,9 +353,25 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
     start = time.perf_counter()
     pairs = [run_pair(model, config, *p, layers=layers) for p in tqdm(config.pairs, desc=STUDY, disable=not progress)]
     meta = metadata(model, config, STUDY)
-    model_id = meta["model"]["model_id"]
     objs = [p["objects"] for p in pairs]
     nums = [p["numbers"] for p in pairs]
+    paths = _write_figures(_figures(objs, nums, config, meta["model"]["model_id"]), nums, meta, out_dir)
+    summary = {
+        **meta,
+        "runtime_s": round(time.perf_counter() - start, 2),
+        "pairs": nums,
+        "acceptance": [{"family": n["family"], "tasks": n["tasks"], **n["acceptance"]} for n in nums],
+        "files": {k: v for k, v in paths.items() if v},
+    }
+    paths["summary_json"] = str(write_json(Path(out_dir) / f"{STUDY}.json", summary))
+    return {"results": objs, "numbers": summary, "paths": paths}
+
+
+def _figures(objs: list[dict], nums: list[dict], config: TaskVectorsConfig, model_id: str) -> dict[str, tuple]:
+    """Every figure of the study, with the keys of the pair numbers each one draws.
+
+    Long on purpose: one call per figure, each with its title, listed in the order the figures are written.
+    """
     pair_titles = [f"{n['family']}: {n['tasks'][0]} vs {n['tasks'][1]}" for n in nums]
     marked = [n["acceptance"]["pair_layer"] for n in nums]
     size = f"{config.n_prompts} prompts × {config.n_examples} examples"
@@ -411,6 +431,11 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
             ["cosines"],
         ),
     }
+    return figures
+
+
+def _write_figures(figures: dict[str, tuple], nums: list[dict], meta: dict, out_dir: str | Path) -> dict:
+    """Write each figure (HTML, PNG) with the numbers it draws (JSON); returns ``{"<figure>_<kind>": path}``."""
     paths: dict[str, str | None] = {}
     for name, (fig, keys) in figures.items():
         fig_numbers = {
@@ -429,15 +454,7 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
         }
         for kind, path in write_outputs(fig, fig_numbers, out_dir, name).items():
             paths[f"{name}_{kind}"] = path
-    summary = {
-        **meta,
-        "runtime_s": round(time.perf_counter() - start, 2),
-        "pairs": nums,
-        "acceptance": [{"family": n["family"], "tasks": n["tasks"], **n["acceptance"]} for n in nums],
-        "files": {k: v for k, v in paths.items() if v},
-    }
-    paths["summary_json"] = str(write_json(Path(out_dir) / f"{STUDY}.json", summary))
-    return {"numbers": summary, "paths": paths}
+    return paths
 
 
 __all__ = ["TaskVectorsConfig", "run", "run_pair", "acceptance", "acceptance_lines", "half_crossings", "pair_layer"]
