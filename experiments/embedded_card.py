@@ -123,7 +123,12 @@ def main() -> None:
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "icl_accuracy": accuracy,
         "history": history,
-        "mixture_sweep": {"n_prompts": args.sweep_prompts, "n_examples": 20, "sampling": "exact", "curves": curves},
+        "mixture_sweep": {
+            "n_prompts": args.sweep_prompts,
+            "n_examples": 20,
+            "sampling": "exact",
+            "curves": [c.to_dict() for c in curves],
+        },
         "coauthor_curves": {f: {str(k): v for k, v in c.items()} for f, c in COAUTHOR_CURVES.items()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "train_command": f"interp train --config {args.config} --out {args.run}",

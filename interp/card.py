@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from interp.defaults import EMBEDDED_PAIRS, OPERANDS_PAIRS
 from interp.metrics import bootstrap_ci
 from interp.prompts import build_prompts
 from interp.scoring import greedy_correct, score_answers
@@ -22,15 +23,9 @@ COAUTHOR_CURVES = {
     "bias_add": {0.1: 0.114, 0.2: 0.202, 0.3: 0.299, 0.4: 0.408, 0.5: 0.492, 0.9: 0.899},
     "retrieval": {0.1: 0.009, 0.3: 0.133, 0.5: 0.489, 0.7: 0.844, 0.9: 0.990},
 }
-#: Pairs the card sweeps (two per family); only those whose family and tasks the model was trained on are used.
-CARD_PAIRS = (
-    ("retrieval", "pos1", "pos8"),
-    ("retrieval", "pos3", "pos6"),
-    ("bias_add", "add1", "add7"),
-    ("bias_add", "add2", "add5"),
-    ("operands", "copy_first", "copy_second"),
-    ("operands", "copy_first", "sum"),
-)
+#: Pairs the card sweeps (two per family, from :mod:`interp.defaults`); only those whose family and tasks the model
+#: was trained on are used.
+CARD_PAIRS = tuple(sorted(EMBEDDED_PAIRS, key=lambda p: (p[0] != "retrieval", p))) + OPERANDS_PAIRS
 
 
 def trained_pairs(train_config: dict, pairs: Sequence[tuple[str, str, str]] = CARD_PAIRS) -> list[tuple[str, str, str]]:

@@ -1,7 +1,11 @@
 """The README's Python examples run as written (on the embedded model)."""
 
+import copy
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -12,7 +16,9 @@ def test_readme_python_blocks_run(embedded_model):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
-    assert namespace["sweep"].probs.shape == (3, 1, 3)
+    sweep = namespace["sweep"]
+    assert sweep.probs.shape == (3, 1, 3) and "\n" not in repr(sweep) and len(repr(sweep)) < 400
+    assert len(namespace["frame"]) == 3 * 1 * 3
 
 
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one():
@@ -20,3 +26,30 @@ def test_readme_names_the_two_commands_and_ci_runs_the_test_one():
     assert "make demo" in text and "make test" in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def _readme_numbers():
+    sys.path.insert(0, str(README.parent / "experiments"))
+    try:
+        import readme_numbers
+    finally:
+        sys.path.pop(0)
+    return readme_numbers
+
+
+def test_readme_numbers_block_equals_what_the_committed_json_renders():
+    rn = _readme_numbers()
+    assert rn.readme_block(README.read_text()) == rn.render(rn.load_sources()), (
+        "README numbers differ from the committed JSON: run `python experiments/readme_numbers.py --write`"
+    )
+
+
+def test_readme_numbers_follow_the_json():
+    rn = _readme_numbers()
+    sources = rn.load_sources()
+    changed = copy.deepcopy(sources)
+    curve = changed["mixture"]["curves"][0]
+    curve["a"]["mean"][curve["d"].index(0.5)] = 0.987654
+    assert "0.988" in rn.render(changed) and rn.render(changed) != rn.render(sources)
+    with pytest.raises(ValueError):
+        rn.readme_block("no markers here")
