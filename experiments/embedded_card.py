@@ -287,8 +287,8 @@ def _coauthor_comparison(n: dict) -> list[str]:
         "|---|---|---|---|",
         *rows,
         "",
-        "Which task pairs the co-author mixed is not recorded in docs/science.md; their model was larger (6 layers, width",
-        "384) and trained far longer. Compare the shapes (linear vs sigmoidal in d), not exact values.",
+        "Which task pairs the co-author mixed is not recorded (docs/science.md §2); their model was larger (6 layers,",
+        "width 384) and trained far longer. Compare the shapes (linear vs sigmoidal in d), not exact values.",
     ]
 
 
