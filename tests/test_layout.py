@@ -2,19 +2,20 @@
 
 Layers, lowest first (a module imports only from lower layers, or from its own sub-package):
 
-0. values and pure helpers: tasks, defaults, results, metrics, export
-1. prompts, tokenization, decomposition, plots
-2. models (loading)
-3. hooks (running a model, attaching hooks)
-4. scoring, generation
-5. capture
-6. vectors
-7. patching
-8. sweeps, construction
-9. training (and train), card
-10. studies
-11. cli
-12. the package root (a lazy facade), __main__
+0. pure helpers: export (atomic writes), tasks, defaults, metrics
+1. results (values), prompts, tokenization
+2. decomposition, plots
+3. models (loading)
+4. hooks (running a model, attaching hooks)
+5. scoring, generation
+6. capture
+7. vectors
+8. patching
+9. sweeps, construction
+10. training (and train), card
+11. studies
+12. cli
+13. the package root (a lazy facade), __main__
 
 Function-level imports are allowed only for heavy third-party libraries loaded on first use (so that importing a
 module stays cheap), and, inside the ``interp`` package, only in the CLI (a command imports what it runs) and the
@@ -32,11 +33,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "interp"
 RANK = {
-    "tasks": 0, "defaults": 0, "results": 0, "metrics": 0, "export": 0,
-    "prompts": 1, "tokenization": 1, "decomposition": 1, "plots": 1,
-    "models": 2, "hooks": 3, "scoring": 4, "generation": 4, "beam": 4, "capture": 5, "vectors": 6, "patching": 7,
-    "sweeps": 8, "construction": 8, "training": 9, "train": 9, "card": 9, "studies": 10,
-    "cli": 11, "__init__": 12, "__main__": 12,
+    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "results": 1,
+    "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2,
+    "models": 3, "hooks": 4, "scoring": 5, "generation": 5, "beam": 5, "capture": 6, "vectors": 7, "patching": 8,
+    "sweeps": 9, "construction": 9, "training": 10, "train": 10, "card": 10, "studies": 11,
+    "cli": 12, "__init__": 13, "__main__": 13,
 }  # fmt: skip
 #: Third-party modules a function may import on first use (heavy, or only needed by one code path).
 LAZY_OK = {
