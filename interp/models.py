@@ -266,7 +266,11 @@ def attach_tokenizer(model, tokenizer) -> None:
     if tokenizer.bos_token is None:  # e.g. Qwen: the document separator becomes the BOS (see bos_id)
         tokenizer.bos_token = tokenizer.convert_ids_to_tokens(bos_id(tokenizer))
     model.tokenizer = tokenizer  # attached directly: TransformerLens's set_tokenizer may reach the hub
-    model.cfg.tokenizer_prepends_bos = False
+    probe = "Hello world"
+    plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    # Llama/Gemma/Mistral tokenizers prepend their BOS themselves: TransformerLens then adds none as text (which
+    # would lose a SentencePiece tokenizer's leading "▁" or double a BOS).
+    model.cfg.tokenizer_prepends_bos = list(tokenizer(probe)["input_ids"]) == [bos_id(tokenizer)] + plain
     model.cfg.default_prepend_bos = True
 
 
