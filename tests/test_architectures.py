@@ -269,6 +269,8 @@ def test_score_answers_equals_a_per_candidate_hf_loop(family, fam_name):
     ref = np.array([[_hf_log_prob(hf, tok, bos, p.text, a + suffix) for a in p.answers] for p in prompts])
     np.testing.assert_allclose(scores.log_probs, ref, atol=ATOL, rtol=0)
     assert np.isfinite(ref).all() and (ref < 0).all()
+    if fam.name in ("gemma", "llama", "mistral") and fam_name == "country":
+        assert scores.n_merged > 0  # answers merging with the "->" separator are exercised
 
 
 def test_bos_convention_per_family(family):
@@ -371,3 +373,56 @@ def test_unsupported_architecture_is_refused_before_the_weights(tmp_path):
         load_model(str(tmp_path), device="cpu")
     with pytest.raises(WeightsNotFoundError, match="no such directory"):
         load_model(str(tmp_path / "missing" / "dir"), device="cpu")
+
+
+# --- names resolve in the local Hugging Face cache (issue: 'org/name' was treated as a path) -------------------------
+
+
+@pytest.fixture()
+def hub_cache(tmp_path, monkeypatch):
+    """An empty local HF hub cache (the real one is never touched)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def _put_in_cache(cache: Path, repo: str) -> Path:
+    """Lay out ``repo`` as ``hf download`` would: ``models--org--name/snapshots/<rev>`` + ``refs/main``."""
+    root = cache / ("models--" + repo.replace("/", "--"))
+    snap = root / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snap.mkdir(parents=True)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(snap.name)
+    return snap
+
+
+def test_repo_id_and_alias_load_from_the_local_cache(hub_cache):
+    snap = _put_in_cache(hub_cache, "EleutherAI/pythia-14m")
+    hf, _, _ = build_dir(FAMILIES["neox"], snap, seed=7)
+    x = torch.tensor([[0, 5, 6, 7]])
+    with torch.no_grad():
+        ref = hf(x).logits
+    for name in ("EleutherAI/pythia-14m", "pythia-14m"):  # repo id, and TransformerLens's alias of it
+        model = load_model(name, device="cpu")
+        assert model_info(model).model_id == name and model_info(model).source == str(snap)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), ref, atol=ATOL, rtol=0)
+
+
+def test_a_name_missing_from_the_cache_fails_fast_naming_both_ways(hub_cache):
+    import time
+
+    from interp.models import WeightsNotFoundError
+
+    start = time.perf_counter()
+    with pytest.raises(WeightsNotFoundError) as err:
+        load_model("Qwen/Qwen1.5-0.5B", device="cpu")
+    assert time.perf_counter() - start < 2.0
+    msg = str(err.value)
+    assert "\n" not in msg and "no such directory" not in msg
+    assert "local directory" in msg and "Hugging Face cache" in msg and "`hf download Qwen/Qwen1.5-0.5B`" in msg
+    assert "huggingface-cli" not in msg

@@ -77,6 +77,7 @@ def test_missing_gpt2_fails_fast_and_names_both_ways(monkeypatch, tmp_path):
         load_model("gpt2")
     assert time.perf_counter() - start < 1.0
     assert "INTERP_GPT2_PATH" in str(err.value) and "Hugging Face cache" in str(err.value)
+    assert "`hf download openai-community/gpt2`" in str(err.value) and "huggingface-cli" not in str(err.value)
 
 
 def test_env_path_and_path_argument_load_gpt2(monkeypatch, gpt2_small_dir):
