@@ -352,9 +352,9 @@ def load_model(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
-    model_id, d = resolve_weights_dir(spec, path)
     device = pick_device(device)
     check_precision(device, dtype, n_devices)
+    model_id, d = resolve_weights_dir(spec, path)
     hf = _hf_from_dir(d, dtype)
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
     sha = sha256_file(weights) if model_id == EMBEDDED else None

@@ -10,6 +10,7 @@ unbatched forward pass per (prompt, answer) for the scores.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -426,3 +427,29 @@ def test_a_name_missing_from_the_cache_fails_fast_naming_both_ways(hub_cache):
     assert "\n" not in msg and "no such directory" not in msg
     assert "local directory" in msg and "Hugging Face cache" in msg and "`hf download Qwen/Qwen1.5-0.5B`" in msg
     assert "huggingface-cli" not in msg
+
+
+# --- the README's "Your own model" Python lines run as written on a tiny saved Qwen2 directory ---------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_your_own_model_python_runs(tmp_path):
+    section = README.read_text().split("## Your own model\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```py\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1 and "/models/Qwen1.5-0.5B" in blocks[0]
+    qwen = tmp_path / "Qwen1.5-0.5B"
+    build_dir(FAMILIES["qwen2"], qwen)
+    code = blocks[0].replace("/models/Qwen1.5-0.5B", str(qwen))
+    namespace: dict = {}
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
+    assert model_info(namespace["model"]).architecture == "Qwen2ForCausalLM"
+    assert namespace["scores"].log_probs.shape == (20, 3) and np.isfinite(namespace["scores"].log_probs).all()
+    several = (
+        re.search(r"# several GPUs: (load_model\(.*\))", code).group(1).replace("/models/Meta-Llama-3-70B", str(qwen))
+    )
+    if torch.cuda.device_count() < 4:  # the multi-GPU line fails at once, before any weights are read
+        with pytest.raises(ValueError, match="n_devices: 4 requested but"):
+            eval(several, namespace)  # noqa: S307 - our own documentation
+    else:  # pragma: no cover - needs 4 GPUs
+        assert eval(several, namespace).cfg.n_devices == 4  # noqa: S307
