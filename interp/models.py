@@ -132,7 +132,7 @@ def _cached_snapshot(repo_ids: tuple[str, ...]) -> Path | None:
 
 def _looks_like_path(spec: str) -> bool:
     """A spec written as a filesystem path (not a ``org/name`` repo id)."""
-    return spec.startswith((".", "/", "~")) or os.sep + os.sep in spec or spec.count("/") > 1 or spec.endswith("/")
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or spec.endswith("/") or "\\" in spec
 
 
 def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str, Path]:
@@ -171,10 +171,10 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
     if snap is None:
         repo = repos[0] if repos else "ORG/NAME"
         raise WeightsNotFoundError(
-            f"spec: unknown model {spec!r}: not found locally and nothing is downloaded. Provide it either as (1) a local "
-            "directory with config.json, the weights and the tokenizer files (pass its path), or (2) the local "
-            f"Hugging Face cache (HF_HOME / ~/.cache/huggingface): `hf download {repo}` on a machine with internet. "
-            "Built-in: 'embedded', 'gpt2'/'gpt2-small'"
+            f"spec: unknown model {spec!r}: not found locally and nothing is downloaded. Provide it either as "
+            "(1) a local directory with config.json, the weights and the tokenizer files (pass its path), or (2) the "
+            f"local Hugging Face cache (HF_HOME / ~/.cache/huggingface): `hf download {repo}` on a machine with "
+            "internet. Built-in: 'embedded', 'gpt2'/'gpt2-small'"
         )
     return spec, snap
 

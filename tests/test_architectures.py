@@ -453,3 +453,14 @@ def test_readme_your_own_model_python_runs(tmp_path):
             eval(several, namespace)  # noqa: S307 - our own documentation
     else:  # pragma: no cover - needs 4 GPUs
         assert eval(several, namespace).cfg.n_devices == 4  # noqa: S307
+
+
+def test_bos_falls_back_to_the_document_separator_then_eos():
+    from interp.tokenization import bos_id, build_char_tokenizer, build_gpt2_tokenizer
+
+    gpt2 = build_gpt2_tokenizer()
+    gpt2.bos_token, gpt2.eos_token = None, "!"  # no BOS: <|endoftext|> (the document separator) wins over EOS
+    assert bos_id(gpt2) == 50256
+    chars = build_char_tokenizer()
+    chars.bos_token = None  # no BOS and no <|endoftext|>: EOS
+    assert bos_id(chars) == chars.eos_token_id == 2

@@ -154,3 +154,13 @@ def test_real_gpt2_superposition_smoke(real_gpt2):
     prompts = build_prompts("operands", ["copy_first", "copy_second"], n_examples=20, n_prompts=10, seed=0)
     probs = score_answers(real_gpt2, prompts).probs
     assert probs.mean(axis=0).min() > 0.05  # both tasks get real mass on 50/50 prompts
+
+
+def test_model_metadata_is_one_dataclass(embedded_model):
+    from interp.models import trained_examples
+
+    info = model_info(embedded_model)
+    assert info.trained_examples == trained_examples(embedded_model) and info.trained_examples["bias_add"] > 1
+    assert info.architecture == "GPT2LMHeadModel" and info.dtype == "float32"
+    assert not hasattr(embedded_model, "interp_trained_examples")  # no loose attributes besides interp_info
+    assert info.to_dict()["trained_examples"] == info.trained_examples
