@@ -464,3 +464,16 @@ def test_bos_falls_back_to_the_document_separator_then_eos():
     chars = build_char_tokenizer()
     chars.bos_token = None  # no BOS and no <|endoftext|>: EOS
     assert bos_id(chars) == chars.eos_token_id == 2
+
+
+def test_sharded_checkpoint_loads(llama_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    d, hf = llama_dir
+    hf.save_pretrained(tmp_path, max_shard_size="100KB")
+    AutoTokenizer.from_pretrained(str(d)).save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors.index.json").is_file() and not (tmp_path / "model.safetensors").exists()
+    model = load_model(str(tmp_path), device="cpu")
+    x = torch.tensor([encode(model.tokenizer, TEXTS[1])])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), hf(x).logits, atol=ATOL, rtol=0)
