@@ -477,3 +477,23 @@ def test_sharded_checkpoint_loads(llama_dir, tmp_path):
     x = torch.tensor([encode(model.tokenizer, TEXTS[1])])
     with torch.no_grad():
         torch.testing.assert_close(model(x), hf(x).logits, atol=ATOL, rtol=0)
+
+
+def test_leading_and_trailing_spaces_score_exactly(family):
+    """Answers with a leading space, and prompts ending in a space that the answer's first token absorbs."""
+    from interp.prompts import Prompt
+    from interp.scoring import score_answers
+
+    fam, _, hf, model, bos_token = family
+    tok = model.tokenizer
+    bos = tok.convert_tokens_to_ids(bos_token)
+    texts = ["France: Paris\nJapan: Tokyo\nChile:", "France: Paris\nJapan: Tokyo\nChile: ", "12 + 38 = 50\n86 + 67 ="]
+    answers = [(" Santiago", " Lima"), ("Santiago", "Lima"), (" 153", " 154")]
+    prompts = [
+        Prompt(t, "custom", ("a", "b"), a, (), "", None, (0.5, 0.5), 0, i)
+        for i, (t, a) in enumerate(zip(texts, answers, strict=True))
+    ]
+    scores = score_answers(model, prompts)
+    ref = np.array([[_hf_log_prob(hf, tok, bos, p.text, a) for a in p.answers] for p in prompts])
+    np.testing.assert_allclose(scores.log_probs, ref, atol=ATOL, rtol=0)
+    assert scores.n_merged >= 2  # the trailing space merges into the answer's first token
