@@ -222,8 +222,16 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def check_precision(device: str, dtype: str, n_devices: int) -> None:
-    """Validate ``dtype``/``n_devices`` for ``device`` (a resolved device) before any weights are read."""
+def check_load_args(device: str, dtype: str, n_devices: int) -> None:
+    """Validate ``device`` (resolved, not ``"auto"``), ``dtype`` and ``n_devices`` before any weights are read.
+
+    Cheap, so a command line can call it before any other work. Raises ``ValueError`` naming the argument.
+
+    >>> check_load_args("cpu", "float64", 1)
+    >>> check_load_args("cpu", "int8", 1)
+    Traceback (most recent call last):
+    ValueError: dtype: 'int8' not supported; valid: float32, float16, bfloat16, float64
+    """
     import torch
 
     if dtype not in DTYPES:
@@ -232,12 +240,13 @@ def check_precision(device: str, dtype: str, n_devices: int) -> None:
         raise ValueError(f"n_devices: must be an integer >= 1, got {n_devices!r}")
     on_gpu = str(device).startswith("cuda")
     if dtype == "float64" and on_gpu:
-        raise ValueError("dtype: float64 is CPU-only here (use --device cpu); on a GPU use bfloat16/float16/float32")
-    if n_devices > 1:
-        if not on_gpu:
-            raise ValueError(f"n_devices: {n_devices} needs device 'cuda' (layers are split over GPUs), got {device!r}")
-        if torch.cuda.device_count() < n_devices:
-            raise ValueError(f"n_devices: {n_devices} requested but {torch.cuda.device_count()} GPU(s) visible")
+        raise ValueError("dtype: float64 is CPU-only here (use device cpu); on a GPU use bfloat16, float16 or float32")
+    if n_devices > 1 and not on_gpu:
+        raise ValueError(f"n_devices: {n_devices} needs device 'cuda' (layers are split over GPUs), got {device!r}")
+    if on_gpu and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} requested but CUDA is not available to this torch; use 'cpu' or 'auto'")
+    if n_devices > 1 and torch.cuda.device_count() < n_devices:
+        raise ValueError(f"n_devices: {n_devices} requested but {torch.cuda.device_count()} GPU(s) visible")
 
 
 def _load_tokenizer(d: Path, vocab_size: int):
@@ -353,7 +362,7 @@ def load_model(
     if dtype not in DTYPES:
         raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
     device = pick_device(device)
-    check_precision(device, dtype, n_devices)
+    check_load_args(device, dtype, n_devices)
     model_id, d = resolve_weights_dir(spec, path)
     hf = _hf_from_dir(d, dtype)
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
