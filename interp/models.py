@@ -1,20 +1,23 @@
-"""Model loading: the ONE module that knows how a model is built (a move to TransformerBridge edits only this file).
+"""Model loading: the ONE place that knows how a model is built (with its table :mod:`interp.architectures`).
 
 Specs accepted by :func:`load_model`:
 
 - ``"embedded"``: the project's own checkpoint shipped in ``interp/checkpoints/embedded``.
 - ``"gpt2"`` / ``"gpt2-small"``: real GPT-2 small from ``path=``, from ``$INTERP_GPT2_PATH``, or from the local
   Hugging Face cache (never the network).
-- a path to a local Hugging Face GPT-2-architecture directory (``config.json`` + weights + tokenizer).
-- any other TransformerLens model name whose weights are already in the local HF cache.
+- a path to a local Hugging Face directory (``config.json`` + weights, sharded or not + tokenizer) of GPT-2, Llama
+  (incl. Llama-3), Mistral, Qwen2 (Qwen1.5), GPT-NeoX (Pythia) or Gemma (:mod:`interp.architectures`).
+- a Hugging Face repo id (``"Qwen/Qwen1.5-0.5B"``) or TransformerLens alias (``"pythia-14m"``) already in the local
+  HF cache (``snapshot_download(local_files_only=True)``).
 
-Weights go HF ``GPT2LMHeadModel`` → TransformerLens's GPT-2 weight conversion →
-``HookedTransformer.load_and_process_state_dict`` with the recorded :class:`WeightProcessing` flags. The
-default applies no processing that moves residual-stream coordinates, so captured vectors equal HF
-``output_hidden_states``.
+Weights go HF ``AutoModelForCausalLM`` (local files only) → TransformerLens's own converter for the architecture →
+``HookedTransformer.load_and_process_state_dict`` with the recorded :class:`WeightProcessing` flags. The TransformerLens
+config is built from the directory's ``config.json`` (never from the hub). The default applies no processing that moves
+residual-stream coordinates, so captured vectors equal HF ``output_hidden_states``.
 
-Gotcha: the model's tokenizer is attached as-is (no BOS added by the tokenizer). The toolkit's BOS
-convention lives in :func:`interp.tokenization.encode`; ``model.to_tokens(text)`` gives the same ids.
+Gotcha: the model's tokenizer is attached as-is (no BOS added by the tokenizer). The toolkit's BOS convention lives in
+:func:`interp.tokenization.encode` (per family: :func:`interp.tokenization.bos_id`); ``model.to_tokens(text)`` gives
+the same ids.
 
 >>> model = load_model("embedded")            # doctest: +SKIP
 >>> model_info(model).processing.fold_ln      # doctest: +SKIP
@@ -38,8 +41,14 @@ GPT2_NAMES = ("gpt2", "gpt2-small")
 GPT2_HF_REPOS = ("openai-community/gpt2", "gpt2")
 GPT2_ENV = "INTERP_GPT2_PATH"
 EMBEDDED = "embedded"
-DTYPES = ("float32", "float16", "bfloat16")
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: Accepted ``dtype`` values. ``float64`` is CPU-only; ``float16``/``bfloat16`` are meant for GPUs (CPU works, slowly).
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 #: Every model this module built (weakly held): the test suite checks none is left with a hook attached.
@@ -63,12 +72,25 @@ class WeightProcessing:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a loaded model is: its id, where its weights came from, how they were processed."""
+    """Everything the toolkit records about a loaded model (one object: ``model_info(model)``).
+
+    Attributes:
+        model_id: the spec's id (``"embedded"``, ``"gpt2"``, a directory, a repo id).
+        source: where the weights came from (a directory, or ``package:...`` for the embedded model).
+        processing: the TransformerLens weight-processing flags applied.
+        weights_sha256: SHA-256 of the weights file (the embedded model only; ``None`` otherwise).
+        architecture: the Hugging Face architecture (``"LlamaForCausalLM"``, ...).
+        dtype: the parameters' dtype name.
+        trained_examples: for checkpoints written by ``interp train``, family → examples per training prompt.
+    """
 
     model_id: str
     source: str
     processing: WeightProcessing = field(default_factory=WeightProcessing)
     weights_sha256: str | None = None
+    architecture: str = ""
+    dtype: str = "float32"
+    trained_examples: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,14 +130,20 @@ def _cached_snapshot(repo_ids: tuple[str, ...]) -> Path | None:
     return None
 
 
+def _looks_like_path(spec: str) -> bool:
+    """A spec written as a filesystem path (not a ``org/name`` repo id)."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or spec.endswith("/") or "\\" in spec
+
+
 def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str, Path]:
     """Map a spec to ``(model_id, local directory)`` without importing torch; raise if absent.
 
-    Cheap on purpose: a missing model fails fast, before any heavy import or work.
+    Cheap on purpose: a missing model fails fast, before any heavy import or work. An existing directory wins over a
+    repo id of the same spelling; ``org/name`` that is no directory is looked up in the local HF cache.
     """
     if not isinstance(spec, str | os.PathLike) or not str(spec):
         raise ValueError(
-            f"spec: expected 'embedded', 'gpt2', a local directory or a TransformerLens name, got {spec!r}"
+            f"spec: expected 'embedded', 'gpt2', a local directory or a Hugging Face model name, got {spec!r}"
         )
     spec = str(spec)
     if spec == EMBEDDED:
@@ -127,42 +155,51 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
             )
         return EMBEDDED, d
     if spec in GPT2_NAMES:
-        candidates = [("path argument", path), (f"${GPT2_ENV}", os.environ.get(GPT2_ENV))]
-        for label, value in candidates:
-            if value:
-                d = Path(value).expanduser()
-                if not _has_weights(d):
-                    raise WeightsNotFoundError(
-                        f"gpt2: {label} points to {d}, which lacks config.json and model.safetensors "
-                        "(or pytorch_model.bin) of a Hugging Face GPT-2 checkpoint"
-                    )
-                return "gpt2", d
-        d = _cached_snapshot(GPT2_HF_REPOS)
-        if d is not None:
-            return "gpt2", d
-        raise WeightsNotFoundError(
-            "gpt2: GPT-2 small weights not found locally and nothing is downloaded. Provide them either by "
-            f"(1) setting {GPT2_ENV} (or passing path=) to a directory with the Hugging Face GPT-2 files "
-            "(config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt), or (2) placing "
-            "'openai-community/gpt2' in the local Hugging Face cache (HF_HOME / ~/.cache/huggingface) "
-            "on a machine with internet, e.g. `huggingface-cli download openai-community/gpt2`."
-        )
+        return "gpt2", _resolve_gpt2(path)
     d = Path(spec).expanduser()
     if d.exists():
         if not _has_weights(d):
-            raise WeightsNotFoundError(f"spec: directory {d} lacks config.json and model.safetensors/pytorch_model.bin")
+            raise WeightsNotFoundError(
+                f"spec: directory {d} lacks config.json and model.safetensors/pytorch_model.bin (or their sharded "
+                ".index.json)"
+            )
         return str(d), d
-    if "/" in spec or spec.startswith("."):
+    if _looks_like_path(spec):
         raise WeightsNotFoundError(f"spec: no such directory {d}")
-    repo = _official_hf_name(spec)
-    snap = _cached_snapshot((repo,)) if repo else None
+    repos = tuple(dict.fromkeys(r for r in (spec if "/" in spec else None, _official_hf_name(spec)) if r))
+    snap = _cached_snapshot(repos) if repos else None
     if snap is None:
+        repo = repos[0] if repos else "ORG/NAME"
         raise WeightsNotFoundError(
-            f"spec: unknown model {spec!r}. Valid: 'embedded', 'gpt2'/'gpt2-small' (local weights), a local HF "
-            "GPT-2 directory, or a TransformerLens model name already in the local Hugging Face cache"
-            + (f" (looked for {repo!r} there)" if repo else "")
+            f"spec: unknown model {spec!r}: not found locally and nothing is downloaded. Provide it either as "
+            "(1) a local directory with config.json, the weights and the tokenizer files (pass its path), or (2) the "
+            f"local Hugging Face cache (HF_HOME / ~/.cache/huggingface): `hf download {repo}` on a machine with "
+            "internet. Built-in: 'embedded', 'gpt2'/'gpt2-small'"
         )
     return spec, snap
+
+
+def _resolve_gpt2(path: str | Path | None) -> Path:
+    candidates = [("path argument", path), (f"${GPT2_ENV}", os.environ.get(GPT2_ENV))]
+    for label, value in candidates:
+        if value:
+            d = Path(value).expanduser()
+            if not _has_weights(d):
+                raise WeightsNotFoundError(
+                    f"gpt2: {label} points to {d}, which lacks config.json and model.safetensors "
+                    "(or pytorch_model.bin) of a Hugging Face GPT-2 checkpoint"
+                )
+            return d
+    d = _cached_snapshot(GPT2_HF_REPOS)
+    if d is not None:
+        return d
+    raise WeightsNotFoundError(
+        "gpt2: GPT-2 small weights not found locally and nothing is downloaded. Provide them either by "
+        f"(1) setting {GPT2_ENV} (or passing path=) to a directory with the Hugging Face GPT-2 files "
+        "(config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt), or (2) placing "
+        "'openai-community/gpt2' in the local Hugging Face cache (HF_HOME / ~/.cache/huggingface) "
+        "on a machine with internet, e.g. `hf download openai-community/gpt2`."
+    )
 
 
 def _official_hf_name(name: str) -> str | None:
@@ -185,37 +222,31 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def _hooked_config(hf_config, model_id: str, device: str, dtype, n_devices: int):
-    from transformer_lens import HookedTransformerConfig
+def check_load_args(device: str, dtype: str, n_devices: int) -> None:
+    """Validate ``device`` (resolved, not ``"auto"``), ``dtype`` and ``n_devices`` before any weights are read.
 
-    acts = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu", "gelu_pytorch_tanh": "gelu_pytorch_tanh"}
-    if hf_config.activation_function not in acts:
-        raise ValueError(
-            f"config.json: activation_function {hf_config.activation_function!r} not supported; valid: {list(acts)}"
-        )
-    if getattr(hf_config, "scale_attn_by_inverse_layer_idx", False) or getattr(
-        hf_config, "reorder_and_upcast_attn", False
-    ):
-        raise ValueError("config.json: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported")
-    return HookedTransformerConfig(
-        model_name=model_id,
-        d_model=hf_config.n_embd,
-        d_head=hf_config.n_embd // hf_config.n_head,
-        n_heads=hf_config.n_head,
-        d_mlp=hf_config.n_inner or 4 * hf_config.n_embd,
-        n_layers=hf_config.n_layer,
-        n_ctx=hf_config.n_positions,
-        d_vocab=hf_config.vocab_size,
-        act_fn=acts[hf_config.activation_function],
-        eps=hf_config.layer_norm_epsilon,
-        normalization_type="LN",
-        positional_embedding_type="standard",
-        original_architecture="GPT2LMHeadModel",
-        default_prepend_bos=True,
-        device=device,
-        dtype=dtype,
-        n_devices=n_devices,
-    )
+    Cheap, so a command line can call it before any other work. Raises ``ValueError`` naming the argument.
+
+    >>> check_load_args("cpu", "float64", 1)
+    >>> check_load_args("cpu", "int8", 1)
+    Traceback (most recent call last):
+    ValueError: dtype: 'int8' not supported; valid: float32, float16, bfloat16, float64
+    """
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
+    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
+        raise ValueError(f"n_devices: must be an integer >= 1, got {n_devices!r}")
+    on_gpu = str(device).startswith("cuda")
+    if dtype == "float64" and on_gpu:
+        raise ValueError("dtype: float64 is CPU-only here (use device cpu); on a GPU use bfloat16, float16 or float32")
+    if n_devices > 1 and not on_gpu:
+        raise ValueError(f"n_devices: {n_devices} needs device 'cuda' (layers are split over GPUs), got {device!r}")
+    if on_gpu and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} requested but CUDA is not available to this torch; use 'cpu' or 'auto'")
+    if n_devices > 1 and torch.cuda.device_count() < n_devices:
+        raise ValueError(f"n_devices: {n_devices} requested but {torch.cuda.device_count()} GPU(s) visible")
 
 
 def _load_tokenizer(d: Path, vocab_size: int):
@@ -223,15 +254,33 @@ def _load_tokenizer(d: Path, vocab_size: int):
 
     from interp.tokenization import build_gpt2_tokenizer
 
-    if any((d / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+    files = ("tokenizer.json", "vocab.json", "tokenizer.model", "tokenizer_config.json")
+    if any((d / f).is_file() for f in files):
         tok = AutoTokenizer.from_pretrained(str(d), local_files_only=True)
     elif vocab_size == 50257:
         tok = build_gpt2_tokenizer()
     else:
-        raise WeightsNotFoundError(f"tokenizer: {d} has no tokenizer.json or vocab.json + merges.txt")
+        raise WeightsNotFoundError(f"tokenizer: {d} has no tokenizer.json, tokenizer.model or vocab.json + merges.txt")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def attach_tokenizer(model, tokenizer) -> None:
+    """Attach ``tokenizer`` under the toolkit's conventions: right padding, BOS from :func:`bos_id` (also for
+    TransformerLens's ``to_tokens``), no special tokens added by the tokenizer itself."""
+    from interp.tokenization import bos_id
+
+    tokenizer.padding_side = "right"  # the toolkit right-pads: causal attention needs no mask then
+    if tokenizer.bos_token is None:  # e.g. Qwen: the document separator becomes the BOS (see bos_id)
+        tokenizer.bos_token = tokenizer.convert_ids_to_tokens(bos_id(tokenizer))
+    model.tokenizer = tokenizer  # attached directly: TransformerLens's set_tokenizer may reach the hub
+    probe = "Hello world"
+    plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    # Llama/Gemma/Mistral tokenizers prepend their BOS themselves: TransformerLens then adds none as text (which
+    # would lose a SentencePiece tokenizer's leading "▁" or double a BOS).
+    model.cfg.tokenizer_prepends_bos = list(tokenizer(probe)["input_ids"]) == [bos_id(tokenizer)] + plain
+    model.cfg.default_prepend_bos = True
 
 
 def hooked_from_hf(
@@ -245,27 +294,39 @@ def hooked_from_hf(
     processing: WeightProcessing | None = None,
     n_devices: int = 1,
     weights_sha256: str | None = None,
+    trained_examples: dict[str, int] | None = None,
 ) -> HookedTransformer:
-    """Convert an in-memory HF ``GPT2LMHeadModel`` to a ``HookedTransformer`` (no network)."""
+    """Convert an in-memory HF causal LM (any architecture of :mod:`interp.architectures`) to a
+    ``HookedTransformer`` (no network), with TransformerLens's converter for its architecture."""
     import torch
-    from transformer_lens import HookedTransformer
-    from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from interp.architectures import convert_weights, tl_fields
 
     processing = processing or WeightProcessing()
     torch_dtype = getattr(torch, dtype)
-    cfg = _hooked_config(hf_model.config, model_id, device, torch_dtype, n_devices)
-    state = convert_gpt2_weights(hf_model, cfg)
+    fields, converter = tl_fields(hf_model.config)
+    cfg = HookedTransformerConfig(
+        model_name=model_id,
+        default_prepend_bos=True,
+        device=device,
+        dtype=torch_dtype,
+        n_devices=n_devices,
+        init_weights=False,
+        **fields,
+    )
+    state = convert_weights(hf_model, cfg, converter)
     model = HookedTransformer(cfg, move_to_device=False)
     model.load_and_process_state_dict({k: v.detach().to(torch_dtype) for k, v in state.items()}, **asdict(processing))
-    tokenizer.padding_side = "right"  # the toolkit right-pads: causal attention needs no mask then
-    model.tokenizer = tokenizer  # attached directly: TransformerLens's set_tokenizer may reach the hub
-    model.cfg.tokenizer_prepends_bos = False
+    del state
+    attach_tokenizer(model, tokenizer)
     if n_devices > 1:
         model.move_model_modules_to_device()
     else:
         model.to(device, print_details=False)
     model.eval()
-    model.interp_info = ModelInfo(model_id, source, processing, weights_sha256)
+    arch = fields["original_architecture"]
+    model.interp_info = ModelInfo(model_id, source, processing, weights_sha256, arch, dtype, trained_examples)
     LOADED_MODELS.add(model)
     return model
 
@@ -282,17 +343,17 @@ def load_model(
     """Load a model as a TransformerLens ``HookedTransformer``, offline.
 
     Args:
-        spec: ``"embedded"``, ``"gpt2"``/``"gpt2-small"``, a local HF GPT-2 directory, or a TransformerLens
-            model name present in the local HF cache.
+        spec: ``"embedded"``, ``"gpt2"``/``"gpt2-small"``, a local HF directory (GPT-2, Llama, Mistral, Qwen2,
+            GPT-NeoX, Gemma), or a Hugging Face repo id / TransformerLens alias present in the local HF cache.
         path: directory of GPT-2 weights (overrides ``$INTERP_GPT2_PATH`` and the cache).
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        dtype: one of ``"float32"`` (default), ``"float16"``, ``"bfloat16"`` (half precision: GPU).
+        dtype: ``"float32"`` (default), ``"bfloat16"``/``"float16"`` (big models on a GPU), ``"float64"`` (CPU only).
         processing: weight-processing flags (default: none that change residual coordinates).
-        n_devices: split layers over this many GPUs (TransformerLens ``n_devices``).
+        n_devices: split layers over this many GPUs (TransformerLens ``n_devices``; needs ``device="cuda"``).
 
     Raises:
         WeightsNotFoundError: the weights are not available locally (the message says how to provide them).
-        ValueError: a bad argument (the message names it and the allowed values).
+        ValueError: a bad argument or an unsupported architecture (the message names it and the allowed values).
 
     >>> m = load_model("embedded")                  # doctest: +SKIP
     >>> m.cfg.n_layers, model_info(m).model_id      # doctest: +SKIP
@@ -300,28 +361,15 @@ def load_model(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
-    if not isinstance(n_devices, int) or n_devices < 1:
-        raise ValueError(f"n_devices: must be an integer >= 1, got {n_devices!r}")
-    model_id, d = resolve_weights_dir(spec, path)
     device = pick_device(device)
-    processing = processing or WeightProcessing()
-    if json.loads((d / "config.json").read_text()).get("model_type") != "gpt2":
-        return _load_transformer_lens(model_id, d, device, dtype, processing, n_devices)
-    from transformers import GPT2LMHeadModel
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar for a local directory
-    try:
-        hf = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True, dtype="float32")
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
+    check_load_args(device, dtype, n_devices)
+    model_id, d = resolve_weights_dir(spec, path)
+    hf = _hf_from_dir(d, dtype)
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     tok = _load_tokenizer(d, hf.config.vocab_size)
     source = "package:interp/checkpoints/embedded" if d == embedded_model_dir() else str(d)
-    model = hooked_from_hf(
+    return hooked_from_hf(
         hf,
         tok,
         model_id=model_id,
@@ -331,9 +379,29 @@ def load_model(
         processing=processing,
         n_devices=n_devices,
         weights_sha256=sha,
+        trained_examples=_trained_examples(d),
     )
-    model.interp_trained_examples = _trained_examples(d)
-    return model
+
+
+def _hf_from_dir(d: Path, dtype: str):
+    """The HF causal LM in ``d`` on the CPU (local files only), after checking its architecture is supported."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    from interp.architectures import tl_fields
+
+    config = AutoConfig.from_pretrained(str(d), local_files_only=True)
+    tl_fields(config)  # an unsupported architecture fails here, before the weights are read
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar for a local directory
+    try:
+        # float32 weights for float32/float64 models; half-precision models are read in their dtype (memory).
+        load_dtype = dtype if dtype in ("float16", "bfloat16") else "float32"
+        hf = AutoModelForCausalLM.from_pretrained(str(d), local_files_only=True, dtype=load_dtype)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    return hf.eval()
 
 
 def _trained_examples(d: Path) -> dict[str, int] | None:
@@ -353,38 +421,16 @@ def trained_examples(model) -> dict[str, int] | None:
     >>> trained_examples(load_model("embedded"))          # doctest: +SKIP
     {'retrieval': 24, 'bias_add': 24}
     """
-    return getattr(model, "interp_trained_examples", None)
-
-
-def _load_transformer_lens(
-    model_id: str, d: Path, device: str, dtype: str, processing: WeightProcessing, n_devices: int
-):
-    """Non-GPT-2 architectures: TransformerLens's own loader, with the hub switched off."""
-    import torch
-    from transformer_lens import HookedTransformer
-
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        model = HookedTransformer.from_pretrained(
-            model_id, device=device, dtype=getattr(torch, dtype), n_devices=n_devices, **asdict(processing)
-        )
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
-    model.interp_info = ModelInfo(model_id, str(d), processing, None)
-    LOADED_MODELS.add(model)
-    return model
+    return model_info(model).trained_examples
 
 
 def model_info(model) -> ModelInfo:
     """The :class:`ModelInfo` recorded by :func:`load_model` (a generic one for models built elsewhere)."""
     info = getattr(model, "interp_info", None)
     if info is None:
-        name = getattr(getattr(model, "cfg", None), "model_name", "unknown")
-        return ModelInfo(str(name), "", WeightProcessing(), None)
+        cfg = getattr(model, "cfg", None)
+        name = getattr(cfg, "model_name", "unknown")
+        return ModelInfo(str(name), "", WeightProcessing(), None, str(getattr(cfg, "original_architecture", "") or ""))
     return info
 
 

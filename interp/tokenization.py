@@ -1,9 +1,13 @@
 """Tokenizers and the project's one BOS convention.
 
 The BOS convention (all models): every sequence the toolkit feeds a model starts with exactly one
-beginning-of-sequence token, followed by the text tokenised *without* special tokens. For GPT-2 the
-BOS token is ``<|endoftext|>`` (id 50256); for the embedded character-level model it is ``<|bos|>``.
-Use :func:`encode` everywhere; never call the tokenizer directly on prompt text.
+beginning-of-sequence token, followed by the text tokenised *without* special tokens. The BOS token is, per family
+(:func:`bos_id`): the tokenizer's own BOS when it has one — ``<s>`` for Llama-2/Mistral, ``<|begin_of_text|>`` for
+Llama-3, ``<bos>`` for Gemma, ``<|endoftext|>`` for GPT-2 and Pythia/GPT-NeoX, ``<|bos|>`` for the embedded
+character-level model — which is what those models' own tokenizers prepend (or, for GPT-2/Pythia, the document
+separator they were trained with). Qwen has no BOS token: its document separator ``<|endoftext|>`` is used (it
+separates pretraining documents, so position 0 is in-distribution; never the chat ``<|im_end|>``). Use :func:`encode`
+everywhere; never call the tokenizer directly on prompt text.
 
 Gotcha: tokenising ``prompt + answer`` together can differ from tokenising them apart (BPE merges
 across the boundary). :mod:`interp.scoring` handles that; :func:`encode` does not.
@@ -98,9 +102,22 @@ def build_gpt2_tokenizer() -> PreTrainedTokenizerFast:
     return tok
 
 
+#: The document separator used as BOS by tokenizers without a BOS token (Qwen), before falling back to EOS.
+DOCUMENT_SEPARATOR = "<|endoftext|>"
+
+
 def bos_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    """The BOS id used by :func:`encode`: the tokenizer's BOS, else its EOS (GPT-2 style)."""
-    tid = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    """The BOS id used by :func:`encode`: the tokenizer's BOS, else its ``<|endoftext|>`` document separator (Qwen),
+    else its EOS.
+
+    >>> bos_id(build_char_tokenizer())
+    1
+    """
+    tid = tokenizer.bos_token_id
+    if tid is None:
+        sep = tokenizer.convert_tokens_to_ids(DOCUMENT_SEPARATOR)  # an unknown token maps to unk (or None)
+        known = sep is not None and tokenizer.convert_ids_to_tokens(sep) == DOCUMENT_SEPARATOR
+        tid = sep if known else tokenizer.eos_token_id
     if tid is None:
         raise ValueError("tokenizer has neither a bos_token nor an eos_token; cannot apply the BOS convention")
     return int(tid)

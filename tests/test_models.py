@@ -77,6 +77,7 @@ def test_missing_gpt2_fails_fast_and_names_both_ways(monkeypatch, tmp_path):
         load_model("gpt2")
     assert time.perf_counter() - start < 1.0
     assert "INTERP_GPT2_PATH" in str(err.value) and "Hugging Face cache" in str(err.value)
+    assert "`hf download openai-community/gpt2`" in str(err.value) and "huggingface-cli" not in str(err.value)
 
 
 def test_env_path_and_path_argument_load_gpt2(monkeypatch, gpt2_small_dir):
@@ -93,7 +94,7 @@ def test_bad_specs_and_arguments(tmp_path):
         load_model("./not/here")
     with pytest.raises(WeightsNotFoundError, match="unknown model 'no-such-model'"):
         load_model("no-such-model")
-    with pytest.raises(ValueError, match="dtype: 'int8' not supported; valid: float32, float16, bfloat16"):
+    with pytest.raises(ValueError, match="dtype: 'int8' not supported; valid: float32, float16, bfloat16, float64"):
         load_model("embedded", dtype="int8")
     with pytest.raises(WeightsNotFoundError, match="INTERP_GPT2_PATH points to"):
         import os
@@ -153,3 +154,13 @@ def test_real_gpt2_superposition_smoke(real_gpt2):
     prompts = build_prompts("operands", ["copy_first", "copy_second"], n_examples=20, n_prompts=10, seed=0)
     probs = score_answers(real_gpt2, prompts).probs
     assert probs.mean(axis=0).min() > 0.05  # both tasks get real mass on 50/50 prompts
+
+
+def test_model_metadata_is_one_dataclass(embedded_model):
+    from interp.models import trained_examples
+
+    info = model_info(embedded_model)
+    assert info.trained_examples == trained_examples(embedded_model) and info.trained_examples["bias_add"] > 1
+    assert info.architecture == "GPT2LMHeadModel" and info.dtype == "float32"
+    assert not hasattr(embedded_model, "interp_trained_examples")  # no loose attributes besides interp_info
+    assert info.to_dict()["trained_examples"] == info.trained_examples
