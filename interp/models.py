@@ -34,6 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from interp.architectures import convert_weights, tl_fields
+from interp.tokenization import bos_id, build_gpt2_tokenizer
+
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
@@ -252,8 +255,6 @@ def check_load_args(device: str, dtype: str, n_devices: int) -> None:
 def _load_tokenizer(d: Path, vocab_size: int):
     from transformers import AutoTokenizer
 
-    from interp.tokenization import build_gpt2_tokenizer
-
     files = ("tokenizer.json", "vocab.json", "tokenizer.model", "tokenizer_config.json")
     if any((d / f).is_file() for f in files):
         tok = AutoTokenizer.from_pretrained(str(d), local_files_only=True)
@@ -269,8 +270,6 @@ def _load_tokenizer(d: Path, vocab_size: int):
 def attach_tokenizer(model, tokenizer) -> None:
     """Attach ``tokenizer`` under the toolkit's conventions: right padding, BOS from :func:`bos_id` (also for
     TransformerLens's ``to_tokens``), no special tokens added by the tokenizer itself."""
-    from interp.tokenization import bos_id
-
     tokenizer.padding_side = "right"  # the toolkit right-pads: causal attention needs no mask then
     if tokenizer.bos_token is None:  # e.g. Qwen: the document separator becomes the BOS (see bos_id)
         tokenizer.bos_token = tokenizer.convert_ids_to_tokens(bos_id(tokenizer))
@@ -300,8 +299,6 @@ def hooked_from_hf(
     ``HookedTransformer`` (no network), with TransformerLens's converter for its architecture."""
     import torch
     from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from interp.architectures import convert_weights, tl_fields
 
     processing = processing or WeightProcessing()
     torch_dtype = getattr(torch, dtype)
@@ -387,8 +384,6 @@ def _hf_from_dir(d: Path, dtype: str):
     """The HF causal LM in ``d`` on the CPU (local files only), after checking its architecture is supported."""
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
-
-    from interp.architectures import tl_fields
 
     config = AutoConfig.from_pretrained(str(d), local_files_only=True)
     tl_fields(config)  # an unsupported architecture fails here, before the weights are read
