@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from interp.card import (
@@ -31,6 +32,7 @@ from interp.card import (
 from interp.export import write_figure, write_json
 from interp.models import load_model, sha256_file
 from interp.plots import across_training_figure, loss_curve_figure, mixture_sweep_figure
+from interp.results import CheckpointRecord, TrainingCurve
 from interp.studies.mixture_sweep import mixture_curve
 
 EVAL_SEED = 20261125  # held out: training batches use generators [0, step]; eval prompts this seed
@@ -75,16 +77,16 @@ def main() -> None:
         model = load_model(str(d), device="cpu")
         acc = icl_accuracy_table(model, families, n_examples=[20], n_prompts=args.history_prompts, seed=EVAL_SEED)
         history.append(
-            {
-                "step": int(d.name.removeprefix("step")),
-                "accuracy": {f: {t: v["20"]["accuracy"] for t, v in tasks.items()} for f, tasks in acc.items()},
-                "pairs": pair_at_half(model, pairs, n_prompts=args.history_prompts, n_examples=20, seed=EVAL_SEED),
-            }
+            CheckpointRecord(
+                step=int(d.name.removeprefix("step")),
+                accuracy={f: {t: v["20"]["accuracy"] for t, v in tasks.items()} for f, tasks in acc.items()},
+                pairs=tuple(pair_at_half(model, pairs, n_prompts=args.history_prompts, n_examples=20, seed=EVAL_SEED)),
+            )
         )
-        mins = min(v for f in history[-1]["accuracy"].values() for v in f.values())
+        mins = min(v for f in history[-1].accuracy.values() for v in f.values())
         print(
             f"{d.name}: min acc {mins:.3f}; "
-            + "; ".join(f"{p['tasks'][0]}|{p['tasks'][1]} {p['p_a']:.2f}/{p['p_b']:.2f}" for p in history[-1]["pairs"]),
+            + "; ".join(f"{p.tasks[0]}|{p.tasks[1]} {p.p_a:.2f}/{p.p_b:.2f}" for p in history[-1].pairs),
             flush=True,
         )
     chosen_i, met = select_checkpoint(history)
@@ -122,7 +124,7 @@ def main() -> None:
         "hardware": f"{platform.machine()} CPU, torch {torch.__version__}, {cfg['threads']} threads",
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "icl_accuracy": accuracy,
-        "history": history,
+        "history": [h.to_dict() for h in history],
         "mixture_sweep": {
             "n_prompts": args.sweep_prompts,
             "n_examples": 20,
@@ -136,7 +138,10 @@ def main() -> None:
     }
     steps = [r["step"] for r in log["train"]]
     write_figure(
-        loss_curve_figure(steps, [r["loss"] for r in log["train"]], title="Embedded model: training loss"),
+        loss_curve_figure(
+            TrainingCurve(np.array(steps), np.array([r["loss"] for r in log["train"]])),
+            title="Embedded model: training loss",
+        ),
         out / "loss",
         html=False,
         width=900,
@@ -144,7 +149,7 @@ def main() -> None:
     )
     write_figure(
         across_training_figure(
-            history, title="Embedded model across training (held-out prompts)", chosen_step=history[chosen_i]["step"]
+            history, title="Embedded model across training (held-out prompts)", chosen_step=history[chosen_i].step
         ),
         out / "across_training",
         html=False,

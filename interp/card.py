@@ -14,6 +14,7 @@ import numpy as np
 from interp.defaults import EMBEDDED_PAIRS, OPERANDS_PAIRS
 from interp.metrics import bootstrap_ci
 from interp.prompts import build_prompts
+from interp.results import CheckpointRecord, PairAtHalf
 from interp.scoring import greedy_correct, score_answers
 from interp.tasks import get_family, resolve_tasks
 
@@ -68,7 +69,9 @@ def icl_accuracy_table(
     return out
 
 
-def pair_at_half(model, pairs: Sequence[tuple[str, str, str]], *, n_prompts: int, n_examples: int, seed: int) -> list:
+def pair_at_half(
+    model, pairs: Sequence[tuple[str, str, str]], *, n_prompts: int, n_examples: int, seed: int
+) -> list[PairAtHalf]:
     """Mean P(a_A), P(a_B) and across-prompt variance of P(a_A) on 50/50 prompts, per pair."""
     rows = []
     for fam, a, b in pairs:
@@ -77,26 +80,26 @@ def pair_at_half(model, pairs: Sequence[tuple[str, str, str]], *, n_prompts: int
         )
         p = score_answers(model, prompts).probs
         rows.append(
-            {
-                "family": fam,
-                "tasks": [a, b],
-                "p_a": float(p[:, 0].mean()),
-                "p_b": float(p[:, 1].mean()),
-                "var_a": float(p[:, 0].var()),
-                "mass": float(p.sum(axis=1).mean()),
-            }
+            PairAtHalf(
+                family=fam,
+                tasks=(a, b),
+                p_a=float(p[:, 0].mean()),
+                p_b=float(p[:, 1].mean()),
+                var_a=float(p[:, 0].var()),
+                mass=float(p.sum(axis=1).mean()),
+            )
         )
     return rows
 
 
-def select_checkpoint(history: Sequence[dict], threshold: float = 0.95) -> tuple[int, bool]:
+def select_checkpoint(history: Sequence[CheckpointRecord], threshold: float = 0.95) -> tuple[int, bool]:
     """Index into ``history`` chosen by :data:`SELECTION_RULE`, and whether the threshold was met.
 
-    >>> h = [{"accuracy": {"f": {"a": 0.2, "b": 0.9}}}, {"accuracy": {"f": {"a": 0.5, "b": 0.6}}}]
+    >>> h = [CheckpointRecord(1, {"f": {"a": 0.2, "b": 0.9}}, ()), CheckpointRecord(2, {"f": {"a": 0.5, "b": 0.6}}, ())]
     >>> select_checkpoint(h)
     (1, False)
     """
-    scores = [[v for fam in h["accuracy"].values() for v in fam.values()] for h in history]
+    scores = [[v for fam in h.accuracy.values() for v in fam.values()] for h in history]
     qualifying = [i for i, acc in enumerate(scores) if min(acc) >= threshold]
     if qualifying:
         return qualifying[-1], True

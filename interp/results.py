@@ -503,3 +503,50 @@ class TasksSolvedCurve(Result):
     kl_ci95: np.ndarray
 
     _dims: ClassVar = {"solved": ("k",), "kl": ("k",)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Training records
+
+
+@result
+class TrainingCurve(Result):
+    """Training loss ``Float[ndarray, "step"]`` (answer tokens and their newline) at logged ``steps``."""
+
+    steps: np.ndarray
+    loss: np.ndarray
+
+    _dims: ClassVar = {"loss": ("steps",)}
+
+
+@result
+class PairAtHalf(Result):
+    """Mean P(a_A), P(a_B), across-prompt variance of P(a_A) and P(a_A) + P(a_B) on 50/50 prompts of one pair."""
+
+    family: str
+    tasks: tuple[str, str]
+    p_a: float
+    p_b: float
+    var_a: float
+    mass: float
+
+
+@result
+class CheckpointRecord(Result):
+    """One checkpoint of a run: single-task accuracy per family and task, and each pair's 50/50 probabilities."""
+
+    step: int
+    accuracy: dict[str, dict[str, float]]
+    pairs: tuple[PairAtHalf, ...]
+
+    def to_frame(self):
+        """One row per (family, task) accuracy."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {"step": self.step, "family": f, "task": t, "accuracy": a}
+                for f, ts in self.accuracy.items()
+                for t, a in ts.items()
+            ]
+        )

@@ -1,10 +1,11 @@
 import pytest
 
 from interp.card import select_checkpoint, trained_pairs
+from interp.results import CheckpointRecord
 
 
 def history(*rows):
-    return [{"accuracy": {"fam": dict(zip("abc", row, strict=False))}} for row in rows]
+    return [CheckpointRecord(i, {"fam": dict(zip("abc", row, strict=False))}, ()) for i, row in enumerate(rows)]
 
 
 @pytest.mark.parametrize(

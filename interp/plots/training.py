@@ -1,4 +1,4 @@
-"""Training figures: loss curve and the across-training record of a run (from the training log's records)."""
+"""Training figures: the loss curve and the across-training record of a run (from :mod:`interp.results` values)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from interp.plots.style import PALETTE, style_figure
+from interp.results import CheckpointRecord, TrainingCurve
 
 
-def loss_curve_figure(steps: Sequence[int], losses: Sequence[float], *, title: str) -> go.Figure:
+def loss_curve_figure(curve: TrainingCurve, *, title: str) -> go.Figure:
     """Training loss (answer tokens + their newline) vs step."""
     fig = go.Figure(
         go.Scatter(
-            x=list(steps),
-            y=list(losses),
+            x=curve.steps.tolist(),
+            y=curve.loss.tolist(),
             mode="lines",
             line=dict(color=PALETTE[4], width=1.5),
             name="loss",
@@ -28,24 +29,23 @@ def loss_curve_figure(steps: Sequence[int], losses: Sequence[float], *, title: s
     return style_figure(fig, title, height=420)
 
 
-def across_training_figure(history: Sequence[dict], *, title: str, chosen_step: int | None = None) -> go.Figure:
+def across_training_figure(
+    history: Sequence[CheckpointRecord], *, title: str, chosen_step: int | None = None
+) -> go.Figure:
     """Min/mean single-task accuracy and 50/50 mixed-prompt P(a_A), P(a_B) per pair vs training step.
-
-    Each history item: ``step``, ``accuracy`` (family → task → value), ``pairs`` (list of dicts with
-    ``family``, ``tasks``, ``p_a``, ``p_b``).
 
     Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
-    steps = [h["step"] for h in history]
+    steps = [h.step for h in history]
     fig = make_subplots(
         rows=1,
         cols=2,
         horizontal_spacing=0.1,
         subplot_titles=["single-task ICL accuracy (20 examples)", "50/50 mixed prompts: mean P"],
     )
-    for fam_i, fam in enumerate(history[0]["accuracy"]):
+    for fam_i, fam in enumerate(history[0].accuracy):
         color = PALETTE[(fam_i * 3) % len(PALETTE)]
-        vals = [[v for v in h["accuracy"][fam].values()] for h in history]
+        vals = [list(h.accuracy[fam].values()) for h in history]
         fig.add_trace(
             go.Scatter(
                 x=steps,
@@ -68,13 +68,13 @@ def across_training_figure(history: Sequence[dict], *, title: str, chosen_step: 
             row=1,
             col=1,
         )
-    for j, pair in enumerate(history[0]["pairs"]):
+    for j, pair in enumerate(history[0].pairs):
         color = PALETTE[j % len(PALETTE)]
-        label = f"{pair['family']}: {pair['tasks'][0]}|{pair['tasks'][1]}"
+        label = f"{pair.family}: {pair.tasks[0]}|{pair.tasks[1]}"
         fig.add_trace(
             go.Scatter(
                 x=steps,
-                y=[h["pairs"][j]["p_a"] for h in history],
+                y=[h.pairs[j].p_a for h in history],
                 mode="lines",
                 name=f"{label} P(A)",
                 line=dict(color=color),
@@ -85,7 +85,7 @@ def across_training_figure(history: Sequence[dict], *, title: str, chosen_step: 
         fig.add_trace(
             go.Scatter(
                 x=steps,
-                y=[h["pairs"][j]["p_b"] for h in history],
+                y=[h.pairs[j].p_b for h in history],
                 mode="lines",
                 name=f"{label} P(B)",
                 line=dict(color=color, dash="dash"),
