@@ -29,7 +29,8 @@ test-all: setup
 	$(PY) -m pytest -q -m ""
 
 lint: setup
-	$(VENV)/bin/ruff check interp tests experiments
+	$(VENV)/bin/ruff check interp tests experiments benchmarks
+	$(VENV)/bin/ruff format --check interp tests experiments benchmarks
 
 train: setup
 	$(VENV)/bin/interp train --config experiments/configs/embedded.json --out runs/embedded

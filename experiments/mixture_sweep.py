@@ -1,6 +1,6 @@
 """Regenerate figures/mixture_sweep/ (HTML, PNG, JSON).
 
-    python experiments/mixture_sweep.py [--model SPEC] [--quick] [--out DIR]
+python experiments/mixture_sweep.py [--model SPEC] [--quick] [--out DIR]
 """
 
 from interp.studies import script_main

@@ -1,6 +1,6 @@
 """Regenerate figures/superposition_bars/ (HTML, PNG, JSON).
 
-    python experiments/superposition_bars.py [--model SPEC] [--quick] [--out DIR]
+python experiments/superposition_bars.py [--model SPEC] [--quick] [--out DIR]
 """
 
 from interp.studies import script_main

@@ -1,7 +1,7 @@
 """Task-vector study (docs/science.md §4) on one model: figures + ``task_vectors.json``, then the acceptance numbers.
 
-    .venv/bin/python experiments/task_vectors.py --quick
-    .venv/bin/python experiments/task_vectors.py --model embedded --path runs/embedded/checkpoints/step001400
+.venv/bin/python experiments/task_vectors.py --quick
+.venv/bin/python experiments/task_vectors.py --model embedded --path runs/embedded/checkpoints/step001400
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> dict:
     model = load_model(args.model, path=args.path, device=args.device)
     start = time.perf_counter()
     result = run(model, config, args.out)
-    print(f"task_vectors: {time.perf_counter() - start:.1f}s; wrote {sum(1 for p in result['paths'].values() if p)} "
-          f"files under {args.out}")
+    print(
+        f"task_vectors: {time.perf_counter() - start:.1f}s; wrote {sum(1 for p in result['paths'].values() if p)} "
+        f"files under {args.out}"
+    )
     print("\n".join(acceptance_lines(result["numbers"])))
     return result
 

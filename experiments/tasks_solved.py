@@ -1,6 +1,6 @@
 """Regenerate figures/tasks_solved/ (HTML, PNG, JSON).
 
-    python experiments/tasks_solved.py [--model SPEC] [--quick] [--out DIR]
+python experiments/tasks_solved.py [--model SPEC] [--quick] [--out DIR]
 """
 
 from interp.studies import script_main

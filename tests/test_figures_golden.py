@@ -34,8 +34,17 @@ def test_mixture_sweep_first_curve_regenerates(embedded_model):
     check_model(numbers, embedded_model)
     cfg = numbers["config"]
     fam, a, b = cfg["pairs"][0]
-    again = mixture_curve(embedded_model, fam, a, b, cfg["d"], n_prompts=cfg["n_prompts"],
-                          n_examples=cfg["n_examples"], seed=cfg["seed"], sampling=cfg["sampling"])
+    again = mixture_curve(
+        embedded_model,
+        fam,
+        a,
+        b,
+        cfg["d"],
+        n_prompts=cfg["n_prompts"],
+        n_examples=cfg["n_examples"],
+        seed=cfg["seed"],
+        sampling=cfg["sampling"],
+    )
     assert_close_tree(json.loads(json.dumps(again.to_dict())), numbers["curves"][0])
 
 
@@ -69,8 +78,9 @@ def task_vector_slice(embedded_model):
     vectors = control_vectors(embedded_model, fam, a, b, pair["third_task"], layers=layers, **kw)
     best = best_layer(embedded_model, fam, a, vectors["a"], layers=layers, **kw)
     layer = pair["acceptance"]["pair_layer"]
-    sweep = lambda_sweep(embedded_model, fam, a, b, vectors["a"], vectors["b"], lambdas=cfg["lambdas"], layers=[layer],
-                         real=False, **kw)
+    sweep = lambda_sweep(
+        embedded_model, fam, a, b, vectors["a"], vectors["b"], lambdas=cfg["lambdas"], layers=[layer], real=False, **kw
+    )
     return pair, vectors, best, sweep, layer
 
 

@@ -14,8 +14,10 @@ from interp.models import embedded_model_dir
 NOTEBOOK = Path(__file__).resolve().parents[1] / "experiments" / "explore_task_vectors.ipynb"
 
 
-@pytest.mark.skipif(not (embedded_model_dir() / "model.safetensors").is_file(),
-                    reason=f"embedded checkpoint absent: {embedded_model_dir() / 'model.safetensors'} missing")
+@pytest.mark.skipif(
+    not (embedded_model_dir() / "model.safetensors").is_file(),
+    reason=f"embedded checkpoint absent: {embedded_model_dir() / 'model.safetensors'} missing",
+)
 def test_explore_task_vectors_notebook_runs():
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -25,8 +27,9 @@ def test_explore_task_vectors_notebook_runs():
         pytest.skip("no 'python3' Jupyter kernel spec (run `.venv/bin/python -m ipykernel install --sys-prefix`)")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "notebook stored with outputs"
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK.parents[1])}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parents[1])}}
+    )
     client.execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     errors = [o for o in outputs if o.output_type == "error"]

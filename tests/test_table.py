@@ -6,9 +6,15 @@ from interp.studies.table import COLUMNS, load_table, run_study, save_table
 
 @pytest.fixture(scope="module")
 def table(tiny_char_model):
-    return run_study([tiny_char_model], {"operands": [(1.0, 0.0), (0.5, 0.5)], "bias_add": [(0.25, 0.75)]},
-                     tasks={"operands": ["copy_first", "sum"], "bias_add": ["add1", "add2"]}, seeds=(0, 1),
-                     n_prompts=3, n_examples=4, progress=False)
+    return run_study(
+        [tiny_char_model],
+        {"operands": [(1.0, 0.0), (0.5, 0.5)], "bias_add": [(0.25, 0.75)]},
+        tasks={"operands": ["copy_first", "sum"], "bias_add": ["add1", "add2"]},
+        seeds=(0, 1),
+        n_prompts=3,
+        n_examples=4,
+        progress=False,
+    )
 
 
 def test_one_row_per_prompt_and_task(table):
@@ -20,8 +26,15 @@ def test_one_row_per_prompt_and_task(table):
 
 
 def test_same_seed_same_numbers(table, tiny_char_model):
-    again = run_study([tiny_char_model], {"bias_add": [(0.25, 0.75)]}, tasks={"bias_add": ["add1", "add2"]},
-                      seeds=(0, 1), n_prompts=3, n_examples=4, progress=False)
+    again = run_study(
+        [tiny_char_model],
+        {"bias_add": [(0.25, 0.75)]},
+        tasks={"bias_add": ["add1", "add2"]},
+        seeds=(0, 1),
+        n_prompts=3,
+        n_examples=4,
+        progress=False,
+    )
     mine = table[table.family == "bias_add"].reset_index(drop=True)
     pd.testing.assert_frame_equal(mine, again)
 

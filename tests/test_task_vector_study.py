@@ -53,7 +53,8 @@ def test_summary_holds_the_acceptance_quantities(quick_run):
     assert isinstance(acc["crosses_half"], bool)
     assert set(acc["residual"]) == {"mixed", "random_answers", "random_strings", "third_task"}
     assert acc["mixed_below_every_control"] == all(
-        acc["residual"]["mixed"] < acc["residual"][c] for c in ("random_answers", "random_strings", "third_task"))
+        acc["residual"]["mixed"] < acc["residual"][c] for c in ("random_answers", "random_strings", "third_task")
+    )
     sweep = pair["lambda_sweep"]
     assert np.array(sweep["probs"]).shape == (len(config.lambdas), len(pair["layers"]), 3)
     assert np.array(sweep["real_probs"]).shape == (len(config.lambdas), 3)
