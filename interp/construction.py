@@ -125,8 +125,10 @@ class Construction:
     def model_id(self) -> str:
         fam = get_family(self.family)
         spec = f"{PREFIX}:{self.family}"
-        spec += f":K={len(self.tasks)}" if self.tasks == fam.task_names[: len(self.tasks)] else ":tasks=" + "+".join(
-            self.tasks
+        spec += (
+            f":K={len(self.tasks)}"
+            if self.tasks == fam.task_names[: len(self.tasks)]
+            else ":tasks=" + "+".join(self.tasks)
         )
         return spec + (f":heads={self.n_heads}" if self.n_heads != len(self.tasks) else "")
 
@@ -160,7 +162,9 @@ def parse_spec(spec: str) -> dict:
     for part in parts[2:]:
         key, eq, value = part.partition("=")
         if not eq or key not in SPEC_KEYS or key in opts or not value:
-            raise _spec_error(spec, f"bad option {part!r} (options: {', '.join(k + '=' for k in SPEC_KEYS)}, once each)")
+            raise _spec_error(
+                spec, f"bad option {part!r} (options: {', '.join(k + '=' for k in SPEC_KEYS)}, once each)"
+            )
         opts[key] = value
     if "K" in opts and "tasks" in opts:
         raise _spec_error(spec, "give K or tasks, not both")
@@ -402,7 +406,7 @@ def build_constructed_model(
 
     >>> m = build_constructed_model(tasks=["pos2", "pos5"])
     >>> m.interp_construction.positions, m.cfg.d_model
-    ((2, 5), 225)
+    ((2, 5), 226)
     """
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
