@@ -21,11 +21,13 @@ from interp.construction import (
     predicted_probs,
     task_directions,
 )
+from interp.hooks import forward_logits, hooks
 from interp.models import LOADED_MODELS, model_info
 from interp.patching import best_layer, lambda_sweep
 from interp.prompts import build_prompts, zero_shot_prompts
 from interp.scoring import greedy_correct, score_answers
 from interp.tasks import get_family
+from interp.tokenization import encode
 from interp.vectors import task_vector
 
 FAMILY = "retrieval"
@@ -49,7 +51,30 @@ def test_model_looks_like_a_load_model_result(models):
     info = model_info(m)
     assert info.model_id == "constructed:retrieval:K=4" and info.processing.fold_ln is False
     assert tasks_of(m) == ["pos1", "pos2", "pos3", "pos4"]
-    assert not any(p.requires_grad and p.grad is not None for p in m.parameters())
+    again = build_constructed_model(FAMILY, ["pos1", "pos2", "pos3", "pos4"])  # no randomness anywhere
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), again.state_dict().values(), strict=True))
+
+
+def test_attention_heads_do_what_they_were_built_for(models):
+    m = models[3]
+    prompt = build_prompts(FAMILY, tasks_of(m), counts=(2, 1, 2), n_prompts=1, seed=8)[0]
+    ids = torch.tensor([encode(m.tokenizer, prompt.text)])
+    patterns = {}
+
+    def keep(act, hook):
+        patterns[hook.name] = act[0].detach().clone()  # [head, query pos, key pos]
+
+    with torch.inference_mode(), hooks(m, [(f"blocks.{la}.attn.hook_pattern", keep) for la in (1, 2, 3)]):
+        forward_logits(m, ids)
+    period, last = 11, ids.shape[1] - 1
+    answers = [period * j + 10 for j in range(prompt.n_examples)]  # BOS, then "x1..x8>a\n" per example
+    for j, a in enumerate(answers):  # layer 1: each answer finds the equal letter of its own string
+        i = construction_of(m).positions[tasks_of(m).index(prompt.example_tasks[j])]
+        assert patterns["blocks.1.attn.hook_pattern"][0, a, a - 10 + i] > 0.999
+    uniform = patterns["blocks.2.attn.hook_pattern"][0, last, answers]  # layer 2: the query averages the answers
+    torch.testing.assert_close(uniform, torch.full((len(answers),), 1 / len(answers)), atol=1e-6, rtol=0)
+    for k, i in enumerate(construction_of(m).positions):  # layer 3: head k reads the query's letter i_k
+        assert patterns["blocks.3.attn.hook_pattern"][k, last, last - 9 + i] > 0.999
 
 
 def test_spec_parsing_and_its_errors():
