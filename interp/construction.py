@@ -62,9 +62,11 @@ LOG_FLOOR = 20.0
 #: The anchor: every residual vector carries ``(+M, -M)`` so LayerNorm divides by a constant.
 ANCHOR = 1000.0
 #: Smallest fraction where the piecewise-linear log is exact at a knot; knots are ``LOG_RATIO`` apart.
-LOG_MIN = 1 / 64
+LOG_MIN = 1 / 256
 LOG_RATIO = 1.1
 EXAMPLE_PERIOD = RETRIEVAL_LENGTH + 3  # "abcdefgh>c\n": string, separator, answer, newline
+#: Longest context: every fraction a prompt can realise (≥ 1 / max examples) lies on the interpolated log.
+MAX_CTX = round(1 / LOG_MIN) * EXAMPLE_PERIOD + RETRIEVAL_LENGTH + 2
 ANSWER_INDEX = RETRIEVAL_LENGTH + 2  # an answer letter sits 10 positions after its line's delimiter
 
 
@@ -200,8 +202,11 @@ def _check_build_args(family: str, tasks: Sequence[str] | None, n_heads: int | N
             f"tasks: {len(names)} tasks need {len(names)} heads (one lookup head per task in layer 3), but "
             f"n_heads={n_heads}; valid: n_heads >= {len(names)}, or at most {n_heads} tasks"
         )
-    if not isinstance(n_ctx, int) or n_ctx < 2 * EXAMPLE_PERIOD:
-        raise ValueError(f"n_ctx: must be an integer >= {2 * EXAMPLE_PERIOD}, got {n_ctx!r}")
+    if not isinstance(n_ctx, int) or not 2 * EXAMPLE_PERIOD <= n_ctx <= MAX_CTX:
+        raise ValueError(
+            f"n_ctx: must be an integer in {2 * EXAMPLE_PERIOD}..{MAX_CTX} (the log is interpolated down to a "
+            f"fraction of {LOG_MIN:g}, one example in {round(1 / LOG_MIN)}), got {n_ctx!r}"
+        )
     if dtype not in DTYPES:
         raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
     return names, n_heads
@@ -388,7 +393,7 @@ def build_constructed_model(
     tasks: Sequence[str] | None = None,
     *,
     n_heads: int | None = None,
-    n_ctx: int = 512,
+    n_ctx: int = 2048,
     device: str = "cpu",
     dtype: str = "float32",
 ):
@@ -399,7 +404,8 @@ def build_constructed_model(
         family: ``"retrieval"`` (the only family with a construction).
         tasks: the K tasks it runs (``pos{i}``), one lookup head each.
         n_heads: heads per layer (default K); ``ValueError`` when K > n_heads (capacity).
-        n_ctx: context length (positions); prompts hold at most ``(n_ctx − 11) // 11`` examples.
+        n_ctx: context length (positions, ≤ :data:`MAX_CTX`); retrieval prompts hold ``(n_ctx − 10) // 11`` examples
+            (the default 2048 also fits the other families' prompts, which the model cannot solve).
         device, dtype: ``"float32"`` (default) or ``"float64"``.
 
     The model carries ``model.interp_construction`` (:class:`Construction`: tasks, positions, residual layout).

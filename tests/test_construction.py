@@ -100,6 +100,8 @@ def test_spec_parsing_and_its_errors():
             load_constructed(spec)
     with pytest.raises(ValueError, match="dtype"):
         build_constructed_model(tasks=["pos1"], dtype="float16")
+    with pytest.raises(ValueError, match=r"n_ctx: must be an integer in 22\.\.2826"):
+        build_constructed_model(tasks=["pos1"], n_ctx=4096)
 
 
 COUNTS = {
@@ -119,6 +121,14 @@ def test_mixed_prompts_put_the_in_context_fraction_on_each_answer(models, k):
         assert np.abs(scores.probs - fractions).max() <= TOL, (counts, scores.probs.mean(0))
         assert scores.probs.sum(axis=1).min() >= 0.98
         np.testing.assert_allclose(scores.probs, predicted_probs(m, np.tile(fractions, (12, 1))), atol=1e-3)
+
+
+def test_the_whole_context_down_to_one_example_in_185(models):
+    m = models[2]
+    prompts = build_prompts(FAMILY, tasks_of(m), counts=(1, 184), n_prompts=2, seed=6)
+    scored = len(encode(m.tokenizer, prompts[0].text)) + 1  # BOS + prompt + answer
+    assert scored <= m.cfg.n_ctx < scored + 11  # one more example would not fit
+    np.testing.assert_allclose(score_answers(m, prompts).probs, np.tile([1 / 185, 184 / 185], (2, 1)), atol=1e-3)
 
 
 def test_iid_prompts_follow_each_prompts_realised_fractions(models):
