@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -72,42 +72,47 @@ ANSWER_INDEX = RETRIEVAL_LENGTH + 2  # an answer letter sits 10 positions after 
 
 @dataclass(frozen=True)
 class Layout:
-    """Which residual coordinates hold what (indices into ``d_model``); see ``docs/construction.md``."""
+    """Which residual coordinates hold what (indices into ``d_model``; names as in ``docs/construction.md``).
+
+    >>> lay = Layout.for_tasks(2); lay.fractions, lay.d_model
+    ((65, 66), 226)
+    """
 
     n_tasks: int
-    anchor: tuple[int, int] = (0, 1)
-    sink: int = 2
-    letters: tuple[int, ...] = field(default=())
-    newline: int = 0
-    bos: int = 0
-    sep: int = 0
-    u: int = 0
-    u_delim: int = 0
-    d_flags: tuple[int, ...] = field(default=())
-    ans: int = 0
-    t_flags: tuple[int, ...] = field(default=())
-    fractions: tuple[int, ...] = field(default=())
-    lookups: tuple[tuple[int, ...], ...] = field(default=())
-    logs: tuple[int, ...] = field(default=())
-    logit_letters: tuple[int, ...] = field(default=())
-    logit_newline: int = 0
-    d_model: int = 0
+    anchor: tuple[int, int]
+    sink: int
+    letters: tuple[int, ...]
+    newline: int
+    bos: int
+    sep: int
+    u: int
+    u_delim: int
+    d_flags: tuple[int, ...]
+    ans: int
+    t_flags: tuple[int, ...]
+    fractions: tuple[int, ...]
+    lookups: tuple[tuple[int, ...], ...]
+    logs: tuple[int, ...]
+    logit_letters: tuple[int, ...]
+    logit_newline: int
+    d_model: int
 
     @classmethod
     def for_tasks(cls, k: int) -> Layout:
-        nxt = iter(range(3, 10_000))
+        """Coordinates in order: anchor (2), sink, letters (52), flags, u, u_d, D (k), Ans, T (k), F (k),
+        R (52 k), h (k), Z (52), Z_newline."""
+        nxt = iter(range(10**6))
 
         def take(n: int) -> tuple[int, ...]:
             return tuple(next(nxt) for _ in range(n))
 
-        letters = take(len(LETTERS))
-        (newline,), (bos,), (sep,), (u,), (u_delim,) = take(1), take(1), take(1), take(1), take(1)
-        d_flags, (ans,), t_flags, fractions = take(k), take(1), take(k), take(k)
-        lookups = tuple(take(len(LETTERS)) for _ in range(k))
-        logs, logit_letters, (logit_newline,) = take(k), take(len(LETTERS)), take(1)
+        one = lambda: next(nxt)  # noqa: E731 - reads like take(1)[0]
+        n = len(LETTERS)
         return cls(
-            k, (0, 1), 2, letters, newline, bos, sep, u, u_delim, d_flags, ans, t_flags, fractions, lookups, logs,
-            logit_letters, logit_newline, next(nxt),
+            n_tasks=k, anchor=(one(), one()), sink=one(), letters=take(n), newline=one(), bos=one(), sep=one(),
+            u=one(), u_delim=one(), d_flags=take(k), ans=one(), t_flags=take(k), fractions=take(k),
+            lookups=tuple(take(n) for _ in range(k)), logs=take(k), logit_letters=take(n), logit_newline=one(),
+            d_model=next(nxt),
         )  # fmt: skip
 
 
