@@ -179,8 +179,9 @@ def project_2d(
     """LDA (needs ≥ 3 classes) or PCA 2-D projection of ``Float[Tensor, "layer prompt d_model"]`` per layer.
 
     A 2-D input ``[prompt, d_model]`` is treated as one layer; ``layers`` names the model layers of the rows
-    (default ``0..layer-1``). Deterministic (no random state involved). scikit-learn is imported here, on first
-    use, so that importing this module stays cheap.
+    (default ``0..layer-1``). A layer where every prompt's vector is identical projects to the origin with zero
+    explained variance (LDA is undefined there). Deterministic (no random state involved). scikit-learn is imported
+    here, on first use, so that importing this module stays cheap.
     """
     from sklearn.decomposition import PCA
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -202,6 +203,10 @@ def project_2d(
         raise ValueError(f"acts: PCA to 2-D needs >= 2 prompts and >= 2 dimensions, got {x.shape[1:]}")
     coords, explained = [], []
     for layer_x in x:
+        if np.ptp(layer_x, axis=0).max(initial=0.0) == 0.0:  # every prompt identical here: nothing to project
+            coords.append(np.zeros((layer_x.shape[0], 2)))
+            explained.append(np.zeros(2))
+            continue
         if method == "pca":
             fit = PCA(n_components=2, svd_solver="full").fit(layer_x)
         else:

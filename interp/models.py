@@ -27,6 +27,7 @@ False
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import weakref
@@ -328,6 +329,23 @@ def hooked_from_hf(
     return model
 
 
+#: Spec prefixes served by models built in code rather than loaded from weights: prefix → (module, loader). The
+#: module is imported when such a spec is first loaded (it sits above this one: it builds on the loading layer).
+SPEC_PLUGINS: dict[str, tuple[str, str]] = {"constructed": ("interp.construction", "load_constructed")}
+
+
+def spec_plugin(spec: Any):
+    """The loader of a plugin spec (``"constructed:..."``), or ``None`` for a spec served by weights.
+
+    >>> spec_plugin("embedded") is None, spec_plugin("constructed:retrieval:K=2").__name__
+    (True, 'load_constructed')
+    """
+    if not isinstance(spec, str) or ":" not in spec or spec.split(":", 1)[0] not in SPEC_PLUGINS:
+        return None
+    module, name = SPEC_PLUGINS[spec.split(":", 1)[0]]
+    return getattr(importlib.import_module(module), name)
+
+
 def load_model(
     spec: str = EMBEDDED,
     *,
@@ -341,7 +359,8 @@ def load_model(
 
     Args:
         spec: ``"embedded"``, ``"gpt2"``/``"gpt2-small"``, a local HF directory (GPT-2, Llama, Mistral, Qwen2,
-            GPT-NeoX, Gemma), or a Hugging Face repo id / TransformerLens alias present in the local HF cache.
+            GPT-NeoX, Gemma), a Hugging Face repo id / TransformerLens alias present in the local HF cache, or a
+            built model such as ``"constructed:retrieval:K=4"`` (:data:`SPEC_PLUGINS`; no weights involved).
         path: directory of GPT-2 weights (overrides ``$INTERP_GPT2_PATH`` and the cache).
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         dtype: ``"float32"`` (default), ``"bfloat16"``/``"float16"`` (big models on a GPU), ``"float64"`` (CPU only).
@@ -360,6 +379,9 @@ def load_model(
         raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
     device = pick_device(device)
     check_load_args(device, dtype, n_devices)
+    plugin = spec_plugin(spec)
+    if plugin is not None:
+        return plugin(spec, device=device, dtype=dtype)
     model_id, d = resolve_weights_dir(spec, path)
     hf = _hf_from_dir(d, dtype)
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())

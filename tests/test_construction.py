@@ -11,7 +11,6 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer
 
-from interp.analysis import decompose
 from interp.construction import (
     TASK_LAYER,
     build_constructed_model,
@@ -21,11 +20,12 @@ from interp.construction import (
     predicted_probs,
     task_directions,
 )
+from interp.decomposition import decompose
 from interp.hooks import forward_logits, hooks
 from interp.models import LOADED_MODELS, model_info
-from interp.patching import best_layer, lambda_sweep
 from interp.prompts import build_prompts, zero_shot_prompts
 from interp.scoring import greedy_correct, score_answers
+from interp.sweeps import best_layer, lambda_sweep
 from interp.tasks import get_family
 from interp.tokenization import encode
 from interp.vectors import task_vector
@@ -195,19 +195,20 @@ def test_convex_patching_at_the_task_layer_is_linear_in_lambda(single_vectors):
     lambdas = np.linspace(0, 1, 6)
     sweep = lambda_sweep(m, FAMILY, "pos1", "pos3", vecs["pos1"], vecs["pos3"], lambdas=lambdas,
                          layers=[TASK_LAYER], n_prompts=12, n_examples=10, seed=9)  # fmt: skip
-    p_b = sweep.probs[:, 0, 1]
-    assert np.abs(p_b - lambdas).max() <= TOL
-    assert np.abs(sweep.probs[:, 0, 0] - (1 - lambdas)).max() <= TOL
-    slope, intercept = np.polyfit(lambdas, p_b, 1)
+    p_a = sweep.at_layer(TASK_LAYER)[:, 0]  # λ is the weight of task A: v(λ) = λ·v_A + (1 − λ)·v_B
+    assert np.abs(p_a - lambdas).max() <= TOL
+    assert np.abs(sweep.at_layer(TASK_LAYER)[:, 1] - (1 - lambdas)).max() <= TOL
+    slope, intercept = np.polyfit(lambdas, p_a, 1)
     assert abs(slope - 1) < TOL and abs(intercept) < TOL
-    assert np.abs(sweep.real_probs[:, 1] - sweep.real_fractions[:, 1]).max() <= TOL  # the real prompts agree
+    assert np.abs(sweep.real_probs[:, 0] - sweep.real_fractions[:, 0]).max() <= TOL  # the real prompts agree
+    assert np.allclose(sweep.real_fractions[:, 0], lambdas)
 
 
 def test_best_layer_is_the_task_layer(single_vectors):
     m, vecs = single_vectors
     result = best_layer(m, FAMILY, "pos2", vecs["pos2"], n_prompts=10, n_examples=8, seed=2)
-    assert result.best == TASK_LAYER and result.accuracy[TASK_LAYER] == 1.0
-    assert result.icl_accuracy == 1.0 and result.p_correct[TASK_LAYER] > 0.99
+    assert result.best == TASK_LAYER and result.candidate_accuracy[TASK_LAYER] == 1.0
+    assert result.icl_candidate_accuracy == 1.0 and result.p_correct[TASK_LAYER] > 0.99
     assert result.p_correct[TASK_LAYER + 1 :].max() < 0.9  # past the task layer the query's own answers are lost
 
 
@@ -230,3 +231,21 @@ def test_float64_build_matches_the_prediction_more_tightly():
     probs = score_answers(m, prompts).probs
     np.testing.assert_allclose(probs, predicted_probs(m, np.tile([0.3, 0.7], (6, 1))), atol=1e-6)
     assert get_family(FAMILY).task("pos4").answer(prompts[0].query_input) == prompts[0].answers[0]
+
+
+def test_load_model_serves_constructed_specs_and_the_study_compares_models(tmp_path, embedded_model):
+    """``load_model("constructed:...")`` builds the model; ``interp figures construction`` draws it beside a trained
+    one: the constructed curve is the diagonal, within the construction's tolerance."""
+    from interp.models import load_model
+    from interp.studies import run_studies
+
+    m = load_model("constructed:retrieval:K=2", device="cpu")
+    assert model_info(m).model_id == "constructed:retrieval:K=2"
+    with pytest.raises(ValueError, match="spec"):
+        load_model("constructed:nope:K=2")
+    out = run_studies(["construction"], model=embedded_model, quick=True, out=tmp_path, progress=False)["construction"]
+    assert (tmp_path / "construction" / "construction.json").is_file()
+    assert (tmp_path / "construction" / "construction.html").is_file()
+    built = [c for label, c in out["results"] if label == "constructed"]
+    assert built and all(np.abs(c.a.mean - np.array(c.d)).max() <= TOL for c in built)
+    assert {label for label, _ in out["results"]} == {"constructed", "embedded"}

@@ -166,3 +166,10 @@ def _one_layer(v):
     import dataclasses
 
     return dataclasses.replace(v, mean=v.mean[:1], spread=v.spread[:1], layers=(0,))
+
+
+def test_projection_of_identical_vectors_is_the_origin_not_an_error():
+    acts = np.ones((1, 6, 4))
+    for method in ("lda", "pca"):
+        proj = project_2d(acts, list("aabbcc"), method=method)
+        assert proj.coords.shape == (1, 6, 2) and not proj.coords.any() and not proj.explained.any()

@@ -245,3 +245,40 @@ def tasks_solved_figure(series: Sequence[TasksSolvedCurve], *, title: str) -> go
     fig.update_yaxes(title_text="tasks solved per prompt", row=1, col=1)
     fig.update_yaxes(title_text="KL (nats)", row=1, col=2)
     return style_figure(fig, title, height=520)
+
+
+#: Colours of the models compared by :func:`model_comparison_figure`, in order.
+MODEL_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
+
+
+def model_comparison_figure(curves: Sequence[tuple[str, MixtureCurve]], *, title: str) -> go.Figure:
+    """P(a_A) (solid) and P(a_B) (dotted) vs the fraction d of task-A examples, one panel per pair, one colour per
+    model (``curves``: ``(model label, curve)``); the ideal P = d dashed grey; error bars: 95% bootstrap CIs."""
+    if not curves:
+        raise ValueError("curves: need at least one (model, MixtureCurve)")
+    pairs = list(dict.fromkeys((c.family, *c.tasks) for _, c in curves))
+    labels = list(dict.fromkeys(label for label, _ in curves))
+    fig = make_subplots(rows=1, cols=len(pairs), subplot_titles=[f"{f}: A = {a}, B = {b}" for f, a, b in pairs])
+    for label, c in curves:
+        col = pairs.index((c.family, *c.tasks)) + 1
+        color = MODEL_COLORS[labels.index(label) % len(MODEL_COLORS)]
+        for role, dist, dash in (("A", c.a, "solid"), ("B", c.b, "dot")):
+            ci = dist.ci95
+            fig.add_trace(
+                go.Scatter(
+                    x=list(c.d), y=dist.mean.tolist(), mode="lines+markers", line=dict(color=color, dash=dash),
+                    error_y=dict(type="data", symmetric=False, array=(ci[:, 1] - dist.mean).tolist(),
+                                 arrayminus=(dist.mean - ci[:, 0]).tolist()),
+                    name=f"{label}: P(task {role})", legendgroup=f"{label}{role}", showlegend=col == 1,
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+    for col in range(1, len(pairs) + 1):
+        fig.add_trace(
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="grey", dash="dash"), name="ideal P(A) = d",
+                       showlegend=col == 1),
+            row=1, col=col,
+        )  # fmt: skip
+    fig.update_xaxes(title_text="fraction d of task-A examples", range=[-0.02, 1.02])
+    fig.update_yaxes(title_text="P(answer)", range=[-0.02, 1.02], col=1)
+    return style_figure(fig, title, height=520)

@@ -6,7 +6,7 @@ by name on one model; :mod:`interp.studies.table` is the figure-less table study
 
 >>> from interp.studies import STUDIES
 >>> sorted(STUDIES)
-['mixture_sweep', 'superposition_bars', 'task_vectors', 'tasks_solved']
+['construction', 'mixture_sweep', 'superposition_bars', 'task_vectors', 'tasks_solved']
 """
 
 from __future__ import annotations
@@ -70,6 +70,12 @@ STUDIES: dict[str, Study] = {
             "interp.studies.task_vectors",
             "TaskVectorsConfig",
             "task vectors: best layer, convex-combination patching, decomposition",
+        ),
+        Study(
+            "construction",
+            "interp.studies.construction",
+            "ConstructionConfig",
+            "the hand-built superposition model vs the given model on retrieval mixture sweeps",
         ),
     )
 }
