@@ -82,6 +82,11 @@ def user_message(message: str, flag: str, names: Mapping[str, str] | None = None
     '--model: gpt2: weights not found'
     """
     message = " ".join(message.split())  # one line, whatever the library wrote
+    for name in names or {}:
+        if "_" in name:  # "use n_examples >= 10" → "use --n-examples >= 10" (whole identifiers only)
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", names[name], message)
+    if any(message.startswith(f"{f}:") for f in (names or {}).values()):
+        return message
     match = _PREFIX.match(message)
     if match and names and match.group(1) in names:
         return names[match.group(1)] + message[len(match.group(1)) :]

@@ -175,7 +175,7 @@ def _find_chromium() -> str | None:
 
 def _png_failure_reason(err: BaseException, chrome: str | None) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    detail = lines[0][:160] if lines else repr(err)
+    detail = lines[0][:160] if lines else "(no message)"
     if chrome is None and not os.environ.get("BROWSER_PATH"):
         return f"no Chromium found on PATH (looked for {', '.join(CHROMIUM_NAMES)}); kaleido said: {detail}"
     return f"kaleido failed with browser {os.environ.get('BROWSER_PATH') or chrome}: {type(err).__name__}: {detail}"
