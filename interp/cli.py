@@ -423,8 +423,61 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
     return [sub for a in parser._actions if isinstance(a, argparse._SubParsersAction) for sub in a.choices.values()]
 
 
+class _SigintRedelivery:
+    """Ctrl-C that cannot be lost: SIGINT raises ``KeyboardInterrupt`` and is re-sent every 0.2 s until ``main``
+    has caught it. Python drops an exception raised inside a weakref callback or ``__del__`` ("Exception ignored
+    in ...") and would otherwise go on with the run as if no Ctrl-C had been pressed."""
+
+    def __init__(self) -> None:
+        self.caught = False
+        self.pending = False
+        self.previous: Any = None
+
+    def __enter__(self) -> _SigintRedelivery:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        self.caught = True
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        import threading
+
+        if self.caught:
+            return
+        if not self.pending:
+            self.pending = True
+            threading.Thread(target=self._redeliver, daemon=True).start()
+        raise KeyboardInterrupt
+
+    def _redeliver(self) -> None:
+        import os
+        import signal
+        import time
+
+        while True:
+            time.sleep(0.2)
+            if self.caught:
+                return
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``interp`` command; returns the exit status (0, 2 for bad input, 130 for Ctrl-C)."""
+    with _SigintRedelivery() as sigint:
+        return _main(argv, sigint)
+
+
+def _main(argv: Sequence[str] | None, sigint: _SigintRedelivery) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else argv, parser))
@@ -436,9 +489,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"interp: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\ninterp: {INTERRUPTED}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0
+        sigint.caught = True
+    else:
+        return 0
+    _close_progress_bars()  # the traceback is gone: a bar's last redraw comes before our line, not after
+    print(f"\ninterp: {INTERRUPTED}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _close_progress_bars() -> None:
+    import gc
+
+    gc.collect()
+    tqdm_module = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 if __name__ == "__main__":  # pragma: no cover
