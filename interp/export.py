@@ -32,8 +32,10 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 #: Floats written by :func:`write_json` keep this many significant digits (far above any reported precision,
 #: far below the ~1e-8 noise another CPU or thread count adds).
 JSON_SIGNIFICANT_DIGITS = 10
-#: Two numbers differ only by float noise when ``|a - b| <= max(NOISE_TOLERANCE, NOISE_TOLERANCE * max(|a|, |b|))``.
-NOISE_TOLERANCE = 1e-6
+#: Two numbers differ only by float noise when ``|a - b| <= max(NOISE_TOLERANCE, NOISE_TOLERANCE * max(|a|, |b|))``:
+#: the tolerance of the golden tests (``tests/golden.py``), since another CPU changes committed numbers by up to
+#: ~2e-6 (measured on mixture_sweep); far below the 3 decimals reported and any CI width.
+NOISE_TOLERANCE = 1e-5
 _png_disabled_reason: str | None = None
 
 
@@ -78,7 +80,7 @@ _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 def same_up_to_float_noise(old: str, new: str, tol: float = NOISE_TOLERANCE) -> bool:
     """Whether two texts are identical except for numbers that differ by at most ``tol`` (absolute or relative).
 
-    >>> same_up_to_float_noise('{"p": 0.12345678901}', '{"p": 0.12345679}')
+    >>> same_up_to_float_noise('{"p": 0.12345678901}', '{"p": 0.123457}')
     True
     >>> same_up_to_float_noise('{"p": 0.1}', '{"p": 0.2}'), same_up_to_float_noise('{"a": 1}', '{"b": 1}')
     (False, False)

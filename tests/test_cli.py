@@ -86,17 +86,24 @@ def test_figures_quick_writes_every_file_and_numbers_recompute(tmp_path, embedde
     assert not list(tmp_path.rglob("*.tmp"))  # nothing half-written
 
 
-def test_committed_figure_numbers_regenerate(tmp_path, embedded_model):
+def test_committed_figure_numbers_regenerate_and_rerun_is_a_git_noop(tmp_path, embedded_model):
     """figures/superposition_bars/ was written by `make demo`; its command and seed give the same numbers (within
-    GOLDEN_ATOL: another CPU changes the last bits)."""
+    GOLDEN_ATOL: another CPU changes the last bits), and rerunning it over the committed files rewrites none of
+    them (issue #12 item 11: `make demo` leaves the repository clean)."""
+    import shutil
     from pathlib import Path
 
     from interp.studies import run_studies
 
-    committed = Path(__file__).resolve().parents[1] / "figures" / "superposition_bars" / "superposition_bars.json"
-    old = json.loads(committed.read_text())
+    figures = Path(__file__).resolve().parents[1] / "figures"
+    shutil.copytree(figures / "superposition_bars", tmp_path / "superposition_bars")
+    shutil.copy(figures / "plotly.min.js", tmp_path)
+    committed = {p.name: p.read_bytes() for p in (figures / "superposition_bars").iterdir()}
+    old = json.loads(committed["superposition_bars.json"])
     new = run_studies(["superposition_bars"], model=embedded_model, out=tmp_path, progress=False)
-    fresh = json.loads((tmp_path / "superposition_bars" / "superposition_bars.json").read_text())
+    fresh = json.loads(json.dumps(new["superposition_bars"]["numbers"]))  # this run's numbers, not the file's
     assert fresh["config"] == old["config"] and fresh["model"]["weights_sha256"] == old["model"]["weights_sha256"]
     assert_close_tree(fresh["results"], old["results"])
-    assert new["superposition_bars"]["paths"]["json"]
+    after = {p.name: p.read_bytes() for p in (tmp_path / "superposition_bars").iterdir()}
+    assert after.keys() == committed.keys()
+    assert [name for name in committed if after[name] != committed[name]] == []  # nothing for git to see

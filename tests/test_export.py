@@ -121,10 +121,11 @@ def test_write_json_rounds_floats_and_skips_noise_only_rewrites(tmp_path):
 @pytest.mark.parametrize(
     ("old", "new", "same"),
     [
-        ('{"a": 0.5}', '{"a": 0.5000001}', True),
-        ('{"a": 0.5}', '{"a": 0.50001}', False),
+        ('{"a": 0.5}', '{"a": 0.500002}', True),
+        ('{"a": 0.5}', '{"a": 0.5001}', False),
         ('{"a": 1e-12}', '{"a": 3e-12}', True),  # both below the absolute tolerance
         ('{"a": 12345678.0}', '{"a": 12345679.0}', True),  # relative 8e-8
+        ('{"a": 1.0}', '{"a": 1.0001}', False),
         ('{"a": 1}', '{"a": 1, "b": 2}', False),
         ('{"a": "x1"}', '{"a": "x2"}', False),  # numbers inside strings are numbers too, and differ by 1
         ("[1, 2]", "[1,2]", False),
