@@ -107,3 +107,22 @@ def test_committed_figure_numbers_regenerate_and_rerun_is_a_git_noop(tmp_path, e
     after = {p.name: p.read_bytes() for p in (tmp_path / "superposition_bars").iterdir()}
     assert after.keys() == committed.keys()
     assert [name for name in committed if after[name] != committed[name]] == []  # nothing for git to see
+
+
+def test_packaging_metadata_uses_the_spdx_license_string():
+    """Issue #12 item 15: a table-style ``license`` makes setuptools>=77 print a deprecation warning at set-up."""
+    import tomllib
+    from pathlib import Path
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "MIT"
+    assert "setuptools>=77" in meta["build-system"]["requires"]  # the first setuptools that reads SPDX strings
+    assert meta["project"]["scripts"]["interp"] == "interp.cli:main"
+
+
+def test_readme_names_the_installed_hub_command():
+    """Issue #12 item 13: huggingface_hub ships ``hf``; ``huggingface-cli`` is gone."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "huggingface-cli" not in readme and "hf download openai-community/gpt2" in readme
