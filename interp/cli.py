@@ -277,8 +277,9 @@ def load_config(path: str):
     try:
         cfg = TrainConfig.from_json(path)
         cfg.validate()
-    except (ValueError, TypeError, KeyError, AttributeError) as err:
-        raise CliError(user_message(str(err), f"--config: {path}")) from None
+    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as err:
+        # TypeError & co.: a value of the right JSON type that TrainConfig.validate does not range-check yet
+        raise CliError(user_message(str(err) or type(err).__name__, f"--config: {path}")) from None
     return cfg
 
 

@@ -71,6 +71,7 @@ def guarded(monkeypatch, tmp_path):
         "steps_str.json": json.dumps({**json.loads(TINY.read_text()), "steps": "100"}),
         "lr_nan.json": TINY.read_text().replace('"lr": 0.003', '"lr": NaN'),
         "families_list.json": json.dumps({"families": ["bias_add"]}),
+        "heads0.json": json.dumps({**json.loads(TINY.read_text()), "n_heads": 0}),
         "tiny.json": TINY.read_text(),
     }
     for name, text in files.items():
@@ -105,6 +106,7 @@ CASES = [
     (["train", "--config", "steps_str.json", "--out", "run"], "--config", 'steps must be an integer, got "100"'),
     (["train", "--config", "lr_nan.json", "--out", "run"], "--config", "lr must be a finite number"),
     (["train", "--config", "families_list.json", "--out", "run"], "--config", "families must be"),
+    (["train", "--config", "heads0.json", "--out", "run"], "--config", "heads0.json"),  # was ZeroDivisionError
     # 5: a --mix value starting with '-' reaches the real check
     (["measure", "--family", "bias_add", "--tasks", "add1,add2", "--mix", "-1,2"], "--mix", "finite and >= 0"),
     (["measure", "--family", "bias_add", "--tasks", "add1,add2", "--mix", "-1/2,3/2"], "--mix", "finite and >= 0"),
