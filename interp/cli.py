@@ -154,10 +154,7 @@ def load_checked_model(spec: str, device: str):
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
-    from interp.metrics import summarize
-    from interp.models import model_info
     from interp.prompts import build_prompts
-    from interp.scoring import score_answers
     from interp.tasks import get_family, resolve_tasks
 
     with as_flag("--family", FLAG_NAMES):
@@ -170,6 +167,10 @@ def cmd_measure(args: argparse.Namespace) -> None:
             fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
         )
     model = load_checked_model(args.model, args.device)
+    from interp.metrics import summarize
+    from interp.models import model_info
+    from interp.scoring import score_answers  # imports torch: after the cheap checks
+
     with as_flag("--n-examples", FLAG_NAMES):  # a prompt longer than the model's context
         scores = score_answers(model, prompts, include_newline=args.newline)
     summary = summarize(scores.probs, mix, tasks=tasks, seed=args.seed)
@@ -267,9 +268,10 @@ def read_config_json(path: str) -> dict[str, Any]:
 
 def load_config(path: str):
     """Read, type-check and validate a ``TrainConfig`` from ``--config``; every problem is one line."""
+    data = read_config_json(path)  # before importing torch: a missing or broken file fails at once
+
     from interp.train import TrainConfig
 
-    data = read_config_json(path)
     hints = typing.get_type_hints(TrainConfig)
     for key, value in data.items():
         if key in hints and not _type_ok(value, hints[key]):
@@ -284,11 +286,11 @@ def load_config(path: str):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from interp.train import train
-
     cfg = load_config(args.config)
     check_out(args.out)
     check_device(args.device)
+    from interp.train import train
+
     with as_flag("--device", {"device": "--device"}):
         final = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, device=args.device)
     print(f"model written to {final}")
@@ -304,11 +306,11 @@ def _quiet_png_warning() -> None:
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
-    from interp.studies import check_study_names, run_studies
+    check_out(args.out)
+    from interp.studies import check_study_names, run_studies  # imports torch and plotly
 
     with as_flag("studies"):
         names = check_study_names(args.studies or None)
-    check_out(args.out)
     model = load_checked_model(args.model, args.device)
     _quiet_png_warning()
     run_studies(names, model=model, quick=args.quick, out=args.out)

@@ -285,3 +285,41 @@ def test_fuzz_model_spec(spec, guarded, capsys):
         code = exc.code
     assert code == 2
     _one_line_error(capsys.readouterr().err.strip(), "--model")
+
+
+FRESH_PROCESS_CASES = [
+    ["measure", "--family", "operands", "--n-prompts", "0"],
+    ["measure", "--family", "bias_add", "--tasks", "add1,add2", "--mix", "-1,2"],
+    ["measure", "--family", "nope"],
+    ["figures", "--out", "/proc/forbidden"],
+    ["figures", "--out", "afile"],
+    ["train", "--config", "list.json", "--out", "run"],
+    ["train", "--config", "/nonexistent.json", "--out", "run"],
+]
+#: Seconds a whole ``interp`` process may take to reject bad input: measured 0.26-0.51 s on the 2-core machine at
+#: load average ~10, where a 2-prompt ``interp measure`` took 17-20 s (importing torch alone takes 2-5 s).
+FRESH_PROCESS_S = 4.0
+_PROBE = (
+    "import sys, time; t = time.perf_counter(); from interp.cli import main; rc = main(sys.argv[1:]); "
+    "print('torch' in sys.modules, time.perf_counter() - t); sys.exit(rc)"
+)
+
+
+@pytest.mark.parametrize("argv", FRESH_PROCESS_CASES, ids=" ".join)
+def test_bad_input_fails_in_a_fresh_process_before_torch_is_imported(argv, tmp_path):
+    """The real command, in its own process: exit 2, one line, and torch never imported (so no model ran)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, cwd=tmp_path, env=env)
+    seconds = time.perf_counter() - start
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    torch_imported, _ = res.stdout.split()
+    assert torch_imported == "False"
+    assert seconds < FRESH_PROCESS_S, f"{seconds:.2f}s"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "list.json"]
