@@ -426,61 +426,46 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
     return [sub for a in parser._actions if isinstance(a, argparse._SubParsersAction) for sub in a.choices.values()]
 
 
-class _SigintRedelivery:
-    """Ctrl-C that cannot be lost: SIGINT raises ``KeyboardInterrupt`` and is re-sent every 0.2 s until ``main``
-    has caught it. Python drops an exception raised inside a weakref callback or ``__del__`` ("Exception ignored
-    in ...") and would otherwise go on with the run as if no Ctrl-C had been pressed."""
+class _CtrlCNotLost:
+    """Ctrl-C that cannot be lost. Python drops an exception raised inside a weakref callback or ``__del__``
+    ("Exception ignored in ...") and the run would go on as if no Ctrl-C had been pressed (seen in a real
+    ``interp figures`` run); ``sys.unraisablehook`` sees such a ``KeyboardInterrupt`` and raises it again in the
+    main thread."""
 
-    def __init__(self) -> None:
-        self.caught = False
-        self.pending = False
-        self.previous: Any = None
-
-    def __enter__(self) -> _SigintRedelivery:
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                self.previous = signal.signal(signal.SIGINT, self._handler)
+    def __enter__(self) -> _CtrlCNotLost:
+        self.previous = sys.unraisablehook
+        sys.unraisablehook = self._hook
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import signal
+        sys.unraisablehook = self.previous
 
-        self.caught = True
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+    def _hook(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            import threading
 
-    def _handler(self, signum: int, frame: Any) -> None:
-        import threading
-
-        if self.caught:
+            # from another thread, once this callback has returned: raised here it would be swallowed again (and
+            # if it is swallowed anyway, this hook runs again and tries again)
+            threading.Thread(target=_interrupt_main_soon, daemon=True).start()
             return
-        if not self.pending:
-            self.pending = True
-            threading.Thread(target=self._redeliver, daemon=True).start()
-        raise KeyboardInterrupt
+        self.previous(unraisable)
 
-    def _redeliver(self) -> None:
-        import os
-        import signal
-        import time
 
-        while True:
-            time.sleep(0.2)
-            if self.caught:
-                return
-            os.kill(os.getpid(), signal.SIGINT)
+def _interrupt_main_soon(delay_s: float = 0.05) -> None:
+    import _thread
+    import time
+
+    time.sleep(delay_s)
+    _thread.interrupt_main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``interp`` command; returns the exit status (0, 2 for bad input, 130 for Ctrl-C)."""
-    with _SigintRedelivery() as sigint:
-        return _main(argv, sigint)
+    with _CtrlCNotLost():
+        return _main(argv)
 
 
-def _main(argv: Sequence[str] | None, sigint: _SigintRedelivery) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else argv, parser))
@@ -492,7 +477,7 @@ def _main(argv: Sequence[str] | None, sigint: _SigintRedelivery) -> int:
         print(f"interp: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        sigint.caught = True
+        pass
     else:
         return 0
     _close_progress_bars()  # the traceback is gone: a bar's last redraw comes before our line, not after

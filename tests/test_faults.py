@@ -140,6 +140,35 @@ def test_ctrl_c_in_process_is_one_line_and_exit_130(monkeypatch, tmp_path, capsy
     assert captured.err.strip() == f"interp: {INTERRUPTED}" and "Traceback" not in captured.err
 
 
+def test_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_run(monkeypatch, tmp_path, capsys):
+    """Python drops a KeyboardInterrupt raised inside a weakref callback (seen in a real run: the figures went
+    on to the end and exited 0); the CLI raises it again in the main thread."""
+    import weakref
+
+    class Obj:
+        pass
+
+    def slow_load(*args, **kwargs):
+        obj = Obj()
+
+        def callback(ref):
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while this callback ran
+
+        ref = weakref.ref(obj, callback)
+        del obj  # the callback runs now; Python swallows its exception
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the run goes on: a lost Ctrl-C would end in exit 0 after 5 s
+            time.sleep(0.01)
+        return ref
+
+    monkeypatch.setattr(interp.models, "load_model", slow_load)
+    start = time.monotonic()
+    assert main(["figures", "--quick", "--out", str(tmp_path / "figs")]) == 130
+    assert time.monotonic() - start < 4
+    err = capsys.readouterr().err
+    assert err.strip() == f"interp: {INTERRUPTED}" and "Exception ignored" not in err
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_sigint_to_a_running_study(tmp_path):
     """A real Ctrl-C (SIGINT) while ``interp figures`` is in its second study."""
