@@ -13,14 +13,86 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 from interp.models import WeightsNotFoundError
+
+#: Exit status of a bad command line (argparse's) and of Ctrl-C (128 + SIGINT).
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+INTERRUPTED = "interrupted; nothing half-written"
+#: Library argument names → the flag the user typed (``interp measure`` / ``figures`` / ``demo``).
+FLAG_NAMES = {
+    "family": "--family",
+    "tasks": "--tasks",
+    "task": "--tasks",
+    "proportions": "--mix",
+    "n_prompts": "--n-prompts",
+    "n_examples": "--n-examples",
+    "seed": "--seed",
+    "spec": "--model",
+    "model": "--model",
+    "device": "--device",
+    "out": "--out",
+}
+_PREFIX = re.compile(r"^([A-Za-z_][\w.\-]*|embedded model): ")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class CliError(Exception):
     """A bad command line: printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """``argparse`` whose errors are one line (the README's promise), pointing to ``--help`` for the usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+@contextmanager
+def as_flag(flag: str, names: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Re-raise a library ``ValueError`` (or missing weights) as a :class:`CliError` naming the user's flag.
+
+    A message starting with a library argument name in ``names`` (``n_prompts: ...``) gets that flag instead
+    (``--n-prompts: ...``); any other message is prefixed with ``flag``.
+    """
+    try:
+        yield
+    except CliError:
+        raise
+    except (ValueError, WeightsNotFoundError) as err:
+        raise CliError(user_message(str(err), flag, names)) from None
+
+
+def user_message(message: str, flag: str, names: Mapping[str, str] | None = None) -> str:
+    """``"n_prompts: must be >= 1"`` → ``"--n-prompts: must be >= 1"``; unknown prefixes keep ``flag`` in front.
+
+    >>> user_message("proportions: values must be finite", "--mix", FLAG_NAMES)
+    '--mix: values must be finite'
+    >>> user_message("gpt2: weights not found", "--model", FLAG_NAMES)
+    '--model: gpt2: weights not found'
+    """
+    message = " ".join(message.split())  # one line, whatever the library wrote
+    for name in names or {}:
+        if "_" in name:  # "use n_examples >= 10" → "use --n-examples >= 10" (whole identifiers only)
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", names[name], message)
+    if any(message.startswith(f"{f}:") for f in (names or {}).values()):
+        return message
+    match = _PREFIX.match(message)
+    if match and names and match.group(1) in names:
+        return names[match.group(1)] + message[len(match.group(1)) :]
+    if message.startswith(f"{flag}:"):
+        return message
+    return f"{flag}: {message}"
 
 
 def parse_mix(text: str | None, n_tasks: int) -> list[float]:
@@ -29,14 +101,14 @@ def parse_mix(text: str | None, n_tasks: int) -> list[float]:
         return [1.0 / n_tasks] * n_tasks
     try:
         values = [float(Fraction(part.strip())) for part in text.split(",")]
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise CliError(
             f"--mix: malformed {text!r}; expected comma-separated fractions like 1/3,1/3,1/3 or 0.5,0.5"
         ) from None
     if len(values) != n_tasks:
         raise CliError(f"--mix: {len(values)} values for {n_tasks} tasks; give one fraction per task")
-    if abs(sum(values) - 1) < 1e-4:  # 1/3 written as 0.333 is fine; renormalise tiny rounding
-        values = [v / sum(values) for v in values]
+    if all(math.isfinite(v) for v in values) and abs(sum(values) - 1) < 1e-4:
+        values = [v / sum(values) for v in values]  # 1/3 written as 0.333 is fine; renormalise tiny rounding
     return values
 
 
@@ -44,21 +116,63 @@ def _parse_list(text: str | None) -> list[str] | None:
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
+def check_device(device: str, flag: str = "--device") -> str:
+    """Refuse an unknown device, or CUDA on a torch that has none, before any model is loaded."""
+    if not _DEVICE.match(device):
+        raise CliError(f"{flag}: {device!r} is not a device; valid: auto, cpu, cuda, cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise CliError(
+                f"{flag}: {device!r} asked for, but torch {torch.__version__} ({built}) sees no CUDA "
+                "device; use --device cpu"
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise CliError(f"{flag}: {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def check_out(path: str | Path, flag: str = "--out") -> Path:
+    """The output directory is creatable, writable and not a file: checked before any compute."""
+    from interp.export import check_output_dir
+
+    with as_flag(flag):
+        return check_output_dir(path, flag=flag)
+
+
+def load_checked_model(spec: str, device: str):
+    """Check ``--device`` and resolve ``--model`` (cheap), then load the model."""
+    from interp.models import load_model, resolve_weights_dir
+
+    check_device(device)
+    with as_flag("--model", FLAG_NAMES):
+        resolve_weights_dir(spec)
+        return load_model(spec, device=device)
+
+
 def cmd_measure(args: argparse.Namespace) -> None:
-    from interp.metrics import summarize
-    from interp.models import load_model, model_info
     from interp.prompts import build_prompts
-    from interp.scoring import score_answers
     from interp.tasks import get_family, resolve_tasks
 
-    fam = get_family(args.family)
-    tasks = resolve_tasks(fam, _parse_list(args.tasks))
+    with as_flag("--family", FLAG_NAMES):
+        fam = get_family(args.family)
+    with as_flag("--tasks", FLAG_NAMES):
+        tasks = resolve_tasks(fam, _parse_list(args.tasks))
     mix = parse_mix(args.mix, len(tasks))
-    prompts = build_prompts(
-        fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
-    )
-    model = load_model(args.model, device=args.device)
-    scores = score_answers(model, prompts, include_newline=args.newline)
+    with as_flag("--mix", FLAG_NAMES):
+        prompts = build_prompts(
+            fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
+        )
+    model = load_checked_model(args.model, args.device)
+    from interp.metrics import summarize
+    from interp.models import model_info
+    from interp.scoring import score_answers  # imports torch: after the cheap checks
+
+    with as_flag("--n-examples", FLAG_NAMES):  # a prompt longer than the model's context
+        scores = score_answers(model, prompts, include_newline=args.newline)
     summary = summarize(scores.probs, mix, tasks=tasks, seed=args.seed)
     result = {
         "model": model_info(model).model_id,
@@ -91,29 +205,128 @@ def cmd_measure(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from interp.train import TrainConfig, train
+def _json_type(value: Any) -> str:
+    names = {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "an array"}
+    return "null" if value is None else names.get(type(value), "an object")
 
-    cfg = TrainConfig.from_json(args.config)
-    cfg.validate()
-    final = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, device=args.device)
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a config field's type hint (unknown hints: left to ``TrainConfig.validate``)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is type(None):
+        return value is None
+    if origin is dict:
+        return isinstance(value, dict) and all(_type_ok(v, args[1]) for v in value.values())
+    if origin is list:
+        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    return True
+
+
+def _hint_words(hint: Any) -> str:
+    words = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+    if hint in words:
+        return words[hint]
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
+
+
+def read_config_json(path: str) -> dict[str, Any]:
+    """The ``--config`` file as a JSON object: missing, a directory, unreadable, not JSON or not an object → one
+    :class:`CliError` line naming the file."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CliError(f"--config: no such file {path}; give a JSON training config (see experiments/configs/)")
+    if p.is_dir():
+        raise CliError(f"--config: {path} is a directory; give a JSON training config file (see experiments/configs/)")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CliError(f"--config: cannot read {path} ({getattr(err, 'strerror', None) or err})") from None
+    if not text.strip():
+        raise CliError(f'--config: {path} is empty; a config is a JSON object like {{"steps": 1000}}')
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CliError(
+            f"--config: {path} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
+        ) from None
+    except RecursionError:
+        raise CliError(f"--config: {path} is nested too deeply to be a config") from None
+    if not isinstance(data, dict):
+        raise CliError(f'--config: {path} must be a JSON object ({{"steps": 1000, ...}}), got {_json_type(data)}')
+    return data
+
+
+def load_config(path: str):
+    """Read, type-check and validate a ``TrainConfig`` from ``--config``; every problem is one line."""
+    data = read_config_json(path)  # before importing torch: a missing or broken file fails at once
+
+    from interp.train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for key, value in data.items():
+        if key in hints and not _type_ok(value, hints[key]):
+            raise CliError(f"--config: {path}: {key} must be {_hint_words(hints[key])}, got {json.dumps(value)[:80]}")
+    try:
+        cfg = TrainConfig.from_json(path)
+        cfg.validate()
+    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as err:
+        # TypeError & co.: a value of the right JSON type that TrainConfig.validate does not range-check yet
+        raise CliError(user_message(str(err) or type(err).__name__, f"--config: {path}")) from None
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    cfg = load_config(args.config)
+    check_out(args.out)
+    check_device(args.device)
+    from interp.train import train
+
+    with as_flag("--device", {"device": "--device"}):
+        final = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, device=args.device)
     print(f"model written to {final}")
 
 
-def cmd_figures(args: argparse.Namespace) -> None:
-    from interp.studies import run_studies
+def _quiet_png_warning() -> None:
+    """The studies runner says once, at the end, why PNGs were not written: no warning on top of that."""
+    import warnings
 
-    run_studies(args.studies or None, model=args.model, quick=args.quick, out=args.out)
+    from interp.export import PNG_HELP
+
+    warnings.filterwarnings("ignore", message=re.escape(PNG_HELP), category=RuntimeWarning)
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    check_out(args.out)
+    from interp.studies import check_study_names, run_studies  # imports torch and plotly
+
+    with as_flag("studies"):
+        names = check_study_names(args.studies or None)
+    model = load_checked_model(args.model, args.device)
+    _quiet_png_warning()
+    run_studies(names, model=model, quick=args.quick, out=args.out)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from interp.studies import demo
 
-    demo(out=args.out, model=args.model)
+    check_out(args.out)
+    model = load_checked_model(args.model, args.device)
+    _quiet_png_warning()
+    demo(out=args.out, model=model)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="interp",
         description="Task superposition toolkit: measure, train and plot (offline; default model: embedded).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -125,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         "measure",
         help="answer probabilities on mixed prompts",
         description="Mean probability of each task's answer on prompts mixing tasks in the given "
-        "proportions, with 95%% bootstrap CIs, 'other' mass and KL(t||p).",
+        "proportions, with 95% bootstrap CIs, 'other' mass and KL(t||p).",
         epilog="example: interp measure --family bias_add --tasks add1,add4,add7 --mix 1/3,1/3,1/3 --n-prompts 50",
     )
     m.add_argument("--family", required=True, help="task family, e.g. operands, retrieval, bias_add, country")
@@ -166,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--model", default="embedded", help="model spec (default embedded)")
     f.add_argument("--quick", action="store_true", help="few prompts: a smoke run in well under 2 minutes")
     f.add_argument("--out", default="figures", help="output directory (default figures/)")
+    f.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     f.set_defaults(func=cmd_figures)
 
     d = sub.add_parser(
@@ -173,19 +387,111 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--model", default="embedded", help="model spec (default embedded)")
     d.add_argument("--out", default="figures", help="output directory (default figures/)")
+    d.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     d.set_defaults(func=cmd_demo)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def join_dash_values(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``["--mix", "-1,2"]`` → ``["--mix=-1,2"]``: a value starting with ``-`` reaches the option's own check.
+
+    argparse takes ``-1,2`` for an option and says "expected one argument"; joining a value-taking flag with
+    its next token (unless that token is itself a known flag) keeps argparse's parsing otherwise unchanged.
+    """
+    takes_value, known = set(), set()
+    for p in [parser, *_subparsers(parser)]:
+        for action in p._actions:
+            known.update(action.option_strings)
+            if action.option_strings and action.nargs is None and action.const is None:
+                takes_value.update(o for o in action.option_strings if o.startswith("--"))
+    out: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if tok == "--":
+            out.extend(tokens[i:])
+            break
+        if tok in takes_value and nxt is not None and nxt.startswith("-") and nxt.split("=")[0] not in known:
+            out.append(f"{tok}={nxt}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [sub for a in parser._actions if isinstance(a, argparse._SubParsersAction) for sub in a.choices.values()]
+
+
+class _CtrlCNotLost:
+    """Ctrl-C that cannot be lost. Python drops an exception raised inside a weakref callback or ``__del__``
+    ("Exception ignored in ...") and the run would go on as if no Ctrl-C had been pressed (seen in a real
+    ``interp figures`` run); ``sys.unraisablehook`` sees such a ``KeyboardInterrupt`` and raises it again in the
+    main thread."""
+
+    def __enter__(self) -> _CtrlCNotLost:
+        self.previous = sys.unraisablehook
+        sys.unraisablehook = self._hook
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.unraisablehook = self.previous
+
+    def _hook(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            import threading
+
+            # from another thread, once this callback has returned: raised here it would be swallowed again (and
+            # if it is swallowed anyway, this hook runs again and tries again)
+            threading.Thread(target=_interrupt_main_soon, daemon=True).start()
+            return
+        self.previous(unraisable)
+
+
+def _interrupt_main_soon(delay_s: float = 0.05) -> None:
+    import _thread
+    import time
+
+    time.sleep(delay_s)
+    _thread.interrupt_main()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``interp`` command; returns the exit status (0, 2 for bad input, 130 for Ctrl-C)."""
+    with _CtrlCNotLost():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
+        parser = build_parser()
+        args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else argv, parser))
         args.func(args)
-    except (CliError, ValueError, WeightsNotFoundError) as err:
+    except CliError as err:
         print(f"interp: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_USAGE
+    except (ValueError, WeightsNotFoundError) as err:  # a library check without a flag mapping: still one line
+        print(f"interp: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        pass
+    else:
+        return 0
+    _close_progress_bars()  # the traceback is gone: a bar's last redraw comes before our line, not after
+    print(f"\ninterp: {INTERRUPTED}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _close_progress_bars() -> None:
+    import gc
+
+    gc.collect()
+    tqdm_module = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

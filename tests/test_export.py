@@ -1,4 +1,9 @@
 import json
+import math
+import os
+import stat
+import warnings
+from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
@@ -18,7 +23,7 @@ def test_html_only_mode_when_png_export_fails(tmp_path, monkeypatch):
         paths = export.write_figure(fig, tmp_path / "study" / "fig")
     assert paths["png"] is None and (tmp_path / "study" / "fig.html").is_file()
     assert (tmp_path / export.PLOTLY_JS).is_file()  # shared plotly.js, referenced relatively
-    assert '../plotly.min.js' in (tmp_path / "study" / "fig.html").read_text()
+    assert "../plotly.min.js" in (tmp_path / "study" / "fig.html").read_text()
     assert export.png_status() is not None
     again = export.write_figure(fig, tmp_path / "study" / "fig2")  # no second attempt, no crash
     assert again["png"] is None
@@ -29,3 +34,118 @@ def test_atomic_json_leaves_no_temporary_files(tmp_path):
     export.write_json(tmp_path / "a.json", {"x": [1, 2]})
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": [1, 2]}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_honour_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        export.write_json(tmp_path / "a.json", {"x": 1})
+        export.atomic_write_bytes(tmp_path / "b.bin", b"\0")
+        with export.atomic_path(tmp_path / "c.txt") as tmp:
+            tmp.write_text("c")
+    finally:
+        os.umask(old)
+    for name in ("a.json", "b.bin", "c.txt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def _no_png_export(monkeypatch, message=""):
+    """kaleido fails (with an empty message, as it can) and no Chromium is on PATH."""
+    monkeypatch.setattr(export, "_png_disabled_reason", None)
+    monkeypatch.setattr(export, "_find_chromium", lambda: None)
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(go.Figure, "to_image", fail)
+
+
+def test_png_failure_says_why_once_and_removes_the_stale_png(tmp_path, monkeypatch):
+    _no_png_export(monkeypatch)
+    base = tmp_path / "study" / "fig"
+    base.parent.mkdir()
+    base.with_suffix(".png").write_bytes(b"old image of old numbers")
+    base.with_suffix(".html").write_text("<html>old figure</html>")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export.write_figure(go.Figure(go.Bar(y=[1, 2])), base)
+        export.write_figure(go.Figure(go.Bar(y=[3, 4])), tmp_path / "study" / "fig2")
+    reasons = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(reasons) == 1, reasons  # once per process, not once per figure
+    assert "no Chromium found on PATH" in reasons[0] and not reasons[0].rstrip(")").endswith("RuntimeError: ")
+    assert export.png_status() == reasons[0]
+    assert not base.with_suffix(".png").exists()  # no image of the previous numbers beside the new HTML
+    assert not (tmp_path / "study" / "fig2.png").exists()
+
+
+def test_png_failure_reason_with_a_browser_names_it(monkeypatch):
+    monkeypatch.setattr(export, "_png_disabled_reason", None)
+    monkeypatch.setenv("BROWSER_PATH", "/opt/chromium")
+    reason = export._png_failure_reason(RuntimeError(""), "/opt/chromium")
+    assert reason == "kaleido failed with browser /opt/chromium: RuntimeError: (no message)"
+
+
+@pytest.mark.filterwarnings("ignore:static PNG export")
+def test_unchanged_figure_keeps_its_html_and_png(tmp_path, monkeypatch):
+    """A rerun that changes nothing (up to float noise) rewrites nothing: git sees no change."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0.1234567891234, 0.5]))
+    base = tmp_path / "study" / "fig"
+    _no_png_export(monkeypatch)
+    export.write_figure(fig, base)
+    base.with_suffix(".png").write_bytes(b"png made where Chromium was available")
+    html_inode = base.with_suffix(".html").stat().st_ino
+    noisy = go.Figure(go.Scatter(x=[0, 1], y=[0.1234567891234 + 3e-8, 0.5]))
+    paths = export.write_figure(noisy, base)
+    assert base.with_suffix(".html").stat().st_ino == html_inode  # not replaced
+    assert paths["png"] == str(base.with_suffix(".png")) and base.with_suffix(".png").read_bytes().startswith(b"png")
+    export.write_figure(go.Figure(go.Scatter(x=[0, 1], y=[0.2, 0.5])), base)  # a real change: new HTML, PNG gone
+    assert base.with_suffix(".html").stat().st_ino != html_inode and not base.with_suffix(".png").exists()
+
+
+def test_write_json_rounds_floats_and_skips_noise_only_rewrites(tmp_path):
+    path = tmp_path / "n.json"
+    export.write_json(path, {"p": [0.12345678901234567, 1 / 3, 2.0, 7], "s": "x", "nan": float("nan")})
+    data = json.loads(path.read_text())
+    assert data["p"] == [0.123456789, 0.3333333333, 2.0, 7] and data["s"] == "x" and math.isnan(data["nan"])
+    inode = path.stat().st_ino
+    export.write_json(path, {"p": [0.12345678901234567 + 2e-8, 1 / 3, 2.0, 7], "s": "x", "nan": float("nan")})
+    assert path.stat().st_ino == inode  # float noise: the file is left as it was
+    for changed in ({"p": [0.2, 1 / 3, 2.0, 7], "s": "x", "nan": 0.0}, {"p": [0.12345678901234567], "s": "y"}):
+        export.write_json(path, changed)
+        assert path.stat().st_ino != inode and json.loads(path.read_text())["p"][0] == round(changed["p"][0], 9)
+        inode = path.stat().st_ino
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "same"),
+    [
+        ('{"a": 0.5}', '{"a": 0.500002}', True),
+        ('{"a": 0.5}', '{"a": 0.5001}', False),
+        ('{"a": 1e-12}', '{"a": 3e-12}', True),  # both below the absolute tolerance
+        ('{"a": 12345678.0}', '{"a": 12345679.0}', True),  # relative 8e-8
+        ('{"a": 1.0}', '{"a": 1.0001}', False),
+        ('{"a": 1}', '{"a": 1, "b": 2}', False),
+        ('{"a": "x1"}', '{"a": "x2"}', False),  # numbers inside strings are numbers too, and differ by 1
+        ("[1, 2]", "[1,2]", False),
+    ],
+)
+def test_same_up_to_float_noise(old, new, same):
+    assert export.same_up_to_float_noise(old, new) is same
+
+
+def test_check_output_dir(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert export.check_output_dir(tmp_path / "new" / "deep") == tmp_path / "new" / "deep"
+    assert export.check_output_dir(tmp_path) == tmp_path
+    for bad, words in [
+        (tmp_path / "file", "is a file"),
+        (tmp_path / "file" / "sub", "file is a file"),
+        (Path("/proc/interp-forbidden"), "cannot be created in /proc"),
+    ]:
+        with pytest.raises(ValueError, match="^--out: .*" + words):
+            export.check_output_dir(bad)
+    with pytest.raises(ValueError, match="^out: "):
+        export.check_output_dir(tmp_path / "file", flag="out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probes left nothing

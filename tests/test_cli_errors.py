@@ -1,0 +1,325 @@
+"""Bad command lines: exit 2, one line naming the flag the user typed, before any model runs, nothing left behind.
+
+Each case runs ``interp.cli.main`` in-process with ``load_model`` and ``train`` replaced by sentinels that raise:
+a case that reached either would fail, so "no model ran" is checked directly. The time bound backs it up: bad
+input fails in ~0.01-0.1 s once the package is imported, while loading the embedded model alone takes 1-5 s on
+the 2-core CI machine (measured here: 5.3 s under load).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import interp.cli as cli
+import interp.models
+import interp.train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "experiments" / "configs" / "tiny.json"
+#: Seconds a bad command line may take in-process (imports done): well under one model load.
+FAIL_FAST_S = 1.0
+
+
+class ModelLoaded(BaseException):
+    """Raised by the patched ``load_model``: a bad-input case got as far as loading a model."""
+
+
+class Trained(BaseException):
+    """Raised by the patched ``train``: the config was accepted and training would start."""
+
+
+@pytest.fixture
+def guarded(monkeypatch, tmp_path):
+    """cwd = an empty folder with the case's input files; load_model/train raise; CUDA absent.
+
+    The heavy modules a check may import (torch, TransformerLens's model-name table, the studies) are imported
+    here, so the timed part is the checking itself.
+    """
+    import torch
+    import transformer_lens.loading_from_pretrained  # noqa: F401
+
+    import interp.scoring  # noqa: F401
+    import interp.studies  # noqa: F401
+
+    def no_model(*args, **kwargs):
+        raise ModelLoaded(args)
+
+    def no_training(*args, **kwargs):
+        raise Trained(args)
+
+    monkeypatch.setattr(interp.models, "load_model", no_model)
+    monkeypatch.setattr(interp.train, "train", no_training)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    files = {
+        "empty.json": "",
+        "blank.json": "  \n",
+        "broken.json": '{"steps": ',
+        "list.json": "[1, 2]",
+        "string.json": '"steps"',
+        "number.json": "3",
+        "afile": "not a directory",
+        "unknown.json": json.dumps({"stepz": 3}),
+        "steps_str.json": json.dumps({**json.loads(TINY.read_text()), "steps": "100"}),
+        "lr_nan.json": TINY.read_text().replace('"lr": 0.003', '"lr": NaN'),
+        "families_list.json": json.dumps({"families": ["bias_add"]}),
+        "heads0.json": json.dumps({**json.loads(TINY.read_text()), "n_heads": 0}),
+        "tiny.json": TINY.read_text(),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "adir").mkdir()
+    return tmp_path
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, float]:
+    start = time.perf_counter()
+    code = cli.main(argv)
+    return code, capsys.readouterr().err.strip(), time.perf_counter() - start
+
+
+# (argv, the flag the message must name, a phrase of the message); issue #12 items in the comments
+CASES = [
+    # 1: --out checked before any compute
+    (["figures", "--out", "/proc/forbidden/figs"], "--out", "cannot be created in /proc"),
+    (["figures", "--out", "afile"], "--out", "afile is a file"),
+    (["demo", "--out", "afile/sub"], "--out", "afile is a file"),
+    (["train", "--config", "tiny.json", "--out", "afile"], "--out", "afile is a file"),
+    # 2, 3: --config missing, a directory, broken, empty, not an object
+    (["train", "--config", "/nonexistent.json", "--out", "run"], "--config", "no such file /nonexistent.json"),
+    (["train", "--config", "adir", "--out", "run"], "--config", "adir is a directory"),
+    (["train", "--config", "broken.json", "--out", "run"], "--config", "broken.json is not valid JSON"),
+    (["train", "--config", "empty.json", "--out", "run"], "--config", "empty.json is empty"),
+    (["train", "--config", "blank.json", "--out", "run"], "--config", "blank.json is empty"),
+    (["train", "--config", "list.json", "--out", "run"], "--config", "must be a JSON object"),
+    (["train", "--config", "string.json", "--out", "run"], "--config", "must be a JSON object"),
+    (["train", "--config", "number.json", "--out", "run"], "--config", "must be a JSON object"),
+    (["train", "--config", "unknown.json", "--out", "run"], "--config", "unknown keys ['stepz']"),
+    (["train", "--config", "steps_str.json", "--out", "run"], "--config", 'steps must be an integer, got "100"'),
+    (["train", "--config", "lr_nan.json", "--out", "run"], "--config", "lr must be a finite number"),
+    (["train", "--config", "families_list.json", "--out", "run"], "--config", "families must be"),
+    (["train", "--config", "heads0.json", "--out", "run"], "--config", "heads0.json"),  # was ZeroDivisionError
+    # 5: a --mix value starting with '-' reaches the real check
+    (["measure", "--family", "bias_add", "--tasks", "add1,add2", "--mix", "-1,2"], "--mix", "finite and >= 0"),
+    (["measure", "--family", "bias_add", "--tasks", "add1,add2", "--mix", "-1/2,3/2"], "--mix", "finite and >= 0"),
+    (["measure", "--family", "operands", "--mix", "0.9,0.9,-0.8"], "--mix", "finite and >= 0"),
+    (["measure", "--family", "operands", "--mix", "1/2,x,1/2"], "--mix", "malformed"),
+    (["measure", "--family", "operands", "--mix", "1/0,0,1"], "--mix", "malformed"),
+    (["measure", "--family", "operands", "--mix", "1e400,0,0"], "--mix", "malformed"),
+    (["measure", "--family", "operands", "--mix", "--json"], "--mix", "expected one argument"),
+    # 6: --device cuda on a torch without CUDA (patched), for measure, figures, demo and train
+    (["measure", "--family", "operands", "--device", "cuda"], "--device", "sees no CUDA device"),
+    (["figures", "--device", "cuda", "--out", "figs"], "--device", "sees no CUDA device"),
+    (["demo", "--device", "cuda:0", "--out", "figs"], "--device", "sees no CUDA device"),
+    (["train", "--config", "tiny.json", "--out", "run", "--device", "cuda"], "--device", "sees no CUDA device"),
+    (["measure", "--family", "operands", "--device", "tpu"], "--device", "'tpu' is not a device"),
+    (["train", "--config", "tiny.json", "--out", "run", "--device", "tpu"], "--device", "invalid choice"),
+    # 8: library argument names become the flags the user typed
+    (["measure", "--family", "operands", "--n-prompts", "0"], "--n-prompts", "must be an integer >= 1"),
+    (["measure", "--family", "operands", "--n-examples", "-1"], "--n-examples", "must be an integer >= 0"),
+    (["measure", "--family", "bias_add", "--n-examples", "4"], "--n-examples", "use --n-examples >= 10"),
+    (["measure", "--family", "nope"], "--family", "unknown family 'nope'; valid: operands"),
+    (["measure", "--family", "operands", "--tasks", "copy_first,mul"], "--tasks", "unknown task 'mul'"),
+    (["measure", "--family", "operands", "--mix", "1/2,1/2"], "--mix", "2 values for 3 tasks"),
+    (["measure", "--family", "operands", "--model", ""], "--model", "expected 'embedded'"),
+    (["measure", "--family", "operands", "--model", "./no/such/dir"], "--model", "no such directory"),
+    (["measure", "--family", "operands", "--model", "no-such-model"], "--model", "unknown model 'no-such-model'"),
+    (["figures", "--model", "adir", "--out", "figs"], "--model", "lacks config.json"),
+    (["figures", "nope_study", "--out", "figs"], "studies", "unknown 'nope_study'; valid: mixture_sweep"),
+    # argparse's own errors are one line too
+    (["measure"], "--family", "required"),
+    (["train", "--config", "tiny.json"], "--out", "required"),
+    (["measure", "--family", "operands", "--n-prompts", "many"], "--n-prompts", "invalid int value"),
+]
+
+
+@pytest.mark.parametrize(("argv", "flag", "phrase"), CASES, ids=[" ".join(c[0]) or "none" for c in CASES])
+def test_bad_command_line(argv, flag, phrase, guarded, capsys):
+    before = sorted(p.relative_to(guarded) for p in guarded.rglob("*"))
+    try:
+        code, err, seconds = run_main(argv, capsys)
+    except SystemExit as exc:  # argparse exits itself, with the same one-line contract
+        code, err, seconds = exc.code, capsys.readouterr().err.strip(), 0.0
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("interp") and flag in err and phrase in err, err
+    assert "Traceback" not in err
+    assert seconds < FAIL_FAST_S, f"{seconds:.2f}s: slower than the {FAIL_FAST_S}s bound for failing before a model"
+    assert sorted(p.relative_to(guarded) for p in guarded.rglob("*")) == before  # no file or folder left behind
+
+
+def test_message_names_the_flag_the_user_typed_first(guarded, capsys):
+    """The flag leads the message: ``interp: error: --n-prompts: ...``, not ``n_prompts:``."""
+    code, err, _ = run_main(["measure", "--family", "operands", "--n-prompts", "-2"], capsys)
+    assert code == 2 and err.startswith("interp: error: --n-prompts: ") and "n_prompts" not in err
+
+
+@pytest.mark.xfail(strict=True, reason="train.py validation lands with the train branch")
+@pytest.mark.parametrize("steps", [0, -3])
+def test_config_steps_must_be_positive(steps, guarded, capsys):
+    (guarded / "steps.json").write_text(json.dumps({**json.loads(TINY.read_text()), "steps": steps}))
+    try:
+        code, err, _ = run_main(["train", "--config", "steps.json", "--out", "run"], capsys)
+    except Trained:
+        pytest.fail("a config with steps <= 0 reached train(): it would write an untrained model")
+    assert code == 2 and "--config" in err and "steps" in err
+
+
+def test_good_input_reaches_the_model(guarded, capsys):
+    """The guard is not vacuous: valid input gets past every check to load_model / train."""
+    with pytest.raises(ModelLoaded):
+        cli.main(["measure", "--family", "bias_add", "--tasks", "add1,add2", "--mix", "1/4,3/4", "--n-prompts", "2"])
+    with pytest.raises(ModelLoaded):
+        cli.main(["figures", "--out", "figs", "--device", "cpu"])
+    with pytest.raises(Trained):
+        cli.main(["train", "--config", "tiny.json", "--out", "run", "--device", "cpu"])
+    assert not (guarded / "figs").exists() and not (guarded / "run").exists()  # checking --out created nothing
+
+
+def test_help_shows_a_plain_percent_sign(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["measure", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "95% bootstrap" in out and "%%" not in out
+
+
+def test_join_dash_values_leaves_other_arguments_alone():
+    parser = cli.build_parser()
+    assert cli.join_dash_values(["measure", "--mix", "-1,2", "--json"], parser) == ["measure", "--mix=-1,2", "--json"]
+    assert cli.join_dash_values(["measure", "--mix", "--json"], parser) == ["measure", "--mix", "--json"]
+    assert cli.join_dash_values(["measure", "--json", "--seed", "-3"], parser) == ["measure", "--json", "--seed=-3"]
+
+
+# ---- property-based fuzzing -------------------------------------------------------------------------------
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+fraction = st.one_of(
+    st.fractions(min_value=-2, max_value=2, max_denominator=12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", " ", "x", "1/0", "nan", "inf", "-0", "1e400", "--", "1//2", "½"]),
+)
+mix_text = st.one_of(st.lists(fraction, min_size=0, max_size=4).map(",".join), st.text(max_size=12))
+
+
+def _one_line_error(err: str, flag: str) -> None:
+    assert len(err.splitlines()) == 1 and flag in err and "Traceback" not in err, err
+
+
+@FUZZ
+@given(text=mix_text)
+def test_fuzz_mix(text, guarded, capsys):
+    argv = ["measure", "--family", "bias_add", "--tasks", "add1,add2", "--n-prompts", "2", "--mix", text]
+    try:
+        code = cli.main(argv)
+    except ModelLoaded:
+        values = [float(Fraction(v.strip())) for v in text.split(",")]  # accepted: a real 2-task distribution
+        assert len(values) == 2 and all(math.isfinite(v) and v >= 0 for v in values)
+        assert abs(sum(values) - 1) < 1e-4
+        return
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    _one_line_error(capsys.readouterr().err.strip(), "--mix")
+
+
+json_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-3, max_value=400),
+    st.floats(min_value=-10, max_value=10) | st.sampled_from([math.nan, math.inf, -math.inf, 1e300]),
+    st.text(max_size=8),
+    st.sampled_from(["bias_add", "retrieval", "add1", "pos1", "random", "periodic"]),
+)
+json_value = st.recursive(
+    json_scalar,
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
+    max_leaves=6,
+)
+config_key = st.sampled_from(sorted(interp.train.TrainConfig.__dataclass_fields__) + ["stepz", ""])
+
+
+@FUZZ
+@given(
+    changes=st.dictionaries(config_key, json_value, max_size=3),
+    whole=st.one_of(st.none(), json_value),
+)
+def test_fuzz_config_json(changes, whole, guarded, capsys):
+    """Any JSON in --config: accepted (reaches train) or one line naming --config; never a traceback."""
+    data = whole if whole is not None else {**json.loads(TINY.read_text()), **changes}
+    (guarded / "fuzz.json").write_text(json.dumps(data))
+    try:
+        code = cli.main(["train", "--config", "fuzz.json", "--out", "run"])
+    except Trained:
+        assert isinstance(data, dict)
+        return
+    assert code == 2
+    _one_line_error(capsys.readouterr().err.strip(), "--config")
+    assert not (guarded / "run").exists()
+
+
+model_spec = st.one_of(
+    st.text(max_size=16),
+    st.sampled_from(["embedded", "gpt2", "gpt2-small", ".", "..", "/", "~", "adir", "afile", "EleutherAI/x", "-x"]),
+)
+
+
+@FUZZ
+@given(spec=model_spec)
+def test_fuzz_model_spec(spec, guarded, capsys):
+    """Any --model text: resolved then loaded (sentinel) or one line naming --model; never a traceback."""
+    try:
+        code = cli.main(["measure", "--family", "bias_add", "--n-prompts", "2", "--model", spec])
+    except ModelLoaded:
+        interp.models.resolve_weights_dir(spec)  # accepted only when the weights resolve locally
+        return
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    _one_line_error(capsys.readouterr().err.strip(), "--model")
+
+
+FRESH_PROCESS_CASES = [
+    ["measure", "--family", "operands", "--n-prompts", "0"],
+    ["measure", "--family", "bias_add", "--tasks", "add1,add2", "--mix", "-1,2"],
+    ["measure", "--family", "nope"],
+    ["figures", "--out", "/proc/forbidden"],
+    ["figures", "--out", "afile"],
+    ["train", "--config", "list.json", "--out", "run"],
+    ["train", "--config", "/nonexistent.json", "--out", "run"],
+]
+#: Seconds a whole ``interp`` process may take to reject bad input: measured 0.26-0.51 s on the 2-core machine at
+#: load average ~10, where a 2-prompt ``interp measure`` took 17-20 s (importing torch alone takes 2-5 s).
+FRESH_PROCESS_S = 4.0
+_PROBE = (
+    "import sys, time; t = time.perf_counter(); from interp.cli import main; rc = main(sys.argv[1:]); "
+    "print('torch' in sys.modules, time.perf_counter() - t); sys.exit(rc)"
+)
+
+
+@pytest.mark.parametrize("argv", FRESH_PROCESS_CASES, ids=" ".join)
+def test_bad_input_fails_in_a_fresh_process_before_torch_is_imported(argv, tmp_path):
+    """The real command, in its own process: exit 2, one line, and torch never imported (so no model ran)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, cwd=tmp_path, env=env)
+    seconds = time.perf_counter() - start
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    torch_imported, _ = res.stdout.split()
+    assert torch_imported == "False"
+    assert seconds < FRESH_PROCESS_S, f"{seconds:.2f}s"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "list.json"]
