@@ -41,6 +41,8 @@ FLAG_NAMES = {
     "spec": "--model",
     "model": "--model",
     "device": "--device",
+    "dtype": "--dtype",
+    "n_devices": "--n-devices",
     "out": "--out",
 }
 _PREFIX = re.compile(r"^([A-Za-z_][\w.\-]*|embedded model): ")
@@ -143,14 +145,17 @@ def check_out(path: str | Path, flag: str = "--out") -> Path:
         return check_output_dir(path, flag=flag)
 
 
-def load_checked_model(spec: str, device: str):
-    """Check ``--device`` and resolve ``--model`` (cheap), then load the model."""
-    from interp.models import load_model, resolve_weights_dir
+def load_checked_model(spec: str, device: str, dtype: str = "float32", n_devices: int = 1):
+    """Check ``--device``, ``--dtype``, ``--n-devices`` and resolve ``--model`` (cheap), then load the model."""
+    from interp.models import check_load_args, load_model, pick_device, resolve_weights_dir, spec_plugin
 
     check_device(device)
+    with as_flag("--dtype", FLAG_NAMES):
+        check_load_args(pick_device(device), dtype, n_devices)
     with as_flag("--model", FLAG_NAMES):
-        resolve_weights_dir(spec)
-        return load_model(spec, device=device)
+        if spec_plugin(spec) is None:  # a built model ("constructed:...") has no weights to find
+            resolve_weights_dir(spec)
+        return load_model(spec, device=device, dtype=dtype, n_devices=n_devices)
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
@@ -166,7 +171,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
         prompts = build_prompts(
             fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
         )
-    model = load_checked_model(args.model, args.device)
+    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
     from interp.metrics import summarize
     from interp.models import model_info
     from interp.scoring import score_answers  # imports torch: after the cheap checks
@@ -311,7 +316,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
     with as_flag("studies"):
         names = check_study_names(args.studies or None)
-    model = load_checked_model(args.model, args.device)
+    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
     _quiet_png_warning()
     run_studies(names, model=model, quick=args.quick, out=args.out)
 
@@ -320,9 +325,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from interp.studies import demo
 
     check_out(args.out)
-    model = load_checked_model(args.model, args.device)
+    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
     _quiet_png_warning()
     demo(out=args.out, model=model)
+
+
+def add_precision_flags(p: argparse.ArgumentParser) -> None:
+    """``--dtype`` and ``--n-devices``: how a (big) model is loaded."""
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16", "float16", "float64"),
+        help="weights' dtype (default float32; bfloat16/float16 for big models on a GPU; float64 on CPU only)",
+    )
+    p.add_argument("--n-devices", type=int, default=1, help="split the model's layers over this many GPUs (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,8 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--n-examples", type=int, default=20, help="in-context examples per prompt (default 20)")
     m.add_argument("--n-prompts", type=int, default=100, help="prompts to average over (default 100)")
     m.add_argument("--seed", type=int, default=0, help="seed of the prompts and bootstrap (default 0)")
-    m.add_argument("--model", default="embedded", help="embedded (default), gpt2, or a local HF GPT-2 directory")
+    m.add_argument(
+        "--model",
+        default="embedded",
+        help="embedded (default), gpt2, a local HF directory (GPT-2, Llama, Qwen2, GPT-NeoX, Gemma, Mistral), a "
+        "repo id in the local HF cache, or constructed:retrieval:K=4",
+    )
     m.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_precision_flags(m)
     m.add_argument("--newline", action="store_true", help="score the answer's terminating newline too")
     m.add_argument("--json", action="store_true", help="print only JSON on stdout")
     m.set_defaults(func=cmd_measure)
@@ -380,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--quick", action="store_true", help="few prompts: a smoke run in well under 2 minutes")
     f.add_argument("--out", default="figures", help="output directory (default figures/)")
     f.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_precision_flags(f)
     f.set_defaults(func=cmd_figures)
 
     d = sub.add_parser(
@@ -388,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", default="embedded", help="model spec (default embedded)")
     d.add_argument("--out", default="figures", help="output directory (default figures/)")
     d.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_precision_flags(d)
     d.set_defaults(func=cmd_demo)
     return parser
 
