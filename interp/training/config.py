@@ -177,7 +177,7 @@ RANGES: dict[str, tuple[type, float, float, bool]] = {
     "eval_prompts": (int, 1, math.inf, True),
     "eval_n_examples": (int, 1, math.inf, True),
     "checkpoint_every": (int, 0, math.inf, True),
-    "seed": (int, 0, 2**63 - 1, True),
+    "seed": (int, 0, math.inf, True),
     "threads": (int, 1, 1024, True),
     "curriculum_steps": (int, 0, math.inf, True),
     "curriculum_start_tasks": (int, 1, math.inf, True),
