@@ -89,7 +89,7 @@ def launch(configs: dict[str, TrainConfig], work: Path, device: str, budget_s: f
         cmd = [sys.executable, __file__, "--single", str(run / "config.json"), "--out", str(run), "--device", device]
         logs.append(open(run / "stdout.log", "w"))  # noqa: SIM115 (closed once every process has ended)
         procs[name] = subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + budget_s + STARTUP_S + 30
+    deadline = time.time() + budget_s + STARTUP_S + 60  # a safety net: each run stops itself inside budget_s
     try:
         while any(p.poll() is None for p in procs.values()) and time.time() < deadline:
             time.sleep(1)

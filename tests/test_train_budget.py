@@ -43,7 +43,7 @@ def test_time_schedule_warms_up_then_decays_by_elapsed_fraction():
 def test_time_budgeted_run_stops_inside_the_budget_evaluated_and_saved(tmp_path):
     from interp.models import load_model
 
-    clock = FakeClock(0.02)
+    clock = FakeClock(0.05)
     final = train(budget_config(), tmp_path / "run", progress=False, clock=clock)
     log = json.loads((tmp_path / "run" / "log.json").read_text())
     assert log["wall_s"] <= 20.0 and clock.t <= 20.0 + 1.0  # the final evaluation and save fit (about) inside
@@ -72,7 +72,7 @@ def test_a_run_cut_short_leaves_complete_evaluated_checkpoints(tmp_path):
     from interp.scoring import greedy_correct
 
     with pytest.raises(KeyboardInterrupt):
-        train(budget_config(), tmp_path / "run", progress=False, clock=FakeClock(0.02, stop_after=12.0))
+        train(budget_config(), tmp_path / "run", progress=False, clock=FakeClock(0.05, stop_after=12.0))
     assert not (tmp_path / "run" / "final").exists()
     ckpts = sorted((tmp_path / "run" / "checkpoints").glob("step*"))
     assert ckpts and not list((tmp_path / "run" / "checkpoints").glob(".*"))  # no half-written directory

@@ -139,7 +139,7 @@ class TrainConfig:
 
     def evaluates(self) -> bool:
         """Whether the run evaluates at all (step or time trigger, or the end of a time-budgeted run)."""
-        return bool(self.eval_every or self.eval_every_s or self.time_budget_s)
+        return bool(self.eval_every or self.eval_every_s or self.checkpoint_every_s or self.time_budget_s)
 
 
 def read_config_json(path: str | Path) -> dict:

@@ -161,13 +161,14 @@ class Run:
         cfg, now = self.cfg, self.elapsed()
         last = done == cfg.steps
         self._cost = 0.0
-        if (cfg.eval_every and (done % cfg.eval_every == 0 or last)) or (
-            cfg.eval_every_s and now - self.last_eval_s >= cfg.eval_every_s
+        ckpt_by_time = bool(cfg.checkpoint_every_s) and now - self.last_ckpt_s >= cfg.checkpoint_every_s
+        if (
+            (cfg.eval_every and (done % cfg.eval_every == 0 or last))
+            or (cfg.eval_every_s and now - self.last_eval_s >= cfg.eval_every_s)
+            or ckpt_by_time  # a time-triggered checkpoint carries its own evaluation
         ):
             self.evaluate(done, bar)
-        if (cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or last)) or (
-            cfg.checkpoint_every_s and now - self.last_ckpt_s >= cfg.checkpoint_every_s
-        ):
+        if (cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or last)) or ckpt_by_time:
             self.checkpoint(done)
         if self._cost and cfg.time_budget_s:
             self.reserve_s = max(self.reserve_s, 1.5 * self._cost)
