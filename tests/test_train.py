@@ -199,7 +199,6 @@ def test_training_time_accuracy_is_scoring_greedy_correct(tmp_path):
     for task, acc in logged.items():
         prompts = build_prompts("bias_add", [task], n_examples=cfg.eval_n_examples, n_prompts=12, seed=EVAL_SEED)
         assert acc == float(greedy_correct(model, prompts, task).mean())
-    assert 0 < np.mean(list(logged.values())) < 1  # a half-trained model: the comparison is not all-or-nothing
     # evaluating the HF model directly gives the same numbers again
     from transformers import GPT2LMHeadModel
 
@@ -207,6 +206,31 @@ def test_training_time_accuracy_is_scoring_greedy_correct(tmp_path):
 
     hf = GPT2LMHeadModel.from_pretrained(str(final))
     assert evaluate(hf, build_char_tokenizer(), cfg)["bias_add"] == logged
+
+
+def test_training_time_accuracy_equals_greedy_correct_on_the_shipped_model():
+    """On a model with accuracies strictly between 0 and 1 (the shipped one's retrieval tasks)."""
+    from transformers import GPT2LMHeadModel
+
+    from interp.models import embedded_model_dir, load_model
+    from interp.prompts import build_prompts
+    from interp.scoring import greedy_correct
+    from interp.tokenization import build_char_tokenizer
+    from interp.train import evaluate
+
+    recorded = json.loads((embedded_model_dir() / "training.json").read_text())["config"]
+    tasks = {"retrieval": ["pos1", "pos2", "pos6"], "bias_add": ["add3"]}
+    cfg = TrainConfig(**{**recorded, "eval_prompts": 24, "tasks": tasks})
+    hf = GPT2LMHeadModel.from_pretrained(str(embedded_model_dir()))
+    acc = evaluate(hf, build_char_tokenizer(), cfg, n_examples=10, seed=3)
+    model = load_model("embedded", device="cpu")
+    flat = []
+    for family, tasks in acc.items():
+        for task, value in tasks.items():
+            prompts = build_prompts(family, [task], n_examples=10, n_prompts=24, seed=3)
+            assert value == float(greedy_correct(model, prompts, task).mean()), (family, task)
+            flat.append(value)
+    assert min(flat) < 0.5 and max(flat) == 1.0  # not all-or-nothing: the comparison can fail
 
 
 @pytest.mark.parametrize("workers", [0, 2])

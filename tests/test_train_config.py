@@ -117,3 +117,19 @@ def test_shipped_configs_and_plans_are_valid():
             assert len(gpu_train.plan_configs(data, "family")) >= 4
         else:
             TrainConfig.from_json(path).validate()
+
+
+def test_check_reproducible_accepts_the_shipped_record_despite_new_fields():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_reproducible", "experiments/check_reproducible.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    recorded = json.loads(open("interp/checkpoints/embedded/training.json").read())["config"]
+    cfg = TrainConfig.from_json("experiments/configs/embedded.json")
+    assert set(TrainConfig.__dataclass_fields__) - set(recorded)  # fields were added since the recording
+    assert module.same_config(recorded, cfg)
+    cfg.precision = "bfloat16"  # a new field away from its default: not the recorded run
+    assert not module.same_config(recorded, cfg)
+    cfg.precision, cfg.lr = "float32", 2e-3
+    assert not module.same_config(recorded, cfg)
