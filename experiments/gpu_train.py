@@ -18,20 +18,21 @@ they fit ``--pack-mb``, its checkpoints) split into parts of at most ``--part-mb
 
 from __future__ import annotations
 
+import time
+
+T_START = time.time()  # the budget counts from here, before the heavy imports
+
 import argparse
 import json
 import os
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
-from interp.export import write_json
-from interp.train import TrainConfig, read_config_json
+from interp.export import write_json  # noqa: E402
+from interp.train import TrainConfig, read_config_json  # noqa: E402
 
-STARTUP_S = 20.0  # a training process's imports and model set-up, before its own clock starts
-PACK_S = 10.0  # packing the outputs at the end
 
 
 def plan_configs(plan: dict, section: str) -> dict[str, TrainConfig]:
@@ -77,7 +78,9 @@ def choose(probes: dict[str, dict], train_s: float, min_tokens: float) -> str:
     return max(ok, key=lambda n: ok[n]["tokens_per_s"])
 
 
-def launch(configs: dict[str, TrainConfig], work: Path, device: str, budget_s: float) -> dict[str, int | None]:
+def launch(
+    configs: dict[str, TrainConfig], work: Path, device: str, budget_s: float, startup_s: float
+) -> dict[str, int | None]:
     """Train every config in its own process (side by side), each with ``budget_s`` of wall clock; wait for all."""
     procs, logs = {}, []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -89,7 +92,7 @@ def launch(configs: dict[str, TrainConfig], work: Path, device: str, budget_s: f
         cmd = [sys.executable, __file__, "--single", str(run / "config.json"), "--out", str(run), "--device", device]
         logs.append(open(run / "stdout.log", "w"))  # noqa: SIM115 (closed once every process has ended)
         procs[name] = subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + budget_s + STARTUP_S + 60  # a safety net: each run stops itself inside budget_s
+    deadline = time.time() + budget_s + startup_s + 60  # a safety net: each run stops itself inside budget_s
     try:
         while any(p.poll() is None for p in procs.values()) and time.time() < deadline:
             time.sleep(1)
@@ -171,16 +174,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--work", help="where runs are written in full (default OUT/work)")
     ap.add_argument("--pack-mb", type=float, default=88.0, help="most MiB packed into runs.tar (default 88: 6 parts + summary + console log = the 8 files a device call returns)")
     ap.add_argument("--part-mb", type=float, default=15.0, help="most MiB per runs.tar part (default 15)")
+    ap.add_argument("--startup-s", type=float, default=20.0, help="kept for a training process to start (default 20)")
+    ap.add_argument("--pack-s", type=float, default=10.0, help="kept for packing the outputs (default 10)")
     ap.add_argument("--single", help=argparse.SUPPRESS)  # internal: train one config (a child process)
     args = ap.parse_args(argv)
-    for name in ("budget_s", "probe_s", "pack_mb", "part_mb"):
+    for name in ("budget_s", "probe_s", "pack_mb", "part_mb", "startup_s", "pack_s"):
         if not getattr(args, name) > 0:
             ap.error(f"--{name.replace('_', '-')}: must be > 0, got {getattr(args, name)}")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    t0 = time.time()
+    t0 = T_START
     args = parse_args(argv)
     import torch
 
@@ -203,16 +208,16 @@ def main(argv: list[str] | None = None) -> None:
     summary: dict = {"device": _device_name(device), "budget_s": args.budget_s, "mode": args.mode, "plan": plan}
     if args.mode == "best":
         summary["probe"] = run_probes(configs, device, args.probe_s)
-        train_s = args.budget_s - (time.time() - t0) - STARTUP_S - PACK_S
+        train_s = args.budget_s - (time.time() - t0) - args.startup_s - args.pack_s
         summary["chosen"] = choose(summary["probe"], train_s, float(plan.get("min_tokens", 0)))
         configs = {summary["chosen"]: configs[summary["chosen"]]}
         configs[summary["chosen"]].grad_accum = summary["probe"][summary["chosen"]]["grad_accum"]
-    train_s = args.budget_s - (time.time() - t0) - STARTUP_S - PACK_S
+    train_s = args.budget_s - (time.time() - t0) - args.startup_s - args.pack_s
     if train_s <= 0:
         raise SystemExit(f"--budget-s: {args.budget_s} s leaves no time to train after the probe")
-    summary["train_budget_s"] = round(train_s, 1)
+    train_s = summary["train_budget_s"] = round(train_s, 1)
     print(f"training {', '.join(configs)} for {train_s:.0f} s on {device}", flush=True)
-    codes = launch(configs, work, device, train_s)
+    codes = launch(configs, work, device, train_s, args.startup_s)
     summary["runs"] = {name: run_summary(work / name, code) for name, code in codes.items()}
     summary["packed"] = pack(work, list(configs), out, args.pack_mb, args.part_mb)
     summary["wall_s"] = round(time.time() - t0, 1)
