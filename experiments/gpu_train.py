@@ -22,17 +22,16 @@ import time
 
 T_START = time.time()  # the budget counts from here, before the heavy imports
 
-import argparse
-import json
-import os
-import subprocess
-import sys
-import tarfile
-from pathlib import Path
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tarfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from interp.export import write_json  # noqa: E402
 from interp.train import TrainConfig, read_config_json  # noqa: E402
-
 
 
 def plan_configs(plan: dict, section: str) -> dict[str, TrainConfig]:
@@ -172,7 +171,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--probe-s", type=float, default=24.0, help="seconds of throughput probe in all (default 24)")
     ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="default: cuda when present")
     ap.add_argument("--work", help="where runs are written in full (default OUT/work)")
-    ap.add_argument("--pack-mb", type=float, default=88.0, help="most MiB packed into runs.tar (default 88: 6 parts + summary + console log = the 8 files a device call returns)")
+    ap.add_argument(
+        "--pack-mb",
+        type=float,
+        default=88.0,
+        help="most MiB packed into runs.tar (default 88: 6 parts + summary + console log = 8 files)",
+    )
     ap.add_argument("--part-mb", type=float, default=15.0, help="most MiB per runs.tar part (default 15)")
     ap.add_argument("--startup-s", type=float, default=20.0, help="kept for a training process to start (default 20)")
     ap.add_argument("--pack-s", type=float, default=10.0, help="kept for packing the outputs (default 10)")

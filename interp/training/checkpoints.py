@@ -3,7 +3,7 @@
 Every write is atomic: a directory is assembled beside its final name and renamed into place, a file goes
 through :func:`interp.export.atomic_path`. A run cut short at any moment leaves complete checkpoints only.
 
->>> save_checkpoint(hf_model, tokenizer, "runs/x/checkpoints/step000100", {"step": 100}, dtype="float16")  # doctest: +SKIP
+>>> save_checkpoint(hf_model, tok, "runs/x/checkpoints/step000100", {"step": 100}, dtype="float16")  # doctest: +SKIP
 """
 
 from __future__ import annotations

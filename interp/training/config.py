@@ -156,7 +156,7 @@ def read_config_json(path: str | Path) -> dict:
     except UnicodeDecodeError:
         raise ValueError(f"config: {path} is not a UTF-8 text file") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config: {path} must be a JSON object ({{\"key\": value, ...}}), not {type(data).__name__}")
+        raise ValueError(f'config: {path} must be a JSON object ({{"key": value, ...}}), not {type(data).__name__}')
     return data
 
 

@@ -60,7 +60,7 @@ def _timed_steps(cfg, device, seconds, clock, model, opt, forward) -> dict:
     start = clock()
     timed_from = None
     with Prefetcher(SingleTaskBatches(cfg), 0, 10**9, workers=cfg.data_workers, depth=cfg.prefetch) as data:
-        for step, x, y in data:
+        for _step, x, y in data:
             losses.append(train_step(forward, model, opt, x, y, cfg, device))
             if device == "cuda":
                 torch.cuda.synchronize()
