@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         configs = plan_configs(plan, section)  # every config error before any work
     except ValueError as e:
         raise SystemExit(f"gpu_train.py: --plan {args.plan}: {e}") from None
+    _check_evaluation_available()
     out = Path(args.out)
     work = Path(args.work) if args.work else out / "work"
     out.mkdir(parents=True, exist_ok=True)
@@ -230,6 +231,16 @@ def main(argv: list[str] | None = None) -> None:
         last = run["eval"][-1]["accuracy"] if run["eval"] else {}
         fams = " ".join(f"{f} mean {sum(a.values()) / len(a):.3f} min {min(a.values()):.3f}" for f, a in last.items())
         print(f"{name}: rc {run['returncode']} steps {run['steps_done']} tokens {run['tokens']} {fams}", flush=True)
+
+
+def _check_evaluation_available() -> None:
+    """Evaluation converts to TransformerLens: fail in seconds, not at the first evaluation minutes in."""
+    try:
+        import transformer_lens  # noqa: F401
+    except ImportError as e:
+        raise SystemExit(
+            f"gpu_train.py: evaluation needs transformer_lens ({e}); carry its wheels to the device machine"
+        ) from None
 
 
 def _device_name(device: str) -> str:

@@ -54,6 +54,7 @@ def test_gpu_script_probes_chooses_trains_and_packs_a_loadable_model(tmp_path):
     assert greedy_correct(model, prompts, "add2").shape == (8,)
 
 
+@pytest.mark.slow  # four training processes side by side: about a minute of budget plus start-up
 def test_gpu_script_trains_a_size_family_side_by_side(tmp_path):
     out = tmp_path / "fam"
     proc = run_script(out, 60, "--mode", "family")
