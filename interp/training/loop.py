@@ -130,7 +130,7 @@ class Run:
     def record(self, step: int, loss: torch.Tensor, bar) -> None:
         """Append a loss record every 10 steps (and at the last step)."""
         if step % 10 == 0 or step == self.cfg.steps - 1:
-            lr = self.opt.param_groups[0]["lr"]
+            lr = self.cfg.lr * lr_factor(step + 1, self.elapsed(), self.cfg)  # the next step's, as always logged
             self.log["train"].append({"step": step + 1, "loss": loss.item(), "lr": lr})
             tok_s = self.log["tokens"] / max(self.log["wall_s"], 1e-9)
             bar.set_postfix(loss=f"{self.log['train'][-1]['loss']:.3f}", tok_s=f"{tok_s:.0f}")
