@@ -32,7 +32,7 @@ def save_checkpoint(hf_model, tokenizer, path: str | Path, meta: dict[str, Any],
         state = None
         if dtype != "float32":
             state = {k: v.detach().to(getattr(torch, dtype)) for k, v in hf_model.state_dict().items()}
-        hf_model.save_pretrained(tmp, safe_serialization=True, state_dict=state)
+        _quiet_save(hf_model, tmp, state)
         tokenizer.save_pretrained(tmp)
         (tmp / "training.json").write_text(json.dumps(meta, indent=2))
         os.chmod(tmp, 0o755 & ~_umask())
@@ -43,6 +43,19 @@ def save_checkpoint(hf_model, tokenizer, path: str | Path, meta: dict[str, Any],
         if tmp.exists():
             shutil.rmtree(tmp)
     return path
+
+
+def _quiet_save(hf_model, folder: Path, state: dict | None) -> None:
+    """``save_pretrained`` without its "Writing model shards" progress bar."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        hf_model.save_pretrained(folder, safe_serialization=True, state_dict=state)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _umask() -> int:
