@@ -22,6 +22,18 @@ from interp.models import sha256_file
 from interp.train import TrainConfig, train
 
 
+def same_config(recorded: dict, cfg: TrainConfig) -> bool:
+    """``cfg`` is the recorded config: equal on every recorded key, and fields added to TrainConfig since the
+    recording (absent from it) still at their defaults, which reproduce what the recorded run did."""
+    current = json.loads(json.dumps(asdict(cfg)))  # the log stores asdict(cfg), through JSON
+    defaults = json.loads(json.dumps(asdict(TrainConfig())))
+    if set(recorded) - set(current):
+        return False
+    return all(current[k] == recorded[k] for k in recorded) and all(
+        current[k] == defaults[k] for k in set(current) - set(recorded)
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="training config JSON of the original run")
@@ -35,7 +47,7 @@ def main() -> None:
         saved = sorted(p.name for p in (Path(args.run) / "checkpoints").glob("step*"))
         raise SystemExit(f"--step: no checkpoint {original}; saved: {', '.join(saved) or 'none'}")
     original_log = json.loads((Path(args.run) / "log.json").read_text())
-    if original_log["config"] != json.loads(json.dumps(asdict(cfg))):  # the log stores asdict(cfg)
+    if not same_config(original_log["config"], cfg):
         raise SystemExit(f"--config: {args.config} differs from the config recorded in {args.run}/log.json")
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="rerun.") as tmp:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from interp.export import write_json
-from interp.train import TRAIN_DEVICES, TrainConfig
+from interp.train import TRAIN_DEVICES, TrainConfig, read_config_json
 
 
 def variant_configs(base: dict, variants: dict[str, dict]) -> dict[str, TrainConfig]:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
     text = Path(args.variants).read_text() if Path(args.variants).is_file() else args.variants
     variants = json.loads(text)
-    base = json.loads(Path(args.base).read_text())
+    base = read_config_json(args.base)  # errors name the file
     configs = variant_configs(base, variants)  # every error before any process starts
     out_dir = Path(args.out_dir)
     procs, logs = {}, []

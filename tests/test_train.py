@@ -182,3 +182,117 @@ def test_train_sweep_runs_variants_side_by_side_and_summarises(tmp_path):
     bad = subprocess.run(bad_cmd, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "unknown keys ['widht']" in bad.stderr
     assert not (tmp_path / "s2.json").exists()
+
+
+def test_training_time_accuracy_is_scoring_greedy_correct(tmp_path):
+    """The ONE accuracy: what training logs equals scoring.greedy_correct's mean on the same prompts."""
+    from interp.models import load_model
+    from interp.prompts import build_prompts
+    from interp.scoring import greedy_correct
+    from interp.train import evaluate
+    from interp.training.evaluate import EVAL_SEED
+
+    cfg = tiny_config(steps=40, eval_every=40, checkpoint_every=0, eval_prompts=12)
+    final = train(cfg, tmp_path / "run", progress=False)
+    logged = json.loads((tmp_path / "run" / "log.json").read_text())["eval"][-1]["accuracy"]["bias_add"]
+    model = load_model(str(final), device="cpu")
+    for task, acc in logged.items():
+        prompts = build_prompts("bias_add", [task], n_examples=cfg.eval_n_examples, n_prompts=12, seed=EVAL_SEED)
+        assert acc == float(greedy_correct(model, prompts, task).mean())
+    # evaluating the HF model directly gives the same numbers again
+    from transformers import GPT2LMHeadModel
+
+    from interp.tokenization import build_char_tokenizer
+
+    hf = GPT2LMHeadModel.from_pretrained(str(final))
+    assert evaluate(hf, build_char_tokenizer(), cfg)["bias_add"] == logged
+
+
+def test_training_time_accuracy_equals_greedy_correct_on_the_shipped_model():
+    """On a model with accuracies strictly between 0 and 1 (the shipped one's retrieval tasks)."""
+    from transformers import GPT2LMHeadModel
+
+    from interp.models import embedded_model_dir, load_model
+    from interp.prompts import build_prompts
+    from interp.scoring import greedy_correct
+    from interp.tokenization import build_char_tokenizer
+    from interp.train import evaluate
+
+    recorded = json.loads((embedded_model_dir() / "training.json").read_text())["config"]
+    tasks = {"retrieval": ["pos1", "pos2", "pos6"], "bias_add": ["add3"]}
+    cfg = TrainConfig(**{**recorded, "eval_prompts": 24, "tasks": tasks})
+    hf = GPT2LMHeadModel.from_pretrained(str(embedded_model_dir()))
+    acc = evaluate(hf, build_char_tokenizer(), cfg, n_examples=10, seed=3)
+    model = load_model("embedded", device="cpu")
+    flat = []
+    for family, tasks in acc.items():
+        for task, value in tasks.items():
+            prompts = build_prompts(family, [task], n_examples=10, n_prompts=24, seed=3)
+            assert value == float(greedy_correct(model, prompts, task).mean()), (family, task)
+            flat.append(value)
+    assert min(flat) < 0.5 and max(flat) == 1.0  # not all-or-nothing: the comparison can fail
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_prefetched_batches_equal_direct_ones(workers):
+    from interp.train import Prefetcher
+
+    data = SingleTaskBatches(tiny_config(batch_size=4))
+    with Prefetcher(data, 3, 9, workers=workers, depth=2) as batches:
+        got = list(batches)
+    assert [s for s, _, _ in got] == list(range(3, 9))
+    for step, x, y in got:
+        x0, y0 = data.batch(step)
+        assert torch_equal(x, x0) and torch_equal(y, y0)
+
+
+def test_prefetcher_stops_early_without_hanging():
+    from interp.train import Prefetcher
+
+    data = SingleTaskBatches(tiny_config(batch_size=2))
+    with Prefetcher(data, 0, 10**6, depth=2) as batches:
+        for step, _, _ in batches:
+            if step == 3:
+                break
+    assert batches._thread is not None and not batches._thread.is_alive()
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_gradient_accumulation_matches_the_full_batch():
+    import torch
+
+    from interp.train import init_model, train_step
+    from interp.training.loop import make_optimizer
+
+    cfg = tiny_config(batch_size=8)
+    x, y = SingleTaskBatches(cfg).batch(0)
+    grads = []
+    for accum in (1, 4):
+        cfg.grad_accum = accum
+        torch.manual_seed(0)
+        model = init_model(cfg)
+        opt = make_optimizer(model, cfg, "cpu")
+        opt.step = lambda: None  # keep the gradient, skip the update
+        loss = train_step(model, model, opt, x, y, cfg, "cpu")
+        grads.append((float(loss), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_autocast_trains_on_cpu_and_is_recorded(tmp_path):
+    cfg = tiny_config(steps=20, eval_every=0, checkpoint_every=0, precision="bfloat16")
+    final = train(cfg, tmp_path / "run", progress=False)
+    log = json.loads((tmp_path / "run" / "log.json").read_text())
+    assert log["config"]["precision"] == "bfloat16" and np.isfinite(log["train"][-1]["loss"])
+    assert (final / "model.safetensors").is_file()
+
+
+def test_the_model_uses_sdpa_attention():
+    from interp.train import init_model
+
+    assert init_model(tiny_config()).config._attn_implementation == "sdpa"

@@ -1,0 +1,84 @@
+"""Checkpoint I/O: standard HF GPT-2 directories (weights only, optionally half precision) and resumable state.
+
+Every write is atomic: a directory is assembled beside its final name and renamed into place, a file goes
+through :func:`interp.export.atomic_path`. A run cut short at any moment leaves complete checkpoints only.
+
+>>> save_checkpoint(hf_model, tok, "runs/x/checkpoints/step000100", {"step": 100}, dtype="float16")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.export import atomic_path, write_json
+
+
+def save_checkpoint(hf_model, tokenizer, path: str | Path, meta: dict[str, Any], *, dtype: str = "float32") -> Path:
+    """Write an HF GPT-2 directory (weights in ``dtype``, tokenizer, ``training.json`` = ``meta``) atomically.
+
+    :func:`interp.models.load_model` reads it back as float32 whatever ``dtype`` was on disk.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        state = None
+        if dtype != "float32":
+            state = {k: v.detach().to(getattr(torch, dtype)) for k, v in hf_model.state_dict().items()}
+        _quiet_save(hf_model, tmp, state)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "training.json").write_text(json.dumps(meta, indent=2))
+        os.chmod(tmp, 0o755 & ~_umask())
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def _quiet_save(hf_model, folder: Path, state: dict | None) -> None:
+    """``save_pretrained`` without its "Writing model shards" progress bar."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        hf_model.save_pretrained(folder, safe_serialization=True, state_dict=state)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_state(path: str | Path, model, opt, log: dict, step: int) -> None:
+    """Everything a resumed run needs (model, optimizer, log, next step), written atomically."""
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "log": log, "step": step}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: str | Path, model, opt, device: str) -> tuple[dict, int]:
+    """Restore ``model`` and ``opt`` from :func:`save_state`'s file; returns ``(log, step)``."""
+    state = torch.load(path, weights_only=False, map_location=device)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    return state["log"], state["step"]
+
+
+def write_log(out: Path, log: dict) -> None:
+    """The run's ``log.json`` (atomic)."""
+    write_json(out / "log.json", log)
