@@ -11,13 +11,19 @@ Examples::
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import dataclasses
+import gc
 import json
 import math
 import re
 import sys
+import threading
+import time
 import types
 import typing
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -290,8 +296,35 @@ def load_config(path: str):
     return cfg
 
 
+#: ``interp train`` flags that override a field of the config (``None``: keep the config's value).
+TRAIN_OVERRIDES = {
+    "time_budget_s": "--time-budget-s",
+    "checkpoint_every_s": "--checkpoint-every-s",
+    "eval_every_s": "--eval-every-s",
+    "precision": "--precision",
+    "compile": "--compile",
+    "data_workers": "--data-workers",
+    "grad_accum": "--grad-accum",
+    "checkpoint_dtype": "--checkpoint-dtype",
+}
+
+
+def apply_overrides(cfg, args: argparse.Namespace):
+    """The config with the fields given on the command line replaced, validated again (one line per problem)."""
+    given = {k: getattr(args, k, None) for k in TRAIN_OVERRIDES}
+    changes = {k: v for k, v in given.items() if v is not None and v is not False}  # 0 is a value, not "absent"
+    if not changes:
+        return cfg
+    cfg = dataclasses.replace(cfg, **changes)
+    try:
+        cfg.validate()
+    except ValueError as err:
+        raise CliError(user_message(str(err), "--config", {k: v for k, v in TRAIN_OVERRIDES.items()})) from None
+    return cfg
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    cfg = load_config(args.config)
+    cfg = apply_overrides(load_config(args.config), args)
     check_out(args.out)
     check_device(args.device)
     from interp.train import train
@@ -303,7 +336,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def _quiet_png_warning() -> None:
     """The studies runner says once, at the end, why PNGs were not written: no warning on top of that."""
-    import warnings
 
     from interp.export import PNG_HELP
 
@@ -390,6 +422,28 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("cpu", "cuda"),
         help="cpu (default; bit-reproducible per seed and thread count) or cuda (fast, for exploring configs)",
     )
+    t.add_argument(
+        "--time-budget-s",
+        type=float,
+        help="wall-clock budget in seconds: warm-up and cosine learning rate "
+        "follow the elapsed fraction; the run stops inside it, evaluated and saved (0 = off: steps set the "
+        "schedule)",
+    )
+    t.add_argument("--checkpoint-every-s", type=float, help="evaluate and write a checkpoint every this many seconds")
+    t.add_argument("--eval-every-s", type=float, help="evaluate every this many seconds")
+    t.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        help="bfloat16: autocast the forward pass (weights stay float32)",
+    )
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA; costs start-up time)")
+    t.add_argument("--data-workers", type=int, help="worker processes generating batches ahead (0 = one thread)")
+    t.add_argument("--grad-accum", type=int, help="micro-batches per step (large batches on little memory)")
+    t.add_argument(
+        "--checkpoint-dtype",
+        choices=("float32", "float16", "bfloat16"),
+        help="weights' dtype on disk (loading gives float32)",
+    )
     t.set_defaults(func=cmd_train)
 
     f = sub.add_parser(
@@ -466,8 +520,6 @@ class _CtrlCNotLost:
 
     def _hook(self, unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            import threading
-
             # from another thread, once this callback has returned: raised here it would be swallowed again (and
             # if it is swallowed anyway, this hook runs again and tries again)
             threading.Thread(target=_interrupt_main_soon, daemon=True).start()
@@ -476,8 +528,6 @@ class _CtrlCNotLost:
 
 
 def _interrupt_main_soon(delay_s: float = 0.05) -> None:
-    import _thread
-    import time
 
     time.sleep(delay_s)
     _thread.interrupt_main()
@@ -510,7 +560,6 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _close_progress_bars() -> None:
-    import gc
 
     gc.collect()
     tqdm_module = sys.modules.get("tqdm.std")
