@@ -213,7 +213,7 @@ def plan_scoring(cands: Sequence[Sequence[Candidate]]) -> ScoringPlan:
     )
 
 
-def _pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ``Int[Tensor, "batch pos"]`` tokens and their attention mask (1 = real token)."""
     width = max(len(r) for r in rows)
     x = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -226,10 +226,10 @@ def _pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.T
 
 def run_prefix(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache, prompt_indices: list[int]):
     """Default :data:`PrefixForward`: every layer, filling ``cache``; returns the final residual stream."""
-    return _forward(model, tokens, attention_mask, cache)
+    return forward_resid(model, tokens, attention_mask, cache)
 
 
-def _forward(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache) -> torch.Tensor:
+def forward_resid(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache) -> torch.Tensor:
     """Final residual ``Float[Tensor, "batch pos d_model"]`` (before ``ln_final``), appending to ``cache``."""
     device = model.cfg.device
     return model(
@@ -240,29 +240,50 @@ def _forward(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache) -
     )
 
 
-def _sub_cache(cache, sel: torch.Tensor | None):
-    """A frozen cache over batch rows ``sel`` of ``cache`` (the cache itself when ``sel`` is ``None``)."""
+class _RowsEntry:
+    """One layer's cached keys/values, restricted to batch rows ``sel`` (repeats allowed) without copying them all:
+    rows are gathered layer by layer when the layer appends (TransformerLens reads ``past_keys`` only for its
+    shape and calls ``append``), so at most one layer's gathered copy is alive at a time."""
+
+    frozen = True
+
+    def __init__(self, entry, sel: torch.Tensor):
+        self.entry, self.sel = entry, sel.to(entry.past_keys.device)
+
+    @property
+    def past_keys(self) -> torch.Tensor:  # shape-correct view, no copy
+        k = self.entry.past_keys
+        return k[:1].expand(len(self.sel), *k.shape[1:])
+
+    @property
+    def past_values(self) -> torch.Tensor:
+        v = self.entry.past_values
+        return v[:1].expand(len(self.sel), *v.shape[1:])
+
+    def append(self, new_keys: torch.Tensor, new_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = torch.cat([self.entry.past_keys[self.sel], new_keys], dim=1)
+        return keys, torch.cat([self.entry.past_values[self.sel], new_values], dim=1)
+
+
+def sub_cache(cache, sel: torch.Tensor | None):
+    """A frozen view of ``cache`` over batch rows ``sel`` (repeats allowed; ``None`` = the cache itself)."""
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-    from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
     if sel is None:
         return cache
-    entries = [
-        TransformerLensKeyValueCacheEntry(
-            e.past_keys[sel.to(e.past_keys.device)], e.past_values[sel.to(e.past_keys.device)], frozen=True
-        )
-        for e in cache.entries
-    ]
     mask = cache.previous_attention_mask
-    return TransformerLensKeyValueCache(entries, mask[sel.to(mask.device)], frozen=True)
+    return TransformerLensKeyValueCache(
+        [_RowsEntry(e, sel) for e in cache.entries], mask[sel.to(mask.device)], frozen=True
+    )
 
 
-def _read(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, targets: torch.Tensor):
-    """log P(target) and whether target is the argmax, at ``resid[rows, pos]`` only (not every position)."""
+def logits_at(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Logits ``Float[Tensor, "n vocab"]`` at ``resid[rows, pos]`` only (``ln_final`` + unembed + soft cap).
+
+    The dtype is the model's, raised to float32 for half precision (so a log-softmax never runs below float32).
+    """
     device = resid.device
-    key = rows.to(device) * resid.shape[1] + pos.to(device)
-    uniq, inv = torch.unique(key, return_inverse=True)  # candidates sharing a position: one log-softmax
-    x = resid.reshape(-1, resid.shape[-1])[uniq][None]  # [1, position, d_model]
+    x = resid[rows.to(device), pos.to(device)][None]  # [1, n, d_model]
     if model.cfg.normalization_type is not None:
         x = model.ln_final(x)
     logits = model.unembed(x)[0]
@@ -270,9 +291,18 @@ def _read(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, tar
     if cap > 0:
         logits = cap * torch.tanh(logits / cap)
     if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()  # the model's dtype or higher: never below float32
+        logits = logits.float()
+    return logits
+
+
+def _read(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, targets: torch.Tensor):
+    """log P(target) (float64, CPU) and whether target is the argmax, at ``resid[rows, pos]`` only."""
+    key = rows * resid.shape[1] + pos
+    uniq, inv = torch.unique(key, return_inverse=True)  # candidates sharing a position: one log-softmax
+    width = resid.shape[1]
+    logits = logits_at(model, resid, uniq // width, uniq % width)
     logp = torch.log_softmax(logits, dim=-1)
-    t = targets.to(device)
+    inv, t = inv.to(logp.device), targets.to(logp.device)
     chosen = logp[inv, t]
     return chosen.double().cpu(), (logits.argmax(dim=-1)[inv] == t).cpu()
 
@@ -313,7 +343,7 @@ def run_plan(
     order = sorted(range(len(plan.prefixes)), key=lambda r: len(plan.prefixes[r]))
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
-        x, mask = _pad([plan.prefixes[r] for r in chunk], pad)
+        x, mask = pad_rows([plan.prefixes[r] for r in chunk], pad)
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(chunk))
         prompts_here = [plan.prefix_prompt[r] for r in chunk]
         with hooks(model, prompt_hooks(prompts_here) if prompt_hooks else []):
@@ -328,8 +358,8 @@ def run_plan(
         for w in range(max(len(waves[r]) for r in chunk)):
             members = [(b, waves[r][w]) for b, r in enumerate(chunk) if len(waves[r]) > w]
             sel = None if len(members) == len(chunk) else torch.tensor([b for b, _ in members])
-            sx, smask = _pad([plan.suffixes[s] for _, s in members], pad)
-            resid = _forward(model, sx, smask, _sub_cache(cache, sel))
+            sx, smask = pad_rows([plan.suffixes[s] for _, s in members], pad)
+            resid = forward_resid(model, sx, smask, sub_cache(cache, sel))
             slocal = np.full(len(plan.suffixes), -1, dtype=np.int64)
             slocal[[s for _, s in members]] = np.arange(len(members))
             idx, rows, pos, tgt = _terms_of(plan.tail, slocal)
