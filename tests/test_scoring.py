@@ -75,13 +75,13 @@ def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch):
     import interp.scoring as scoring
 
     seen = []
-    original = scoring._forward
+    original = scoring.forward_resid
 
     def counting(model, tokens, attention_mask, cache):
         seen.append(tokens.shape[0])
         return original(model, tokens, attention_mask, cache)
 
-    monkeypatch.setattr(scoring, "_forward", counting)
+    monkeypatch.setattr(scoring, "forward_resid", counting)
     score_answers(tiny_char_model, build_prompts("bias_add", n_examples=10, n_prompts=3), batch_size=64)
     assert sum(seen) == 3  # ten single-character answers per prompt, one row per prompt
 
@@ -89,7 +89,7 @@ def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch):
 def test_context_overflow_raises_before_forward(tiny_gpt2_model, monkeypatch):
     import interp.scoring as scoring
 
-    monkeypatch.setattr(scoring, "_forward", lambda *a, **k: pytest.fail("forward pass ran"))
+    monkeypatch.setattr(scoring, "forward_resid", lambda *a, **k: pytest.fail("forward pass ran"))
     prompts = build_prompts("operands", n_examples=60, n_prompts=1)
     with pytest.raises(ValueError, match="prompts: longest sequence has .* context of 256"):
         score_answers(tiny_gpt2_model, prompts)
