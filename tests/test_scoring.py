@@ -260,3 +260,22 @@ def test_batch_size_validated(tiny_char_model):
     prompts = build_prompts("bias_add", ["add1"], n_examples=2, n_prompts=1)
     with pytest.raises(ValueError, match="batch_size: must be an integer >= 1"):
         score_answers(tiny_char_model, prompts, batch_size=0)
+
+
+def test_prefix_forward_can_resume_from_a_residual_stream(tiny_gpt2_model):
+    """A caller-supplied prompt pass (run to layer 1, then resume from the residual there) gives the same scores:
+    the hook through which a sweep can share the layers below its patch."""
+    model = tiny_gpt2_model
+    calls = []
+
+    def two_step(model, tokens, attention_mask, cache, prompt_indices):
+        calls.append(list(prompt_indices))
+        resid = model(tokens, attention_mask=attention_mask, past_kv_cache=cache, stop_at_layer=1)
+        mask = cache.previous_attention_mask
+        return model(resid, start_at_layer=1, attention_mask=mask, past_kv_cache=cache, stop_at_layer=2)
+
+    prompts = build_prompts("add_translate", n_examples=4, n_prompts=3, seed=6)
+    plain = score_answers(model, prompts, include_newline=True, batch_size=2)
+    resumed = score_answers(model, prompts, include_newline=True, batch_size=2, prefix_forward=two_step)
+    np.testing.assert_allclose(resumed.log_probs, plain.log_probs, atol=1e-6, rtol=0)
+    assert sorted(i for c in calls for i in c) == [0, 1, 2]
