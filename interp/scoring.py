@@ -327,8 +327,9 @@ def run_plan(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per slot: summed log-prob ``Float[ndarray, "prompt cand"]`` (float64) and greedy-exact flags (bool).
 
-    Prefix rows run ``batch_size`` at a time (sorted by length) with a key-value cache; then, per wave ``w``, the
-    ``w``-th answer context of every prefix in the batch runs from the frozen cache. ``prompt_hooks`` act only in
+    Prefix rows run ``batch_size`` at a time (sorted by length) with a key-value cache; then the answer contexts of
+    that batch run from the frozen cache, up to ``4 * batch_size`` rows per pass (each row reads its prefix's keys
+    and values, gathered one layer at a time). ``prompt_hooks`` act only in
     the prompt pass; ``prefix_forward`` replaces it (see :data:`PrefixForward`).
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
@@ -337,7 +338,7 @@ def run_plan(
     n_slots = plan.shape[0] * plan.shape[1]
     head_lp, head_ok = torch.zeros(len(plan.head), dtype=torch.float64), torch.zeros(len(plan.head), dtype=torch.bool)
     tail_lp, tail_ok = torch.zeros(len(plan.tail), dtype=torch.float64), torch.zeros(len(plan.tail), dtype=torch.bool)
-    waves: list[list[int]] = [[] for _ in plan.prefixes]  # suffix rows of each prefix row
+    waves: list[list[int]] = [[] for _ in plan.prefixes]  # answer (suffix) rows of each prefix row
     for s, p in enumerate(plan.suffix_prefix):
         waves[p].append(s)
     order = sorted(range(len(plan.prefixes)), key=lambda r: len(plan.prefixes[r]))
@@ -355,13 +356,18 @@ def run_plan(
         if len(idx):
             head_lp[idx], head_ok[idx] = _read(model, resid, rows, pos, tgt)
         del resid
-        for w in range(max(len(waves[r]) for r in chunk)):
-            members = [(b, waves[r][w]) for b, r in enumerate(chunk) if len(waves[r]) > w]
-            sel = None if len(members) == len(chunk) else torch.tensor([b for b, _ in members])
-            sx, smask = pad_rows([plan.suffixes[s] for _, s in members], pad)
+        pending = sorted(
+            ((b, sr) for b, r in enumerate(chunk) for sr in waves[r]), key=lambda m: len(plan.suffixes[m[1]])
+        )
+        for alo in range(0, len(pending), 4 * batch_size):  # all answers of the batch together, length-sorted
+            members = pending[alo : alo + 4 * batch_size]
+            sel = torch.tensor([b for b, _ in members])
+            if len(members) == len(chunk) and bool((sel == torch.arange(len(chunk))).all()):
+                sel = None
+            sx, smask = pad_rows([plan.suffixes[sr] for _, sr in members], pad)
             resid = forward_resid(model, sx, smask, sub_cache(cache, sel))
             slocal = np.full(len(plan.suffixes), -1, dtype=np.int64)
-            slocal[[s for _, s in members]] = np.arange(len(members))
+            slocal[[sr for _, sr in members]] = np.arange(len(members))
             idx, rows, pos, tgt = _terms_of(plan.tail, slocal)
             if len(idx):
                 tail_lp[idx], tail_ok[idx] = _read(model, resid, rows, pos, tgt)
