@@ -110,7 +110,7 @@ def bench_scoring(name: str, models: dict, quick: bool) -> list[dict]:
     model_name, family, tasks, n_examples, n_prompts = SCORING_CASES[name]
     model = models.setdefault(model_name, build_model(model_name))
     prompts = build_prompts(family, tasks, n_examples=n_examples, n_prompts=n_prompts // (2 if quick else 1), seed=0)
-    reps = 1 if quick else 3
+    reps = 1 if quick else (5 if model_name == "embedded" else 3)
     score_answers(model, prompts[:2], include_newline=True)  # warm up
     loop_s, ref = best_of(lambda: paper_loop(model, prompts, True), 1)
     floor_s = ours_s = float("inf")

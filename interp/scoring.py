@@ -68,14 +68,24 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 def candidates_for(tokenizer, prompt_text: str, answers: Sequence[str]) -> list[Candidate]:
     """Tokenise ``prompt_text + answer`` for each answer and locate the answer's tokens."""
-    seqs = encode_batch(tokenizer, [prompt_text] + [prompt_text + a for a in answers])
-    prompt_ids = seqs[0]
-    out = []
-    for full in seqs[1:]:
-        start = common_prefix(prompt_ids, full)
-        if start == len(full):
-            raise ValueError(f"answers: an answer adds no token to prompt {prompt_text[-30:]!r}")
-        out.append(Candidate(tuple(full), max(start, 1), len(prompt_ids)))
+    return candidates_batch(tokenizer, [prompt_text], [answers])[0]
+
+
+def candidates_batch(tokenizer, prompt_texts: Sequence[str], answers: Sequence[Sequence[str]]) -> list[list[Candidate]]:
+    """:func:`candidates_for` for many prompts, in one tokenizer call."""
+    texts = [t for text, group in zip(prompt_texts, answers, strict=True) for t in [text, *(text + a for a in group)]]
+    seqs = encode_batch(tokenizer, texts)
+    out, at = [], 0
+    for text, group in zip(prompt_texts, answers, strict=True):
+        prompt_ids, fulls = seqs[at], seqs[at + 1 : at + 1 + len(group)]
+        at += 1 + len(group)
+        cands = []
+        for full in fulls:
+            start = common_prefix(prompt_ids, full)
+            if start == len(full):
+                raise ValueError(f"answers: an answer adds no token to prompt {text[-30:]!r}")
+            cands.append(Candidate(tuple(full), max(start, 1), len(prompt_ids)))
+        out.append(cands)
     return out
 
 
@@ -424,7 +434,7 @@ def score_answers(
         raise ValueError("prompts: all prompts must share the same candidate tasks (Prompt.tasks)")
     tok = tokenizer_of(model)
     suffix = "\n" if include_newline else ""
-    cands = [candidates_for(tok, p.text, [a + suffix for a in p.answers]) for p in prompts]
+    cands = candidates_batch(tok, [p.text for p in prompts], [[a + suffix for a in p.answers] for p in prompts])
     check_fits(model, [c.fed for group in cands for c in group])
     warn_untrained(model, prompts)
     plan = plan_scoring(cands)
@@ -447,7 +457,7 @@ def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: i
         raise ValueError("prompts: need at least one prompt")
     _check_batch_size(batch_size)
     tok = tokenizer_of(model)
-    cands = [candidates_for(tok, p.text, [p.answer(task)]) for p in prompts]
+    cands = candidates_batch(tok, [p.text for p in prompts], [[p.answer(task)] for p in prompts])
     check_fits(model, [g[0].fed for g in cands])
     warn_untrained(model, prompts)
     _, ok = run_plan(model, plan_scoring(cands), pad=pad_id(tok), batch_size=batch_size)
