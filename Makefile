@@ -43,4 +43,4 @@ png-deps:
 	apt-get update -qq && apt-get install -y -qq chromium
 
 bench: setup
-	$(PY) benchmarks/bench_model.py
+	OMP_NUM_THREADS=2 $(PY) benchmarks/run.py --threads 2
