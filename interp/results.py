@@ -35,7 +35,7 @@ from typing import Any, ClassVar, TypeVar, Union
 
 import numpy as np
 
-from interp.export import write_json
+from interp.export import atomic_write_bytes
 
 R = TypeVar("R", bound="Result")
 
@@ -158,8 +158,9 @@ class Result:
         return cls(**{k: _decode(v, hints[k]) for k, v in data.items() if k in names})
 
     def save(self, path: str | Path) -> Path:
-        """Write ``{"type": <class name>, **to_dict()}`` as JSON, atomically."""
-        return write_json(path, {"type": type(self).__name__, **self.to_dict()})
+        """Write ``{"type": <class name>, **to_dict()}`` as JSON at full precision, atomically."""
+        data = {"type": type(self).__name__, **self.to_dict()}
+        return atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
 
     @staticmethod
     def load(path: str | Path) -> Result:
@@ -211,6 +212,43 @@ class Result:
 def result(cls: type[R]) -> type[R]:
     """Class decorator: a frozen dataclass that keeps :class:`Result`'s ``repr`` and ``==``."""
     return dataclasses.dataclass(frozen=True, eq=False, repr=False)(cls)
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer probabilities
+
+
+@result
+class AnswerScores(Result):
+    """Log-probabilities ``Float[ndarray, "prompt task"]`` of each task's answer to each prompt's query.
+
+    ``include_newline``: whether the answer's terminating newline was scored too (the complete output);
+    ``n_merged``: answers whose first token merged with the prompt's last token (scored exactly all the same).
+    """
+
+    log_probs: np.ndarray
+    tasks: tuple[str, ...]
+    include_newline: bool
+    n_merged: int = 0
+
+    _dims: ClassVar = {"log_probs": ("prompt", "tasks")}
+
+    def __repr__(self) -> str:
+        mean = ", ".join(f"{t}={p:.3f}" for t, p in zip(self.tasks, self.probs.mean(axis=0), strict=True))
+        return (
+            f"AnswerScores({self.log_probs.shape[0]} prompts; mean P: {mean}, other={self.other.mean():.3f}; "
+            f"include_newline={self.include_newline}, n_merged={self.n_merged})"
+        )
+
+    @property
+    def probs(self) -> np.ndarray:
+        """P(answer) per prompt and task (not renormalised)."""
+        return np.exp(self.log_probs)
+
+    @property
+    def other(self) -> np.ndarray:
+        """1 − Σ_k P(a_k) per prompt: the mass on every other output."""
+        return 1.0 - self.probs.sum(axis=1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ import torch
 from interp.hooks import context_length, hooks
 from interp.models import tokenizer_of, trained_examples
 from interp.prompts import Prompt
-from interp.tokenization import encode_batch, pad_id
+from interp.results import AnswerScores
+from interp.tokenization import encode_batch, pad_id, right_pad
 
 
 @dataclass(frozen=True)
@@ -87,26 +88,6 @@ def candidates_batch(tokenizer, prompt_texts: Sequence[str], answers: Sequence[S
             cands.append(Candidate(tuple(full), max(start, 1), len(prompt_ids)))
         out.append(cands)
     return out
-
-
-@dataclass(frozen=True)
-class AnswerScores:
-    """Log-probabilities ``Float[ndarray, "prompt task"]`` of each task's answer to each prompt's query."""
-
-    log_probs: np.ndarray
-    tasks: tuple[str, ...]
-    include_newline: bool
-    n_merged: int = 0
-
-    @property
-    def probs(self) -> np.ndarray:
-        """P(answer) per prompt and task (not renormalised)."""
-        return np.exp(self.log_probs)
-
-    @property
-    def other(self) -> np.ndarray:
-        """1 − Σ_k P(a_k) per prompt: the mass on every other output."""
-        return 1.0 - self.probs.sum(axis=1)
 
 
 def check_fits(model, lengths: Sequence[int], what: str = "prompts") -> None:
@@ -224,14 +205,9 @@ def plan_scoring(cands: Sequence[Sequence[Candidate]]) -> ScoringPlan:
 
 
 def pad_rows(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``Int[Tensor, "batch pos"]`` tokens and their attention mask (1 = real token)."""
-    width = max(len(r) for r in rows)
-    x = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        x[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return x, mask
+    """Right-padded ``Int[Tensor, "batch pos"]`` tokens (:func:`interp.tokenization.right_pad`) and their attention
+    mask (1 = real token; the key-value cache needs it)."""
+    return right_pad(rows, pad), right_pad([[1] * len(r) for r in rows], 0)
 
 
 def run_prefix(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache, prompt_indices: list[int]):

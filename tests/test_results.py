@@ -118,3 +118,15 @@ def test_committed_numbers_load_as_results_and_plot():
         n_candidates=10,
     )
     assert best.chance == 0.1 and len(plots.best_layer_figure([[best]], title="t").data) > 0
+
+
+def test_answer_scores_print_in_one_line_and_convert():
+    from interp.results import AnswerScores
+
+    s = AnswerScores(np.log([[0.5, 0.25], [0.25, 0.5]]), ("add1", "add7"), False)
+    assert repr(s) == (
+        "AnswerScores(2 prompts; mean P: add1=0.375, add7=0.375, other=0.250; include_newline=False, n_merged=0)"
+    )
+    assert AnswerScores.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    frame = s.to_frame()
+    assert len(frame) == 4 and set(frame.tasks) == {"add1", "add7"}
