@@ -24,6 +24,7 @@ from interp.export import atomic_write_bytes
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 START, END = "<!-- numbers:start -->", "<!-- numbers:end -->"
+PERF_START, PERF_END = "<!-- performance:start -->", "<!-- performance:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -35,6 +36,7 @@ def load_sources(root: Path = ROOT) -> dict:
         "vectors": json.loads((fig / "task_vectors" / "task_vectors.json").read_text()),
         "solved": json.loads((fig / "tasks_solved" / "tasks_solved.json").read_text()),
         "construction": json.loads((fig / "construction" / "construction.json").read_text()),
+        "bench": json.loads((root / "benchmarks" / "results.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
     }
 
@@ -180,10 +182,35 @@ def render(sources: dict) -> str:
     return "\n".join(lines)
 
 
-def readme_block(text: str) -> str:
-    """The README's current block, markers included."""
-    i, j = text.index(START), text.index(END) + len(END)
+def render_performance(bench: dict) -> str:
+    """The performance block: every benchmark line of ``benchmarks/results.json`` (``make bench``)."""
+    meta = bench["meta"]
+    lines = [
+        PERF_START,
+        f"`make bench` (`benchmarks/run.py`), {meta['threads']} thread(s), torch {meta['torch']}, "
+        f"{meta['cpu_count']}-core CPU; {meta.get('note', '')}".rstrip("; "),
+        "",
+        "| benchmark | baseline (s) | ours (s) | ratio | target | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in bench["rows"]:
+        ratio = f"{r['ratio']:.2e}" if r["ratio"] < 0.01 else f"{r['ratio']:.2f}"
+        lines.append(
+            f"| {r['name']} | {r['baseline_s']:.3g} | {r['ours_s']:.3g} | {ratio} | {r['target']} | "
+            f"{'PASS' if r['pass'] else 'FAIL'} |"
+        )
+    return "\n".join([*lines, PERF_END])
+
+
+def readme_block(text: str, start: str = START, end: str = END) -> str:
+    """The README's current block between ``start`` and ``end``, markers included."""
+    i, j = text.index(start), text.index(end) + len(end)
     return text[i:j]
+
+
+def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
+    """Every generated block of the README by its markers."""
+    return {(START, END): render(sources), (PERF_START, PERF_END): render_performance(sources["bench"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,17 +218,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help="replace the README's block")
     ap.add_argument("--check", action="store_true", help="exit 1 when the README's block differs from the JSON")
     args = ap.parse_args(argv)
-    block = render(load_sources())
+    blocks = rendered_blocks(load_sources())
     text = README.read_text()
     if args.check:
-        same = readme_block(text) == block
+        same = all(readme_block(text, *marks) == block for marks, block in blocks.items())
         print("README numbers match the JSON" if same else "README numbers differ from the JSON: run --write")
         return 0 if same else 1
     if args.write:
-        atomic_write_bytes(README, text.replace(readme_block(text), block).encode())
-        print(f"wrote the numbers block of {README}")
+        for marks, block in blocks.items():
+            text = text.replace(readme_block(text, *marks), block)
+        atomic_write_bytes(README, text.encode())
+        print(f"wrote the generated blocks of {README}")
         return 0
-    print(block)
+    print("\n\n".join(blocks.values()))
     return 0
 
 
