@@ -194,7 +194,9 @@ def superposition_bars_figure(results: Sequence[UniformMixture], *, title: str) 
         )
         fig.update_yaxes(title_text="mean P(answer)" if j == 1 else None, range=[0, 1], row=1, col=j)
         fig.update_yaxes(title_text="mean P, sorted per prompt" if j == 1 else None, range=[0, 1], row=2, col=j)
-    return style_figure(fig, f"{title}<br><sup>{BARS_LEGEND}</sup>", height=760)
+    fig = style_figure(fig, f"{title}<br><sup>{BARS_LEGEND}</sup>", height=780)
+    fig.update_layout(margin=dict(t=150))  # room for the subtitle above two-line panel titles
+    return fig
 
 
 def tasks_solved_figure(series: Sequence[TasksSolvedCurve], *, title: str) -> go.Figure:
