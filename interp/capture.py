@@ -32,6 +32,7 @@ PADDING_SIDES = ("right", "left")
 #: The default position rule: each prompt's last real token (the query's separator).
 POSITION_RULE = "last_token"
 
+
 class _StopForward(Exception):
     """Raised by the last capture hook: the rest of the forward pass is not needed."""
 
@@ -72,6 +73,29 @@ def resolve_positions(lengths: Sequence[int], positions: Sequence[int] | None, n
     return out
 
 
+def token_batches(
+    order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None
+) -> list[list[int]]:
+    """Split ``order`` (sorted by length) into batches of at most ``batch_size`` rows and ``max_tokens`` padded tokens.
+
+    >>> token_batches([0, 1, 2, 3], [2, 3, 5, 5], batch_size=8, max_tokens=10)
+    [[0, 1], [2, 3]]
+    """
+    out: list[list[int]] = []
+    chunk: list[int] = []
+    width = 0
+    for i in order:
+        wider = max(width, lengths[i])
+        if chunk and (len(chunk) >= batch_size or (max_tokens is not None and (len(chunk) + 1) * wider > max_tokens)):
+            out.append(chunk)
+            chunk, wider = [], lengths[i]
+        chunk.append(i)
+        width = wider
+    if chunk:
+        out.append(chunk)
+    return out
+
+
 def _copy_hook(out: torch.Tensor, slot: int, dest: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, *, stop: bool):
     """Hook copying ``act[rows, cols]`` into ``out[slot, dest]``; raises :class:`_StopForward` when ``stop``."""
 
@@ -94,6 +118,7 @@ def capture_resid(
     positions: Sequence[int] | None = None,
     batch_size: int = 32,
     padding_side: str = "right",
+    max_tokens: int | None = 8192,
 ) -> torch.Tensor:
     """Residual stream ``Float[Tensor, "layer prompt d_model"]`` at one position of each prompt (CPU).
 
@@ -104,7 +129,9 @@ def capture_resid(
         hook: ``"resid_pre"``, ``"resid_mid"`` or ``"resid_post"`` (``blocks.{l}.hook_{hook}``).
         positions: one position per prompt in unpadded token coordinates (0 = BOS, negatives from the end);
             default each prompt's last token.
-        batch_size: sequences per forward pass.
+        batch_size: at most this many sequences per forward pass.
+        max_tokens: at most this many (padded) tokens per forward pass (at least one sequence), so a batch's
+            activation and attention memory stops growing with the prompts' length; ``None`` = no cap.
         padding_side: ``"right"`` (no mask needed: attention is causal) or ``"left"`` (mask passed).
 
     Every argument is validated before any forward pass. The dtype is the model's.
@@ -115,6 +142,8 @@ def capture_resid(
         raise ValueError(f"padding_side: {padding_side!r} not supported; valid: {', '.join(PADDING_SIDES)}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ValueError(f"max_tokens: must be an integer >= 1 or None, got {max_tokens!r}")
     if not prompts:
         raise ValueError("prompts: need at least one prompt")
     ids = token_ids(model, prompts)
@@ -126,8 +155,7 @@ def capture_resid(
     pad = pad_id(tokenizer_of(model))
     order = sorted(range(len(ids)), key=lambda i: lengths[i])
     last = max(layers)
-    for lo in range(0, len(order), batch_size):
-        chunk = order[lo : lo + batch_size]
+    for chunk in token_batches(order, lengths, batch_size, max_tokens):
         width = max(lengths[i] for i in chunk)
         x = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long) if padding_side == "left" else None

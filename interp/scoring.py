@@ -1,4 +1,4 @@
-"""Exact answer probabilities: P(answer | prompt) by teacher forcing, batched.
+"""Exact answer probabilities: P(answer | prompt) by teacher forcing, each prompt run once with a key-value cache.
 
 For a prompt and a candidate answer, ``prompt + answer`` is tokenised *together* (BOS convention of
 :func:`interp.tokenization.encode`). The scored tokens start where that sequence first departs from the
@@ -6,9 +6,17 @@ prompt's own tokens; normally that is right after the prompt. When the answer's 
 with the prompt's last token (BPE), the scored span starts one token earlier and covers the merged
 token (counted in :attr:`AnswerScores.n_merged`).
 
-Efficiency: candidates of one prompt whose contexts are prefixes of each other share a forward pass
-(single-token answers of one prompt cost one pass together); rows are right-padded, sorted by length
-and batched; everything runs under ``torch.inference_mode()`` in log space.
+How it runs (:func:`plan_scoring` then :func:`run_plan`):
+
+1. *Prompt pass*: each distinct prefix — the candidate's first ``prompt_len`` tokens, i.e. the prompt itself
+   unless the answer merged into its last token — runs once, right-padded with an attention mask, filling a
+   TransformerLens key-value cache. ``prompt_hooks`` (patching) act here.
+2. *Answer pass*: the answers' remaining context tokens run from that frozen cache, batched over the prompts
+   of a batch (candidate ``k`` of every prompt together), never re-running the prompt.
+
+Log-softmax is computed only at the scored positions (never over the whole sequence), in the model's dtype
+(float32/float64; half precision is raised to float32), and summed in float64. Everything runs under
+``torch.inference_mode()``.
 
 >>> from interp.prompts import build_prompts                       # doctest: +SKIP
 >>> scores = score_answers(model, build_prompts("operands", n_prompts=8))  # doctest: +SKIP
@@ -25,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.hooks import context_length, forward_logits, hooks
+from interp.hooks import context_length, hooks
 from interp.models import tokenizer_of, trained_examples
 from interp.prompts import Prompt
-from interp.tokenization import encode_batch, pad_id, right_pad
+from interp.tokenization import encode_batch, pad_id
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,11 @@ class Candidate:
     @property
     def merged(self) -> bool:
         return self.start < self.prompt_len
+
+    @property
+    def fed(self) -> int:
+        """Tokens the model reads: all but the last answer token (its log-prob needs no forward position)."""
+        return len(self.ids) - 1
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -86,34 +99,8 @@ class AnswerScores:
         return 1.0 - self.probs.sum(axis=1)
 
 
-def _plan_rows(cands: list[list[Candidate]]) -> tuple[list[tuple[int, ...]], list[int], list[list[int]]]:
-    """Share forward passes: candidate contexts that are prefixes of a longer one use its row.
-
-    Returns the rows, the prompt index of each row, and per prompt the row of each candidate.
-    """
-    rows: list[tuple[int, ...]] = []
-    row_prompt: list[int] = []
-    where: list[list[int]] = []
-    for i, group in enumerate(cands):
-        order = sorted(range(len(group)), key=lambda k: -len(group[k].ids))
-        local: list[int] = []
-        assign = [0] * len(group)
-        for k in order:
-            ctx = group[k].ids[:-1]
-            for r in local:
-                if rows[r][: len(ctx)] == ctx:
-                    assign[k] = r
-                    break
-            else:
-                rows.append(ctx)
-                row_prompt.append(i)
-                local.append(len(rows) - 1)
-                assign[k] = len(rows) - 1
-        where.append(assign)
-    return rows, row_prompt, where
-
-
 def check_fits(model, lengths: Sequence[int], what: str = "prompts") -> None:
+    """Refuse sequences of more tokens than the model's context (``lengths`` = tokens actually fed)."""
     n_ctx = context_length(model)
     longest = max(lengths, default=0)
     if longest > n_ctx:
@@ -144,30 +131,251 @@ def warn_untrained(model, prompts: Sequence[Prompt]) -> None:
         )
 
 
-#: ``batch_hooks(row_ids) -> [(hook_name, fn), ...]``: hooks for one batch whose i-th sequence is row ``row_ids[i]``.
-BatchHooks = Callable[[list[int]], list[tuple[str, Callable]]]
+#: ``prompt_hooks(prompt_indices) -> [(hook_name, fn), ...]``: hooks for one prompt-pass batch whose i-th sequence
+#: is the prefix of ``prompts[prompt_indices[i]]`` (see :func:`score_answers`).
+PromptHooks = Callable[[list[int]], list[tuple[str, Callable]]]
+#: ``prefix_forward(model, tokens, attention_mask, cache, prompt_indices) -> resid``: runs the prompt pass, filling
+#: ``cache`` for every layer, and returns the final residual stream ``Float[Tensor, "batch pos d_model"]`` (before
+#: ``ln_final``). Lets a caller supply the residual at some layer (e.g. shared across a λ sweep) instead of running
+#: every layer; the default is :func:`run_prefix`.
+PrefixForward = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """Which tokens run in which pass, and which scored token sums into which (prompt, candidate) slot.
+
+    ``head``/``tail`` are ``Int[ndarray, "term 4"]`` rows ``(slot, row, position, target)``: a scored answer token
+    read in the prompt pass (row = prefix row, position in it) or in the answer pass (row = suffix row, position in
+    the suffix). Slot ``i * n_candidates + k`` is candidate ``k`` of prompt ``i``.
+    """
+
+    prefixes: list[tuple[int, ...]]
+    prefix_prompt: list[int]
+    suffixes: list[tuple[int, ...]]
+    suffix_prefix: list[int]
+    head: np.ndarray
+    tail: np.ndarray
+    shape: tuple[int, int]
+    n_merged: int
+
+    @property
+    def longest(self) -> int:
+        """Most tokens fed for one candidate (prefix + suffix)."""
+        suf = [len(self.prefixes[p]) + len(s) for s, p in zip(self.suffixes, self.suffix_prefix, strict=True)]
+        return max([len(p) for p in self.prefixes] + suf, default=0)
+
+
+def plan_scoring(cands: Sequence[Sequence[Candidate]]) -> ScoringPlan:
+    """Split every candidate into a shared prefix (its first ``prompt_len`` tokens) and the answer tokens after it.
+
+    Candidates of a prompt share one prefix row (two rows when an answer merges into the prompt's last token);
+    identical answer contexts share one suffix row.
+    """
+    n_cands = max((len(g) for g in cands), default=0)
+    prefixes: list[tuple[int, ...]] = []
+    prefix_prompt: list[int] = []
+    suffixes: list[tuple[int, ...]] = []
+    suffix_prefix: list[int] = []
+    head: list[tuple[int, int, int, int]] = []
+    tail: list[tuple[int, int, int, int]] = []
+    for i, group in enumerate(cands):
+        rows: dict[tuple[int, ...], int] = {}
+        suffix_rows: dict[tuple[int, tuple[int, ...]], int] = {}
+        for k, c in enumerate(group):
+            slot, cut = i * n_cands + k, min(c.prompt_len, c.fed)
+            row = rows.setdefault(c.ids[:cut], len(prefixes))
+            if row == len(prefixes):
+                prefixes.append(c.ids[:cut])
+                prefix_prompt.append(i)
+            srow = -1
+            if c.fed > cut:
+                srow = suffix_rows.setdefault((row, c.ids[cut : c.fed]), len(suffixes))
+                if srow == len(suffixes):
+                    suffixes.append(c.ids[cut : c.fed])
+                    suffix_prefix.append(row)
+            for j in range(c.start, len(c.ids)):  # token j is predicted at position j - 1
+                if j - 1 < cut:
+                    head.append((slot, row, j - 1, c.ids[j]))
+                else:
+                    tail.append((slot, srow, j - 1 - cut, c.ids[j]))
+    n_merged = sum(c.merged for g in cands for c in g)
+    as_array = lambda t: np.array(t, dtype=np.int64).reshape(-1, 4)  # noqa: E731
+    return ScoringPlan(
+        prefixes,
+        prefix_prompt,
+        suffixes,
+        suffix_prefix,
+        as_array(head),
+        as_array(tail),
+        (len(cands), n_cands),
+        n_merged,
+    )
+
+
+def pad_rows(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``Int[Tensor, "batch pos"]`` tokens and their attention mask (1 = real token)."""
+    width = max(len(r) for r in rows)
+    x = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
+    return x, mask
+
+
+def run_prefix(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache, prompt_indices: list[int]):
+    """Default :data:`PrefixForward`: every layer, filling ``cache``; returns the final residual stream."""
+    return forward_resid(model, tokens, attention_mask, cache)
+
+
+def forward_resid(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache) -> torch.Tensor:
+    """Final residual ``Float[Tensor, "batch pos d_model"]`` (before ``ln_final``), appending to ``cache``."""
+    device = model.cfg.device
+    return model(
+        tokens.to(device),
+        attention_mask=attention_mask.to(device),
+        past_kv_cache=cache,
+        stop_at_layer=model.cfg.n_layers,
+    )
+
+
+class _RowsEntry:
+    """One layer's cached keys/values, restricted to batch rows ``sel`` (repeats allowed) without copying them all:
+    rows are gathered layer by layer when the layer appends (TransformerLens reads ``past_keys`` only for its
+    shape and calls ``append``), so at most one layer's gathered copy is alive at a time."""
+
+    frozen = True
+
+    def __init__(self, entry, sel: torch.Tensor):
+        self.entry, self.sel = entry, sel.to(entry.past_keys.device)
+
+    @property
+    def past_keys(self) -> torch.Tensor:  # shape-correct view, no copy
+        k = self.entry.past_keys
+        return k[:1].expand(len(self.sel), *k.shape[1:])
+
+    @property
+    def past_values(self) -> torch.Tensor:
+        v = self.entry.past_values
+        return v[:1].expand(len(self.sel), *v.shape[1:])
+
+    def append(self, new_keys: torch.Tensor, new_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = torch.cat([self.entry.past_keys[self.sel], new_keys], dim=1)
+        return keys, torch.cat([self.entry.past_values[self.sel], new_values], dim=1)
+
+
+def sub_cache(cache, sel: torch.Tensor | None):
+    """A frozen view of ``cache`` over batch rows ``sel`` (repeats allowed; ``None`` = the cache itself)."""
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+    if sel is None:
+        return cache
+    mask = cache.previous_attention_mask
+    return TransformerLensKeyValueCache(
+        [_RowsEntry(e, sel) for e in cache.entries], mask[sel.to(mask.device)], frozen=True
+    )
+
+
+def logits_at(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Logits ``Float[Tensor, "n vocab"]`` at ``resid[rows, pos]`` only (``ln_final`` + unembed + soft cap).
+
+    The dtype is the model's, raised to float32 for half precision (so a log-softmax never runs below float32).
+    """
+    device = resid.device
+    x = resid[rows.to(device), pos.to(device)][None]  # [1, n, d_model]
+    if model.cfg.normalization_type is not None:
+        x = model.ln_final(x)
+    logits = model.unembed(x)[0]
+    cap = getattr(model.cfg, "output_logits_soft_cap", 0.0) or 0.0
+    if cap > 0:
+        logits = cap * torch.tanh(logits / cap)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return logits
+
+
+def _read(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, targets: torch.Tensor):
+    """log P(target) (float64, CPU) and whether target is the argmax, at ``resid[rows, pos]`` only."""
+    key = rows * resid.shape[1] + pos
+    uniq, inv = torch.unique(key, return_inverse=True)  # candidates sharing a position: one log-softmax
+    width = resid.shape[1]
+    logits = logits_at(model, resid, uniq // width, uniq % width)
+    logp = torch.log_softmax(logits, dim=-1)
+    inv, t = inv.to(logp.device), targets.to(logp.device)
+    chosen = logp[inv, t]
+    return chosen.double().cpu(), (logits.argmax(dim=-1)[inv] == t).cpu()
+
+
+def _terms_of(terms: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Indices of ``terms`` whose row is in this batch (``local[row] >= 0``) and their (batch row, pos, target)."""
+    idx = np.flatnonzero(local[terms[:, 1]] >= 0) if len(terms) else np.zeros(0, dtype=np.int64)
+    t = terms[idx]
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+    return idx, as_t(local[t[:, 1]]), as_t(t[:, 2]), as_t(t[:, 3])
 
 
 @torch.inference_mode()
-def row_log_probs(
-    model, rows: list[tuple[int, ...]], *, batch_size: int = 32, pad: int = 0, batch_hooks: BatchHooks | None = None
-) -> list[torch.Tensor]:
-    """Per row, ``Float[Tensor, "pos vocab"]`` next-token log-probs (right-padded batches sorted by length).
+def run_plan(
+    model,
+    plan: ScoringPlan,
+    *,
+    pad: int,
+    batch_size: int = 32,
+    prompt_hooks: PromptHooks | None = None,
+    prefix_forward: PrefixForward | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per slot: summed log-prob ``Float[ndarray, "prompt cand"]`` (float64) and greedy-exact flags (bool).
 
-    ``batch_hooks`` (optional) gives the hooks to attach for each batch (e.g. patching at per-row positions);
-    they are attached through :func:`interp.hooks.hooks` and removed after the batch, also on error.
+    Prefix rows run ``batch_size`` at a time (sorted by length) with a key-value cache; then, per wave ``w``, the
+    ``w``-th answer context of every prefix in the batch runs from the frozen cache. ``prompt_hooks`` act only in
+    the prompt pass; ``prefix_forward`` replaces it (see :data:`PrefixForward`).
     """
-    order = sorted(range(len(rows)), key=lambda r: len(rows[r]))
-    out: list[torch.Tensor | None] = [None] * len(rows)
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+    prefix_forward = prefix_forward or run_prefix
+    n_slots = plan.shape[0] * plan.shape[1]
+    head_lp, head_ok = torch.zeros(len(plan.head), dtype=torch.float64), torch.zeros(len(plan.head), dtype=torch.bool)
+    tail_lp, tail_ok = torch.zeros(len(plan.tail), dtype=torch.float64), torch.zeros(len(plan.tail), dtype=torch.bool)
+    waves: list[list[int]] = [[] for _ in plan.prefixes]  # suffix rows of each prefix row
+    for s, p in enumerate(plan.suffix_prefix):
+        waves[p].append(s)
+    order = sorted(range(len(plan.prefixes)), key=lambda r: len(plan.prefixes[r]))
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
-        x = right_pad([rows[r] for r in chunk], pad)
-        with hooks(model, batch_hooks(chunk) if batch_hooks else []):
-            logits = forward_logits(model, x)
-        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-        for i, r in enumerate(chunk):
-            out[r] = logp[i, : len(rows[r])]
-    return out  # type: ignore[return-value]
+        x, mask = pad_rows([plan.prefixes[r] for r in chunk], pad)
+        cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(chunk))
+        prompts_here = [plan.prefix_prompt[r] for r in chunk]
+        with hooks(model, prompt_hooks(prompts_here) if prompt_hooks else []):
+            resid = prefix_forward(model, x, mask, cache, prompts_here)
+        cache.freeze()
+        local = np.full(len(plan.prefixes), -1, dtype=np.int64)
+        local[chunk] = np.arange(len(chunk))
+        idx, rows, pos, tgt = _terms_of(plan.head, local)
+        if len(idx):
+            head_lp[idx], head_ok[idx] = _read(model, resid, rows, pos, tgt)
+        del resid
+        for w in range(max(len(waves[r]) for r in chunk)):
+            members = [(b, waves[r][w]) for b, r in enumerate(chunk) if len(waves[r]) > w]
+            sel = None if len(members) == len(chunk) else torch.tensor([b for b, _ in members])
+            sx, smask = pad_rows([plan.suffixes[s] for _, s in members], pad)
+            resid = forward_resid(model, sx, smask, sub_cache(cache, sel))
+            slocal = np.full(len(plan.suffixes), -1, dtype=np.int64)
+            slocal[[s for _, s in members]] = np.arange(len(members))
+            idx, rows, pos, tgt = _terms_of(plan.tail, slocal)
+            if len(idx):
+                tail_lp[idx], tail_ok[idx] = _read(model, resid, rows, pos, tgt)
+    slots = np.concatenate([plan.head[:, 0], plan.tail[:, 0]])
+    lp = np.bincount(slots, weights=torch.cat([head_lp, tail_lp]).numpy(), minlength=n_slots)
+    ok = torch.cat([head_ok, tail_ok]).numpy()
+    n_ok = np.bincount(slots, weights=ok.astype(np.float64), minlength=n_slots)
+    n_all = np.bincount(slots, minlength=n_slots)
+    return lp.reshape(plan.shape), (n_ok == n_all).reshape(plan.shape)
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
 
 
 def score_answers(
@@ -176,7 +384,8 @@ def score_answers(
     *,
     include_newline: bool = False,
     batch_size: int = 32,
-    prompt_hooks: Callable[[list[int]], list[tuple[str, Callable]]] | None = None,
+    prompt_hooks: PromptHooks | None = None,
+    prefix_forward: PrefixForward | None = None,
 ) -> AnswerScores:
     """log P(answer_k | prompt) for every prompt and every candidate task (teacher-forced, exact).
 
@@ -184,59 +393,56 @@ def score_answers(
         model: a model from :func:`interp.models.load_model`.
         prompts: prompts of one candidate-task set (``Prompt.tasks`` equal across prompts).
         include_newline: also score the ``\\n`` that ends an answer (the complete output).
-        batch_size: rows per forward pass.
-        prompt_hooks: optional ``f(prompt_indices) -> [(hook_name, fn)]`` giving the hooks for a batch whose
-            i-th sequence belongs to ``prompts[prompt_indices[i]]`` (used by patching). Every sequence
-            starts with its prompt's tokens, so prompt positions are the same in every row of a prompt.
+        batch_size: prompts per forward pass (the answers of a batch then run ``batch_size`` at a time).
+        prompt_hooks: optional ``f(prompt_indices) -> [(hook_name, fn)]``: hooks for one *prompt pass*, whose
+            i-th sequence is ``BOS + prompts[prompt_indices[i]]`` right-padded (positions are unpadded token
+            coordinates, the same as :func:`interp.tokenization.encode`). When an answer's first token merges with
+            the prompt's last token, that prompt also gets a row whose last token is the merged one. The answer
+            tokens then run from the key-value cache *without* hooks, so hooks must act on prompt positions only
+            (patching the query's last token does); they are removed after each batch, also on error.
+        prefix_forward: optional replacement of the prompt pass (see :data:`PrefixForward`), e.g. to start from a
+            residual stream shared across a sweep.
 
     Raises ``ValueError`` (before any forward pass) when the prompts disagree on their tasks or a
     sequence exceeds the model's context.
+
+    >>> s = score_answers(model, build_prompts("bias_add", ["add1", "add7"], n_prompts=4))  # doctest: +SKIP
+    >>> s.log_probs.shape                                                                  # doctest: +SKIP
+    (4, 2)
     """
     if not prompts:
         raise ValueError("prompts: need at least one prompt")
+    _check_batch_size(batch_size)
     tasks = prompts[0].tasks
     if any(p.tasks != tasks for p in prompts):
         raise ValueError("prompts: all prompts must share the same candidate tasks (Prompt.tasks)")
     tok = tokenizer_of(model)
     suffix = "\n" if include_newline else ""
     cands = [candidates_for(tok, p.text, [a + suffix for a in p.answers]) for p in prompts]
-    check_fits(model, [len(c.ids) for group in cands for c in group])
+    check_fits(model, [c.fed for group in cands for c in group])
     warn_untrained(model, prompts)
-    rows, row_prompt, where = _plan_rows(cands)
-    batch_hooks = None
-    if prompt_hooks is not None:
-
-        def batch_hooks(row_ids: list[int]) -> list[tuple[str, Callable]]:
-            return prompt_hooks([row_prompt[r] for r in row_ids])
-
-    logps = row_log_probs(model, rows, batch_size=batch_size, pad=pad_id(tok), batch_hooks=batch_hooks)
-    out = np.zeros((len(prompts), len(tasks)), dtype=np.float64)
-    for i, group in enumerate(cands):
-        for k, c in enumerate(group):
-            lp = logps[where[i][k]]
-            targets = torch.tensor(c.ids[c.start :])
-            positions = torch.arange(c.start - 1, len(c.ids) - 1)
-            out[i, k] = float(lp[positions, targets].double().sum())
-    n_merged = sum(c.merged for group in cands for c in group)
-    return AnswerScores(out, tuple(tasks), include_newline, n_merged)
+    plan = plan_scoring(cands)
+    lp, _ = run_plan(
+        model, plan, pad=pad_id(tok), batch_size=batch_size, prompt_hooks=prompt_hooks, prefix_forward=prefix_forward
+    )
+    return AnswerScores(lp, tuple(tasks), include_newline, plan.n_merged)
 
 
 def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: int = 32) -> np.ndarray:
     """Per prompt: is ``task``'s answer exactly what greedy decoding produces (every answer token the argmax)?
 
-    Teacher-forced, so one forward pass per prompt: greedy decoding emits the answer iff each of its tokens
+    Teacher-forced, so each prompt runs once: greedy decoding emits the answer iff each of its tokens
     is the argmax given the prompt and the answer's earlier tokens.
+
+    >>> greedy_correct(model, build_prompts("bias_add", ["add1"], n_prompts=4), "add1")  # doctest: +SKIP
+    array([ True,  True,  True,  True])
     """
     if not prompts:
         raise ValueError("prompts: need at least one prompt")
+    _check_batch_size(batch_size)
     tok = tokenizer_of(model)
-    cands = [candidates_for(tok, p.text, [p.answer(task)])[0] for p in prompts]
-    check_fits(model, [len(c.ids) for c in cands])
+    cands = [candidates_for(tok, p.text, [p.answer(task)]) for p in prompts]
+    check_fits(model, [g[0].fed for g in cands])
     warn_untrained(model, prompts)
-    rows = [c.ids[:-1] for c in cands]
-    logps = row_log_probs(model, rows, batch_size=batch_size, pad=pad_id(tok))
-    out = np.zeros(len(prompts), dtype=bool)
-    for i, c in enumerate(cands):
-        pred = logps[i][c.start - 1 : len(c.ids) - 1].argmax(dim=-1)
-        out[i] = bool((pred == torch.tensor(c.ids[c.start :])).all())
-    return out
+    _, ok = run_plan(model, plan_scoring(cands), pad=pad_id(tok), batch_size=batch_size)
+    return ok[:, 0]

@@ -105,3 +105,34 @@ def test_bad_arguments_fail_before_forward(no_forward, kwargs, match):
     prompts = build_prompts("operands", n_examples=3, n_prompts=2, seed=0)
     with pytest.raises(ValueError, match=match):
         capture_resid(no_forward, prompts, **kwargs)
+
+
+def test_token_budget_splits_batches_without_changing_results(tiny_gpt2_model, monkeypatch):
+    import interp.capture as capture
+
+    prompts = mixed_length_prompts()
+    widths = []
+    original = capture.forward_logits
+
+    def recording(model, tokens, attention_mask=None):
+        widths.append(tuple(tokens.shape))
+        return original(model, tokens, attention_mask)
+
+    whole = capture_resid(tiny_gpt2_model, prompts, batch_size=8, max_tokens=None)
+    monkeypatch.setattr(capture, "forward_logits", recording)
+    budget = max(len(encode(tiny_gpt2_model.tokenizer, p.text)) for p in prompts) * 2
+    split = capture_resid(tiny_gpt2_model, prompts, batch_size=8, max_tokens=budget)
+    assert len(widths) >= 2 and all(rows * width <= budget for rows, width in widths)
+    torch.testing.assert_close(split, whole, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="max_tokens: must be an integer >= 1 or None"):
+        capture_resid(tiny_gpt2_model, prompts, max_tokens=0)
+
+
+def test_token_batches_respects_both_caps():
+    from interp.capture import token_batches
+
+    lengths = [3, 3, 4, 9, 9, 10]
+    batches = token_batches(range(6), lengths, batch_size=2, max_tokens=20)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert all(len(b) <= 2 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 20) for b in batches)
+    assert token_batches([0], [50], batch_size=4, max_tokens=10) == [[0]]  # a long prompt still runs, alone

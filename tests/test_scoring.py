@@ -75,13 +75,13 @@ def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch):
     import interp.scoring as scoring
 
     seen = []
-    original = scoring.forward_logits
+    original = scoring.forward_resid
 
-    def counting(model, tokens, attention_mask=None):
+    def counting(model, tokens, attention_mask, cache):
         seen.append(tokens.shape[0])
-        return original(model, tokens, attention_mask)
+        return original(model, tokens, attention_mask, cache)
 
-    monkeypatch.setattr(scoring, "forward_logits", counting)
+    monkeypatch.setattr(scoring, "forward_resid", counting)
     score_answers(tiny_char_model, build_prompts("bias_add", n_examples=10, n_prompts=3), batch_size=64)
     assert sum(seen) == 3  # ten single-character answers per prompt, one row per prompt
 
@@ -89,7 +89,7 @@ def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch):
 def test_context_overflow_raises_before_forward(tiny_gpt2_model, monkeypatch):
     import interp.scoring as scoring
 
-    monkeypatch.setattr(scoring, "forward_logits", lambda *a, **k: pytest.fail("forward pass ran"))
+    monkeypatch.setattr(scoring, "forward_resid", lambda *a, **k: pytest.fail("forward pass ran"))
     prompts = build_prompts("operands", n_examples=60, n_prompts=1)
     with pytest.raises(ValueError, match="prompts: longest sequence has .* context of 256"):
         score_answers(tiny_gpt2_model, prompts)
@@ -110,7 +110,7 @@ def test_greedy_correct_agrees_with_stepwise_greedy_decoding(tiny_char_model):
     tok = tiny_char_model.tokenizer
     for p, flag in zip(prompts, got, strict=True):
         ids = encode(tok, p.text)
-        answer = encode(tok, p.text + p.answer("sum"))[len(ids):]
+        answer = encode(tok, p.text + p.answer("sum"))[len(ids) :]
         produced = []
         with torch.no_grad():
             for _ in answer:
@@ -148,3 +148,115 @@ def test_greedy_correct_warns_like_score_answers(embedded_model):
     past = build_prompts("bias_add", ["add1"], n_examples=n, n_prompts=2, seed=0)
     with pytest.warns(UserWarning, match="the query sits at untrained positions"):
         greedy_correct(embedded_model, past, "add1")
+
+
+# --- HF-only references (issue 12, item 22) and precision (item 19) ------------------------------------------------
+
+
+def hf_log_prob(hf, tok, prompt_text: str, answer: str) -> float:
+    """Plain Hugging Face: one unbatched forward of BOS + prompt + answer, log-softmax in float64."""
+    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    prompt_ids = [bos] + tok(prompt_text, add_special_tokens=False)["input_ids"]
+    full = [bos] + tok(prompt_text + answer, add_special_tokens=False)["input_ids"]
+    start = next((i for i, (a, b) in enumerate(zip(prompt_ids, full, strict=False)) if a != b), len(prompt_ids))
+    with torch.no_grad():
+        logits = hf(torch.tensor([full])).logits[0]
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return float(sum(logp[j - 1, full[j]] for j in range(start, len(full))))
+
+
+def test_scores_equal_hf_only_reference_on_embedded_model(embedded_model):
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from interp.models import hooked_from_hf, resolve_weights_dir
+
+    _, d = resolve_weights_dir("embedded")
+    hf = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True).eval()
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(d / "tokenizer.json"), bos_token="<|bos|>", eos_token="<|eos|>")
+    prompts = build_prompts("bias_add", ["add1", "add7"], proportions=[0.5, 0.5], n_examples=12, n_prompts=4, seed=3)
+    got = score_answers(embedded_model, prompts, include_newline=True, batch_size=3)
+    expected = np.array([[hf_log_prob(hf, tok, p.text, a + "\n") for a in p.answers] for p in prompts])
+    # float32: TransformerLens's processed weights alone (one unbatched forward, no cache) differ from HF by
+    # 1.4e-5 at log p = -13.8, so the bound grows with |log p|; float64 below checks exactness to 1e-9.
+    np.testing.assert_allclose(got.log_probs, expected, atol=1e-5, rtol=2e-6)
+    assert np.exp(got.log_probs).max() > 0.5  # a trained model: not comparing noise floors
+    hf64 = copy_to_float64(hf)
+    model64 = hooked_from_hf(hf64, embedded_model.tokenizer, model_id="embedded-f64", dtype="float64")
+    got64 = score_answers(model64, prompts, include_newline=True, batch_size=3)
+    expected64 = [[hf_log_prob(hf64, tok, p.text, a + "\n") for a in p.answers] for p in prompts]
+    np.testing.assert_allclose(got64.log_probs, expected64, atol=1e-9, rtol=0)
+
+
+def test_scores_equal_hf_only_reference_on_gpt2_small_architecture(gpt2_small_pair, gpt2_small_dir):
+    from transformers import AutoTokenizer
+
+    hf, model = gpt2_small_pair
+    tok = AutoTokenizer.from_pretrained(str(gpt2_small_dir), local_files_only=True)
+    prompts = build_prompts("add_translate", n_examples=4, n_prompts=2, seed=1)  # number words: multi-token answers
+    got = score_answers(model, prompts, include_newline=True, batch_size=2)
+    assert max(len(c.ids) - c.start for c in candidates_for(model.tokenizer, prompts[0].text, prompts[0].answers)) > 1
+    expected = [[hf_log_prob(hf, tok, p.text, a + "\n") for a in p.answers] for p in prompts]
+    np.testing.assert_allclose(got.log_probs, expected, atol=1e-5, rtol=0)
+
+
+def test_float64_model_agrees_with_float64_reference_within_1e9(tiny_gpt2_pair, gpt2_tokenizer):
+    from interp.models import hooked_from_hf
+
+    hf, _ = tiny_gpt2_pair
+    hf64 = copy_to_float64(hf)
+    model = hooked_from_hf(hf64, gpt2_tokenizer, model_id="tiny-gpt2-f64", dtype="float64")
+    assert model.cfg.dtype == torch.float64
+    prompts = build_prompts("add_translate", n_examples=4, n_prompts=3, seed=2)
+    got = score_answers(model, prompts, include_newline=True, batch_size=2)
+    expected = [[hf_log_prob(hf64, gpt2_tokenizer, p.text, a + "\n") for a in p.answers] for p in prompts]
+    np.testing.assert_allclose(got.log_probs, expected, atol=1e-9, rtol=0)
+
+
+def copy_to_float64(hf):
+    import copy
+
+    return copy.deepcopy(hf).to(torch.float64).eval()
+
+
+def test_check_fits_ignores_the_last_answer_token(char_tokenizer):
+    """The last answer token is never fed: a prompt whose fed tokens fill the context exactly is accepted."""
+    from interp.models import hooked_from_hf
+    from interp.tokenization import char_vocab
+    from tests.conftest import seeded_gpt2
+
+    prompts = build_prompts("bias_add", ["add1", "add2"], n_examples=3, n_prompts=1, seed=0)
+    fed = max(c.fed for c in candidates_for(char_tokenizer, prompts[0].text, [a + "\n" for a in prompts[0].answers]))
+
+    def model_with(n_ctx):
+        hf = seeded_gpt2(4, n_layer=1, n_embd=32, n_head=2, n_positions=n_ctx, vocab_size=len(char_vocab()))
+        return hooked_from_hf(hf, char_tokenizer, model_id=f"ctx{n_ctx}")
+
+    s = score_answers(model_with(fed), prompts, include_newline=True)
+    assert np.all(np.isfinite(s.log_probs))
+    with pytest.raises(ValueError, match=f"longest sequence has {fed} tokens, more than the model's context"):
+        score_answers(model_with(fed - 1), prompts, include_newline=True)
+
+
+def test_merged_answers_with_prompt_hooks_see_prompt_positions_only(tiny_gpt2_model):
+    """prompt_hooks run in the prompt pass: every sequence they see is at most the prompt's length."""
+    prompts = build_prompts(merge_family(), n_examples=2, n_prompts=3, seed=0)
+    lengths = [len(encode(tiny_gpt2_model.tokenizer, p.text)) for p in prompts]
+    seen = []
+
+    def prompt_hooks(idx):
+        def fn(act, hook):
+            seen.append((list(idx), act.shape[1]))
+            return act
+
+        return [("blocks.0.hook_resid_post", fn)]
+
+    hooked = score_answers(tiny_gpt2_model, prompts, prompt_hooks=prompt_hooks, batch_size=2)
+    plain = score_answers(tiny_gpt2_model, prompts)
+    np.testing.assert_allclose(hooked.log_probs, plain.log_probs, atol=1e-6)
+    assert seen and all(width <= max(lengths[i] for i in idx) for idx, width in seen)
+
+
+def test_batch_size_validated(tiny_char_model):
+    prompts = build_prompts("bias_add", ["add1"], n_examples=2, n_prompts=1)
+    with pytest.raises(ValueError, match="batch_size: must be an integer >= 1"):
+        score_answers(tiny_char_model, prompts, batch_size=0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from interp.beam import complete_outputs
 from interp.defaults import tasks_for
+from interp.generation import complete_outputs_batch
 from interp.metrics import bootstrap_ci, count_solved, kl_divergence
 from interp.plots.mixtures import tasks_solved_figure
 from interp.prompts import build_prompts
@@ -55,15 +55,10 @@ def solved_at_k(model, family: str, tasks, k: int, n_examples: int, config: Task
         family, names, proportions=t, n_examples=n_examples, n_prompts=config.n_prompts, seed=config.seed
     )
     answers = score_answers(model, prompts, include_newline=True)
-    comps = [
-        [
-            lp
-            for _, lp in complete_outputs(
-                model, p.text, beam_width=config.beam_width, max_new_tokens=config.max_new_tokens
-            )
-        ]
-        for p in prompts
-    ]
+    outputs = complete_outputs_batch(
+        model, [p.text for p in prompts], beam_width=config.beam_width, max_new_tokens=config.max_new_tokens
+    )
+    comps = [[lp for _, lp in outs] for outs in outputs]
     solved = count_solved(answers.log_probs, comps, k=k)
     kl = kl_divergence(t, score_answers(model, prompts).probs)
     return {
