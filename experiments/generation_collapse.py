@@ -1,6 +1,6 @@
 """Regenerate figures/generation_collapse/ (HTML, PNG, JSON).
 
-    python experiments/generation_collapse.py [--model SPEC] [--quick] [--out DIR]
+python experiments/generation_collapse.py [--model SPEC] [--quick] [--out DIR]
 """
 
 from interp.studies import script_main

@@ -1,6 +1,6 @@
 """Regenerate figures/scaling/ (HTML, PNG, JSON).
 
-    python experiments/scaling.py [--model SPEC] [--quick] [--out DIR]
+python experiments/scaling.py [--model SPEC] [--quick] [--out DIR]
 """
 
 from interp.studies import script_main

@@ -162,7 +162,9 @@ def collapse_metrics(
     heads = [a[0] for a in answers]
     share = np.array([heads.count(h) for h in heads], dtype=float)
     p_head = np.array([float(first_logp[h].exp()) for h in heads])
-    cont = np.exp(_sequence_log_probs(lm, row, [[h] for h in heads for _ in range(k)], [a[1:] for _ in heads for a in answers]))
+    cont = np.exp(
+        _sequence_log_probs(lm, row, [[h] for h in heads for _ in range(k)], [a[1:] for _ in heads for a in answers])
+    )
     cont = cont.reshape(k, k)
     full = p_head * np.diag(cont)
     distinct = dict(zip(heads, p_head, strict=True))
@@ -255,9 +257,7 @@ def collapse_curve(model, family: str, tasks: Sequence[str], config: GenerationC
     def mean(key: str) -> np.ndarray:
         return np.asarray([pt[key].mean(axis=0) for pt in points])
 
-    first_ci = np.asarray(
-        [[bootstrap_ci(pt["first"][:, j], seed=seed) for j in range(len(tasks))] for pt in points]
-    )
+    first_ci = np.asarray([[bootstrap_ci(pt["first"][:, j], seed=seed) for j in range(len(tasks))] for pt in points])
     return CollapseCurve(
         model=model_info(model).model_id,
         family=family,

@@ -7,8 +7,9 @@ beam-search rule, as in :mod:`interp.studies.tasks_solved`); on single-task prom
 parameters (log).
 
 Default models: the size family shipped in ``interp/checkpoints/size_family/`` (four GPT-2-architecture models,
-d_model 32/48/64/96 with 1/2/3/4 layers, trained with ``experiments/configs/size_family/*.json`` on the same six
-bias-add tasks, data and token budget) plus the model the study is run on (the embedded model by default).
+d_model 32/48/64/96 with 1/2/3/4 layers, trained with ``experiments/configs/size_family/*.json`` on the same four
+bias-add tasks add1/add7/add4/add9, the same data and token budget) plus the model the study is run on (the
+embedded model by default).
 
 >>> ScalingConfig.quick().validate()
 >>> ScalingConfig(ks=[1, 2]).validate()
@@ -54,8 +55,8 @@ class ScalingConfig:
 
     models: list[str] | None = None
     family: str = "bias_add"
-    tasks: tuple[str, ...] = field(default_factory=lambda: tasks_for("bias_add", 6))
-    ks: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6])
+    tasks: tuple[str, ...] = field(default_factory=lambda: tasks_for("bias_add", 4))
+    ks: list[int] = field(default_factory=lambda: [2, 3, 4])
     n_prompts: int = 50
     n_examples: int = 16
     beam_width: int = 8
