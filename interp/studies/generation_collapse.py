@@ -12,11 +12,13 @@ Everything works on token ids (the answer's tokens as they follow the prompt's),
 metrics read next-token log-probabilities through a small interface (:class:`NextTokenModel`), so the tests check
 them on a toy whose numbers are known exactly.
 
-Default (honest) setting: the embedded model knows single-character answers only (bias_add, retrieval); on it the
-answer is one character plus the newline, so token 1 shows superposition and token 2 is the newline: commitment is
-trivial there (P(newline | a task's digit) ≈ 1). The study is meant for multi-token answers (operands sums,
-add_translate, country names) on models that know them, e.g. ``GenerationCollapseConfig(settings=[("operands",
-("copy_first", "sum"))])`` on GPT-2.
+Default (honest) setting: the embedded model knows single-character answers only, so the default task sets are its
+two bias-add pairs (``add1``/``add7``, ``add2``/``add5``; it never learned retrieval in context, so its retrieval
+answers do not depend on the examples). There an answer is one character plus the newline: token 1 shows
+superposition and token 2 is the newline, so commitment is trivial (P(newline | a task's character) ≈ 1) and the
+point of the study on this model is (a) and (c): sampled completions reproduce the token-1 odds. The study is meant
+for multi-token answers (operands sums, add_translate, country names) on models that know them, e.g.
+``GenerationCollapseConfig(settings=[("operands", ("copy_first", "sum"))], n_examples=10)`` on GPT-2.
 
 >>> GenerationCollapseConfig.quick().validate()
 >>> GenerationCollapseConfig(n_samples=0).validate()
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from interp.defaults import EMBEDDED_PAIRS
+from interp.defaults import EMBEDDED_PAIRS, pairs_of
 from interp.generation import PromptCache, terminator_token_ids
 from interp.metrics import bootstrap_ci
 from interp.models import model_info, tokenizer_of
@@ -60,12 +62,14 @@ class NextTokenModel(Protocol):
 class GenerationCollapseConfig:
     """Task sets ``(family, tasks)``, proportions (one per task set size; default: A from 0 to 1), prompts, samples."""
 
-    settings: list[tuple[str, tuple[str, ...]]] = field(default_factory=lambda: [("bias_add", EMBEDDED_PAIRS[1][1:])])
+    settings: list[tuple[str, tuple[str, ...]]] = field(
+        default_factory=lambda: [(p[0], tuple(p[1:])) for p in pairs_of("bias_add")]
+    )
     proportions: list[tuple[float, ...]] = field(
         default_factory=lambda: [(0.0, 1.0), (0.25, 0.75), (0.5, 0.5), (0.75, 0.25), (1.0, 0.0)]
     )
     n_prompts: int = 40
-    n_examples: int = 12
+    n_examples: int = 20
     n_samples: int = 200
     max_new_tokens: int = 8
     terminator: str = "\n"
@@ -74,7 +78,12 @@ class GenerationCollapseConfig:
     @classmethod
     def quick(cls) -> GenerationCollapseConfig:
         """Three proportions, 6 prompts, 100 samples each: a smoke run."""
-        return cls(proportions=[(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)], n_prompts=6, n_samples=100)
+        return cls(
+            settings=[("bias_add", EMBEDDED_PAIRS[1][1:])],
+            proportions=[(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)],
+            n_prompts=6,
+            n_samples=100,
+        )
 
     def validate(self) -> None:
         """``ValueError`` naming the first bad field (no model needed)."""

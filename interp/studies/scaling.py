@@ -7,7 +7,7 @@ beam-search rule, as in :mod:`interp.studies.tasks_solved`); on single-task prom
 parameters (log).
 
 Default models: the size family shipped in ``interp/checkpoints/size_family/`` (four GPT-2-architecture models,
-d_model 32/48/64/96 with 1/2/3/4 layers, trained with ``experiments/configs/size_family/*.json`` on the same four
+d_model 32/48/64/80 with 1/2/3/4 layers, trained with ``experiments/configs/size_family/*.json`` on the same four
 bias-add tasks add1/add7/add4/add9, the same data and token budget) plus the model the study is run on (the
 embedded model by default).
 
