@@ -57,7 +57,7 @@ class ScalingConfig:
     family: str = "bias_add"
     tasks: tuple[str, ...] = field(default_factory=lambda: tasks_for("bias_add", 4))
     ks: list[int] = field(default_factory=lambda: [2, 3, 4])
-    n_prompts: int = 50
+    n_prompts: int = 200
     n_examples: int = 16
     beam_width: int = 8
     max_new_tokens: int = 2  # single-character answers + newline; raise it for longer answers
