@@ -117,3 +117,21 @@ def test_quick_study_on_the_embedded_model_agrees_with_scoring(tmp_path, embedde
     numbers = json.loads((tmp_path / "generation_collapse.json").read_text())
     assert type(curve).from_dict(numbers["curves"][0]) == curve
     assert (tmp_path / "generation_collapse.html").is_file()
+
+
+def test_committed_numbers_load_as_results_and_plot():
+    from pathlib import Path
+
+    from interp.plots import generation_collapse_figure
+    from interp.results import CollapseCurve
+
+    path = Path(__file__).resolve().parents[1] / "figures" / "generation_collapse" / "generation_collapse.json"
+    numbers = json.loads(path.read_text())
+    curves = [CollapseCurve.from_dict(c) for c in numbers["curves"]]
+    assert [c.to_dict() for c in curves] == numbers["curves"]
+    assert "\n" not in repr(curves[0]) and "[5×2]" in repr(curves[0])
+    frame = curves[0].to_frame()
+    assert {"point", "tasks", "first_token", "sampled"} <= set(frame.columns)
+    assert len(generation_collapse_figure(curves, title="t").data) > 0
+    for c in curves:  # sampled shares follow the exact probabilities of the whole answers (40 x 200 samples)
+        np.testing.assert_allclose(c.sampled, c.full_answer, atol=0.03)

@@ -61,3 +61,17 @@ def test_scaling_figure_has_log_parameter_axis(embedded_model):
     fig = scaling_figure([point], title="t")
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis4.type == "log"
     assert any(t.name == "K=2" for t in fig.data)
+
+
+def test_committed_numbers_load_as_results_and_plot():
+    from pathlib import Path
+
+    from interp.plots import scaling_figure
+
+    path = Path(__file__).resolve().parents[1] / "figures" / "scaling" / "scaling.json"
+    numbers = json.loads(path.read_text())
+    points = [ScalingPoint.from_dict(p) for p in numbers["points"]]
+    assert [p.to_dict() for p in points] == numbers["points"]
+    assert "\n" not in repr(points[0]) and "kl=Distribution(…)" in repr(points[0])
+    assert [p.n_params for p in points] == sorted(p.n_params for p in points)
+    assert len(scaling_figure(points, title="t").data) > 0

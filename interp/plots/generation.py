@@ -32,29 +32,30 @@ def generation_collapse_figure(curves: Sequence[CollapseCurve], *, title: str) -
         cols=2,
         column_widths=[0.62, 0.38],
         horizontal_spacing=0.1,
-        vertical_spacing=0.2,
+        vertical_spacing=0.22 if len(curves) > 1 else 0.2,
         subplot_titles=[
             t
             for c in curves
             for t in (
-                f"{c.family}: {' vs '.join(c.tasks)} · token 1 (left bar) vs completed answers (right bar)",
+                f"{c.family}: {' vs '.join(c.tasks)} (fractions of examples) · token 1 vs completed answers",
                 "commitment after token 1",
             )
         ],
     )
     fig.update_annotations(font_size=12)
+    shown: set[str] = set()
     for row, c in enumerate(curves, start=1):
-        _stacked_bars(fig, c, row, show=row == 1)
+        _stacked_bars(fig, c, row, shown)
         _commitment_lines(fig, c, row, show=row == 1)
+        fig.update_xaxes(title_text="fraction of examples of " + c.tasks[0], row=row, col=2)
     fig.update_layout(barmode="stack")
     fig.update_yaxes(range=[0, 1.02])
     fig.update_yaxes(title_text="probability / share of samples", col=1)
-    fig.update_xaxes(title_text="fraction of examples per task (" + " / ".join(curves[0].tasks) + ")", col=1)
-    fig.update_xaxes(title_text="fraction of examples of " + curves[0].tasks[0], col=2)
-    return style_figure(fig, title, height=max(480, 380 * len(curves)))
+    fig.update_xaxes(tickangle=0, tickfont=dict(size=10), col=1)
+    return style_figure(fig, title, height=max(480, 420 * len(curves)))
 
 
-def _stacked_bars(fig: go.Figure, c: CollapseCurve, row: int, *, show: bool) -> None:
+def _stacked_bars(fig: go.Figure, c: CollapseCurve, row: int, shown: set[str]) -> None:
     labels = [_proportion_label(p) for p in c.proportions]
     stacks = {
         "token 1": [(t, c.first_token[:, j], task_color(c.task_index[j])) for j, t in enumerate(c.tasks)]
@@ -72,12 +73,14 @@ def _stacked_bars(fig: go.Figure, c: CollapseCurve, row: int, *, show: bool) -> 
                     marker_color=color,
                     marker_pattern_shape="/" if group == "completed" and name in c.tasks else "",
                     legendgroup=name,
-                    showlegend=show and (group == "token 1" or name in ("hybrid", "none")),
+                    showlegend=name not in shown and (group == "token 1" or name in ("hybrid", "none")),
                     hovertemplate=f"{name} · {group}<br>%{{x}}<br>%{{y:.3f}}<extra></extra>",
                 ),
                 row=row,
                 col=1,
             )
+            if group == "token 1" or name in ("hybrid", "none"):
+                shown.add(name)
 
 
 def _commitment_lines(fig: go.Figure, c: CollapseCurve, row: int, *, show: bool) -> None:

@@ -26,13 +26,15 @@ def _error(values: Sequence[float], ci: np.ndarray) -> dict:
     return dict(type="data", symmetric=False, array=(ci[:, 1] - v).tolist(), arrayminus=(v - ci[:, 0]).tolist())
 
 
-def _line(fig, points, values, ci, *, name, color, row, col, show, dash="solid", group=None):
+def _line(fig, points, values, ci, *, name, color, row, col, show, dash="solid", group=None, labels=False):
     fig.add_trace(
         go.Scatter(
             x=[p.n_params for p in points],
             y=list(values),
             text=[p.model for p in points],
-            mode="lines+markers",
+            mode="lines+markers+text" if labels else "lines+markers",
+            textposition="bottom center",
+            textfont=dict(size=10),
             name=name,
             legendgroup=group or name,
             showlegend=show,
@@ -52,7 +54,8 @@ def _k_value(dist: Distribution, i: int) -> tuple[float, list[float]]:
 def scaling_figure(points: Sequence[ScalingPoint], *, title: str) -> go.Figure:
     """2×2 panels vs number of parameters (log x): KL, renormalised KL, tasks solved (one line per K), accuracy.
 
-    The last panel also shows the "other" mass per K (dotted). Error bars: 95% bootstrap CIs over prompts.
+    The last panel also shows the "other" mass per K (dotted) and names each model under its accuracy marker.
+    Error bars: 95% bootstrap CIs over prompts.
     """
     if not points:
         raise ValueError("points: need at least one ScalingPoint")
@@ -70,7 +73,7 @@ def scaling_figure(points: Sequence[ScalingPoint], *, title: str) -> go.Figure:
               row=2, col=2, show=False, dash="dot")  # fmt: skip
     acc = [p.mean_accuracy for p in points]
     _line(fig, points, acc, [list(p.mean_accuracy_ci95) for p in points], name="single-task accuracy",
-          color="#D55E00", row=2, col=2, show=True)  # fmt: skip
+          color="#D55E00", row=2, col=2, show=True, labels=True)  # fmt: skip
     fig.add_trace(
         go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=OTHER_COLOR, dash="dot"), name="'other' mass"),
         row=2,
