@@ -588,3 +588,98 @@ class CheckpointRecord(Result):
                 for t, a in ts.items()
             ]
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Scale and generation (claims 4 and 5)
+
+
+@result
+class ScalingPoint(Result):
+    """One model of the scaling study (docs/science.md §5): calibration and tasks solved on uniform mixtures.
+
+    ``kl``, ``kl_renormalized``, ``other`` and ``solved`` are distributions over prompts with one point per ``k``
+    (K tasks mixed uniformly); ``accuracy`` has one point per task of ``tasks`` (greedy single-task accuracy);
+    ``mean_accuracy`` pools every single-task prompt.
+    """
+
+    model: str
+    n_params: int
+    family: str
+    tasks: tuple[str, ...]
+    n_examples: int
+    n_prompts: int
+    k: tuple[int, ...]
+    kl: Distribution
+    kl_renormalized: Distribution
+    other: Distribution
+    solved: Distribution
+    accuracy: Distribution
+    mean_accuracy: float
+    mean_accuracy_ci95: tuple[float, float]
+
+    def to_frame(self):
+        """One row per (metric, point): K for the mixture metrics, the task for ``accuracy``."""
+        import pandas as pd
+
+        rows = []
+        for metric in ("kl", "kl_renormalized", "other", "solved", "accuracy"):
+            dist: Distribution = getattr(self, metric)
+            coords = self.tasks if metric == "accuracy" else self.k
+            for i, c in enumerate(coords):
+                row = {"model": self.model, "n_params": self.n_params, "family": self.family, "metric": metric}
+                row |= {"k" if metric != "accuracy" else "task": c, "mean": dist.mean[i], "var": dist.var[i]}
+                row |= {"ci_low": dist.ci95[i][0], "ci_high": dist.ci95[i][1]}
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+
+@result
+class CollapseCurve(Result):
+    """Generation collapse on mixed prompts (docs/science.md §5): superposition at token 1, commitment after it.
+
+    One point per entry of ``proportions`` (the fraction of examples of each task); per point and task:
+
+    - ``first_token``: ``Float[ndarray, "point task"]`` mean P(the task's first answer token) (a token that starts
+      several tasks' answers is split equally among them), ``first_token_ci95``: ``Float[ndarray, "point task 2"]``;
+      ``first_other``: the rest of the first-token mass;
+    - ``full_answer``: exact mean P(the task's whole answer + terminator), the chance a sampled completion equals it;
+    - ``sampled``: fraction of sampled completions equal to the task's answer; ``sampled_none``: equal to no task's
+      answer; ``sampled_hybrid``: one task's first token followed by another task's continuation;
+    - ``continuation``: ``Float[ndarray, "point task task"]`` mean P(task k's continuation | task j's first token)
+      (row j, column k; the diagonal is commitment);
+    - ``greedy_commit`` / ``sampled_commit``: per prompt, P(finishing a task's answer | the first token was the
+      greedy one / a sampled one that starts a task's answer); ``greedy_none``: share of prompts whose greedy first
+      token starts no task's answer.
+    """
+
+    model: str
+    family: str
+    tasks: tuple[str, ...]
+    task_index: tuple[int, ...]
+    proportions: tuple[tuple[float, ...], ...]
+    n_examples: int
+    n_prompts: int
+    n_samples: int
+    answer_tokens: tuple[int, ...]
+    first_token: np.ndarray
+    first_token_ci95: np.ndarray
+    first_other: np.ndarray
+    full_answer: np.ndarray
+    sampled: np.ndarray
+    sampled_none: np.ndarray
+    sampled_hybrid: np.ndarray
+    continuation: np.ndarray
+    greedy_commit: Distribution
+    greedy_none: np.ndarray
+    sampled_commit: Distribution
+
+    _dims: ClassVar = {
+        "first_token": ("point", "tasks"),
+        "first_other": ("point",),
+        "full_answer": ("point", "tasks"),
+        "sampled": ("point", "tasks"),
+        "sampled_none": ("point",),
+        "sampled_hybrid": ("point",),
+        "greedy_none": ("point",),
+    }

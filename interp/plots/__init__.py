@@ -12,7 +12,9 @@ with the shared colours and layout in :mod:`interp.plots.style`.
 True
 """
 
+from interp.plots.generation import generation_collapse_figure
 from interp.plots.mixtures import mixture_sweep_figure, superposition_bars_figure, tasks_solved_figure
+from interp.plots.scaling import scaling_figure
 from interp.plots.style import family_task_color, style_figure, task_color
 from interp.plots.training import across_training_figure, loss_curve_figure
 from interp.plots.vectors import (
@@ -30,11 +32,13 @@ __all__ = [
     "cosine_figure",
     "decomposition_figure",
     "family_task_color",
+    "generation_collapse_figure",
     "lambda_heatmap_figure",
     "lambda_stacked_figure",
     "loss_curve_figure",
     "mixture_sweep_figure",
     "projection_figure",
+    "scaling_figure",
     "style_figure",
     "superposition_bars_figure",
     "task_color",

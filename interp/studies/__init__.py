@@ -6,7 +6,7 @@ by name on one model; :mod:`interp.studies.table` is the figure-less table study
 
 >>> from interp.studies import STUDIES
 >>> sorted(STUDIES)
-['construction', 'mixture_sweep', 'superposition_bars', 'task_vectors', 'tasks_solved']
+['construction', 'generation_collapse', 'mixture_sweep', 'scaling', 'superposition_bars', 'task_vectors', 'tasks_solved']
 """
 
 from __future__ import annotations
@@ -64,6 +64,18 @@ STUDIES: dict[str, Study] = {
             "interp.studies.tasks_solved",
             "TasksSolvedConfig",
             "number of tasks solved and KL vs K tasks in the prompt",
+        ),
+        Study(
+            "scaling",
+            "interp.studies.scaling",
+            "ScalingConfig",
+            "KL, tasks solved, accuracy and other mass vs number of parameters (size family)",
+        ),
+        Study(
+            "generation_collapse",
+            "interp.studies.generation_collapse",
+            "GenerationCollapseConfig",
+            "P(task) at the first answer token vs the completed answers (sampled)",
         ),
         Study(
             "task_vectors",

@@ -1,0 +1,77 @@
+"""Scaling study: per-model numbers recompute from the library's scoring, models sort by size, the figure's x axis
+is log parameters, and the config refuses bad input before any model runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from interp.metrics import kl_divergence
+from interp.prompts import build_prompts
+from interp.results import ScalingPoint
+from interp.scoring import greedy_correct, score_answers
+from interp.studies.scaling import ScalingConfig, n_parameters, run, scaling_points, size_family
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="ks"):
+        ScalingConfig(ks=[1, 2]).validate()
+    with pytest.raises(ValueError, match="ks"):
+        ScalingConfig(tasks=("add1", "add7"), ks=[2, 3]).validate()
+    with pytest.raises(ValueError, match="beam_width"):
+        ScalingConfig(beam_width=2).validate()
+    with pytest.raises(ValueError, match="n_prompts"):
+        ScalingConfig(n_prompts=0).validate()
+
+
+def test_points_recompute_from_scoring_and_sort_by_size(embedded_model, tiny_char_model):
+    cfg = ScalingConfig(tasks=("add1", "add7", "add4"), ks=[2, 3], n_prompts=5, n_examples=8, beam_width=4)
+    points = scaling_points([embedded_model, tiny_char_model], cfg, progress=False)
+    assert [p.n_params for p in points] == sorted(n_parameters(m) for m in (embedded_model, tiny_char_model))
+    big = next(p for p in points if p.model == "embedded")
+    for i, k in enumerate(cfg.ks):
+        prompts = build_prompts("bias_add", list(cfg.tasks[:k]), proportions=[1 / k] * k, n_examples=8,
+                                n_prompts=5, seed=0)  # fmt: skip
+        probs = score_answers(embedded_model, prompts).probs
+        assert big.kl.mean[i] == pytest.approx(kl_divergence(np.full(k, 1 / k), probs).mean(), abs=1e-6)
+        assert big.other.mean[i] == pytest.approx((1 - probs.sum(axis=1)).mean(), abs=1e-6)
+        assert big.kl_renormalized.mean[i] <= big.kl.mean[i] + 1e-9  # renormalising only removes "other" mass
+        assert 0 <= big.solved.mean[i] <= k
+    acc = [greedy_correct(embedded_model, build_prompts("bias_add", [t], n_examples=8, n_prompts=5, seed=0), t).mean()
+           for t in cfg.tasks]  # fmt: skip
+    np.testing.assert_allclose(big.accuracy.mean, acc)
+    assert big.mean_accuracy == pytest.approx(np.mean(acc))
+    frame = big.to_frame()
+    assert set(frame["metric"]) == {"kl", "kl_renormalized", "other", "solved", "accuracy"}
+
+
+def test_quick_study_writes_json_and_a_log_x_figure(tmp_path, embedded_model):
+    out = run(embedded_model, ScalingConfig.quick(), tmp_path, progress=False)
+    numbers = json.loads((tmp_path / "scaling.json").read_text())
+    assert len(out["results"]) == len(size_family(["xs"])) + 1
+    assert [ScalingPoint.from_dict(p) for p in numbers["points"]] == out["results"]
+    assert (tmp_path / "scaling.html").is_file()
+
+
+def test_scaling_figure_has_log_parameter_axis(embedded_model):
+    from interp.plots.scaling import scaling_figure
+
+    cfg = ScalingConfig(tasks=("add1", "add7"), ks=[2], n_prompts=3, n_examples=6, beam_width=2)
+    (point,) = scaling_points([embedded_model], cfg, progress=False)
+    fig = scaling_figure([point], title="t")
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis4.type == "log"
+    assert any(t.name == "K=2" for t in fig.data)
+
+
+def test_committed_numbers_load_as_results_and_plot():
+    from pathlib import Path
+
+    from interp.plots import scaling_figure
+
+    path = Path(__file__).resolve().parents[1] / "figures" / "scaling" / "scaling.json"
+    numbers = json.loads(path.read_text())
+    points = [ScalingPoint.from_dict(p) for p in numbers["points"]]
+    assert [p.to_dict() for p in points] == numbers["points"]
+    assert "\n" not in repr(points[0]) and "kl=Distribution(…)" in repr(points[0])
+    assert [p.n_params for p in points] == sorted(p.n_params for p in points)
+    assert len(scaling_figure(points, title="t").data) > 0
