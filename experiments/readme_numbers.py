@@ -6,7 +6,8 @@
 
 Sources: ``figures/mixture_sweep/mixture_sweep.json``, ``figures/superposition_bars/superposition_bars.json``,
 ``figures/task_vectors/task_vectors.json``, ``figures/tasks_solved/tasks_solved.json``,
-``figures/construction/construction.json`` (written by
+``figures/construction/construction.json``, ``figures/scaling/scaling.json``,
+``figures/generation_collapse/two_digit_shift/generation_collapse.json``, ``benchmarks/results.json`` (written by
 ``interp figures``) and the embedded model's card numbers ``interp/checkpoints/embedded/eval.json``.
 """
 
@@ -37,6 +38,10 @@ def load_sources(root: Path = ROOT) -> dict:
         "solved": json.loads((fig / "tasks_solved" / "tasks_solved.json").read_text()),
         "construction": json.loads((fig / "construction" / "construction.json").read_text()),
         "bench": json.loads((root / "benchmarks" / "results.json").read_text()),
+        "scaling": json.loads((fig / "scaling" / "scaling.json").read_text()),
+        "collapse": json.loads(
+            (fig / "generation_collapse" / "two_digit_shift" / "generation_collapse.json").read_text()
+        ),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
     }
 
@@ -90,7 +95,7 @@ def card_bullets(card: dict, bars: dict) -> list[str]:
     bar = next(r for r in bars["results"] if r["family"] == "bias_add" and len(r["tasks"]) == 2)
     return [
         f"- **The embedded model learned all ten bias-add tasks in context** (single-task accuracy "
-        f"{min(bias):.2f}–{max(bias):.2f} at 1, 5, 10 and 20 examples, held-out prompts; model card) after training "
+        f"{_span(bias)} at 1, 5, 10 and 20 examples, held-out prompts; model card) after training "
         "only on single-task prompts.",
         f"- **Claim 2 holds for the mean, not per prompt.** On add1/add7 mixtures mean P(add1) rises with the fraction "
         f"d of add1 examples ({p_a} at d = {inner[0]:g} … {inner[-1]:g}; card, {sweep['n_prompts']:,} prompts per "
@@ -103,6 +108,12 @@ def card_bullets(card: dict, bars: dict) -> list[str]:
         "examples, chance 0.125): the model copies a letter of the query but cannot tell which position the examples "
         "ask for, so its retrieval curves are flat in d. That is not superposition; the card says so.",
     ]
+
+
+def _span(values: list[float]) -> str:
+    """``"0.90–1.00"``, or one number when every value is the same."""
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}–{hi:.2f}"
 
 
 def _fmt(x: float | None, spec: str = ".3f", none: str = "n/a") -> str:
@@ -170,13 +181,59 @@ def construction_bullet(construction: dict) -> str:
     )
 
 
+def scaling_bullet(scaling: dict) -> str:
+    parts = []
+    for p in scaling["points"]:
+        kl, (lo, hi) = p["kl"]["mean"][0], p["kl"]["ci95"][0]
+        parts.append(
+            f"{p['model']} ({p['n_params'] / 1e3:.0f}k parameters, accuracy {p['mean_accuracy']:.2f}): "
+            f"{kl:.2f} [{lo:.2f}, {hi:.2f}]"
+        )
+    return (
+        "- **Scale (claim 4) is not reproduced on these small models** (`interp figures scaling`; four sizes trained "
+        "here on the same bias-add data and budget, `interp/checkpoints/size_family/`, plus the embedded model): "
+        "KL(t ‖ p) "
+        f"at K = {scaling['points'][0]['k'][0]} is " + "; ".join(parts) + ". The smallest model never learned to pick "
+        "the task in context and hedges evenly (low KL); the models that did learn commit to one task per prompt, so "
+        "KL grows with size, the opposite of the paper's finding on 0.5B–72B models (`figures/scaling/scaling.json`)."
+    )
+
+
+def collapse_bullet(collapse: dict) -> str:
+    parts = []
+    for c in collapse["curves"]:
+        i = next((k for k, p in enumerate(c["proportions"]) if abs(p[0] - 0.5) < 1e-9), None)
+        if i is None:
+            continue
+        a, b = c["tasks"]
+        first = c["first_token"][i]
+        commit = c["sampled_commit"]
+        parts.append(
+            f"{a}/{b} at 50/50: first token {first[0]:.2f} vs {first[1]:.2f} (other first tokens "
+            f"{c['first_other'][i]:.2f}); after a sampled first token the model "
+            f"completes that task's answer with P {commit['mean'][i]:.2f} [{commit['ci95'][i][0]:.2f}, "
+            f"{commit['ci95'][i][1]:.2f}]; hybrid completions {c['sampled_hybrid'][i]:.4f} of samples"
+        )
+    return (
+        "- **Generation collapses (claim 5)** (`interp figures generation_collapse`; two-character answers of a model "
+        "trained by `experiments/two_digit_shift.py`, `figures/generation_collapse/two_digit_shift/`): "
+        + "; ".join(parts)
+        + ". Superposition lives in the first token's distribution; generated text commits to one task."
+    )
+
+
 def render(sources: dict) -> str:
     """The whole block, markers included."""
     lines = [START, *headline_table(sources["mixture"]), ""]
     lines += ["What they say, honestly (the model card, `interp/checkpoints/embedded/README.md`, has the details):"]
     lines += card_bullets(sources["card"], sources["bars"])
     lines += vector_bullets(sources["vectors"])
-    lines += [solved_bullet(sources["solved"]), construction_bullet(sources["construction"]), ""]
+    lines += [
+        solved_bullet(sources["solved"]),
+        scaling_bullet(sources["scaling"]),
+        collapse_bullet(sources["collapse"]),
+    ]
+    lines += [construction_bullet(sources["construction"]), ""]
     lines += ["![best layer](figures/task_vectors/best_layer.png)", ""]
     lines += ["![lambda stacked](figures/task_vectors/lambda_stacked.png)", END]
     return "\n".join(lines)
