@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from interp.hooks import context_length
+from interp.hooks import context_length, continuation_pass
 from interp.models import tokenizer_of
 from interp.scoring import forward_resid, logits_at, pad_rows, sub_cache
 from interp.tokenization import encode_batch, pad_id
@@ -68,7 +68,8 @@ class PromptCache:
                 out.append(self.last_logp[rows])
                 continue
             x, mask = pad_rows(chunk, self.pad)
-            resid = forward_resid(self.model, x, mask, sub_cache(self.cache, torch.tensor(rows)))
+            with continuation_pass():
+                resid = forward_resid(self.model, x, mask, sub_cache(self.cache, torch.tensor(rows)))
             last = torch.tensor([len(c) - 1 for c in chunk])
             logits = logits_at(self.model, resid, torch.arange(len(chunk)), last)
             out.append(torch.log_softmax(logits, dim=-1).cpu())

@@ -160,7 +160,10 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
         return EMBEDDED, d
     if spec in GPT2_NAMES:
         return "gpt2", _resolve_gpt2(path)
-    d = Path(spec).expanduser()
+    try:
+        d = Path(spec).expanduser()
+    except RuntimeError:  # "~name" of a user that does not exist: not a directory either
+        d = Path(spec)
     if d.exists():
         if not _has_weights(d):
             raise WeightsNotFoundError(

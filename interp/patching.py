@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from interp.hooks import HookHandle, add_hooks, check_hook, check_layer, hook_name
+from interp.hooks import HookHandle, add_hooks, check_hook, check_layer, hook_name, in_continuation_pass
 from interp.models import model_info
 from interp.vectors import TaskVector
 
@@ -72,6 +72,8 @@ def patch_hook(values: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tens
     :mod:`interp.sweeps`, which patch different rows of one batch with different values."""
 
     def fn(act, hook):  # TransformerLens passes the HookPoint as ``hook``
+        if in_continuation_pass():  # answer tokens run from the patched prompt's cache: nothing of theirs to patch
+            return act
         b, n = act.shape[0], act.shape[1]
         r = torch.arange(b, device=act.device) if rows is None else rows.to(act.device)
         c = torch.as_tensor(cols, device=act.device)

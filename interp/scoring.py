@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.hooks import context_length, hooks
+from interp.hooks import context_length, continuation_pass, hooks
 from interp.models import tokenizer_of, trained_examples
 from interp.prompts import Prompt
 from interp.results import AnswerScores
@@ -157,11 +157,13 @@ class ScoringPlan:
         return max([len(p) for p in self.prefixes] + suf, default=0)
 
 
-def plan_scoring(cands: Sequence[Sequence[Candidate]]) -> ScoringPlan:
+def plan_scoring(cands: Sequence[Sequence[Candidate]], *, shared_prefix: bool = True) -> ScoringPlan:
     """Split every candidate into a shared prefix (its first ``prompt_len`` tokens) and the answer tokens after it.
 
     Candidates of a prompt share one prefix row (two rows when an answer merges into the prompt's last token);
-    identical answer contexts share one suffix row.
+    identical answer contexts share one suffix row. With ``shared_prefix=False`` every distinct candidate context is
+    one full row (no key-value cache: the exact path for attention the cache does not reproduce, e.g. sliding
+    windows).
     """
     n_cands = max((len(g) for g in cands), default=0)
     prefixes: list[tuple[int, ...]] = []
@@ -174,7 +176,7 @@ def plan_scoring(cands: Sequence[Sequence[Candidate]]) -> ScoringPlan:
         rows: dict[tuple[int, ...], int] = {}
         suffix_rows: dict[tuple[int, tuple[int, ...]], int] = {}
         for k, c in enumerate(group):
-            slot, cut = i * n_cands + k, min(c.prompt_len, c.fed)
+            slot, cut = i * n_cands + k, (min(c.prompt_len, c.fed) if shared_prefix else c.fed)
             row = rows.setdefault(c.ids[:cut], len(prefixes))
             if row == len(prefixes):
                 prefixes.append(c.ids[:cut])
@@ -351,7 +353,8 @@ def run_plan(
             if len(members) == len(chunk) and bool((sel == torch.arange(len(chunk))).all()):
                 sel = None
             sx, smask = pad_rows([plan.suffixes[sr] for _, sr in members], pad)
-            resid = forward_resid(model, sx, smask, sub_cache(cache, sel))
+            with continuation_pass():
+                resid = forward_resid(model, sx, smask, sub_cache(cache, sel))
             slocal = np.full(len(plan.suffixes), -1, dtype=np.int64)
             slocal[[sr for _, sr in members]] = np.arange(len(members))
             idx, rows, pos, tgt = _terms_of(plan.tail, slocal)
@@ -363,6 +366,12 @@ def run_plan(
     n_ok = np.bincount(slots, weights=ok.astype(np.float64), minlength=n_slots)
     n_all = np.bincount(slots, minlength=n_slots)
     return lp.reshape(plan.shape), (n_ok == n_all).reshape(plan.shape)
+
+
+def uses_cache(model) -> bool:
+    """Whether answers run from the prompt's key-value cache: not for local (sliding-window) attention, whose cached
+    path in TransformerLens does not match a full forward (measured on Mistral: several nats)."""
+    return not getattr(model.cfg, "use_local_attn", False)
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -413,7 +422,7 @@ def score_answers(
     cands = candidates_batch(tok, [p.text for p in prompts], [[a + suffix for a in p.answers] for p in prompts])
     check_fits(model, [c.fed for group in cands for c in group])
     warn_untrained(model, prompts)
-    plan = plan_scoring(cands)
+    plan = plan_scoring(cands, shared_prefix=uses_cache(model))
     lp, _ = run_plan(
         model, plan, pad=pad_id(tok), batch_size=batch_size, prompt_hooks=prompt_hooks, prefix_forward=prefix_forward
     )
@@ -436,5 +445,7 @@ def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: i
     cands = candidates_batch(tok, [p.text for p in prompts], [[p.answer(task)] for p in prompts])
     check_fits(model, [g[0].fed for g in cands])
     warn_untrained(model, prompts)
-    _, ok = run_plan(model, plan_scoring(cands), pad=pad_id(tok), batch_size=batch_size)
+    _, ok = run_plan(
+        model, plan_scoring(cands, shared_prefix=uses_cache(model)), pad=pad_id(tok), batch_size=batch_size
+    )
     return ok[:, 0]

@@ -106,9 +106,9 @@ def test_card_history_row_of_the_chosen_checkpoint_reevaluates(card_numbers, emb
         embedded_model, trained_pairs(cfg), n_prompts=HISTORY_PROMPTS, n_examples=20, seed=card_numbers["eval_seed"]
     )
     for got, logged in zip(pairs, row["pairs"], strict=True):
-        assert got["tasks"] == logged["tasks"]
+        assert list(got.tasks) == logged["tasks"]
         np.testing.assert_allclose(
-            [got["p_a"], got["p_b"], got["var_a"]], [logged["p_a"], logged["p_b"], logged["var_a"]], atol=1e-4
+            [got.p_a, got.p_b, got.var_a], [logged["p_a"], logged["p_b"], logged["var_a"]], atol=1e-4
         )
 
 

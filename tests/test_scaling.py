@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from golden import assert_close_tree
 
 from interp.metrics import kl_divergence
 from interp.prompts import build_prompts
@@ -49,7 +50,9 @@ def test_quick_study_writes_json_and_a_log_x_figure(tmp_path, embedded_model):
     out = run(embedded_model, ScalingConfig.quick(), tmp_path, progress=False)
     numbers = json.loads((tmp_path / "scaling.json").read_text())
     assert len(out["results"]) == len(size_family(["xs"])) + 1
-    assert [ScalingPoint.from_dict(p) for p in numbers["points"]] == out["results"]
+    # the JSON keeps 10 significant digits: equal within that, and loadable as results
+    assert_close_tree([json.loads(json.dumps(r.to_dict())) for r in out["results"]], numbers["points"], atol=1e-9)
+    assert [ScalingPoint.from_dict(p).model for p in numbers["points"]] == [r.model for r in out["results"]]
     assert (tmp_path / "scaling.html").is_file()
 
 

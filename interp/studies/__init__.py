@@ -6,7 +6,8 @@ by name on one model; :mod:`interp.studies.table` is the figure-less table study
 
 >>> from interp.studies import STUDIES
 >>> sorted(STUDIES)
-['construction', 'generation_collapse', 'mixture_sweep', 'scaling', 'superposition_bars', 'task_vectors', 'tasks_solved']
+['construction', 'generation_collapse', 'mixture_sweep', 'scaling', 'superposition_bars', 'task_vectors',
+ 'tasks_solved']
 """
 
 from __future__ import annotations
