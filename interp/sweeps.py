@@ -189,35 +189,39 @@ def _shared_prefix_plan(model, prompts, positions, hook: str, include_newline: b
 def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str, batch_size: int) -> np.ndarray:
     """The shared-prefix route of :func:`score_cells` (``plan`` from :func:`_shared_prefix_plan`).
 
-    Per batch of prompts: the tokens before the last run once into a frozen key-value cache; per split layer ``s``
-    (``s = layer + 1`` for ``resid_post``, ``layer`` for ``resid_pre``) the last token runs through blocks
-    ``< s`` from that cache, is expanded over the cells of that layer, patched, and runs through blocks ``>= s``
-    reading the cache rows of its prompt (gathered one layer at a time).
+    Identical prompts run once. Per batch of distinct prompts: the tokens before the last run once into a frozen
+    key-value cache; per split layer ``s`` (``s = layer + 1`` for ``resid_post``, ``layer`` for ``resid_pre``) the
+    last token runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, patched, and
+    runs through blocks ``>= s`` reading its prompt's cache rows (gathered one layer at a time); one log-softmax per
+    (cell, prompt) row serves all candidates.
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
     n, k = plan.shape
     n_layers, device = model.cfg.n_layers, model.cfg.device
     pad = pad_id(tokenizer_of(model))
-    out = np.zeros((len(cells), n, k))
+    out = np.zeros((len(cells), n * k))
     layer_of = np.array([la for la, _ in cells])
     values = torch.stack([v for _, v in cells])
+    distinct: dict[tuple[int, ...], int] = {}
+    uid = np.array([distinct.setdefault(r, len(distinct)) for r in plan.prefixes])
+    rows_u = list(distinct)
     head = plan.head  # (slot, row, position, target); row == prompt here
-    order = sorted(range(n), key=lambda r: len(plan.prefixes[r]))
-    for lo in range(0, n, batch_size):
+    order = sorted(range(len(rows_u)), key=lambda u: len(rows_u[u]))
+    for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
         b = len(chunk)
-        x, mask = pad_rows([plan.prefixes[r][:-1] for r in chunk], pad)
+        x, mask = pad_rows([rows_u[u][:-1] for u in chunk], pad)
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, b)
         model(x.to(device), attention_mask=mask.to(device), past_kv_cache=cache, stop_at_layer=n_layers)
         cache.freeze()
-        last_tok = torch.tensor([[plan.prefixes[r][-1]] for r in chunk])
-        local = np.full(n, -1, dtype=np.int64)
+        last_tok = torch.tensor([[rows_u[u][-1]] for u in chunk])
+        local = np.full(len(rows_u), -1, dtype=np.int64)
         local[chunk] = np.arange(b)
-        terms = head[local[head[:, 1]] >= 0]
-        t_row = torch.from_numpy(local[terms[:, 1]])
+        terms = head[local[uid[head[:, 1]]] >= 0]
+        t_row = torch.from_numpy(local[uid[terms[:, 1]]])
         t_tgt = torch.from_numpy(terms[:, 3])
-        per_pass = max(1, (16 * batch_size) // b)  # cells per forward: one token per row, so rows are cheap
+        per_pass = max(1, min(1024, 16384 // x.shape[1]) // b)  # cells per forward (one token per row)
         for la in sorted(set(layer_of.tolist())):
             s = la + 1 if hook == "resid_post" else la
             resid = model(
@@ -230,26 +234,22 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
             for clo in range(0, len(ids), per_pass):
                 cid = ids[clo : clo + per_pass]
                 c = len(cid)
-                sel = torch.arange(b).repeat(c)
                 act = resid.repeat(c, 1, 1)
                 vals = values[torch.from_numpy(cid)].repeat_interleave(b, dim=0)
                 act = patch_hook(vals, None, 0, mode)(act, SimpleNamespace(name=hook_name(la, hook)))
                 if s < n_layers:
-                    view = sub_cache(cache, sel)
-                    full_mask = torch.cat(
-                        [view.previous_attention_mask, torch.ones(c * b, 1, dtype=mask.dtype, device=device)], dim=1
-                    )
+                    view = sub_cache(cache, torch.arange(b).repeat(c))
+                    ones = torch.ones(c * b, 1, dtype=view.previous_attention_mask.dtype, device=device)
+                    full_mask = torch.cat([view.previous_attention_mask, ones], dim=1)
                     act = model(
                         act, start_at_layer=s, attention_mask=full_mask, past_kv_cache=view, stop_at_layer=n_layers
                     )
-                rows = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten()
-                logits = logits_at(model, act, rows, torch.zeros_like(rows))
-                logp = torch.log_softmax(logits, dim=-1)
-                chosen = logp[torch.arange(len(rows), device=logp.device), t_tgt.repeat(c).to(logp.device)]
-                chosen = chosen.double().cpu().numpy().reshape(c, -1)
-                slots = terms[:, 0]
-                out[cid[:, None], slots[None, :] // k, slots[None, :] % k] = chosen
-    return out
+                every = torch.arange(c * b)
+                logp = torch.log_softmax(logits_at(model, act, every, torch.zeros_like(every)), dim=-1)
+                rows = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten().to(logp.device)
+                chosen = logp[rows, t_tgt.repeat(c).to(logp.device)]
+                out[cid[:, None], terms[None, :, 0]] = chosen.double().cpu().numpy().reshape(c, -1)
+    return out.reshape(len(cells), n, k)
 
 
 def patched_scores(
