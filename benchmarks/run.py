@@ -70,7 +70,8 @@ SCORING_CASES = {  # name: (model, family, tasks, n_examples, n_prompts)
 }
 SWEEP_CASES = {  # name: (model, family, task_a, task_b, n_prompts)
     "embedded bias_add": ("embedded", "bias_add", "add1", "add7", 32),
-    "gpt2-arch bias_add": ("gpt2", "bias_add", "add1", "add7", 32),
+    "gpt2-arch bias_add": ("gpt2", "bias_add", "add1", "add7", 32),  # queries repeat (10 digits): run once each
+    "gpt2-arch operands": ("gpt2", "operands", "copy_first", "copy_second", 32),  # 32 distinct queries
 }
 CAPTURE_CASES = {  # name: (model, family, n_examples, n_prompts)
     "embedded bias_add 20ex": ("embedded", "bias_add", 20, 1000),
@@ -317,6 +318,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
     ap.add_argument("--only", choices=["scoring", "sweep", "capture"], default=None)
+    ap.add_argument("--case", default="", help="only cases whose name contains this text")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -330,7 +332,7 @@ def main(argv=None) -> int:
                 print_row(r)
                 rows.append(r)
     if args.only in (None, "sweep"):
-        for case in SWEEP_CASES:
+        for case in (c for c in SWEEP_CASES if args.case in c):
             for r in bench_sweep(case, models, args.quick):
                 print_row(r)
                 rows.append(r)
