@@ -1,9 +1,11 @@
 """Patching experiments: one batched cell driver and its specialisations (docs/science.md §4).
 
 A *cell* is (layer, value): a ``Float[Tensor, "d_model"]`` patched (replaced or added) at that layer at each
-query's last token. :func:`score_cells` scores every prompt once per cell in one batched pass over replicated
-prompts (each batch gets one hook per layer present, patching only its rows); the experiments are short
-specialisations that build cells and summarise:
+query's last token. :func:`score_cells` scores every prompt once per cell: where answers are one token it shares
+the unpatched prefix (the tokens before the patch run once for all cells, the patched token once up to the patch
+layer, and only that token runs the later layers, with the cells in the batch dimension); otherwise one batched
+pass over prompts replicated per cell (:func:`score_cells_per_cell`). The experiments are short specialisations
+that build cells and summarise:
 
 - :func:`patched_scores`: one vector at one layer;
 - :func:`best_layer`: one task vector at every layer, with zero-shot and in-context references;
