@@ -69,7 +69,8 @@ SCORING_CASES = {  # name: (model, family, tasks, n_examples, n_prompts)
     "gpt2-arch add_translate K=4": ("gpt2", "add_translate", None, 20, 12),
 }
 SWEEP_CASES = {  # name: (model, family, task_a, task_b, n_prompts)
-    "embedded bias_add": ("embedded", "bias_add", "add1", "add7", 32),
+    "embedded bias_add": ("embedded", "bias_add", "add1", "add7", 32),  # queries repeat (10 digits): run once each
+    "embedded retrieval": ("embedded", "retrieval", "pos1", "pos2", 32),  # 32 distinct queries
     "gpt2-arch bias_add": ("gpt2", "bias_add", "add1", "add7", 32),  # queries repeat (10 digits): run once each
     "gpt2-arch operands": ("gpt2", "operands", "copy_first", "copy_second", 32),  # 32 distinct queries
 }
