@@ -344,10 +344,12 @@ def main(argv=None) -> int:
                 rows.append(r)
     from interp.export import atomic_path
 
-    if args.only and Path(args.out).exists():  # one section re-run: keep the other sections' rows
-        names = {r["name"] for r in rows}
-        rows = [r for r in json.loads(Path(args.out).read_text())["rows"] if r["name"] not in names] + rows
-    meta = {"threads": args.threads, "torch": torch.__version__, "quick": args.quick, "cpu_count": os.cpu_count()}
+    meta: dict = {}
+    if args.only and Path(args.out).exists():  # one section re-run: keep the other sections' rows and notes
+        names, before = {r["name"] for r in rows}, json.loads(Path(args.out).read_text())
+        rows = [r for r in before["rows"] if r["name"] not in names] + rows
+        meta = before.get("meta", {})
+    meta |= {"threads": args.threads, "torch": torch.__version__, "quick": args.quick, "cpu_count": os.cpu_count()}
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}; {sum(not r['pass'] for r in rows)} FAIL of {len(rows)}")
