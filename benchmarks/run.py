@@ -1,6 +1,6 @@
-"""Performance benchmark (issue 17, targets 1 and 3): baselines and ours back to back, same model, prompts, threads.
+"""Performance benchmark (issue 17, targets 1, 2 and 3): baselines and ours back to back, same model, prompts, threads.
 
-    make bench          # or: python benchmarks/run.py [--threads 2] [--quick] [--only scoring|capture] [--out F]
+    make bench          # or: python benchmarks/run.py [--threads 2] [--quick] [--only scoring|sweep|capture] [--out F]
 
 Prints one line per target — ``name  baseline_s  ours_s  ratio  target  PASS/FAIL`` — and writes JSON.
 
@@ -10,6 +10,10 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
   forward of prompt + answer per candidate; log-softmax only at the answer positions, in float64 — generous to it)
   and the *floor* (one batched forward over the prompts alone, through the last block; no unembedding at all).
   Equality: max |Δ log p| between ``score_answers`` and the paper's loop.
+* λ × layer sweep (target 2): 31 λ × every layer × 32 zero-shot queries, v(λ) = λ·v_A + (1 − λ)·v_B replaced at
+  the query's last token. Baseline: one patched forward per (λ, layer) cell (``patch`` + ``score_answers`` over the
+  32 queries, batched). Ours: ``lambda_sweep(..., real=False)``. Equality: max |Δ log p| (``score_cells``) and
+  max |Δ p| (the sweep's mean probabilities) against the baseline.
 * Capture memory (target 3): last-token residuals at every layer; peak memory of live tensors during the call (torch
   profiler, see :func:`tensor_peak`). Baselines: the floor (the same batches through the last block, nothing kept)
   and ``run_with_cache`` (same batches, all names cached as users call it, then the last tokens sliced).
@@ -63,6 +67,12 @@ SCORING_CASES = {  # name: (model, family, tasks, n_examples, n_prompts)
     "embedded bias_add K=4": ("embedded", "bias_add", ["add1", "add2", "add7", "add9"], 20, 64),
     "embedded bias_add K=10": ("embedded", "bias_add", None, 20, 64),
     "gpt2-arch add_translate K=4": ("gpt2", "add_translate", None, 20, 12),
+}
+SWEEP_CASES = {  # name: (model, family, task_a, task_b, n_prompts)
+    "embedded bias_add": ("embedded", "bias_add", "add1", "add7", 32),  # queries repeat (10 digits): run once each
+    "embedded retrieval": ("embedded", "retrieval", "pos1", "pos2", 32),  # 32 distinct queries
+    "gpt2-arch bias_add": ("gpt2", "bias_add", "add1", "add7", 32),  # queries repeat (10 digits): run once each
+    "gpt2-arch operands": ("gpt2", "operands", "copy_first", "copy_second", 32),  # 32 distinct queries
 }
 CAPTURE_CASES = {  # name: (model, family, n_examples, n_prompts)
     "embedded bias_add 20ex": ("embedded", "bias_add", 20, 1000),
@@ -147,6 +157,69 @@ def bench_scoring(name: str, models: dict, quick: bool) -> list[dict]:
 def row(name, baseline_s, ours_s, ratio, target, ok, info=None) -> dict:
     out = {"name": name, "baseline_s": baseline_s, "ours_s": ours_s, "ratio": ratio, "target": target, "pass": bool(ok)}
     return out | ({"info": info} if info else {})
+
+
+# --- λ × layer sweep ---------------------------------------------------------------------------------------------
+
+
+def per_cell_sweep(model, prompts, va, vb, lambdas, layers) -> np.ndarray:
+    """Baseline: one patched forward per (λ, layer) cell, batched over the queries; log-probs ``[λ, layer, q, k]``."""
+    from interp.patching import patch
+    from interp.vectors import convex
+
+    lengths = {len(x) for x in encode_batch(model.tokenizer, [p.text for p in prompts])}
+    if len(lengths) != 1:  # score_answers reorders rows by length; one position fits every row only when equal
+        raise ValueError(f"prompts: per_cell_sweep needs queries of one token length, got {sorted(lengths)}")
+    pos = lengths.pop() - 1
+    out = np.zeros((len(lambdas), len(layers), len(prompts), len(prompts[0].tasks)))
+    for i, lam in enumerate(lambdas):
+        for j, la in enumerate(layers):
+            value = convex([lam, 1 - lam], [va, vb]).at(la)
+            with patch(model, value, la, pos, hook=va.hook):
+                out[i, j] = score_answers(model, prompts).log_probs
+    return out
+
+
+def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
+    from interp.metrics import mean_and_sem
+    from interp.prompts import zero_shot_prompts
+    from interp.sweeps import DEFAULT_LAMBDAS, lambda_sweep, last_positions, score_cells
+    from interp.vectors import convex, task_vector
+
+    model_name, family, task_a, task_b, n_prompts = SWEEP_CASES[name]
+    model = models.setdefault(model_name, build_model(model_name))
+    lambdas = np.asarray(DEFAULT_LAMBDAS[:: 5 if quick else 1])
+    layers = tuple(range(model.cfg.n_layers))
+    va, vb = (task_vector(model, family, t, n_prompts=16, seed=1) for t in (task_a, task_b))
+    zs = zero_shot_prompts(family, [task_a, task_b], n_prompts=n_prompts, seed=0)
+    reps = 1 if quick else 3
+
+    def ours():
+        return lambda_sweep(model, family, task_a, task_b, va, vb, lambdas=lambdas, n_prompts=n_prompts, real=False)
+
+    base_s = ours_s = float("inf")
+    for _ in range(reps):  # interleaved, so drifting load on a shared machine hits both alike
+        t, ref = best_of(lambda: per_cell_sweep(model, zs, va, vb, lambdas, layers), 1)
+        base_s = min(base_s, t)
+        t, got = best_of(ours, 1)
+        ours_s = min(ours_s, t)
+    cells = [(la, convex([lam, 1 - lam], [va, vb]).at(la)) for lam in lambdas for la in layers]
+    logp = score_cells(model, zs, cells, last_positions(model, zs), mode="replace", hook=va.hook, batch_size=32)
+    d_logp = float(np.abs(logp.reshape(ref.shape) - ref).max())
+    d_p = float(np.abs(got.probs - mean_and_sem(ref)[0]).max())
+    info = {"lambdas": len(lambdas), "layers": len(layers), "queries": len(zs), "max_dlogp": d_logp, "max_dp": d_p}
+    return [
+        row(
+            f"sweep vs per-cell forwards · {name}",
+            base_s,
+            ours_s,
+            base_s / ours_s,
+            ">= 10x faster",
+            base_s / ours_s >= 10,
+            info,
+        ),
+        row(f"sweep equality · {name}", 0.0, 0.0, d_logp, f"max|dlogp| <= {EQ_TOL:g}", d_logp <= EQ_TOL, info),
+    ]
 
 
 # --- capture memory (one subprocess per method) ---------------------------------------------------------------------
@@ -245,7 +318,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
-    ap.add_argument("--only", choices=["scoring", "capture"], default=None)
+    ap.add_argument("--only", choices=["scoring", "sweep", "capture"], default=None)
+    ap.add_argument("--case", default="", help="only cases whose name contains this text")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -258,6 +332,11 @@ def main(argv=None) -> int:
             for r in bench_scoring(case, models, args.quick):
                 print_row(r)
                 rows.append(r)
+    if args.only in (None, "sweep"):
+        for case in (c for c in SWEEP_CASES if args.case in c):
+            for r in bench_sweep(case, models, args.quick):
+                print_row(r)
+                rows.append(r)
     if args.only in (None, "capture"):
         for case in CAPTURE_CASES:
             for r in bench_capture(case, models, args.quick):
@@ -265,7 +344,12 @@ def main(argv=None) -> int:
                 rows.append(r)
     from interp.export import atomic_path
 
-    meta = {"threads": args.threads, "torch": torch.__version__, "quick": args.quick, "cpu_count": os.cpu_count()}
+    meta: dict = {}
+    if args.only and Path(args.out).exists():  # one section re-run: keep the other sections' rows and notes
+        names, before = {r["name"] for r in rows}, json.loads(Path(args.out).read_text())
+        rows = [r for r in before["rows"] if r["name"] not in names] + rows
+        meta = before.get("meta", {})
+    meta |= {"threads": args.threads, "torch": torch.__version__, "quick": args.quick, "cpu_count": os.cpu_count()}
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}; {sum(not r['pass'] for r in rows)} FAIL of {len(rows)}")

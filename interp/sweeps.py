@@ -1,9 +1,11 @@
 """Patching experiments: one batched cell driver and its specialisations (docs/science.md §4).
 
 A *cell* is (layer, value): a ``Float[Tensor, "d_model"]`` patched (replaced or added) at that layer at each
-query's last token. :func:`score_cells` scores every prompt once per cell in one batched pass over replicated
-prompts (each batch gets one hook per layer present, patching only its rows); the experiments are short
-specialisations that build cells and summarise:
+query's last token. :func:`score_cells` scores every prompt once per cell: where answers are one token it shares
+the unpatched prefix (the tokens before the patch run once for all cells, the patched token once up to the patch
+layer, and only that token runs the later layers, with the cells in the batch dimension); otherwise one batched
+pass over prompts replicated per cell (:func:`score_cells_per_cell`). The experiments are short specialisations
+that build cells and summarise:
 
 - :func:`patched_scores`: one vector at one layer;
 - :func:`best_layer`: one task vector at every layer, with zero-shot and in-context references;
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -31,11 +34,24 @@ from interp.capture import capture_resid, resolve_positions, token_ids
 from interp.decomposition import METHODS, decompose
 from interp.hooks import check_hook, check_layer, check_layers, hook_name
 from interp.metrics import candidate_accuracy, mean_and_sem
+from interp.models import tokenizer_of
 from interp.patching import check_mode, check_vector_for_model, patch_hook
 from interp.prompts import Prompt, build_prompts, check_simplex, zero_shot_prompts
 from interp.results import BestLayer, MixtureSweep, ProportionSweep
-from interp.scoring import AnswerScores, score_answers
+from interp.scoring import (
+    AnswerScores,
+    ScoringPlan,
+    candidates_batch,
+    check_fits,
+    logits_at,
+    pad_rows,
+    plan_scoring,
+    score_answers,
+    sub_cache,
+    warn_untrained,
+)
 from interp.tasks import get_family, resolve_tasks
+from interp.tokenization import pad_id
 from interp.vectors import TaskVector, check_compatible, convex, task_vector
 
 #: 31 evenly spaced λ in [0, 1] (docs/science.md §4).
@@ -82,11 +98,50 @@ def score_cells(
     batch_size: int,
     include_newline: bool = False,
 ) -> np.ndarray:
-    """log-probs ``[cell, prompt, task]``: every prompt scored once per cell ``(layer, value [d_model])``.
+    """log-probs ``Float[ndarray, "cell prompt task"]``: every prompt scored once per cell ``(layer, value [d_model])``.
 
-    One :func:`score_answers` call over the prompts replicated per cell; each batch gets one hook per layer
-    present, patching only its rows.
+    Two routes, equal within float rounding (``tests/test_sweeps.py``):
+
+    - *shared prefix* (:func:`_score_cells_shared`), when every answer is one token scored right after the patched
+      position, which is the prompt's last token (no ``include_newline``, no BPE merge), and ``hook`` is
+      ``resid_pre``/``resid_post``: the tokens before the patch position run once through every layer (a key-value
+      cache shared by all cells), the patched token once through the layers below the patch, and only that token
+      through the layers above it, with the cells of a layer in the batch dimension;
+    - otherwise (multi-token answers, ``resid_mid``, other positions) :func:`score_cells_per_cell`: one
+      :func:`score_answers` call over the prompts replicated per cell.
     """
+    n = len(prompts)
+    if not cells:
+        return np.zeros((0, n, len(prompts[0].tasks)))
+    shared = _shared_prefix_plan(model, prompts, positions, hook, include_newline)
+    if shared is None:
+        return score_cells_per_cell(
+            model,
+            prompts,
+            cells,
+            positions,
+            mode=mode,
+            hook=hook,
+            batch_size=batch_size,
+            include_newline=include_newline,
+        )
+    return _score_cells_shared(model, shared, cells, mode=mode, hook=hook, batch_size=batch_size)
+
+
+def score_cells_per_cell(
+    model,
+    prompts: Sequence[Prompt],
+    cells: Sequence[tuple[int, torch.Tensor]],
+    positions: Sequence[int],
+    *,
+    mode: str,
+    hook: str,
+    batch_size: int,
+    include_newline: bool = False,
+) -> np.ndarray:
+    """:func:`score_cells` by one full patched prompt pass per cell (any answers, any hook point; the exact
+    reference): one :func:`score_answers` call over the prompts replicated per cell; each batch gets one hook per
+    layer present, patching only its rows."""
     n = len(prompts)
     if not cells:
         return np.zeros((0, n, len(prompts[0].tasks)))
@@ -111,6 +166,92 @@ def score_cells(
         prompt_hooks=prompt_hooks,
     )
     return scores.log_probs.reshape(len(cells), n, -1)
+
+
+def _shared_prefix_plan(model, prompts, positions, hook: str, include_newline: bool) -> ScoringPlan | None:
+    """The scoring plan when the shared-prefix route is exact (see :func:`score_cells`), else ``None``."""
+    if hook not in ("resid_pre", "resid_post") or include_newline:
+        return None
+    tok = tokenizer_of(model)
+    cands = candidates_batch(tok, [p.text for p in prompts], [list(p.answers) for p in prompts])
+    plan = plan_scoring(cands)
+    n = len(prompts)
+    pos = np.asarray(list(positions), dtype=np.int64)
+    if len(plan.tail) or plan.prefix_prompt != list(range(n)) or len(pos) != n:
+        return None
+    last = np.array([len(r) - 1 for r in plan.prefixes])
+    if (pos != last).any() or (last < 1).any() or (plan.head[:, 2] != last[plan.head[:, 1]]).any():
+        return None
+    check_fits(model, [len(r) for r in plan.prefixes])
+    warn_untrained(model, prompts)
+    return plan
+
+
+@torch.inference_mode()
+def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str, batch_size: int) -> np.ndarray:
+    """The shared-prefix route of :func:`score_cells` (``plan`` from :func:`_shared_prefix_plan`).
+
+    Identical prompts run once. Per batch of distinct prompts: the tokens before the last run once into a frozen
+    key-value cache; per split layer ``s`` (``s = layer + 1`` for ``resid_post``, ``layer`` for ``resid_pre``) the
+    last token runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, patched, and
+    runs through blocks ``>= s`` reading its prompt's cache rows (gathered one layer at a time); one log-softmax per
+    (cell, prompt) row serves all candidates.
+    """
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+    n, k = plan.shape
+    n_layers, device = model.cfg.n_layers, model.cfg.device
+    pad = pad_id(tokenizer_of(model))
+    out = np.zeros((len(cells), n * k))
+    layer_of = np.array([la for la, _ in cells])
+    values = torch.stack([v for _, v in cells])
+    distinct: dict[tuple[int, ...], int] = {}
+    uid = np.array([distinct.setdefault(r, len(distinct)) for r in plan.prefixes])
+    rows_u = list(distinct)
+    head = plan.head  # (slot, row, position, target); row == prompt here
+    order = sorted(range(len(rows_u)), key=lambda u: len(rows_u[u]))
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo : lo + batch_size]
+        b = len(chunk)
+        x, mask = pad_rows([rows_u[u][:-1] for u in chunk], pad)
+        cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, b)
+        model(x.to(device), attention_mask=mask.to(device), past_kv_cache=cache, stop_at_layer=n_layers)
+        cache.freeze()
+        last_tok = torch.tensor([[rows_u[u][-1]] for u in chunk])
+        local = np.full(len(rows_u), -1, dtype=np.int64)
+        local[chunk] = np.arange(b)
+        terms = head[local[uid[head[:, 1]]] >= 0]
+        t_row = torch.from_numpy(local[uid[terms[:, 1]]])
+        t_tgt = torch.from_numpy(terms[:, 3])
+        per_pass = max(1, min(1024, 16384 // x.shape[1]) // b)  # cells per forward (one token per row)
+        for la in sorted(set(layer_of.tolist())):
+            s = la + 1 if hook == "resid_post" else la
+            resid = model(
+                last_tok.to(device),
+                attention_mask=torch.ones_like(last_tok).to(device),
+                past_kv_cache=cache,
+                stop_at_layer=s,
+            )  # [b, 1, d_model], unpatched, shared
+            ids = np.flatnonzero(layer_of == la)
+            for clo in range(0, len(ids), per_pass):
+                cid = ids[clo : clo + per_pass]
+                c = len(cid)
+                act = resid.repeat(c, 1, 1)
+                vals = values[torch.from_numpy(cid)].repeat_interleave(b, dim=0)
+                act = patch_hook(vals, None, 0, mode)(act, SimpleNamespace(name=hook_name(la, hook)))
+                if s < n_layers:
+                    view = sub_cache(cache, torch.arange(b).repeat(c))
+                    ones = torch.ones(c * b, 1, dtype=view.previous_attention_mask.dtype, device=device)
+                    full_mask = torch.cat([view.previous_attention_mask, ones], dim=1)
+                    act = model(
+                        act, start_at_layer=s, attention_mask=full_mask, past_kv_cache=view, stop_at_layer=n_layers
+                    )
+                every = torch.arange(c * b)
+                logp = torch.log_softmax(logits_at(model, act, every, torch.zeros_like(every)), dim=-1)
+                rows = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten().to(logp.device)
+                chosen = logp[rows, t_tgt.repeat(c).to(logp.device)]
+                out[cid[:, None], terms[None, :, 0]] = chosen.double().cpu().numpy().reshape(c, -1)
+    return out.reshape(len(cells), n, k)
 
 
 def patched_scores(
