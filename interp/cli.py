@@ -20,7 +20,6 @@ import math
 import re
 import sys
 import threading
-import time
 import types
 import typing
 import warnings
@@ -512,25 +511,27 @@ class _CtrlCNotLost:
 
     def __enter__(self) -> _CtrlCNotLost:
         self.previous = sys.unraisablehook
+        self.done = threading.Event()
         sys.unraisablehook = self._hook
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.done.set()  # the command is over: a late re-raise would only kill the exit (status -2 instead of 130)
         sys.unraisablehook = self.previous
 
     def _hook(self, unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
             # from another thread, once this callback has returned: raised here it would be swallowed again (and
             # if it is swallowed anyway, this hook runs again and tries again)
-            threading.Thread(target=_interrupt_main_soon, daemon=True).start()
+            threading.Thread(target=_interrupt_main_soon, args=(self.done,), daemon=True).start()
             return
         self.previous(unraisable)
 
 
-def _interrupt_main_soon(delay_s: float = 0.05) -> None:
-
-    time.sleep(delay_s)
-    _thread.interrupt_main()
+def _interrupt_main_soon(done: threading.Event, delay_s: float = 0.05) -> None:
+    """Interrupt the main thread after ``delay_s``, unless the command has finished meanwhile."""
+    if not done.wait(delay_s):
+        _thread.interrupt_main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,8 +47,25 @@ def test_measure_json_matches_library(embedded_model, capsys):
     from interp.prompts import build_prompts
     from interp.scoring import score_answers
 
-    assert main(["measure", "--family", "bias_add", "--tasks", "add1,add7", "--mix", "1/2,1/2", "--n-prompts", "12",
-                 "--seed", "3", "--json"]) == 0
+    assert (
+        main(
+            [
+                "measure",
+                "--family",
+                "bias_add",
+                "--tasks",
+                "add1,add7",
+                "--mix",
+                "1/2,1/2",
+                "--n-prompts",
+                "12",
+                "--seed",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)  # only JSON on stdout
     prompts = build_prompts("bias_add", ["add1", "add7"], proportions=[0.5, 0.5], n_prompts=12, seed=3)
     expected = summarize(score_answers(embedded_model, prompts).probs, [0.5, 0.5], tasks=["add1", "add7"], seed=3)
@@ -79,8 +96,9 @@ def test_figures_quick_writes_every_file_and_numbers_recompute(tmp_path, embedde
     numbers = json.loads((tmp_path / "mixture_sweep" / "mixture_sweep.json").read_text())
     cfg = MixtureSweepConfig.quick()
     fam, a, b = cfg.pairs[0]
-    again = mixture_curve(embedded_model, fam, a, b, cfg.d, n_prompts=cfg.n_prompts, n_examples=cfg.n_examples,
-                          seed=cfg.seed)
+    again = mixture_curve(
+        embedded_model, fam, a, b, cfg.d, n_prompts=cfg.n_prompts, n_examples=cfg.n_examples, seed=cfg.seed
+    )
     # the JSON keeps 10 significant digits (interp.export.JSON_SIGNIFICANT_DIGITS)
     np.testing.assert_allclose(numbers["curves"][0]["a"]["mean"], again.a.mean, rtol=1e-9, atol=0)
     assert numbers["model"]["model_id"] == "embedded" and numbers["config"]["seed"] == cfg.seed
