@@ -18,6 +18,7 @@ import gc
 import json
 import math
 import re
+import signal
 import sys
 import threading
 import types
@@ -29,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from interp.export import INTERRUPT_REQUESTED
 from interp.models import WeightsNotFoundError
 
 #: Exit status of a bad command line (argparse's) and of Ctrl-C (128 + SIGINT).
@@ -513,14 +515,27 @@ class _CtrlCNotLost:
         self.previous = sys.unraisablehook
         self.done = threading.Event()
         sys.unraisablehook = self._hook
+        self.previous_sigint = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.done.set()  # the command is over: a late re-raise would only kill the exit (status -2 instead of 130)
         sys.unraisablehook = self.previous
+        if self.previous_sigint is not None:
+            signal.signal(signal.SIGINT, self.previous_sigint)
+        INTERRUPT_REQUESTED.clear()
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """Ctrl-C: remember it (a library that swallows the exception cannot lose it: no new file is started, see
+        :data:`interp.export.INTERRUPT_REQUESTED`), then raise it as Python would."""
+        INTERRUPT_REQUESTED.set()
+        raise KeyboardInterrupt
 
     def _hook(self, unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            INTERRUPT_REQUESTED.set()
             # from another thread, once this callback has returned: raised here it would be swallowed again (and
             # if it is swallowed anyway, this hook runs again and tries again)
             threading.Thread(target=_interrupt_main_soon, args=(self.done,), daemon=True).start()
@@ -554,7 +569,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         pass
     else:
-        return 0
+        if not INTERRUPT_REQUESTED.is_set():
+            return 0
     _close_progress_bars()  # the traceback is gone: a bar's last redraw comes before our line, not after
     print(f"\ninterp: {INTERRUPTED}", file=sys.stderr)
     return EXIT_INTERRUPTED

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,8 +51,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed.
 
     For writers that want a file name (``DataFrame.to_csv``, ``safetensors.save_file``, ``torch.save``). The
-    file gets mode ``0o666 & ~umask``, as ``open()`` would give it (``mkstemp`` alone gives 0600).
+    file gets mode ``0o666 & ~umask``, as ``open()`` would give it (``mkstemp`` alone gives 0600). Once
+    :data:`INTERRUPT_REQUESTED` is set (the CLI's Ctrl-C handler sets it), no new file is started: a Ctrl-C that a
+    library swallowed still stops the run at its next output.
     """
+    if INTERRUPT_REQUESTED.is_set():
+        raise KeyboardInterrupt
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -65,6 +70,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+#: Set by the command line's Ctrl-C handler; checked before every output file (see :func:`atomic_path`).
+INTERRUPT_REQUESTED = threading.Event()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

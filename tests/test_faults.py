@@ -211,3 +211,27 @@ def test_sigint_to_a_running_study(tmp_path):
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     names = assert_only_complete_files(out)
     assert "task_vectors/task_vectors.json" not in names  # it was interrupted, not finished
+
+
+def test_ctrl_c_swallowed_by_a_library_still_stops_at_the_next_output(monkeypatch, tmp_path, capsys, embedded_model):
+    """A library that catches BaseException (seen with PNG export's browser teardown) swallows the KeyboardInterrupt;
+    the CLI's handler remembered the Ctrl-C, so no further file is started and the exit is still 130."""
+    import os
+    import signal
+
+    import interp.models
+
+    def swallowing_load(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except BaseException:  # noqa: BLE001 - the library's own swallowing, simulated
+            pass
+        return embedded_model
+
+    monkeypatch.setattr(interp.models, "load_model", swallowing_load)
+    out = tmp_path / "figs"
+    assert main(["figures", "mixture_sweep", "--quick", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"interp: {INTERRUPTED}"
+    assert not [p for p in out.rglob("*") if p.is_file()]  # nothing started after the Ctrl-C
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the CLI's handler is gone again
