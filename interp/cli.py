@@ -516,7 +516,8 @@ class _CtrlCNotLost:
         self.done = threading.Event()
         sys.unraisablehook = self._hook
         self.previous_sigint = None
-        if threading.current_thread() is threading.main_thread():
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # e.g. a background job: keep ignoring it
+        if threading.current_thread() is threading.main_thread() and not ignored:
             self.previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
         return self
 

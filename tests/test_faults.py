@@ -145,7 +145,22 @@ def test_ctrl_c_in_process_is_one_line_and_exit_130(monkeypatch, tmp_path, capsy
     assert captured.err.strip() == f"interp: {INTERRUPTED}" and "Traceback" not in captured.err
 
 
-def test_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_run(monkeypatch, tmp_path, capsys):
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C delivered as Python delivers it by default, even where this suite runs with SIGINT ignored (a
+    background job inherits SIG_IGN, and Python then never installs its KeyboardInterrupt handler)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _default_sigint_in_child() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the child's Python then installs default_int_handler
+
+
+def test_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_run(monkeypatch, tmp_path, capsys, default_sigint):
     """Python drops a KeyboardInterrupt raised inside a weakref callback (seen in a real run: the figures went
     on to the end and exited 0); the CLI raises it again in the main thread."""
     import weakref
@@ -198,6 +213,7 @@ def test_sigint_to_a_running_study(tmp_path):
         text=True,
         env=env,
         cwd=tmp_path,
+        preexec_fn=_default_sigint_in_child,  # as from a terminal, also where the suite runs with SIGINT ignored
     )
     first = out / "mixture_sweep" / "mixture_sweep.json"
     deadline = time.monotonic() + 240
@@ -213,7 +229,9 @@ def test_sigint_to_a_running_study(tmp_path):
     assert "task_vectors/task_vectors.json" not in names  # it was interrupted, not finished
 
 
-def test_ctrl_c_swallowed_by_a_library_still_stops_at_the_next_output(monkeypatch, tmp_path, capsys, embedded_model):
+def test_ctrl_c_swallowed_by_a_library_still_stops_at_the_next_output(
+    monkeypatch, tmp_path, capsys, embedded_model, default_sigint
+):
     """A library that catches BaseException (seen with PNG export's browser teardown) swallows the KeyboardInterrupt;
     the CLI's handler remembered the Ctrl-C, so no further file is started and the exit is still 130."""
     import os
