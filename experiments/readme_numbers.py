@@ -7,7 +7,7 @@
 Sources: ``figures/mixture_sweep/mixture_sweep.json``, ``figures/superposition_bars/superposition_bars.json``,
 ``figures/task_vectors/task_vectors.json``, ``figures/tasks_solved/tasks_solved.json``,
 ``figures/construction/construction.json``, ``figures/scaling/scaling.json``,
-``figures/generation_collapse/two_digit_shift/generation_collapse.json``, ``benchmarks/results.json`` (written by
+``figures/generation_collapse_two_digit/generation_collapse.json``, ``benchmarks/results.json`` (written by
 ``interp figures``) and the embedded model's card numbers ``interp/checkpoints/embedded/eval.json``.
 """
 
@@ -39,9 +39,7 @@ def load_sources(root: Path = ROOT) -> dict:
         "construction": json.loads((fig / "construction" / "construction.json").read_text()),
         "bench": json.loads((root / "benchmarks" / "results.json").read_text()),
         "scaling": json.loads((fig / "scaling" / "scaling.json").read_text()),
-        "collapse": json.loads(
-            (fig / "generation_collapse" / "two_digit_shift" / "generation_collapse.json").read_text()
-        ),
+        "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
     }
 
@@ -216,7 +214,7 @@ def collapse_bullet(collapse: dict) -> str:
         )
     return (
         "- **Generation collapses (claim 5)** (`interp figures generation_collapse`; two-character answers of a model "
-        "trained by `experiments/two_digit_shift.py`, `figures/generation_collapse/two_digit_shift/`): "
+        "trained by `experiments/two_digit_shift.py`, `figures/generation_collapse_two_digit/`): "
         + "; ".join(parts)
         + ". Superposition lives in the first token's distribution; generated text commits to one task."
     )

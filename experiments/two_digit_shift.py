@@ -7,7 +7,7 @@ the in-context mixture (then the second digit of the other task, a "hybrid", get
 question of the paper's claim 5 (docs/science.md §5), which the embedded model's one-character answers cannot ask.
 
     python experiments/two_digit_shift.py train   # ~10 min on one CPU thread → runs/two_digit_shift/final
-    python experiments/two_digit_shift.py study   # → figures/generation_collapse/two_digit_shift/
+    python experiments/two_digit_shift.py study   # → figures/generation_collapse_two_digit/
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=("train", "study"))
     ap.add_argument("--run", default=str(RUN), help="run directory (default runs/two_digit_shift)")
-    ap.add_argument("--out", default=str(ROOT / "figures" / "generation_collapse" / "two_digit_shift"))
+    ap.add_argument("--out", default=str(ROOT / "figures" / "generation_collapse_two_digit"))
     args = ap.parse_args(argv)
     register()
     if args.command == "train":
