@@ -32,6 +32,7 @@ from pathlib import Path  # noqa: E402
 
 from interp.export import write_json  # noqa: E402
 from interp.train import TrainConfig, read_config_json  # noqa: E402
+from interp.training.side_by_side import wait_then_stop  # noqa: E402
 
 
 def plan_configs(plan: dict, section: str) -> dict[str, TrainConfig]:
@@ -92,18 +93,7 @@ def launch(
         logs.append(open(run / "stdout.log", "w"))  # noqa: SIM115 (closed once every process has ended)
         procs[name] = subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT, env=env)
     deadline = time.time() + budget_s + startup_s + 60  # a safety net: each run stops itself inside budget_s
-    try:
-        while any(p.poll() is None for p in procs.values()) and time.time() < deadline:
-            time.sleep(1)
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            p.wait()
-        for f in logs:
-            f.close()
-    return {name: p.returncode for name, p in procs.items()}
+    return wait_then_stop(procs, logs, expired=lambda: time.time() >= deadline)
 
 
 def run_summary(run: Path, returncode: int | None) -> dict:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from interp.export import write_json
 from interp.train import TRAIN_DEVICES, TrainConfig, read_config_json
+from interp.training.side_by_side import wait_then_stop
 
 
 def variant_configs(base: dict, variants: dict[str, dict]) -> dict[str, TrainConfig]:
@@ -84,17 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         logs.append(open(run / "stdout.log", "w"))  # noqa: SIM115 (closed once every process has ended)
         procs[name] = subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT, env=env)
     t0 = time.time()
-    try:
-        while any(p.poll() is None for p in procs.values()) and time.time() - t0 < args.deadline_s:
-            time.sleep(2)
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            p.wait()
-        for f in logs:
-            f.close()
+    wait_then_stop(procs, logs, expired=lambda: time.time() - t0 >= args.deadline_s, poll_s=2)
     summary = {"base": base, "variants": variants, "device": args.device, "deadline_s": args.deadline_s, "runs": {}}
     for name in configs:
         log_path = out_dir / name / "log.json"
