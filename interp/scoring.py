@@ -35,6 +35,7 @@ import torch
 
 from interp.hooks import context_length, continuation_pass, hooks
 from interp.models import tokenizer_of, trained_examples
+from interp.packing import pack, packable, packed_forward
 from interp.prompts import Prompt
 from interp.results import AnswerScores
 from interp.tokenization import encode_batch, pad_id, right_pad
@@ -322,8 +323,9 @@ def run_plan(
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+    if prompt_hooks is None and prefix_forward is None and packable(model):
+        return _run_packed(model, plan, pad=pad, batch_size=batch_size)
     prefix_forward = prefix_forward or run_prefix
-    n_slots = plan.shape[0] * plan.shape[1]
     head_lp, head_ok = torch.zeros(len(plan.head), dtype=torch.float64), torch.zeros(len(plan.head), dtype=torch.bool)
     tail_lp, tail_ok = torch.zeros(len(plan.tail), dtype=torch.float64), torch.zeros(len(plan.tail), dtype=torch.bool)
     waves: list[list[int]] = [[] for _ in plan.prefixes]  # answer (suffix) rows of each prefix row
@@ -361,11 +363,48 @@ def run_plan(
             if len(idx):
                 tail_lp[idx], tail_ok[idx] = _read(model, resid, rows, pos, tgt)
     slots = np.concatenate([plan.head[:, 0], plan.tail[:, 0]])
-    lp = np.bincount(slots, weights=torch.cat([head_lp, tail_lp]).numpy(), minlength=n_slots)
-    ok = torch.cat([head_ok, tail_ok]).numpy()
-    n_ok = np.bincount(slots, weights=ok.astype(np.float64), minlength=n_slots)
+    return _per_slot(plan, slots, torch.cat([head_lp, tail_lp]), torch.cat([head_ok, tail_ok]))
+
+
+def _per_slot(plan: ScoringPlan, slots: np.ndarray, lp: torch.Tensor, ok: torch.Tensor):
+    """Per (prompt, candidate) slot: the scored tokens' summed log-prob ``Float[ndarray, "prompt cand"]`` and whether
+    all of them were the argmax (greedy-exact)."""
+    n_slots = plan.shape[0] * plan.shape[1]
+    total = np.bincount(slots, weights=lp.numpy(), minlength=n_slots)
+    n_ok = np.bincount(slots, weights=ok.numpy().astype(np.float64), minlength=n_slots)
     n_all = np.bincount(slots, minlength=n_slots)
-    return lp.reshape(plan.shape), (n_ok == n_all).reshape(plan.shape)
+    return total.reshape(plan.shape), (n_ok == n_all).reshape(plan.shape)
+
+
+@torch.inference_mode()
+def _run_packed(model, plan: ScoringPlan, *, pad: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`run_plan` in one forward pass per batch: each prompt with all its answers in one packed row
+    (:mod:`interp.packing`), so the prompt runs once and no key-value cache is copied per answer."""
+    rows = pack(plan.prefixes, plan.suffixes, plan.suffix_prefix, n_ctx=context_length(model))
+    head, tail = plan.head, plan.tail
+    terms = np.concatenate(  # (slot, packed row, position in it, target)
+        [
+            np.stack([head[:, 0], rows.prefix_row[head[:, 1]], head[:, 2], head[:, 3]], axis=1),
+            np.stack(
+                [tail[:, 0], rows.suffix_row[tail[:, 1]], rows.suffix_start[tail[:, 1]] + tail[:, 2], tail[:, 3]],
+                axis=1,
+            ),
+        ]
+    ).reshape(-1, 4)
+    lp, ok = torch.zeros(len(terms), dtype=torch.float64), torch.zeros(len(terms), dtype=torch.bool)
+    order = sorted(range(len(rows.tokens)), key=lambda r: len(rows.tokens[r]))
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo : lo + batch_size]
+        x, mask = pad_rows([rows.tokens[r] for r in chunk], pad)
+        positions = right_pad([rows.positions[r] for r in chunk], 0)
+        segments = right_pad([rows.segments[r] for r in chunk], -1)
+        resid = packed_forward(model, x, mask, positions, segments)
+        local = np.full(len(rows.tokens), -1, dtype=np.int64)
+        local[chunk] = np.arange(len(chunk))
+        idx, r, pos, tgt = _terms_of(terms, local)
+        if len(idx):
+            lp[idx], ok[idx] = _read(model, resid, r, pos, tgt)
+    return _per_slot(plan, terms[:, 0], lp, ok)
 
 
 def uses_cache(model) -> bool:

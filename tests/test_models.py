@@ -1,6 +1,7 @@
 """Loader tests on the real GPT-2-small architecture with seeded weights, plus real-weight acceptance tests."""
 
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -164,3 +165,17 @@ def test_model_metadata_is_one_dataclass(embedded_model):
     assert info.architecture == "GPT2LMHeadModel" and info.dtype == "float32"
     assert not hasattr(embedded_model, "interp_trained_examples")  # no loose attributes besides interp_info
     assert info.to_dict()["trained_examples"] == info.trained_examples
+
+
+def test_gelu_new_runs_as_the_fused_kernel_with_the_same_values(tiny_gpt2_model):
+    from transformer_lens.utilities.activation_functions import gelu_new
+
+    from interp.models import fuse_activation
+
+    mlp = tiny_gpt2_model.blocks[0].mlp
+    assert mlp.act_fn is not gelu_new  # fused at load time
+    x = torch.randn(4, 7, mlp.W_in.shape[1], generator=torch.Generator().manual_seed(0)) * 3
+    assert (mlp.act_fn(x) - gelu_new(x)).abs().max() < 1e-6
+    relu_cfg = SimpleNamespace(cfg=SimpleNamespace(act_fn="relu"), blocks=[SimpleNamespace(mlp=SimpleNamespace())])
+    fuse_activation(relu_cfg)  # other activations are left alone
+    assert not hasattr(relu_cfg.blocks[0].mlp, "act_fn")

@@ -1,0 +1,138 @@
+"""Several continuations of one prompt in one row: the prompt once, then each continuation after it.
+
+A *packed row* is ``prefix + suffix_1 + suffix_2 + …``. Each suffix token sees the prefix and the earlier tokens of
+its own suffix only (a block attention mask), at the positions it would have alone (``len(prefix) + j``), so every
+logit equals the one a separate ``prefix + suffix_i`` forward gives, up to float rounding — but the prefix runs once
+and there is no key-value cache to copy per continuation. This is how :mod:`interp.scoring` reads K candidate
+answers in one forward pass over the prompts.
+
+Exact only where positions enter through a learned position table (``positional_embedding_type == "standard"``,
+GPT-2 style) and attention is causal and global: :func:`packable` says so; other models use the key-value cache.
+
+>>> rows = pack([(1, 2, 3)], [(7,), (8, 9)], [0], n_ctx=16)
+>>> rows.tokens, rows.positions, rows.segments
+([(1, 2, 3, 7, 8, 9)], [(0, 1, 2, 3, 3, 4)], [(0, 0, 0, 1, 2, 2)])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from interp.hooks import hooks
+
+
+def packable(model) -> bool:
+    """Whether :func:`packed_forward` is exact for ``model``: learned absolute positions, causal global attention."""
+    cfg = model.cfg
+    return (
+        cfg.positional_embedding_type == "standard"
+        and cfg.attention_dir == "causal"
+        and not getattr(cfg, "use_local_attn", False)
+    )
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """Rows of ``prefix + suffixes`` and where each prefix and suffix landed.
+
+    ``positions[r][t]`` is token ``t``'s position as seen alone; ``segments[r][t]`` is 0 for prefix tokens and
+    ``1 + i`` for the ``i``-th suffix of the row. ``prefix_row[p]``: the packed row holding prefix ``p`` (its first
+    row when its suffixes fill several); ``suffix_row[s]``/``suffix_start[s]``: the row and offset of suffix ``s``.
+    """
+
+    tokens: list[tuple[int, ...]]
+    positions: list[tuple[int, ...]]
+    segments: list[tuple[int, ...]]
+    prefix_row: np.ndarray
+    suffix_row: np.ndarray
+    suffix_start: np.ndarray
+
+
+def pack(
+    prefixes: Sequence[Sequence[int]],
+    suffixes: Sequence[Sequence[int]],
+    suffix_prefix: Sequence[int],
+    *,
+    n_ctx: int,
+) -> PackedRows:
+    """Pack each prefix with its suffixes (``suffix_prefix[s]`` = the prefix of suffix ``s``) into rows of at most
+    ``n_ctx`` tokens; a prefix whose suffixes do not fit in one row is repeated in further rows.
+
+    Raises ``ValueError`` when a single ``prefix + suffix`` is longer than ``n_ctx``.
+    """
+    by_prefix: list[list[int]] = [[] for _ in prefixes]
+    for s, p in enumerate(suffix_prefix):
+        by_prefix[p].append(s)
+    tokens, positions, segments = [], [], []
+    prefix_row = np.full(len(prefixes), -1, dtype=np.int64)
+    suffix_row = np.full(len(suffixes), -1, dtype=np.int64)
+    suffix_start = np.full(len(suffixes), -1, dtype=np.int64)
+    for p, prefix in enumerate(prefixes):
+        base = len(prefix)
+        row: list[int] = list(prefix)
+        pos, seg = list(range(base)), [0] * base
+        prefix_row[p] = len(tokens)
+        for s in by_prefix[p]:
+            suffix = suffixes[s]
+            if base + len(suffix) > n_ctx:
+                raise ValueError(f"suffixes: prefix + suffix has {base + len(suffix)} tokens, more than n_ctx={n_ctx}")
+            if len(row) + len(suffix) > n_ctx:  # row full: close it, start another copy of the prefix
+                tokens.append(tuple(row))
+                positions.append(tuple(pos))
+                segments.append(tuple(seg))
+                row, pos, seg = list(prefix), list(range(base)), [0] * base
+            suffix_row[s], suffix_start[s] = len(tokens), len(row)
+            n_seg = max(seg) + 1
+            row += suffix
+            pos += range(base, base + len(suffix))
+            seg += [n_seg] * len(suffix)
+        tokens.append(tuple(row))
+        positions.append(tuple(pos))
+        segments.append(tuple(seg))
+    return PackedRows(tokens, positions, segments, prefix_row, suffix_row, suffix_start)
+
+
+def block_mask(segments: torch.Tensor) -> torch.Tensor:
+    """``Bool[Tensor, "batch query key"]``: key visible to query when it is a prefix token or in the query's own
+    segment (the causal mask applies on top). ``segments`` is ``Int[Tensor, "batch pos"]`` (pads: -1)."""
+    key = segments[:, None, :]
+    return (key == 0) | (key == segments[:, :, None])
+
+
+def packed_forward(
+    model,
+    tokens: torch.Tensor,
+    attention_mask: torch.Tensor,
+    positions: torch.Tensor,
+    segments: torch.Tensor,
+) -> torch.Tensor:
+    """Final residual ``Float[Tensor, "batch pos d_model"]`` (before ``ln_final``) of packed rows.
+
+    ``tokens``, ``attention_mask`` (1 = real token), ``positions`` and ``segments`` are ``Int[Tensor, "batch pos"]``,
+    right-padded. Two kinds of hooks do the packing and are removed on return (also on error): the position
+    embedding is read at ``positions``, and every layer's attention scores get the :func:`block_mask`.
+    """
+    device = model.cfg.device
+    visible = block_mask(segments)[:, None]  # [batch, 1, query, key]
+    on_device: dict[torch.device, torch.Tensor] = {}
+
+    def at_positions(pos_embed: torch.Tensor, hook) -> torch.Tensor:
+        return model.pos_embed.W_pos[positions.to(pos_embed.device)].to(pos_embed.dtype)
+
+    def blocked(scores: torch.Tensor, hook) -> torch.Tensor:
+        if scores.device not in on_device:
+            on_device[scores.device] = visible.to(scores.device)
+        return scores.masked_fill(~on_device[scores.device], float("-inf"))
+
+    fwd = [("hook_pos_embed", at_positions)]
+    fwd += [(f"blocks.{layer}.attn.hook_attn_scores", blocked) for layer in range(model.cfg.n_layers)]
+    with hooks(model, fwd):
+        return model(
+            tokens.to(device),
+            attention_mask=attention_mask.to(device),
+            stop_at_layer=model.cfg.n_layers,
+        )

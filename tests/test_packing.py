@@ -1,0 +1,71 @@
+"""Packed rows (prompt + every answer in one block-masked row) equal separate forwards, and leave no hook behind."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import interp.scoring as scoring
+from interp.hooks import attached_hooks
+from interp.packing import block_mask, pack, packable, packed_forward
+from interp.prompts import build_prompts
+from interp.scoring import score_answers
+
+
+def test_pack_places_suffixes_after_their_prefix_at_their_own_positions():
+    rows = pack([(1, 2), (5,)], [(7, 8), (9,), (6,)], [0, 0, 1], n_ctx=8)
+    assert rows.tokens == [(1, 2, 7, 8, 9), (5, 6)]
+    assert rows.positions == [(0, 1, 2, 3, 2), (0, 1)]
+    assert rows.segments == [(0, 0, 1, 1, 2), (0, 1)]
+    assert rows.prefix_row.tolist() == [0, 1]
+    assert rows.suffix_row.tolist() == [0, 0, 1] and rows.suffix_start.tolist() == [2, 4, 1]
+
+
+def test_pack_repeats_the_prefix_when_the_row_would_pass_n_ctx():
+    rows = pack([(1, 2, 3)], [(7, 8), (9,), (6, 6)], [0, 0, 0], n_ctx=6)
+    assert rows.tokens == [(1, 2, 3, 7, 8, 9), (1, 2, 3, 6, 6)]
+    assert rows.suffix_row.tolist() == [0, 0, 1] and rows.suffix_start.tolist() == [3, 5, 3]
+    assert all(len(t) <= 6 for t in rows.tokens)
+    with pytest.raises(ValueError, match="suffixes: prefix \\+ suffix has 7 tokens, more than n_ctx=6"):
+        pack([(1, 2, 3)], [(1, 2, 3, 4)], [0], n_ctx=6)
+
+
+def test_block_mask_hides_other_answers_but_not_the_prompt():
+    seg = torch.tensor([[0, 0, 1, 1, 2, -1]])
+    visible = block_mask(seg)[0]
+    assert visible[4].tolist() == [True, True, False, False, True, False]  # answer 2 sees the prompt and itself
+    assert visible[3].tolist() == [True, True, True, True, False, False]  # answer 1 sees its own earlier token
+    assert visible[1, :2].all()
+
+
+def test_packable_only_for_learned_positions_and_global_causal_attention(tiny_gpt2_model):
+    assert packable(tiny_gpt2_model)
+    cfg = dict(positional_embedding_type="standard", attention_dir="causal", use_local_attn=False)
+    assert not packable(SimpleNamespace(cfg=SimpleNamespace(**cfg | {"positional_embedding_type": "rotary"})))
+    assert not packable(SimpleNamespace(cfg=SimpleNamespace(**cfg | {"use_local_attn": True})))
+    assert not packable(SimpleNamespace(cfg=SimpleNamespace(**cfg | {"attention_dir": "bidirectional"})))
+
+
+@pytest.mark.parametrize("n_ctx_slack", [None, 2])
+def test_packed_scores_equal_the_key_value_cache_route(tiny_gpt2_model, monkeypatch, n_ctx_slack):
+    """Multi-token BPE answers; with ``n_ctx_slack`` the context is so short that every prompt needs several rows."""
+    prompts = build_prompts("add_translate", n_examples=4, n_prompts=5, seed=3)
+    if n_ctx_slack is not None:
+        texts, answers = [p.text for p in prompts], [p.answers for p in prompts]
+        cands = scoring.candidates_batch(tiny_gpt2_model.tokenizer, texts, answers)
+        longest = max(c.fed for g in cands for c in g)
+        monkeypatch.setattr(scoring, "context_length", lambda model: longest + n_ctx_slack)
+    packed = score_answers(tiny_gpt2_model, prompts, include_newline=True, batch_size=2)
+    monkeypatch.setattr(scoring, "packable", lambda model: False)
+    cached = score_answers(tiny_gpt2_model, prompts, include_newline=True, batch_size=2)
+    np.testing.assert_allclose(packed.log_probs, cached.log_probs, atol=1e-5, rtol=0)
+    assert (packed.log_probs < -0.0).all()
+
+
+def test_packed_forward_removes_its_hooks_on_error(tiny_gpt2_model):
+    tokens = torch.tensor([[1, 2, 3]])
+    bad_positions = torch.tensor([[0, 1]])  # wrong width: the position hook fails mid-forward
+    with pytest.raises(RuntimeError):
+        packed_forward(tiny_gpt2_model, tokens, torch.ones_like(tokens), bad_positions, torch.zeros_like(tokens))
+    assert attached_hooks(tiny_gpt2_model) == 0
