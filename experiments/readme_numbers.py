@@ -237,6 +237,14 @@ def render(sources: dict) -> str:
     return "\n".join(lines)
 
 
+def row_note(r: dict) -> str:
+    """What bounds or qualifies a benchmark row, from its ``info`` (empty when nothing does)."""
+    info = r.get("info", {})
+    if "ceiling_vs_loop" in r["name"] or ("ceiling_vs_loop" in info and "paper loop" in r["name"]):
+        return f"ceiling: loop ÷ floor = {info['ceiling_vs_loop']:.1f}×"
+    return ""
+
+
 def render_performance(bench: dict) -> str:
     """The performance block: every benchmark line of ``benchmarks/results.json`` (``make bench``)."""
     meta = bench["meta"]
@@ -245,14 +253,16 @@ def render_performance(bench: dict) -> str:
         f"`make bench` (`benchmarks/run.py`), {meta['threads']} thread(s), torch {meta['torch']}, "
         f"{meta['cpu_count']}-core CPU; {meta.get('note', '')}".rstrip("; "),
         "",
-        "| benchmark | baseline (s) | ours (s) | ratio | target | |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | baseline | ours | ratio | target | | note |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in bench["rows"]:
         ratio = f"{r['ratio']:.2e}" if r["ratio"] < 0.01 else f"{r['ratio']:.2f}"
+        unit = r.get("unit", "s")
+        base, ours = (f"{r[k]:.3g} {unit}" if r[k] else "—" for k in ("baseline_s", "ours_s"))
         lines.append(
-            f"| {r['name']} | {r['baseline_s']:.3g} | {r['ours_s']:.3g} | {ratio} | {r['target']} | "
-            f"{'PASS' if r['pass'] else 'FAIL'} |"
+            f"| {r['name']} | {base} | {ours} | {ratio} | {r['target']} | "
+            f"{'PASS' if r['pass'] else 'FAIL'} | {row_note(r)} |"
         )
     return "\n".join([*lines, PERF_END])
 

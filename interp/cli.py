@@ -108,6 +108,8 @@ def parse_mix(text: str | None, n_tasks: int) -> list[float]:
     """``"1/3,1/3,1/3"`` or ``"0.5,0.5"`` → floats (uniform when ``None``)."""
     if text is None:
         return [1.0 / n_tasks] * n_tasks
+    if not isinstance(text, str):  # argparse turns "--mix=--" into a list
+        text = "--"
     try:
         values = [float(Fraction(part.strip())) for part in text.split(",")]
     except (ValueError, ZeroDivisionError, OverflowError):

@@ -137,8 +137,14 @@ def summarize(probs, targets=None, *, tasks: Sequence[str] | None = None, seed: 
     return out
 
 
+#: Log-probs (nats) of one sequence computed by two routes (packed scoring vs beam search's cached steps) agree to
+#: float32 rounding, ~1e-6; within this they count as the same number.
+SAME_SEQUENCE_ATOL = 1e-5
+
+
 def count_solved(answer_log_probs, completion_log_probs: Sequence[Sequence[float]], k: int | None = None) -> np.ndarray:
-    """Tasks solved per prompt: task j counts when log P(a_j) ≥ the K-th best complete output's log-prob.
+    """Tasks solved per prompt: task j counts when log P(a_j) ≥ the K-th best complete output's log-prob
+    (within :data:`SAME_SEQUENCE_ATOL`: the answer is often that very output, scored by another route).
 
     Args:
         answer_log_probs: ``Float[ndarray, "prompt task"]`` log P(answer + newline).
@@ -156,7 +162,7 @@ def count_solved(answer_log_probs, completion_log_probs: Sequence[Sequence[float
         if not ranked:
             continue
         threshold = ranked[min(k, len(ranked)) - 1]
-        solved[i] = int((a[i] >= threshold - 1e-9).sum())
+        solved[i] = int((a[i] >= threshold - SAME_SEQUENCE_ATOL).sum())
     return solved
 
 

@@ -9,7 +9,7 @@ answers in one forward pass over the prompts.
 Exact only where positions enter through a learned position table (``positional_embedding_type == "standard"``,
 GPT-2 style) and attention is causal and global: :func:`packable` says so; other models use the key-value cache.
 
->>> rows = pack([(1, 2, 3)], [(7,), (8, 9)], [0], n_ctx=16)
+>>> rows = pack([(1, 2, 3)], [(7,), (8, 9)], [0, 0], n_ctx=16)
 >>> rows.tokens, rows.positions, rows.segments
 ([(1, 2, 3, 7, 8, 9)], [(0, 1, 2, 3, 3, 4)], [(0, 0, 0, 1, 2, 2)])
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from interp.fused import fused_ok, fused_resid
 from interp.hooks import hooks
 
 
@@ -113,9 +114,12 @@ def packed_forward(
     """Final residual ``Float[Tensor, "batch pos d_model"]`` (before ``ln_final``) of packed rows.
 
     ``tokens``, ``attention_mask`` (1 = real token), ``positions`` and ``segments`` are ``Int[Tensor, "batch pos"]``,
-    right-padded. Two kinds of hooks do the packing and are removed on return (also on error): the position
-    embedding is read at ``positions``, and every layer's attention scores get the :func:`block_mask`.
+    right-padded. Where :func:`interp.fused.fused_ok` holds, the rows run through the fused-attention forward with the
+    :func:`block_mask`; otherwise two kinds of hooks do the packing and are removed on return (also on error): the
+    position embedding is read at ``positions``, and every layer's attention scores get the :func:`block_mask`.
     """
+    if fused_ok(model):  # same maths in PyTorch's fused attention, the block mask passed to it directly
+        return fused_resid(model, tokens, positions=positions, visible=block_mask(segments))
     device = model.cfg.device
     visible = block_mask(segments)[:, None]  # [batch, 1, query, key]
     on_device: dict[torch.device, torch.Tensor] = {}

@@ -6,7 +6,11 @@ prompt's own tokens; normally that is right after the prompt. When the answer's 
 with the prompt's last token (BPE), the scored span starts one token earlier and covers the merged
 token (counted in :attr:`AnswerScores.n_merged`).
 
-How it runs (:func:`plan_scoring` then :func:`run_plan`):
+How it runs (:func:`plan_scoring` then :func:`run_plan`). For models with learned positions and global causal
+attention (GPT-2 style, :func:`interp.packing.packable`) and no hooks, each prompt and all its answers form one
+*packed row* (the answers after the prompt, each seeing only the prompt and its own tokens): one forward pass per
+batch, through the fused-attention forward where it applies (:mod:`interp.fused`). Otherwise (rotary models, hooks,
+a caller's prompt pass) two passes run:
 
 1. *Prompt pass*: each distinct prefix — the candidate's first ``prompt_len`` tokens, i.e. the prompt itself
    unless the answer merged into its last token — runs once, right-padded with an attention mask, filling a

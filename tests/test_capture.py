@@ -38,17 +38,27 @@ def mixed_length_prompts():
     return prompts
 
 
+@pytest.fixture(params=["fused", "hooks"])
+def route(request, monkeypatch):
+    """Both capture routes: the fused-attention forward read as it goes, and TransformerLens's forward with hooks."""
+    import interp.capture as capture
+
+    if request.param == "hooks":
+        monkeypatch.setattr(capture, "fused_ok", lambda model: False)
+    return request.param
+
+
 def test_resid_matches_hf_hidden_states_gpt2_small(gpt2_small_pair):
     hf, model = gpt2_small_pair
     check_against_hf(hf, model, mixed_length_prompts()[1:3], atol=1e-4)
 
 
-def test_resid_matches_hf_hidden_states_tiny(tiny_char_pair):
+def test_resid_matches_hf_hidden_states_tiny(tiny_char_pair, route):
     hf, model = tiny_char_pair
     check_against_hf(hf, model, mixed_length_prompts(), atol=1e-5)
 
 
-def test_resid_mid_and_explicit_positions_match_full_cache(tiny_gpt2_model):
+def test_resid_mid_and_explicit_positions_match_full_cache(tiny_gpt2_model, route):
     prompts = mixed_length_prompts()
     ids = [encode(tiny_gpt2_model.tokenizer, p.text) for p in prompts]
     positions = [1, -2, 0, len(ids[3]) - 3]
@@ -59,7 +69,7 @@ def test_resid_mid_and_explicit_positions_match_full_cache(tiny_gpt2_model):
 
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])
-def test_padded_capture_equals_unpadded(tiny_char_model, padding_side):
+def test_padded_capture_equals_unpadded(tiny_char_model, padding_side, route):
     prompts = mixed_length_prompts()
     alone = capture_resid(tiny_char_model, prompts, batch_size=1)
     padded = capture_resid(tiny_char_model, prompts, batch_size=4, padding_side=padding_side)
@@ -107,19 +117,20 @@ def test_bad_arguments_fail_before_forward(no_forward, kwargs, match):
         capture_resid(no_forward, prompts, **kwargs)
 
 
-def test_token_budget_splits_batches_without_changing_results(tiny_gpt2_model, monkeypatch):
+def test_token_budget_splits_batches_without_changing_results(tiny_gpt2_model, monkeypatch, route):
     import interp.capture as capture
 
     prompts = mixed_length_prompts()
     widths = []
-    original = capture.forward_logits
+    name = "fused_resid" if route == "fused" else "forward_logits"
+    original = getattr(capture, name)
 
-    def recording(model, tokens, attention_mask=None):
+    def recording(model, tokens, *args, **kwargs):
         widths.append(tuple(tokens.shape))
-        return original(model, tokens, attention_mask)
+        return original(model, tokens, *args, **kwargs)
 
     whole = capture_resid(tiny_gpt2_model, prompts, batch_size=8, max_tokens=None)
-    monkeypatch.setattr(capture, "forward_logits", recording)
+    monkeypatch.setattr(capture, name, recording)
     budget = max(len(encode(tiny_gpt2_model.tokenizer, p.text)) for p in prompts) * 2
     split = capture_resid(tiny_gpt2_model, prompts, batch_size=8, max_tokens=budget)
     assert len(widths) >= 2 and all(rows * width <= budget for rows, width in widths)

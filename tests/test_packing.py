@@ -48,8 +48,14 @@ def test_packable_only_for_learned_positions_and_global_causal_attention(tiny_gp
 
 
 @pytest.mark.parametrize("n_ctx_slack", [None, 2])
-def test_packed_scores_equal_the_key_value_cache_route(tiny_gpt2_model, monkeypatch, n_ctx_slack):
-    """Multi-token BPE answers; with ``n_ctx_slack`` the context is so short that every prompt needs several rows."""
+@pytest.mark.parametrize("attention", ["fused", "hooks"])
+def test_packed_scores_equal_the_key_value_cache_route(tiny_gpt2_model, monkeypatch, n_ctx_slack, attention):
+    """Multi-token BPE answers; with ``n_ctx_slack`` the context is so short that every prompt needs several rows.
+    ``attention``: the fused-attention forward, or TransformerLens's forward with the packing done by hooks."""
+    import interp.packing as packing
+
+    if attention == "hooks":
+        monkeypatch.setattr(packing, "fused_ok", lambda model: False)
     prompts = build_prompts("add_translate", n_examples=4, n_prompts=5, seed=3)
     if n_ctx_slack is not None:
         texts, answers = [p.text for p in prompts], [p.answers for p in prompts]
@@ -63,7 +69,10 @@ def test_packed_scores_equal_the_key_value_cache_route(tiny_gpt2_model, monkeypa
     assert (packed.log_probs < -0.0).all()
 
 
-def test_packed_forward_removes_its_hooks_on_error(tiny_gpt2_model):
+def test_packed_forward_removes_its_hooks_on_error(tiny_gpt2_model, monkeypatch):
+    import interp.packing as packing
+
+    monkeypatch.setattr(packing, "fused_ok", lambda model: False)  # the route that attaches hooks
     tokens = torch.tensor([[1, 2, 3]])
     bad_positions = torch.tensor([[0, 1]])  # wrong width: the position hook fails mid-forward
     with pytest.raises(RuntimeError):
