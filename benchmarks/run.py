@@ -205,6 +205,17 @@ def per_cell_sweep(model, prompts, va, vb, lambdas, layers) -> np.ndarray:
     return out
 
 
+@torch.inference_mode()
+def unembed_floor(model, n_rows: int, chunk: int = 1024) -> float:
+    """Seconds to normalise ``n_rows`` final residuals over the whole vocabulary (``ln_final``, unembedding,
+    log-softmax): what any exact method pays once per (cell, distinct query), whatever it does below."""
+    x = torch.randn(1, min(chunk, n_rows), model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    for lo in range(0, n_rows, chunk):
+        torch.log_softmax(model.unembed(model.ln_final(x[:, : min(chunk, n_rows - lo)])), dim=-1)
+    return time.perf_counter() - start
+
+
 def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
     from interp.metrics import mean_and_sem
     from interp.prompts import zero_shot_prompts
@@ -233,6 +244,9 @@ def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
     d_logp = float(np.abs(logp.reshape(ref.shape) - ref).max())
     d_p = float(np.abs(got.probs - mean_and_sem(ref)[0]).max())
     info = {"lambdas": len(lambdas), "layers": len(layers), "queries": len(zs), "max_dlogp": d_logp, "max_dp": d_p}
+    distinct = len({p.text for p in zs})
+    floor_s = min(unembed_floor(model, len(cells) * distinct) for _ in range(reps))
+    info |= {"distinct_queries": distinct, "unembed_floor_s": floor_s, "ceiling_vs_per_cell": base_s / floor_s}
     return [
         row(
             f"sweep vs per-cell forwards · {name}",

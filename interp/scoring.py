@@ -7,10 +7,10 @@ with the prompt's last token (BPE), the scored span starts one token earlier and
 token (counted in :attr:`AnswerScores.n_merged`).
 
 How it runs (:func:`plan_scoring` then :func:`run_plan`). For models with learned positions and global causal
-attention (GPT-2 style, :func:`interp.packing.packable`) and no hooks, each prompt and all its answers form one
-*packed row* (the answers after the prompt, each seeing only the prompt and its own tokens): one forward pass per
-batch, through the fused-attention forward where it applies (:mod:`interp.fused`). Otherwise (rotary models, hooks,
-a caller's prompt pass) two passes run:
+attention (GPT-2 style, :func:`interp.packing.packable`) and no hooks (none passed, none attached), each prompt and
+all its answers form one *packed row* (the answers after the prompt, each seeing only the prompt and its own
+tokens): one forward pass per batch, through the fused-attention forward where it applies (:mod:`interp.fused`).
+Otherwise (rotary models, hooks, a caller's prompt pass) two passes run:
 
 1. *Prompt pass*: each distinct prefix — the candidate's first ``prompt_len`` tokens, i.e. the prompt itself
    unless the answer merged into its last token — runs once, right-padded with an attention mask, filling a
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.hooks import context_length, continuation_pass, hooks
+from interp.hooks import attached_hooks, context_length, continuation_pass, hooks
 from interp.models import tokenizer_of, trained_examples
 from interp.packing import pack, packable, packed_forward
 from interp.prompts import Prompt
@@ -327,7 +327,7 @@ def run_plan(
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-    if prompt_hooks is None and prefix_forward is None and packable(model):
+    if prompt_hooks is None and prefix_forward is None and attached_hooks(model) == 0 and packable(model):
         return _run_packed(model, plan, pad=pad, batch_size=batch_size)
     prefix_forward = prefix_forward or run_prefix
     head_lp, head_ok = torch.zeros(len(plan.head), dtype=torch.float64), torch.zeros(len(plan.head), dtype=torch.bool)

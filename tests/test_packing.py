@@ -78,3 +78,14 @@ def test_packed_forward_removes_its_hooks_on_error(tiny_gpt2_model, monkeypatch)
     with pytest.raises(RuntimeError):
         packed_forward(tiny_gpt2_model, tokens, torch.ones_like(tokens), bad_positions, torch.zeros_like(tokens))
     assert attached_hooks(tiny_gpt2_model) == 0
+
+
+def test_attached_hooks_keep_the_two_pass_route(tiny_gpt2_model, monkeypatch):
+    """A hook attached by the caller keeps its documented semantics: prompt pass only (answers run from the cache)."""
+    from interp.hooks import hooks
+
+    monkeypatch.setattr(scoring, "packed_forward", lambda *a, **k: pytest.fail("packed route ran with a hook"))
+    prompts = build_prompts("operands", n_examples=3, n_prompts=2, seed=0)
+    with hooks(tiny_gpt2_model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):
+        scores = score_answers(tiny_gpt2_model, prompts, include_newline=True)
+    assert np.isfinite(scores.log_probs).all()
