@@ -68,13 +68,16 @@ def fused_resid(
     visible: torch.Tensor | None = None,
     tap: Tap | None = None,
     stop_at_layer: int | None = None,
+    causal_prefix: int | None = None,
 ) -> torch.Tensor:
     """Residual ``Float[Tensor, "batch pos d_model"]`` after block ``stop_at_layer - 1`` (default: the final one, before
     ``ln_final``), as ``model(tokens, stop_at_layer=...)`` for right-padded ``Int[Tensor, "batch pos"]`` tokens.
 
     ``positions`` (``Int[Tensor, "batch pos"]``, default ``0 … pos-1``) index the position table; ``visible``
-    (``Bool[Tensor, "batch query key"]``) further restricts causal attention (see :mod:`interp.packing`); ``tap``
-    sees every residual stream on the way (see :data:`Tap`).
+    (``Bool[Tensor, "batch query key"]``) further restricts causal attention (see :mod:`interp.packing`); with
+    ``causal_prefix = P`` the queries of columns ``< P`` use plain causal attention over columns ``< P`` (``visible``
+    applies to the later queries only: the split layout of :func:`interp.packing.layout`); ``tap`` sees every
+    residual stream on the way (see :data:`Tap`).
     """
     device = model.cfg.device
     tokens = tokens.to(device)
@@ -82,18 +85,25 @@ def fused_resid(
     w_pos = model.pos_embed.W_pos
     h = model.embed(tokens) + (w_pos[:n] if positions is None else w_pos[positions.to(device)])
     mask = None
+    split = causal_prefix if visible is not None and causal_prefix else 0
     if visible is not None:
         causal = torch.ones(n, n, dtype=torch.bool, device=device).tril()
-        mask = (visible.to(device) & causal)[:, None]  # [batch, 1, query, key]
+        mask = (visible.to(device) & causal)[:, None, split:]  # [batch, 1, query (from split), key]
+    sdpa = torch.nn.functional.scaled_dot_product_attention
     tap = tap or (lambda layer, point, resid: None)
     for layer, block in enumerate(model.blocks[: model.cfg.n_layers if stop_at_layer is None else stop_at_layer]):
         tap(layer, "resid_pre", h)
         attn = block.attn
         x = block.ln1(h)
         q, k, v = (_heads(x, w, b) for w, b in ((attn.W_Q, attn.b_Q), (attn.W_K, attn.b_K), (attn.W_V, attn.b_V)))
-        z = torch.nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=mask is None, scale=1.0 / float(attn.attn_scale)
-        )  # [batch, head, pos, d_head]
+        scale = 1.0 / float(attn.attn_scale)
+        if mask is None:
+            z = sdpa(q, k, v, is_causal=True, scale=scale)  # [batch, head, pos, d_head]
+        elif split:  # the prefix block causally; the later queries against every key through the mask
+            head = sdpa(q[:, :, :split], k[:, :, :split], v[:, :, :split], is_causal=True, scale=scale)
+            z = torch.cat([head, sdpa(q[:, :, split:], k, v, attn_mask=mask, scale=scale)], dim=2)
+        else:
+            z = sdpa(q, k, v, attn_mask=mask, scale=scale)
         z = z.transpose(1, 2).reshape(z.shape[0], n, -1)
         h = h + torch.nn.functional.linear(z, attn.W_O.reshape(-1, attn.W_O.shape[-1]).T, attn.b_O)
         tap(layer, "resid_mid", h)

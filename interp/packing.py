@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from interp.fused import fused_ok, fused_resid
-from interp.hooks import hooks
+from interp.hooks import context_length, hooks
 
 
 def packable(model) -> bool:
@@ -51,6 +51,11 @@ class PackedRows:
     prefix_row: np.ndarray
     suffix_row: np.ndarray
     suffix_start: np.ndarray
+
+    @property
+    def prefix_len(self) -> np.ndarray:
+        """Prefix tokens at the start of each row."""
+        return np.array([sum(1 for g in seg if g == 0) for seg in self.segments], dtype=np.int64)
 
 
 def pack(
@@ -97,6 +102,47 @@ def pack(
     return PackedRows(tokens, positions, segments, prefix_row, suffix_row, suffix_start)
 
 
+@dataclass(frozen=True)
+class PackedBatch:
+    """Packed rows laid out for one forward pass: ``Int[Tensor, "batch width"]`` tokens, positions and segments (pads:
+    segment -1). With ``prefix_width`` set, every row's prefix sits in columns ``[0, prefix_width)`` (right-padded)
+    and its suffixes from column ``prefix_width`` on, so the prefix block can use plain causal attention."""
+
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    segments: torch.Tensor
+    prefix_width: int | None
+    prefix_len: np.ndarray
+
+    def columns(self, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Column of token ``positions[i]`` (index within its packed row) of batch row ``rows[i]``."""
+        if self.prefix_width is None:
+            return positions
+        plen = self.prefix_len[rows]
+        return np.where(positions < plen, positions, positions - plen + self.prefix_width)
+
+
+def layout(model, rows: PackedRows, chunk: Sequence[int], *, pad: int) -> PackedBatch:
+    """Lay packed rows ``chunk`` out for one forward pass of ``model``: prefixes in a causal block, then the suffixes
+    (the split layout), unless TransformerLens's forward runs it and it is wider than the context (its causal mask
+    stops there): then each row as packed, right-padded."""
+    n_ctx = None if fused_ok(model) else context_length(model)
+    plen = rows.prefix_len[list(chunk)]
+    rest = [len(rows.tokens[r]) - n for r, n in zip(chunk, plen, strict=True)]
+    width = int(plen.max()) + max(rest)
+    split = int(plen.max()) if n_ctx is None or width <= n_ctx else None
+    if split is None:
+        width = max(len(rows.tokens[r]) for r in chunk)
+    tokens = torch.full((len(chunk), width), pad, dtype=torch.long)
+    positions = torch.zeros((len(chunk), width), dtype=torch.long)
+    segments = torch.full((len(chunk), width), -1, dtype=torch.long)
+    for i, (r, n) in enumerate(zip(chunk, plen, strict=True)):
+        t, p, g = (torch.as_tensor(v, dtype=torch.long) for v in (rows.tokens[r], rows.positions[r], rows.segments[r]))
+        cols = torch.arange(len(t)) if split is None else torch.cat([torch.arange(n), split + torch.arange(len(t) - n)])
+        tokens[i, cols], positions[i, cols], segments[i, cols] = t, p, g
+    return PackedBatch(tokens, positions, segments, split, plen)
+
+
 def block_mask(segments: torch.Tensor) -> torch.Tensor:
     """``Bool[Tensor, "batch query key"]``: key visible to query when it is a prefix token or in the query's own
     segment (the causal mask applies on top). ``segments`` is ``Int[Tensor, "batch pos"]`` (pads: -1)."""
@@ -104,23 +150,21 @@ def block_mask(segments: torch.Tensor) -> torch.Tensor:
     return (key == 0) | (key == segments[:, :, None])
 
 
-def packed_forward(
-    model,
-    tokens: torch.Tensor,
-    attention_mask: torch.Tensor,
-    positions: torch.Tensor,
-    segments: torch.Tensor,
-) -> torch.Tensor:
-    """Final residual ``Float[Tensor, "batch pos d_model"]`` (before ``ln_final``) of packed rows.
+def packed_forward(model, batch: PackedBatch) -> torch.Tensor:
+    """Final residual ``Float[Tensor, "batch width d_model"]`` (before ``ln_final``) of a :class:`PackedBatch`.
 
-    ``tokens``, ``attention_mask`` (1 = real token), ``positions`` and ``segments`` are ``Int[Tensor, "batch pos"]``,
-    right-padded. Where :func:`interp.fused.fused_ok` holds, the rows run through the fused-attention forward with the
-    :func:`block_mask`; otherwise two kinds of hooks do the packing and are removed on return (also on error): the
-    position embedding is read at ``positions``, and every layer's attention scores get the :func:`block_mask`.
+    Where :func:`interp.fused.fused_ok` holds, the rows run through the fused-attention forward with the
+    :func:`block_mask` (the prefix block with plain causal attention); otherwise two kinds of hooks do the packing and
+    are removed on return (also on error): the position embedding is read at ``positions``, and every layer's
+    attention scores get the :func:`block_mask`.
     """
+    tokens, positions, segments = batch.tokens, batch.positions, batch.segments
     if fused_ok(model):  # same maths in PyTorch's fused attention, the block mask passed to it directly
-        return fused_resid(model, tokens, positions=positions, visible=block_mask(segments))
+        return fused_resid(
+            model, tokens, positions=positions, visible=block_mask(segments), causal_prefix=batch.prefix_width
+        )
     device = model.cfg.device
+    attention_mask = (segments >= 0).long()
     visible = block_mask(segments)[:, None]  # [batch, 1, query, key]
     on_device: dict[torch.device, torch.Tensor] = {}
 

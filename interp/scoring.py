@@ -39,10 +39,10 @@ import torch
 
 from interp.hooks import attached_hooks, context_length, continuation_pass, hooks
 from interp.models import tokenizer_of, trained_examples
-from interp.packing import pack, packable, packed_forward
+from interp.packing import layout, pack, packable, packed_forward
 from interp.prompts import Prompt
 from interp.results import AnswerScores
-from interp.tokenization import encode_batch, pad_id, right_pad
+from interp.tokenization import concatenates, encode_batch, pad_id, right_pad
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,11 @@ def candidates_for(tokenizer, prompt_text: str, answers: Sequence[str]) -> list[
 
 
 def candidates_batch(tokenizer, prompt_texts: Sequence[str], answers: Sequence[Sequence[str]]) -> list[list[Candidate]]:
-    """:func:`candidates_for` for many prompts, in one tokenizer call."""
+    """:func:`candidates_for` for many prompts, in one tokenizer call (for a tokenizer that concatenates, e.g. the
+    character-level one, each prompt and each distinct answer are tokenised once and joined)."""
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", []) if t]
+    if concatenates(tokenizer) and not any(t in x for t in specials for x in [*prompt_texts, *_flat(answers)]):
+        return _joined_candidates(tokenizer, prompt_texts, answers)
     texts = [t for text, group in zip(prompt_texts, answers, strict=True) for t in [text, *(text + a for a in group)]]
     seqs = encode_batch(tokenizer, texts)
     out, at = [], 0
@@ -92,6 +96,23 @@ def candidates_batch(tokenizer, prompt_texts: Sequence[str], answers: Sequence[S
                 raise ValueError(f"answers: an answer adds no token to prompt {text[-30:]!r}")
             cands.append(Candidate(tuple(full), max(start, 1), len(prompt_ids)))
         out.append(cands)
+    return out
+
+
+def _flat(groups: Sequence[Sequence[str]]) -> list[str]:
+    return [a for g in groups for a in g]
+
+
+def _joined_candidates(tokenizer, prompt_texts, answers) -> list[list[Candidate]]:
+    """Candidates when tokens(prompt + answer) == tokens(prompt) + tokens(answer): no merge, scored from the end."""
+    prompt_ids = encode_batch(tokenizer, list(prompt_texts))
+    distinct = sorted(set(_flat(answers)))
+    answer_ids = {a: tuple(ids[1:]) for a, ids in zip(distinct, encode_batch(tokenizer, distinct), strict=True)}
+    out = []
+    for text, prompt, group in zip(prompt_texts, prompt_ids, answers, strict=True):
+        if any(not answer_ids[a] for a in group):
+            raise ValueError(f"answers: an answer adds no token to prompt {text[-30:]!r}")
+        out.append([Candidate((*prompt, *answer_ids[a]), len(prompt), len(prompt)) for a in group])
     return out
 
 
@@ -270,6 +291,19 @@ def sub_cache(cache, sel: torch.Tensor | None):
     )
 
 
+def unembed(model, x: torch.Tensor) -> torch.Tensor:
+    """``Float[Tensor, "n vocab"]`` logits of normalised residuals ``Float[Tensor, "n d_model"]``.
+
+    TransformerLens's ``Unembed`` copies ``W_U.T`` into a contiguous tensor on every call (154 MB for GPT-2 small,
+    a tenth of a second on CPU); multiplying by ``W_U`` as stored needs no copy. Hooks on ``unembed`` keep the
+    module's own forward.
+    """
+    u = model.unembed
+    if u.hook_in.fwd_hooks or u.hook_out.fwd_hooks:
+        return u(x[None])[0]
+    return torch.addmm(u.b_U.to(x.dtype), x, u.W_U.to(x.dtype))
+
+
 def logits_at(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Logits ``Float[Tensor, "n vocab"]`` at ``resid[rows, pos]`` only (``ln_final`` + unembed + soft cap).
 
@@ -279,7 +313,7 @@ def logits_at(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor)
     x = resid[rows.to(device), pos.to(device)][None]  # [1, n, d_model]
     if model.cfg.normalization_type is not None:
         x = model.ln_final(x)
-    logits = model.unembed(x)[0]
+    logits = unembed(model, x[0])
     cap = getattr(model.cfg, "output_logits_soft_cap", 0.0) or 0.0
     if cap > 0:
         logits = cap * torch.tanh(logits / cap)
@@ -396,18 +430,17 @@ def _run_packed(model, plan: ScoringPlan, *, pad: int, batch_size: int) -> tuple
         ]
     ).reshape(-1, 4)
     lp, ok = torch.zeros(len(terms), dtype=torch.float64), torch.zeros(len(terms), dtype=torch.bool)
-    order = sorted(range(len(rows.tokens)), key=lambda r: len(rows.tokens[r]))
+    order = sorted(range(len(rows.tokens)), key=lambda r: (rows.prefix_len[r], len(rows.tokens[r])))
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
-        x, mask = pad_rows([rows.tokens[r] for r in chunk], pad)
-        positions = right_pad([rows.positions[r] for r in chunk], 0)
-        segments = right_pad([rows.segments[r] for r in chunk], -1)
-        resid = packed_forward(model, x, mask, positions, segments)
+        batch = layout(model, rows, chunk, pad=pad)
+        resid = packed_forward(model, batch)
         local = np.full(len(rows.tokens), -1, dtype=np.int64)
         local[chunk] = np.arange(len(chunk))
         idx, r, pos, tgt = _terms_of(terms, local)
         if len(idx):
-            lp[idx], ok[idx] = _read(model, resid, r, pos, tgt)
+            cols = torch.from_numpy(batch.columns(r.numpy(), pos.numpy()))
+            lp[idx], ok[idx] = _read(model, resid, r, cols, tgt)
     return _per_slot(plan, terms[:, 0], lp, ok)
 
 

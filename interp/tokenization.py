@@ -15,6 +15,7 @@ across the boundary). :mod:`interp.scoring` handles that; :func:`encode` does no
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -149,6 +150,33 @@ def encode_batch(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[l
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     b = bos_id(tokenizer)
     return [[b] + list(x) for x in ids]
+
+
+def concatenates(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether tokens(a + b) == tokens(a) + tokens(b) for texts without special-token strings: a word-level model
+    behind a pre-tokenizer that isolates every character, and no normaliser (the embedded character tokenizer; never
+    a BPE). Read from the tokenizer's own definition once, then cached on it.
+
+    >>> concatenates(build_char_tokenizer())
+    True
+    """
+    cached = getattr(tokenizer, "_interp_concatenates", None)
+    if cached is None:
+        try:
+            state = json.loads(tokenizer.backend_tokenizer.to_str())
+        except (AttributeError, ValueError, TypeError):
+            state = {}
+        pre = state.get("pre_tokenizer") or {}
+        cached = (
+            (state.get("model") or {}).get("type") == "WordLevel"
+            and state.get("normalizer") is None
+            and pre.get("type") == "Split"
+            and pre.get("pattern") == {"Regex": "[\\s\\S]"}
+            and pre.get("behavior") == "Isolated"
+            and not pre.get("invert", False)
+        )
+        tokenizer._interp_concatenates = cached
+    return cached
 
 
 def is_char_level(tokenizer: PreTrainedTokenizerBase) -> bool:

@@ -8,7 +8,7 @@ import torch
 
 import interp.scoring as scoring
 from interp.hooks import attached_hooks
-from interp.packing import block_mask, pack, packable, packed_forward
+from interp.packing import PackedBatch, block_mask, layout, pack, packable, packed_forward
 from interp.prompts import build_prompts
 from interp.scoring import score_answers
 
@@ -75,9 +75,19 @@ def test_packed_forward_removes_its_hooks_on_error(tiny_gpt2_model, monkeypatch)
     monkeypatch.setattr(packing, "fused_ok", lambda model: False)  # the route that attaches hooks
     tokens = torch.tensor([[1, 2, 3]])
     bad_positions = torch.tensor([[0, 1]])  # wrong width: the position hook fails mid-forward
+    batch = PackedBatch(tokens, bad_positions, torch.zeros_like(tokens), None, np.array([3]))
     with pytest.raises(RuntimeError):
-        packed_forward(tiny_gpt2_model, tokens, torch.ones_like(tokens), bad_positions, torch.zeros_like(tokens))
+        packed_forward(tiny_gpt2_model, batch)
     assert attached_hooks(tiny_gpt2_model) == 0
+
+
+def test_split_layout_puts_prefixes_in_one_causal_block(tiny_char_model):
+    rows = pack([(1, 2, 3), (4,)], [(7,), (8, 9), (5,)], [0, 0, 1], n_ctx=16)
+    batch = layout(tiny_char_model, rows, [0, 1], pad=0)
+    assert batch.prefix_width == 3
+    assert batch.tokens.tolist() == [[1, 2, 3, 7, 8, 9], [4, 0, 0, 5, 0, 0]]
+    assert batch.positions[1].tolist()[:4] == [0, 0, 0, 1] and batch.segments[1].tolist() == [0, -1, -1, 1, -1, -1]
+    assert batch.columns(np.array([0, 1, 1]), np.array([4, 0, 1])).tolist() == [4, 0, 3]
 
 
 def test_attached_hooks_keep_the_two_pass_route(tiny_gpt2_model, monkeypatch):

@@ -85,9 +85,9 @@ def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch, rou
     name = "packed_forward" if route == "packed" else "forward_resid"
     original = getattr(scoring, name)
 
-    def counting(model, tokens, *args):
-        seen.append(tokens.shape)
-        return original(model, tokens, *args)
+    def counting(model, first, *args):
+        seen.append(first.tokens.shape if route == "packed" else first.shape)
+        return original(model, first, *args)
 
     monkeypatch.setattr(scoring, name, counting)
     if route == "cache":
@@ -293,3 +293,19 @@ def test_prefix_forward_can_resume_from_a_residual_stream(tiny_gpt2_model):
     # plain scoring runs the packed route, resumed the cache route: equal up to float32 rounding of sums near -100
     np.testing.assert_allclose(resumed.log_probs, plain.log_probs, atol=1e-5, rtol=0)
     assert sorted(i for c in calls for i in c) == [0, 1, 2]
+
+
+def test_joined_candidates_equal_tokenising_prompt_and_answer_together(char_tokenizer, gpt2_tokenizer, monkeypatch):
+    """The character tokenizer concatenates, so prompt and answers are tokenised apart and joined: same candidates."""
+    import interp.scoring as scoring
+    from interp.tokenization import concatenates
+
+    assert concatenates(char_tokenizer) and not concatenates(gpt2_tokenizer)
+    prompts = build_prompts("bias_add", n_examples=12, n_prompts=4, seed=1)
+    texts, answers = [p.text for p in prompts], [[a + "\n" for a in p.answers] for p in prompts]
+    joined = scoring.candidates_batch(char_tokenizer, texts, answers)
+    monkeypatch.setattr(scoring, "concatenates", lambda tok: False)
+    assert scoring.candidates_batch(char_tokenizer, texts, answers) == joined
+    monkeypatch.undo()
+    monkeypatch.setattr(scoring, "_joined_candidates", lambda *a: pytest.fail("special-token text must not be joined"))
+    scoring.candidates_batch(char_tokenizer, [texts[0] + "<|bos|>"], answers[:1])
