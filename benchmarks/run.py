@@ -225,6 +225,21 @@ def unembed_floor(model, n_rows: int, chunk: int = 1024) -> float:
     return time.perf_counter() - start
 
 
+def sweep_multiply_adds(model, prompts, n_lambdas: int, layers, hook: str) -> tuple[float, float]:
+    """Weight multiply-adds (attention over the cache ignored) of the per-cell baseline and of the least exact work:
+    per (λ, layer, distinct query) only the patched token through the blocks above the patch, then the unembedding
+    (every vocabulary logit: the log-softmax needs them all). Their ratio bounds the speed-up of any exact method."""
+    cfg = model.cfg
+    block = 4 * cfg.d_model * cfg.d_model + 2 * cfg.d_model * cfg.d_mlp
+    unembed = cfg.d_model * cfg.d_vocab
+    ids = encode_batch(model.tokenizer, [p.text for p in prompts])
+    n_distinct = len({tuple(x) for x in ids})
+    above = sum(cfg.n_layers - (la + 1 if hook == "resid_post" else la) for la in layers)
+    base = n_lambdas * len(layers) * sum(len(x) * cfg.n_layers * block + unembed for x in ids)
+    least = n_lambdas * n_distinct * (above * block + len(layers) * unembed)
+    return float(base), float(least)
+
+
 def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
     from interp.metrics import mean_and_sem
     from interp.prompts import zero_shot_prompts
@@ -256,6 +271,9 @@ def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
     distinct = len({p.text for p in zs})
     floor_s = min(unembed_floor(model, len(cells) * distinct) for _ in range(reps))
     info |= {"distinct_queries": distinct, "unembed_floor_s": floor_s, "ceiling_vs_per_cell": base_s / floor_s}
+    base_ma, least_ma = sweep_multiply_adds(model, zs, len(lambdas), layers, va.hook)
+    info |= {"multiply_adds_per_cell": base_ma, "multiply_adds_least": least_ma}
+    info["arithmetic_ceiling"] = base_ma / least_ma
     return [
         row(
             f"sweep vs per-cell forwards · {name}",

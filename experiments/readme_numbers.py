@@ -242,6 +242,11 @@ def row_note(r: dict) -> str:
     info = r.get("info", {})
     if "ceiling_vs_loop" in info and "paper loop" in r["name"]:
         return f"ceiling (loop ÷ floor): {info['ceiling_vs_loop']:.1f}×"
+    if "arithmetic_ceiling" in info and "per-cell" in r["name"]:
+        return (
+            f"ceiling (multiply-adds, per-cell ÷ least exact work): {info['arithmetic_ceiling']:.1f}×; "
+            f"vocabulary log-softmax alone {info['unembed_floor_s']:.2g} s"
+        )
     if "ceiling_vs_per_cell" in info and "per-cell" in r["name"]:
         return f"ceiling (per-cell ÷ vocabulary log-softmax alone): {info['ceiling_vs_per_cell']:.1f}×"
     return ""

@@ -51,11 +51,7 @@ class PackedRows:
     prefix_row: np.ndarray
     suffix_row: np.ndarray
     suffix_start: np.ndarray
-
-    @property
-    def prefix_len(self) -> np.ndarray:
-        """Prefix tokens at the start of each row."""
-        return np.array([sum(1 for g in seg if g == 0) for seg in self.segments], dtype=np.int64)
+    prefix_len: np.ndarray  # prefix tokens at the start of each row
 
 
 def pack(
@@ -74,32 +70,36 @@ def pack(
     for s, p in enumerate(suffix_prefix):
         by_prefix[p].append(s)
     tokens, positions, segments = [], [], []
+    row_prefix: list[int] = []
     prefix_row = np.full(len(prefixes), -1, dtype=np.int64)
     suffix_row = np.full(len(suffixes), -1, dtype=np.int64)
     suffix_start = np.full(len(suffixes), -1, dtype=np.int64)
     for p, prefix in enumerate(prefixes):
         base = len(prefix)
         row: list[int] = list(prefix)
-        pos, seg = list(range(base)), [0] * base
+        pos, seg, n_seg = list(range(base)), [0] * base, 0
         prefix_row[p] = len(tokens)
         for s in by_prefix[p]:
             suffix = suffixes[s]
             if base + len(suffix) > n_ctx:
                 raise ValueError(f"suffixes: prefix + suffix has {base + len(suffix)} tokens, more than n_ctx={n_ctx}")
             if len(row) + len(suffix) > n_ctx:  # row full: close it, start another copy of the prefix
+                row_prefix.append(p)
                 tokens.append(tuple(row))
                 positions.append(tuple(pos))
                 segments.append(tuple(seg))
-                row, pos, seg = list(prefix), list(range(base)), [0] * base
+                row, pos, seg, n_seg = list(prefix), list(range(base)), [0] * base, 0
             suffix_row[s], suffix_start[s] = len(tokens), len(row)
-            n_seg = max(seg) + 1
+            n_seg += 1
             row += suffix
             pos += range(base, base + len(suffix))
             seg += [n_seg] * len(suffix)
+        row_prefix.append(p)
         tokens.append(tuple(row))
         positions.append(tuple(pos))
         segments.append(tuple(seg))
-    return PackedRows(tokens, positions, segments, prefix_row, suffix_row, suffix_start)
+    prefix_len = np.array([len(prefixes[p]) for p in row_prefix], dtype=np.int64)
+    return PackedRows(tokens, positions, segments, prefix_row, suffix_row, suffix_start, prefix_len)
 
 
 @dataclass(frozen=True)
