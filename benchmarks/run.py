@@ -1,6 +1,7 @@
-"""Performance benchmark (issue 17, targets 1, 2 and 3): baselines and ours back to back, same model, prompts, threads.
+"""Performance benchmark (issue 17, targets 1, 2, 3 and 5): baselines and ours back to back on the same model.
 
-    make bench          # or: python benchmarks/run.py [--threads 2] [--quick] [--only scoring|sweep|capture] [--out F]
+    make bench   # or: python benchmarks/run.py [--threads 2] [--quick] [--only SECTION] [--out F]
+                 # SECTION: scoring, sweep, capture or end_to_end
 
 Prints one line per target — ``name  baseline_s  ours_s  ratio  target  PASS/FAIL`` — and writes JSON.
 
@@ -369,6 +370,35 @@ def bench_capture(case: str, models: dict, quick: bool) -> list[dict]:
     ]
 
 
+# --- end to end (target 5) -----------------------------------------------------------------------------------------
+
+
+def bench_end_to_end(quick: bool) -> list[dict]:
+    """Wall time of ``interp figures`` (every study, one fresh process, outputs to a temporary folder; per-study
+    seconds parsed from its own report) and of a fresh ``import interp``."""
+    import re
+    import subprocess
+    import tempfile
+
+    env = os.environ.copy()
+    cmd = [sys.executable, "-m", "interp", "figures", *(["--quick"] if quick else [])]
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        done = subprocess.run([*cmd, "--out", out], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        total = time.perf_counter() - start
+    studies = {m[0]: float(m[1]) for m in re.findall(r"^(\w+): ([0-9.]+)s →", done.stdout, flags=re.M)}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import interp"], env=env, cwd=ROOT, check=True)
+    import_s = time.perf_counter() - start
+    label = "quick" if quick else "default configs"
+    return [
+        row(
+            f"interp figures, all studies ({label})", 0.0, total, total, "<= 60 s", total <= 60, {"studies_s": studies}
+        ),
+        row("fresh python -c 'import interp'", 0.0, import_s, import_s, "< 1 s", import_s < 1),
+    ]
+
+
 # --- main ----------------------------------------------------------------------------------------------------------
 
 
@@ -386,7 +416,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
-    ap.add_argument("--only", choices=["scoring", "sweep", "capture"], default=None)
+    ap.add_argument("--only", choices=["scoring", "sweep", "capture", "end_to_end"], default=None)
     ap.add_argument("--case", default="", help="only cases whose name contains this text")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = ap.parse_args(argv)
@@ -410,6 +440,10 @@ def main(argv=None) -> int:
             for r in bench_capture(case, models, args.quick):
                 print_row(r)
                 rows.append(r)
+    if args.only in (None, "end_to_end"):
+        for r in bench_end_to_end(args.quick):
+            print_row(r)
+            rows.append(r)
     from interp.export import atomic_path
 
     meta: dict = {}

@@ -240,6 +240,8 @@ def render(sources: dict) -> str:
 def row_note(r: dict) -> str:
     """What bounds or qualifies a benchmark row, from its ``info`` (empty when nothing does)."""
     info = r.get("info", {})
+    if "studies_s" in info:
+        return ", ".join(f"{name} {sec:.0f} s" for name, sec in info["studies_s"].items())
     if "ceiling_vs_loop" in info and "paper loop" in r["name"]:
         return f"ceiling (loop ÷ floor): {info['ceiling_vs_loop']:.1f}×"
     if "arithmetic_ceiling" in info and "per-cell" in r["name"]:
