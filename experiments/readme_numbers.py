@@ -243,7 +243,7 @@ def row_note(r: dict) -> str:
     if "studies_s" in info:
         return ", ".join(f"{name} {sec:.0f} s" for name, sec in info["studies_s"].items())
     if "ceiling_vs_loop" in info and "paper loop" in r["name"]:
-        return f"ceiling (loop ÷ floor): {info['ceiling_vs_loop']:.1f}×"
+        return f"ceiling (loop ÷ floor): {info['ceiling_vs_loop']:.2f}×"
     if "arithmetic_ceiling" in info and "per-cell" in r["name"]:
         return (
             f"ceiling (multiply-adds, per-cell ÷ least exact work): {info['arithmetic_ceiling']:.1f}×; "
