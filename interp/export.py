@@ -13,6 +13,7 @@ and a JSON or HTML file whose new text differs from the existing one only by flo
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -201,8 +202,6 @@ def _keep_browser() -> None:
     global _browser_kept
     if _browser_kept:
         return
-    import atexit
-
     import kaleido
 
     kaleido.start_sync_server(silence_warnings=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from interp.export import png_status
 from interp.models import load_model
+from interp.studies.common import shared_results
 
 
 @dataclass(frozen=True)
@@ -119,13 +120,14 @@ def run_studies(
     if isinstance(model, str):
         model = load_model(model)  # resolves the weights first: a missing model fails before any work
     results = {}
-    for name in names:
-        study = STUDIES[name]
-        config = study.config(quick)
-        start = time.perf_counter()
-        results[name] = study.run(model, config, Path(out) / name, progress=progress)
-        wrote = [p for p in results[name]["paths"].values() if p]
-        print(f"{name}: {time.perf_counter() - start:.1f}s → {', '.join(wrote)}")
+    with shared_results():  # studies run together compute an identical result once
+        for name in names:
+            study = STUDIES[name]
+            config = study.config(quick)
+            start = time.perf_counter()
+            results[name] = study.run(model, config, Path(out) / name, progress=progress)
+            wrote = [p for p in results[name]["paths"].values() if p]
+            print(f"{name}: {time.perf_counter() - start:.1f}s → {', '.join(wrote)}")
     if png_status():
         print(f"note: {png_status()}")
     print(f"outputs written under {Path(out).resolve()}")

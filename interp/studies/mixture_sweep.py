@@ -22,7 +22,7 @@ from interp.plots.mixtures import mixture_sweep_figure
 from interp.prompts import build_prompts
 from interp.results import MixtureCurve
 from interp.scoring import score_answers
-from interp.studies.common import distribution, metadata, write_outputs
+from interp.studies.common import distribution, metadata, reuse, write_outputs
 from interp.tasks import get_family, resolve_tasks
 
 STUDY = "mixture_sweep"
@@ -64,7 +64,16 @@ def mixture_curve(
     seed: int,
     sampling: str = "exact",
 ) -> MixtureCurve:
-    """Per-d distribution over prompts of P(a_A), P(a_B), P(other) and P(a_A) + P(a_B) for one pair."""
+    """Per-d distribution over prompts of P(a_A), P(a_B), P(other) and P(a_A) + P(a_B) for one pair (computed once
+    per model and arguments inside :func:`interp.studies.common.shared_results`)."""
+    key = ("mixture_curve", id(model), family, task_a, task_b, tuple(d), n_prompts, n_examples, seed, sampling)
+    return reuse(
+        key,
+        lambda: _mixture_curve(model, family, task_a, task_b, d, n_prompts, n_examples, seed, sampling),
+    )
+
+
+def _mixture_curve(model, family, task_a, task_b, d, n_prompts, n_examples, seed, sampling) -> MixtureCurve:
     fam = get_family(family)
     per_key: dict[str, list] = {"a": [], "b": [], "other": [], "two_answer_mass": []}
     for x in d:
