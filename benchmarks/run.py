@@ -15,8 +15,8 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
   baselines through TransformerLens's own forward are reported in ``info``. The floor verdict is the median of
   paired runs (floor and ours back to back). Equality: max |Δ log p| between ``score_answers`` and the loop through
   the same forward; against the loop through TransformerLens's kernels ``info`` gives max |Δ log p| (float32
-  rounding of two attention kernels: ~1e-5 nats at log p ≈ −40, 1e-9 in float64, ``tests/test_scoring.py``) and
-  max |Δ p|.
+  rounding of two kernel sets, up to ~2e-5 nats on the embedded model; 1e-9 in float64, ``tests/test_scoring.py``),
+  where it occurs, and max |Δ p|.
 * λ × layer sweep (target 2): 31 λ × every layer × 32 zero-shot queries, v(λ) = λ·v_A + (1 − λ)·v_B replaced at
   the query's last token. Baseline: one patched forward per (λ, layer) cell (``patch`` + ``score_answers`` over the
   32 queries, batched). Ours: ``lambda_sweep(..., real=False)``. Equality: max |Δ log p| (``score_cells``) and
