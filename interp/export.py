@@ -87,6 +87,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
+#: Fields that change on every run (wall-clock seconds): ignored when deciding whether a result file changed.
+_VOLATILE = re.compile(r'("runtime_s":\s*)' + _NUMBER.pattern)
+
+
 def same_up_to_float_noise(old: str, new: str, tol: float = NOISE_TOLERANCE) -> bool:
     """Whether two texts are identical except for numbers that differ by at most ``tol`` (absolute or relative).
 
@@ -94,7 +98,10 @@ def same_up_to_float_noise(old: str, new: str, tol: float = NOISE_TOLERANCE) -> 
     True
     >>> same_up_to_float_noise('{"p": 0.1}', '{"p": 0.2}'), same_up_to_float_noise('{"a": 1}', '{"b": 1}')
     (False, False)
+    >>> same_up_to_float_noise('{"runtime_s": 18.3, "p": 1}', '{"runtime_s": 19.4, "p": 1}')  # wall time: volatile
+    True
     """
+    old, new = (_VOLATILE.sub(r"\1", text) for text in (old, new))
     old_parts, new_parts = _NUMBER.split(old), _NUMBER.split(new)
     if old_parts != new_parts:
         return False
