@@ -24,13 +24,22 @@ import torch
 from interp.hooks import attached_hooks
 
 
+def learned_positions_global_causal(model) -> bool:
+    """Learned absolute positions (a position table) and causal attention over the whole context: a token's
+    computation depends only on the tokens it attends to and its position index (what :mod:`interp.packing` needs)."""
+    cfg = model.cfg
+    return (
+        cfg.positional_embedding_type == "standard"
+        and cfg.attention_dir == "causal"
+        and not getattr(cfg, "use_local_attn", False)
+    )
+
+
 def fused_ok(model) -> bool:
     """Whether :func:`fused_resid` computes exactly what ``model``'s own forward computes (up to float rounding)."""
     cfg = model.cfg
     plain_attention = (
-        cfg.positional_embedding_type == "standard"
-        and cfg.attention_dir == "causal"
-        and not getattr(cfg, "use_local_attn", False)
+        learned_positions_global_causal(model)
         and getattr(cfg, "attn_types", None) is None
         and getattr(cfg, "n_key_value_heads", None) in (None, cfg.n_heads)
         and not getattr(cfg, "use_qk_norm", False)

@@ -22,18 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.fused import fused_ok, fused_resid
+from interp.fused import fused_ok, fused_resid, learned_positions_global_causal
 from interp.hooks import context_length, hooks
 
 
 def packable(model) -> bool:
-    """Whether :func:`packed_forward` is exact for ``model``: learned absolute positions, causal global attention."""
-    cfg = model.cfg
-    return (
-        cfg.positional_embedding_type == "standard"
-        and cfg.attention_dir == "causal"
-        and not getattr(cfg, "use_local_attn", False)
-    )
+    """Whether :func:`packed_forward` is exact for ``model``: learned absolute positions, causal global attention
+    (:func:`interp.fused.learned_positions_global_causal`)."""
+    return learned_positions_global_causal(model)
 
 
 @dataclass(frozen=True)
@@ -106,13 +102,15 @@ def pack(
 class PackedBatch:
     """Packed rows laid out for one forward pass: ``Int[Tensor, "batch width"]`` tokens, positions and segments (pads:
     segment -1). With ``prefix_width`` set, every row's prefix sits in columns ``[0, prefix_width)`` (right-padded)
-    and its suffixes from column ``prefix_width`` on, so the prefix block can use plain causal attention."""
+    and its suffixes from column ``prefix_width`` on, so the prefix block can use plain causal attention. ``fused``:
+    whether the batch runs through the fused-attention forward (decided once, by :func:`layout`)."""
 
     tokens: torch.Tensor
     positions: torch.Tensor
     segments: torch.Tensor
     prefix_width: int | None
     prefix_len: np.ndarray
+    fused: bool
 
     def columns(self, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Column of token ``positions[i]`` (index within its packed row) of batch row ``rows[i]``."""
@@ -126,7 +124,8 @@ def layout(model, rows: PackedRows, chunk: Sequence[int], *, pad: int) -> Packed
     """Lay packed rows ``chunk`` out for one forward pass of ``model``: prefixes in a causal block, then the suffixes
     (the split layout), unless TransformerLens's forward runs it and it is wider than the context (its causal mask
     stops there): then each row as packed, right-padded."""
-    n_ctx = None if fused_ok(model) else context_length(model)
+    fused = fused_ok(model)
+    n_ctx = None if fused else context_length(model)
     plen = rows.prefix_len[list(chunk)]
     rest = [len(rows.tokens[r]) - n for r, n in zip(chunk, plen, strict=True)]
     width = int(plen.max()) + max(rest)
@@ -140,7 +139,7 @@ def layout(model, rows: PackedRows, chunk: Sequence[int], *, pad: int) -> Packed
         t, p, g = (torch.as_tensor(v, dtype=torch.long) for v in (rows.tokens[r], rows.positions[r], rows.segments[r]))
         cols = torch.arange(len(t)) if split is None else torch.cat([torch.arange(n), split + torch.arange(len(t) - n)])
         tokens[i, cols], positions[i, cols], segments[i, cols] = t, p, g
-    return PackedBatch(tokens, positions, segments, split, plen)
+    return PackedBatch(tokens, positions, segments, split, plen, fused)
 
 
 def block_mask(segments: torch.Tensor) -> torch.Tensor:
@@ -153,13 +152,13 @@ def block_mask(segments: torch.Tensor) -> torch.Tensor:
 def packed_forward(model, batch: PackedBatch) -> torch.Tensor:
     """Final residual ``Float[Tensor, "batch width d_model"]`` (before ``ln_final``) of a :class:`PackedBatch`.
 
-    Where :func:`interp.fused.fused_ok` holds, the rows run through the fused-attention forward with the
-    :func:`block_mask` (the prefix block with plain causal attention); otherwise two kinds of hooks do the packing and
-    are removed on return (also on error): the position embedding is read at ``positions``, and every layer's
-    attention scores get the :func:`block_mask`.
+    Where ``batch.fused`` (:func:`interp.fused.fused_ok` when laid out), the rows run through the fused-attention
+    forward with the :func:`block_mask` (the prefix block with plain causal attention); otherwise two kinds of hooks
+    do the packing and are removed on return (also on error): the position embedding is read at ``positions``, and
+    every layer's attention scores get the :func:`block_mask`.
     """
     tokens, positions, segments = batch.tokens, batch.positions, batch.segments
-    if fused_ok(model):  # same maths in PyTorch's fused attention, the block mask passed to it directly
+    if batch.fused:  # same maths in PyTorch's fused attention, the block mask passed to it directly
         return fused_resid(
             model, tokens, positions=positions, visible=block_mask(segments), causal_prefix=batch.prefix_width
         )

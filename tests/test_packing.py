@@ -69,13 +69,10 @@ def test_packed_scores_equal_the_key_value_cache_route(tiny_gpt2_model, monkeypa
     assert (packed.log_probs < -0.0).all()
 
 
-def test_packed_forward_removes_its_hooks_on_error(tiny_gpt2_model, monkeypatch):
-    import interp.packing as packing
-
-    monkeypatch.setattr(packing, "fused_ok", lambda model: False)  # the route that attaches hooks
+def test_packed_forward_removes_its_hooks_on_error(tiny_gpt2_model):
     tokens = torch.tensor([[1, 2, 3]])
     bad_positions = torch.tensor([[0, 1]])  # wrong width: the position hook fails mid-forward
-    batch = PackedBatch(tokens, bad_positions, torch.zeros_like(tokens), None, np.array([3]))
+    batch = PackedBatch(tokens, bad_positions, torch.zeros_like(tokens), None, np.array([3]), fused=False)  # hooks
     with pytest.raises(RuntimeError):
         packed_forward(tiny_gpt2_model, batch)
     assert attached_hooks(tiny_gpt2_model) == 0
