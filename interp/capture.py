@@ -99,11 +99,16 @@ def token_batches(
     return out
 
 
+def _store(out: torch.Tensor, slot: int, dest, act: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> None:
+    """``out[slot, dest] = act[rows, cols]`` on the CPU in ``out``'s dtype (the one copy both capture routes make)."""
+    out[slot, dest] = act[rows.to(act.device), cols.to(act.device)].detach().to("cpu", out.dtype)
+
+
 def _copy_hook(out: torch.Tensor, slot: int, dest: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, *, stop: bool):
     """Hook copying ``act[rows, cols]`` into ``out[slot, dest]``; raises :class:`_StopForward` when ``stop``."""
 
     def fn(act, hook):  # TransformerLens passes the HookPoint as ``hook``
-        out[slot, dest] = act[rows.to(act.device), cols.to(act.device)].detach().to("cpu", out.dtype)
+        _store(out, slot, dest, act, rows, cols)
         if stop:
             raise _StopForward
         return act
@@ -117,7 +122,7 @@ def _copy_tap(out: torch.Tensor, layers: Sequence[int], hook: str, dest, rows, c
 
     def tap(layer: int, point: str, resid: torch.Tensor) -> None:
         if point == hook and layer in slot:
-            out[slot[layer], dest] = resid[rows.to(resid.device), cols.to(resid.device)].to("cpu", out.dtype)
+            _store(out, slot[layer], dest, resid, rows, cols)
 
     return tap
 
