@@ -93,10 +93,14 @@ def candidates_batch(tokenizer, prompt_texts: Sequence[str], answers: Sequence[S
         for full in fulls:
             start = common_prefix(prompt_ids, full)
             if start == len(full):
-                raise ValueError(f"answers: an answer adds no token to prompt {text[-30:]!r}")
+                raise _adds_no_token(text)
             cands.append(Candidate(tuple(full), max(start, 1), len(prompt_ids)))
         out.append(cands)
     return out
+
+
+def _adds_no_token(prompt_text: str) -> ValueError:
+    return ValueError(f"answers: an answer adds no token to prompt {prompt_text[-30:]!r}")
 
 
 def _flat(groups: Sequence[Sequence[str]]) -> list[str]:
@@ -111,7 +115,7 @@ def _joined_candidates(tokenizer, prompt_texts, answers) -> list[list[Candidate]
     out = []
     for text, prompt, group in zip(prompt_texts, prompt_ids, answers, strict=True):
         if any(not answer_ids[a] for a in group):
-            raise ValueError(f"answers: an answer adds no token to prompt {text[-30:]!r}")
+            raise _adds_no_token(text)
         out.append([Candidate((*prompt, *answer_ids[a]), len(prompt), len(prompt)) for a in group])
     return out
 
