@@ -114,39 +114,66 @@ def answer_token_ids(tokenizer, prompt_text: str, answers: Sequence[str]) -> tup
     return prompt, out
 
 
-def _sequence_log_probs(lm: NextTokenModel, row: int, prefixes: Sequence[Sequence[int]], conts) -> np.ndarray:
-    """log P(cont | prompt ``row`` + prefix) for each (prefix, cont) pair, batched over every needed position."""
-    queries, owners = [], []
-    for i, (prefix, cont) in enumerate(zip(prefixes, conts, strict=True)):
+def _sequence_log_probs(lm: NextTokenModel, items: Sequence[tuple[int, Sequence[int], Sequence[int]]]) -> np.ndarray:
+    """log P(cont | prompt ``row`` + prefix) for each ``(row, prefix, cont)``, every needed position in one batch."""
+    rows, queries, owners = [], [], []
+    for i, (row, prefix, cont) in enumerate(items):
         for t in range(len(cont)):
+            rows.append(row)
             queries.append(list(prefix) + list(cont[:t]))
             owners.append((i, cont[t]))
-    out = np.zeros(len(prefixes))
+    out = np.zeros(len(items))
     if queries:
-        logp = lm.next_log_probs([row] * len(queries), queries)
+        logp = lm.next_log_probs(rows, queries)
         for q, (i, token) in enumerate(owners):
             out[i] += float(logp[q, token])
     return out
 
 
-def sample_completions(
-    lm: NextTokenModel, row: int, n: int, ends: set[int] | frozenset[int], max_new_tokens: int, generator
-) -> list[tuple[int, ...]]:
-    """``n`` completions sampled from the model (ancestral sampling, ``generator`` seeded by the caller).
+def sample_completions_batch(
+    lm: NextTokenModel,
+    rows: Sequence[int],
+    n: int,
+    ends: set[int] | frozenset[int],
+    max_new_tokens: int,
+    generator: torch.Generator,
+) -> list[list[tuple[int, ...]]]:
+    """``n`` completions sampled from the model for each prompt row (ancestral sampling, ``generator`` seeded by the
+    caller); a completion stops at its first token in ``ends`` (kept) or after ``max_new_tokens`` (unfinished).
 
-    A completion stops at its first token in ``ends`` (kept) or after ``max_new_tokens`` (then it is unfinished).
+    Samples that share a partial completion share its forward pass: each distinct partial completion runs once and
+    the next tokens of all ``m`` samples holding it are ``m`` draws from its distribution — the same distribution
+    as ``n`` separate samples, at a cost that grows with the number of distinct partial completions, not with ``n``.
+    Completions come back grouped (equal ones adjacent), not in draw order.
     """
-    done: list[tuple[int, ...]] = []
-    open_ = [()] * n
+    done: list[list[tuple[int, ...]]] = [[] for _ in rows]
+    open_: dict[tuple[int, tuple[int, ...]], int] = {(slot, ()): n for slot in range(len(rows))}
     for _ in range(max_new_tokens):
         if not open_:
             break
-        logp = lm.next_log_probs([row] * len(open_), [list(c) for c in open_])
-        tokens = torch.multinomial(logp.double().exp(), 1, generator=generator)[:, 0].tolist()
-        grown = [(*c, t) for c, t in zip(open_, tokens, strict=True)]
-        done += [c for c in grown if c[-1] in ends]
-        open_ = [c for c in grown if c[-1] not in ends]
-    return done + open_
+        keys = list(open_)
+        probs = lm.next_log_probs([rows[slot] for slot, _ in keys], [list(c) for _, c in keys]).double().exp()
+        grown: dict[tuple[int, tuple[int, ...]], int] = {}
+        for r, (slot, cont) in enumerate(keys):
+            draws = torch.multinomial(probs[r], open_[slot, cont], replacement=True, generator=generator)
+            tokens, counts = torch.unique(draws, return_counts=True)
+            for token, count in zip(tokens.tolist(), counts.tolist(), strict=True):
+                seq = (*cont, token)
+                if token in ends:
+                    done[slot] += [seq] * count
+                else:
+                    grown[slot, seq] = count
+        open_ = grown
+    for (slot, cont), count in open_.items():
+        done[slot] += [cont] * count
+    return done
+
+
+def sample_completions(
+    lm: NextTokenModel, row: int, n: int, ends: set[int] | frozenset[int], max_new_tokens: int, generator
+) -> list[tuple[int, ...]]:
+    """``n`` completions of prompt ``row`` (:func:`sample_completions_batch` for one prompt)."""
+    return sample_completions_batch(lm, [row], n, ends, max_new_tokens, generator)[0]
 
 
 def collapse_metrics(
@@ -166,15 +193,44 @@ def collapse_metrics(
     ``full`` (exact P(task j's answer)), ``greedy_commit``, ``greedy_none``, ``sampled_commit``, ``sampled``
     (fraction of samples per task), ``sampled_none`` and ``sampled_hybrid``.
     """
+    return collapse_metrics_batch(
+        lm, [row], [answers], ends, n_samples=n_samples, max_new_tokens=max_new_tokens, generator=generator
+    )[0]
+
+
+def collapse_metrics_batch(
+    lm: NextTokenModel,
+    rows: Sequence[int],
+    answers: Sequence[Sequence[tuple[int, ...]]],
+    ends: set[int] | frozenset[int],
+    *,
+    n_samples: int,
+    max_new_tokens: int,
+    generator: torch.Generator,
+) -> list[dict]:
+    """:func:`collapse_metrics` for many prompts (``answers[i]`` for prompt row ``rows[i]``): each kind of query —
+    first tokens, continuations, sampling steps — runs once for all prompts together."""
+    first_logp = lm.next_log_probs(list(rows), [[] for _ in rows]).double()
+    heads = [[a[0] for a in ans] for ans in answers]
+    cont_items = [
+        (row, [h], a[1:]) for row, ans, hs in zip(rows, answers, heads, strict=True) for h in hs for a in ans
+    ]
+    cont_all = np.exp(_sequence_log_probs(lm, cont_items))
+    samples = sample_completions_batch(lm, rows, n_samples, ends, max_new_tokens, generator)
+    out, at = [], 0
+    for i, ans in enumerate(answers):
+        k = len(ans)
+        cont = cont_all[at : at + k * k].reshape(k, k)
+        at += k * k
+        out.append(_prompt_metrics(first_logp[i], ans, heads[i], cont, samples[i]))
+    return out
+
+
+def _prompt_metrics(first_logp: torch.Tensor, answers, heads: list[int], cont: np.ndarray, samples) -> dict:
+    """One prompt's numbers from its first-token log-probs, continuation odds ``cont[j, m]`` and samples."""
     k = len(answers)
-    first_logp = lm.next_log_probs([row], [[]])[0].double()
-    heads = [a[0] for a in answers]
     share = np.array([heads.count(h) for h in heads], dtype=float)
     p_head = np.array([float(first_logp[h].exp()) for h in heads])
-    cont = np.exp(
-        _sequence_log_probs(lm, row, [[h] for h in heads for _ in range(k)], [a[1:] for _ in heads for a in answers])
-    )
-    cont = cont.reshape(k, k)
     full = p_head * np.diag(cont)
     distinct = dict(zip(heads, p_head, strict=True))
     task_head_mass = sum(distinct.values())
@@ -186,7 +242,6 @@ def collapse_metrics(
     else:
         greedy_commit, greedy_none = 0.0, 1.0
     distinct_full = sum(full[m] for m in _distinct_answers(answers, range(k)))
-    samples = sample_completions(lm, row, n_samples, ends, max_new_tokens, generator)
     sampled = np.zeros(k)
     hybrids = {(*answers[j][:1], *answers[m][1:]) for j in range(k) for m in range(k)} - set(answers)
     n_hybrid = 0
@@ -245,13 +300,10 @@ def collapse_point(model, family: str, tasks: Sequence[str], proportions, config
         answers.append(ans)
     lm = _CacheModel(model, ids)
     generator = torch.Generator().manual_seed(config.seed)
-    rows = [
-        collapse_metrics(
-            lm, i, answers[i], ends, n_samples=config.n_samples, max_new_tokens=config.max_new_tokens,
-            generator=generator,
-        )
-        for i in range(len(prompts))
-    ]  # fmt: skip
+    rows = collapse_metrics_batch(
+        lm, list(range(len(prompts))), answers, ends, n_samples=config.n_samples,
+        max_new_tokens=config.max_new_tokens, generator=generator,
+    )  # fmt: skip
     out = {key: np.asarray([r[key] for r in rows], dtype=float) for key in rows[0]}
     out["answer_tokens"] = max(len(a) for ans in answers for a in ans)
     return out
