@@ -212,9 +212,7 @@ def collapse_metrics_batch(
     first tokens, continuations, sampling steps — runs once for all prompts together."""
     first_logp = lm.next_log_probs(list(rows), [[] for _ in rows]).double()
     heads = [[a[0] for a in ans] for ans in answers]
-    cont_items = [
-        (row, [h], a[1:]) for row, ans, hs in zip(rows, answers, heads, strict=True) for h in hs for a in ans
-    ]
+    cont_items = [(row, [h], a[1:]) for row, ans, hs in zip(rows, answers, heads, strict=True) for h in hs for a in ans]
     cont_all = np.exp(_sequence_log_probs(lm, cont_items))
     samples = sample_completions_batch(lm, rows, n_samples, ends, max_new_tokens, generator)
     out, at = [], 0
