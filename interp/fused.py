@@ -17,6 +17,7 @@ torch.Size([8, 90, 128])
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -59,9 +60,53 @@ def fused_ok(model) -> bool:
     )
 
 
-def _heads(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``[batch, pos, d_model] × [head, d_model, d_head] → [batch, head, pos, d_head]`` (+ bias)."""
-    return (torch.einsum("bpd,hde->bphe", x, w) + b).transpose(1, 2)
+_LIVE_HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _live_heads(attn) -> torch.Tensor | None:
+    """Indices of the heads that can write to the residual stream (``None``: all of them).
+
+    A head whose output weights ``W_O[h]`` are all zero, or whose values are zero whatever the input (``W_V[h]`` and
+    ``b_V[h]`` all zero), adds exactly nothing: hand-built and pruned models have many. Cached per module until its
+    weights change.
+    """
+    weights = (attn.W_O, attn.W_V, attn.b_V)
+    key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in weights)
+    hit = _LIVE_HEADS.get(attn)
+    if hit is None or hit[0] != key:
+        writes = attn.W_O.flatten(1).ne(0).any(1) & (attn.W_V.flatten(1).ne(0).any(1) | attn.b_V.ne(0).any(1))
+        live = None if bool(writes.all()) else writes.nonzero().flatten()
+        hit = _LIVE_HEADS[attn] = (key, live)
+    return hit[1]
+
+
+def _qkv_weights(attn, live: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[d_model, 3 · heads · d_head]`` query/key/value weights of the ``live`` heads side by side, and their biases:
+    one matrix product instead of three."""
+    w = [attn.W_Q, attn.W_K, attn.W_V]
+    b = [attn.b_Q, attn.b_K, attn.b_V]
+    if live is not None:
+        w, b = [x[live] for x in w], [x[live] for x in b]
+    w_all = torch.cat(w)  # [3 · heads, d_model, d_head]
+    return w_all.permute(1, 0, 2).reshape(w_all.shape[1], -1), torch.cat(b).reshape(-1)
+
+
+def _layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
+    """``ln(x)``, through PyTorch's fused kernel for TransformerLens's ``LayerNorm``/``LayerNormPre`` (same maths)."""
+    kind = type(ln).__name__
+    if kind == "LayerNorm":
+        return torch.nn.functional.layer_norm(x, x.shape[-1:], ln.w, ln.b, ln.eps)
+    if kind == "LayerNormPre":
+        return torch.nn.functional.layer_norm(x, x.shape[-1:], None, None, ln.eps)
+    return ln(x)
+
+
+def _mlp_out(mlp, x: torch.Tensor) -> torch.Tensor:
+    """``mlp(x)``; an MLP whose output weights are all zero adds only its output bias (not computed through)."""
+    w_out = getattr(mlp, "W_out", None)
+    if w_out is not None and getattr(mlp, "b_out", None) is not None and not bool(w_out.ne(0).any()):
+        return mlp.b_out.expand_as(x)
+    return mlp(x)
 
 
 #: ``tap(layer, point, resid)``: called with each residual stream ``Float[Tensor, "batch pos d_model"]`` as it is
@@ -78,6 +123,7 @@ def fused_resid(
     tap: Tap | None = None,
     stop_at_layer: int | None = None,
     causal_prefix: int | None = None,
+    keep: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Residual ``Float[Tensor, "batch pos d_model"]`` after block ``stop_at_layer - 1`` (default: the final one, before
     ``ln_final``), as ``model(tokens, stop_at_layer=...)`` for right-padded ``Int[Tensor, "batch pos"]`` tokens.
@@ -86,7 +132,10 @@ def fused_resid(
     (``Bool[Tensor, "batch query key"]``) further restricts causal attention (see :mod:`interp.packing`); with
     ``causal_prefix = P`` the queries of columns ``< P`` use plain causal attention over columns ``< P`` (``visible``
     applies to the later queries only: the split layout of :func:`interp.packing.layout`); ``tap`` sees every
-    residual stream on the way (see :data:`Tap`).
+    residual stream on the way (see :data:`Tap`). ``keep = (rows, cols)`` (``Int[Tensor, "n"]`` each) returns only
+    the residuals ``Float[Tensor, "n d_model"]`` at those places: the last block then runs its keys and values at
+    every position but its queries, attention output and MLP at the kept places only (readers of a few positions,
+    such as answer scoring, skip most of that block).
     """
     device = model.cfg.device
     tokens = tokens.to(device)
@@ -97,25 +146,88 @@ def fused_resid(
     split = causal_prefix if visible is not None and causal_prefix else 0
     if visible is not None:
         causal = torch.ones(n, n, dtype=torch.bool, device=device).tril()
-        mask = (visible.to(device) & causal)[:, None, split:]  # [batch, 1, query (from split), key]
+        visible = visible.to(device) & causal
+        mask = visible[:, None, split:]  # [batch, 1, query (from split), key]
     sdpa = torch.nn.functional.scaled_dot_product_attention
     tap = tap or (lambda layer, point, resid: None)
-    for layer, block in enumerate(model.blocks[: model.cfg.n_layers if stop_at_layer is None else stop_at_layer]):
+    blocks = model.blocks[: model.cfg.n_layers if stop_at_layer is None else stop_at_layer]
+    for layer, block in enumerate(blocks):
         tap(layer, "resid_pre", h)
         attn = block.attn
-        x = block.ln1(h)
-        q, k, v = (_heads(x, w, b) for w, b in ((attn.W_Q, attn.b_Q), (attn.W_K, attn.b_K), (attn.W_V, attn.b_V)))
-        scale = 1.0 / float(attn.attn_scale)
-        if mask is None:
-            z = sdpa(q, k, v, is_causal=True, scale=scale)  # [batch, head, pos, d_head]
-        elif split:  # the prefix block causally; the later queries against every key through the mask
-            head = sdpa(q[:, :, :split], k[:, :, :split], v[:, :, :split], is_causal=True, scale=scale)
-            z = torch.cat([head, sdpa(q[:, :, split:], k, v, attn_mask=mask, scale=scale)], dim=2)
-        else:
-            z = sdpa(q, k, v, attn_mask=mask, scale=scale)
-        z = z.transpose(1, 2).reshape(z.shape[0], n, -1)
-        h = h + torch.nn.functional.linear(z, attn.W_O.reshape(-1, attn.W_O.shape[-1]).T, attn.b_O)
+        live = _live_heads(attn)
+        last = keep is not None and layer == len(blocks) - 1
+        if last:
+            return _last_block_at(block, h, keep, visible, live)
+        if live is None or len(live):
+            x = _layer_norm(block.ln1, h)
+            w_qkv, b_qkv = _qkv_weights(attn, live)
+            heads, d_head = w_qkv.shape[1] // (3 * attn.W_Q.shape[-1]), attn.W_Q.shape[-1]
+            q, k, v = (x @ w_qkv + b_qkv).view(h.shape[0], n, 3, heads, d_head).permute(2, 0, 3, 1, 4)
+            scale = 1.0 / float(attn.attn_scale)
+            if mask is None:
+                z = sdpa(q, k, v, is_causal=True, scale=scale)  # [batch, head, pos, d_head]
+            elif split:  # the prefix block causally; the later queries against every key through the mask
+                head = sdpa(q[:, :, :split], k[:, :, :split], v[:, :, :split], is_causal=True, scale=scale)
+                z = torch.cat([head, sdpa(q[:, :, split:], k, v, attn_mask=mask, scale=scale)], dim=2)
+            else:
+                z = sdpa(q, k, v, attn_mask=mask, scale=scale)
+            z = z.transpose(1, 2).reshape(z.shape[0], n, -1)
+            h = h + torch.nn.functional.linear(z, _o_weights(attn, live).T, attn.b_O)
+        else:  # no head writes: the attention adds its output bias only
+            h = h + attn.b_O
         tap(layer, "resid_mid", h)
-        h = h + block.mlp(block.ln2(h))
+        h = h + _mlp_out(block.mlp, _layer_norm(block.ln2, h))
         tap(layer, "resid_post", h)
+    if keep is not None:  # stop_at_layer=0: the embeddings
+        return h[keep[0].to(device), keep[1].to(device)]
     return h
+
+
+def _o_weights(attn, live: torch.Tensor | None) -> torch.Tensor:
+    """``[heads · d_head, d_model]`` output weights of the ``live`` heads."""
+    w = attn.W_O if live is None else attn.W_O[live]
+    return w.reshape(-1, w.shape[-1])
+
+
+def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, live) -> torch.Tensor:
+    """Block ``block`` on residual ``h`` (``[batch, pos, d_model]``), its output at ``keep = (rows, cols)`` only."""
+    device = h.device
+    rows, cols = keep[0].to(device), keep[1].to(device)
+    flat, inverse = torch.unique(rows * h.shape[1] + cols, return_inverse=True)
+    rows_u, cols_u = flat // h.shape[1], flat % h.shape[1]
+    out = h[rows_u, cols_u]  # [m, d_model]
+    attn = block.attn
+    if live is None or len(live):
+        x = _layer_norm(block.ln1, h)
+        w_qkv, b_qkv = _qkv_weights(attn, live)
+        d_head = attn.W_Q.shape[-1]
+        width = w_qkv.shape[1] // 3
+        heads = width // d_head
+        kv = x @ w_qkv[:, width:] + b_qkv[width:]  # keys and values at every position
+        k, v = kv.view(h.shape[0], -1, 2, heads, d_head).permute(2, 0, 3, 1, 4)
+        q = x[rows_u, cols_u] @ w_qkv[:, :width] + b_qkv[:width]  # queries at the kept places: [m, heads · d_head]
+        # the kept places of each row side by side (slot = rank within its row; unused slots look at key 0)
+        counts = torch.bincount(rows_u, minlength=h.shape[0])
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(len(rows_u), device=device) - starts[rows_u]
+        n_slots = int(counts.max())
+        q_grid = q.new_zeros(h.shape[0], n_slots, heads * d_head)
+        q_grid[rows_u, slot] = q
+        query_cols = torch.zeros(h.shape[0], n_slots, dtype=torch.long, device=device)
+        query_cols[rows_u, slot] = cols_u
+        keys = torch.arange(h.shape[1], device=device)
+        if visible is None:
+            allowed = keys[None, None, :] <= query_cols[:, :, None]
+        else:
+            allowed = visible[torch.arange(h.shape[0], device=device)[:, None], query_cols]
+        allowed[..., 0] = True  # unused slots; a kept query always sees key 0 (the first prompt token)
+        q_grid = q_grid.view(h.shape[0], n_slots, heads, d_head).transpose(1, 2)
+        z = torch.nn.functional.scaled_dot_product_attention(
+            q_grid, k, v, attn_mask=allowed[:, None], scale=1.0 / float(attn.attn_scale)
+        )
+        z = z.transpose(1, 2).reshape(h.shape[0], n_slots, -1)[rows_u, slot]
+        out = out + torch.nn.functional.linear(z, _o_weights(attn, live).T, attn.b_O)
+    else:
+        out = out + attn.b_O
+    out = out + _mlp_out(block.mlp, _layer_norm(block.ln2, out[None]))[0]
+    return out[inverse]

@@ -149,8 +149,10 @@ def block_mask(segments: torch.Tensor) -> torch.Tensor:
     return (key == 0) | (key == segments[:, :, None])
 
 
-def packed_forward(model, batch: PackedBatch) -> torch.Tensor:
-    """Final residual ``Float[Tensor, "batch width d_model"]`` (before ``ln_final``) of a :class:`PackedBatch`.
+def packed_forward(model, batch: PackedBatch, *, keep: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Final residual ``Float[Tensor, "batch width d_model"]`` (before ``ln_final``) of a :class:`PackedBatch`, or
+    with ``keep = (rows, cols)`` only ``Float[Tensor, "n d_model"]`` at those places (cheaper on the fused route:
+    see :func:`interp.fused.fused_resid`).
 
     Where ``batch.fused`` (:func:`interp.fused.fused_ok` when laid out), the rows run through the fused-attention
     forward with the :func:`block_mask` (the prefix block with plain causal attention); otherwise two kinds of hooks
@@ -160,7 +162,12 @@ def packed_forward(model, batch: PackedBatch) -> torch.Tensor:
     tokens, positions, segments = batch.tokens, batch.positions, batch.segments
     if batch.fused:  # same maths in PyTorch's fused attention, the block mask passed to it directly
         return fused_resid(
-            model, tokens, positions=positions, visible=block_mask(segments), causal_prefix=batch.prefix_width
+            model,
+            tokens,
+            positions=positions,
+            visible=block_mask(segments),
+            causal_prefix=batch.prefix_width,
+            keep=keep,
         )
     device = model.cfg.device
     attention_mask = (segments >= 0).long()
@@ -178,8 +185,9 @@ def packed_forward(model, batch: PackedBatch) -> torch.Tensor:
     fwd = [("hook_pos_embed", at_positions)]
     fwd += [(f"blocks.{layer}.attn.hook_attn_scores", blocked) for layer in range(model.cfg.n_layers)]
     with hooks(model, fwd):
-        return model(
+        resid = model(
             tokens.to(device),
             attention_mask=attention_mask.to(device),
             stop_at_layer=model.cfg.n_layers,
         )
+    return resid if keep is None else resid[keep[0].to(resid.device), keep[1].to(resid.device)]

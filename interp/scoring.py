@@ -437,14 +437,17 @@ def _run_packed(model, plan: ScoringPlan, *, pad: int, batch_size: int) -> tuple
     order = sorted(range(len(rows.tokens)), key=lambda r: (rows.prefix_len[r], len(rows.tokens[r])))
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
-        batch = layout(model, rows, chunk, pad=pad)
-        resid = packed_forward(model, batch)
         local = np.full(len(rows.tokens), -1, dtype=np.int64)
         local[chunk] = np.arange(len(chunk))
         idx, r, pos, tgt = _terms_of(terms, local)
-        if len(idx):
-            cols = torch.from_numpy(batch.columns(r.numpy(), pos.numpy()))
-            lp[idx], ok[idx] = _read(model, resid, r, cols, tgt)
+        if not len(idx):
+            continue
+        batch = layout(model, rows, chunk, pad=pad)
+        width = batch.tokens.shape[1]
+        places, inverse = torch.unique(r * width + torch.from_numpy(batch.columns(r.numpy(), pos.numpy())),
+                                       return_inverse=True)  # fmt: skip
+        kept = packed_forward(model, batch, keep=(places // width, places % width))  # [place, d_model]
+        lp[idx], ok[idx] = _read(model, kept[None], torch.zeros_like(inverse), inverse, tgt)
     return _per_slot(plan, terms[:, 0], lp, ok)
 
 

@@ -60,3 +60,53 @@ def test_not_used_where_it_would_differ(tiny_char_model):
     with hooks(tiny_char_model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):
         assert not fused_ok(tiny_char_model)  # a user's hook must run: TransformerLens's forward is used
     assert fused_ok(tiny_char_model)
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_gpt2_model", "embedded_model"])
+def test_keep_returns_the_full_forward_at_those_places(model_fixture, request):
+    """``keep`` runs the last block at a few places only; the residuals there equal the full forward's (repeats and
+    any order allowed), also with the packed layout's visibility mask and causal prefix."""
+    model = request.getfixturevalue(model_fixture)
+    x = tokens_for(model, "operands" if model_fixture == "embedded_model" else "add_translate", n=4)
+    rows = torch.tensor([3, 0, 0, 2, 1, 0])
+    cols = torch.tensor([5, x.shape[1] - 1, 0, 7, 2, x.shape[1] - 1])
+    segments = torch.zeros_like(x)
+    segments[:, -3:] = torch.tensor([1, 1, 2])  # two "suffixes" at the end of each row
+    with torch.inference_mode():
+        full = fused_resid(model, x)
+        got = fused_resid(model, x, keep=(rows, cols))
+        masked = fused_resid(model, x, visible=block_mask(segments), causal_prefix=x.shape[1] - 3)
+        masked_kept = fused_resid(
+            model, x, visible=block_mask(segments), causal_prefix=x.shape[1] - 3, keep=(rows, cols)
+        )
+    assert got.shape == (len(rows), model.cfg.d_model)
+    assert (got - full[rows, cols]).abs().max().item() < 1e-5
+    assert (masked_kept - masked[rows, cols]).abs().max().item() < 1e-5
+    assert (masked[:, -1] - full[:, -1]).abs().max().item() > 1e-3  # the mask did change what the last token sees
+
+
+def test_heads_and_mlps_that_write_nothing_are_skipped_exactly(tiny_char_model):
+    """A head with zero output weights and an MLP with zero output weights add exactly nothing: the fused forward
+    skips them and still equals TransformerLens's forward; changing the weights back is noticed."""
+    import copy
+
+    from interp.fused import _live_heads
+
+    model = copy.deepcopy(tiny_char_model)
+    x = tokens_for(model, "operands", n=3)
+    assert _live_heads(model.blocks[0].attn) is None  # every head writes
+    with torch.no_grad():
+        model.blocks[0].attn.W_O[1] = 0.0
+        model.blocks[-1].attn.W_V[0] = 0.0
+        model.blocks[-1].attn.b_V[0] = 0.0
+        model.blocks[1 % model.cfg.n_layers].mlp.W_out.zero_()
+    assert _live_heads(model.blocks[0].attn).tolist() == [h for h in range(model.cfg.n_heads) if h != 1]
+    with torch.inference_mode():
+        ref = model(x, stop_at_layer=model.cfg.n_layers)
+        got = fused_resid(model, x)
+        kept = fused_resid(model, x, keep=(torch.tensor([0, 2]), torch.tensor([4, 9])))
+    assert (got - ref).abs().max().item() < 1e-5
+    assert (kept - ref[[0, 2], [4, 9]]).abs().max().item() < 1e-5
+    with torch.no_grad():
+        model.blocks[0].attn.W_O.copy_(tiny_char_model.blocks[0].attn.W_O)
+    assert _live_heads(model.blocks[0].attn) is None

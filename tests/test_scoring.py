@@ -85,9 +85,9 @@ def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch, rou
     name = "packed_forward" if route == "packed" else "forward_resid"
     original = getattr(scoring, name)
 
-    def counting(model, first, *args):
+    def counting(model, first, *args, **kwargs):
         seen.append(first.tokens.shape if route == "packed" else first.shape)
-        return original(model, first, *args)
+        return original(model, first, *args, **kwargs)
 
     monkeypatch.setattr(scoring, name, counting)
     if route == "cache":
