@@ -187,13 +187,16 @@ class ScoringPlan:
         return max([len(p) for p in self.prefixes] + suf, default=0)
 
 
-def plan_scoring(cands: Sequence[Sequence[Candidate]], *, shared_prefix: bool = True) -> ScoringPlan:
+def plan_scoring(
+    cands: Sequence[Sequence[Candidate]], *, shared_prefix: bool = True, across_prompts: bool = False
+) -> ScoringPlan:
     """Split every candidate into a shared prefix (its first ``prompt_len`` tokens) and the answer tokens after it.
 
     Candidates of a prompt share one prefix row (two rows when an answer merges into the prompt's last token);
-    identical answer contexts share one suffix row. With ``shared_prefix=False`` every distinct candidate context is
-    one full row (no key-value cache: the exact path for attention the cache does not reproduce, e.g. sliding
-    windows).
+    identical answer contexts share one suffix row. With ``across_prompts``, rows are shared across prompts too:
+    prompts with identical tokens run once (only when nothing acts per prompt, e.g. no prompt hooks). With
+    ``shared_prefix=False`` every distinct candidate context is one full row (no key-value cache: the exact path for
+    attention the cache does not reproduce, e.g. sliding windows).
     """
     n_cands = max((len(g) for g in cands), default=0)
     prefixes: list[tuple[int, ...]] = []
@@ -202,9 +205,11 @@ def plan_scoring(cands: Sequence[Sequence[Candidate]], *, shared_prefix: bool = 
     suffix_prefix: list[int] = []
     head: list[tuple[int, int, int, int]] = []
     tail: list[tuple[int, int, int, int]] = []
+    rows: dict[tuple[int, ...], int] = {}
+    suffix_rows: dict[tuple[int, tuple[int, ...]], int] = {}
     for i, group in enumerate(cands):
-        rows: dict[tuple[int, ...], int] = {}
-        suffix_rows: dict[tuple[int, tuple[int, ...]], int] = {}
+        if not across_prompts:
+            rows, suffix_rows = {}, {}
         for k, c in enumerate(group):
             slot, cut = i * n_cands + k, (min(c.prompt_len, c.fed) if shared_prefix else c.fed)
             row = rows.setdefault(c.ids[:cut], len(prefixes))
@@ -494,6 +499,33 @@ def score_answers(
     >>> s.log_probs.shape                                                                  # doctest: +SKIP
     (4, 2)
     """
+    suffix = "\n" if include_newline else ""
+    return _score_with_suffixes(model, prompts, (suffix,), batch_size, prompt_hooks, prefix_forward)[0]
+
+
+def score_answers_with_and_without_newline(
+    model, prompts: Sequence[Prompt], *, batch_size: int = 32
+) -> tuple[AnswerScores, AnswerScores]:
+    """:func:`score_answers` without and with ``include_newline`` from one forward pass over the prompts (the
+    answers alone and the complete outputs share each prompt's row).
+
+    >>> alone, complete = score_answers_with_and_without_newline(model, prompts)  # doctest: +SKIP
+    >>> bool((complete.log_probs <= alone.log_probs + 1e-6).all())                # doctest: +SKIP
+    True
+    """
+    alone, complete = _score_with_suffixes(model, prompts, ("", "\n"), batch_size, None, None)
+    return alone, complete
+
+
+def _score_with_suffixes(
+    model,
+    prompts: Sequence[Prompt],
+    suffixes: tuple[str, ...],
+    batch_size: int,
+    prompt_hooks: PromptHooks | None,
+    prefix_forward: PrefixForward | None,
+) -> list[AnswerScores]:
+    """One :class:`AnswerScores` per suffix (appended to every answer), all candidates in one plan."""
     if not prompts:
         raise ValueError("prompts: need at least one prompt")
     _check_batch_size(batch_size)
@@ -501,15 +533,25 @@ def score_answers(
     if any(p.tasks != tasks for p in prompts):
         raise ValueError("prompts: all prompts must share the same candidate tasks (Prompt.tasks)")
     tok = tokenizer_of(model)
-    suffix = "\n" if include_newline else ""
-    cands = candidates_batch(tok, [p.text for p in prompts], [[a + suffix for a in p.answers] for p in prompts])
+    answers = [[a + sfx for sfx in suffixes for a in p.answers] for p in prompts]
+    cands = candidates_batch(tok, [p.text for p in prompts], answers)
     check_fits(model, [c.fed for group in cands for c in group])
     warn_untrained(model, prompts)
-    plan = plan_scoring(cands, shared_prefix=uses_cache(model))
+    per_prompt = prompt_hooks is None and prefix_forward is None
+    plan = plan_scoring(cands, shared_prefix=uses_cache(model), across_prompts=per_prompt)
     lp, _ = run_plan(
         model, plan, pad=pad_id(tok), batch_size=batch_size, prompt_hooks=prompt_hooks, prefix_forward=prefix_forward
     )
-    return AnswerScores(lp, tuple(tasks), include_newline, plan.n_merged)
+    k = len(tasks)
+    return [
+        AnswerScores(
+            np.ascontiguousarray(lp[:, j * k : (j + 1) * k]),
+            tuple(tasks),
+            sfx == "\n",
+            sum(c.merged for g in cands for c in g[j * k : (j + 1) * k]),
+        )
+        for j, sfx in enumerate(suffixes)
+    ]
 
 
 def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: int = 32) -> np.ndarray:
@@ -529,6 +571,9 @@ def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: i
     check_fits(model, [g[0].fed for g in cands])
     warn_untrained(model, prompts)
     _, ok = run_plan(
-        model, plan_scoring(cands, shared_prefix=uses_cache(model)), pad=pad_id(tok), batch_size=batch_size
+        model,
+        plan_scoring(cands, shared_prefix=uses_cache(model), across_prompts=True),
+        pad=pad_id(tok),
+        batch_size=batch_size,
     )
     return ok[:, 0]

@@ -309,3 +309,40 @@ def test_joined_candidates_equal_tokenising_prompt_and_answer_together(char_toke
     monkeypatch.undo()
     monkeypatch.setattr(scoring, "_joined_candidates", lambda *a: pytest.fail("special-token text must not be joined"))
     scoring.candidates_batch(char_tokenizer, [texts[0] + "<|bos|>"], answers[:1])
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_char_model", "tiny_gpt2_model"])
+def test_with_and_without_newline_in_one_pass_equals_two_calls(model_fixture, request):
+    from interp.scoring import score_answers_with_and_without_newline
+
+    model = request.getfixturevalue(model_fixture)
+    family = "bias_add" if model_fixture == "tiny_char_model" else "operands"
+    prompts = build_prompts(family, n_examples=12, n_prompts=4, seed=1)
+    alone, complete = score_answers_with_and_without_newline(model, prompts)
+    ref_alone, ref_complete = score_answers(model, prompts), score_answers(model, prompts, include_newline=True)
+    assert not alone.include_newline and complete.include_newline
+    np.testing.assert_allclose(alone.log_probs, ref_alone.log_probs, atol=1e-5)
+    np.testing.assert_allclose(complete.log_probs, ref_complete.log_probs, atol=1e-5)
+    assert (alone.n_merged, complete.n_merged) == (ref_alone.n_merged, ref_complete.n_merged)
+    assert (complete.log_probs < alone.log_probs).all()  # the newline costs some probability
+
+
+def test_identical_prompts_run_once(tiny_char_model, monkeypatch):
+    """A prompt list with repeats (e.g. two proportions that round to the same example counts) scores each distinct
+    prompt once and gives every copy the same numbers."""
+    import interp.scoring as scoring
+
+    prompts = build_prompts("bias_add", n_examples=12, n_prompts=3, seed=4)
+    ref = score_answers(tiny_char_model, prompts).log_probs
+    seen = []
+    original = scoring.packed_forward
+
+    def counting(model, batch, **kwargs):
+        seen.append(int((batch.segments == 0).any(dim=1).sum()))
+        return original(model, batch, **kwargs)
+
+    monkeypatch.setattr(scoring, "packed_forward", counting)
+    repeated = [prompts[0], prompts[1], prompts[0], prompts[2], prompts[1]]
+    got = score_answers(tiny_char_model, repeated).log_probs
+    assert sum(seen) == 3  # three distinct prompts, three rows
+    np.testing.assert_allclose(got, ref[[0, 1, 0, 2, 1]], atol=1e-6)
