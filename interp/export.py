@@ -216,8 +216,45 @@ def _keep_browser() -> None:
     _browser_kept = True
 
 
+_png_lock = threading.Lock()  # one PNG at a time: the warm-up thread and the studies share kaleido's server
+
+
+def warm_png_export() -> threading.Thread | None:
+    """Start the headless browser now, in a background thread (a throwaway 10-pixel render), so that the first real
+    PNG does not wait ~2 s for it while the caller computes; returns the thread (``None`` when already warm or PNG
+    export is off). A failure here is silent: the first real PNG meets it again and says why.
+
+    >>> warm_png_export()  # doctest: +SKIP
+    <Thread(interp-png-warm-up, started daemon ...)>
+    """
+    if _png_disabled_reason is not None or _browser_kept:
+        return None
+
+    def warm() -> None:
+        with _png_lock:
+            chrome = _find_chromium()
+            if chrome and not os.environ.get("BROWSER_PATH"):
+                os.environ["BROWSER_PATH"] = chrome
+            try:
+                _keep_browser()
+                import kaleido
+
+                kaleido.calc_fig_sync({"data": [], "layout": {}}, opts={"format": "png", "width": 10, "height": 10})
+            except Exception:  # noqa: BLE001 - reported by the first real PNG
+                pass
+
+    thread = threading.Thread(target=warm, name="interp-png-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def figure_png_bytes(fig, *, width: int = 900, height: int = 560, scale: float = 2.0) -> bytes | None:
     """PNG bytes of ``fig`` via kaleido, or ``None`` when no browser is usable (one warning per process)."""
+    with _png_lock:
+        return _figure_png_bytes(fig, width, height, scale)
+
+
+def _figure_png_bytes(fig, width: int, height: int, scale: float) -> bytes | None:
     global _png_disabled_reason
     if _png_disabled_reason is not None:
         return None
@@ -231,7 +268,7 @@ def figure_png_bytes(fig, *, width: int = 900, height: int = 560, scale: float =
             return fig.to_image(format="png", width=width, height=height, scale=scale)
     except Exception as err:  # noqa: BLE001 - kaleido raises many kinds when no browser is usable
         _png_disabled_reason = f"{PNG_HELP}: {_png_failure_reason(err, chrome)}"
-        warnings.warn(_png_disabled_reason, RuntimeWarning, stacklevel=2)
+        warnings.warn(_png_disabled_reason, RuntimeWarning, stacklevel=3)
         return None
 
 

@@ -149,3 +149,28 @@ def test_check_output_dir(tmp_path):
     with pytest.raises(ValueError, match="^out: "):
         export.check_output_dir(tmp_path / "file", flag="out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probes left nothing
+
+
+def test_png_warm_up_is_silent_on_failure_and_the_first_png_says_why(monkeypatch, tmp_path):
+    """The background warm-up never warns (it runs beside the studies); the first real PNG meets the failure and
+    reports it once, as without a warm-up."""
+    import warnings
+
+    import plotly.graph_objects as go
+
+    monkeypatch.setattr(export, "_png_disabled_reason", None)
+    monkeypatch.setattr(export, "_browser_kept", False)
+
+    def no_browser(*args, **kwargs):
+        raise RuntimeError("no browser here")
+
+    monkeypatch.setattr(export, "_keep_browser", no_browser)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        thread = export.warm_png_export()
+        thread.join(timeout=30)
+        assert not thread.is_alive() and not seen
+        assert export.figure_png_bytes(go.Figure()) is None
+    assert [str(w.message) for w in seen] == [export.png_status()]
+    assert "no browser here" in export.png_status()
+    assert export.warm_png_export() is None  # PNG export is off: nothing to warm

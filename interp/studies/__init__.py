@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.export import png_status
+from interp.export import png_status, warm_png_export
 from interp.models import load_model
 from interp.studies.common import shared_results
 
@@ -119,6 +119,7 @@ def run_studies(
     names = check_study_names(names)
     if isinstance(model, str):
         model = load_model(model)  # resolves the weights first: a missing model fails before any work
+    warm_png_export()  # the browser starts while the first study computes
     results = {}
     with shared_results():  # studies run together compute an identical result once
         for name in names:
