@@ -124,6 +124,7 @@ def fused_resid(
     stop_at_layer: int | None = None,
     causal_prefix: int | None = None,
     keep: tuple[torch.Tensor, torch.Tensor] | None = None,
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """Residual ``Float[Tensor, "batch pos d_model"]`` after block ``stop_at_layer - 1`` (default: the final one, before
     ``ln_final``), as ``model(tokens, stop_at_layer=...)`` for right-padded ``Int[Tensor, "batch pos"]`` tokens.
@@ -135,7 +136,8 @@ def fused_resid(
     residual stream on the way (see :data:`Tap`). ``keep = (rows, cols)`` (``Int[Tensor, "n"]`` each) returns only
     the residuals ``Float[Tensor, "n d_model"]`` at those places: the last block then runs its keys and values at
     every position but its queries, attention output and MLP at the kept places only (readers of a few positions,
-    such as answer scoring, skip most of that block).
+    such as answer scoring, skip most of that block). A ``keys_values`` list receives each block's keys and values
+    (``Float[Tensor, "batch head pos d_head"]``, writing heads only) for :func:`fused_continue`.
     """
     device = model.cfg.device
     tokens = tokens.to(device)
@@ -163,6 +165,8 @@ def fused_resid(
             w_qkv, b_qkv = _qkv_weights(attn, live)
             heads, d_head = w_qkv.shape[1] // (3 * attn.W_Q.shape[-1]), attn.W_Q.shape[-1]
             q, k, v = (x @ w_qkv + b_qkv).view(h.shape[0], n, 3, heads, d_head).permute(2, 0, 3, 1, 4)
+            if keys_values is not None:
+                keys_values.append((k, v))
             scale = 1.0 / float(attn.attn_scale)
             if mask is None:
                 z = sdpa(q, k, v, is_causal=True, scale=scale)  # [batch, head, pos, d_head]
@@ -175,6 +179,8 @@ def fused_resid(
             h = h + torch.nn.functional.linear(z, _o_weights(attn, live).T, attn.b_O)
         else:  # no head writes: the attention adds its output bias only
             h = h + attn.b_O
+            if keys_values is not None:
+                keys_values.append((h.new_zeros(h.shape[0], 0, n, 1), h.new_zeros(h.shape[0], 0, n, 1)))
         tap(layer, "resid_mid", h)
         h = h + _mlp_out(block.mlp, _layer_norm(block.ln2, h))
         tap(layer, "resid_post", h)
@@ -231,3 +237,51 @@ def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, l
         out = out + attn.b_O
     out = out + _mlp_out(block.mlp, _layer_norm(block.ln2, out[None]))[0]
     return out[inverse]
+
+
+def fused_continue(
+    model,
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]],
+    prompt_lengths: torch.Tensor,
+    rows: torch.Tensor,
+    tokens: torch.Tensor,
+) -> torch.Tensor:
+    """Final residual ``Float[Tensor, "row pos d_model"]`` of right-padded ``tokens`` (``Int[Tensor, "row pos"]``)
+    continuing prompts ``rows`` (repeats allowed) whose keys and values :func:`fused_resid` stored in ``keys_values``
+    (``prompt_lengths``: each prompt's real tokens): the key-value-cached forward on the fused route.
+
+    Token ``j`` of row ``r`` sits at position ``prompt_lengths[rows[r]] + j`` and attends to its prompt's real tokens
+    and the row's tokens up to itself; the prompts are not run again.
+    """
+    device = model.cfg.device
+    tokens, rows = tokens.to(device), rows.to(device)
+    n_rows, t = tokens.shape
+    plen = prompt_lengths.to(device)[rows]
+    positions = plen[:, None] + torch.arange(t, device=device)[None]
+    n_ctx = model.pos_embed.W_pos.shape[0]
+    h = model.embed(tokens) + model.pos_embed.W_pos[positions.clamp(max=n_ctx - 1)]  # clamped: pads only
+    n = keys_values[0][0].shape[2]
+    prompt_keys = (torch.arange(n, device=device)[None, :] < plen[:, None])[:, None, :].expand(n_rows, t, n)
+    own_keys = torch.ones(t, t, dtype=torch.bool, device=device).tril()[None].expand(n_rows, t, t)
+    mask = torch.cat([prompt_keys, own_keys], dim=2)[:, None]  # [row, 1, query, prompt key + own key]
+    for layer, block in enumerate(model.blocks):
+        attn = block.attn
+        live = _live_heads(attn)
+        if live is None or len(live):
+            x = _layer_norm(block.ln1, h)
+            w_qkv, b_qkv = _qkv_weights(attn, live)
+            d_head = attn.W_Q.shape[-1]
+            heads = w_qkv.shape[1] // (3 * d_head)
+            q, k, v = (x @ w_qkv + b_qkv).view(n_rows, t, 3, heads, d_head).permute(2, 0, 3, 1, 4)
+            cached_k, cached_v = keys_values[layer]
+            k = torch.cat([cached_k[rows], k], dim=2)
+            v = torch.cat([cached_v[rows], v], dim=2)
+            z = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, scale=1.0 / float(attn.attn_scale)
+            )
+            z = z.transpose(1, 2).reshape(n_rows, t, -1)
+            h = h + torch.nn.functional.linear(z, _o_weights(attn, live).T, attn.b_O)
+        else:
+            h = h + attn.b_O
+        h = h + _mlp_out(block.mlp, _layer_norm(block.ln2, h))
+    return h

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.fused import fused_continue, fused_ok, fused_resid
 from interp.hooks import context_length, continuation_pass
 from interp.models import tokenizer_of
 from interp.scoring import forward_resid, logits_at, pad_rows, sub_cache
@@ -45,35 +46,48 @@ def newline_token_ids(tokenizer) -> set[int]:
 
 
 class PromptCache:
-    """Prompts run once (right-padded, masked) into a frozen key-value cache; continuations then run from it."""
+    """Prompts run once (right-padded, masked) into a frozen key-value cache; continuations then run from it.
+
+    Where :func:`interp.fused.fused_ok` holds when it is built, the cache is the fused forward's own keys and values
+    (:func:`interp.fused.fused_continue`); otherwise TransformerLens's key-value cache and forward.
+    """
 
     def __init__(self, model, prompt_ids: Sequence[Sequence[int]]):
-        from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-
         self.model, self.pad = model, pad_id(tokenizer_of(model))
         x, mask = pad_rows(prompt_ids, self.pad)
-        self.cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(prompt_ids))
-        resid = forward_resid(model, x, mask, self.cache)
-        self.cache.freeze()
+        self.fused = fused_ok(model)
+        if self.fused:
+            self.keys_values: list = []
+            resid = fused_resid(model, x, keys_values=self.keys_values)
+            self.lengths = torch.tensor([len(p) for p in prompt_ids])
+        else:
+            from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+            self.cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(prompt_ids))
+            resid = forward_resid(model, x, mask, self.cache)
+            self.cache.freeze()
         last = torch.tensor([len(p) - 1 for p in prompt_ids])
         #: ``Float[Tensor, "prompt vocab"]`` next-token log-probs after each prompt.
         self.last_logp = torch.log_softmax(logits_at(model, resid, torch.arange(len(prompt_ids)), last), dim=-1).cpu()
 
     def next_log_probs(self, prompt_rows: Sequence[int], conts: Sequence[Sequence[int]], batch_size: int = 64):
         """``Float[Tensor, "row vocab"]`` log P(next token | prompt ``prompt_rows[i]`` + ``conts[i]``)."""
-        out = []
-        for lo in range(0, len(conts), batch_size):
-            rows, chunk = list(prompt_rows[lo : lo + batch_size]), conts[lo : lo + batch_size]
-            if all(len(c) == 0 for c in chunk):
-                out.append(self.last_logp[rows])
-                continue
+        prompt_rows = list(prompt_rows)
+        out = self.last_logp[prompt_rows].clone()  # empty continuations: the prompt's own next token
+        todo = [i for i, c in enumerate(conts) if len(c)]
+        for lo in range(0, len(todo), batch_size):
+            idx = todo[lo : lo + batch_size]
+            rows, chunk = torch.tensor([prompt_rows[i] for i in idx]), [conts[i] for i in idx]
             x, mask = pad_rows(chunk, self.pad)
-            with continuation_pass():
-                resid = forward_resid(self.model, x, mask, sub_cache(self.cache, torch.tensor(rows)))
+            if self.fused:
+                resid = fused_continue(self.model, self.keys_values, self.lengths, rows, x)
+            else:
+                with continuation_pass():
+                    resid = forward_resid(self.model, x, mask, sub_cache(self.cache, rows))
             last = torch.tensor([len(c) - 1 for c in chunk])
             logits = logits_at(self.model, resid, torch.arange(len(chunk)), last)
-            out.append(torch.log_softmax(logits, dim=-1).cpu())
-        return torch.cat(out)
+            out[idx] = torch.log_softmax(logits, dim=-1).cpu().to(out.dtype)
+        return out
 
 
 def _check_room(model, prompt_ids: Sequence[Sequence[int]], new_tokens: int, name: str) -> None:

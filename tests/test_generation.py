@@ -133,3 +133,26 @@ def test_superposed_answers_validate_arguments(tiny_char_model):
     ]:
         with pytest.raises(ValueError, match=match):
             superposed_answers(tiny_char_model, "\n3=", **kwargs)
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_gpt2_model", "embedded_model"])
+def test_fused_prompt_cache_equals_transformer_lens_cache(model_fixture, request, monkeypatch):
+    """The fused route's own keys and values give the same next-token log-probs as TransformerLens's key-value cache,
+    for repeated prompt rows, continuations of different lengths and empty ones mixed in one call."""
+    import interp.generation as generation
+    from interp.prompts import build_prompts
+    from interp.tokenization import encode_batch
+
+    model = request.getfixturevalue(model_fixture)
+    texts = [p.text for p in build_prompts("operands", n_examples=5, n_prompts=3, seed=3)]
+    ids = encode_batch(model.tokenizer, texts)
+    rows, conts = [2, 0, 1, 0, 2], [[5, 6], [7], [], [8, 9, 10], [6]]
+    fused = generation.PromptCache(model, ids)
+    assert fused.fused
+    got = fused.next_log_probs(rows, conts, batch_size=2)
+    monkeypatch.setattr(generation, "fused_ok", lambda model: False)
+    plain = generation.PromptCache(model, ids)
+    assert not plain.fused
+    ref = plain.next_log_probs(rows, conts, batch_size=2)
+    assert (got - ref).abs().max().item() < 1e-4
+    assert torch.equal(got[2], fused.last_logp[1])  # empty continuation: the prompt's own next token
