@@ -50,7 +50,6 @@ FLAG_NAMES = {
     "device": "--device",
     "dtype": "--dtype",
     "n_devices": "--n-devices",
-    "jobs": "--jobs",
     "out": "--out",
 }
 _PREFIX = re.compile(r"^([A-Za-z_][\w.\-]*|embedded model): ")
@@ -348,15 +347,13 @@ def _quiet_png_warning() -> None:
 
 def cmd_figures(args: argparse.Namespace) -> None:
     check_out(args.out)
-    from interp.studies import check_jobs, check_study_names, run_studies  # imports torch and plotly
+    from interp.studies import check_study_names, run_studies  # imports torch and plotly
 
     with as_flag("studies"):
         names = check_study_names(args.studies or None)
-    with as_flag("--jobs", FLAG_NAMES):
-        check_jobs(args.jobs)
     model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
     _quiet_png_warning()
-    run_studies(names, model=model, quick=args.quick, out=args.out, jobs=args.jobs)
+    run_studies(names, model=model, quick=args.quick, out=args.out)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -462,12 +459,6 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--quick", action="store_true", help="few prompts: a smoke run in well under 2 minutes")
     f.add_argument("--out", default="figures", help="output directory (default figures/)")
     f.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    f.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        help="processes running groups of studies side by side (default: 2 on a CPU when it pays, else 1)",
-    )
     add_precision_flags(f)
     f.set_defaults(func=cmd_figures)
 

@@ -404,21 +404,16 @@ def load_model(
         raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
     device = pick_device(device)
     check_load_args(device, dtype, n_devices)
-    #: how to load this model again (e.g. in a worker process: :func:`interp.studies.run_studies` with ``jobs``)
-    load_args = {"spec": spec, "path": None if path is None else str(path), "device": device, "dtype": dtype,
-                 "processing": processing, "n_devices": n_devices}  # fmt: skip
     plugin = spec_plugin(spec)
     if plugin is not None:
-        model = plugin(spec, device=device, dtype=dtype)
-        model.interp_load_args = load_args
-        return model
+        return plugin(spec, device=device, dtype=dtype)
     model_id, d = resolve_weights_dir(spec, path)
     hf = _hf_from_dir(d, dtype)
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     tok = _load_tokenizer(d, hf.config.vocab_size)
     source = "package:interp/checkpoints/embedded" if d == embedded_model_dir() else str(d)
-    model = hooked_from_hf(
+    return hooked_from_hf(
         hf,
         tok,
         model_id=model_id,
@@ -430,8 +425,6 @@ def load_model(
         weights_sha256=sha,
         trained_examples=_trained_examples(d),
     )
-    model.interp_load_args = load_args
-    return model
 
 
 def _hf_from_dir(d: Path, dtype: str):
