@@ -1,7 +1,7 @@
 """Performance benchmark (issue 17, targets 1, 2, 3 and 5): baselines and ours back to back on the same model.
 
     make bench   # or: python benchmarks/run.py [--threads 2] [--quick] [--only SECTION] [--out F]
-                 # SECTION: scoring, sweep, capture or end_to_end
+                 # SECTION: scoring, sweep, capture, generation or end_to_end
 
 Prints one line per target — ``name  baseline_s  ours_s  ratio  target  PASS/FAIL`` — and writes JSON.
 
@@ -118,12 +118,20 @@ def paper_loop(model, prompts, include_newline: bool, kind: str = "fused") -> np
 
 @torch.inference_mode()
 def floor_forward(model, prompts, batch_size: int = 32, kind: str = "fused") -> None:
-    """One batched forward over the prompts alone (right-padded, sorted by length), through the last block."""
-    forward = forward_fn(model, kind)
+    """One batched forward over the prompts alone (right-padded, sorted by length), through the last block.
+
+    ``kind="last"``: the same, but the last block only at each prompt's last token (``fused_resid(keep=...)``): what
+    a reader of the next-token prediction alone needs (a stricter floor, reported in ``info``)."""
+    forward = forward_fn(model, "fused" if kind == "last" else kind)
     ids = encode_batch(model.tokenizer, [p.text for p in prompts])
     ids.sort(key=len)
     for lo in range(0, len(ids), batch_size):
-        forward(right_pad(ids[lo : lo + batch_size], pad_id(model.tokenizer)))
+        chunk = ids[lo : lo + batch_size]
+        tokens = right_pad(chunk, pad_id(model.tokenizer))
+        if kind == "last" and fused_ok(model):
+            fused_resid(model, tokens, keep=(torch.arange(len(chunk)), torch.tensor([len(c) - 1 for c in chunk])))
+        else:
+            forward(tokens)
 
 
 def best_of(fn, repeats: int) -> tuple[float, object]:
@@ -144,10 +152,11 @@ def bench_scoring(name: str, models: dict, quick: bool) -> list[dict]:
     floor_forward(model, prompts[:2])
     loop_s, ref = best_of(lambda: paper_loop(model, prompts, True), 1)
     loop_tl_s, ref_tl = best_of(lambda: paper_loop(model, prompts, True, "tl"), 1)
-    floors, floors_tl, ours = [], [], []
+    floors, floors_tl, floors_last, ours = [], [], [], []
     for _ in range(reps):  # paired: floors then ours back to back, so drifting load hits all alike
         floors.append(best_of(lambda: floor_forward(model, prompts), 1)[0])
         floors_tl.append(best_of(lambda: floor_forward(model, prompts, kind="tl"), 1)[0])
+        floors_last.append(best_of(lambda: floor_forward(model, prompts, kind="last"), 1)[0])
         t, got = best_of(lambda: score_answers(model, prompts, include_newline=True).log_probs, 1)
         ours.append(t)
     floor_s, ours_s = min(floors), min(ours)
@@ -156,8 +165,12 @@ def bench_scoring(name: str, models: dict, quick: bool) -> list[dict]:
     diff_tl = np.abs(got - ref_tl)  # through TransformerLens's kernels: float32 rounding differs (float64: 1e-9)
     n_tok = [len(c.ids) - c.start for p in prompts for c in candidates_for(model.tokenizer, p.text, p.answers)]
     info = {"prompts": len(prompts), "candidates": len(prompts[0].tasks), "answer_tokens_max": max(n_tok)}
-    # No method that runs every prompt at least once beats the floor: loop / floor bounds the speed-up vs the loop.
-    info |= {"reps": reps, "ceiling_vs_loop": loop_s / floor_s, "min_ratio_vs_floor": ours_s / floor_s}
+    # The floor runs the last block at every position; scoring needs it at the read positions only (fused route), so
+    # the stricter floor is the prompts' forward with the last block at their last token: loop / that bounds the
+    # speed-up vs the loop for any method that runs each prompt once.
+    info |= {"reps": reps, "ceiling_vs_loop": loop_s / min(floors_last), "min_ratio_vs_floor": ours_s / floor_s}
+    info |= {"floor_last_token_s": min(floors_last)}
+    info |= {"median_paired_vs_floor_last_token": float(np.median(np.array(ours) / np.array(floors_last)))}
     info |= {"fused_forward": fused_ok(model), "loop_transformer_lens_s": loop_tl_s}
     info |= {"floor_transformer_lens_s": min(floors_tl), "vs_loop_transformer_lens": loop_tl_s / ours_s}
     info |= {"median_paired_vs_floor_transformer_lens": float(np.median(np.array(ours) / np.array(floors_tl)))}
@@ -399,6 +412,86 @@ def bench_end_to_end(quick: bool) -> list[dict]:
     ]
 
 
+# --- generation ----------------------------------------------------------------------------------------------------
+
+GENERATION_CASES = {  # name: (model, family, tasks, n_examples, n_prompts, beam_width, max_new_tokens)
+    "embedded bias_add K=4 beam 8": ("embedded", "bias_add", ["add1", "add2", "add7", "add9"], 16, 200, 8, 2),
+    "gpt2-arch operands K=3 beam 4": ("gpt2", "operands", None, 10, 16, 4, 4),
+}
+
+
+def per_sample_ancestral(cache, rows, n: int, ends, max_new_tokens: int, generator) -> list[list[tuple]]:
+    """The former sampling method: every sample its own row at every step (what :func:`sample_completions_batch`
+    replaced), from the same prompt cache."""
+    out = []
+    for row in rows:
+        done, open_ = [], [()] * n
+        for _ in range(max_new_tokens):
+            if not open_:
+                break
+            logp = cache.next_log_probs([row] * len(open_), [list(c) for c in open_])
+            tokens = torch.multinomial(logp.double().exp(), 1, generator=generator)[:, 0].tolist()
+            grown = [(*c, t) for c, t in zip(open_, tokens, strict=True)]
+            done += [c for c in grown if c[-1] in ends]
+            open_ = [c for c in grown if c[-1] not in ends]
+        out.append(done + open_)
+    return out
+
+
+@torch.inference_mode()
+def bench_generation(name: str, models: dict, quick: bool) -> list[dict]:
+    """Beam search (``complete_outputs_batch``) with the fused route's own key-value cache vs TransformerLens's
+    cached forward (the route it replaced; same prompts, same beams), and the generation-collapse sampling: samples
+    sharing a partial completion run once (``sample_completions_batch``) vs one row per sample per step."""
+    import interp.generation as generation
+    from interp.generation import complete_outputs_batch, terminator_token_ids
+    from interp.studies.generation_collapse import _CacheModel, sample_completions_batch
+
+    model_name, family, tasks, n_examples, n_prompts, beam, new = GENERATION_CASES[name]
+    model = models.setdefault(model_name, build_model(model_name))
+    prompts = build_prompts(family, tasks, n_examples=n_examples, n_prompts=n_prompts // (2 if quick else 1), seed=0)
+    texts = [p.text for p in prompts]
+    complete_outputs_batch(model, texts[:2], beam_width=beam, max_new_tokens=new)  # warm up
+    ours_s, ours = best_of(lambda: complete_outputs_batch(model, texts, beam_width=beam, max_new_tokens=new), 1)
+    original = generation.fused_ok
+    generation.fused_ok = lambda m: False  # the TransformerLens key-value cache route
+    try:
+        base_s, base = best_of(lambda: complete_outputs_batch(model, texts, beam_width=beam, max_new_tokens=new), 1)
+    finally:
+        generation.fused_ok = original
+    top_same = np.mean([a[0][0] == b[0][0] for a, b in zip(ours, base, strict=True) if a and b])
+    top_dlogp = max(abs(a[0][1] - b[0][1]) for a, b in zip(ours, base, strict=True) if a and b and a[0][0] == b[0][0])
+    info = {"prompts": len(prompts), "beam_width": beam, "max_new_tokens": new, "top_output_same": float(top_same)}
+    info |= {"max_dlogp_top_output": float(top_dlogp), "fused_forward": fused_ok(model)}
+    rows = [
+        row(f"beam search vs TransformerLens cache · {name}", base_s, ours_s, base_s / ours_s, ">= 2x faster",
+            base_s / ours_s >= 2, info),
+        row(f"beam search equality · {name}", 0.0, 0.0, top_dlogp, "top output's max|dlogp| <= 1e-4",
+            top_dlogp <= 1e-4 and top_same == 1.0, info),
+    ]  # fmt: skip
+    if model_name != "embedded":
+        return rows
+    lm = _CacheModel(model, encode_batch(model.tokenizer, texts))
+    ends, n_samples = terminator_token_ids(model.tokenizer, "\n"), 200
+    rows_idx = list(range(min(40, len(texts))))
+    s_ours, got = best_of(lambda: sample_completions_batch(lm, rows_idx, n_samples, ends, 8, torch.Generator()), 1)
+    s_base, ref = best_of(
+        lambda: per_sample_ancestral(lm.cache, rows_idx, n_samples, ends, 8, torch.Generator().manual_seed(0)), 1
+    )
+    exact = lm.cache.last_logp[rows_idx].double().exp()  # one-character answers: the first token decides the sample
+    share = lambda samples: np.array([[sum(c[0] == t for c in s) / len(s) for t in range(exact.shape[1])]  # noqa: E731
+                                      for s in samples])  # fmt: skip
+    dev_ours = float(np.abs(share(got) - exact.numpy()).max())
+    dev_base = float(np.abs(share(ref) - exact.numpy()).max())
+    info = {"prompts": len(rows_idx), "samples": n_samples, "max_dev_from_exact_ours": dev_ours}
+    info |= {"max_dev_from_exact_per_sample": dev_base}
+    rows.append(
+        row(f"sampling: shared prefixes vs one row per sample · {name}", s_base, s_ours, s_base / s_ours,
+            ">= 5x faster", s_base / s_ours >= 5, info)
+    )  # fmt: skip
+    return rows
+
+
 # --- main ----------------------------------------------------------------------------------------------------------
 
 
@@ -416,7 +509,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
-    ap.add_argument("--only", choices=["scoring", "sweep", "capture", "end_to_end"], default=None)
+    ap.add_argument("--only", choices=["scoring", "sweep", "capture", "generation", "end_to_end"], default=None)
     ap.add_argument("--case", default="", help="only cases whose name contains this text")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = ap.parse_args(argv)
@@ -438,6 +531,11 @@ def main(argv=None) -> int:
     if args.only in (None, "capture"):
         for case in CAPTURE_CASES:
             for r in bench_capture(case, models, args.quick):
+                print_row(r)
+                rows.append(r)
+    if args.only in (None, "generation"):
+        for case in (c for c in GENERATION_CASES if args.case in c):
+            for r in bench_generation(case, models, args.quick):
                 print_row(r)
                 rows.append(r)
     if args.only in (None, "end_to_end"):

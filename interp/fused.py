@@ -71,12 +71,16 @@ def _live_heads(attn) -> torch.Tensor | None:
     weights change.
     """
     weights = (attn.W_O, attn.W_V, attn.b_V)
-    key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in weights)
+    # inference tensors (weights made under torch.inference_mode) keep no version counter: not cached
+    cacheable = not any(t.is_inference() for t in weights)
+    key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in weights) if cacheable else None
     hit = _LIVE_HEADS.get(attn)
-    if hit is None or hit[0] != key:
+    if hit is None or key is None or hit[0] != key:
         writes = attn.W_O.flatten(1).ne(0).any(1) & (attn.W_V.flatten(1).ne(0).any(1) | attn.b_V.ne(0).any(1))
         live = None if bool(writes.all()) else writes.nonzero().flatten()
-        hit = _LIVE_HEADS[attn] = (key, live)
+        hit = (key, live)
+        if cacheable:
+            _LIVE_HEADS[attn] = hit
     return hit[1]
 
 

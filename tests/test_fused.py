@@ -110,3 +110,20 @@ def test_heads_and_mlps_that_write_nothing_are_skipped_exactly(tiny_char_model):
     with torch.no_grad():
         model.blocks[0].attn.W_O.copy_(tiny_char_model.blocks[0].attn.W_O)
     assert _live_heads(model.blocks[0].attn) is None
+
+
+def test_weights_made_under_inference_mode_work(tiny_char_model):
+    """Weights created under ``torch.inference_mode`` keep no version counter: the fused forward still runs (and
+    sees a weight change) without caching what it derives from them."""
+    import copy
+
+    with torch.inference_mode():
+        model = copy.deepcopy(tiny_char_model)
+        for p in model.parameters():
+            p.data = p.data.clone()  # inference tensors now
+        assert model.blocks[0].attn.W_O.is_inference()
+        x = tokens_for(model, "operands", n=2)
+        ref = tiny_char_model(x, stop_at_layer=tiny_char_model.cfg.n_layers)
+        assert (fused_resid(model, x) - ref).abs().max().item() < 1e-5
+        model.blocks[0].attn.W_O.zero_()
+        assert (fused_resid(model, x) - ref).abs().max().item() > 1e-4
