@@ -241,9 +241,18 @@ def row_note(r: dict) -> str:
     """What bounds or qualifies a benchmark row, from its ``info`` (empty when nothing does)."""
     info = r.get("info", {})
     if "studies_s" in info:
-        return ", ".join(f"{name} {sec:.0f} s" for name, sec in info["studies_s"].items())
+        studies = ", ".join(f"{name} {sec:.0f} s" for name, sec in info["studies_s"].items())
+        speed = info.get("matmul_gflops_before")
+        return studies + (f"; machine speed then: {speed:.0f} GFLOP/s (float32 matmul, 2 threads)" if speed else "")
     if "ceiling_vs_loop" in info and "paper loop" in r["name"]:
-        return f"ceiling (loop ÷ floor): {info['ceiling_vs_loop']:.2f}×"
+        return f"ceiling (loop ÷ last-token floor): {info['ceiling_vs_loop']:.2f}×"
+    if "floor_last_token_s" in info and "vs floor" in r["name"]:
+        return f"vs the last-token floor: {info['median_paired_vs_floor_last_token']:.2f}×"
+    if "max_dev_from_exact_ours" in info:
+        return (
+            f"sampled shares vs exact odds, max deviation: {info['max_dev_from_exact_ours']:.3f} (one row per "
+            f"sample: {info['max_dev_from_exact_per_sample']:.3f})"
+        )
     if "arithmetic_ceiling" in info and "per-cell" in r["name"]:
         return (
             f"ceiling (multiply-adds, per-cell ÷ least exact work): {info['arithmetic_ceiling']:.1f}×; "

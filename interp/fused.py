@@ -60,7 +60,20 @@ def fused_ok(model) -> bool:
     )
 
 
-_LIVE_HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _cached(module, what: str, tensors: tuple[torch.Tensor, ...], compute: Callable[[], object]):
+    """``compute()``, kept per ``module`` and ``what`` until any of ``tensors`` changes (in place or replaced).
+    Inference tensors (made under ``torch.inference_mode``) keep no version counter: computed every time."""
+    if any(t.is_inference() for t in tensors):
+        return compute()
+    key = tuple((t.data_ptr(), t._version, tuple(t.shape), t.device) for t in tensors)
+    kept = _DERIVED.setdefault(module, {})
+    if what not in kept or kept[what][0] != key:
+        with torch.inference_mode(False), torch.no_grad():  # usable inside and outside inference mode
+            kept[what] = (key, compute())
+    return kept[what][1]
+
+
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _live_heads(attn) -> torch.Tensor | None:
@@ -70,29 +83,35 @@ def _live_heads(attn) -> torch.Tensor | None:
     ``b_V[h]`` all zero), adds exactly nothing: hand-built and pruned models have many. Cached per module until its
     weights change.
     """
-    weights = (attn.W_O, attn.W_V, attn.b_V)
-    # inference tensors (weights made under torch.inference_mode) keep no version counter: not cached
-    cacheable = not any(t.is_inference() for t in weights)
-    key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in weights) if cacheable else None
-    hit = _LIVE_HEADS.get(attn)
-    if hit is None or key is None or hit[0] != key:
+
+    def compute() -> torch.Tensor | None:
         writes = attn.W_O.flatten(1).ne(0).any(1) & (attn.W_V.flatten(1).ne(0).any(1) | attn.b_V.ne(0).any(1))
-        live = None if bool(writes.all()) else writes.nonzero().flatten()
-        hit = (key, live)
-        if cacheable:
-            _LIVE_HEADS[attn] = hit
-    return hit[1]
+        return None if bool(writes.all()) else writes.nonzero().flatten()
+
+    return _cached(attn, "live_heads", (attn.W_O, attn.W_V, attn.b_V), compute)
+
+
+#: Layers up to this many query/key/value weights keep their side-by-side copy between calls (GPT-2 medium: 3.1M);
+#: larger ones build it per call (a copy of every layer's weights would cost more memory than it saves time).
+QKV_CACHE_MAX = 4_000_000
 
 
 def _qkv_weights(attn, live: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``[d_model, 3 · heads · d_head]`` query/key/value weights of the ``live`` heads side by side, and their biases:
     one matrix product instead of three."""
-    w = [attn.W_Q, attn.W_K, attn.W_V]
-    b = [attn.b_Q, attn.b_K, attn.b_V]
-    if live is not None:
-        w, b = [x[live] for x in w], [x[live] for x in b]
-    w_all = torch.cat(w)  # [3 · heads, d_model, d_head]
-    return w_all.permute(1, 0, 2).reshape(w_all.shape[1], -1), torch.cat(b).reshape(-1)
+
+    def compute() -> tuple[torch.Tensor, torch.Tensor]:
+        w = [attn.W_Q, attn.W_K, attn.W_V]
+        b = [attn.b_Q, attn.b_K, attn.b_V]
+        if live is not None:
+            w, b = [x[live] for x in w], [x[live] for x in b]
+        w_all = torch.cat(w)  # [3 · heads, d_model, d_head]
+        return w_all.permute(1, 0, 2).reshape(w_all.shape[1], -1), torch.cat(b).reshape(-1)
+
+    params = (attn.W_Q, attn.W_K, attn.W_V, attn.b_Q, attn.b_K, attn.b_V, attn.W_O)  # W_O: which heads are live
+    if 3 * attn.W_Q.numel() > QKV_CACHE_MAX or torch.is_grad_enabled():  # with autograd: weights in the graph
+        return compute()
+    return _cached(attn, "qkv", params, compute)
 
 
 def _layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
@@ -108,8 +127,9 @@ def _layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
 def _mlp_out(mlp, x: torch.Tensor) -> torch.Tensor:
     """``mlp(x)``; an MLP whose output weights are all zero adds only its output bias (not computed through)."""
     w_out = getattr(mlp, "W_out", None)
-    if w_out is not None and getattr(mlp, "b_out", None) is not None and not bool(w_out.ne(0).any()):
-        return mlp.b_out.expand_as(x)
+    if w_out is not None and getattr(mlp, "b_out", None) is not None:
+        if not _cached(mlp, "writes", (w_out,), lambda: bool(w_out.ne(0).any())):
+            return mlp.b_out.expand_as(x)
     return mlp(x)
 
 

@@ -127,3 +127,23 @@ def test_weights_made_under_inference_mode_work(tiny_char_model):
         assert (fused_resid(model, x) - ref).abs().max().item() < 1e-5
         model.blocks[0].attn.W_O.zero_()
         assert (fused_resid(model, x) - ref).abs().max().item() > 1e-4
+
+
+def test_derived_weights_follow_edits_and_autograd(tiny_char_model):
+    """What the fused forward derives from the weights (side-by-side Q/K/V, live heads, dead MLPs) is rebuilt when a
+    weight changes in place, works after being built under inference mode, and never cuts gradients."""
+    import copy
+
+    model = copy.deepcopy(tiny_char_model)
+    x = tokens_for(model, "operands", n=2)
+    with torch.inference_mode():
+        before = fused_resid(model, x)  # builds the cache under inference mode
+    with torch.no_grad():
+        model.blocks[0].attn.W_Q.mul_(0.5)
+        ref = model(x, stop_at_layer=model.cfg.n_layers)
+    with torch.inference_mode():
+        after = fused_resid(model, x)
+    assert (after - ref).abs().max().item() < 1e-5 and (after - before).abs().max().item() > 1e-4
+    out = fused_resid(model, x)  # autograd on: the weights stay in the graph
+    out.square().sum().backward()
+    assert model.blocks[0].attn.W_Q.grad is not None and model.blocks[0].attn.W_Q.grad.abs().sum() > 0
