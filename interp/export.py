@@ -216,6 +216,14 @@ def _keep_browser() -> None:
     _browser_kept = True
 
 
+def _point_kaleido_at_chromium() -> str | None:
+    """The Chromium found on PATH (``None``: none), given to kaleido through ``BROWSER_PATH`` unless one is set."""
+    chrome = _find_chromium()
+    if chrome and not os.environ.get("BROWSER_PATH"):
+        os.environ["BROWSER_PATH"] = chrome
+    return chrome
+
+
 _png_lock = threading.Lock()  # one PNG at a time: the warm-up thread and the studies share kaleido's server
 
 
@@ -232,9 +240,7 @@ def warm_png_export() -> threading.Thread | None:
 
     def warm() -> None:
         with _png_lock:
-            chrome = _find_chromium()
-            if chrome and not os.environ.get("BROWSER_PATH"):
-                os.environ["BROWSER_PATH"] = chrome
+            _point_kaleido_at_chromium()
             try:
                 _keep_browser()
                 import kaleido
@@ -258,9 +264,7 @@ def _figure_png_bytes(fig, width: int, height: int, scale: float) -> bytes | Non
     global _png_disabled_reason
     if _png_disabled_reason is not None:
         return None
-    chrome = _find_chromium()
-    if chrome and not os.environ.get("BROWSER_PATH"):
-        os.environ["BROWSER_PATH"] = chrome
+    chrome = _point_kaleido_at_chromium()
     try:
         _keep_browser()
         with warnings.catch_warnings():

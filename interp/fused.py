@@ -114,6 +114,15 @@ def _qkv_weights(attn, live: torch.Tensor | None) -> tuple[torch.Tensor, torch.T
     return _cached(attn, "qkv", params, compute)
 
 
+def _qkv(attn, x: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
+    """Queries, keys and values ``Float[Tensor, "3 batch head pos d_head"]`` of the ``live`` heads for normalised
+    ``x`` (``[batch, pos, d_model]``), from one matrix product."""
+    w_qkv, b_qkv = _qkv_weights(attn, live)
+    d_head = attn.W_Q.shape[-1]
+    heads = w_qkv.shape[1] // (3 * d_head)
+    return (x @ w_qkv + b_qkv).view(*x.shape[:2], 3, heads, d_head).permute(2, 0, 3, 1, 4)
+
+
 def _layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
     """``ln(x)``, through PyTorch's fused kernel for TransformerLens's ``LayerNorm``/``LayerNormPre`` (same maths)."""
     kind = type(ln).__name__
@@ -185,10 +194,7 @@ def fused_resid(
         if last:
             return _last_block_at(block, h, keep, visible, live)
         if live is None or len(live):
-            x = _layer_norm(block.ln1, h)
-            w_qkv, b_qkv = _qkv_weights(attn, live)
-            heads, d_head = w_qkv.shape[1] // (3 * attn.W_Q.shape[-1]), attn.W_Q.shape[-1]
-            q, k, v = (x @ w_qkv + b_qkv).view(h.shape[0], n, 3, heads, d_head).permute(2, 0, 3, 1, 4)
+            q, k, v = _qkv(attn, _layer_norm(block.ln1, h), live)
             if keys_values is not None:
                 keys_values.append((k, v))
             scale = 1.0 / float(attn.attn_scale)
@@ -292,11 +298,7 @@ def fused_continue(
         attn = block.attn
         live = _live_heads(attn)
         if live is None or len(live):
-            x = _layer_norm(block.ln1, h)
-            w_qkv, b_qkv = _qkv_weights(attn, live)
-            d_head = attn.W_Q.shape[-1]
-            heads = w_qkv.shape[1] // (3 * d_head)
-            q, k, v = (x @ w_qkv + b_qkv).view(n_rows, t, 3, heads, d_head).permute(2, 0, 3, 1, 4)
+            q, k, v = _qkv(attn, _layer_norm(block.ln1, h), live)
             cached_k, cached_v = keys_values[layer]
             k = torch.cat([cached_k[rows], k], dim=2)
             v = torch.cat([cached_v[rows], v], dim=2)

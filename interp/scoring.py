@@ -537,8 +537,8 @@ def _score_with_suffixes(
     cands = candidates_batch(tok, [p.text for p in prompts], answers)
     check_fits(model, [c.fed for group in cands for c in group])
     warn_untrained(model, prompts)
-    per_prompt = prompt_hooks is None and prefix_forward is None
-    plan = plan_scoring(cands, shared_prefix=uses_cache(model), across_prompts=per_prompt)
+    nothing_per_prompt = prompt_hooks is None and prefix_forward is None
+    plan = plan_scoring(cands, shared_prefix=uses_cache(model), across_prompts=nothing_per_prompt)
     lp, _ = run_plan(
         model, plan, pad=pad_id(tok), batch_size=batch_size, prompt_hooks=prompt_hooks, prefix_forward=prefix_forward
     )
