@@ -335,7 +335,9 @@ def capture_method(model, prompts, method: str) -> torch.Tensor | None:
     ids = encode_batch(model.tokenizer, [p.text for p in prompts])
     lengths = [len(x) for x in ids]
     order = sorted(range(len(ids)), key=lambda i: lengths[i])
-    out = torch.empty(model.cfg.n_layers, len(ids), model.cfg.d_model, dtype=model.cfg.dtype) if method == "run_with_cache" else None
+    out = None
+    if method == "run_with_cache":
+        out = torch.empty(model.cfg.n_layers, len(ids), model.cfg.d_model, dtype=model.cfg.dtype)
     for chunk in token_batches(order, lengths, 32, 8192):  # capture_resid's defaults: the same batches
         x = right_pad([ids[i] for i in chunk], pad_id(model.tokenizer))
         if method in ("floor", "floor_tl"):
