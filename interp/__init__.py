@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     # measuring
     "score_answers": "interp.scoring",
     "greedy_correct": "interp.scoring",
+    "remembering": "interp.remember",
     "summarize": "interp.metrics",
     "kl_divergence": "interp.metrics",
     "capture_resid": "interp.capture",

@@ -1,5 +1,3 @@
-import sys
+from interp.cli import entry
 
-from interp.cli import main
-
-sys.exit(main())
+entry()

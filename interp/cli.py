@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import atexit
 import dataclasses
 import gc
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -558,6 +560,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
 
 
+def entry() -> typing.NoReturn:
+    """The ``interp`` console command (and ``python -m interp``): :func:`main`, then exit without tearing the
+    interpreter down. Tearing down the module graph of torch, TransformerLens and transformers takes ~2 s on the
+    2-core machine after every command (measured: ``import torch, transformer_lens`` then exit, 7.3 s vs 5.3 s);
+    exit handlers still run first (the PNG browser is stopped) and the standard streams are flushed. Every output
+    file is written atomically and closed before :func:`main` returns."""
+    code = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
@@ -588,4 +603,4 @@ def _close_progress_bars() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

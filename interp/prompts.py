@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from interp.remember import prompts_memo
 from interp.tasks import Family, get_family, resolve_tasks
 
 MAX_QUERY_TRIES = 1000
@@ -157,7 +158,16 @@ def build_prompts(
     names = resolve_tasks(fam, tasks)
     props, counts = _mixture_plan(names, proportions, counts, n_examples, n_prompts, sampling)
     n_examples = sum(counts) if counts is not None else n_examples
-    return [_one_prompt(fam, names, props, counts, n_examples, sampling, seed, i) for i in range(n_prompts)]
+    memo = prompts_memo()  # inside interp.remember.remembering(): prompts built before are reused
+    if memo is None:
+        return [_one_prompt(fam, names, props, counts, n_examples, sampling, seed, i) for i in range(n_prompts)]
+    out = []
+    for i in range(n_prompts):
+        key = (fam, names, props, counts, n_examples, sampling, seed, i)
+        if key not in memo:
+            memo[key] = _one_prompt(*key)
+        out.append(memo[key])
+    return out
 
 
 def _mixture_plan(

@@ -41,6 +41,7 @@ from interp.hooks import attached_hooks, context_length, continuation_pass, hook
 from interp.models import tokenizer_of, trained_examples
 from interp.packing import layout, pack, packable, packed_forward
 from interp.prompts import Prompt
+from interp.remember import scores_memo
 from interp.results import AnswerScores
 from interp.tokenization import concatenates, encode_batch, pad_id, right_pad
 
@@ -534,21 +535,40 @@ def _score_with_suffixes(
         raise ValueError("prompts: all prompts must share the same candidate tasks (Prompt.tasks)")
     tok = tokenizer_of(model)
     answers = [[a + sfx for sfx in suffixes for a in p.answers] for p in prompts]
-    cands = candidates_batch(tok, [p.text for p in prompts], answers)
+    nothing_per_prompt = prompt_hooks is None and prefix_forward is None
+    memo = scores_memo(model) if nothing_per_prompt and not attached_hooks(model) else None  # see remembering()
+    todo = [i for i, p in enumerate(prompts) if memo is None or any((p.text, a) not in memo for a in answers[i])]
+    cands = candidates_batch(tok, [prompts[i].text for i in todo], [answers[i] for i in todo]) if todo else []
     check_fits(model, [c.fed for group in cands for c in group])
     warn_untrained(model, prompts)
-    nothing_per_prompt = prompt_hooks is None and prefix_forward is None
-    plan = plan_scoring(cands, shared_prefix=uses_cache(model), across_prompts=nothing_per_prompt)
-    lp, _ = run_plan(
-        model, plan, pad=pad_id(tok), batch_size=batch_size, prompt_hooks=prompt_hooks, prefix_forward=prefix_forward
-    )
+    lp = np.empty((len(prompts), len(answers[0])))
+    merged = np.zeros(lp.shape, dtype=bool)
+    if todo:
+        plan = plan_scoring(cands, shared_prefix=uses_cache(model), across_prompts=nothing_per_prompt)
+        lp[todo], _ = run_plan(
+            model,
+            plan,
+            pad=pad_id(tok),
+            batch_size=batch_size,
+            prompt_hooks=prompt_hooks,
+            prefix_forward=prefix_forward,
+        )
+        merged[todo] = [[c.merged for c in group] for group in cands]
+    if memo is not None:
+        done = set(todo)
+        for i, p in enumerate(prompts):
+            for j, a in enumerate(answers[i]):
+                if i in done:
+                    memo[p.text, a] = (float(lp[i, j]), bool(merged[i, j]))
+                else:
+                    lp[i, j], merged[i, j] = memo[p.text, a]
     k = len(tasks)
     return [
         AnswerScores(
             np.ascontiguousarray(lp[:, j * k : (j + 1) * k]),
             tuple(tasks),
             sfx == "\n",
-            sum(c.merged for g in cands for c in g[j * k : (j + 1) * k]),
+            int(merged[:, j * k : (j + 1) * k].sum()),
         )
         for j, sfx in enumerate(suffixes)
     ]

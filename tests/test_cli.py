@@ -84,6 +84,30 @@ def test_measure_table_and_help():
     assert "example:" in helptext
 
 
+_ENTRY_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("exit handlers ran", flush=True))
+sys.argv = ["interp", *sys.argv[1:]]
+from interp.cli import entry
+entry()
+print("not reached")
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [(["measure", "--family", "operands", "--n-prompts", "3", "--n-examples", "4", "--json"], 0, '"kl"'),
+     (["figures", "nope_study"], 2, "unknown 'nope_study'")],
+)  # fmt: skip
+def test_console_entry_exits_with_mains_status_after_exit_handlers(args, code, expected):
+    """``interp`` skips the interpreter's teardown: its status is main's, exit handlers still run, and everything
+    printed arrives."""
+    res = subprocess.run([sys.executable, "-c", _ENTRY_PROBE, *args], capture_output=True, text=True, timeout=300)
+    assert res.returncode == code, res.stderr
+    assert expected in res.stdout + res.stderr
+    assert res.stdout.rstrip().endswith("exit handlers ran") and "not reached" not in res.stdout
+
+
 def test_figures_quick_writes_every_file_and_numbers_recompute(tmp_path, embedded_model):
     from interp.studies import STUDIES, run_studies
     from interp.studies.mixture_sweep import MixtureSweepConfig, mixture_curve
@@ -136,7 +160,7 @@ def test_packaging_metadata_uses_the_spdx_license_string():
     meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert meta["project"]["license"] == "MIT"
     assert "setuptools>=77" in meta["build-system"]["requires"]  # the first setuptools that reads SPDX strings
-    assert meta["project"]["scripts"]["interp"] == "interp.cli:main"
+    assert meta["project"]["scripts"]["interp"] == "interp.cli:entry"
 
 
 def test_readme_names_the_installed_hub_command():

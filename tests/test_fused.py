@@ -147,3 +147,26 @@ def test_derived_weights_follow_edits_and_autograd(tiny_char_model):
     out = fused_resid(model, x)  # autograd on: the weights stay in the graph
     out.square().sum().backward()
     assert model.blocks[0].attn.W_Q.grad is not None and model.blocks[0].attn.W_Q.grad.abs().sum() > 0
+
+
+def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(tiny_char_model, monkeypatch):
+    """Neurons whose output weights are zero are dropped exactly; an MLP run a few tokens at a time (slices smaller
+    than the batch) adds up to the whole; gradients still reach every weight."""
+    import copy
+
+    import interp.fused as fused
+
+    model = copy.deepcopy(tiny_char_model)
+    mlp = model.blocks[0].mlp
+    with torch.no_grad():
+        mlp.W_out[::3] = 0.0  # a third of the neurons write nothing
+    w_in, _, w_out = fused._live_neurons(mlp)
+    assert w_in.shape[1] == w_out.shape[0] == mlp.W_out.shape[0] - len(range(0, mlp.W_out.shape[0], 3))
+    monkeypatch.setattr(fused, "MLP_SLICE_BYTES", 7 * mlp.W_in.shape[1] * 4)  # 7 tokens per slice
+    x = tokens_for(model, "operands", n=3)
+    with torch.inference_mode():
+        ref = model(x, stop_at_layer=model.cfg.n_layers)
+        got = fused_resid(model, x)
+    assert x.numel() > 7 and (got - ref).abs().max().item() < 1e-5
+    fused_resid(model, x).square().sum().backward()
+    assert mlp.W_in.grad is not None and mlp.W_in.grad[:, 1].abs().sum() > 0

@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module imports only from lower layers, or from its own sub-package):
 
-0. pure helpers: export (atomic writes), tasks, defaults, metrics
+0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block)
 1. results (values), prompts, tokenization
 2. decomposition, plots, architectures (the HF → TransformerLens table)
 3. models (loading)
@@ -35,7 +35,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "interp"
 RANK = {
-    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "results": 1,
+    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "results": 1,
     "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2,
     "models": 3, "hooks": 4, "fused": 4.2, "packing": 4.5, "scoring": 5, "generation": 6, "capture": 6,
     "vectors": 7, "patching": 8,

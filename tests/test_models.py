@@ -179,3 +179,26 @@ def test_gelu_new_runs_as_the_fused_kernel_with_the_same_values(tiny_gpt2_model)
     relu_cfg = SimpleNamespace(cfg=SimpleNamespace(act_fn="relu"), blocks=[SimpleNamespace(mlp=SimpleNamespace())])
     fuse_activation(relu_cfg)  # other activations are left alone
     assert not hasattr(relu_cfg.blocks[0].mlp, "act_fn")
+
+
+def test_gelu_new_every_route_matches_the_formula_and_leaves_its_input_alone(tiny_gpt2_model):
+    """In-place sigmoid form (CPU float32/float64, no autograd), torch's kernel otherwise: same values, same
+    gradients, the input untouched."""
+    from transformer_lens.utilities.activation_functions import gelu_new
+
+    act = tiny_gpt2_model.blocks[0].mlp.act_fn
+    x = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(1)) * 4
+    for dtype, tol in ((torch.float32, 1e-6), (torch.float64, 1e-12)):
+        xd = x.to(dtype)
+        before = xd.clone()
+        with torch.inference_mode():
+            got = act(xd)
+        assert torch.equal(xd, before)
+        assert (got - gelu_new(xd)).abs().max() < tol
+    leaf = x.double().requires_grad_()
+    act(leaf).sum().backward()
+    ref = leaf.detach().clone().requires_grad_()
+    gelu_new(ref).sum().backward()
+    assert (leaf.grad - ref.grad).abs().max() < 1e-12
+    half = act(x.bfloat16())
+    assert half.dtype == torch.bfloat16 and (half.float() - gelu_new(x)).abs().max() < 0.1

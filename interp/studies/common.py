@@ -16,6 +16,7 @@ import numpy as np
 from interp.export import write_figure, write_json
 from interp.metrics import describe
 from interp.models import model_info
+from interp.remember import remembering
 from interp.results import Distribution
 
 T = TypeVar("T")
@@ -25,11 +26,13 @@ _SHARED: contextvars.ContextVar[dict | None] = contextvars.ContextVar("interp_sh
 @contextmanager
 def shared_results() -> Iterator[None]:
     """Inside this block, :func:`reuse` returns a result computed earlier with the same key instead of recomputing it
-    (e.g. the construction study's trained-model curves are the mixture sweep's retrieval curves). Outside it,
-    nothing is kept: a notebook that edits a model and reruns gets fresh numbers."""
+    (e.g. the construction study's trained-model curves are the mixture sweep's retrieval curves), and prompts and
+    answer scores are remembered one by one (:func:`interp.remember.remembering`). Outside it, nothing is kept: a
+    notebook that edits a model and reruns gets fresh numbers."""
     token = _SHARED.set({})
     try:
-        yield
+        with remembering():  # and a prompt's answers scored by one study are not run again by another
+            yield
     finally:
         _SHARED.reset(token)
 
