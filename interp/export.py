@@ -22,6 +22,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -310,13 +311,53 @@ def write_figure(
         out["html"] = str(base.with_suffix(".html"))
     if png and not changed and png_path.is_file():
         out["png"] = str(png_path)
+    elif png and _background is not None:  # inside pngs_in_background(): rendered while the caller goes on
+        out["png"] = str(png_path)
+        _background[1].append(_background[0].submit(lambda: out.update(png=_write_png(fig, png_path, width, height))))
     elif png:
-        data = figure_png_bytes(fig, width=width, height=height)
-        if data is not None:
-            out["png"] = str(atomic_write_bytes(png_path, data))
-        elif png_path.is_file():
-            png_path.unlink()  # it shows the previous numbers: better no image than a wrong one
+        out["png"] = _write_png(fig, png_path, width, height)
     return out
+
+
+def _write_png(fig, png_path: Path, width: int, height: int) -> str | None:
+    """Render and write ``png_path`` atomically; without a usable browser, remove an old one (it shows the previous
+    numbers: better no image than a wrong one). Returns the path written, or ``None``."""
+    data = figure_png_bytes(fig, width=width, height=height)
+    if data is not None:
+        return str(atomic_write_bytes(png_path, data))
+    if png_path.is_file():
+        png_path.unlink()
+    return None
+
+
+_background: tuple[Any, list] | None = None  # (one-thread executor, its futures) inside pngs_in_background()
+
+
+@contextmanager
+def pngs_in_background() -> Iterator[None]:
+    """Inside this block, :func:`write_figure` hands each PNG to one background thread and returns at once: the
+    headless browser renders while the caller computes the next figure. Leaving the block waits for every PNG and
+    raises the first error one met (on an error in the block itself, PNGs not yet started are dropped). The
+    ``"png"`` path ``write_figure`` returned is where the image will be; its dict is set to ``None`` if none could
+    be made (with the usual warning).
+
+    >>> with pngs_in_background():                              # doctest: +SKIP
+    ...     paths = write_figure(fig, "figures/demo/curve")
+    """
+    global _background
+    previous, executor = _background, ThreadPoolExecutor(max_workers=1, thread_name_prefix="interp-png")
+    _background = (executor, [])
+    futures = _background[1]
+    try:
+        yield
+    except BaseException:
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        _background = previous
+    executor.shutdown(wait=True)
+    for future in futures:
+        future.result()
 
 
 def png_status() -> str | None:

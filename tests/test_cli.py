@@ -108,6 +108,15 @@ def test_console_entry_exits_with_mains_status_after_exit_handlers(args, code, e
     assert res.stdout.rstrip().endswith("exit handlers ran") and "not reached" not in res.stdout
 
 
+def test_console_entry_under_a_profiler_exits_normally(tmp_path):
+    """A profiler wrapping the command still gets to write what it recorded."""
+    out = tmp_path / "run.prof"
+    cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "interp", "figures", "nope_study"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert "unknown 'nope_study'" in res.stderr  # (cProfile itself swallows the exit status)
+    assert out.is_file() and out.stat().st_size > 0
+
+
 def test_figures_quick_writes_every_file_and_numbers_recompute(tmp_path, embedded_model):
     from interp.studies import STUDIES, run_studies
     from interp.studies.mixture_sweep import MixtureSweepConfig, mixture_curve

@@ -174,3 +174,45 @@ def test_png_warm_up_is_silent_on_failure_and_the_first_png_says_why(monkeypatch
     assert [str(w.message) for w in seen] == [export.png_status()]
     assert "no browser here" in export.png_status()
     assert export.warm_png_export() is None  # PNG export is off: nothing to warm
+
+
+def test_pngs_in_background_are_all_written_when_the_block_ends(tmp_path, monkeypatch):
+    """Inside the block write_figure returns before its PNG is drawn (drawn on another thread, one at a time); the
+    block's end waits for every PNG; a PNG that fails raises there."""
+    import threading
+
+    release = threading.Event()
+    drawn_on: list[str] = []
+
+    def slow_png(fig, *, width, height):
+        release.wait(10)
+        drawn_on.append(threading.current_thread().name)
+        return b"png:" + fig.layout.title.text.encode()
+
+    monkeypatch.setattr(export, "figure_png_bytes", slow_png)
+    figs = [go.Figure(layout={"title": {"text": f"f{i}"}}) for i in range(3)]
+    with export.pngs_in_background():
+        paths = [export.write_figure(f, tmp_path / "s" / f"f{i}") for i, f in enumerate(figs)]
+        assert not any((tmp_path / "s" / f"f{i}.png").exists() for i in range(3))  # still waiting to be drawn
+        assert all(p["html"] and Path(p["html"]).is_file() for p in paths)
+        release.set()
+    assert [Path(p["png"]).read_bytes() for p in paths] == [b"png:f0", b"png:f1", b"png:f2"]
+    assert len(drawn_on) == 3 and all(name.startswith("interp-png") for name in drawn_on)
+
+    def broken(fig, *, width, height):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "figure_png_bytes", broken)
+    with pytest.raises(OSError, match="disk full"), export.pngs_in_background():
+        export.write_figure(go.Figure(layout={"title": {"text": "g"}}), tmp_path / "s" / "g")
+    assert not (tmp_path / "s" / "g.png").exists()
+    assert export._background is None  # the block left nothing behind
+
+
+def test_pngs_in_background_report_a_png_that_could_not_be_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "figure_png_bytes", lambda fig, *, width, height: None)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "f.png").write_bytes(b"old numbers")
+    with export.pngs_in_background():
+        paths = export.write_figure(go.Figure(go.Scatter(x=[0], y=[1])), tmp_path / "s" / "f")
+    assert paths["png"] is None and not (tmp_path / "s" / "f.png").exists()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.export import png_status, warm_png_export
+from interp.export import png_status, pngs_in_background, warm_png_export
 from interp.models import load_model
 from interp.studies.common import shared_results
 
@@ -121,7 +121,7 @@ def run_studies(
         model = load_model(model)  # resolves the weights first: a missing model fails before any work
     warm_png_export()  # the browser starts while the first study computes
     results = {}
-    with shared_results():  # studies run together compute an identical result once
+    with shared_results(), pngs_in_background():  # identical results computed once; PNGs drawn while computing
         for name in names:
             study = STUDIES[name]
             config = study.config(quick)
