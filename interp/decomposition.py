@@ -117,12 +117,13 @@ def decompose(
         layers = vecs[0].layers if vecs else tuple(range(y.shape[0]))
     if len(layers) != y.shape[0]:
         raise ValueError(f"layers: expected {y.shape[0]} layers (one per row), got {len(layers)}")
-    coefs, icpt, resid = [], [], []
+    coefs, icpt, resid, cond = [], [], [], []
     for la in range(y.shape[0]):
         c, b0 = _fit(y[la], X[la], method, intercept)
         coefs.append(c)
         icpt.append(b0)
         resid.append(float(np.linalg.norm(y[la] - X[la] @ c - b0)))
+        cond.append(_condition_number(X[la], intercept))
     return Decomposition(
         np.array(coefs),
         np.array(icpt),
@@ -133,7 +134,16 @@ def decompose(
         method,
         intercept,
         normalize,
+        np.array(cond),
     )
+
+
+def _condition_number(X: np.ndarray, intercept: bool) -> float:
+    """Ratio of the largest to the smallest singular value of the design ``[d, k]`` (+ a ones column with an
+    intercept); ``inf`` when it is rank-deficient."""
+    A = np.column_stack([X, np.ones(len(X))]) if intercept else X
+    s = np.linalg.svd(A, compute_uv=False)
+    return float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
 
 
 def centred_cosines(vectors: Sequence[Any]) -> np.ndarray:

@@ -352,12 +352,20 @@ class MixtureSweep(Result):
 # Decompositions and projections
 
 
+#: A design whose condition number exceeds this lets float32 rounding of the vectors (~1e-7 relative) move the
+#: decomposition coefficients by more than ~1e-3.
+ILL_CONDITIONED = 1e4
+
+
 @result
 class Decomposition(Result):
     """Per-layer fit ``y ≈ intercept + Σ_k coefs[:, k] · x_k`` (docs/science.md §4).
 
     ``coefs``: ``Float[ndarray, "layer basis"]``; ``intercept``, ``residual_norm``, ``target_norm``:
     ``Float[ndarray, "layer"]`` (intercept 0 when not fitted; norms of the fitted, possibly unit, target).
+    ``condition_number``: ``Float[ndarray, "layer"]`` of the fitted design (basis columns, plus the intercept's): how
+    much the coefficients amplify noise in the vectors. The residual is stable whatever it is; coefficients at a
+    layer where it exceeds :data:`ILL_CONDITIONED` (nearly collinear task vectors) are not to be read one by one.
     """
 
     coefs: np.ndarray
@@ -369,13 +377,22 @@ class Decomposition(Result):
     method: str
     fit_intercept: bool
     normalized: bool
+    condition_number: np.ndarray | None = None
 
     _dims: ClassVar = {
         "coefs": ("layers", "names"),
         "intercept": ("layers",),
         "residual_norm": ("layers",),
         "target_norm": ("layers",),
+        "condition_number": ("layers",),
     }
+
+    @property
+    def ill_conditioned(self) -> np.ndarray:
+        """``Bool[ndarray, "layer"]``: layers whose coefficients float noise can move (see ``condition_number``)."""
+        if self.condition_number is None:
+            return np.zeros(len(self.layers), dtype=bool)
+        return self.condition_number > ILL_CONDITIONED
 
     @property
     def relative_residual(self) -> np.ndarray:

@@ -173,3 +173,26 @@ def test_projection_of_identical_vectors_is_the_origin_not_an_error():
     for method in ("lda", "pca"):
         proj = project_2d(acts, list("aabbcc"), method=method)
         assert proj.coords.shape == (1, 6, 2) and not proj.coords.any() and not proj.explained.any()
+
+
+def test_condition_number_flags_nearly_collinear_task_vectors():
+    """Nearly collinear basis vectors: the residual stays small and stable, the coefficients swing with float noise,
+    and the decomposition says so (condition number per layer, ``ill_conditioned``)."""
+    from interp.decomposition import decompose
+    from interp.results import ILL_CONDITIONED, Decomposition
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2, 64))
+    b = a.copy()
+    b[0] = a[0] + 1e-6 * rng.normal(size=64)  # layer 0: v_B ≈ v_A; layer 1: independent
+    b[1] = rng.normal(size=64)
+    y = 0.5 * a + 0.5 * b
+    d = decompose(y, [a, b])
+    noisy = decompose(y + 1e-7 * rng.normal(size=y.shape), [a, b])
+    assert d.condition_number[0] > ILL_CONDITIONED > d.condition_number[1]
+    assert d.ill_conditioned.tolist() == [True, False]
+    assert np.abs(noisy.coefs[0] - d.coefs[0]).max() > 1e-2  # layer 0's coefficients are noise-driven
+    assert (
+        np.abs(noisy.coefs[1] - d.coefs[1]).max() < 1e-5 and np.abs(noisy.residual_norm - d.residual_norm).max() < 1e-5
+    )
+    assert Decomposition.from_dict(d.to_dict()).condition_number.tolist() == d.condition_number.tolist()

@@ -61,6 +61,15 @@ def test_count_solved_against_kth_best_output():
     np.testing.assert_array_equal(count_solved(answers, comps), [2, 3])
 
 
+def test_count_solved_treats_route_rounding_as_the_same_number():
+    """An answer that is the K-th output itself, scored by another route (float32: off by ~1e-5 nats at log-probs
+    near -15), counts; one genuinely below it does not."""
+    kth = -15.0
+    comps = [[-1.0, kth, -20.0]]
+    assert count_solved(np.array([[-1.0, kth - 1.3e-5]]), comps, k=2).tolist() == [2]
+    assert count_solved(np.array([[-1.0, kth - 1e-3]]), comps, k=2).tolist() == [1]
+
+
 @pytest.mark.parametrize(
     ("targets", "probs", "match"),
     [([0.5, 0.6], [[0.1, 0.1]], "targets"), ([0.5, 0.5], [[0.9, 0.9]], "probs"), ([1.0], [0.5], "probs")],

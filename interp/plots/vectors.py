@@ -341,7 +341,8 @@ def decomposition_figure(
             color, dash, label = CONDITION_STYLE.get(cond, (OTHER_COLOR, "solid", cond))
             if colors is not None and cond in colors[j - 1]:
                 color = colors[j - 1][cond]
-            custom = np.column_stack([d.coefs, d.intercept]).tolist()
+            cond_number = d.condition_number if d.condition_number is not None else np.full(len(d.layers), np.nan)
+            custom = np.column_stack([d.coefs, d.intercept, cond_number]).tolist()
             names = list(d.names)
             fig.add_trace(
                 go.Scatter(
@@ -356,7 +357,9 @@ def decomposition_figure(
                     hovertemplate=(
                         f"{label}<br>layer %{{x}}<br>‖residual‖ = %{{y:.4f}}<br>"
                         + "<br>".join(f"c_{nm} = %{{customdata[{i}]:.4f}}" for i, nm in enumerate(names))
-                        + f"<br>intercept = %{{customdata[{len(names)}]:.4f}}<extra></extra>"
+                        + f"<br>intercept = %{{customdata[{len(names)}]:.4f}}"
+                        + f"<br>condition number = %{{customdata[{len(names) + 1}]:.3g}} (coefficients unreliable "
+                        + "above 1e4)<extra></extra>"
                     ),
                 ),
                 row=1,
