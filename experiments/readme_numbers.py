@@ -243,7 +243,12 @@ def row_note(r: dict) -> str:
     if "studies_s" in info:
         studies = ", ".join(f"{name} {sec:.0f} s" for name, sec in info["studies_s"].items())
         speed = info.get("matmul_gflops_before")
-        return studies + (f"; machine speed then: {speed:.0f} GFLOP/s (float32 matmul, 2 threads)" if speed else "")
+        runs = info.get("runs_s")
+        return (
+            studies
+            + (f"; machine speed then: {speed:.0f} GFLOP/s (float32 matmul, 2 threads)" if speed else "")
+            + (f"; runs: {', '.join(f'{t:.1f} s' for t in runs)} (best counted)" if runs else "")
+        )
     if "ceiling_vs_loop" in info and "paper loop" in r["name"]:
         return f"ceiling (loop ÷ last-token floor): {info['ceiling_vs_loop']:.2f}×"
     if "floor_last_token_s" in info and "vs floor" in r["name"]:
