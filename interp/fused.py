@@ -278,53 +278,11 @@ def _o_weights(attn, live: torch.Tensor | None) -> torch.Tensor:
     return w.reshape(-1, w.shape[-1])
 
 
-def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, live) -> torch.Tensor:
-    """Block ``block`` on residual ``h`` (``[batch, pos, d_model]``), its output at ``keep = (rows, cols)`` only."""
-    device = h.device
-    rows, cols = keep[0].to(device), keep[1].to(device)
-    flat, inverse = torch.unique(rows * h.shape[1] + cols, return_inverse=True)
-    rows_u, cols_u = flat // h.shape[1], flat % h.shape[1]
-    out = h[rows_u, cols_u]  # [m, d_model]
-    attn = block.attn
-    if live is None or len(live):
-        x = _layer_norm(block.ln1, h)
-        w_qkv, b_qkv = _qkv_weights(attn, live)
-        d_head = attn.W_Q.shape[-1]
-        width = w_qkv.shape[1] // 3
-        heads = width // d_head
-        kv = x @ w_qkv[:, width:] + b_qkv[width:]  # keys and values at every position
-        k, v = kv.view(h.shape[0], -1, 2, heads, d_head).permute(2, 0, 3, 1, 4)
-        q = x[rows_u, cols_u] @ w_qkv[:, :width] + b_qkv[:width]  # queries at the kept places: [m, heads · d_head]
-        # the kept places of each row side by side (slot = rank within its row; unused slots look at key 0)
-        counts = torch.bincount(rows_u, minlength=h.shape[0])
-        starts = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(len(rows_u), device=device) - starts[rows_u]
-        n_slots = int(counts.max())
-        q_grid = q.new_zeros(h.shape[0], n_slots, heads * d_head)
-        q_grid[rows_u, slot] = q
-        query_cols = torch.zeros(h.shape[0], n_slots, dtype=torch.long, device=device)
-        query_cols[rows_u, slot] = cols_u
-        keys = torch.arange(h.shape[1], device=device)
-        if visible is None:
-            allowed = keys[None, None, :] <= query_cols[:, :, None]
-        else:
-            allowed = visible[torch.arange(h.shape[0], device=device)[:, None], query_cols]
-        allowed[..., 0] = True  # unused slots; a kept query always sees key 0 (the first prompt token)
-        q_grid = q_grid.view(h.shape[0], n_slots, heads, d_head).transpose(1, 2)
-        z = torch.nn.functional.scaled_dot_product_attention(
-            q_grid, k, v, attn_mask=allowed[:, None], scale=1.0 / float(attn.attn_scale)
-        )
-        out = _add_attn_out(attn, out, z.transpose(1, 2).reshape(h.shape[0], n_slots, -1)[rows_u, slot], live)
-    else:
-        out = out + attn.b_O
-    out = _add_mlp_out(block.mlp, out, _layer_norm(block.ln2, out))
-    return out[inverse]
-
-
 class _RowGroups:
-    """Rows grouped by the prompt they continue: ``per_prompt`` lays ``[row, head, query, x]`` out as
-    ``[prompt, head, slot · query, x]`` (the prompt's rows side by side, unused slots zero), ``per_row`` reads it
-    back, ``prompts_of`` selects the prompts used from a ``[prompt, ...]`` tensor (no copy when all are, in order)."""
+    """Items grouped by the row they belong to (continuation rows by the prompt they continue, kept places by their
+    batch row): ``per_prompt`` lays ``[item, head, query, x]`` out as ``[row, head, slot · query, x]`` (a row's items
+    side by side, unused slots zero), ``per_row`` reads it back, ``prompts_of`` selects the rows used from a
+    ``[row, ...]`` tensor (no copy when all are, in order)."""
 
     def __init__(self, rows: torch.Tensor):
         order = torch.argsort(rows, stable=True)
@@ -349,6 +307,47 @@ class _RowGroups:
         if len(self.prompts) == x.shape[0] and bool((self.prompts == torch.arange(x.shape[0], device=x.device)).all()):
             return x
         return x[self.prompts]
+
+
+def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, live) -> torch.Tensor:
+    """Block ``block`` on residual ``h`` (``[batch, pos, d_model]``), its output at ``keep = (rows, cols)`` only."""
+    device = h.device
+    rows, cols = keep[0].to(device), keep[1].to(device)
+    flat, inverse = torch.unique(rows * h.shape[1] + cols, return_inverse=True)
+    rows_u, cols_u = flat // h.shape[1], flat % h.shape[1]
+    out = h[rows_u, cols_u]  # [m, d_model]
+    attn = block.attn
+    if live is None or len(live):
+        x = _layer_norm(block.ln1, h)
+        w_qkv, b_qkv = _qkv_weights(attn, live)
+        d_head = attn.W_Q.shape[-1]
+        width = w_qkv.shape[1] // 3
+        heads = width // d_head
+        kv = x @ w_qkv[:, width:] + b_qkv[width:]  # keys and values at every position
+        k, v = kv.view(h.shape[0], -1, 2, heads, d_head).permute(2, 0, 3, 1, 4)
+        q = x[rows_u, cols_u] @ w_qkv[:, :width] + b_qkv[:width]  # queries at the kept places: [m, heads · d_head]
+        # the kept places of each row side by side (slot = rank within its row; unused slots look at key 0)
+        groups = _RowGroups(rows_u)
+        q_grid = groups.per_prompt(q.view(len(rows_u), heads, 1, d_head))  # [row, head, slot, d_head]
+        query_cols = groups.per_prompt(cols_u.view(-1, 1, 1, 1))[:, 0, :, 0]  # [row, slot]
+        keys = torch.arange(h.shape[1], device=device)
+        if visible is None:
+            allowed = keys[None, None, :] <= query_cols[:, :, None]
+        else:
+            allowed = visible[groups.prompts[:, None], query_cols]
+        allowed[..., 0] = True  # unused slots; a kept query always sees key 0 (the first prompt token)
+        z = torch.nn.functional.scaled_dot_product_attention(
+            q_grid,
+            groups.prompts_of(k),
+            groups.prompts_of(v),
+            attn_mask=allowed[:, None],
+            scale=1.0 / float(attn.attn_scale),
+        )
+        out = _add_attn_out(attn, out, groups.per_row(z).reshape(len(rows_u), -1), live)
+    else:
+        out = out + attn.b_O
+    out = _add_mlp_out(block.mlp, out, _layer_norm(block.ln2, out))
+    return out[inverse]
 
 
 def fused_continue(
