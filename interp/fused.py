@@ -252,7 +252,7 @@ def fused_resid(
             if keys_values is not None:
                 keys_values.append((k, v))
             scale = 1.0 / float(attn.attn_scale)
-            if mask is None:
+            if mask is None or split >= n:  # no query beyond the causal prefix: plain causal attention
                 z = sdpa(q, k, v, is_causal=True, scale=scale)  # [batch, head, pos, d_head]
             elif split:  # the prefix block causally; the later queries against every key through the mask
                 head = sdpa(q[:, :, :split], k[:, :, :split], v[:, :, :split], is_causal=True, scale=scale)
