@@ -355,27 +355,45 @@ def fused_continue(
     keys_values: list[tuple[torch.Tensor, torch.Tensor]],
     prompt_lengths: torch.Tensor,
     rows: torch.Tensor,
-    tokens: torch.Tensor,
+    tokens: torch.Tensor | None = None,
+    *,
+    resid: torch.Tensor | None = None,
+    start_at_layer: int = 0,
+    stop_at_layer: int | None = None,
 ) -> torch.Tensor:
-    """Final residual ``Float[Tensor, "row pos d_model"]`` of right-padded ``tokens`` (``Int[Tensor, "row pos"]``)
-    continuing prompts ``rows`` (repeats allowed) whose keys and values :func:`fused_resid` stored in ``keys_values``
-    (``prompt_lengths``: each prompt's real tokens): the key-value-cached forward on the fused route.
+    """Residual ``Float[Tensor, "row pos d_model"]`` after block ``stop_at_layer - 1`` (default: the final one) of
+    right-padded ``tokens`` (``Int[Tensor, "row pos"]``) continuing prompts ``rows`` (repeats allowed) whose keys and
+    values :func:`fused_resid` stored in ``keys_values`` (``prompt_lengths``: each prompt's real tokens): the
+    key-value-cached forward on the fused route.
 
     Token ``j`` of row ``r`` sits at position ``prompt_lengths[rows[r]] + j`` and attends to its prompt's real tokens
-    and the row's tokens up to itself; the prompts are not run again.
+    and the row's tokens up to itself; the prompts are not run again. Instead of ``tokens``, ``resid``
+    (``Float[Tensor, "row pos d_model"]``, not modified) can give the residual entering block ``start_at_layer``
+    (e.g. one patched there): positions enter only through the embedding, so none are needed then.
     """
+    if (tokens is None) == (resid is None):
+        raise ValueError("fused_continue: pass exactly one of tokens and resid")
+    if tokens is not None and start_at_layer != 0:
+        raise ValueError(f"start_at_layer: tokens enter at layer 0, got start_at_layer={start_at_layer}")
     device = model.cfg.device
-    tokens, rows = tokens.to(device), rows.to(device)
-    n_rows, t = tokens.shape
+    rows = rows.to(device)
     plen = prompt_lengths.to(device)[rows]
-    positions = plen[:, None] + torch.arange(t, device=device)[None]
-    n_ctx = model.pos_embed.W_pos.shape[0]
-    h = model.embed(tokens) + model.pos_embed.W_pos[positions.clamp(max=n_ctx - 1)]  # clamped: pads only
+    if tokens is not None:
+        tokens = tokens.to(device)
+        n_rows, t = tokens.shape
+        positions = plen[:, None] + torch.arange(t, device=device)[None]
+        n_ctx = model.pos_embed.W_pos.shape[0]
+        h = model.embed(tokens) + model.pos_embed.W_pos[positions.clamp(max=n_ctx - 1)]  # clamped: pads only
+    else:
+        h = resid.to(device).clone()  # the sublayers below add into it in place
+        n_rows, t = h.shape[:2]
     groups = _RowGroups(rows)
     n = keys_values[0][0].shape[2]
     beyond_prompt = torch.arange(n, device=device)[None, None, :] >= plen[:, None, None]  # [row, 1, prompt key]
     later = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)  # [query, own key]
-    for layer, block in enumerate(model.blocks):
+    stop = model.cfg.n_layers if stop_at_layer is None else stop_at_layer
+    for layer in range(start_at_layer, stop):
+        block = model.blocks[layer]
         attn = block.attn
         live = _live_heads(attn)
         if live is None or len(live):

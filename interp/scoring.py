@@ -305,13 +305,17 @@ def unembed(model, x: torch.Tensor) -> torch.Tensor:
     """``Float[Tensor, "n vocab"]`` logits of normalised residuals ``Float[Tensor, "n d_model"]``.
 
     TransformerLens's ``Unembed`` copies ``W_U.T`` into a contiguous tensor on every call (154 MB for GPT-2 small,
-    a tenth of a second on CPU); multiplying by ``W_U`` as stored needs no copy. Hooks on ``unembed`` keep the
+    a tenth of a second on CPU); multiplying by ``W_U`` as stored needs no copy. A bias of zeros (GPT-2's) is not
+    added: ``addmm`` would first copy it into every row of the ``[n, vocab]`` output. Hooks on ``unembed`` keep the
     module's own forward.
     """
     u = model.unembed
     if u.hook_in.fwd_hooks or u.hook_out.fwd_hooks:
         return u(x[None])[0]
-    return torch.addmm(u.b_U.to(x.dtype), x, u.W_U.to(x.dtype))
+    w = u.W_U.to(x.dtype)
+    if not bool(u.b_U.any()):
+        return x @ w
+    return torch.addmm(u.b_U.to(x.dtype), x, w)
 
 
 def logits_at(model, resid: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ import torch
 
 from interp.capture import capture_resid, resolve_positions, token_ids
 from interp.decomposition import METHODS, decompose
+from interp.fused import fused_continue, fused_ok, fused_resid
 from interp.hooks import check_hook, check_layer, check_layers, hook_name
 from interp.metrics import candidate_accuracy, mean_and_sem
 from interp.models import tokenizer_of
@@ -145,6 +146,7 @@ def score_cells_per_cell(
     n = len(prompts)
     if not cells:
         return np.zeros((0, n, len(prompts[0].tasks)))
+    fused = fused_ok(model)  # no hook attached, GPT-2-style attention: the fused forward and its own cache
     layer_of = np.array([la for la, _ in cells])
     values = torch.stack([v for _, v in cells])
     pos = torch.tensor(list(positions), dtype=torch.long)
@@ -194,8 +196,10 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
     Identical prompts run once. Per batch of distinct prompts: the tokens before the last run once into a frozen
     key-value cache; per split layer ``s`` (``s = layer + 1`` for ``resid_post``, ``layer`` for ``resid_pre``) the
     last token runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, patched, and
-    runs through blocks ``>= s`` reading its prompt's cache rows (gathered one layer at a time); one log-softmax per
-    (cell, prompt) row serves all candidates.
+    runs through blocks ``>= s`` reading its prompt's cached keys and values; one log-softmax per (cell, prompt) row
+    serves all candidates. Where :func:`interp.fused.fused_ok` holds, the cache is the fused forward's own keys and
+    values, read in place by every cell's row (:func:`interp.fused.fused_continue`); otherwise TransformerLens's
+    key-value cache, its rows gathered per cell one layer at a time.
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -203,6 +207,7 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
     n_layers, device = model.cfg.n_layers, model.cfg.device
     pad = pad_id(tokenizer_of(model))
     out = np.zeros((len(cells), n * k))
+    fused = fused_ok(model)  # no hook attached, GPT-2-style attention: the fused forward and its own cache
     layer_of = np.array([la for la, _ in cells])
     values = torch.stack([v for _, v in cells])
     distinct: dict[tuple[int, ...], int] = {}
@@ -214,9 +219,14 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
         chunk = order[lo : lo + batch_size]
         b = len(chunk)
         x, mask = pad_rows([rows_u[u][:-1] for u in chunk], pad)
-        cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, b)
-        model(x.to(device), attention_mask=mask.to(device), past_kv_cache=cache, stop_at_layer=n_layers)
-        cache.freeze()
+        if fused:  # keys and values of every layer from the fused forward; continued in place, not copied per cell
+            keys_values: list = []
+            fused_resid(model, x, keys_values=keys_values)
+            prompt_len = torch.tensor([len(rows_u[u]) - 1 for u in chunk])
+        else:
+            cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, b)
+            model(x.to(device), attention_mask=mask.to(device), past_kv_cache=cache, stop_at_layer=n_layers)
+            cache.freeze()
         last_tok = torch.tensor([[rows_u[u][-1]] for u in chunk])
         local = np.full(len(rows_u), -1, dtype=np.int64)
         local[chunk] = np.arange(b)
@@ -226,12 +236,15 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
         per_pass = max(1, min(1024, 16384 // x.shape[1]) // b)  # cells per forward (one token per row)
         for la in sorted(set(layer_of.tolist())):
             s = la + 1 if hook == "resid_post" else la
-            resid = model(
-                last_tok.to(device),
-                attention_mask=torch.ones_like(last_tok).to(device),
-                past_kv_cache=cache,
-                stop_at_layer=s,
-            )  # [b, 1, d_model], unpatched, shared
+            if fused:
+                resid = fused_continue(model, keys_values, prompt_len, torch.arange(b), last_tok, stop_at_layer=s)
+            else:
+                resid = model(
+                    last_tok.to(device),
+                    attention_mask=torch.ones_like(last_tok).to(device),
+                    past_kv_cache=cache,
+                    stop_at_layer=s,
+                )  # [b, 1, d_model], unpatched, shared
             ids = np.flatnonzero(layer_of == la)
             for clo in range(0, len(ids), per_pass):
                 cid = ids[clo : clo + per_pass]
@@ -239,7 +252,10 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
                 act = resid.repeat(c, 1, 1)
                 vals = values[torch.from_numpy(cid)].repeat_interleave(b, dim=0)
                 act = patch_hook(vals, None, 0, mode)(act, SimpleNamespace(name=hook_name(la, hook)))
-                if s < n_layers:
+                if s < n_layers and fused:
+                    rows = torch.arange(b).repeat(c)
+                    act = fused_continue(model, keys_values, prompt_len, rows, resid=act, start_at_layer=s)
+                elif s < n_layers:
                     view = sub_cache(cache, torch.arange(b).repeat(c))
                     ones = torch.ones(c * b, 1, dtype=view.previous_attention_mask.dtype, device=device)
                     full_mask = torch.cat([view.previous_attention_mask, ones], dim=1)

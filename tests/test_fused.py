@@ -170,3 +170,47 @@ def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(tiny_char_mode
     assert x.numel() > 7 and (got - ref).abs().max().item() < 1e-5
     fused_resid(model, x).square().sum().backward()
     assert mlp.W_in.grad is not None and mlp.W_in.grad[:, 1].abs().sum() > 0
+
+
+def test_continuation_splits_at_any_layer_and_equals_the_full_forward(tiny_char_model):
+    """``fused_continue`` from the prompts' own keys and values equals one forward of prompt + continuation; run
+    to layer ``s`` and resumed from that residual (``resid``, ``start_at_layer``) it gives the same, and leaves
+    the residual it was given untouched."""
+    from interp.fused import fused_continue
+
+    model = tiny_char_model
+    texts = [p.text for p in build_prompts("letters", n_examples=4, n_prompts=3, seed=1)]
+    ids = encode_batch(model.tokenizer, texts)
+    prompts, tails = [x[:-2] for x in ids], torch.tensor([x[-2:] for x in ids])
+    lengths = torch.tensor([len(x) for x in prompts])
+    assert len(set(lengths.tolist())) > 1  # right padding in the cache
+    rows = torch.tensor([0, 2, 1, 2])  # repeats allowed
+    with torch.inference_mode():
+        kv: list = []
+        fused_resid(model, right_pad(prompts, pad_id(model.tokenizer)), keys_values=kv)
+        whole = fused_continue(model, kv, lengths, rows, tails[rows])
+        ref = torch.stack([model(torch.tensor([ids[r]]), stop_at_layer=model.cfg.n_layers)[0, -2:] for r in rows])
+        assert (whole - ref).abs().max().item() <= 1e-5 * max(ref.abs().max().item(), 1.0)
+        for s in range(model.cfg.n_layers + 1):
+            below = fused_continue(model, kv, lengths, rows, tails[rows], stop_at_layer=s)
+            kept = below.clone()
+            resumed = fused_continue(model, kv, lengths, rows, resid=below, start_at_layer=s)
+            assert torch.equal(below, kept)
+            assert (resumed - whole).abs().max().item() <= 1e-5 * max(whole.abs().max().item(), 1.0)
+
+
+def test_continuation_rejects_ambiguous_inputs(tiny_char_model):
+    from interp.fused import fused_continue
+
+    model = tiny_char_model
+    kv: list = []
+    x = torch.tensor([[3, 4, 5]])
+    with torch.inference_mode():
+        fused_resid(model, x, keys_values=kv)
+        resid = torch.zeros(1, 1, model.cfg.d_model)
+        with pytest.raises(ValueError, match="exactly one of tokens and resid"):
+            fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]), x[:, :1], resid=resid)
+        with pytest.raises(ValueError, match="exactly one of tokens and resid"):
+            fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]))
+        with pytest.raises(ValueError, match="start_at_layer"):
+            fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]), x[:, :1], start_at_layer=1)

@@ -346,3 +346,24 @@ def test_identical_prompts_run_once(tiny_char_model, monkeypatch):
     got = score_answers(tiny_char_model, repeated).log_probs
     assert sum(seen) == 3  # three distinct prompts, three rows
     np.testing.assert_allclose(got, ref[[0, 1, 0, 2, 1]], atol=1e-6)
+
+
+def test_unembed_equals_the_module_with_and_without_an_output_bias(tiny_char_model):
+    """``unembed`` skips a bias of zeros and adds any other: both equal TransformerLens's ``Unembed``."""
+    from interp.scoring import unembed
+
+    model = tiny_char_model
+    x = torch.randn(5, model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    bias = model.unembed.b_U
+    kept = bias.detach().clone()
+    try:
+        with torch.no_grad():
+            for value in (0.0, 0.5):
+                bias.fill_(value)
+                bias[3] = 2.0 * value
+                ref = model.unembed(x[None])[0]
+                torch.testing.assert_close(unembed(model, x), ref, atol=1e-6, rtol=1e-6)
+            assert not torch.allclose(unembed(model, x), x @ model.unembed.W_U)  # the bias was really added
+    finally:
+        with torch.no_grad():
+            bias.copy_(kept)

@@ -128,17 +128,26 @@ def test_fallback_routes_agree_for_resid_mid_and_earlier_positions(tiny_char_mod
         np.testing.assert_array_equal(a, b)
 
 
-def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch):
-    """The shared route patches tensors directly: no hook is attached, even mid-run."""
+@pytest.mark.parametrize("route", ["fused", "transformer_lens"])
+def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch, route):
+    """The shared route patches tensors directly: no hook is attached, even mid-run (on both of its forwards)."""
+    import interp.sweeps as sweeps
+
     model = tiny_char_model
     seen = []
-    original = model.forward
 
-    def spy(*args, **kwargs):
-        seen.append(attached_hooks(model))
-        return original(*args, **kwargs)
+    def spying(fn):
+        def spy(*args, **kwargs):
+            seen.append(attached_hooks(model))
+            return fn(*args, **kwargs)
 
-    monkeypatch.setattr(model, "forward", spy)
+        return spy
+
+    if route == "fused":
+        monkeypatch.setattr(sweeps, "fused_continue", spying(sweeps.fused_continue))
+    else:
+        monkeypatch.setattr(sweeps, "fused_ok", lambda m: False)
+        monkeypatch.setattr(model, "forward", spying(model.forward))
     zs = zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=4, seed=0)
     score_cells(
         model,
@@ -150,6 +159,24 @@ def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch):
         batch_size=4,
     )
     assert seen and max(seen) == 0
+
+
+@pytest.mark.parametrize("hook", ["resid_post", "resid_pre"])
+def test_fused_and_transformer_lens_caches_give_the_same_cells(tiny_char_model, monkeypatch, hook):
+    """The shared route on the fused forward's own keys and values equals it on TransformerLens's cache (prompts of
+    different lengths, so right padding in the cache, and every split layer including the last)."""
+    import interp.sweeps as sweeps
+
+    model = tiny_char_model
+    zs = zero_shot_prompts("letters", ["first", "last"], n_prompts=9, seed=4)
+    pos = last_positions(model, zs)
+    assert len(set(pos)) > 1 and sweeps.fused_ok(model)
+    cells = random_cells(model, range(model.cfg.n_layers), per_layer=2, seed=8)
+    fused = score_cells(model, zs, cells, pos, mode="replace", hook=hook, batch_size=4)
+    monkeypatch.setattr(sweeps, "fused_ok", lambda m: False)
+    tl = score_cells(model, zs, cells, pos, mode="replace", hook=hook, batch_size=4)
+    np.testing.assert_allclose(fused, tl, atol=TOL, rtol=0)
+    assert np.ptp(fused, axis=0).max() > 1e-3
 
 
 def test_no_cells_gives_an_empty_result(tiny_char_model):
