@@ -8,7 +8,7 @@ export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 export MALLOC_TOP_PAD_ ?= 1000000000
 
-.PHONY: setup demo test test-all lint train figures png-deps bench
+.PHONY: setup demo test test-all lint train figures png-deps bench bench-profile
 
 setup: $(VENV)/.installed
 
@@ -44,3 +44,7 @@ png-deps:
 
 bench: setup
 	OMP_NUM_THREADS=2 $(PY) benchmarks/run.py --threads 2
+
+# Where the time goes in the cases whose speed-up target is not met (torch profiler; writes benchmarks/profile.json).
+bench-profile: setup
+	OMP_NUM_THREADS=2 $(PY) benchmarks/where_time_goes.py --threads 2

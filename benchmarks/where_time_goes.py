@@ -1,4 +1,4 @@
-"""Where the time goes in the benchmark's scoring and sweep cases (issue 17): a torch-profiler breakdown by kind of work.
+"""Where the time goes in the benchmark's scoring and sweep cases (issue 17): torch-profiler time by kind of work.
 
     make bench-profile   # or: python benchmarks/where_time_goes.py [--threads 2] [--case TEXT] [--quick] [--out F]
 
@@ -116,13 +116,15 @@ def scoring_case(name: str, models: dict, quick: bool) -> dict:
 
     model_name, family, tasks, n_examples, n_prompts = bench.SCORING_CASES[name]
     model = models.setdefault(model_name, bench.build_model(model_name))
-    prompts = bench.build_prompts(family, tasks, n_examples=n_examples, n_prompts=n_prompts // (2 if quick else 1), seed=0)
+    n_prompts //= 2 if quick else 1
+    prompts = bench.build_prompts(family, tasks, n_examples=n_examples, n_prompts=n_prompts, seed=0)
     cfg = model.cfg
     bench.score_answers(model, prompts[:2], include_newline=True)  # warm up
     bench.floor_forward(model, prompts[:2], kind="last")
     ours = profiled(lambda: bench.score_answers(model, prompts, include_newline=True), cfg.d_model, cfg.d_vocab)
     floor = profiled(lambda: bench.floor_forward(model, prompts, kind="last"), cfg.d_model, cfg.d_vocab)
-    cands = candidates_batch(model.tokenizer, [p.text for p in prompts], [[a + "\n" for a in p.answers] for p in prompts])
+    texts, answers = [p.text for p in prompts], [[a + "\n" for a in p.answers] for p in prompts]
+    cands = candidates_batch(model.tokenizer, texts, answers)
     plan = plan_scoring(cands, across_prompts=True)
     prompt_tokens = sum(len(p) for p in plan.prefixes)
     answer_tokens = sum(len(s) for s in plan.suffixes)

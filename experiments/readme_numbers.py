@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 START, END = "<!-- numbers:start -->", "<!-- numbers:end -->"
 PERF_START, PERF_END = "<!-- performance:start -->", "<!-- performance:end -->"
+PROFILE_START, PROFILE_END = "<!-- profile:start -->", "<!-- profile:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -38,6 +39,7 @@ def load_sources(root: Path = ROOT) -> dict:
         "solved": json.loads((fig / "tasks_solved" / "tasks_solved.json").read_text()),
         "construction": json.loads((fig / "construction" / "construction.json").read_text()),
         "bench": json.loads((root / "benchmarks" / "results.json").read_text()),
+        "profile": json.loads((root / "benchmarks" / "profile.json").read_text()),
         "scaling": json.loads((fig / "scaling" / "scaling.json").read_text()),
         "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
@@ -293,6 +295,42 @@ def render_performance(bench: dict) -> str:
     return "\n".join([*lines, PERF_END])
 
 
+def render_profile(profile: dict) -> str:
+    """The profile block: where the time of each profiled case goes (``benchmarks/profile.json``, ``make
+    bench-profile``), as shares of the profiled self time, and the work any exact method must do."""
+    meta = profile["meta"]
+    lines = [
+        PROFILE_START,
+        f"`make bench-profile` (`benchmarks/where_time_goes.py`), {meta['threads']} thread(s), torch {meta['torch']}: "
+        "share of the profiled time per kind of work",
+        "",
+    ]
+    runs = [(n, label, c[key]) for n, c in profile["cases"].items()
+            for key, label in (("ours", "ours"), ("floor_last_token", "last-token floor")) if key in c]  # fmt: skip
+    shown = lambda k: any(r["kinds_s"][k] > 0.005 * r["profiled_s"] for *_, r in runs)  # noqa: E731
+    kinds = [k for k in next(iter(runs))[2]["kinds_s"] if shown(k)]
+    lines += ["| case | run | seconds | " + " | ".join(kinds) + " |", "|---" * (3 + len(kinds)) + "|"]
+    for name, label, r in runs:
+        shares = [f"{r['kinds_s'][k] / r['profiled_s']:.0%}" for k in kinds]
+        lines.append("| " + " | ".join([name, label, f"{r['wall_s']:.2f}", *shares]) + " |")
+    lines.append("")
+    for name, c in profile["cases"].items():
+        if c["section"] == "scoring":
+            lines.append(
+                f"- {name}: {c['prompt_tokens']} prompt tokens run once (the floor runs them too) and "
+                f"{c['answer_tokens_fed']} answer tokens after them ({c['answer_tokens_over_prompt_tokens']:.1%} "
+                f"more); ours ÷ floor under the profiler {c['ours_over_floor_wall']:.2f}."
+            )
+        else:
+            lines.append(
+                f"- {name}: least exact work {c['multiply_adds_least_exact']:.3g} multiply-adds, "
+                f"{c['unembedding_share_of_least_exact']:.0%} of them the unembedding (all {c['lambdas']} λ × "
+                f"{c['layers']} layers × {c['distinct_queries']} queries need every vocabulary logit); per-cell "
+                f"baseline ÷ that: {c['arithmetic_ceiling']:.2f}×."
+            )
+    return "\n".join([*lines, PROFILE_END])
+
+
 def readme_block(text: str, start: str = START, end: str = END) -> str:
     """The README's current block between ``start`` and ``end``, markers included."""
     i, j = text.index(start), text.index(end) + len(end)
@@ -301,7 +339,11 @@ def readme_block(text: str, start: str = START, end: str = END) -> str:
 
 def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
     """Every generated block of the README by its markers."""
-    return {(START, END): render(sources), (PERF_START, PERF_END): render_performance(sources["bench"])}
+    return {
+        (START, END): render(sources),
+        (PERF_START, PERF_END): render_performance(sources["bench"]),
+        (PROFILE_START, PROFILE_END): render_profile(sources["profile"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

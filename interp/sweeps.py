@@ -146,7 +146,6 @@ def score_cells_per_cell(
     n = len(prompts)
     if not cells:
         return np.zeros((0, n, len(prompts[0].tasks)))
-    fused = fused_ok(model)  # no hook attached, GPT-2-style attention: the fused forward and its own cache
     layer_of = np.array([la for la, _ in cells])
     values = torch.stack([v for _, v in cells])
     pos = torch.tensor(list(positions), dtype=torch.long)
