@@ -16,6 +16,7 @@ GPT-2 style) and attention is causal and global: :func:`packable` says so; other
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -132,13 +133,17 @@ def layout(model, rows: PackedRows, chunk: Sequence[int], *, pad: int) -> Packed
     split = int(plen.max()) if n_ctx is None or width <= n_ctx else None
     if split is None:
         width = max(len(rows.tokens[r]) for r in chunk)
-    tokens = torch.full((len(chunk), width), pad, dtype=torch.long)
-    positions = torch.zeros((len(chunk), width), dtype=torch.long)
-    segments = torch.full((len(chunk), width), -1, dtype=torch.long)
-    for i, (r, n) in enumerate(zip(chunk, plen, strict=True)):
-        t, p, g = (torch.as_tensor(v, dtype=torch.long) for v in (rows.tokens[r], rows.positions[r], rows.segments[r]))
-        cols = torch.arange(len(t)) if split is None else torch.cat([torch.arange(n), split + torch.arange(len(t) - n)])
-        tokens[i, cols], positions[i, cols], segments[i, cols] = t, p, g
+    lengths = np.array([len(rows.tokens[r]) for r in chunk], dtype=np.int64)
+    row = np.repeat(np.arange(len(chunk)), lengths)  # every token of the chunk: its batch row and index in its row
+    index = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cols = index if split is None else np.where(index < plen[row], index, index - plen[row] + split)
+
+    def grid(values: list[tuple[int, ...]], fill: int) -> torch.Tensor:
+        out = np.full((len(chunk), width), fill, dtype=np.int64)
+        out[row, cols] = np.fromiter(itertools.chain.from_iterable(values[r] for r in chunk), np.int64, len(row))
+        return torch.from_numpy(out)
+
+    tokens, positions, segments = grid(rows.tokens, pad), grid(rows.positions, 0), grid(rows.segments, -1)
     return PackedBatch(tokens, positions, segments, split, plen, fused)
 
 
