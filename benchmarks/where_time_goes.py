@@ -2,9 +2,9 @@
 
     make bench-profile   # or: python benchmarks/where_time_goes.py [--threads 2] [--case TEXT] [--quick] [--out F]
 
-By default the two cases whose speed-up target is not met on a 2-core CPU (``gpt2-arch add_translate K=4`` scoring
-and the ``gpt2-arch operands`` λ × layer sweep); ``--case`` picks any scoring or sweep case of ``benchmarks/run.py``
-by name fragment. For each, the profiled run of ours (and, for scoring, of the last-token floor it is compared with)
+By default the scoring and sweep cases whose speed-up row FAILs in ``benchmarks/results.json`` (``make bench``; the
+GPT-2-architecture ones when there is none); ``--case`` picks any scoring or sweep case of ``benchmarks/run.py`` by
+name fragment. For each, the profiled run of ours (and, for scoring, of the last-token floor it is compared with)
 is split into kinds of work by the profiler's self time per operator:
 
 * *unembedding*: matrix products with the unembedding (every vocabulary logit);
@@ -37,7 +37,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import run as bench  # noqa: E402  (benchmarks/run.py: the cases, models and baselines)
 
-DEFAULT_CASES = ("gpt2-arch add_translate K=4", "gpt2-arch operands")
+FALLBACK_CASES = ("gpt2-arch add_translate K=4", "gpt2-arch operands")
+SPEED_ROWS = ("score vs paper loop · ", "sweep vs per-cell forwards · ")
+
+
+def failing_cases(results: Path = ROOT / "benchmarks" / "results.json") -> list[str]:
+    """The scoring and sweep cases whose speed-up row FAILs in ``results`` (none when the file is missing)."""
+    if not results.exists():
+        return []
+    rows = json.loads(results.read_text())["rows"]
+    return [r["name"].split(" · ", 1)[1] for r in rows if r["name"].startswith(SPEED_ROWS) and not r["pass"]]
+
+
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear"}
 ELEMENTWISE_OPS = {
     "aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::sub", "aten::sub_", "aten::div", "aten::div_",
@@ -199,10 +210,14 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="half the prompts / a fifth of the λ grid (a smoke run)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "profile.json"))
     args = ap.parse_args(argv)
-    wanted = args.case or list(DEFAULT_CASES)
-    names = [n for n in (*bench.SCORING_CASES, *bench.SWEEP_CASES) if any(w in n for w in wanted)]
+    known_cases = (*bench.SCORING_CASES, *bench.SWEEP_CASES)
+    if args.case:
+        names = [n for n in known_cases if any(w in n for w in args.case)]
+    else:
+        names = [n for n in failing_cases() if n in known_cases] or list(FALLBACK_CASES)
+    wanted = args.case
     if not names:
-        known = ", ".join(repr(n) for n in (*bench.SCORING_CASES, *bench.SWEEP_CASES))
+        known = ", ".join(repr(n) for n in known_cases)
         ap.error(f"--case: no scoring or sweep case matches {wanted}; known: {known}")
     torch.set_num_threads(args.threads)
     models: dict = {}

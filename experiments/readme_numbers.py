@@ -319,7 +319,7 @@ def render_profile(profile: dict) -> str:
             lines.append(
                 f"- {name}: {c['prompt_tokens']} prompt tokens run once (the floor runs them too) and "
                 f"{c['answer_tokens_fed']} answer tokens after them ({c['answer_tokens_over_prompt_tokens']:.1%} "
-                f"more); ours ÷ floor under the profiler {c['ours_over_floor_wall']:.2f}."
+                "more: the work ours adds; the paired timings are in the table above)."
             )
         else:
             lines.append(
