@@ -9,6 +9,9 @@
 #   bash experiments/gpu_train.sh "$OUT" 540                                  # paper set, best size (H100)
 #   bash experiments/gpu_train.sh "$OUT" 540 --mode family                    # four sizes side by side
 #   bash experiments/gpu_train.sh /tmp/dry 20 --plan experiments/configs/gpu_tiny.json --device cpu --probe-s 2
+# A machine without this project's dependencies (no internet there): copy their wheels along (e.g. a .whl/ folder
+# made here with `pip download --no-deps -d .whl transformer-lens ...`), then before this script:
+#   pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 set -euo pipefail
 out=${1:?usage: gpu_train.sh OUT_DIR [BUDGET_S] [options]}
 budget=${2:-540}
