@@ -375,6 +375,12 @@ def fused_continue(
         raise ValueError("fused_continue: pass exactly one of tokens and resid")
     if tokens is not None and start_at_layer != 0:
         raise ValueError(f"start_at_layer: tokens enter at layer 0, got start_at_layer={start_at_layer}")
+    stop = model.cfg.n_layers if stop_at_layer is None else stop_at_layer
+    if not 0 <= start_at_layer <= stop <= model.cfg.n_layers:
+        raise ValueError(
+            f"start_at_layer, stop_at_layer: need 0 <= start <= stop <= {model.cfg.n_layers} (the model's layers), "
+            f"got {start_at_layer}, {stop_at_layer}"
+        )
     device = model.cfg.device
     rows = rows.to(device)
     plen = prompt_lengths.to(device)[rows]
@@ -391,7 +397,6 @@ def fused_continue(
     n = keys_values[0][0].shape[2]
     beyond_prompt = torch.arange(n, device=device)[None, None, :] >= plen[:, None, None]  # [row, 1, prompt key]
     later = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)  # [query, own key]
-    stop = model.cfg.n_layers if stop_at_layer is None else stop_at_layer
     for layer in range(start_at_layer, stop):
         block = model.blocks[layer]
         attn = block.attn

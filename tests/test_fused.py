@@ -214,3 +214,7 @@ def test_continuation_rejects_ambiguous_inputs(tiny_char_model):
             fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]))
         with pytest.raises(ValueError, match="start_at_layer"):
             fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]), x[:, :1], start_at_layer=1)
+        for start, stop in ((1, 0), (0, model.cfg.n_layers + 1), (-1, None)):
+            with pytest.raises(ValueError, match="start_at_layer, stop_at_layer"):
+                fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]), resid=resid, start_at_layer=start,
+                               stop_at_layer=stop)  # fmt: skip
