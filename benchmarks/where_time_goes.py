@@ -10,8 +10,9 @@ is split into kinds of work by the profiler's self time per operator:
 * *unembedding*: matrix products with the unembedding (every vocabulary logit);
 * *log-softmax over the vocabulary*;
 * *weight products*: every other matrix product (query/key/value, attention output, MLP);
-* *fused attention kernel*, *layer norm*, *element-wise* (GELU, bias adds, masks, softmax of attention scores),
-  *copies and indexing*, *other*.
+* *attention*: the fused kernel, or the products of queries with keys and of weights with values and their softmax
+  (the key-value continuation of the sweep);
+* *layer norm*, *element-wise* (GELU, bias adds, masks), *copies and indexing*, *other*.
 
 It also counts the work any exact method must do: for scoring, the prompt tokens (run once: the floor) and the
 answer tokens fed after them; for the sweep, the multiply-adds of the least exact work (the patched token through
@@ -71,7 +72,7 @@ KINDS = (
     "unembedding (every vocabulary logit)",
     "log-softmax over the vocabulary",
     "weight products (q/k/v, attention output, MLP)",
-    "fused attention kernel",
+    "attention (fused kernel, or scores and mixing)",
     "layer norm",
     "element-wise (GELU, bias adds, masks)",
     "copies and indexing",
@@ -83,8 +84,12 @@ def kind_of(name: str, shapes: list, d_model: int, d_vocab: int) -> str:
     """Which kind of work one profiled operator (``name``, its inputs' ``shapes``) is."""
     dims = [tuple(s) for s in shapes if isinstance(s, list | tuple) and s]
     if name in MATMUL_OPS:
-        vocab = any(s[-2:] in ((d_model, d_vocab), (d_vocab, d_model)) for s in dims if len(s) >= 2)
-        return KINDS[0] if vocab else KINDS[2]
+        if any(s[-2:] in ((d_model, d_vocab), (d_vocab, d_model)) for s in dims if len(s) >= 2):
+            return KINDS[0]
+        # a weight is a 2-D operand; batched products of activations (query·key, weights·value) are attention
+        return KINDS[2] if any(len(s) == 2 for s in dims[1:]) or name in ("aten::addmm", "aten::addmm_") else KINDS[3]
+    if name in ("aten::_softmax", "aten::softmax"):
+        return KINDS[3]
     if name in ("aten::_log_softmax", "aten::log_softmax", "aten::logsumexp"):
         return KINDS[1] if any(s[-1] == d_vocab for s in dims) else KINDS[5]
     if "scaled_dot_product" in name or "flash_attention" in name:
@@ -123,7 +128,7 @@ def profiled(fn, d_model: int, d_vocab: int) -> dict:
 
 def scoring_case(name: str, models: dict, quick: bool) -> dict:
     """Ours (``score_answers``) and the last-token floor, profiled one after the other on the benchmark's prompts."""
-    from interp.scoring import candidates_batch, plan_scoring
+    from interp.scoring import candidates_batch, plan_scoring, uses_cache
 
     model_name, family, tasks, n_examples, n_prompts = bench.SCORING_CASES[name]
     model = models.setdefault(model_name, bench.build_model(model_name))
@@ -135,8 +140,8 @@ def scoring_case(name: str, models: dict, quick: bool) -> dict:
     ours = profiled(lambda: bench.score_answers(model, prompts, include_newline=True), cfg.d_model, cfg.d_vocab)
     floor = profiled(lambda: bench.floor_forward(model, prompts, kind="last"), cfg.d_model, cfg.d_vocab)
     texts, answers = [p.text for p in prompts], [[a + "\n" for a in p.answers] for p in prompts]
-    cands = candidates_batch(model.tokenizer, texts, answers)
-    plan = plan_scoring(cands, across_prompts=True)
+    cands = candidates_batch(model.tokenizer, texts, answers)  # as score_answers(include_newline=True) plans them
+    plan = plan_scoring(cands, shared_prefix=uses_cache(model), across_prompts=True)
     prompt_tokens = sum(len(p) for p in plan.prefixes)
     answer_tokens = sum(len(s) for s in plan.suffixes)
     return {

@@ -60,7 +60,7 @@ def fused_ok(model) -> bool:
     )
 
 
-def _cached(module, what: str, tensors: tuple[torch.Tensor, ...], compute: Callable[[], object]):
+def derived_per_module(module, what: str, tensors: tuple[torch.Tensor, ...], compute: Callable[[], object]):
     """``compute()``, kept per ``module`` and ``what`` until any of ``tensors`` changes (in place or replaced).
     Inference tensors (made under ``torch.inference_mode``) keep no version counter: computed every time."""
     if any(t.is_inference() for t in tensors):
@@ -88,7 +88,7 @@ def _live_heads(attn) -> torch.Tensor | None:
         writes = attn.W_O.flatten(1).ne(0).any(1) & (attn.W_V.flatten(1).ne(0).any(1) | attn.b_V.ne(0).any(1))
         return None if bool(writes.all()) else writes.nonzero().flatten()
 
-    return _cached(attn, "live_heads", (attn.W_O, attn.W_V, attn.b_V), compute)
+    return derived_per_module(attn, "live_heads", (attn.W_O, attn.W_V, attn.b_V), compute)
 
 
 #: Layers up to this many query/key/value weights keep their side-by-side copy between calls (GPT-2 medium: 3.1M);
@@ -111,7 +111,7 @@ def _qkv_weights(attn, live: torch.Tensor | None) -> tuple[torch.Tensor, torch.T
     params = (attn.W_Q, attn.W_K, attn.W_V, attn.b_Q, attn.b_K, attn.b_V, attn.W_O)  # W_O: which heads are live
     if 3 * attn.W_Q.numel() > QKV_CACHE_MAX or torch.is_grad_enabled():  # with autograd: weights in the graph
         return compute()
-    return _cached(attn, "qkv", params, compute)
+    return derived_per_module(attn, "qkv", params, compute)
 
 
 def _qkv(attn, x: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
@@ -137,7 +137,7 @@ def _mlp_out(mlp, x: torch.Tensor) -> torch.Tensor:
     """``mlp(x)``; an MLP whose output weights are all zero adds only its output bias (not computed through)."""
     w_out = getattr(mlp, "W_out", None)
     if w_out is not None and getattr(mlp, "b_out", None) is not None:
-        if not _cached(mlp, "writes", (w_out,), lambda: bool(w_out.ne(0).any())):
+        if not derived_per_module(mlp, "writes", (w_out,), lambda: bool(w_out.ne(0).any())):
             return mlp.b_out.expand_as(x)
     return mlp(x)
 
@@ -155,7 +155,7 @@ def _live_neurons(mlp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
         idx = writes.nonzero().flatten()
         return mlp.W_in[:, idx].contiguous(), mlp.b_in[idx].contiguous(), mlp.W_out[idx].contiguous()
 
-    return _cached(mlp, "live_neurons", (mlp.W_in, mlp.b_in, mlp.W_out), compute)
+    return derived_per_module(mlp, "live_neurons", (mlp.W_in, mlp.b_in, mlp.W_out), compute)
 
 
 #: On CPU, an MLP whose weights take at most :data:`MLP_SLICE_MAX_WEIGHT_BYTES` runs a slice of tokens at a time,
@@ -226,6 +226,9 @@ def fused_resid(
     such as answer scoring, skip most of that block). A ``keys_values`` list receives each block's keys and values
     (``Float[Tensor, "batch head pos d_head"]``, writing heads only) for :func:`fused_continue`.
     """
+    if keep is not None and keys_values is not None:
+        raise ValueError("keep, keys_values: pass at most one (with keep the last block's keys and values at the other "
+                         "places are not kept)")  # fmt: skip
     device = model.cfg.device
     tokens = tokens.to(device)
     n = tokens.shape[1]
@@ -381,6 +384,17 @@ def fused_continue(
             f"start_at_layer, stop_at_layer: need 0 <= start <= stop <= {model.cfg.n_layers} (the model's layers), "
             f"got {start_at_layer}, {stop_at_layer}"
         )
+    if len(keys_values) < stop:
+        raise ValueError(f"keys_values: has {len(keys_values)} layers, the run needs {stop} (from fused_resid)")
+    n = keys_values[0][0].shape[2]
+    if len(rows) and not 0 <= int(rows.min()) <= int(rows.max()) < len(prompt_lengths):
+        raise ValueError(f"rows: must index prompt_lengths (0 … {len(prompt_lengths) - 1}), got {rows.tolist()}")
+    if len(prompt_lengths) and int(prompt_lengths.max()) > n:
+        raise ValueError(f"prompt_lengths: at most the cached width {n}, got {prompt_lengths.tolist()}")
+    if resid is not None and (resid.ndim != 3 or resid.shape[0] != len(rows) or resid.shape[-1] != model.cfg.d_model):
+        raise ValueError(
+            f"resid: need [len(rows)={len(rows)}, pos, d_model={model.cfg.d_model}], got {list(resid.shape)}"
+        )
     device = model.cfg.device
     rows = rows.to(device)
     plen = prompt_lengths.to(device)[rows]
@@ -391,10 +405,9 @@ def fused_continue(
         n_ctx = model.pos_embed.W_pos.shape[0]
         h = model.embed(tokens) + model.pos_embed.W_pos[positions.clamp(max=n_ctx - 1)]  # clamped: pads only
     else:
-        h = resid.to(device).clone()  # the sublayers below add into it in place
+        h = resid.to(device, model.cfg.dtype, copy=True)  # a copy: the sublayers below add into it in place
         n_rows, t = h.shape[:2]
     groups = _RowGroups(rows)
-    n = keys_values[0][0].shape[2]
     beyond_prompt = torch.arange(n, device=device)[None, None, :] >= plen[:, None, None]  # [row, 1, prompt key]
     later = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)  # [query, own key]
     for layer in range(start_at_layer, stop):

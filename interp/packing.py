@@ -115,10 +115,15 @@ class PackedBatch:
 
     def columns(self, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Column of token ``positions[i]`` (index within its packed row) of batch row ``rows[i]``."""
-        if self.prefix_width is None:
-            return positions
-        plen = self.prefix_len[rows]
-        return np.where(positions < plen, positions, positions - plen + self.prefix_width)
+        return split_columns(positions, self.prefix_len[rows], self.prefix_width)
+
+
+def split_columns(index: np.ndarray, prefix_len: np.ndarray, prefix_width: int | None) -> np.ndarray:
+    """Column of each token ``index`` (within its packed row, whose prefix has ``prefix_len`` tokens) in the split
+    layout: prefix tokens where they are, suffix tokens from ``prefix_width`` on (``None``: rows as packed)."""
+    if prefix_width is None:
+        return index
+    return np.where(index < prefix_len, index, index - prefix_len + prefix_width)
 
 
 def layout(model, rows: PackedRows, chunk: Sequence[int], *, pad: int) -> PackedBatch:
@@ -136,7 +141,7 @@ def layout(model, rows: PackedRows, chunk: Sequence[int], *, pad: int) -> Packed
     lengths = np.array([len(rows.tokens[r]) for r in chunk], dtype=np.int64)
     row = np.repeat(np.arange(len(chunk)), lengths)  # every token of the chunk: its batch row and index in its row
     index = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    cols = index if split is None else np.where(index < plen[row], index, index - plen[row] + split)
+    cols = split_columns(index, plen[row], split)
 
     def grid(values: list[tuple[int, ...]], fill: int) -> torch.Tensor:
         out = np.full((len(chunk), width), fill, dtype=np.int64)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from interp.fused import derived_per_module
 from interp.hooks import attached_hooks, context_length, continuation_pass, hooks
 from interp.models import tokenizer_of, trained_examples
 from interp.packing import layout, pack, packable, packed_forward
@@ -313,7 +314,7 @@ def unembed(model, x: torch.Tensor) -> torch.Tensor:
     if u.hook_in.fwd_hooks or u.hook_out.fwd_hooks:
         return u(x[None])[0]
     w = u.W_U.to(x.dtype)
-    if not bool(u.b_U.any()):
+    if not derived_per_module(u, "bias_nonzero", (u.b_U,), lambda: bool(u.b_U.any())):  # kept: no device sync per call
         return x @ w
     return torch.addmm(u.b_U.to(x.dtype), x, w)
 

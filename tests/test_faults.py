@@ -10,6 +10,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,13 +45,15 @@ def assert_only_complete_files(out: Path) -> list[str]:
 
 @pytest.fixture
 def disk_full_at(monkeypatch):
-    """``disk_full_at(k)``: the k-th write of a temporary output file writes half its bytes, then fails (ENOSPC)."""
+    """``disk_full_at(k)``: the k-th write of a temporary output file by the calling thread writes half its bytes,
+    then fails (ENOSPC). PNGs drawn on the background thread (``export.pngs_in_background``) are not counted: their
+    timing against the caller's writes varies from run to run; whatever they write must still be complete."""
     real = pathlib.Path.write_bytes
     calls = []
 
     def arm(k: int):
         def write_bytes(self, data):
-            if self.name.endswith(".tmp"):
+            if self.name.endswith(".tmp") and threading.current_thread() is threading.main_thread():
                 calls.append(self.name)
                 if len(calls) == k:
                     real(self, data[: len(data) // 2])
@@ -78,13 +81,9 @@ def test_failed_write_mid_run_leaves_only_complete_files(k, disk_full_at, tmp_pa
     assert len(calls) == k
     names = assert_only_complete_files(out)
     assert json.loads(old.read_text()) == {"previous": "run"}  # the file being replaced was not touched
-    if k == 5:  # the first study finished: its outputs are all there (and the second's HTML when no PNG is written)
-        from interp.export import png_status
-
+    if k == 5:  # the first study finished and the second wrote its HTML; a PNG, if any was drawn, is complete
         expected = {"mixture_sweep/mixture_sweep.json", "mixture_sweep/mixture_sweep.html"}
-        expected |= (
-            {"superposition_bars/superposition_bars.html"} if png_status() else {"mixture_sweep/mixture_sweep.png"}
-        )
+        expected |= {"superposition_bars/superposition_bars.html"}
         assert expected <= set(names)
     else:
         assert "mixture_sweep/mixture_sweep.html" not in names

@@ -83,6 +83,9 @@ def test_keep_returns_the_full_forward_at_those_places(model_fixture, request):
     assert (got - full[rows, cols]).abs().max().item() < 1e-5
     assert (masked_kept - masked[rows, cols]).abs().max().item() < 1e-5
     assert (masked[:, -1] - full[:, -1]).abs().max().item() > 1e-3  # the mask did change what the last token sees
+    with torch.inference_mode():  # every query inside the causal prefix: the mask has nothing left to act on
+        whole_prefix = fused_resid(model, x, visible=block_mask(segments), causal_prefix=x.shape[1])
+    assert (whole_prefix - full).abs().max().item() < 1e-5
 
 
 def test_heads_and_mlps_that_write_nothing_are_skipped_exactly(tiny_char_model):
@@ -214,6 +217,17 @@ def test_continuation_rejects_ambiguous_inputs(tiny_char_model):
             fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]))
         with pytest.raises(ValueError, match="start_at_layer"):
             fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]), x[:, :1], start_at_layer=1)
+        bad = [
+            ((kv[:1], torch.tensor([3]), torch.tensor([0])), {"resid": resid}, "keys_values: has 1 layers"),
+            ((kv, torch.tensor([3]), torch.tensor([1])), {"resid": resid}, "rows: must index prompt_lengths"),
+            ((kv, torch.tensor([4]), torch.tensor([0])), {"resid": resid}, "prompt_lengths: at most the cached"),
+            ((kv, torch.tensor([3]), torch.tensor([0, 0])), {"resid": resid}, r"resid: need \[len\(rows\)=2"),
+        ]
+        for args, kwargs, message in bad:
+            with pytest.raises(ValueError, match=message):
+                fused_continue(model, *args, **kwargs)
+        with pytest.raises(ValueError, match="keep, keys_values"):
+            fused_resid(model, x, keys_values=[], keep=(torch.tensor([0]), torch.tensor([2])))
         for start, stop in ((1, 0), (0, model.cfg.n_layers + 1), (-1, None)):
             with pytest.raises(ValueError, match="start_at_layer, stop_at_layer"):
                 fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]), resid=resid, start_at_layer=start,

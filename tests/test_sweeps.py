@@ -161,13 +161,20 @@ def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch, route):
     assert seen and max(seen) == 0
 
 
-@pytest.mark.parametrize("hook", ["resid_post", "resid_pre"])
-def test_fused_and_transformer_lens_caches_give_the_same_cells(tiny_char_model, monkeypatch, hook):
+@pytest.mark.parametrize(("hook", "dead_layer"), [("resid_post", None), ("resid_pre", None), ("resid_pre", 0)])
+def test_fused_and_transformer_lens_caches_give_the_same_cells(tiny_char_model, monkeypatch, hook, dead_layer):
     """The shared route on the fused forward's own keys and values equals it on TransformerLens's cache (prompts of
-    different lengths, so right padding in the cache, and every split layer including the last)."""
+    different lengths, so right padding in the cache, and every split layer including the last; also with a layer
+    whose heads all write nothing, so that it stores no keys and values)."""
+    import copy
+
     import interp.sweeps as sweeps
 
     model = tiny_char_model
+    if dead_layer is not None:
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            model.blocks[dead_layer].attn.W_O.zero_()
     zs = zero_shot_prompts("letters", ["first", "last"], n_prompts=9, seed=4)
     pos = last_positions(model, zs)
     assert len(set(pos)) > 1 and sweeps.fused_ok(model)
