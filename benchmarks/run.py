@@ -238,6 +238,18 @@ def per_cell_sweep(model, prompts, va, vb, lambdas, layers) -> np.ndarray:
     return out
 
 
+def cells_vs_per_cell(model, prompts, va, vb, lambdas, layers, ref: np.ndarray) -> float:
+    """Max |Δ log p| between the sweep's cell driver (``score_cells``, v(λ) replaced at the last token) and ``ref``,
+    the per-cell baseline's ``[λ, layer, q, k]`` log-probs for the same cells."""
+    from interp.sweeps import last_positions, score_cells
+    from interp.vectors import convex
+
+    cells = [(la, convex([lam, 1 - lam], [va, vb]).at(la)) for lam in lambdas for la in layers]
+    logp = score_cells(model, prompts, cells, last_positions(model, prompts), mode="replace", hook=va.hook,
+                       batch_size=32)  # fmt: skip
+    return float(np.abs(logp.reshape(ref.shape) - ref).max())
+
+
 @torch.inference_mode()
 def unembed_floor(model, n_rows: int, chunk: int = 1024) -> float:
     """Seconds to normalise ``n_rows`` final residuals over the whole vocabulary (``ln_final``, unembedding,
@@ -267,8 +279,8 @@ def sweep_multiply_adds(model, prompts, n_lambdas: int, layers, hook: str) -> tu
 def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
     from interp.metrics import mean_and_sem
     from interp.prompts import zero_shot_prompts
-    from interp.sweeps import DEFAULT_LAMBDAS, lambda_sweep, last_positions, score_cells
-    from interp.vectors import convex, task_vector
+    from interp.sweeps import DEFAULT_LAMBDAS, lambda_sweep
+    from interp.vectors import task_vector
 
     model_name, family, task_a, task_b, n_prompts = SWEEP_CASES[name]
     model = models.setdefault(model_name, build_model(model_name))
@@ -287,13 +299,11 @@ def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
         base_s = min(base_s, t)
         t, got = best_of(ours, 1)
         ours_s = min(ours_s, t)
-    cells = [(la, convex([lam, 1 - lam], [va, vb]).at(la)) for lam in lambdas for la in layers]
-    logp = score_cells(model, zs, cells, last_positions(model, zs), mode="replace", hook=va.hook, batch_size=32)
-    d_logp = float(np.abs(logp.reshape(ref.shape) - ref).max())
+    d_logp = cells_vs_per_cell(model, zs, va, vb, lambdas, layers, ref)
     d_p = float(np.abs(got.probs - mean_and_sem(ref)[0]).max())
     info = {"lambdas": len(lambdas), "layers": len(layers), "queries": len(zs), "max_dlogp": d_logp, "max_dp": d_p}
     distinct = len({p.text for p in zs})
-    floor_s = min(unembed_floor(model, len(cells) * distinct) for _ in range(reps))
+    floor_s = min(unembed_floor(model, len(lambdas) * len(layers) * distinct) for _ in range(reps))
     info |= {"distinct_queries": distinct, "unembed_floor_s": floor_s, "ceiling_vs_per_cell": base_s / floor_s}
     base_ma, least_ma = sweep_multiply_adds(model, zs, len(lambdas), layers, va.hook)
     info |= {"multiply_adds_per_cell": base_ma, "multiply_adds_least": least_ma}
@@ -302,11 +312,7 @@ def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
     if model_name == "embedded":  # the same sums in float64 (every 3rd λ): any gap left is a real difference
         model64 = copy.deepcopy(model).to(torch.float64)
         lam64 = lambdas[::3]
-        ref64 = per_cell_sweep(model64, zs, va, vb, lam64, layers)
-        cells64 = [(la, convex([lam, 1 - lam], [va, vb]).at(la)) for lam in lam64 for la in layers]
-        got64 = score_cells(model64, zs, cells64, last_positions(model64, zs), mode="replace", hook=va.hook,
-                            batch_size=32)  # fmt: skip
-        d64 = float(np.abs(got64.reshape(ref64.shape) - ref64).max())
+        d64 = cells_vs_per_cell(model64, zs, va, vb, lam64, layers, per_cell_sweep(model64, zs, va, vb, lam64, layers))
         del model64
         info["max_dlogp_float64"] = d64
         rows64 = [row(f"sweep equality float64 · {name}", 0.0, 0.0, d64, "max|dlogp| <= 1e-9", d64 <= 1e-9, info)]
@@ -552,6 +558,18 @@ def bench_generation(name: str, models: dict, quick: bool) -> list[dict]:
 # --- main ----------------------------------------------------------------------------------------------------------
 
 
+def run_meta(threads: int, quick: bool) -> dict:
+    """What a benchmark's JSON records about the run: threads, torch, quick mode, CPU count."""
+    return {"threads": threads, "torch": torch.__version__, "quick": quick, "cpu_count": os.cpu_count()}
+
+
+def write_results(path: str | Path, results: dict) -> None:
+    """``results`` as indented JSON at ``path``, written atomically (full precision: these are measurements)."""
+    from interp.export import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(results, indent=2) + "\n").encode())
+
+
 def print_row(r: dict) -> None:
     unit = r.get("unit", "s")
     verdict = "PASS" if r["pass"] else "FAIL"
@@ -599,16 +617,12 @@ def main(argv=None) -> int:
         for r in bench_end_to_end(args.quick):
             print_row(r)
             rows.append(r)
-    from interp.export import atomic_path
-
     meta: dict = {}
     if args.only and Path(args.out).exists():  # one section re-run: keep the other sections' rows and notes
         names, before = {r["name"] for r in rows}, json.loads(Path(args.out).read_text())
         rows = [r for r in before["rows"] if r["name"] not in names] + rows
         meta = before.get("meta", {})
-    meta |= {"threads": args.threads, "torch": torch.__version__, "quick": args.quick, "cpu_count": os.cpu_count()}
-    with atomic_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    write_results(args.out, {"meta": meta | run_meta(args.threads, args.quick), "rows": rows})
     print(f"wrote {args.out}; {sum(not r['pass'] for r in rows)} FAIL of {len(rows)}")
     return 0
 

@@ -231,11 +231,7 @@ def main(argv=None) -> int:
         section = scoring_case if name in bench.SCORING_CASES else sweep_case
         cases[name] = section(name, models, args.quick)
         print_case(name, cases[name])
-    from interp.export import atomic_path
-
-    meta = {"threads": args.threads, "torch": torch.__version__, "quick": args.quick, "cpu_count": os.cpu_count()}
-    with atomic_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps({"meta": meta, "cases": cases}, indent=2) + "\n")
+    bench.write_results(args.out, {"meta": bench.run_meta(args.threads, args.quick), "cases": cases})
     print(f"\nwrote {args.out}")
     return 0
 
