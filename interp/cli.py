@@ -25,7 +25,6 @@ import sys
 import threading
 import types
 import typing
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -339,14 +338,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"model written to {final}")
 
 
-def _quiet_png_warning() -> None:
-    """The studies runner says once, at the end, why PNGs were not written: no warning on top of that."""
-
-    from interp.export import PNG_HELP
-
-    warnings.filterwarnings("ignore", message=re.escape(PNG_HELP), category=RuntimeWarning)
-
-
 def cmd_figures(args: argparse.Namespace) -> None:
     check_out(args.out)
     from interp.studies import check_study_names, run_studies  # imports torch and plotly
@@ -354,7 +345,6 @@ def cmd_figures(args: argparse.Namespace) -> None:
     with as_flag("studies"):
         names = check_study_names(args.studies or None)
     model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
-    _quiet_png_warning()
     run_studies(names, model=model, quick=args.quick, out=args.out)
 
 
@@ -363,7 +353,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     check_out(args.out)
     model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
-    _quiet_png_warning()
     demo(out=args.out, model=model)
 
 

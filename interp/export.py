@@ -2,9 +2,8 @@
 
 Every file is written to a temporary name in its target folder and renamed into place, so an
 interrupted run never leaves a half-written file; files get the usual ``0o666 & ~umask`` mode. Static PNG
-export uses plotly's kaleido, which needs a Chromium; when none can be found the run goes on in HTML-only
-mode, says so once with the reason, and removes a PNG that would no longer match its HTML (never a crash at
-the end of a long run).
+export (:mod:`interp.png`) needs a Chromium; when none can be used the run goes on in HTML-only mode, says so once
+with the reason, and removes a PNG that would no longer match its HTML (never a crash or a hang).
 
 Reruns are a no-op for git: floats in JSON are rounded to :data:`JSON_SIGNIFICANT_DIGITS` significant digits,
 and a JSON or HTML file whose new text differs from the existing one only by float noise (every number within
@@ -13,25 +12,20 @@ and a JSON or HTML file whose new text differs from the existing one only by flo
 
 from __future__ import annotations
 
-import atexit
 import json
 import math
 import os
 import re
 import tempfile
 import threading
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-PNG_HELP = (
-    "static PNG export needs a Chromium for kaleido (Debian: `apt-get install chromium`, or "
-    "`make png-deps`); writing HTML and JSON only"
-)
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+from interp.png import close_renderer, png_status, render_png
+
 #: Floats written by :func:`write_json` keep this many significant digits (far above any reported precision,
 #: far below the ~1e-8 noise another CPU or thread count adds).
 JSON_SIGNIFICANT_DIGITS = 10
@@ -39,7 +33,6 @@ JSON_SIGNIFICANT_DIGITS = 10
 #: the tolerance of the golden tests (``tests/golden.py``), since another CPU changes committed numbers by up to
 #: ~2e-6 (measured on mixture_sweep); far below the 3 decimals reported and any CI width.
 NOISE_TOLERANCE = 1e-5
-_png_disabled_reason: str | None = None
 
 
 def _umask() -> int:
@@ -183,98 +176,14 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
-def _find_chromium() -> str | None:
-    import shutil
-
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def _png_failure_reason(err: BaseException, chrome: str | None) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    detail = lines[0][:160] if lines else "(no message)"
-    if chrome is None and not os.environ.get("BROWSER_PATH"):
-        return f"no Chromium found on PATH (looked for {', '.join(CHROMIUM_NAMES)}); kaleido said: {detail}"
-    return f"kaleido failed with browser {os.environ.get('BROWSER_PATH') or chrome}: {type(err).__name__}: {detail}"
-
-
-_browser_kept = False
-
-
-def _keep_browser() -> None:
-    """One headless browser for the whole process (kaleido's sync server), stopped at exit: the first PNG pays the
-    browser's start, later ones take ~0.2 s instead of ~2 s each (measured on the 2-core machine)."""
-    global _browser_kept
-    if _browser_kept:
-        return
-    import kaleido
-
-    kaleido.start_sync_server(silence_warnings=True)
-    atexit.register(kaleido.stop_sync_server, silence_warnings=True)
-    _browser_kept = True
-
-
-def _point_kaleido_at_chromium() -> str | None:
-    """The Chromium found on PATH (``None``: none), given to kaleido through ``BROWSER_PATH`` unless one is set."""
-    chrome = _find_chromium()
-    if chrome and not os.environ.get("BROWSER_PATH"):
-        os.environ["BROWSER_PATH"] = chrome
-    return chrome
-
-
-_png_lock = threading.Lock()  # one PNG at a time: the warm-up thread and the studies share kaleido's server
-
-
-def warm_png_export() -> threading.Thread | None:
-    """Start the headless browser now, in a background thread (a throwaway 10-pixel render), so that the first real
-    PNG does not wait ~2 s for it while the caller computes; returns the thread (``None`` when already warm or PNG
-    export is off). A failure here is silent: the first real PNG meets it again and says why.
-
-    >>> warm_png_export()  # doctest: +SKIP
-    <Thread(interp-png-warm-up, started daemon ...)>
-    """
-    if _png_disabled_reason is not None or _browser_kept:
-        return None
-
-    def warm() -> None:
-        with _png_lock:
-            _point_kaleido_at_chromium()
-            try:
-                _keep_browser()
-                import kaleido
-
-                kaleido.calc_fig_sync({"data": [], "layout": {}}, opts={"format": "png", "width": 10, "height": 10})
-            except Exception:  # noqa: BLE001 - reported by the first real PNG
-                pass
-
-    thread = threading.Thread(target=warm, name="interp-png-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
 def figure_png_bytes(fig, *, width: int = 900, height: int = 560, scale: float = 2.0) -> bytes | None:
-    """PNG bytes of ``fig`` via kaleido, or ``None`` when no browser is usable (one warning per process)."""
-    with _png_lock:
-        return _figure_png_bytes(fig, width, height, scale)
+    """PNG bytes of ``fig``, or ``None`` when PNG export is off (no usable browser: said once, see
+    :func:`interp.png.png_status`). Never waits longer than :func:`interp.png.timeout_s` on the browser."""
+    import plotly.io as pio
 
-
-def _figure_png_bytes(fig, width: int, height: int, scale: float) -> bytes | None:
-    global _png_disabled_reason
-    if _png_disabled_reason is not None:
+    if png_status() is not None:
         return None
-    chrome = _point_kaleido_at_chromium()
-    try:
-        _keep_browser()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The kopts argument is ignored")  # plotly's, with a server
-            return fig.to_image(format="png", width=width, height=height, scale=scale)
-    except Exception as err:  # noqa: BLE001 - kaleido raises many kinds when no browser is usable
-        _png_disabled_reason = f"{PNG_HELP}: {_png_failure_reason(err, chrome)}"
-        warnings.warn(_png_disabled_reason, RuntimeWarning, stacklevel=3)
-        return None
+    return render_png(pio.to_json(fig, validate=False), width=width, height=height, scale=scale)
 
 
 PLOTLY_JS = "plotly.min.js"
@@ -309,12 +218,16 @@ def write_figure(
         text = fig.to_html(include_plotlyjs=f"../{PLOTLY_JS}", full_html=True, div_id=base.name)
         changed = write_text_if_changed(base.with_suffix(".html"), text)
         out["html"] = str(base.with_suffix(".html"))
-    if png and not changed and png_path.is_file():
+    if not png:
+        return out
+    if not changed and png_path.is_file():  # the figure did not change: its PNG still shows it
         out["png"] = str(png_path)
-    elif png and _background is not None:  # inside pngs_in_background(): rendered while the caller goes on
+    elif png_status() is not None:  # PNG export is off: no image of the previous numbers beside the new HTML
+        png_path.unlink(missing_ok=True)
+    elif _background is not None:  # inside pngs_in_background(): rendered while the caller goes on
         out["png"] = str(png_path)
         _background[1].append(_background[0].submit(lambda: out.update(png=_write_png(fig, png_path, width, height))))
-    elif png:
+    else:
         out["png"] = _write_png(fig, png_path, width, height)
     return out
 
@@ -350,16 +263,12 @@ def pngs_in_background() -> Iterator[None]:
     futures = _background[1]
     try:
         yield
+        executor.shutdown(wait=True)  # every wait on the browser has a timeout, so this ends
     except BaseException:
+        close_renderer(grace_s=0)  # a PNG being drawn fails at once instead of finishing (Ctrl-C must not wait for it)
         executor.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
         _background = previous
-    executor.shutdown(wait=True)
     for future in futures:
         future.result()
-
-
-def png_status() -> str | None:
-    """Why PNG export is off in this process, or ``None`` when it works (or was not tried)."""
-    return _png_disabled_reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -9,6 +11,10 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from interp.hooks import attached_hooks
 from interp.models import LOADED_MODELS, hooked_from_hf, load_model, resolve_weights_dir
 from interp.tokenization import build_char_tokenizer, build_gpt2_tokenizer, char_vocab
+
+# Figures in tests are HTML + JSON: whether a browser is installed must not change what the suite does or how long
+# it takes. tests/test_png.py turns PNG export on where it tests it (INTERP_PNG=1 pytest ... turns it on everywhere).
+os.environ.setdefault("INTERP_PNG", "0")
 
 
 @pytest.fixture(autouse=True)

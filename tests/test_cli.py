@@ -178,30 +178,3 @@ def test_readme_names_the_installed_hub_command():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "huggingface-cli" not in readme and "hf download openai-community/gpt2" in readme
-
-
-def test_figures_without_png_export_say_why_once(tmp_path, monkeypatch, capsys, embedded_model):
-    """Issue #12 item 10: one reason (not ``RuntimeError: ``), printed once per run, and no stale PNG left."""
-    import plotly.graph_objects as go
-
-    import interp.export as export
-    import interp.models
-
-    monkeypatch.setattr(interp.models, "load_model", lambda *a, **k: embedded_model)
-    monkeypatch.setattr(export, "_png_disabled_reason", None)
-    monkeypatch.setattr(export, "_find_chromium", lambda: None)
-    monkeypatch.delenv("BROWSER_PATH", raising=False)
-
-    def no_browser(*args, **kwargs):
-        raise RuntimeError("")
-
-    monkeypatch.setattr(go.Figure, "to_image", no_browser)
-    stale = tmp_path / "tasks_solved" / "tasks_solved.png"
-    stale.parent.mkdir()
-    stale.write_bytes(b"an image of other numbers")
-    assert main(["figures", "tasks_solved", "superposition_bars", "--quick", "--out", str(tmp_path)]) == 0
-    captured = capsys.readouterr()
-    said = captured.out + captured.err
-    assert said.count(export.PNG_HELP) == 1, said
-    assert "no Chromium found on PATH" in said and "RuntimeError: \n" not in said
-    assert not stale.exists() and not list(tmp_path.rglob("*.png"))

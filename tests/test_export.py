@@ -2,32 +2,13 @@ import json
 import math
 import os
 import stat
-import warnings
 from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
 
 import interp.export as export
-
-
-def test_html_only_mode_when_png_export_fails(tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "_png_disabled_reason", None)
-
-    def no_browser(*args, **kwargs):
-        raise RuntimeError("Kaleido requires Google Chrome to be installed")
-
-    fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))
-    monkeypatch.setattr(go.Figure, "to_image", no_browser)
-    with pytest.warns(RuntimeWarning, match="HTML and JSON only"):
-        paths = export.write_figure(fig, tmp_path / "study" / "fig")
-    assert paths["png"] is None and (tmp_path / "study" / "fig.html").is_file()
-    assert (tmp_path / export.PLOTLY_JS).is_file()  # shared plotly.js, referenced relatively
-    assert "../plotly.min.js" in (tmp_path / "study" / "fig.html").read_text()
-    assert export.png_status() is not None
-    again = export.write_figure(fig, tmp_path / "study" / "fig2")  # no second attempt, no crash
-    assert again["png"] is None
-    monkeypatch.setattr(export, "_png_disabled_reason", None)
+import interp.png as png
 
 
 def test_atomic_json_leaves_no_temporary_files(tmp_path):
@@ -50,49 +31,28 @@ def test_written_files_honour_the_umask(tmp_path, umask):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
 
 
-def _no_png_export(monkeypatch, message=""):
-    """kaleido fails (with an empty message, as it can) and no Chromium is on PATH."""
-    monkeypatch.setattr(export, "_png_disabled_reason", None)
-    monkeypatch.setattr(export, "_find_chromium", lambda: None)
-    monkeypatch.delenv("BROWSER_PATH", raising=False)
-
-    def fail(*args, **kwargs):
-        raise RuntimeError(message)
-
-    monkeypatch.setattr(go.Figure, "to_image", fail)
+@pytest.fixture
+def png_off(monkeypatch):
+    """PNG export off, as on a machine without a browser (the test of that machine is tests/test_png.py)."""
+    monkeypatch.setenv(png.SWITCH_ENV, "0")
+    png.reset_png_state()
+    yield
+    png.reset_png_state()
 
 
-def test_png_failure_says_why_once_and_removes_the_stale_png(tmp_path, monkeypatch):
-    _no_png_export(monkeypatch)
-    base = tmp_path / "study" / "fig"
-    base.parent.mkdir()
-    base.with_suffix(".png").write_bytes(b"old image of old numbers")
-    base.with_suffix(".html").write_text("<html>old figure</html>")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        export.write_figure(go.Figure(go.Bar(y=[1, 2])), base)
-        export.write_figure(go.Figure(go.Bar(y=[3, 4])), tmp_path / "study" / "fig2")
-    reasons = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
-    assert len(reasons) == 1, reasons  # once per process, not once per figure
-    assert "no Chromium found on PATH" in reasons[0] and not reasons[0].rstrip(")").endswith("RuntimeError: ")
-    assert export.png_status() == reasons[0]
-    assert not base.with_suffix(".png").exists()  # no image of the previous numbers beside the new HTML
-    assert not (tmp_path / "study" / "fig2.png").exists()
+@pytest.fixture
+def png_on(monkeypatch):
+    """PNG export on as far as :mod:`interp.png` knows (the tests replace the drawing itself)."""
+    monkeypatch.setenv(png.SWITCH_ENV, "1")
+    png.reset_png_state()
+    yield
+    png.reset_png_state()
 
 
-def test_png_failure_reason_with_a_browser_names_it(monkeypatch):
-    monkeypatch.setattr(export, "_png_disabled_reason", None)
-    monkeypatch.setenv("BROWSER_PATH", "/opt/chromium")
-    reason = export._png_failure_reason(RuntimeError(""), "/opt/chromium")
-    assert reason == "kaleido failed with browser /opt/chromium: RuntimeError: (no message)"
-
-
-@pytest.mark.filterwarnings("ignore:static PNG export")
-def test_unchanged_figure_keeps_its_html_and_png(tmp_path, monkeypatch):
+def test_unchanged_figure_keeps_its_html_and_png(tmp_path, png_off):
     """A rerun that changes nothing (up to float noise) rewrites nothing: git sees no change."""
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0.1234567891234, 0.5]))
     base = tmp_path / "study" / "fig"
-    _no_png_export(monkeypatch)
     export.write_figure(fig, base)
     base.with_suffix(".png").write_bytes(b"png made where Chromium was available")
     html_inode = base.with_suffix(".html").stat().st_ino
@@ -151,32 +111,7 @@ def test_check_output_dir(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probes left nothing
 
 
-def test_png_warm_up_is_silent_on_failure_and_the_first_png_says_why(monkeypatch, tmp_path):
-    """The background warm-up never warns (it runs beside the studies); the first real PNG meets the failure and
-    reports it once, as without a warm-up."""
-    import warnings
-
-    import plotly.graph_objects as go
-
-    monkeypatch.setattr(export, "_png_disabled_reason", None)
-    monkeypatch.setattr(export, "_browser_kept", False)
-
-    def no_browser(*args, **kwargs):
-        raise RuntimeError("no browser here")
-
-    monkeypatch.setattr(export, "_keep_browser", no_browser)
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        thread = export.warm_png_export()
-        thread.join(timeout=30)
-        assert not thread.is_alive() and not seen
-        assert export.figure_png_bytes(go.Figure()) is None
-    assert [str(w.message) for w in seen] == [export.png_status()]
-    assert "no browser here" in export.png_status()
-    assert export.warm_png_export() is None  # PNG export is off: nothing to warm
-
-
-def test_pngs_in_background_are_all_written_when_the_block_ends(tmp_path, monkeypatch):
+def test_pngs_in_background_are_all_written_when_the_block_ends(tmp_path, monkeypatch, png_on):
     """Inside the block write_figure returns before its PNG is drawn (drawn on another thread, one at a time); the
     block's end waits for every PNG; a PNG that fails raises there."""
     import threading
@@ -209,7 +144,7 @@ def test_pngs_in_background_are_all_written_when_the_block_ends(tmp_path, monkey
     assert export._background is None  # the block left nothing behind
 
 
-def test_pngs_in_background_report_a_png_that_could_not_be_made(tmp_path, monkeypatch):
+def test_pngs_in_background_report_a_png_that_could_not_be_made(tmp_path, monkeypatch, png_on):
     monkeypatch.setattr(export, "figure_png_bytes", lambda fig, *, width, height: None)
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "f.png").write_bytes(b"old numbers")

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import importlib
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.export import png_status, pngs_in_background, warm_png_export
+from interp.export import pngs_in_background
 from interp.models import load_model
+from interp.png import PngSkipped, png_preflight, png_status, warm_png_export
 from interp.studies.common import shared_results
 
 
@@ -119,17 +121,31 @@ def run_studies(
     names = check_study_names(names)
     if isinstance(model, str):
         model = load_model(model)  # resolves the weights first: a missing model fails before any work
-    warm_png_export()  # the browser starts while the first study computes
+    said_png = png_preflight()
+    if said_png:  # before any study runs: no browser, or PNG export turned off
+        print(f"note: {said_png}")
+    warm_png_export()  # the browser starts in its own process while the first study computes
     results = {}
-    with shared_results(), pngs_in_background():  # identical results computed once; PNGs drawn while computing
+    with warnings.catch_warnings(), shared_results(), pngs_in_background():  # PNGs drawn while computing
+        warnings.simplefilter("ignore", PngSkipped)  # said once below, as a note
         for name in names:
             study = STUDIES[name]
             config = study.config(quick)
             start = time.perf_counter()
             results[name] = study.run(model, config, Path(out) / name, progress=progress)
-            wrote = [p for p in results[name]["paths"].values() if p]
+            wrote = [p for p in results[name]["paths"].values() if p and not p.endswith(".png")]
             print(f"{name}: {time.perf_counter() - start:.1f}s → {', '.join(wrote)}")
-    if png_status():
+    pngs = []
+    for result in results.values():  # a PNG is reported only once it exists (drawn in the background, or skipped)
+        for key, path in result["paths"].items():
+            if path and path.endswith(".png"):
+                if Path(path).is_file():
+                    pngs.append(path)
+                else:
+                    result["paths"][key] = None
+    if pngs:
+        print(f"PNG: {', '.join(pngs)}")
+    if png_status() and png_status() != said_png:
         print(f"note: {png_status()}")
     print(f"outputs written under {Path(out).resolve()}")
     return results
