@@ -25,6 +25,7 @@ import sys
 import threading
 import types
 import typing
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -62,7 +63,20 @@ class CliError(Exception):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """``argparse`` whose errors are one line (the README's promise), pointing to ``--help`` for the usage."""
+    """``argparse`` whose errors are one line (the README's promise), pointing to ``--help`` for the usage.
+
+    ``lazy_epilog``: a function giving the epilog, called only when the help is shown (e.g. the studies' table,
+    which imports the studies).
+    """
+
+    def __init__(self, *args: Any, lazy_epilog: typing.Callable[[], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_epilog = lazy_epilog
+
+    def format_help(self) -> str:
+        if self.lazy_epilog is not None:
+            self.epilog = self.lazy_epilog()
+        return super().format_help()
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -168,6 +182,25 @@ def load_checked_model(spec: str, device: str, dtype: str = "float32", n_devices
         return load_model(spec, device=device, dtype=dtype, n_devices=n_devices)
 
 
+def check_prompts_fit(spec: str, prompts: Sequence[Any], *, newline: bool = False) -> None:
+    """Refuse prompts longer than the model's context, from its config and tokenizer, before the model loads."""
+    from interp.models import context_and_tokenizer
+    from interp.tokenization import encode
+
+    with as_flag("--model", FLAG_NAMES):
+        found = context_and_tokenizer(spec)
+    if found is None:  # a built model: scoring checks the context itself
+        return
+    n_ctx, tokenizer = found
+    end = "\n" if newline else ""
+    longest = max(len(encode(tokenizer, p.text + max(p.answers, key=len) + end)) for p in prompts)
+    if longest > n_ctx:
+        raise CliError(
+            f"--n-examples: the longest prompt with its answer has {longest} tokens, more than the model's context "
+            f"of {n_ctx}; use fewer examples"
+        )
+
+
 def cmd_measure(args: argparse.Namespace) -> None:
     from interp.prompts import build_prompts
     from interp.tasks import get_family, resolve_tasks
@@ -177,10 +210,16 @@ def cmd_measure(args: argparse.Namespace) -> None:
     with as_flag("--tasks", FLAG_NAMES):
         tasks = resolve_tasks(fam, _parse_list(args.tasks))
     mix = parse_mix(args.mix, len(tasks))
+    if args.n_examples == 0:
+        raise CliError(
+            "--n-examples: 0 examples make zero-shot prompts, which hold no mixture to measure against --mix; "
+            f"use --n-examples >= {len(tasks)}"
+        )
     with as_flag("--mix", FLAG_NAMES):
         prompts = build_prompts(
             fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
         )
+    check_prompts_fit(args.model, prompts, newline=args.newline)
     model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
     from interp.metrics import summarize
     from interp.models import model_info
@@ -367,6 +406,14 @@ def add_precision_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-devices", type=int, default=1, help="split the model's layers over this many GPUs (default 1)")
 
 
+def _studies_epilog() -> str:
+    from interp.studies import STUDIES
+
+    width = max(map(len, STUDIES))
+    rows = [f"  {name:<{width}}  {study.description}" for name, study in STUDIES.items()]
+    return "\n".join(["studies:", *rows, "", "example: interp figures mixture_sweep --quick --out /tmp/figs"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="interp",
@@ -443,9 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser(
         "figures",
         help="regenerate figures (HTML, PNG, JSON) under --out",
-        epilog="example: interp figures mixture_sweep --quick --out /tmp/figs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        lazy_epilog=_studies_epilog,
     )
-    f.add_argument("studies", nargs="*", help="studies to run (default: all)")
+    f.add_argument("studies", nargs="*", help="studies to run, each once (default: all; listed below)")
     f.add_argument("--model", default="embedded", help="model spec (default embedded)")
     f.add_argument("--quick", action="store_true", help="few prompts: a smoke run in well under 2 minutes")
     f.add_argument("--out", default="figures", help="output directory (default figures/)")
@@ -543,9 +591,15 @@ def _interrupt_main_soon(done: threading.Event, delay_s: float = 0.05) -> None:
         _thread.interrupt_main()
 
 
+def _one_line_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None):
+    """Warnings on the command line: ``interp: warning: ...`` in one line (no file name, no source line)."""
+    print(f"interp: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``interp`` command; returns the exit status (0, 2 for bad input, 130 for Ctrl-C)."""
-    with _CtrlCNotLost():
+    with _CtrlCNotLost(), warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
         return _main(argv)
 
 

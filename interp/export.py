@@ -157,6 +157,8 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
     >>> import tempfile; check_output_dir(tempfile.gettempdir() + "/interp-new/figs").name
     'figs'
     """
+    if not str(path).strip():  # Path("") is "." : an empty --out would write into the current directory
+        raise ValueError(f"{flag}: empty path; give a directory, e.g. {flag} figures")
     path = Path(path).expanduser()
     probe_in = path
     while not probe_in.exists() and not probe_in.is_symlink():

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from interp.seeds import check_seed
+
 EPS = 1e-12
 
 
@@ -74,6 +76,7 @@ def bootstrap_ci(values, *, confidence: float = 0.95, n_resamples: int = 2000, s
     """Percentile-bootstrap confidence interval of the mean (``scipy.stats.bootstrap``, seeded)."""
     from scipy.stats import bootstrap
 
+    seed = check_seed(seed)
     v = np.asarray(values, dtype=float).ravel()
     if v.size == 0:
         raise ValueError("values: need at least one value")
@@ -117,6 +120,11 @@ def summarize(probs, targets=None, *, tasks: Sequence[str] | None = None, seed: 
     """Means, across-prompt variances, 95% CIs per task and for "other"; rank view; KL and TV when targets given."""
     p = _as_probs(probs)
     names = list(tasks) if tasks is not None else [f"task{k}" for k in range(p.shape[1])]
+    if len(names) != p.shape[1]:
+        raise ValueError(
+            f"tasks: {len(names)} names {names} for probs with {p.shape[1]} columns (one column per task); "
+            "give one name per column"
+        )
     other = np.clip(1.0 - p.sum(axis=1), 0.0, 1.0)
     out: dict = {"n_prompts": int(p.shape[0]), "tasks": {}}
     for k, name in enumerate(names):

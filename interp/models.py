@@ -119,6 +119,34 @@ def _has_weights(d: Path) -> bool:
     return (d / "config.json").is_file() and any((d / w).is_file() for w in _WEIGHT_FILES)
 
 
+def model_dir_problem(d: Path) -> str | None:
+    """What keeps ``d`` from being a model directory, in words (``None``: nothing). Cheap: reads config.json only.
+
+    >>> model_dir_problem(Path("/no/such/dir"))
+    'no such directory /no/such/dir'
+    """
+    if d.is_file() or (d.exists() and not d.is_dir()):
+        return f"{d} is a file; give the directory that holds it (config.json, the weights and the tokenizer files)"
+    if not d.exists():
+        return f"no such directory {d}"
+    config = d / "config.json"
+    weights = " or ".join(_WEIGHT_FILES)
+    if not config.is_file():
+        has = "" if any((d / w).is_file() for w in _WEIGHT_FILES) else f", nor weights ({weights})"
+        return f"directory {d} has no config.json{has}"
+    try:
+        parsed = json.loads(config.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        return f"cannot read {config} ({getattr(err, 'strerror', None) or err})"
+    except json.JSONDecodeError as err:
+        return f"{config} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
+    if not isinstance(parsed, dict):
+        return f"{config} is not a JSON object"
+    if not any((d / w).is_file() for w in _WEIGHT_FILES):
+        return f"directory {d} has config.json but no weights ({weights})"
+    return None
+
+
 def _cached_snapshot(repo_ids: tuple[str, ...]) -> Path | None:
     """A local HF-cache snapshot of any of ``repo_ids`` holding config + weights (offline lookup only)."""
     try:
@@ -166,11 +194,9 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
     except RuntimeError:  # "~name" of a user that does not exist: not a directory either
         d = Path(spec)
     if d.exists():
-        if not _has_weights(d):
-            raise WeightsNotFoundError(
-                f"spec: directory {d} lacks config.json and model.safetensors/pytorch_model.bin (or their sharded "
-                ".index.json)"
-            )
+        problem = model_dir_problem(d)
+        if problem:
+            raise WeightsNotFoundError(f"spec: {problem}")
         return str(d), d
     if _looks_like_path(spec):
         raise WeightsNotFoundError(f"spec: no such directory {d}")
@@ -192,11 +218,9 @@ def _resolve_gpt2(path: str | Path | None) -> Path:
     for label, value in candidates:
         if value:
             d = Path(value).expanduser()
-            if not _has_weights(d):
-                raise WeightsNotFoundError(
-                    f"gpt2: {label} points to {d}, which lacks config.json and model.safetensors "
-                    "(or pytorch_model.bin) of a Hugging Face GPT-2 checkpoint"
-                )
+            problem = model_dir_problem(d)
+            if problem:
+                raise WeightsNotFoundError(f"gpt2: {label} points to {d}: {problem} (a Hugging Face GPT-2 checkpoint)")
             return d
     d = _cached_snapshot(GPT2_HF_REPOS)
     if d is not None:
@@ -440,6 +464,24 @@ def load_model(
         weights_sha256=sha,
         trained_examples=_trained_examples(d),
     )
+
+
+def context_and_tokenizer(spec: str, path: str | Path | None = None) -> tuple[int, Any] | None:
+    """``(context length, tokenizer)`` of a model spec read from its directory, without loading the weights
+    (``None`` for a built model such as ``"constructed:..."``): a command line checks that its prompts fit before
+    paying for the model.
+
+    >>> n_ctx, tokenizer = context_and_tokenizer("embedded"); n_ctx > 0
+    True
+    """
+    if spec_plugin(spec) is not None:
+        return None
+    _, d = resolve_weights_dir(spec, path)
+    config = json.loads((d / "config.json").read_text())
+    n_ctx = config.get("n_positions") or config.get("max_position_embeddings")
+    if not isinstance(n_ctx, int):
+        return None
+    return n_ctx, _load_tokenizer(d, config.get("vocab_size"))
 
 
 def _hf_from_dir(d: Path, dtype: str):

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from interp.remember import prompts_memo
+from interp.seeds import check_seed
 from interp.tasks import Family, get_family, resolve_tasks
 
 MAX_QUERY_TRIES = 1000
@@ -156,6 +157,7 @@ def build_prompts(
     """
     fam = get_family(family)
     names = resolve_tasks(fam, tasks)
+    seed = check_seed(seed)
     props, counts = _mixture_plan(names, proportions, counts, n_examples, n_prompts, sampling)
     n_examples = sum(counts) if counts is not None else n_examples
     memo = prompts_memo()  # inside interp.remember.remembering(): prompts built before are reused

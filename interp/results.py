@@ -165,7 +165,11 @@ class Result:
     @staticmethod
     def load(path: str | Path) -> Result:
         """Read a result written by :meth:`save` (its type from the ``"type"`` tag)."""
-        data = json.loads(Path(path).read_text())
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as err:
+            what = "is empty" if not err.doc.strip() else f"is not valid JSON ({err.msg} at line {err.lineno})"
+            raise ValueError(f"path: {path} {what}; was it cut short? Write results with Result.save") from None
         name = data.get("type") if isinstance(data, dict) else None
         if name not in RESULT_TYPES:
             raise ValueError(f"path: {path} holds no interp result (type {name!r}); valid: {sorted(RESULT_TYPES)}")

@@ -135,7 +135,26 @@ def check_fits(model, lengths: Sequence[int], what: str = "prompts") -> None:
 
 def warn_untrained(model, prompts: Sequence[Prompt]) -> None:
     """Warn when a model trained by ``interp train`` meets a family it never saw, or a prompt whose query sits past
-    the positions its training prompts reached (its numbers there are unreliable)."""
+    the positions its training prompts reached (its numbers there are unreliable); and when a hand-built model
+    (:mod:`interp.construction`) is asked about a family or tasks it was not built for (it answers those with
+    near-uniform noise)."""
+    built = getattr(model, "interp_construction", None)
+    if built is not None and prompts:
+        family, asked = prompts[0].family, prompts[0].tasks
+        if family != built.family:
+            warnings.warn(
+                f"prompts: this hand-built model computes {built.family} tasks only, not {family!r}; its numbers "
+                "here are noise",
+                stacklevel=3,
+            )
+        elif not set(asked) <= set(built.tasks):
+            missing = [t for t in asked if t not in built.tasks]
+            warnings.warn(
+                f"prompts: this hand-built model was built for {', '.join(built.tasks)}, not {', '.join(missing)}; "
+                f"its numbers for those are noise (build it with tasks=... or "
+                f"'constructed:{family}:tasks={'+'.join(asked)}')",
+                stacklevel=3,
+            )
     trained = trained_examples(model)
     if not trained or not prompts:
         return

@@ -53,7 +53,7 @@ from interp.scoring import (
 )
 from interp.tasks import get_family, resolve_tasks
 from interp.tokenization import pad_id
-from interp.vectors import TaskVector, check_compatible, convex, task_vector
+from interp.vectors import TaskVector, check_compatible, convex, task_vector, warn_if_other_task
 
 #: 31 evenly spaced λ in [0, 1] (docs/science.md §4).
 DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0, 1, 31))
@@ -335,6 +335,7 @@ def best_layer(
     resolve_tasks(fam, [task])
     check_mode(mode)
     check_vector_for_model(model, vector)
+    warn_if_other_task(vector, fam.name, task)
     layers = _sweep_layers(model, layers, [vector])
     k = tasks.index(task)
     zs = zero_shot_prompts(fam, tasks, n_prompts=n_prompts, seed=seed)
@@ -387,6 +388,7 @@ def _mixture_sweep(
     for i, v in enumerate(vectors):
         check_vector_for_model(model, v, f"vectors[{i}]")
         check_compatible(vectors[0], v)
+        warn_if_other_task(v, fam.name, tasks[i], f"vectors[{i}]")
     layers = _sweep_layers(model, layers, vectors)
     for w in weights:
         check_simplex(w, len(tasks), "weights")

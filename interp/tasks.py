@@ -281,10 +281,14 @@ def register_family(family: Family, *, overwrite: bool = False) -> None:
 
 
 def resolve_tasks(family: Family, tasks: Sequence[str] | None) -> tuple[str, ...]:
-    """Validate task names against ``family`` (``None`` = all its tasks)."""
+    """Validate task names against ``family`` (``None`` = all its tasks; one name may be given as a string).
+
+    >>> resolve_tasks(get_family("bias_add"), "add1")
+    ('add1',)
+    """
     if tasks is None:
         return family.task_names
-    tasks = tuple(tasks)
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     if not tasks:
         raise ValueError(f"tasks: need at least one task; valid for {family.name!r}: {', '.join(family.task_names)}")
     for t in tasks:

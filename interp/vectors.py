@@ -19,7 +19,9 @@ True
 from __future__ import annotations
 
 import json
+import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,6 +104,12 @@ class TaskVector:
             raise ValueError(f"layers: {len(self.layers)} layers for {self.mean.shape[0]} rows of mean")
         if isinstance(self.processing, dict):
             object.__setattr__(self, "processing", tuple(sorted(self.processing.items())))
+        for name in ("mean", "spread"):
+            if not torch.isfinite(getattr(self, name)).all():
+                raise ValueError(
+                    f"{name}: holds NaN or infinite values (a non-finite weight, or a diverged capture); "
+                    "a task vector must be finite"
+                )
 
     # ---- views ---------------------------------------------------------------------------------
     @property
@@ -133,6 +141,14 @@ class TaskVector:
             parts.append(name if w == 1.0 and len(self.terms) == 1 else f"{w:g}·{name}")
         return " + ".join(parts) or "vector"
 
+    def single_task(self) -> tuple[str, str] | None:
+        """``(family, task)`` when this vector was captured on single-task prompts, else ``None`` (a mixture or a
+        combination, whose task is not one name)."""
+        if len(self.terms) != 1:
+            return None
+        _, prov = self.terms[0]
+        return (prov.family, prov.tasks[0]) if len(prov.tasks) == 1 else None
+
     def incompatibilities(self, other: TaskVector) -> list[str]:
         """What differs between two vectors that must be combined (empty when compatible)."""
         diffs = []
@@ -151,6 +167,8 @@ class TaskVector:
 
     # ---- arithmetic ----------------------------------------------------------------------------
     def _scaled(self, w: float) -> TaskVector:
+        if not math.isfinite(w):
+            raise ValueError(f"weight: a task vector's weight must be finite, got {w!r}")
         return TaskVector(
             self.mean * w,
             self.spread * abs(w),
@@ -254,6 +272,18 @@ class TaskVector:
             layers=tuple(int(la) for la in meta["layers"]),
             position=meta["position"],
             terms=tuple((float(w), Provenance.from_dict(p)) for w, p in meta["terms"]),
+        )
+
+
+def warn_if_other_task(vector: TaskVector, family: str, task: str, name: str = "vector") -> None:
+    """Warn when a single-task vector is used as the vector of another task (e.g. a retrieval vector passed for a
+    bias-add task): legal, as a control, but more often a slip."""
+    own = vector.single_task()
+    if own is not None and own != (family, task):
+        warnings.warn(
+            f"{name}: a vector of {own[0]}:{own[1]} is used as the vector of {family}:{task}; pass {family}:{task}'s "
+            "own vector unless this is a control",
+            stacklevel=3,
         )
 
 

@@ -103,6 +103,8 @@ def test_check_output_dir(tmp_path):
         (tmp_path / "file", "is a file"),
         (tmp_path / "file" / "sub", "file is a file"),
         (Path("/proc/interp-forbidden"), "cannot be created in /proc"),
+        ("", "empty path; give a directory"),
+        ("  ", "empty path; give a directory"),
     ]:
         with pytest.raises(ValueError, match="^--out: .*" + words):
             export.check_output_dir(bad)

@@ -77,3 +77,13 @@ def test_count_solved_treats_route_rounding_as_the_same_number():
 def test_bad_input(targets, probs, match):
     with pytest.raises(ValueError, match=match):
         kl_divergence(targets, probs)
+
+
+def test_summarize_refuses_names_that_do_not_match_the_columns_and_bad_seeds():
+    """Issue 24: 2 columns named by 3 tasks gave a raw IndexError."""
+    probs = np.full((3, 2), 0.3)
+    with pytest.raises(ValueError, match=r"^tasks: 3 names \['a', 'b', 'c'\] for probs with 2 columns"):
+        summarize(probs, tasks=["a", "b", "c"])
+    for seed in (-1, 1.5, True, "0"):
+        with pytest.raises(ValueError, match="^seed: must be an integer >= 0"):
+            summarize(probs, seed=seed)

@@ -89,7 +89,7 @@ def test_env_path_and_path_argument_load_gpt2(monkeypatch, gpt2_small_dir):
 
 
 def test_bad_specs_and_arguments(tmp_path):
-    with pytest.raises(WeightsNotFoundError, match="lacks config.json"):
+    with pytest.raises(WeightsNotFoundError, match="has no config.json"):
         load_model(str(tmp_path))
     with pytest.raises(WeightsNotFoundError, match="no such directory"):
         load_model("./not/here")
@@ -202,3 +202,25 @@ def test_gelu_new_every_route_matches_the_formula_and_leaves_its_input_alone(tin
     assert (leaf.grad - ref.grad).abs().max() < 1e-12
     half = act(x.bfloat16())
     assert half.dtype == torch.bfloat16 and (half.float() - gelu_new(x)).abs().max() < 0.1
+
+
+def test_a_model_path_names_what_is_actually_missing(tmp_path):
+    """Issue 24: a weights file given as the model, a directory with config but no weights, a corrupt config.json:
+    each gets its own one-line reason, before torch loads anything."""
+    weights = tmp_path / "some.safetensors"
+    weights.write_bytes(b"\0")
+    cases = {}
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text('{"model_type": "gpt2"}')
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text('{"model_type": "gpt2",')
+    (corrupt / "model.safetensors").write_bytes(b"\0")
+    cases[str(weights)] = f"spec: {weights} is a file; give the directory that holds it"
+    cases[str(no_weights)] = f"spec: directory {no_weights} has config.json but no weights (model.safetensors or"
+    cases[str(corrupt)] = f"spec: {corrupt / 'config.json'} is not valid JSON (Expecting"
+    for spec, message in cases.items():
+        with pytest.raises(WeightsNotFoundError) as err:
+            resolve_weights_dir(spec)
+        assert str(err.value).startswith(message) and "\n" not in str(err.value), str(err.value)

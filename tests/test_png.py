@@ -208,9 +208,7 @@ def fresh_png_state(monkeypatch):
     png.reset_png_state()
 
 
-def test_in_a_library_call_a_failing_browser_warns_once_and_leaves_no_stale_png(
-    tmp_path, monkeypatch, fresh_png_state
-):
+def test_in_a_library_call_a_failing_browser_warns_once_and_leaves_no_stale_png(tmp_path, monkeypatch, fresh_png_state):
     monkeypatch.setenv("BROWSER_PATH", fake_browser(tmp_path, "browser", "exit 1"))
     base = tmp_path / "study" / "fig"
     base.parent.mkdir()

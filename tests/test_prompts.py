@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,3 +110,18 @@ def test_family_that_cannot_give_distinct_answers():
     )
     with pytest.raises(ValueError, match="pairwise distinct"):
         build_prompts(same, n_examples=4, n_prompts=1)
+
+
+def test_seed_must_be_a_non_negative_integer_and_named():
+    """Issue 24: seed=-1 or 1.5 gave numpy's 14-frame error that never named the seed."""
+    for seed in (-1, 1.5, True, None, "3"):
+        with pytest.raises(ValueError, match="^seed: must be an integer >= 0"):
+            build_prompts("bias_add", ["add1"], n_prompts=1, seed=seed)
+    assert build_prompts("bias_add", ["add1"], n_prompts=1, seed=np.int64(3)) == build_prompts(
+        "bias_add", ["add1"], n_prompts=1, seed=3
+    )
+
+
+def test_a_single_task_name_is_one_task_not_its_characters():
+    """Issue 24: build_prompts("bias_add", "add1") split the name into 'a', 'd', 'd', '1'."""
+    assert build_prompts("bias_add", "add1", n_prompts=2, seed=0) == build_prompts("bias_add", ["add1"], n_prompts=2)

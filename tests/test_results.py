@@ -130,3 +130,11 @@ def test_answer_scores_print_in_one_line_and_convert():
     assert AnswerScores.from_dict(json.loads(json.dumps(s.to_dict()))) == s
     frame = s.to_frame()
     assert len(frame) == 4 and set(frame.tasks) == {"add1", "add7"}
+
+
+@pytest.mark.parametrize(("text", "words"), [("", "is empty"), ('{"type": "MixtureCurve", "fam', "is not valid JSON")])
+def test_loading_a_cut_short_file_names_it(tmp_path, text, words):
+    path = tmp_path / "r.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"^path: {path} {words}"):
+        Result.load(path)

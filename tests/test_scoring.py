@@ -367,3 +367,19 @@ def test_unembed_equals_the_module_with_and_without_an_output_bias(tiny_char_mod
     finally:
         with torch.no_grad():
             bias.copy_(kept)
+
+
+def test_hand_built_model_warns_outside_what_it_was_built_for():
+    """Issue 24: a K=2 retrieval construction (pos1, pos2) asked about pos8, or about bias_add, answered silently."""
+    import warnings
+
+    from interp.models import load_model
+
+    model = load_model("constructed:retrieval:K=2", device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        score_answers(model, build_prompts("retrieval", ["pos1", "pos2"], n_prompts=2))
+    with pytest.warns(UserWarning, match="built for pos1, pos2, not pos8.*constructed:retrieval:tasks=pos1\\+pos8"):
+        score_answers(model, build_prompts("retrieval", ["pos1", "pos8"], n_prompts=2))
+    with pytest.warns(UserWarning, match="computes retrieval tasks only, not 'bias_add'"):
+        score_answers(model, build_prompts("bias_add", ["add1", "add2"], n_prompts=2))

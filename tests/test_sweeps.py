@@ -192,3 +192,21 @@ def test_no_cells_gives_an_empty_result(tiny_char_model):
         tiny_char_model, zs, [], last_positions(tiny_char_model, zs), mode="add", hook="resid_post", batch_size=4
     )
     assert out.shape == (0, 3, 2)
+
+
+def test_a_vector_of_another_task_warns_and_its_own_does_not(tiny_char_model):
+    """Issue 24: a retrieval vector passed as a bias-add task's vector was accepted silently."""
+    import warnings
+
+    from interp.sweeps import lambda_sweep
+    from interp.vectors import task_vector
+
+    kw = dict(n_prompts=2, n_examples=3, seed=0)
+    own_a, own_b = (task_vector(tiny_char_model, "bias_add", t, **kw) for t in ("add1", "add7"))
+    other = task_vector(tiny_char_model, "retrieval", "pos1", **kw)
+    sweep_kw = dict(lambdas=[0.0, 1.0], layers=[1], n_prompts=2, n_examples=3, real=False)
+    with pytest.warns(UserWarning, match=r"vectors\[1\]: a vector of retrieval:pos1 is used as the vector of bias_add"):
+        lambda_sweep(tiny_char_model, "bias_add", "add1", "add7", own_a, other, **sweep_kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        lambda_sweep(tiny_char_model, "bias_add", "add1", "add7", own_a, own_b, **sweep_kw)

@@ -139,3 +139,22 @@ def test_task_vector_validates_before_forward(tiny_char_model, monkeypatch):
         task_vector(tiny_char_model, "operands", "product", n_prompts=2)
     with pytest.raises(ValueError, match="proportions:"):
         task_vector(tiny_char_model, "operands", ["sum", "copy_first"], proportions=[0.5, 0.6], n_prompts=2)
+
+
+def test_non_finite_vectors_and_weights_are_refused():
+    """Issue 24: ``nan * v`` was accepted and patching it gave all-NaN probabilities."""
+    v = synthetic(0)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="^weight: a task vector's weight must be finite"):
+            bad * v
+    mean = v.mean.clone()
+    mean[1, 3] = float("nan")
+    with pytest.raises(ValueError, match="^mean: holds NaN or infinite values"):
+        dataclasses.replace(v, mean=mean)
+    assert torch.isfinite((0.5 * v + 0.5 * synthetic(1)).mean).all()  # finite arithmetic still works
+
+
+def test_single_task_knows_its_task_and_a_mixture_does_not():
+    v, w = synthetic(0, task="sum"), synthetic(1, task="copy_first")
+    assert v.single_task() == ("operands", "sum")
+    assert (0.5 * v + 0.5 * w).single_task() is None

@@ -99,7 +99,12 @@ HEADLINE = ("mixture_sweep", "superposition_bars")
 
 
 def check_study_names(names: Sequence[str] | None) -> list[str]:
-    names = list(names or STUDIES)
+    """The studies to run, in the order given, each once (default: all); an unknown name is refused.
+
+    >>> check_study_names(["scaling", "mixture_sweep", "scaling"])
+    ['scaling', 'mixture_sweep']
+    """
+    names = list(dict.fromkeys(names or STUDIES))
     unknown = [n for n in names if n not in STUDIES]
     if unknown:
         raise ValueError(f"studies: unknown {', '.join(map(repr, unknown))}; valid: {', '.join(STUDIES)}")
