@@ -372,7 +372,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_device(args.device)
     from interp.train import train
 
-    with as_flag("--device", {"device": "--device"}):
+    with as_flag("--device", {"device": "--device", "out": "--out"}):
         final = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, device=args.device)
     print(f"model written to {final}")
 

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -296,3 +297,30 @@ def test_the_model_uses_sdpa_attention():
     from interp.train import init_model
 
     assert init_model(tiny_config()).config._attn_implementation == "sdpa"
+
+
+def test_train_command_into_a_run_of_another_config_is_one_line_and_outputs_follow_the_umask(tmp_path, capsys):
+    """Issue 24: a different config into an existing run directory gave a 43-line size-mismatch traceback; the final
+    weights were written 0600; transformers' ``loss_type=None`` notice landed inside the progress bar."""
+    import os
+    import stat
+
+    from interp.cli import main
+
+    cfg = json.loads((Path(__file__).resolve().parents[1] / "experiments/configs/tiny.json").read_text())
+    small, wide = tmp_path / "small.json", tmp_path / "wide.json"
+    small.write_text(json.dumps({**cfg, "steps": 10, "eval_every": 10, "checkpoint_every": 5}))
+    wide.write_text(json.dumps({**cfg, "steps": 10, "eval_every": 10, "checkpoint_every": 5, "d_model": 64}))
+    old = os.umask(0o022)
+    try:
+        assert main(["train", "--config", str(small), "--out", str(tmp_path / "run")]) == 0
+    finally:
+        os.umask(old)
+    said = capsys.readouterr()
+    assert "loss_type" not in said.out + said.err
+    for file in (tmp_path / "run" / "final").iterdir():
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file
+    assert main(["train", "--config", str(wide), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("interp: error: --out: "), err
+    assert "holds a run of a different model (d_model 32 vs 64)" in err and "--no-resume" in err

@@ -35,7 +35,9 @@ def save_checkpoint(hf_model, tokenizer, path: str | Path, meta: dict[str, Any],
         _quiet_save(hf_model, tmp, state)
         tokenizer.save_pretrained(tmp)
         (tmp / "training.json").write_text(json.dumps(meta, indent=2))
-        os.chmod(tmp, 0o755 & ~_umask())
+        for file in tmp.iterdir():  # safetensors writes its file 0600: every file gets the usual 0666 & ~umask
+            os.chmod(file, 0o666 & ~_umask())
+        os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -71,10 +73,22 @@ def save_state(path: str | Path, model, opt, log: dict, step: int) -> None:
         torch.save(state, tmp)
 
 
-def load_state(path: str | Path, model, opt, device: str) -> tuple[dict, int]:
-    """Restore ``model`` and ``opt`` from :func:`save_state`'s file; returns ``(log, step)``."""
+def load_state(path: str | Path, model, opt, device: str, config: dict[str, Any] | None = None) -> tuple[dict, int]:
+    """Restore ``model`` and ``opt`` from :func:`save_state`'s file; returns ``(log, step)``.
+
+    A state of another model (the run directory was made with a different config) is refused with one line naming
+    the config fields that differ (``config``: the new run's), not PyTorch's size-mismatch listing.
+    """
     state = torch.load(path, weights_only=False, map_location=device)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        old = state.get("log", {}).get("config", {})
+        diffs = [f"{k} {old.get(k)!r} vs {v!r}" for k, v in (config or {}).items() if old.get(k) != v]
+        raise ValueError(
+            f"out: {Path(path).parent} holds a run of a different model ({'; '.join(diffs[:6]) or 'its weights differ'}"
+            "); use --no-resume to start over there, or another --out"
+        ) from None
     opt.load_state_dict(state["opt"])
     return state["log"], state["step"]
 

@@ -101,7 +101,7 @@ class Run:
         self.start_step = 0
         self.state_path = out / "state.pt"
         if resume and self.state_path.exists():
-            self.log, self.start_step = load_state(self.state_path, self.model, self.opt, device)
+            self.log, self.start_step = load_state(self.state_path, self.model, self.opt, device, asdict(cfg))
         if device != "cpu":
             self.log["device"] = device  # absent on CPU runs, so their logs match earlier ones
         self.forward = torch.compile(self.model) if cfg.compile else self.model

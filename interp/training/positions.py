@@ -78,6 +78,7 @@ def init_model(cfg: TrainConfig):
     from transformers import GPT2LMHeadModel
 
     model = GPT2LMHeadModel(model_config(cfg))
+    model.loss_type = "ForCausalLM"  # GPT2LMHeadModel's name maps to no loss: transformers would say so mid-run
     if cfg.position_init == "sinusoidal":
         with torch.no_grad():
             model.transformer.wpe.weight.copy_(sinusoidal_positions(cfg.n_ctx, cfg.d_model))
