@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from interp.fused import fused_ok, fused_resid
-from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooks
+from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooked
 from interp.models import tokenizer_of
 from interp.prompts import Prompt
 from interp.scoring import check_fits
@@ -196,7 +196,7 @@ def capture_resid(
             for s, la in enumerate(layers)
         ]
         try:
-            with hooks(model, fwd):
+            with hooked(model, fwd):
                 forward_logits(model, x, attention_mask=mask)
         except _StopForward:
             pass

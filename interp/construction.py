@@ -510,6 +510,27 @@ def task_directions(model) -> torch.Tensor:
     return out
 
 
+def log_error() -> float:
+    """δ = max over ``f`` in ``[LOG_MIN, 1]`` of ``|L (h(f) − 1) − log f|``: the logit error of the interpolated log
+    (largest midway between knots, so a fine grid between each pair of knots finds it)."""
+    knots = log_knots()
+    f = np.concatenate([np.geomspace(a, b, 201) for a, b in zip(knots[:-1], knots[1:], strict=True)])
+    return float(np.abs(LOG_FLOOR * (log_curve(f) - 1.0) - np.log(f)).max())
+
+
+def probability_error_bound(n_tasks: int, vocab_size: int) -> float:
+    """A bound on ``|P(a_k) − f_k|`` that holds for every prompt, every fraction and every K ≤ ``n_tasks``.
+
+    With logits ``log f_k + ε_k``, ``|ε_k| ≤ δ`` (:func:`log_error`) and ``V − K`` other tokens at ``−L``:
+    ``P_k = f_k e^{ε_k} / (Σ_j f_j e^{ε_j} + (V − K) e^{−L})``, so ``|P_k − f_k| ≤ f_k (e^{2δ} − 1) + (V − K) e^{−L}``,
+    and ``f_k ≤ 1``.
+
+    >>> round(probability_error_bound(4, 162), 4)
+    0.0022
+    """
+    return math.expm1(2 * log_error()) + (vocab_size - 1) * math.exp(-LOG_FLOOR)
+
+
 def predicted_probs(model, fractions: Sequence[float] | np.ndarray) -> np.ndarray:
     """The construction's prediction of P(answer of task k) from in-context fractions ``Float[ndarray, "... task"]``
     (columns = the model's tasks; fractions of tasks it has no head for just lower their sum).

@@ -147,8 +147,15 @@ def add_hooks(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> HookHandle:
 
 
 @contextmanager
-def hooks(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[HookHandle]:
-    """Attach forward hooks for the duration of the block; removed in ``finally``, also on error."""
+def hooked(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[HookHandle]:
+    """Attach forward hooks for the duration of the block; removed in ``finally``, also on error.
+
+    (Named ``hooked``, not ``hooks``: ``interp.hooks`` is this module, and a package attribute of that name would
+    become the module as soon as anything imports it.)
+
+    >>> with hooked(model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):   # doctest: +SKIP
+    ...     logits = model(tokens)
+    """
     handle = add_hooks(model, fwd_hooks)
     try:
         yield handle

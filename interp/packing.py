@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from interp.fused import fused_ok, fused_resid, learned_positions_global_causal
-from interp.hooks import context_length, hooks
+from interp.hooks import context_length, hooked
 
 
 def packable(model) -> bool:
@@ -194,7 +194,7 @@ def packed_forward(model, batch: PackedBatch, *, keep: tuple[torch.Tensor, torch
 
     fwd = [("hook_pos_embed", at_positions)]
     fwd += [(f"blocks.{layer}.attn.hook_attn_scores", blocked) for layer in range(model.cfg.n_layers)]
-    with hooks(model, fwd):
+    with hooked(model, fwd):
         resid = model(
             tokens.to(device),
             attention_mask=attention_mask.to(device),

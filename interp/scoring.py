@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from interp.fused import derived_per_module
-from interp.hooks import attached_hooks, context_length, continuation_pass, hooks
+from interp.hooks import attached_hooks, context_length, continuation_pass, hooked
 from interp.models import tokenizer_of, trained_examples
 from interp.packing import layout, pack, packable, packed_forward
 from interp.prompts import Prompt
@@ -160,6 +160,15 @@ def warn_untrained(model, prompts: Sequence[Prompt]) -> None:
         return
     family = prompts[0].family
     longest = max(len(p.example_tasks) for p in prompts)
+    if family == TEXTS_FAMILY:  # the caller's own strings: examples counted as lines, any trained family
+        most = max(trained.values())
+        if longest >= most:
+            warnings.warn(
+                f"prompts: up to {longest} example lines, but this model's training prompts held at most {most}; "
+                f"the query sits at untrained positions — use at most {most - 1} examples",
+                stacklevel=3,
+            )
+        return
     if family not in trained:
         warnings.warn(
             f"prompts: this model was trained on {', '.join(sorted(trained))} only, not on {family!r}",
@@ -409,7 +418,7 @@ def run_plan(
         x, mask = pad_rows([plan.prefixes[r] for r in chunk], pad)
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(chunk))
         prompts_here = [plan.prefix_prompt[r] for r in chunk]
-        with hooks(model, prompt_hooks(prompts_here) if prompt_hooks else []):
+        with hooked(model, prompt_hooks(prompts_here) if prompt_hooks else []):
             resid = prefix_forward(model, x, mask, cache, prompts_here)
         cache.freeze()
         local = np.full(len(plan.prefixes), -1, dtype=np.int64)
@@ -526,6 +535,65 @@ def score_answers(
     """
     suffix = "\n" if include_newline else ""
     return _score_with_suffixes(model, prompts, (suffix,), batch_size, prompt_hooks, prefix_forward)[0]
+
+
+#: ``Prompt.family`` of the prompts :func:`score_texts` makes from plain strings.
+TEXTS_FAMILY = "texts"
+
+
+def score_texts(
+    model,
+    prompts: Sequence[str],
+    answers: Sequence[Sequence[str]],
+    *,
+    include_newline: bool = False,
+    batch_size: int = 32,
+    labels: Sequence[str] | None = None,
+) -> AnswerScores:
+    """log P(answer | prompt) for your own prompt strings: ``answers[i][k]`` is the k-th candidate for
+    ``prompts[i]`` (the same number for every prompt), scored exactly as :func:`score_answers` scores built prompts.
+
+    The same checks apply: the context length (before any forward pass), and for a model trained by ``interp
+    train`` a warning when a prompt has as many example lines as its training prompts or more (a prompt's
+    examples are its lines before the last, the query). ``labels`` name the candidates (default ``a0``, ``a1``, ...).
+
+    >>> s = score_texts(model, ["3>4\n5>6\n7>"], [["8", "2"]], labels=["add1", "add5"])   # doctest: +SKIP
+    >>> s.tasks, s.log_probs.shape                                                          # doctest: +SKIP
+    (('add1', 'add5'), (1, 2))
+    """
+    if isinstance(prompts, str) or not prompts:
+        raise ValueError(f"prompts: need a non-empty list of prompt strings, got {prompts!r}")
+    if len(answers) != len(prompts) or any(isinstance(a, str) for a in answers):
+        raise ValueError(
+            f"answers: need one list of candidate strings per prompt ({len(prompts)}), e.g. [['8', '2'], ...]"
+        )
+    k = len(answers[0])
+    if k == 0 or any(len(a) != k for a in answers):
+        raise ValueError(
+            f"answers: every prompt needs the same number (>= 1) of candidates, got {[len(a) for a in answers]}"
+        )
+    names = tuple(labels) if labels is not None else tuple(f"a{j}" for j in range(k))
+    if len(names) != k or len(set(names)) != k:
+        raise ValueError(f"labels: need {k} distinct names (one per candidate), got {list(names)}")
+    for i, (text, cands) in enumerate(zip(prompts, answers, strict=True)):
+        if not isinstance(text, str) or not all(isinstance(a, str) and a for a in cands):
+            raise ValueError(f"prompts[{i}]/answers[{i}]: need a string and non-empty answer strings")
+    built = [
+        Prompt(
+            text=text,
+            family=TEXTS_FAMILY,
+            tasks=names,
+            answers=tuple(cands),
+            example_tasks=("?",) * text.count("\n"),
+            query=text.rsplit("\n", 1)[-1],
+            query_input=None,
+            proportions=(),
+            seed=0,
+            index=i,
+        )
+        for i, (text, cands) in enumerate(zip(prompts, answers, strict=True))
+    ]
+    return score_answers(model, built, include_newline=include_newline, batch_size=batch_size)
 
 
 def score_answers_with_and_without_newline(

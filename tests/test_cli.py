@@ -178,3 +178,27 @@ def test_readme_names_the_installed_hub_command():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "huggingface-cli" not in readme and "hf download openai-community/gpt2" in readme
+
+
+def test_figures_help_and_the_readme_list_every_study(capsys):
+    """Issue 24: ``interp figures --help`` did not list the studies; the README's command block named 5 of 7."""
+    from pathlib import Path
+
+    from interp.studies import STUDIES
+
+    with pytest.raises(SystemExit):
+        main(["figures", "--help"])
+    shown = capsys.readouterr().out
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    figures_line = next(line for line in readme.splitlines() if line.startswith("interp figures [STUDY"))
+    for name, study in STUDIES.items():
+        assert f"  {name}" in shown and study.description in shown, name
+        assert name in figures_line, name
+
+
+def test_warnings_on_the_command_line_are_one_line(capsys):
+    """The hand-built model asked about a task it was not built for: one ``interp: warning:`` line, then numbers."""
+    args = ["measure", "--family", "retrieval", "--tasks", "pos1,pos8", "--model", "constructed:retrieval:K=2"]
+    assert main([*args, "--n-prompts", "4"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("interp: warning: prompts: this hand-built model was built for"), err

@@ -5,7 +5,7 @@ import torch
 
 from interp.construction import load_constructed
 from interp.fused import fused_ok, fused_resid
-from interp.hooks import hooks
+from interp.hooks import hooked
 from interp.packing import block_mask
 from interp.prompts import build_prompts
 from interp.tokenization import encode_batch, pad_id, right_pad
@@ -57,7 +57,7 @@ def test_positions_and_visibility_are_honoured(tiny_char_model):
 
 
 def test_not_used_where_it_would_differ(tiny_char_model):
-    with hooks(tiny_char_model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):
+    with hooked(tiny_char_model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):
         assert not fused_ok(tiny_char_model)  # a user's hook must run: TransformerLens's forward is used
     assert fused_ok(tiny_char_model)
 

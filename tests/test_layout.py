@@ -153,3 +153,25 @@ def test_facade_names_resolve_to_their_one_definition():
         assert obj.__module__ == interp._EXPORTS[name], name
     with pytest.raises(AttributeError, match="no attribute"):
         interp.no_such_name  # noqa: B018
+
+
+def test_every_exported_name_keeps_its_meaning_after_every_submodule_is_imported():
+    """Issue 24: ``interp.hooks`` (the context manager) became the submodule once anything imported it. In a fresh
+    process: touch every exported name, import every module of the package, then every name is still what its
+    defining module says (and no exported function shares its name with a submodule)."""
+    code = """
+import importlib, pkgutil, interp
+before = {n: getattr(interp, n) for n in interp._EXPORTS}
+for m in pkgutil.walk_packages(interp.__path__, "interp."):
+    if not m.name.endswith(("png_renderer", "__main__")):
+        importlib.import_module(m.name)
+bad = [n for n, v in before.items() if getattr(interp, n) is not v or getattr(interp, n) is not
+       getattr(importlib.import_module(interp._EXPORTS[n]), n)]
+print(bad)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"exported names that changed meaning: {out}"
+    import interp
+
+    clashes = [n for n in interp._EXPORTS if (PACKAGE / f"{n}.py").exists() or (PACKAGE / n).is_dir()]
+    assert not clashes, f"exported names equal to a submodule's name: {clashes}"

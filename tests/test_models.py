@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from interp.hooks import hooks
+from interp.hooks import hooked
 from interp.models import (
     WeightProcessing,
     WeightsNotFoundError,
@@ -124,7 +124,7 @@ def test_hooks_context_removes_exactly_what_it_added(tiny_char_model):
     tiny_char_model.hook_dict[name].add_hook(lambda act, hook: calls.append("user"))
     try:
         with pytest.raises(RuntimeError):
-            with hooks(tiny_char_model, [(name, lambda act, hook: calls.append("ours"))]):
+            with hooked(tiny_char_model, [(name, lambda act, hook: calls.append("ours"))]):
                 tiny_char_model(torch.tensor([[1, 5, 6]]))
                 raise RuntimeError("boom")
         assert len(tiny_char_model.hook_dict[name].fwd_hooks) == 1  # the user's hook survives
@@ -133,7 +133,7 @@ def test_hooks_context_removes_exactly_what_it_added(tiny_char_model):
     finally:
         tiny_char_model.reset_hooks()
     with pytest.raises(ValueError, match="unknown hook point"):
-        with hooks(tiny_char_model, [("blocks.99.hook_resid_post", lambda a, hook: None)]):
+        with hooked(tiny_char_model, [("blocks.99.hook_resid_post", lambda a, hook: None)]):
             pass
 
 

@@ -89,10 +89,10 @@ def test_split_layout_puts_prefixes_in_one_causal_block(tiny_char_model):
 
 def test_attached_hooks_keep_the_two_pass_route(tiny_gpt2_model, monkeypatch):
     """A hook attached by the caller keeps its documented semantics: prompt pass only (answers run from the cache)."""
-    from interp.hooks import hooks
+    from interp.hooks import hooked
 
     monkeypatch.setattr(scoring, "packed_forward", lambda *a, **k: pytest.fail("packed route ran with a hook"))
     prompts = build_prompts("operands", n_examples=3, n_prompts=2, seed=0)
-    with hooks(tiny_gpt2_model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):
+    with hooked(tiny_gpt2_model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):
         scores = score_answers(tiny_gpt2_model, prompts, include_newline=True)
     assert np.isfinite(scores.log_probs).all()

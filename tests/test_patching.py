@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interp.capture import capture_resid
-from interp.hooks import attached_hooks, forward_logits, hooks
+from interp.hooks import attached_hooks, forward_logits, hooked
 from interp.patching import add_patch, patch
 from interp.prompts import build_prompts, zero_shot_prompts
 from interp.scoring import score_answers
@@ -85,7 +85,7 @@ def test_no_hook_left_after_exceptions(tiny_char_model, vectors):
 
     failing = [("blocks.1.hook_attn_out", failing_hook)]
     with pytest.raises(KeyError, match="inside a hook"):
-        with patch(tiny_char_model, vectors[A], 0, 2), hooks(tiny_char_model, failing):
+        with patch(tiny_char_model, vectors[A], 0, 2), hooked(tiny_char_model, failing):
             forward_logits(tiny_char_model, ids)
     assert attached_hooks(tiny_char_model) == 0
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import interp.scoring as scoring
-from interp.hooks import hooks
+from interp.hooks import hooked
 from interp.prompts import build_prompts
 from interp.remember import remembering
 from interp.scoring import score_answers, score_answers_with_and_without_newline
@@ -90,7 +90,7 @@ def test_hooked_scores_are_neither_read_nor_kept(tiny_char_model, scored_texts):
 
     with remembering():
         plain = score_answers(tiny_char_model, prompts)
-        with hooks(tiny_char_model, [("blocks.0.hook_resid_post", scale)]):
+        with hooked(tiny_char_model, [("blocks.0.hook_resid_post", scale)]):
             hooked = score_answers(tiny_char_model, prompts)
         again = score_answers(tiny_char_model, prompts)
     assert len(scored_texts) == 2  # plain, hooked; the third read back the plain scores

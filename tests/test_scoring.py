@@ -383,3 +383,33 @@ def test_hand_built_model_warns_outside_what_it_was_built_for():
         score_answers(model, build_prompts("retrieval", ["pos1", "pos8"], n_prompts=2))
     with pytest.warns(UserWarning, match="computes retrieval tasks only, not 'bias_add'"):
         score_answers(model, build_prompts("bias_add", ["add1", "add2"], n_prompts=2))
+
+
+def test_score_texts_equals_score_answers_on_the_same_strings_and_checks_the_same(embedded_model):
+    """Issue 24: one's own prompt strings are scored like built prompts, with the context check and the warning for
+    more examples than the model was trained on (71 example lines on a model trained on 24 gave no warning)."""
+    import warnings
+
+    from interp.scoring import score_texts
+
+    prompts = build_prompts("bias_add", ["add1", "add7"], n_examples=10, n_prompts=6, seed=2)
+    ours = score_texts(embedded_model, [p.text for p in prompts], [list(p.answers) for p in prompts], labels=["x", "y"])
+    reference = score_answers(embedded_model, prompts)
+    np.testing.assert_allclose(ours.log_probs, reference.log_probs, atol=1e-6, rtol=0)
+    assert ours.tasks == ("x", "y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        score_texts(embedded_model, ["3>4\n5>6\n7>"], [["8", "2"]])  # two example lines: trained positions
+    long_prompt = build_prompts("bias_add", ["add1"], n_examples=71, n_prompts=1, seed=0)[0]
+    with pytest.warns(UserWarning, match="up to 71 example lines, but this model's training prompts held at most 24"):
+        score_texts(embedded_model, [long_prompt.text], [[long_prompt.answers[0]]])
+    with pytest.raises(ValueError, match="more than the model's context"):
+        score_texts(embedded_model, ["1>2\n" * 400 + "3>"], [["4"]])
+    for bad_prompts, bad_answers, words in [
+        ("3>", [["4"]], "^prompts: need a non-empty list"),
+        (["3>"], ["4"], "^answers: need one list of candidate strings per prompt"),
+        (["3>", "4>"], [["4"], ["5", "6"]], "^answers: every prompt needs the same number"),
+        (["3>"], [[""]], r"^prompts\[0\]/answers\[0\]: need a string and non-empty answer strings"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            score_texts(embedded_model, bad_prompts, bad_answers)
