@@ -91,10 +91,10 @@ def test_hooked_scores_are_neither_read_nor_kept(tiny_char_model, scored_texts):
     with remembering():
         plain = score_answers(tiny_char_model, prompts)
         with hooked(tiny_char_model, [("blocks.0.hook_resid_post", scale)]):
-            hooked = score_answers(tiny_char_model, prompts)
+            with_hook = score_answers(tiny_char_model, prompts)
         again = score_answers(tiny_char_model, prompts)
     assert len(scored_texts) == 2  # plain, hooked; the third read back the plain scores
-    assert np.abs(hooked.log_probs - plain.log_probs).max() > 1e-3
+    assert np.abs(with_hook.log_probs - plain.log_probs).max() > 1e-3
     np.testing.assert_array_equal(again.log_probs, plain.log_probs)
 
 
