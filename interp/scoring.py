@@ -557,7 +557,7 @@ def score_texts(
     train`` a warning when a prompt has as many example lines as its training prompts or more (a prompt's
     examples are its lines before the last, the query). ``labels`` name the candidates (default ``a0``, ``a1``, ...).
 
-    >>> s = score_texts(model, ["3>4\n5>6\n7>"], [["8", "2"]], labels=["add1", "add5"])   # doctest: +SKIP
+    >>> s = score_texts(model, ["3>4\\n5>6\\n7>"], [["8", "2"]], labels=["add1", "add5"])   # doctest: +SKIP
     >>> s.tasks, s.log_probs.shape                                                          # doctest: +SKIP
     (('add1', 'add5'), (1, 2))
     """
