@@ -24,7 +24,9 @@ Results are :mod:`interp.results` values.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -343,12 +345,16 @@ def best_layer(
         fam, tasks, counts=[n_examples if t == task else 0 for t in tasks], n_prompts=n_prompts, seed=seed
     )
     pos = last_positions(model, zs)
-    logp = score_cells(
-        model, zs, [(la, vector.at(la)) for la in layers], pos, mode=mode, hook=vector.hook, batch_size=batch_size
-    )
+    if getattr(model, "interp_construction", None) is not None:  # a hand-built model: is `task` one it computes?
+        warn_untrained(model, [replace(zs[0], tasks=(task,), answers=(zs[0].answer(task),))])
+    with warnings.catch_warnings():  # every task of the family is a candidate by design; only `task` is asked about
+        warnings.filterwarnings("ignore", message="prompts: this hand-built model was built for")
+        logp = score_cells(
+            model, zs, [(la, vector.at(la)) for la in layers], pos, mode=mode, hook=vector.hook, batch_size=batch_size
+        )
+        zs_p, zs_acc = _p_and_acc(score_answers(model, zs, batch_size=batch_size).log_probs, k)
+        icl_p, icl_acc = _p_and_acc(score_answers(model, icl, batch_size=batch_size).log_probs, k)
     per_layer = [_p_and_acc(logp[i], k) for i in range(len(layers))]
-    zs_p, zs_acc = _p_and_acc(score_answers(model, zs, batch_size=batch_size).log_probs, k)
-    icl_p, icl_acc = _p_and_acc(score_answers(model, icl, batch_size=batch_size).log_probs, k)
     return BestLayer(
         fam.name,
         task,
