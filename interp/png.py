@@ -89,14 +89,14 @@ def png_status() -> str | None:
     return _disabled_reason
 
 
-def disable_png(reason: str, *, warn: bool = True) -> None:
+def disable_png(reason: str, *, warn: bool = True, fix: bool = True) -> None:
     """Turn PNG export off for the rest of the process with ``reason`` (the first reason is kept); ``warn``: say it
-    once as a ``RuntimeWarning`` (the command line prints :func:`png_status` instead)."""
+    once as a ``RuntimeWarning`` (the command line prints :func:`png_status` instead); ``fix``: name how to get PNGs."""
     global _disabled_reason
     with _state_lock:
         if _disabled_reason is not None:
             return
-        _disabled_reason = f"PNG export skipped, HTML and JSON written: {reason}; {PNG_HELP}"
+        _disabled_reason = f"PNG export skipped, HTML and JSON written: {reason}" + (f"; {PNG_HELP}" if fix else "")
     if warn:
         warnings.warn(_disabled_reason, PngSkipped, stacklevel=3)
 
@@ -118,7 +118,7 @@ def png_preflight() -> str | None:
     """
     if _disabled_reason is None:
         if os.environ.get(SWITCH_ENV, "1").strip() in ("0", "off", "false", "no"):
-            disable_png(f"{SWITCH_ENV}={os.environ[SWITCH_ENV]}", warn=False)
+            disable_png(f"{SWITCH_ENV}={os.environ[SWITCH_ENV]}", warn=False, fix=False)
         else:
             path, why = find_browser()
             if path is None:
