@@ -148,8 +148,8 @@ def run_studies(
                     pngs.append(path)
                 else:
                     result["paths"][key] = None
-    if pngs:
-        print(f"PNG: {', '.join(pngs)}")
+    if pngs:  # drawn now, or kept from before because their figure did not change
+        print(f"PNG{' (figure unchanged, kept)' if png_status() else ''}: {', '.join(pngs)}")
     if png_status() and png_status() != said_png:
         print(f"note: {png_status()}")
     print(f"outputs written under {Path(out).resolve()}")
