@@ -241,12 +241,12 @@ def per_cell_sweep(model, prompts, va, vb, lambdas, layers) -> np.ndarray:
 def cells_vs_per_cell(model, prompts, va, vb, lambdas, layers, ref: np.ndarray) -> float:
     """Max |Δ log p| between the sweep's cell driver (``score_cells``, v(λ) replaced at the last token) and ``ref``,
     the per-cell baseline's ``[λ, layer, q, k]`` log-probs for the same cells."""
-    from interp.sweeps import last_positions, score_cells
+    from interp.interventions import replace
+    from interp.sweeps import score_cells
     from interp.vectors import convex
 
-    cells = [(la, convex([lam, 1 - lam], [va, vb]).at(la)) for lam in lambdas for la in layers]
-    logp = score_cells(model, prompts, cells, last_positions(model, prompts), mode="replace", hook=va.hook,
-                       batch_size=32)  # fmt: skip
+    cells = [replace(convex([lam, 1 - lam], [va, vb]), la) for lam in lambdas for la in layers]
+    logp = score_cells(model, prompts, cells, batch_size=32)
     return float(np.abs(logp.reshape(ref.shape) - ref).max())
 
 

@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "task_vector": "interp.vectors",
     "convex": "interp.vectors",
     "control_vectors": "interp.vectors",
+    "Intervention": "interp.interventions",
     "patch": "interp.patching",
     "add_patch": "interp.patching",
     "patched_scores": "interp.sweeps",
@@ -62,7 +63,7 @@ _EXPORTS: dict[str, str] = {
     "run_studies": "interp.studies",
 }
 #: Sub-packages reachable as attributes (``interp.plots.mixture_sweep_figure``).
-_MODULES = ("plots", "results", "metrics", "studies")
+_MODULES = ("plots", "results", "metrics", "studies", "interventions", "reference")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 
 from interp.fused import fused_continue, fused_ok, fused_resid
-from interp.hooks import context_length, continuation_pass
+from interp.hooks import context_length
 from interp.models import tokenizer_of
-from interp.scoring import forward_resid, logits_at, pad_rows, sub_cache
+from interp.scoring import forward_resid, logits_at, pad_rows, sub_cache, uses_cache
 from interp.tokenization import encode_batch, pad_id
 
 _TERMINATOR_CACHE: dict[tuple[int, str], frozenset[int]] = {}
@@ -49,23 +49,29 @@ class PromptCache:
     """Prompts run once (right-padded, masked) into a frozen key-value cache; continuations then run from it.
 
     Where :func:`interp.fused.fused_ok` holds when it is built, the cache is the fused forward's own keys and values
-    (:func:`interp.fused.fused_continue`); otherwise TransformerLens's key-value cache and forward.
+    (:func:`interp.fused.fused_continue`); otherwise TransformerLens's key-value cache and forward. Where no cache
+    is exact (:func:`interp.scoring.uses_cache` is false: sliding-window attention, or hooks of the caller attached,
+    which must see every position), each continuation runs with its whole prompt again.
     """
 
     def __init__(self, model, prompt_ids: Sequence[Sequence[int]]):
         self.model, self.pad = model, pad_id(tokenizer_of(model))
+        self.prompt_ids = [tuple(p) for p in prompt_ids]
         x, mask = pad_rows(prompt_ids, self.pad)
         self.fused = fused_ok(model)
+        self.cached = self.fused or uses_cache(model)
         if self.fused:
             self.keys_values: list = []
             resid = fused_resid(model, x, keys_values=self.keys_values)
             self.lengths = torch.tensor([len(p) for p in prompt_ids])
-        else:
+        elif self.cached:
             from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
             self.cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(prompt_ids))
             resid = forward_resid(model, x, mask, self.cache)
             self.cache.freeze()
+        else:
+            resid = forward_resid(model, x, mask, None)
         last = torch.tensor([len(p) - 1 for p in prompt_ids])
         #: ``Float[Tensor, "prompt vocab"]`` next-token log-probs after each prompt.
         self.last_logp = torch.log_softmax(logits_at(model, resid, torch.arange(len(prompt_ids)), last), dim=-1).cpu()
@@ -78,12 +84,15 @@ class PromptCache:
         for lo in range(0, len(todo), batch_size):
             idx = todo[lo : lo + batch_size]
             rows, chunk = torch.tensor([prompt_rows[i] for i in idx]), [conts[i] for i in idx]
+            if not self.cached:
+                chunk = [(*self.prompt_ids[prompt_rows[i]], *conts[i]) for i in idx]
             x, mask = pad_rows(chunk, self.pad)
             if self.fused:
                 resid = fused_continue(self.model, self.keys_values, self.lengths, rows, x)
+            elif self.cached:
+                resid = forward_resid(self.model, x, mask, sub_cache(self.cache, rows))
             else:
-                with continuation_pass():
-                    resid = forward_resid(self.model, x, mask, sub_cache(self.cache, rows))
+                resid = forward_resid(self.model, x, mask, None)
             last = torch.tensor([len(c) - 1 for c in chunk])
             logits = logits_at(self.model, resid, torch.arange(len(chunk)), last)
             out[idx] = torch.log_softmax(logits, dim=-1).cpu().to(out.dtype)

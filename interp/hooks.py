@@ -11,7 +11,6 @@ context-manager form (removed in ``finally``, also when an exception is raised).
 
 from __future__ import annotations
 
-import contextvars
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -82,28 +81,6 @@ def forward_logits(model, tokens, attention_mask=None):
     if attention_mask is not None:
         return model(tokens, attention_mask=attention_mask.to(model.cfg.device))
     return model(tokens)
-
-
-_CONTINUATION = contextvars.ContextVar("interp_continuation_pass", default=False)
-
-
-@contextmanager
-def continuation_pass() -> Iterator[None]:
-    """Mark forward passes that continue a prompt from its key-value cache (answer tokens, generated tokens).
-
-    Hooks that edit prompt positions (patches) leave such passes alone: the prompt's patched residuals already shaped
-    the cached keys and values, and the continuation's own tokens are not theirs to patch.
-    """
-    token = _CONTINUATION.set(True)
-    try:
-        yield
-    finally:
-        _CONTINUATION.reset(token)
-
-
-def in_continuation_pass() -> bool:
-    """True inside :func:`continuation_pass`."""
-    return _CONTINUATION.get()
 
 
 @dataclass

@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,3 +250,29 @@ def replace_in_subspace(
 def mean_ablate(mean: Any, layer: int, *, hook: str | None = None, position: int | None = None) -> Intervention:
     """``x ← mean``: the residual replaced by its mean over reference prompts (a TaskVector or a tensor)."""
     return _make("ablate", mean, layer, hook=hook, position=position)
+
+
+def apply_rowwise(interventions: Sequence[Intervention], which: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """Residuals ``x`` ``Float[Tensor, "row d_model"]`` with row ``i`` intervened by ``interventions[which[i]]``
+    (``which=None``: one intervention for every row). A new tensor; batched where the modes allow.
+
+    >>> import torch
+    >>> ivs = [add(torch.ones(2), 0), replace(torch.zeros(2), 0)]
+    >>> apply_rowwise(ivs, torch.tensor([0, 1, 0]), torch.full((3, 2), 5.0)).tolist()
+    [[6.0, 6.0], [0.0, 0.0], [6.0, 6.0]]
+    """
+    if which is None:
+        if len(interventions) != 1:
+            raise ValueError(f"which: needed to spread {len(interventions)} interventions over rows")
+        return interventions[0].apply(x)
+    which = which.to(x.device)
+    modes = {iv.mode for iv in interventions}
+    if modes <= set(CONSTANT_MODES):
+        return torch.stack([iv.vector for iv in interventions]).to(x.device, x.dtype)[which]
+    if modes <= {"add", "steer"}:
+        return x + torch.stack([iv.alpha * iv.vector for iv in interventions]).to(x.device, x.dtype)[which]
+    out = x.clone()
+    for k in torch.unique(which).tolist():
+        sel = torch.nonzero(which == k).flatten()
+        out[sel] = interventions[k].apply(x[sel])
+    return out

@@ -1,16 +1,19 @@
-"""Activation patching of the residual stream at (layer, position): replace or add a vector. Primitives only.
+"""Activation patching: :class:`~interp.interventions.Intervention` values applied to the residual stream by one hook
+factory. Primitives only.
 
 Two ways in, both through :func:`interp.hooks.add_hooks` (removed exactly, also on error):
 
-- ``with patch(model, v, layer, positions): ...`` (context manager), or
-- ``h = add_patch(model, v, layer, positions); ...; h.remove()`` (explicit handle).
+- ``with patch(model, what, layer, positions): ...`` (context manager), or
+- ``h = add_patch(model, what, layer, positions); ...; h.remove()`` (explicit handle),
 
+where ``what`` is an :class:`~interp.interventions.Intervention` (its layer, mode and hook), or a
+:class:`~interp.vectors.TaskVector` / ``[d_model]`` tensor with ``layer`` and ``mode`` (``"replace"`` or ``"add"``).
+Every engine of the toolkit patches through :func:`intervention_hook`, so a patch means one thing everywhere.
 Experiments built on these (best layer, λ and simplex sweeps) live in :mod:`interp.sweeps`.
 
 Gotcha: positions are *batch* coordinates (after padding); the toolkit right-pads, so they equal the unpadded
-positions of ``encode(tok, text)``. For BPE models, an answer whose first token merges with the prompt's last
-token (counted in ``AnswerScores.n_merged``) is scored on a row whose last prompt token differs; the patch still
-lands at that position.
+positions of ``encode(tok, text)``. A hook attached here acts on every forward pass of the model while attached,
+so the toolkit's scoring and generation run full sequences (no key-value cache) when they find hooks attached.
 
 >>> v = task_vector(model, "bias_add", "add1")                             # doctest: +SKIP
 >>> with patch(model, v, layer=2, positions=[7, 7]):                        # doctest: +SKIP
@@ -25,17 +28,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from interp.hooks import HookHandle, add_hooks, check_hook, check_layer, hook_name, in_continuation_pass
+from interp.hooks import HookHandle, add_hooks, check_layer
+from interp.interventions import Intervention, apply_rowwise, check_mode
 from interp.models import model_info
 from interp.vectors import TaskVector
 
-MODES = ("replace", "add")
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode: {mode!r} not supported; valid: {', '.join(MODES)}")
-    return mode
+__all__ = ["PatchHandle", "add_patch", "check_mode", "check_vector_for_model", "intervention_hook", "patch"]
 
 
 def check_vector_for_model(model, vector: TaskVector, name: str = "vector") -> None:
@@ -54,26 +52,27 @@ def check_vector_for_model(model, vector: TaskVector, name: str = "vector") -> N
         raise ValueError(f"{name}: task vector does not belong to this model; differs in " + "; ".join(diffs))
 
 
-def _values(vector: TaskVector | torch.Tensor, layer: int, d_model: int) -> torch.Tensor:
-    if isinstance(vector, TaskVector):
-        return vector.at(layer)
-    if not isinstance(vector, torch.Tensor):
-        raise ValueError(f"vector_or_tensor: expected a TaskVector or a Tensor, got {type(vector).__name__}")
-    if vector.ndim not in (1, 2) or vector.shape[-1] != d_model:
-        raise ValueError(
-            f"vector_or_tensor: expected shape (d_model={d_model},) or (batch, {d_model}), got {tuple(vector.shape)}"
-        )
-    return vector
+def check_intervention(model, iv: Intervention, name: str = "intervention") -> Intervention:
+    """``iv`` if it fits ``model`` (layer in range, width ``d_model``), else a ``ValueError`` naming ``name``."""
+    if not isinstance(iv, Intervention):
+        raise ValueError(f"{name}: expected an Intervention, got {type(iv).__name__}")
+    check_layer(model, iv.layer, f"{name}.layer")
+    if iv.d_model != model.cfg.d_model:
+        raise ValueError(f"{name}: vector of width {iv.d_model}, the model's d_model is {model.cfg.d_model}")
+    return iv
 
 
-def patch_hook(values: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor | int, mode: str) -> Callable:
-    """A hook function writing ``values`` (``[d]`` or ``[n, d]``) at ``act[rows, cols]`` (all rows when ``rows`` is
-    None); ``mode`` ``"replace"`` or ``"add"``. Used by :func:`add_patch` and by the batched drivers of
-    :mod:`interp.sweeps`, which patch different rows of one batch with different values."""
+def intervention_hook(
+    interventions: Sequence[Intervention],
+    which: torch.Tensor | None,
+    rows: torch.Tensor | None,
+    cols: torch.Tensor | int,
+) -> Callable:
+    """The one hook factory: a hook rewriting ``act[rows[i], cols[i]]`` by ``interventions[which[i]]`` (every row of
+    the batch when ``rows`` is None; one intervention for all when ``which`` is None). Out of place (the input of a
+    ``resid_pre`` hook is the previous block's output)."""
 
     def fn(act, hook):  # TransformerLens passes the HookPoint as ``hook``
-        if in_continuation_pass():  # answer tokens run from the patched prompt's cache: nothing of theirs to patch
-            return act
         b, n = act.shape[0], act.shape[1]
         r = torch.arange(b, device=act.device) if rows is None else rows.to(act.device)
         c = torch.as_tensor(cols, device=act.device)
@@ -82,11 +81,10 @@ def patch_hook(values: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tens
             raise ValueError(f"positions: {c.shape[0]} positions for a batch of {r.shape[0]} sequences")
         if c.numel() and int(c.max()) >= n:
             raise ValueError(f"positions: {int(c.max())} lies beyond the sequence (length {n}) at {hook.name}")
-        v = values.to(act.device, act.dtype)
-        if v.ndim == 2 and v.shape[0] != r.shape[0]:
-            raise ValueError(f"vector_or_tensor: {v.shape[0]} rows of values for a batch of {r.shape[0]} sequences")
-        act = act.clone()  # out of place: the input of a resid_pre hook is the previous block's output
-        act[r, c] = v if mode == "replace" else act[r, c] + v
+        if which is not None and which.shape[0] != r.shape[0]:
+            raise ValueError(f"which: {which.shape[0]} entries for {r.shape[0]} patched rows")
+        act = act.clone()
+        act[r, c] = apply_rowwise(interventions, which, act[r, c])
         return act
 
     return fn
@@ -101,14 +99,37 @@ def _check_positions(positions: int | Sequence[int] | torch.Tensor) -> torch.Ten
     return pos
 
 
+def as_intervention(
+    model, what, layer: int | None, *, mode: str = "replace", hook: str | None = None, name: str = "what"
+) -> Intervention:
+    """``what`` (an Intervention, a TaskVector of this model or a ``[d_model]`` tensor) as an Intervention."""
+    if isinstance(what, Intervention):
+        if layer is not None and layer != what.layer:
+            raise ValueError(f"layer: {layer} differs from the intervention's layer {what.layer}")
+        return check_intervention(model, what, name)
+    check_mode(mode)
+    if layer is None:
+        raise ValueError("layer: needed unless `what` is an Intervention")
+    layer = check_layer(model, layer)
+    if isinstance(what, TaskVector):
+        check_vector_for_model(model, what, name)
+        hook = hook or what.hook
+        if hook != what.hook:
+            raise ValueError(f"hook: {hook!r} differs from the vector's hook point {what.hook!r}")
+        return Intervention(layer, mode, what.at(layer).float(), hook=hook, label=what.describe())
+    if not isinstance(what, torch.Tensor):
+        raise ValueError(f"{name}: expected an Intervention, a TaskVector or a Tensor, got {type(what).__name__}")
+    if what.ndim != 1 or what.shape[0] != model.cfg.d_model:
+        raise ValueError(f"{name}: expected shape (d_model={model.cfg.d_model},), got {tuple(what.shape)}")
+    return Intervention(layer, mode, what.detach().float(), hook=hook or "resid_post")
+
+
 @dataclass
 class PatchHandle:
     """An attached patch; :meth:`remove` detaches exactly its hook (idempotent)."""
 
     model: object
-    layer: int
-    hook: str
-    mode: str
+    intervention: Intervention
     _hooks: HookHandle | None = None
 
     @property
@@ -122,9 +143,9 @@ class PatchHandle:
 
 def add_patch(
     model,
-    vector_or_tensor: TaskVector | torch.Tensor,
-    layer: int,
-    positions: int | Sequence[int] | torch.Tensor,
+    what: Intervention | TaskVector | torch.Tensor,
+    layer: int | None = None,
+    positions: int | Sequence[int] | torch.Tensor | None = None,
     *,
     mode: str = "replace",
     hook: str | None = None,
@@ -132,42 +153,38 @@ def add_patch(
     """Attach a patch and return its handle (call ``.remove()``; prefer :func:`patch` where a block fits).
 
     Args:
-        vector_or_tensor: a :class:`TaskVector` (its mean at ``layer``; must come from this model) or a
-            ``Float[Tensor, "d_model"]`` / ``Float[Tensor, "batch d_model"]`` (one row per sequence).
-        layer: model layer; the hook point is ``blocks.{layer}.hook_{hook}``.
-        positions: an int (every sequence) or ``Int[Tensor, "batch"]`` (one per sequence), batch coordinates.
-        mode: ``"replace"`` (set the residual) or ``"add"`` (add to it).
+        what: an :class:`~interp.interventions.Intervention` (e.g. ``interventions.add(v, 2, alpha=4)``), or a
+            :class:`TaskVector` (its mean at ``layer``; must come from this model) or ``Float[Tensor, "d_model"]``.
+        layer: model layer (taken from ``what`` when it is an Intervention).
+        positions: an int (every sequence) or ``Int[Tensor, "batch"]`` (one per sequence), batch coordinates;
+            default the intervention's own ``position``.
+        mode: ``"replace"`` or ``"add"`` (or any of :data:`interp.interventions.MODES` through an Intervention).
         hook: ``"resid_pre" | "resid_mid" | "resid_post"``; default the vector's hook (``"resid_post"`` for tensors).
 
     Everything is validated before the hook is attached; a position beyond a sequence raises during the run.
     """
-    check_mode(mode)
-    layer = check_layer(model, layer)
-    if isinstance(vector_or_tensor, TaskVector):
-        check_vector_for_model(model, vector_or_tensor, "vector_or_tensor")
-        hook = check_hook(hook or vector_or_tensor.hook)
-        if hook != vector_or_tensor.hook:
-            raise ValueError(f"hook: {hook!r} differs from the vector's hook point {vector_or_tensor.hook!r}")
-    else:
-        hook = check_hook(hook or "resid_post")
-    values = _values(vector_or_tensor, layer, model.cfg.d_model)
+    iv = as_intervention(model, what, layer, mode=mode, hook=hook)
+    if positions is None:
+        if iv.position is None:
+            raise ValueError("positions: needed (the intervention acts at 'each prompt's last token', unknown here)")
+        positions = iv.position
     pos = _check_positions(positions)
-    handle = add_hooks(model, [(hook_name(layer, hook), patch_hook(values, None, pos, mode))])
-    return PatchHandle(model, layer, hook, mode, handle)
+    handle = add_hooks(model, [(iv.hook_name, intervention_hook([iv], None, None, pos))])
+    return PatchHandle(model, iv, handle)
 
 
 @contextmanager
 def patch(
     model,
-    vector_or_tensor: TaskVector | torch.Tensor,
-    layer: int,
-    positions: int | Sequence[int] | torch.Tensor,
+    what: Intervention | TaskVector | torch.Tensor,
+    layer: int | None = None,
+    positions: int | Sequence[int] | torch.Tensor | None = None,
     *,
     mode: str = "replace",
     hook: str | None = None,
 ) -> Iterator[PatchHandle]:
     """Context manager form of :func:`add_patch`: the hook is removed on exit, also on error."""
-    handle = add_patch(model, vector_or_tensor, layer, positions, mode=mode, hook=hook)
+    handle = add_patch(model, what, layer, positions, mode=mode, hook=hook)
     try:
         yield handle
     finally:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from interp.fused import derived_per_module
-from interp.hooks import attached_hooks, context_length, continuation_pass, hooked
+from interp.hooks import attached_hooks, context_length, hooked
 from interp.models import tokenizer_of, trained_examples
 from interp.packing import layout, pack, packable, packed_forward
 from interp.prompts import Prompt
@@ -436,8 +436,7 @@ def run_plan(
             if len(members) == len(chunk) and bool((sel == torch.arange(len(chunk))).all()):
                 sel = None
             sx, smask = pad_rows([plan.suffixes[sr] for _, sr in members], pad)
-            with continuation_pass():
-                resid = forward_resid(model, sx, smask, sub_cache(cache, sel))
+            resid = forward_resid(model, sx, smask, sub_cache(cache, sel))  # prompt hooks are detached by now
             slocal = np.full(len(plan.suffixes), -1, dtype=np.int64)
             slocal[[sr for _, sr in members]] = np.arange(len(members))
             idx, rows, pos, tgt = _terms_of(plan.tail, slocal)
@@ -492,8 +491,10 @@ def _run_packed(model, plan: ScoringPlan, *, pad: int, batch_size: int) -> tuple
 
 def uses_cache(model) -> bool:
     """Whether answers run from the prompt's key-value cache: not for local (sliding-window) attention, whose cached
-    path in TransformerLens does not match a full forward (measured on Mistral: several nats)."""
-    return not getattr(model.cfg, "use_local_attn", False)
+    path in TransformerLens does not match a full forward (measured on Mistral: several nats), and not while the
+    caller has hooks attached (a hook of theirs, e.g. a :func:`interp.patching.patch`, must see every position of
+    every sequence as a full forward would)."""
+    return not getattr(model.cfg, "use_local_attn", False) and attached_hooks(model) == 0
 
 
 def _check_batch_size(batch_size: int) -> None:

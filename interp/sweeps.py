@@ -1,13 +1,13 @@
 """Patching experiments: one batched cell driver and its specialisations (docs/science.md §4).
 
-A *cell* is (layer, value): a ``Float[Tensor, "d_model"]`` patched (replaced or added) at that layer at each
-query's last token. :func:`score_cells` scores every prompt once per cell: where answers are one token it shares
-the unpatched prefix (the tokens before the patch run once for all cells, the patched token once up to the patch
-layer, and only that token runs the later layers, with the cells in the batch dimension); otherwise one batched
-pass over prompts replicated per cell (:func:`score_cells_per_cell`). The experiments are short specialisations
-that build cells and summarise:
+A *cell* is an :class:`~interp.interventions.Intervention` (layer, hook point, mode, vector) applied at each query's
+last token. :func:`score_cells` scores every prompt once per cell: where answers are one token it shares the
+unpatched prefix (the tokens before the patch run once for all cells, the patched token once up to the patch layer,
+and only that token runs the later layers, with the cells in the batch dimension); otherwise one batched pass over
+prompts replicated per cell (:func:`score_cells_per_cell`). Both equal :mod:`interp.reference`, the method as plain
+loops (``tests/test_equivalence.py``). The experiments are short specialisations that build cells and summarise:
 
-- :func:`patched_scores`: one vector at one layer;
+- :func:`patched_scores`: one vector (or intervention) at one layer;
 - :func:`best_layer`: one task vector at every layer, with zero-shot and in-context references;
 - :func:`lambda_sweep`: v(λ) = λ·v_A + (1 − λ)·v_B at every (λ, layer), with the real mixed-prompt curve
   (λ is the weight of task A, the same meaning as the fraction of task-A examples everywhere);
@@ -27,7 +27,6 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -35,10 +34,11 @@ import torch
 from interp.capture import capture_resid, resolve_positions, token_ids
 from interp.decomposition import METHODS, decompose
 from interp.fused import fused_continue, fused_ok, fused_resid
-from interp.hooks import check_hook, check_layer, check_layers, hook_name
+from interp.hooks import check_hook, check_layer, check_layers
+from interp.interventions import Intervention, apply_rowwise, check_mode
 from interp.metrics import candidate_accuracy, mean_and_sem
 from interp.models import tokenizer_of
-from interp.patching import check_mode, check_vector_for_model, patch_hook
+from interp.patching import as_intervention, check_intervention, check_vector_for_model, intervention_hook
 from interp.prompts import Prompt, build_prompts, check_simplex, zero_shot_prompts
 from interp.results import BestLayer, MixtureSweep, ProportionSweep
 from interp.scoring import (
@@ -93,87 +93,85 @@ def last_positions(model, prompts: Sequence[Prompt], positions: Sequence[int] | 
 def score_cells(
     model,
     prompts: Sequence[Prompt],
-    cells: Sequence[tuple[int, torch.Tensor]],
-    positions: Sequence[int],
+    interventions: Sequence[Intervention],
     *,
-    mode: str,
-    hook: str,
-    batch_size: int,
+    positions: Sequence[int] | None = None,
+    batch_size: int = 32,
     include_newline: bool = False,
 ) -> np.ndarray:
-    """log-probs ``Float[ndarray, "cell prompt task"]``: every prompt scored once per cell ``(layer, value [d_model])``.
+    """log-probs ``Float[ndarray, "cell prompt task"]``: every prompt scored once per intervention (a *cell*).
 
-    Two routes, equal within float rounding (``tests/test_sweeps.py``):
+    An intervention with ``position=None`` acts at ``positions[i]`` of prompt ``i`` (default: its last token).
+    Two routes, equal to :mod:`interp.reference` within float rounding (``tests/test_equivalence.py``):
 
     - *shared prefix* (:func:`_score_cells_shared`), when every answer is one token scored right after the patched
-      position, which is the prompt's last token (no ``include_newline``, no BPE merge), and ``hook`` is
-      ``resid_pre``/``resid_post``: the tokens before the patch position run once through every layer (a key-value
-      cache shared by all cells), the patched token once through the layers below the patch, and only that token
-      through the layers above it, with the cells of a layer in the batch dimension;
+      position, which is the prompt's last token (no ``include_newline``, no BPE merge), and every intervention acts
+      at ``resid_pre``/``resid_post`` there: the tokens before the patch position run once through every layer (a
+      key-value cache shared by all cells), the patched token once through the layers below the patch, and only that
+      token through the layers above it, with the cells of a layer in the batch dimension;
     - otherwise (multi-token answers, ``resid_mid``, other positions) :func:`score_cells_per_cell`: one
       :func:`score_answers` call over the prompts replicated per cell.
     """
     n = len(prompts)
-    if not cells:
+    if not interventions:
         return np.zeros((0, n, len(prompts[0].tasks)))
-    shared = _shared_prefix_plan(model, prompts, positions, hook, include_newline)
+    for i, iv in enumerate(interventions):
+        check_intervention(model, iv, f"interventions[{i}]")
+    pos = last_positions(model, prompts, positions)
+    shared = None
+    if all(iv.position is None and iv.hook in ("resid_pre", "resid_post") for iv in interventions):
+        shared = _shared_prefix_plan(model, prompts, pos, include_newline)
     if shared is None:
         return score_cells_per_cell(
-            model,
-            prompts,
-            cells,
-            positions,
-            mode=mode,
-            hook=hook,
-            batch_size=batch_size,
-            include_newline=include_newline,
+            model, prompts, interventions, positions=pos, batch_size=batch_size, include_newline=include_newline
         )
-    return _score_cells_shared(model, shared, cells, mode=mode, hook=hook, batch_size=batch_size)
+    return _score_cells_shared(model, shared, interventions, batch_size=batch_size)
 
 
 def score_cells_per_cell(
     model,
     prompts: Sequence[Prompt],
-    cells: Sequence[tuple[int, torch.Tensor]],
-    positions: Sequence[int],
+    interventions: Sequence[Intervention],
     *,
-    mode: str,
-    hook: str,
+    positions: Sequence[int],
     batch_size: int,
     include_newline: bool = False,
 ) -> np.ndarray:
-    """:func:`score_cells` by one full patched prompt pass per cell (any answers, any hook point; the exact
-    reference): one :func:`score_answers` call over the prompts replicated per cell; each batch gets one hook per
-    layer present, patching only its rows."""
+    """:func:`score_cells` by one full patched prompt pass per cell (any answers, any hook point): one
+    :func:`score_answers` call over the prompts replicated per cell; each batch gets one hook per hook point present,
+    patching only its rows."""
     n = len(prompts)
-    if not cells:
+    if not interventions:
         return np.zeros((0, n, len(prompts[0].tasks)))
-    layer_of = np.array([la for la, _ in cells])
-    values = torch.stack([v for _, v in cells])
+    point_of = np.array([iv.hook_name for iv in interventions])
+    own = [iv.position for iv in interventions]
     pos = torch.tensor(list(positions), dtype=torch.long)
 
     def prompt_hooks(idx: list[int]) -> list[tuple[str, Callable]]:
         idx_t = torch.tensor(idx)
         cell, prompt = idx_t // n, idx_t % n
         out = []
-        for la in sorted(set(layer_of[cell.numpy()].tolist())):
-            sel = torch.nonzero(torch.from_numpy(layer_of[cell.numpy()] == la)).flatten()
-            out.append((hook_name(la, hook), patch_hook(values[cell[sel]], sel, pos[prompt[sel]], mode)))
+        for point in sorted(set(point_of[cell.numpy()].tolist())):
+            sel = torch.nonzero(torch.from_numpy(point_of[cell.numpy()] == point)).flatten()
+            cols = torch.tensor(
+                [int(pos[prompt[s]]) if own[cell[s]] is None else own[cell[s]] for s in sel.tolist()], dtype=torch.long
+            )
+            out.append((point, intervention_hook(interventions, cell[sel], sel, cols)))
         return out
 
     scores = score_answers(
         model,
-        list(prompts) * len(cells),
+        list(prompts) * len(interventions),
         include_newline=include_newline,
         batch_size=batch_size,
         prompt_hooks=prompt_hooks,
     )
-    return scores.log_probs.reshape(len(cells), n, -1)
+    return scores.log_probs.reshape(len(interventions), n, -1)
 
 
-def _shared_prefix_plan(model, prompts, positions, hook: str, include_newline: bool) -> ScoringPlan | None:
+def _shared_prefix_plan(model, prompts, positions, include_newline: bool) -> ScoringPlan | None:
     """The scoring plan when the shared-prefix route is exact (see :func:`score_cells`), else ``None``."""
-    if hook not in ("resid_pre", "resid_post") or include_newline:
+    if include_newline:
         return None
     tok = tokenizer_of(model)
     cands = candidates_batch(tok, [p.text for p in prompts], [list(p.answers) for p in prompts])
@@ -190,16 +188,23 @@ def _shared_prefix_plan(model, prompts, positions, hook: str, include_newline: b
     return plan
 
 
+def _split_layer(iv: Intervention) -> int:
+    """The first block that runs after the intervention (its patch sits between blocks ``s - 1`` and ``s``)."""
+    return iv.layer + 1 if iv.hook == "resid_post" else iv.layer
+
+
 @torch.inference_mode()
-def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str, batch_size: int) -> np.ndarray:
+def _score_cells_shared(
+    model, plan: ScoringPlan, interventions: Sequence[Intervention], *, batch_size: int
+) -> np.ndarray:
     """The shared-prefix route of :func:`score_cells` (``plan`` from :func:`_shared_prefix_plan`).
 
     Identical prompts run once. Per batch of distinct prompts: the tokens before the last run once into a frozen
     key-value cache; per split layer ``s`` (``s = layer + 1`` for ``resid_post``, ``layer`` for ``resid_pre``) the
-    last token runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, patched, and
-    runs through blocks ``>= s`` reading its prompt's cached keys and values; one log-softmax per (cell, prompt) row
-    serves all candidates. Where :func:`interp.fused.fused_ok` holds, the cache is the fused forward's own keys and
-    values, read in place by every cell's row (:func:`interp.fused.fused_continue`); otherwise TransformerLens's
+    last token runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, intervened,
+    and runs through blocks ``>= s`` reading its prompt's cached keys and values; one log-softmax per (cell, prompt)
+    row serves all candidates. Where :func:`interp.fused.fused_ok` holds, the cache is the fused forward's own keys
+    and values, read in place by every cell's row (:func:`interp.fused.fused_continue`); otherwise TransformerLens's
     key-value cache, its rows gathered per cell one layer at a time.
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
@@ -207,10 +212,9 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
     n, k = plan.shape
     n_layers, device = model.cfg.n_layers, model.cfg.device
     pad = pad_id(tokenizer_of(model))
-    out = np.zeros((len(cells), n * k))
+    out = np.zeros((len(interventions), n * k))
     fused = fused_ok(model)  # no hook attached, GPT-2-style attention: the fused forward and its own cache
-    layer_of = np.array([la for la, _ in cells])
-    values = torch.stack([v for _, v in cells])
+    split_of = np.array([_split_layer(iv) for iv in interventions])
     distinct: dict[tuple[int, ...], int] = {}
     uid = np.array([distinct.setdefault(r, len(distinct)) for r in plan.prefixes])
     rows_u = list(distinct)
@@ -234,9 +238,8 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
         terms = head[local[uid[head[:, 1]]] >= 0]
         t_row = torch.from_numpy(local[uid[terms[:, 1]]])
         t_tgt = torch.from_numpy(terms[:, 3])
-        per_pass = max(1, min(1024, 16384 // x.shape[1]) // b)  # cells per forward (one token per row)
-        for la in sorted(set(layer_of.tolist())):
-            s = la + 1 if hook == "resid_post" else la
+        cells_per_pass = max(1, min(1024, 16384 // x.shape[1]) // b)  # one token per row: bounded activations
+        for s in sorted(set(split_of.tolist())):
             if fused:
                 resid = fused_continue(model, keys_values, prompt_len, torch.arange(b), last_tok, stop_at_layer=s)
             else:
@@ -246,13 +249,13 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
                     past_kv_cache=cache,
                     stop_at_layer=s,
                 )  # [b, 1, d_model], unpatched, shared
-            ids = np.flatnonzero(layer_of == la)
-            for clo in range(0, len(ids), per_pass):
-                cid = ids[clo : clo + per_pass]
+            ids = np.flatnonzero(split_of == s)
+            for clo in range(0, len(ids), cells_per_pass):
+                cid = ids[clo : clo + cells_per_pass]
                 c = len(cid)
                 act = resid.repeat(c, 1, 1)
-                vals = values[torch.from_numpy(cid)].repeat_interleave(b, dim=0)
-                act = patch_hook(vals, None, 0, mode)(act, SimpleNamespace(name=hook_name(la, hook)))
+                which = torch.arange(c).repeat_interleave(b)
+                act[:, 0] = apply_rowwise([interventions[i] for i in cid], which, act[:, 0])
                 if s < n_layers and fused:
                     rows = torch.arange(b).repeat(c)
                     act = fused_continue(model, keys_values, prompt_len, rows, resid=act, start_at_layer=s)
@@ -268,41 +271,31 @@ def _score_cells_shared(model, plan: ScoringPlan, cells, *, mode: str, hook: str
                 rows = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten().to(logp.device)
                 chosen = logp[rows, t_tgt.repeat(c).to(logp.device)]
                 out[cid[:, None], terms[None, :, 0]] = chosen.double().cpu().numpy().reshape(c, -1)
-    return out.reshape(len(cells), n, k)
+    return out.reshape(len(interventions), n, k)
 
 
 def patched_scores(
     model,
     prompts: Sequence[Prompt],
-    vector: TaskVector,
-    layer: int,
+    vector: TaskVector | Intervention,
+    layer: int | None = None,
     *,
     mode: str = "replace",
     positions: Sequence[int] | None = None,
     batch_size: int = 32,
     include_newline: bool = False,
 ) -> AnswerScores:
-    """Answer scores with ``vector`` patched at ``layer`` at each prompt's last token (or ``positions``).
+    """Answer scores with ``vector`` patched at ``layer`` at each prompt's last token (or ``positions``); or with
+    an :class:`~interp.interventions.Intervention` (its own layer, mode and hook).
 
     ``prompts`` are normally zero-shot queries (:func:`interp.prompts.zero_shot_prompts`). Refuses a vector
     from another model or weight processing; everything is validated before any forward pass.
     """
-    check_mode(mode)
     if not prompts:
         raise ValueError("prompts: need at least one prompt")
-    check_vector_for_model(model, vector)
-    layer = check_layer(model, layer)
-    value = vector.at(layer)
-    pos = last_positions(model, prompts, positions)
+    iv = as_intervention(model, vector, layer, mode=mode, name="vector")
     logp = score_cells(
-        model,
-        prompts,
-        [(layer, value)],
-        pos,
-        mode=mode,
-        hook=vector.hook,
-        batch_size=batch_size,
-        include_newline=include_newline,
+        model, prompts, [iv], positions=positions, batch_size=batch_size, include_newline=include_newline
     )[0]
     return AnswerScores(logp, tuple(prompts[0].tasks), include_newline)
 
@@ -344,14 +337,12 @@ def best_layer(
     icl = build_prompts(
         fam, tasks, counts=[n_examples if t == task else 0 for t in tasks], n_prompts=n_prompts, seed=seed
     )
-    pos = last_positions(model, zs)
     if getattr(model, "interp_construction", None) is not None:  # a hand-built model: is `task` one it computes?
         warn_untrained(model, [replace(zs[0], tasks=(task,), answers=(zs[0].answer(task),))])
     with warnings.catch_warnings():  # every task of the family is a candidate by design; only `task` is asked about
         warnings.filterwarnings("ignore", message="prompts: this hand-built model was built for")
-        logp = score_cells(
-            model, zs, [(la, vector.at(la)) for la in layers], pos, mode=mode, hook=vector.hook, batch_size=batch_size
-        )
+        cells = [as_intervention(model, vector, la, mode=mode) for la in layers]
+        logp = score_cells(model, zs, cells, batch_size=batch_size)
         zs_p, zs_acc = _p_and_acc(score_answers(model, zs, batch_size=batch_size).log_probs, k)
         icl_p, icl_acc = _p_and_acc(score_answers(model, icl, batch_size=batch_size).log_probs, k)
     per_layer = [_p_and_acc(logp[i], k) for i in range(len(layers))]
@@ -405,13 +396,12 @@ def _mixture_sweep(
             mixed_prompts += build_prompts(
                 fam, tasks, proportions=w, n_examples=n_examples, n_prompts=n_prompts, seed=seed
             )
-    pos = last_positions(model, zs)
     # ---- every argument checked: forward passes from here on
     cells = []
     for w in weights:
         v = convex(list(w), vectors)
-        cells += [(la, v.at(la)) for la in layers]
-    logp = score_cells(model, zs, cells, pos, mode=mode, hook=vectors[0].hook, batch_size=batch_size)
+        cells += [as_intervention(model, v, la, mode=mode) for la in layers]
+    logp = score_cells(model, zs, cells, batch_size=batch_size)
     probs, sem = mean_and_sem(logp.reshape(len(weights), len(layers), n_prompts, len(tasks)))
     real_probs = real_sem = fractions = None
     if real:

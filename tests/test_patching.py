@@ -193,7 +193,8 @@ def test_bad_inputs_fail_before_forward(no_forward, vectors):
         (lambda: patched_scores(m, zs, va, 0, mode="swap"), "mode:"),
         (lambda: best_layer(m, FAMILY, "product", va, n_prompts=2), "tasks: unknown task"),
         (lambda: patch(m, va, 5, 0).__enter__(), "layer: 5 out of range"),
-        (lambda: patch(m, torch.zeros(3), 0, 0).__enter__(), "vector_or_tensor: expected shape"),
+        (lambda: patch(m, torch.zeros(3), 0, 0).__enter__(), "what: expected shape"),
+        (lambda: patch(m, va, 0).__enter__(), "positions: needed"),
         (lambda: patch(m, va, 0, -1).__enter__(), "positions: must be >= 0"),
     ]
     for call, match in cases:

@@ -1,0 +1,154 @@
+"""Every engine equals the reference method (interp.reference) on every kind of model, within one tolerance.
+
+Engines: scoring (packed rows, key-value cache, full rows), the patched cell driver (shared prefix and per cell),
+a user's ``patch()`` around scoring (hooks attached: full sequences), residual capture, task vectors, best layer,
+λ sweeps, and generation's prompt cache (fused, TransformerLens cache, and full sequences while hooks are attached).
+Models: a GPT-2-architecture model with GPT-2's real BPE tokenizer, the embedded model, the hand-built model, and a
+tiny random model of every family in :mod:`interp.architectures` (Llama, Llama-3, Mistral, Qwen2, GPT-NeoX, Gemma).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_architectures import FAMILIES, build_dir
+
+from interp import reference
+from interp.capture import capture_resid
+from interp.generation import PromptCache
+from interp.hooks import attached_hooks
+from interp.interventions import Intervention, orthonormal_basis
+from interp.models import load_model
+from interp.patching import patch
+from interp.prompts import build_prompts, zero_shot_prompts
+from interp.scoring import score_answers
+from interp.sweeps import best_layer, lambda_sweep, score_cells
+from interp.tokenization import encode
+from interp.vectors import task_vector
+
+#: The one tolerance, |a - b| <= TOL + RTOL * |b| (nats, or residual units): float32 kernels that add in different
+#: orders. The relative part matters only for the hand-built model, whose residuals carry anchors of 1000 and whose
+#: unused tokens sit at log-probabilities near -20 (seen: 1.2e-4 apart there, 6e-6 relative).
+TOL, RTOL = 1e-4, 1e-5
+KINDS = ["gpt2_arch", "embedded", "constructed", *sorted(FAMILIES)]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def kind(request, tmp_path_factory, gpt2_small_dir):
+    """(model, family of its prompts, a task pair) for each kind of model."""
+    name = request.param
+    if name == "gpt2_arch":
+        return load_model(str(gpt2_small_dir), device="cpu"), "operands", ("copy_first", "sum")
+    if name == "embedded":
+        return load_model("embedded", device="cpu"), "bias_add", ("add1", "add7")
+    if name == "constructed":
+        return load_model("constructed:retrieval:K=2", device="cpu"), "retrieval", ("pos1", "pos2")
+    d = tmp_path_factory.mktemp(name)
+    build_dir(FAMILIES[name], d)
+    return load_model(str(d), device="cpu"), "operands", ("copy_first", "sum")
+
+
+def prompts_of(family: str, tasks, n: int = 3, seed: int = 1):
+    return build_prompts(family, list(tasks), n_examples=4, n_prompts=n, seed=seed)
+
+
+def short_queries(model, family: str, tasks):
+    """Zero-shot queries; for sliding-window attention, short enough that the window holds the whole prompt."""
+    return zero_shot_prompts(family, list(tasks), n_prompts=3, seed=2)
+
+
+@pytest.mark.parametrize("include_newline", [False, True])
+def test_scoring_equals_the_reference(kind, include_newline):
+    model, family, tasks = kind
+    prompts = prompts_of(family, tasks)
+    got = score_answers(model, prompts, include_newline=include_newline).log_probs
+    ref = reference.answer_log_probs(model, prompts, include_newline=include_newline)
+    np.testing.assert_allclose(got, ref, atol=TOL, rtol=RTOL)
+
+
+def test_patched_cells_equal_the_reference(kind):
+    model, family, tasks = kind
+    zs = short_queries(model, family, tasks)
+    g = torch.Generator().manual_seed(0)
+    d = model.cfg.d_model
+    cells = [
+        Intervention(0, "replace", torch.randn(d, generator=g)),
+        Intervention(model.cfg.n_layers - 1, "add", torch.randn(d, generator=g), alpha=0.5),
+        Intervention(
+            0, "subspace", torch.randn(d, generator=g), basis=orthonormal_basis(torch.randn(2, d, generator=g))
+        ),
+        Intervention(0, "steer", torch.randn(d, generator=g), hook="resid_pre", alpha=2.0),
+    ]
+    got = score_cells(model, zs, cells, batch_size=2)
+    ref = np.stack([reference.answer_log_probs(model, zs, [iv]) for iv in cells])
+    np.testing.assert_allclose(got, ref, atol=TOL, rtol=RTOL)
+
+
+def test_a_users_patch_around_scoring_equals_the_reference(kind):
+    """With the user's hook attached, scoring runs full sequences: the patch acts at its position in every pass,
+    exactly as in one plain forward of prompt + answer (multi-token answers included)."""
+    model, family, tasks = kind
+    zs = short_queries(model, family, tasks)
+    last = len(encode(model.tokenizer, zs[0].text)) - 1
+    same_length = [p for p in zs if len(encode(model.tokenizer, p.text)) - 1 == last]
+    iv = Intervention(
+        0, "add", torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(3)), position=last
+    )
+    with patch(model, iv):
+        got = score_answers(model, same_length).log_probs
+    assert attached_hooks(model) == 0
+    np.testing.assert_allclose(got, reference.answer_log_probs(model, same_length, [iv]), atol=TOL, rtol=RTOL)
+
+
+def test_capture_and_task_vectors_equal_the_reference(kind):
+    model, family, tasks = kind
+    prompts = prompts_of(family, tasks)
+    layers = list(range(model.cfg.n_layers))
+    torch.testing.assert_close(
+        capture_resid(model, prompts), reference.capture(model, prompts, layers), atol=TOL, rtol=0
+    )
+    v = task_vector(model, family, tasks[0], n_prompts=3, n_examples=4, seed=5)
+    ref = reference.task_vector_mean(model, family, tasks[0], layers, n_prompts=3, n_examples=4, seed=5)
+    torch.testing.assert_close(v.mean, ref, atol=TOL, rtol=RTOL)
+
+
+def test_generation_cache_equals_the_reference_with_and_without_hooks(kind):
+    model, family, tasks = kind
+    prompts = prompts_of(family, tasks, n=2)
+    ids = [encode(model.tokenizer, p.text) for p in prompts]
+    conts = [encode(model.tokenizer, p.text + p.answers[0])[len(i) :][:2] for p, i in zip(prompts, ids, strict=True)]
+
+    def ref_next(extra_hooks=()) -> torch.Tensor:
+        rows = []
+        for i, c in zip(ids, conts, strict=True):
+            logits = reference.run(model, [*i, *c], extra_hooks, query=len(i) - 1)
+            rows.append(torch.log_softmax(logits[-1].double(), dim=-1))
+        return torch.stack(rows)
+
+    got = PromptCache(model, ids).next_log_probs([0, 1], conts)
+    torch.testing.assert_close(got.double(), ref_next(), atol=TOL, rtol=RTOL)
+    iv = Intervention(0, "add", torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(4)), position=1)
+    with patch(model, iv):  # a hook attached: every continuation runs with its prompt again
+        hooked_cache = PromptCache(model, ids)
+        assert not hooked_cache.cached
+        got = hooked_cache.next_log_probs([0, 1], conts)
+    torch.testing.assert_close(got.double(), ref_next([iv]), atol=TOL, rtol=RTOL)
+
+
+def test_best_layer_and_lambda_sweep_equal_the_reference(embedded_model):
+    """The experiments built on the cell driver, against their plain loops (on the embedded model: the families'
+    candidates are single characters there, and every layer is a cell)."""
+    model, family, a, b = embedded_model, "bias_add", "add1", "add7"
+    layers = list(range(model.cfg.n_layers))
+    va, vb = (task_vector(model, family, t, n_prompts=4, n_examples=6, seed=3) for t in (a, b))
+    best = best_layer(model, family, a, va, n_prompts=3, seed=2)
+    ref_curve = reference.best_layer_curve(model, family, a, va.mean, layers, n_prompts=3, seed=2)
+    np.testing.assert_allclose(best.p_correct, ref_curve, atol=TOL, rtol=RTOL)
+    lambdas = [0.0, 0.4, 1.0]
+    for mode in ("replace", "add"):
+        sweep = lambda_sweep(model, family, a, b, va, vb, lambdas=lambdas, n_prompts=3, seed=2, mode=mode, real=False)
+        ref = reference.lambda_sweep(
+            model, family, a, b, va.mean, vb.mean, lambdas, layers, n_prompts=3, seed=2, mode=mode
+        )
+        np.testing.assert_allclose(sweep.probs, ref, atol=TOL, rtol=RTOL)
