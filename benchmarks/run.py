@@ -20,8 +20,8 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
   in float64, ``tests/test_scoring.py``), where it occurs, and max |Δ p|.
 * λ × layer sweep (target 2): 31 λ × every layer × 32 zero-shot queries, v(λ) = λ·v_A + (1 − λ)·v_B replaced at
   the query's last token. Baseline: one patched forward per (λ, layer) cell (``patch`` + ``score_answers`` over the
-  32 queries, batched). Ours: ``lambda_sweep(..., real=False)``. Equality: max |Δ log p| (``score_cells``) and
-  max |Δ p| (the sweep's mean probabilities) against the baseline.
+  32 queries, batched). Ours: ``lambda_sweep(..., mixed_reference=False)``. Equality: max |Δ log p|
+  (``score_cells``) and max |Δ p| (the sweep's mean probabilities) against the baseline.
 * Capture memory (target 3): last-token residuals at every layer; peak memory of live tensors during the call (torch
   profiler, see :func:`tensor_peak`). Baselines: the floor (the same batches through the last block, nothing kept,
   by the forward ours runs; TransformerLens's own forward in ``info``) and ``run_with_cache`` (same batches, all
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from interp.capture import capture_resid, token_batches  # noqa: E402
-from interp.fused import fused_ok, fused_resid  # noqa: E402
+from interp.fused import fused_forward_exact, fused_resid  # noqa: E402
 from interp.hooks import hook_name  # noqa: E402
 from interp.prompts import build_prompts  # noqa: E402
 from interp.scoring import candidates_for, score_answers  # noqa: E402
@@ -98,7 +98,7 @@ CAPTURE_CASES = {  # name: (model, family, n_examples, n_prompts)
 def forward_fn(model, kind: str):
     """``tokens -> final residual`` by TransformerLens's forward (``"tl"``) or the fused-attention one (``"fused"``,
     :mod:`interp.fused`, where it applies: the fastest forward the toolkit has)."""
-    if kind == "fused" and fused_ok(model):
+    if kind == "fused" and fused_forward_exact(model):
         return lambda tokens: fused_resid(model, tokens)
     return lambda tokens: model(tokens, stop_at_layer=model.cfg.n_layers)
 
@@ -130,7 +130,7 @@ def floor_forward(model, prompts, batch_size: int = 32, kind: str = "fused") -> 
     for lo in range(0, len(ids), batch_size):
         chunk = ids[lo : lo + batch_size]
         tokens = right_pad(chunk, pad_id(model.tokenizer))
-        if kind == "last" and fused_ok(model):
+        if kind == "last" and fused_forward_exact(model):
             fused_resid(model, tokens, keep=(torch.arange(len(chunk)), torch.tensor([len(c) - 1 for c in chunk])))
         else:
             forward(tokens)
@@ -181,7 +181,7 @@ def bench_scoring(name: str, models: dict, quick: bool) -> list[dict]:
     info |= {"reps": reps, "ceiling_vs_loop": loop_s / min(floors_last), "min_ratio_vs_floor": ours_s / floor_s}
     info |= {"floor_last_token_s": min(floors_last)}
     info |= {"median_paired_vs_floor_last_token": float(np.median(np.array(ours) / np.array(floors_last)))}
-    info |= {"fused_forward": fused_ok(model), "loop_transformer_lens_s": loop_tl_s}
+    info |= {"fused_forward": fused_forward_exact(model), "loop_transformer_lens_s": loop_tl_s}
     info |= {"floor_transformer_lens_s": min(floors_tl), "vs_loop_transformer_lens": loop_tl_s / ours_s}
     info |= {"median_paired_vs_floor_transformer_lens": float(np.median(np.array(ours) / np.array(floors_tl)))}
     info |= {
@@ -291,7 +291,9 @@ def bench_sweep(name: str, models: dict, quick: bool) -> list[dict]:
     reps = 1 if quick else 3
 
     def ours():
-        return lambda_sweep(model, family, task_a, task_b, va, vb, lambdas=lambdas, n_prompts=n_prompts, real=False)
+        return lambda_sweep(
+            model, family, task_a, task_b, va, vb, lambdas=lambdas, n_prompts=n_prompts, mixed_reference=False
+        )
 
     base_s = ours_s = float("inf")
     for _ in range(reps):  # interleaved, so drifting load on a shared machine hits both alike
@@ -398,7 +400,7 @@ def bench_capture(case: str, models: dict, quick: bool) -> list[dict]:
     out_mb = model.cfg.n_layers * len(prompts) * model.cfg.d_model * res["ours"][2].element_size() / mb
     excess = ours - floor
     info = {"prompts": len(prompts), "floor_mb": floor, "ours_mb": ours, "run_with_cache_mb": rwc}
-    info |= {"fused_forward": fused_ok(model), "floor_transformer_lens_mb": res["floor_tl"][1] / mb}
+    info |= {"fused_forward": fused_forward_exact(model), "floor_transformer_lens_mb": res["floor_tl"][1] / mb}
     info |= {"output_mb": out_mb, "excess_mb": excess, "equality_max_abs": diff, "residual_max_abs": scale}
     info |= {"equality_float64_max_abs (64 prompts)": diff64}
     info |= {f"{m}_s (profiled)": res[m][0] for m in res}
@@ -511,21 +513,21 @@ def bench_generation(name: str, models: dict, quick: bool) -> list[dict]:
     prompts = build_prompts(family, tasks, n_examples=n_examples, n_prompts=n_prompts // (2 if quick else 1), seed=0)
     texts = [p.text for p in prompts]
     complete_outputs_batch(model, texts[:2], beam_width=beam, max_new_tokens=new)  # warm up
-    original = generation.fused_ok
+    original = generation.fused_forward_exact
     ours_s = base_s = float("inf")
     for _ in range(1 if quick else 3):  # interleaved, so drifting load on a shared machine hits both alike
         t, ours = best_of(lambda: complete_outputs_batch(model, texts, beam_width=beam, max_new_tokens=new), 1)
         ours_s = min(ours_s, t)
-        generation.fused_ok = lambda m: False  # the TransformerLens key-value cache route
+        generation.fused_forward_exact = lambda m: False  # the TransformerLens key-value cache route
         try:
             t, base = best_of(lambda: complete_outputs_batch(model, texts, beam_width=beam, max_new_tokens=new), 1)
         finally:
-            generation.fused_ok = original
+            generation.fused_forward_exact = original
         base_s = min(base_s, t)
     top_same = np.mean([a[0][0] == b[0][0] for a, b in zip(ours, base, strict=True) if a and b])
     top_dlogp = max(abs(a[0][1] - b[0][1]) for a, b in zip(ours, base, strict=True) if a and b and a[0][0] == b[0][0])
     info = {"prompts": len(prompts), "beam_width": beam, "max_new_tokens": new, "top_output_same": float(top_same)}
-    info |= {"max_dlogp_top_output": float(top_dlogp), "fused_forward": fused_ok(model)}
+    info |= {"max_dlogp_top_output": float(top_dlogp), "fused_forward": fused_forward_exact(model)}
     rows = [
         row(f"beam search vs TransformerLens cache · {name}", base_s, ours_s, base_s / ours_s, "not slower (>= 1x)",
             base_s / ours_s >= 1, info),

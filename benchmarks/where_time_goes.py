@@ -157,7 +157,8 @@ def scoring_case(name: str, models: dict, quick: bool) -> dict:
 
 
 def sweep_case(name: str, models: dict, quick: bool) -> dict:
-    """Ours (``lambda_sweep(real=False)``) profiled on the benchmark's queries, with the least-work accounting."""
+    """Ours (``lambda_sweep(mixed_reference=False)``) profiled on the benchmark's queries, with the least-work
+    accounting."""
     from interp.prompts import zero_shot_prompts
     from interp.sweeps import DEFAULT_LAMBDAS, lambda_sweep
     from interp.vectors import task_vector
@@ -171,7 +172,9 @@ def sweep_case(name: str, models: dict, quick: bool) -> dict:
     zs = zero_shot_prompts(family, [task_a, task_b], n_prompts=n_prompts, seed=0)
 
     def ours():
-        return lambda_sweep(model, family, task_a, task_b, va, vb, lambdas=lambdas, n_prompts=n_prompts, real=False)
+        return lambda_sweep(
+            model, family, task_a, task_b, va, vb, lambdas=lambdas, n_prompts=n_prompts, mixed_reference=False
+        )
 
     prof = profiled(ours, cfg.d_model, cfg.d_vocab)
     base_ma, least_ma = bench.sweep_multiply_adds(model, zs, len(lambdas), layers, va.hook)

@@ -46,7 +46,7 @@ _EXPORTS: dict[str, str] = {
     "TaskVector": "interp.vectors",
     "task_vector": "interp.vectors",
     "convex": "interp.vectors",
-    "control_vectors": "interp.vectors",
+    "null_vectors": "interp.vectors",
     "Intervention": "interp.interventions",
     "patch": "interp.patching",
     "add_patch": "interp.patching",

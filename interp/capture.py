@@ -4,8 +4,8 @@ One hook per requested layer copies ``act[row, position]`` for each sequence of 
 ``Float[Tensor, "layer prompt d_model"]`` on the CPU; nothing else of the forward pass is retained (no
 ``run_with_cache``). The forward pass stops right after the last requested hook point. Hooks go in through
 :func:`interp.hooks.hooks` and are removed after every batch, also on error. Where no hook is needed at all
-(right padding, :func:`interp.fused.fused_ok`), the fused-attention forward runs instead and the same slices are
-read from it as it goes: no ``[query, key]`` attention tensors, about half the time on long prompts.
+(right padding, :func:`interp.fused.fused_forward_exact`), the fused-attention forward runs instead and the same
+slices are read from it as it goes: no ``[query, key]`` attention tensors, about half the time on long prompts.
 
 Positions are given in *unpadded* coordinates of ``encode(tok, text)`` (index 0 is BOS); the default is
 each prompt's last real token (the separator of the query), correct under either padding side.
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
-from interp.fused import fused_ok, fused_resid
+from interp.fused import fused_forward_exact, fused_resid
 from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooked
 from interp.models import tokenizer_of
 from interp.prompts import Prompt
@@ -188,7 +188,9 @@ def capture_resid(
         rows_t = torch.arange(len(chunk))
         cols_t = torch.tensor(cols)
         dest = torch.tensor(chunk)
-        if mask is None and fused_ok(model):  # no hook needed: read the streams as the fused forward forms them
+        if mask is None and fused_forward_exact(
+            model
+        ):  # no hook needed: read the streams as the fused forward forms them
             fused_resid(model, x, tap=_copy_tap(out, layers, hook, dest, rows_t, cols_t), stop_at_layer=last + 1)
             continue
         fwd = [

@@ -8,7 +8,7 @@ unit-normalised single-task vectors ``x_k`` with the ``d_model`` coordinates as 
 ``y ≈ b + Σ_k c_k x_k`` (least squares, with or without the scalar intercept ``b``, or non-negative ``c`` by NNLS).
 Reported: the coefficients and the residual norm ‖y − ŷ‖ (≤ 1 for unit ``y``). Controls replace ``y`` by vectors
 from mixed prompts with random answers, from random strings, or a third task's vector
-(:func:`interp.vectors.control_vectors`).
+(:func:`interp.vectors.null_vectors`).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -171,10 +171,10 @@ def cosines(vectors: Mapping[str, Any], *, centred: bool = False) -> CosineMatri
 def control_decompositions(
     vectors: Mapping[str, Any], *, method: str = "lstsq", intercept: bool = True
 ) -> dict[str, Decomposition]:
-    """Decompose ``"mixed"`` and each control of :func:`interp.vectors.control_vectors` on the basis ``("a", "b")``."""
+    """Decompose ``"mixed"`` and each control of :func:`interp.vectors.null_vectors` on the basis ``("a", "b")``."""
     missing = [k for k in ("a", "b") if k not in vectors]
     if missing:
-        raise ValueError(f"vectors: missing basis vectors {missing}; expected the keys of control_vectors()")
+        raise ValueError(f"vectors: missing basis vectors {missing}; expected the keys of null_vectors()")
     basis = [vectors["a"], vectors["b"]]
     return {
         name: decompose(v, basis, method=method, intercept=intercept, names=("a", "b"))

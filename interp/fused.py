@@ -6,9 +6,9 @@ scoring), the same weights run through ``torch.nn.functional.scaled_dot_product_
 kernel, no ``[query, key]`` tensors kept, about twice as fast on CPU for the embedded model's 230-token prompts.
 Every other piece (embeddings, layer norms, MLPs) is TransformerLens's own module, called directly.
 
-Used only where :func:`fused_ok` holds: learned absolute positions, causal global attention with one key/value head
-per query head and no score modifiers, one device, no hook attached. ``tests/test_fused.py`` checks it against
-``model(tokens, stop_at_layer=n_layers)`` on every model kind the toolkit ships.
+Used only where :func:`fused_forward_exact` holds: learned absolute positions, causal global attention with one
+key/value head per query head and no score modifiers, one device, no hook attached. ``tests/test_fused.py`` checks
+it against ``model(tokens, stop_at_layer=n_layers)`` on every model kind the toolkit ships.
 
 >>> resid = fused_resid(model, tokens)            # doctest: +SKIP
 >>> resid.shape                                   # doctest: +SKIP
@@ -36,7 +36,7 @@ def learned_positions_global_causal(model) -> bool:
     )
 
 
-def fused_ok(model) -> bool:
+def fused_forward_exact(model) -> bool:
     """Whether :func:`fused_resid` computes exactly what ``model``'s own forward computes (up to float rounding)."""
     cfg = model.cfg
     plain_attention = (
@@ -60,7 +60,7 @@ def fused_ok(model) -> bool:
     )
 
 
-def derived_per_module(module, what: str, tensors: tuple[torch.Tensor, ...], compute: Callable[[], object]):
+def cached_from_weights(module, what: str, tensors: tuple[torch.Tensor, ...], compute: Callable[[], object]):
     """``compute()``, kept per ``module`` and ``what`` until any of ``tensors`` changes (in place or replaced).
     Inference tensors (made under ``torch.inference_mode``) keep no version counter: computed every time."""
     if any(t.is_inference() for t in tensors):
@@ -88,7 +88,7 @@ def _live_heads(attn) -> torch.Tensor | None:
         writes = attn.W_O.flatten(1).ne(0).any(1) & (attn.W_V.flatten(1).ne(0).any(1) | attn.b_V.ne(0).any(1))
         return None if bool(writes.all()) else writes.nonzero().flatten()
 
-    return derived_per_module(attn, "live_heads", (attn.W_O, attn.W_V, attn.b_V), compute)
+    return cached_from_weights(attn, "live_heads", (attn.W_O, attn.W_V, attn.b_V), compute)
 
 
 #: Layers up to this many query/key/value weights keep their side-by-side copy between calls (GPT-2 medium: 3.1M);
@@ -111,7 +111,7 @@ def _qkv_weights(attn, live: torch.Tensor | None) -> tuple[torch.Tensor, torch.T
     params = (attn.W_Q, attn.W_K, attn.W_V, attn.b_Q, attn.b_K, attn.b_V, attn.W_O)  # W_O: which heads are live
     if 3 * attn.W_Q.numel() > QKV_CACHE_MAX or torch.is_grad_enabled():  # with autograd: weights in the graph
         return compute()
-    return derived_per_module(attn, "qkv", params, compute)
+    return cached_from_weights(attn, "qkv", params, compute)
 
 
 def _qkv(attn, x: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
@@ -137,7 +137,7 @@ def _mlp_out(mlp, x: torch.Tensor) -> torch.Tensor:
     """``mlp(x)``; an MLP whose output weights are all zero adds only its output bias (not computed through)."""
     w_out = getattr(mlp, "W_out", None)
     if w_out is not None and getattr(mlp, "b_out", None) is not None:
-        if not derived_per_module(mlp, "writes", (w_out,), lambda: bool(w_out.ne(0).any())):
+        if not cached_from_weights(mlp, "writes", (w_out,), lambda: bool(w_out.ne(0).any())):
             return mlp.b_out.expand_as(x)
     return mlp(x)
 
@@ -155,7 +155,7 @@ def _live_neurons(mlp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
         idx = writes.nonzero().flatten()
         return mlp.W_in[:, idx].contiguous(), mlp.b_in[idx].contiguous(), mlp.W_out[idx].contiguous()
 
-    return derived_per_module(mlp, "live_neurons", (mlp.W_in, mlp.b_in, mlp.W_out), compute)
+    return cached_from_weights(mlp, "live_neurons", (mlp.W_in, mlp.b_in, mlp.W_out), compute)
 
 
 #: On CPU, an MLP whose weights take at most :data:`MLP_SLICE_MAX_WEIGHT_BYTES` runs a slice of tokens at a time,

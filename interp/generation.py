@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from interp.fused import fused_continue, fused_ok, fused_resid
+from interp.fused import fused_continue, fused_forward_exact, fused_resid
 from interp.hooks import context_length
 from interp.models import tokenizer_of
 from interp.scoring import forward_resid, logits_at, pad_rows, sub_cache, uses_cache
@@ -48,17 +48,17 @@ def newline_token_ids(tokenizer) -> set[int]:
 class PromptCache:
     """Prompts run once (right-padded, masked) into a frozen key-value cache; continuations then run from it.
 
-    Where :func:`interp.fused.fused_ok` holds when it is built, the cache is the fused forward's own keys and values
-    (:func:`interp.fused.fused_continue`); otherwise TransformerLens's key-value cache and forward. Where no cache
-    is exact (:func:`interp.scoring.uses_cache` is false: sliding-window attention, or hooks of the caller attached,
-    which must see every position), each continuation runs with its whole prompt again.
+    Where :func:`interp.fused.fused_forward_exact` holds when it is built, the cache is the fused forward's own keys
+    and values (:func:`interp.fused.fused_continue`); otherwise TransformerLens's key-value cache and forward. Where
+    no cache is exact (:func:`interp.scoring.uses_cache` is false: sliding-window attention, or hooks of the caller
+    attached, which must see every position), each continuation runs with its whole prompt again.
     """
 
     def __init__(self, model, prompt_ids: Sequence[Sequence[int]]):
         self.model, self.pad = model, pad_id(tokenizer_of(model))
         self.prompt_ids = [tuple(p) for p in prompt_ids]
         x, mask = pad_rows(prompt_ids, self.pad)
-        self.fused = fused_ok(model)
+        self.fused = fused_forward_exact(model)
         self.cached = self.fused or uses_cache(model)
         if self.fused:
             self.keys_values: list = []

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.fused import fused_ok, fused_resid, learned_positions_global_causal
+from interp.fused import fused_forward_exact, fused_resid, learned_positions_global_causal
 from interp.hooks import context_length, hooked
 
 
@@ -130,7 +130,7 @@ def layout(model, rows: PackedRows, chunk: Sequence[int], *, pad: int) -> Packed
     """Lay packed rows ``chunk`` out for one forward pass of ``model``: prefixes in a causal block, then the suffixes
     (the split layout), unless TransformerLens's forward runs it and it is wider than the context (its causal mask
     stops there): then each row as packed, right-padded."""
-    fused = fused_ok(model)
+    fused = fused_forward_exact(model)
     n_ctx = None if fused else context_length(model)
     plen = rows.prefix_len[list(chunk)]
     rest = [len(rows.tokens[r]) - n for r, n in zip(chunk, plen, strict=True)]
@@ -164,10 +164,10 @@ def packed_forward(model, batch: PackedBatch, *, keep: tuple[torch.Tensor, torch
     with ``keep = (rows, cols)`` only ``Float[Tensor, "n d_model"]`` at those places (cheaper on the fused route:
     see :func:`interp.fused.fused_resid`).
 
-    Where ``batch.fused`` (:func:`interp.fused.fused_ok` when laid out), the rows run through the fused-attention
-    forward with the :func:`block_mask` (the prefix block with plain causal attention); otherwise two kinds of hooks
-    do the packing and are removed on return (also on error): the position embedding is read at ``positions``, and
-    every layer's attention scores get the :func:`block_mask`.
+    Where ``batch.fused`` (:func:`interp.fused.fused_forward_exact` when laid out), the rows run through the
+    fused-attention forward with the :func:`block_mask` (the prefix block with plain causal attention); otherwise two
+    kinds of hooks do the packing and are removed on return (also on error): the position embedding is read at
+    ``positions``, and every layer's attention scores get the :func:`block_mask`.
     """
     tokens, positions, segments = batch.tokens, batch.positions, batch.segments
     if batch.fused:  # same maths in PyTorch's fused attention, the block mask passed to it directly

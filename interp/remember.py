@@ -32,18 +32,18 @@ ScoresMemo = dict[tuple[str, str], tuple[float, bool]]
 
 
 @dataclass
-class _Kept:
+class _Memory:
     prompts: dict[tuple, Any] = field(default_factory=dict)
     scores: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)  # model -> (state, memo)
 
 
-_KEPT: contextvars.ContextVar[_Kept | None] = contextvars.ContextVar("interp_remembering", default=None)
+_KEPT: contextvars.ContextVar[_Memory | None] = contextvars.ContextVar("interp_remembering", default=None)
 
 
 @contextmanager
 def remembering() -> Iterator[None]:
     """Inside this block, prompts and answer scores computed before are reused (see the module's docstring)."""
-    token = _KEPT.set(_Kept())
+    token = _KEPT.set(_Memory())
     try:
         yield
     finally:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.fused import derived_per_module
+from interp.fused import cached_from_weights
 from interp.hooks import attached_hooks, context_length, hooked
 from interp.models import tokenizer_of, trained_examples
 from interp.packing import layout, pack, packable, packed_forward
@@ -60,7 +60,7 @@ class Candidate:
         return self.start < self.prompt_len
 
     @property
-    def fed(self) -> int:
+    def n_fed(self) -> int:
         """Tokens the model reads: all but the last answer token (its log-prob needs no forward position)."""
         return len(self.ids) - 1
 
@@ -196,17 +196,17 @@ PrefixForward = Callable[..., torch.Tensor]
 class ScoringPlan:
     """Which tokens run in which pass, and which scored token sums into which (prompt, candidate) slot.
 
-    ``head``/``tail`` are ``Int[ndarray, "term 4"]`` rows ``(slot, row, position, target)``: a scored answer token
-    read in the prompt pass (row = prefix row, position in it) or in the answer pass (row = suffix row, position in
-    the suffix). Slot ``i * n_candidates + k`` is candidate ``k`` of prompt ``i``.
+    ``prompt_terms``/``answer_terms`` are ``Int[ndarray, "term 4"]`` rows ``(slot, row, position, target)``: a scored
+    answer token read in the prompt pass (row = prefix row, position in it) or in the answer pass (row = suffix row,
+    position in the suffix). Slot ``i * n_candidates + k`` is candidate ``k`` of prompt ``i``.
     """
 
     prefixes: list[tuple[int, ...]]
     prefix_prompt: list[int]
     suffixes: list[tuple[int, ...]]
     suffix_prefix: list[int]
-    head: np.ndarray
-    tail: np.ndarray
+    prompt_terms: np.ndarray
+    answer_terms: np.ndarray
     shape: tuple[int, int]
     n_merged: int
 
@@ -241,16 +241,16 @@ def plan_scoring(
         if not across_prompts:
             rows, suffix_rows = {}, {}
         for k, c in enumerate(group):
-            slot, cut = i * n_cands + k, (min(c.prompt_len, c.fed) if shared_prefix else c.fed)
+            slot, cut = i * n_cands + k, (min(c.prompt_len, c.n_fed) if shared_prefix else c.n_fed)
             row = rows.setdefault(c.ids[:cut], len(prefixes))
             if row == len(prefixes):
                 prefixes.append(c.ids[:cut])
                 prefix_prompt.append(i)
             srow = -1
-            if c.fed > cut:
-                srow = suffix_rows.setdefault((row, c.ids[cut : c.fed]), len(suffixes))
+            if c.n_fed > cut:
+                srow = suffix_rows.setdefault((row, c.ids[cut : c.n_fed]), len(suffixes))
                 if srow == len(suffixes):
-                    suffixes.append(c.ids[cut : c.fed])
+                    suffixes.append(c.ids[cut : c.n_fed])
                     suffix_prefix.append(row)
             for j in range(c.start, len(c.ids)):  # token j is predicted at position j - 1
                 if j - 1 < cut:
@@ -342,7 +342,7 @@ def unembed(model, x: torch.Tensor) -> torch.Tensor:
     if u.hook_in.fwd_hooks or u.hook_out.fwd_hooks:
         return u(x[None])[0]
     w = u.W_U.to(x.dtype)
-    if not derived_per_module(u, "bias_nonzero", (u.b_U,), lambda: bool(u.b_U.any())):  # kept: no device sync per call
+    if not cached_from_weights(u, "bias_nonzero", (u.b_U,), lambda: bool(u.b_U.any())):  # kept: no device sync per call
         return x @ w
     return torch.addmm(u.b_U.to(x.dtype), x, w)
 
@@ -407,11 +407,17 @@ def run_plan(
     if prompt_hooks is None and prefix_forward is None and attached_hooks(model) == 0 and packable(model):
         return _run_packed(model, plan, pad=pad, batch_size=batch_size)
     prefix_forward = prefix_forward or run_prefix
-    head_lp, head_ok = torch.zeros(len(plan.head), dtype=torch.float64), torch.zeros(len(plan.head), dtype=torch.bool)
-    tail_lp, tail_ok = torch.zeros(len(plan.tail), dtype=torch.float64), torch.zeros(len(plan.tail), dtype=torch.bool)
-    waves: list[list[int]] = [[] for _ in plan.prefixes]  # answer (suffix) rows of each prefix row
+    head_lp, head_ok = (
+        torch.zeros(len(plan.prompt_terms), dtype=torch.float64),
+        torch.zeros(len(plan.prompt_terms), dtype=torch.bool),
+    )
+    tail_lp, tail_ok = (
+        torch.zeros(len(plan.answer_terms), dtype=torch.float64),
+        torch.zeros(len(plan.answer_terms), dtype=torch.bool),
+    )
+    answer_rows_of: list[list[int]] = [[] for _ in plan.prefixes]  # answer (suffix) rows of each prefix row
     for s, p in enumerate(plan.suffix_prefix):
-        waves[p].append(s)
+        answer_rows_of[p].append(s)
     order = sorted(range(len(plan.prefixes)), key=lambda r: len(plan.prefixes[r]))
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
@@ -423,12 +429,12 @@ def run_plan(
         cache.freeze()
         local = np.full(len(plan.prefixes), -1, dtype=np.int64)
         local[chunk] = np.arange(len(chunk))
-        idx, rows, pos, tgt = _terms_of(plan.head, local)
+        idx, rows, pos, tgt = _terms_of(plan.prompt_terms, local)
         if len(idx):
             head_lp[idx], head_ok[idx] = _read(model, resid, rows, pos, tgt)
         del resid
         pending = sorted(
-            ((b, sr) for b, r in enumerate(chunk) for sr in waves[r]), key=lambda m: len(plan.suffixes[m[1]])
+            ((b, sr) for b, r in enumerate(chunk) for sr in answer_rows_of[r]), key=lambda m: len(plan.suffixes[m[1]])
         )
         for alo in range(0, len(pending), 4 * batch_size):  # all answers of the batch together, length-sorted
             members = pending[alo : alo + 4 * batch_size]
@@ -439,10 +445,10 @@ def run_plan(
             resid = forward_resid(model, sx, smask, sub_cache(cache, sel))  # prompt hooks are detached by now
             slocal = np.full(len(plan.suffixes), -1, dtype=np.int64)
             slocal[[sr for _, sr in members]] = np.arange(len(members))
-            idx, rows, pos, tgt = _terms_of(plan.tail, slocal)
+            idx, rows, pos, tgt = _terms_of(plan.answer_terms, slocal)
             if len(idx):
                 tail_lp[idx], tail_ok[idx] = _read(model, resid, rows, pos, tgt)
-    slots = np.concatenate([plan.head[:, 0], plan.tail[:, 0]])
+    slots = np.concatenate([plan.prompt_terms[:, 0], plan.answer_terms[:, 0]])
     return _per_slot(plan, slots, torch.cat([head_lp, tail_lp]), torch.cat([head_ok, tail_ok]))
 
 
@@ -461,7 +467,7 @@ def _run_packed(model, plan: ScoringPlan, *, pad: int, batch_size: int) -> tuple
     """:func:`run_plan` in one forward pass per batch: each prompt with all its answers in one packed row
     (:mod:`interp.packing`), so the prompt runs once and no key-value cache is copied per answer."""
     rows = pack(plan.prefixes, plan.suffixes, plan.suffix_prefix, n_ctx=context_length(model))
-    head, tail = plan.head, plan.tail
+    head, tail = plan.prompt_terms, plan.answer_terms
     terms = np.concatenate(  # (slot, packed row, position in it, target)
         [
             np.stack([head[:, 0], rows.prefix_row[head[:, 1]], head[:, 2], head[:, 3]], axis=1),
@@ -597,13 +603,13 @@ def score_texts(
     return score_answers(model, built, include_newline=include_newline, batch_size=batch_size)
 
 
-def score_answers_with_and_without_newline(
+def score_answers_alone_and_complete(
     model, prompts: Sequence[Prompt], *, batch_size: int = 32
 ) -> tuple[AnswerScores, AnswerScores]:
     """:func:`score_answers` without and with ``include_newline`` from one forward pass over the prompts (the
     answers alone and the complete outputs share each prompt's row).
 
-    >>> alone, complete = score_answers_with_and_without_newline(model, prompts)  # doctest: +SKIP
+    >>> alone, complete = score_answers_alone_and_complete(model, prompts)  # doctest: +SKIP
     >>> bool((complete.log_probs <= alone.log_probs + 1e-6).all())                # doctest: +SKIP
     True
     """
@@ -632,7 +638,7 @@ def _score_with_suffixes(
     memo = scores_memo(model) if nothing_per_prompt and not attached_hooks(model) else None  # see remembering()
     todo = [i for i, p in enumerate(prompts) if memo is None or any((p.text, a) not in memo for a in answers[i])]
     cands = candidates_batch(tok, [prompts[i].text for i in todo], [answers[i] for i in todo]) if todo else []
-    check_fits(model, [c.fed for group in cands for c in group])
+    check_fits(model, [c.n_fed for group in cands for c in group])
     warn_untrained(model, prompts)
     lp = np.empty((len(prompts), len(answers[0])))
     merged = np.zeros(lp.shape, dtype=bool)
@@ -681,7 +687,7 @@ def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: i
     _check_batch_size(batch_size)
     tok = tokenizer_of(model)
     cands = candidates_batch(tok, [p.text for p in prompts], [[p.answer(task)] for p in prompts])
-    check_fits(model, [g[0].fed for g in cands])
+    check_fits(model, [g[0].n_fed for g in cands])
     warn_untrained(model, prompts)
     _, ok = run_plan(
         model,

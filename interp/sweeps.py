@@ -33,7 +33,7 @@ import torch
 
 from interp.capture import capture_resid, resolve_positions, token_ids
 from interp.decomposition import METHODS, decompose
-from interp.fused import fused_continue, fused_ok, fused_resid
+from interp.fused import fused_continue, fused_forward_exact, fused_resid
 from interp.hooks import check_hook, check_layer, check_layers
 from interp.interventions import Intervention, apply_rowwise, check_mode
 from interp.metrics import candidate_accuracy, mean_and_sem
@@ -178,10 +178,10 @@ def _shared_prefix_plan(model, prompts, positions, include_newline: bool) -> Sco
     plan = plan_scoring(cands)
     n = len(prompts)
     pos = np.asarray(list(positions), dtype=np.int64)
-    if len(plan.tail) or plan.prefix_prompt != list(range(n)) or len(pos) != n:
+    if len(plan.answer_terms) or plan.prefix_prompt != list(range(n)) or len(pos) != n:
         return None
     last = np.array([len(r) - 1 for r in plan.prefixes])
-    if (pos != last).any() or (last < 1).any() or (plan.head[:, 2] != last[plan.head[:, 1]]).any():
+    if (pos != last).any() or (last < 1).any() or (plan.prompt_terms[:, 2] != last[plan.prompt_terms[:, 1]]).any():
         return None
     check_fits(model, [len(r) for r in plan.prefixes])
     warn_untrained(model, prompts)
@@ -203,9 +203,9 @@ def _score_cells_shared(
     key-value cache; per split layer ``s`` (``s = layer + 1`` for ``resid_post``, ``layer`` for ``resid_pre``) the
     last token runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, intervened,
     and runs through blocks ``>= s`` reading its prompt's cached keys and values; one log-softmax per (cell, prompt)
-    row serves all candidates. Where :func:`interp.fused.fused_ok` holds, the cache is the fused forward's own keys
-    and values, read in place by every cell's row (:func:`interp.fused.fused_continue`); otherwise TransformerLens's
-    key-value cache, its rows gathered per cell one layer at a time.
+    row serves all candidates. Where :func:`interp.fused.fused_forward_exact` holds, the cache is the fused forward's
+    own keys and values, read in place by every cell's row (:func:`interp.fused.fused_continue`); otherwise
+    TransformerLens's key-value cache, its rows gathered per cell one layer at a time.
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -213,12 +213,12 @@ def _score_cells_shared(
     n_layers, device = model.cfg.n_layers, model.cfg.device
     pad = pad_id(tokenizer_of(model))
     out = np.zeros((len(interventions), n * k))
-    fused = fused_ok(model)  # no hook attached, GPT-2-style attention: the fused forward and its own cache
+    fused = fused_forward_exact(model)  # no hook attached, GPT-2-style attention: the fused forward and its own cache
     split_of = np.array([_split_layer(iv) for iv in interventions])
     distinct: dict[tuple[int, ...], int] = {}
     uid = np.array([distinct.setdefault(r, len(distinct)) for r in plan.prefixes])
     rows_u = list(distinct)
-    head = plan.head  # (slot, row, position, target); row == prompt here
+    head = plan.prompt_terms  # (slot, row, position, target); row == prompt here
     order = sorted(range(len(rows_u)), key=lambda u: len(rows_u[u]))
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
@@ -300,7 +300,7 @@ def patched_scores(
     return AnswerScores(logp, tuple(prompts[0].tasks), include_newline)
 
 
-def _p_and_acc(logp: np.ndarray, k: int) -> tuple[float, float]:
+def _mean_p_and_accuracy(logp: np.ndarray, k: int) -> tuple[float, float]:
     """Mean P(candidate ``k``) and candidate accuracy of ``k`` over prompts (``logp``: ``[prompt, task]``)."""
     return float(np.exp(logp[..., k]).mean()), float(candidate_accuracy(logp, k))
 
@@ -343,9 +343,9 @@ def best_layer(
         warnings.filterwarnings("ignore", message="prompts: this hand-built model was built for")
         cells = [as_intervention(model, vector, la, mode=mode) for la in layers]
         logp = score_cells(model, zs, cells, batch_size=batch_size)
-        zs_p, zs_acc = _p_and_acc(score_answers(model, zs, batch_size=batch_size).log_probs, k)
-        icl_p, icl_acc = _p_and_acc(score_answers(model, icl, batch_size=batch_size).log_probs, k)
-    per_layer = [_p_and_acc(logp[i], k) for i in range(len(layers))]
+        zs_p, zs_acc = _mean_p_and_accuracy(score_answers(model, zs, batch_size=batch_size).log_probs, k)
+        icl_p, icl_acc = _mean_p_and_accuracy(score_answers(model, icl, batch_size=batch_size).log_probs, k)
+    per_layer = [_mean_p_and_accuracy(logp[i], k) for i in range(len(layers))]
     return BestLayer(
         fam.name,
         task,
@@ -374,7 +374,7 @@ def _mixture_sweep(
     n_examples: int,
     seed: int,
     mode: str,
-    real: bool,
+    mixed_reference: bool,
     batch_size: int,
 ) -> MixtureSweep:
     fam = get_family(family)
@@ -391,7 +391,7 @@ def _mixture_sweep(
         check_simplex(w, len(tasks), "weights")
     zs = zero_shot_prompts(fam, tasks, n_prompts=n_prompts, seed=seed)
     mixed_prompts: list[Prompt] = []
-    if real:
+    if mixed_reference:
         for w in weights:
             mixed_prompts += build_prompts(
                 fam, tasks, proportions=w, n_examples=n_examples, n_prompts=n_prompts, seed=seed
@@ -404,7 +404,7 @@ def _mixture_sweep(
     logp = score_cells(model, zs, cells, batch_size=batch_size)
     probs, sem = mean_and_sem(logp.reshape(len(weights), len(layers), n_prompts, len(tasks)))
     real_probs = real_sem = fractions = None
-    if real:
+    if mixed_reference:
         rl = score_answers(model, mixed_prompts, batch_size=batch_size).log_probs
         real_probs, real_sem = mean_and_sem(rl.reshape(len(weights), n_prompts, len(tasks)))
         fractions = np.array([p.fractions() for p in mixed_prompts]).reshape(len(weights), n_prompts, -1).mean(1)
@@ -439,14 +439,14 @@ def lambda_sweep(
     n_examples: int = 20,
     seed: int = 0,
     mode: str = "replace",
-    real: bool = True,
+    mixed_reference: bool = True,
     batch_size: int = 32,
 ) -> MixtureSweep:
     """Patch v(λ) = λ·v_A + (1 − λ)·v_B at each zero-shot query's last token, for every (λ, layer).
 
     λ is the weight of task A (the paper's α·v_1 + (1 − α)·v_2). Returns P(a_A), P(a_B), P(other) per cell
-    (``probs[λ, layer]``) and, with ``real``, the real mixed-prompt curve: ``n_examples`` in-context examples, a
-    fraction λ of them task A, same queries (same ``seed``).
+    (``probs[λ, layer]``) and, with ``mixed_reference``, the real mixed-prompt curve: ``n_examples`` in-context
+    examples, a fraction λ of them task A, same queries (same ``seed``).
 
     >>> sweep = lambda_sweep(model, "bias_add", "add1", "add7", va, vb, layers=[1, 2])   # doctest: +SKIP
     >>> sweep.probs.shape                                                                     # doctest: +SKIP
@@ -465,7 +465,7 @@ def lambda_sweep(
         n_examples,
         seed,
         mode,
-        real,
+        mixed_reference,
         batch_size,
     )
 
@@ -502,7 +502,7 @@ def simplex_sweep(
     n_examples: int = 20,
     seed: int = 0,
     mode: str = "replace",
-    real: bool = True,
+    mixed_reference: bool = True,
     batch_size: int = 32,
 ) -> MixtureSweep:
     """Patch Σ_k w_k v_k for barycentric weights on :func:`simplex_grid` (K ≥ 3 tasks; or given ``weights``).
@@ -514,7 +514,9 @@ def simplex_sweep(
     w = simplex_grid(len(tasks), resolution) if weights is None else np.asarray(weights, dtype=float)
     if w.ndim != 2 or w.shape[1] != len(tasks):
         raise ValueError(f"weights: expected shape (point, {len(tasks)}), got {w.shape}")
-    return _mixture_sweep(model, family, tasks, vectors, w, layers, n_prompts, n_examples, seed, mode, real, batch_size)
+    return _mixture_sweep(
+        model, family, tasks, vectors, w, layers, n_prompts, n_examples, seed, mode, mixed_reference, batch_size
+    )
 
 
 def proportion_sweep(

@@ -8,7 +8,7 @@ combinations read like the paper (docs/science.md §4)::
     v = 0.3 * v_a + 0.7 * v_b          # or convex([0.3, 0.7], [v_a, v_b])
 
 Arithmetic refuses vectors from different models, weight processing, hook points, widths or layers
-(``ValueError`` naming what differs). A combination records its terms (weight, provenance); its spread is
+(``ValueError`` naming what differs). A combination records its terms (weight, provenance); its std is
 ``sqrt(Σ w_i² σ_i²)``, the per-dimension std of ``Σ w_i x_i`` for independently drawn prompts.
 
 >>> v_a = task_vector(model, "operands", "copy_first", n_prompts=100)   # doctest: +SKIP
@@ -70,11 +70,11 @@ class Provenance:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class TaskVector:
-    """Per-layer mean and spread of the residual stream at the query's last token.
+    """Per-layer mean and standard deviation of the residual stream at the query's last token.
 
     Fields:
         mean: ``Float[Tensor, "layer d_model"]``; row ``i`` belongs to model layer ``layers[i]``.
-        spread: ``Float[Tensor, "layer d_model"]`` per-dimension std across prompts (0 for one prompt).
+        std: ``Float[Tensor, "layer d_model"]`` per-dimension standard deviation across prompts (0 for one prompt).
         model_id, processing: the model's :class:`~interp.models.ModelInfo` id and weight-processing flags.
         hook: ``"resid_pre" | "resid_mid" | "resid_post"``.
         layers: model layers of the rows of ``mean``.
@@ -85,7 +85,7 @@ class TaskVector:
     """
 
     mean: torch.Tensor
-    spread: torch.Tensor
+    std: torch.Tensor
     model_id: str
     processing: tuple[tuple[str, bool], ...]
     hook: str
@@ -95,16 +95,16 @@ class TaskVector:
 
     def __post_init__(self) -> None:
         check_hook(self.hook)
-        if self.mean.ndim != 2 or self.mean.shape != self.spread.shape:
+        if self.mean.ndim != 2 or self.mean.shape != self.std.shape:
             raise ValueError(
-                f"mean/spread: need equal shapes (layer, d_model), got {tuple(self.mean.shape)} and "
-                f"{tuple(self.spread.shape)}"
+                f"mean/std: need equal shapes (layer, d_model), got {tuple(self.mean.shape)} and "
+                f"{tuple(self.std.shape)}"
             )
         if len(self.layers) != self.mean.shape[0]:
             raise ValueError(f"layers: {len(self.layers)} layers for {self.mean.shape[0]} rows of mean")
         if isinstance(self.processing, dict):
             object.__setattr__(self, "processing", tuple(sorted(self.processing.items())))
-        for name in ("mean", "spread"):
+        for name in ("mean", "std"):
             if not torch.isfinite(getattr(self, name)).all():
                 raise ValueError(
                     f"{name}: holds NaN or infinite values (a non-finite weight, or a diverged capture); "
@@ -123,7 +123,7 @@ class TaskVector:
     @property
     def std_norm(self) -> torch.Tensor:
         """``Float[Tensor, "layer"]``: ‖per-dimension std‖ (root of the total variance across prompts)."""
-        return self.spread.double().norm(dim=1).to(self.spread.dtype)
+        return self.std.double().norm(dim=1).to(self.std.dtype)
 
     def at(self, layer: int) -> torch.Tensor:
         """``Float[Tensor, "d_model"]``: the mean at model layer ``layer`` (``ValueError`` if not captured)."""
@@ -171,7 +171,7 @@ class TaskVector:
             raise ValueError(f"weight: a task vector's weight must be finite, got {w!r}")
         return TaskVector(
             self.mean * w,
-            self.spread * abs(w),
+            self.std * abs(w),
             self.model_id,
             self.processing,
             self.hook,
@@ -199,10 +199,10 @@ class TaskVector:
         if not isinstance(other, TaskVector):
             return NotImplemented
         check_compatible(self, other)
-        spread = torch.sqrt(self.spread**2 + other.spread**2)
+        std = torch.sqrt(self.std**2 + other.std**2)
         return TaskVector(
             self.mean + other.mean,
-            spread,
+            std,
             self.model_id,
             self.processing,
             self.hook,
@@ -223,7 +223,7 @@ class TaskVector:
             self.metadata() == other.metadata()
             and self.mean.dtype == other.mean.dtype
             and torch.equal(self.mean, other.mean)
-            and torch.equal(self.spread, other.spread)
+            and torch.equal(self.std, other.std)
         )
 
     __hash__ = None  # type: ignore[assignment] - holds tensors
@@ -245,7 +245,7 @@ class TaskVector:
     def save(self, path: str | Path) -> Path:
         """Write one ``.safetensors`` file (tensors + JSON metadata in its header), atomically."""
         path = Path(path)
-        tensors = {"mean": self.mean.detach().cpu().contiguous(), "spread": self.spread.detach().cpu().contiguous()}
+        tensors = {"mean": self.mean.detach().cpu().contiguous(), "std": self.std.detach().cpu().contiguous()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"interp": json.dumps(self.metadata())})
         return path
@@ -265,7 +265,7 @@ class TaskVector:
         tensors = load_file(str(path))
         return cls(
             mean=tensors["mean"],
-            spread=tensors["spread"],
+            std=tensors["std"] if "std" in tensors else tensors["spread"],  # files written before the rename
             model_id=meta["model_id"],
             processing=tuple(sorted((k, bool(v)) for k, v in meta["processing"].items())),
             hook=meta["hook"],
@@ -326,10 +326,10 @@ def from_activations(
         raise ValueError(f"acts: expected shape (layer={len(layers)}, prompt, d_model), got {tuple(acts.shape)}")
     info = model_info(model)
     mean = acts.double().mean(dim=1)
-    spread = acts.double().std(dim=1, correction=1) if acts.shape[1] > 1 else torch.zeros_like(mean)
+    std = acts.double().std(dim=1, correction=1) if acts.shape[1] > 1 else torch.zeros_like(mean)
     return TaskVector(
         mean=mean.to(acts.dtype),
-        spread=spread.to(acts.dtype),
+        std=std.to(acts.dtype),
         model_id=info.model_id,
         processing=tuple(sorted(asdict(info.processing).items())),
         hook=hook,
@@ -395,7 +395,7 @@ def task_vector(
     return vector_from_prompts(model, prompts, hook=hook, layers=layers, batch_size=batch_size)
 
 
-def control_vectors(
+def null_vectors(
     model,
     family: str,
     task_a: str,

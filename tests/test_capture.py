@@ -44,7 +44,7 @@ def route(request, monkeypatch):
     import interp.capture as capture
 
     if request.param == "hooks":
-        monkeypatch.setattr(capture, "fused_ok", lambda model: False)
+        monkeypatch.setattr(capture, "fused_forward_exact", lambda model: False)
     return request.param
 
 

@@ -190,7 +190,7 @@ def test_task_vectors_are_the_designed_directions(single_vectors):
             assert diff[: v.layers.index(TASK_LAYER)].abs().max() < 1e-4  # no task information before TASK_LAYER
             expected = dirs[k] - dirs[tasks.index(t2)]
             torch.testing.assert_close(diff[TASK_LAYER], expected, atol=1e-4, rtol=0)
-        assert v.spread[TASK_LAYER].max() < 1e-3  # the query's residual is the same for every prompt
+        assert v.std[TASK_LAYER].max() < 1e-3  # the query's residual is the same for every prompt
 
 
 def test_convex_patching_at_the_task_layer_is_linear_in_lambda(single_vectors):

@@ -15,7 +15,7 @@ from interp.decomposition import (
 )
 from interp.prompts import build_prompts, mixture_groups, random_answer_prompts, random_string_prompts
 from interp.sweeps import proportion_sweep
-from interp.vectors import capture_groups, control_vectors, task_vector
+from interp.vectors import capture_groups, null_vectors, task_vector
 
 FAMILY, A, B, C = "operands", "copy_first", "sum", "copy_second"
 
@@ -97,7 +97,7 @@ def test_random_answer_and_random_string_prompts():
 
 @pytest.fixture(scope="module")
 def controls(tiny_char_model):
-    return control_vectors(tiny_char_model, FAMILY, A, B, C, n_prompts=3, n_examples=4, seed=1)
+    return null_vectors(tiny_char_model, FAMILY, A, B, C, n_prompts=3, n_examples=4, seed=1)
 
 
 def test_control_vectors_and_decompositions(controls):
@@ -165,7 +165,7 @@ def test_cosine_matrices(controls):
 def _one_layer(v):
     import dataclasses
 
-    return dataclasses.replace(v, mean=v.mean[:1], spread=v.spread[:1], layers=(0,))
+    return dataclasses.replace(v, mean=v.mean[:1], std=v.std[:1], layers=(0,))
 
 
 def test_projection_of_identical_vectors_is_the_origin_not_an_error():

@@ -147,7 +147,9 @@ def test_best_layer_and_lambda_sweep_equal_the_reference(embedded_model):
     np.testing.assert_allclose(best.p_correct, ref_curve, atol=TOL, rtol=RTOL)
     lambdas = [0.0, 0.4, 1.0]
     for mode in ("replace", "add"):
-        sweep = lambda_sweep(model, family, a, b, va, vb, lambdas=lambdas, n_prompts=3, seed=2, mode=mode, real=False)
+        sweep = lambda_sweep(
+            model, family, a, b, va, vb, lambdas=lambdas, n_prompts=3, seed=2, mode=mode, mixed_reference=False
+        )
         ref = reference.lambda_sweep(
             model, family, a, b, va.mean, vb.mean, lambdas, layers, n_prompts=3, seed=2, mode=mode
         )

@@ -128,7 +128,9 @@ def test_keyboard_interrupt_while_hooks_are_attached(monkeypatch, tmp_path, embe
     monkeypatch.setattr(embedded_model, "forward", forward)
     import interp.capture
 
-    monkeypatch.setattr(interp.capture, "fused_ok", lambda model: False)  # capture by hooks (as for rotary models)
+    monkeypatch.setattr(
+        interp.capture, "fused_forward_exact", lambda model: False
+    )  # capture by hooks (as for rotary models)
     out = tmp_path / "figs"
     with pytest.raises(KeyboardInterrupt):
         run_studies(["mixture_sweep", "task_vectors"], model=embedded_model, quick=True, out=out, progress=False)

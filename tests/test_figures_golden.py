@@ -66,7 +66,7 @@ def test_tasks_solved_slice_regenerates(embedded_model):
 def task_vector_slice(embedded_model):
     """The first pair's vectors, task A's best layer and the λ sweep at the pair layer, with the committed config."""
     from interp.sweeps import best_layer, lambda_sweep
-    from interp.vectors import control_vectors
+    from interp.vectors import null_vectors
 
     numbers = committed("task_vectors")
     check_model(numbers, embedded_model)
@@ -75,11 +75,20 @@ def task_vector_slice(embedded_model):
     fam, a, b = pair["family"], *pair["tasks"]
     kw = dict(n_prompts=cfg["n_prompts"], n_examples=cfg["n_examples"], seed=cfg["seed"], batch_size=cfg["batch_size"])
     layers = tuple(pair["layers"])
-    vectors = control_vectors(embedded_model, fam, a, b, pair["third_task"], layers=layers, **kw)
+    vectors = null_vectors(embedded_model, fam, a, b, pair["third_task"], layers=layers, **kw)
     best = best_layer(embedded_model, fam, a, vectors["a"], layers=layers, **kw)
     layer = pair["acceptance"]["pair_layer"]
     sweep = lambda_sweep(
-        embedded_model, fam, a, b, vectors["a"], vectors["b"], lambdas=cfg["lambdas"], layers=[layer], real=False, **kw
+        embedded_model,
+        fam,
+        a,
+        b,
+        vectors["a"],
+        vectors["b"],
+        lambdas=cfg["lambdas"],
+        layers=[layer],
+        mixed_reference=False,
+        **kw,
     )
     return pair, vectors, best, sweep, layer
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from interp.construction import load_constructed
-from interp.fused import fused_ok, fused_resid
+from interp.fused import fused_forward_exact, fused_resid
 from interp.hooks import hooked
 from interp.packing import block_mask
 from interp.prompts import build_prompts
@@ -22,7 +22,7 @@ def tokens_for(model, family: str, n: int = 5, n_examples: int = 10) -> torch.Te
 )
 def test_fused_forward_equals_transformer_lens(model_fixture, family, request):
     model = request.getfixturevalue(model_fixture)
-    assert fused_ok(model)
+    assert fused_forward_exact(model)
     x = tokens_for(model, family)
     with torch.inference_mode():
         ref = model(x, stop_at_layer=model.cfg.n_layers)
@@ -33,7 +33,7 @@ def test_fused_forward_equals_transformer_lens(model_fixture, family, request):
 
 def test_fused_forward_equals_transformer_lens_on_the_constructed_model():
     model = load_constructed("constructed:retrieval:K=2")
-    assert fused_ok(model)
+    assert fused_forward_exact(model)
     x = tokens_for(model, "retrieval", n=3, n_examples=10)
     with torch.inference_mode():
         ref = model(x, stop_at_layer=model.cfg.n_layers)
@@ -58,8 +58,8 @@ def test_positions_and_visibility_are_honoured(tiny_char_model):
 
 def test_not_used_where_it_would_differ(tiny_char_model):
     with hooked(tiny_char_model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):
-        assert not fused_ok(tiny_char_model)  # a user's hook must run: TransformerLens's forward is used
-    assert fused_ok(tiny_char_model)
+        assert not fused_forward_exact(tiny_char_model)  # a user's hook must run: TransformerLens's forward is used
+    assert fused_forward_exact(tiny_char_model)
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_gpt2_model", "embedded_model"])

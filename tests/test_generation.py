@@ -150,7 +150,7 @@ def test_fused_prompt_cache_equals_transformer_lens_cache(model_fixture, request
     fused = generation.PromptCache(model, ids)
     assert fused.fused
     got = fused.next_log_probs(rows, conts, batch_size=2)
-    monkeypatch.setattr(generation, "fused_ok", lambda model: False)
+    monkeypatch.setattr(generation, "fused_forward_exact", lambda model: False)
     plain = generation.PromptCache(model, ids)
     assert not plain.fused
     ref = plain.next_log_probs(rows, conts, batch_size=2)

@@ -55,12 +55,12 @@ def test_packed_scores_equal_the_key_value_cache_route(tiny_gpt2_model, monkeypa
     import interp.packing as packing
 
     if attention == "hooks":
-        monkeypatch.setattr(packing, "fused_ok", lambda model: False)
+        monkeypatch.setattr(packing, "fused_forward_exact", lambda model: False)
     prompts = build_prompts("add_translate", n_examples=4, n_prompts=5, seed=3)
     if n_ctx_slack is not None:
         texts, answers = [p.text for p in prompts], [p.answers for p in prompts]
         cands = scoring.candidates_batch(tiny_gpt2_model.tokenizer, texts, answers)
-        longest = max(c.fed for g in cands for c in g)
+        longest = max(c.n_fed for g in cands for c in g)
         monkeypatch.setattr(scoring, "context_length", lambda model: longest + n_ctx_slack)
     packed = score_answers(tiny_gpt2_model, prompts, include_newline=True, batch_size=2)
     monkeypatch.setattr(scoring, "packable", lambda model: False)

@@ -10,7 +10,7 @@ import interp.scoring as scoring
 from interp.hooks import hooked
 from interp.prompts import build_prompts
 from interp.remember import remembering
-from interp.scoring import score_answers, score_answers_with_and_without_newline
+from interp.scoring import score_answers, score_answers_alone_and_complete
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_answers_are_remembered_by_text_whatever_the_task_order_or_suffix(tiny_c
     ab = build_prompts("operands", ["copy_first", "sum"], n_examples=3, n_prompts=4, seed=2)
     ba = [dataclasses.replace(p, tasks=p.tasks[::-1], answers=p.answers[::-1]) for p in ab]  # same texts
     with remembering():
-        alone, complete = score_answers_with_and_without_newline(tiny_char_model, ab)
+        alone, complete = score_answers_alone_and_complete(tiny_char_model, ab)
         swapped = score_answers(tiny_char_model, ba)
         complete_again = score_answers(tiny_char_model, ab, include_newline=True)
     assert len(scored_texts) == 1  # everything after the first call was read back

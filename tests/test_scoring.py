@@ -238,7 +238,7 @@ def test_check_fits_ignores_the_last_answer_token(char_tokenizer):
     from tests.conftest import seeded_gpt2
 
     prompts = build_prompts("bias_add", ["add1", "add2"], n_examples=3, n_prompts=1, seed=0)
-    fed = max(c.fed for c in candidates_for(char_tokenizer, prompts[0].text, [a + "\n" for a in prompts[0].answers]))
+    fed = max(c.n_fed for c in candidates_for(char_tokenizer, prompts[0].text, [a + "\n" for a in prompts[0].answers]))
 
     def model_with(n_ctx):
         hf = seeded_gpt2(4, n_layer=1, n_embd=32, n_head=2, n_positions=n_ctx, vocab_size=len(char_vocab()))
@@ -313,12 +313,12 @@ def test_joined_candidates_equal_tokenising_prompt_and_answer_together(char_toke
 
 @pytest.mark.parametrize("model_fixture", ["tiny_char_model", "tiny_gpt2_model"])
 def test_with_and_without_newline_in_one_pass_equals_two_calls(model_fixture, request):
-    from interp.scoring import score_answers_with_and_without_newline
+    from interp.scoring import score_answers_alone_and_complete
 
     model = request.getfixturevalue(model_fixture)
     family = "bias_add" if model_fixture == "tiny_char_model" else "operands"
     prompts = build_prompts(family, n_examples=12, n_prompts=4, seed=1)
-    alone, complete = score_answers_with_and_without_newline(model, prompts)
+    alone, complete = score_answers_alone_and_complete(model, prompts)
     ref_alone, ref_complete = score_answers(model, prompts), score_answers(model, prompts, include_newline=True)
     assert not alone.include_newline and complete.include_newline
     np.testing.assert_allclose(alone.log_probs, ref_alone.log_probs, atol=1e-5)

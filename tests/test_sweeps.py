@@ -123,7 +123,7 @@ def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch, route):
     if route == "fused":
         monkeypatch.setattr(sweeps, "fused_continue", spying(sweeps.fused_continue))
     else:
-        monkeypatch.setattr(sweeps, "fused_ok", lambda m: False)
+        monkeypatch.setattr(sweeps, "fused_forward_exact", lambda m: False)
         monkeypatch.setattr(model, "forward", spying(model.forward))
     zs = zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=4, seed=0)
     score_cells(model, zs, random_cells(model, [0], 1, 0, mode="add"), batch_size=4)
@@ -145,10 +145,10 @@ def test_fused_and_transformer_lens_caches_give_the_same_cells(tiny_char_model, 
         with torch.no_grad():
             model.blocks[dead_layer].attn.W_O.zero_()
     zs = zero_shot_prompts("letters", ["first", "last"], n_prompts=9, seed=4)
-    assert len(set(last_positions(model, zs))) > 1 and sweeps.fused_ok(model)
+    assert len(set(last_positions(model, zs))) > 1 and sweeps.fused_forward_exact(model)
     cells = random_cells(model, range(model.cfg.n_layers), per_layer=2, seed=8, hook=hook)
     fused = score_cells(model, zs, cells, batch_size=4)
-    monkeypatch.setattr(sweeps, "fused_ok", lambda m: False)
+    monkeypatch.setattr(sweeps, "fused_forward_exact", lambda m: False)
     tl = score_cells(model, zs, cells, batch_size=4)
     np.testing.assert_allclose(fused, tl, atol=TOL, rtol=0)
     assert np.ptp(fused, axis=0).max() > 1e-3
@@ -169,7 +169,7 @@ def test_a_vector_of_another_task_warns_and_its_own_does_not(tiny_char_model):
     kw = dict(n_prompts=2, n_examples=3, seed=0)
     own_a, own_b = (task_vector(tiny_char_model, "bias_add", t, **kw) for t in ("add1", "add7"))
     other = task_vector(tiny_char_model, "retrieval", "pos1", **kw)
-    sweep_kw = dict(lambdas=[0.0, 1.0], layers=[1], n_prompts=2, n_examples=3, real=False)
+    sweep_kw = dict(lambdas=[0.0, 1.0], layers=[1], n_prompts=2, n_examples=3, mixed_reference=False)
     with pytest.warns(UserWarning, match=r"vectors\[1\]: a vector of retrieval:pos1 is used as the vector of bias_add"):
         lambda_sweep(tiny_char_model, "bias_add", "add1", "add7", own_a, other, **sweep_kw)
     with warnings.catch_warnings():

@@ -100,7 +100,7 @@ def test_bad_config_raises_before_any_forward_pass(tiny_char_model, tmp_path, mo
     def forbidden(*args, **kwargs):
         raise AssertionError("a forward pass started before the config was validated")
 
-    monkeypatch.setattr(tv, "control_vectors", forbidden)
+    monkeypatch.setattr(tv, "null_vectors", forbidden)
     monkeypatch.setattr(tv, "run_pair", forbidden)
     with pytest.raises(ValueError, match=rf"^{field}"):
         tv.run(tiny_char_model, replace(TaskVectorsConfig.quick(), **change), tmp_path, progress=False)

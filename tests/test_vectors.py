@@ -15,7 +15,7 @@ def synthetic(seed: int, *, model_id="m", hook="resid_post", layers=(0, 1, 2), d
     g = torch.Generator().manual_seed(seed)
     return TaskVector(
         mean=torch.randn(len(layers), d, generator=g),
-        spread=torch.rand(len(layers), d, generator=g),
+        std=torch.rand(len(layers), d, generator=g),
         model_id=model_id,
         processing={"fold_ln": False, "center_writing_weights": False},
         hook=hook,
@@ -33,7 +33,7 @@ def test_task_vector_is_mean_and_std_of_captures(tiny_char_model, real_vector):
     prompts = build_prompts("operands", ["sum"], n_examples=3, n_prompts=4, seed=3)
     acts = capture_resid(tiny_char_model, prompts)
     torch.testing.assert_close(real_vector.mean, acts.mean(dim=1), atol=1e-6, rtol=0)
-    torch.testing.assert_close(real_vector.spread, acts.std(dim=1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(real_vector.std, acts.std(dim=1), atol=1e-6, rtol=0)
     torch.testing.assert_close(real_vector.std_norm, acts.std(dim=1).norm(dim=1), atol=1e-5, rtol=0)
     assert real_vector.model_id == "tiny-char" and real_vector.hook == "resid_post"
     assert real_vector.layers == (0, 1) and real_vector.processing_dict["fold_ln"] is False
@@ -48,7 +48,7 @@ def test_arithmetic_reads_like_the_paper():
     va, vb = synthetic(1, task="a"), synthetic(2, task="b")
     mix = 0.3 * va + 0.7 * vb
     torch.testing.assert_close(mix.mean, 0.3 * va.mean + 0.7 * vb.mean)
-    torch.testing.assert_close(mix.spread, torch.sqrt((0.3 * va.spread) ** 2 + (0.7 * vb.spread) ** 2))
+    torch.testing.assert_close(mix.std, torch.sqrt((0.3 * va.std) ** 2 + (0.7 * vb.std) ** 2))
     assert [w for w, _ in mix.terms] == [0.3, 0.7] and "0.3·operands:a" in mix.describe()
     torch.testing.assert_close((va - vb).mean, va.mean - vb.mean)
     torch.testing.assert_close((va + vb).mean, va.mean + vb.mean)
@@ -107,7 +107,7 @@ def test_save_load_round_trip_is_exact(tmp_path, real_vector):
         path = v.save(tmp_path / "sub" / "v.safetensors")
         back = TaskVector.load(path)
         assert back == v
-        assert torch.equal(back.mean, v.mean) and torch.equal(back.spread, v.spread)
+        assert torch.equal(back.mean, v.mean) and torch.equal(back.std, v.std)
         assert back.terms == v.terms and back.processing == v.processing and back.layers == v.layers
     assert os.listdir(tmp_path / "sub") == ["v.safetensors"]  # the temp file was renamed into place
     assert back != real_vector

@@ -159,7 +159,7 @@ def _check_sweeps(sweeps: Sequence[MixtureSweep]) -> None:
 def real_p_b(sweep: MixtureSweep) -> np.ndarray:
     """``Float[ndarray, "point"]``: real mixed-prompt P(a_B) at each λ (``ValueError`` if the sweep has none)."""
     if sweep.real_probs is None:
-        raise ValueError("sweeps: the real mixed-prompt curve is missing (run lambda_sweep with real=True)")
+        raise ValueError("sweeps: the real mixed-prompt curve is missing (run lambda_sweep with mixed_reference=True)")
     return sweep.real_probs[:, 1]
 
 

@@ -34,7 +34,7 @@ from interp.models import embedded_model_dir, load_model, model_info
 from interp.plots.scaling import scaling_figure
 from interp.prompts import build_prompts
 from interp.results import ScalingPoint
-from interp.scoring import greedy_correct, score_answers_with_and_without_newline
+from interp.scoring import greedy_correct, score_answers_alone_and_complete
 from interp.studies.common import distribution, metadata, write_outputs
 from interp.tasks import get_family, resolve_tasks
 
@@ -104,7 +104,7 @@ def mixture_values(model, k: int, config: ScalingConfig) -> dict[str, np.ndarray
         config.family, list(config.tasks[:k]), proportions=t, n_examples=config.n_examples,
         n_prompts=config.n_prompts, seed=config.seed,
     )  # fmt: skip
-    scores, with_newline = score_answers_with_and_without_newline(model, prompts)
+    scores, with_newline = score_answers_alone_and_complete(model, prompts)
     outputs = complete_outputs_batch(
         model, [p.text for p in prompts], beam_width=config.beam_width, max_new_tokens=config.max_new_tokens
     )

@@ -3,7 +3,7 @@
 Per pair (family, task A, task B, third task), with the same seed (hence the same queries) throughout:
 
 1. vectors: single-task v_A, v_B, the third task's, the true 50/50 mixture's and the controls' (mixed prompts
-   with random answers, random strings), all from :func:`interp.vectors.control_vectors`;
+   with random answers, random strings), all from :func:`interp.vectors.null_vectors`;
 2. best layer of A and B (:func:`interp.sweeps.best_layer`; candidates: every task of the family);
 3. λ × layer sweep of v(λ) = λ·v_A + (1−λ)·v_B patched into zero-shot queries (λ: the weight of task A), with the
    real mixed-prompt curve (:func:`interp.sweeps.lambda_sweep`; candidates: A and B);
@@ -64,7 +64,7 @@ from interp.results import BestLayer, CosineMatrix, MixtureSweep
 from interp.studies.common import metadata, write_outputs
 from interp.sweeps import best_layer, check_lambdas, lambda_sweep
 from interp.tasks import get_family, resolve_tasks
-from interp.vectors import capture_groups, control_vectors
+from interp.vectors import capture_groups, null_vectors
 
 STUDY = "task_vectors"
 #: (family, task A, task B, third task used as a control) per trained family.
@@ -245,7 +245,7 @@ def run_pair(
     cosines → numbers), with statistics in :func:`acceptance` and figures in :func:`_figures`.
     """
     kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed, batch_size=config.batch_size)
-    vectors = control_vectors(model, family, task_a, task_b, third, layers=layers, **kw)
+    vectors = null_vectors(model, family, task_a, task_b, third, layers=layers, **kw)
     bests = [best_layer(model, family, t, vectors[k], layers=layers, **kw) for t, k in ((task_a, "a"), (task_b, "b"))]
     sweep = lambda_sweep(
         model,
@@ -256,7 +256,7 @@ def run_pair(
         vectors["b"],
         lambdas=config.lambdas,
         layers=layers,
-        real=True,
+        mixed_reference=True,
         **kw,
     )
     decomps = control_decompositions(vectors)

@@ -14,7 +14,7 @@ from interp.metrics import bootstrap_ci, count_solved, kl_divergence
 from interp.plots.mixtures import tasks_solved_figure
 from interp.prompts import build_prompts
 from interp.results import TasksSolvedCurve
-from interp.scoring import score_answers_with_and_without_newline
+from interp.scoring import score_answers_alone_and_complete
 from interp.studies.common import metadata, write_outputs
 from interp.tasks import get_family, resolve_tasks
 
@@ -54,7 +54,7 @@ def solved_at_k(model, family: str, tasks, k: int, n_examples: int, config: Task
     prompts = build_prompts(
         family, names, proportions=t, n_examples=n_examples, n_prompts=config.n_prompts, seed=config.seed
     )
-    alone, answers = score_answers_with_and_without_newline(model, prompts)
+    alone, answers = score_answers_alone_and_complete(model, prompts)
     outputs = complete_outputs_batch(
         model, [p.text for p in prompts], beam_width=config.beam_width, max_new_tokens=config.max_new_tokens
     )
