@@ -8,7 +8,7 @@ export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 export MALLOC_TOP_PAD_ ?= 1000000000
 
-.PHONY: setup demo test test-all lint train figures png-deps bench bench-profile
+.PHONY: setup demo test test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-profile
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,12 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m ""
+
+# The suite by kind, each runnable alone: unit (one module at a time), equivalence (every engine against the
+# reference method and Hugging Face), acceptance (the command line, figures, docs, notebooks as a user meets them),
+# benchmark (the committed measurements; with -m "" also a quick benchmark run).
+test-unit test-equivalence test-acceptance test-benchmark: test-%: setup
+	$(PY) -m pytest -q tests/$*
 
 lint: setup
 	$(VENV)/bin/ruff check interp tests experiments benchmarks

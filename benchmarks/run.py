@@ -10,14 +10,14 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
 * Scoring (target 1), ``include_newline=True`` (multi-token answers). Baselines: the paper's method (one unbatched
   forward of prompt + answer per candidate; log-softmax only at the answer positions, in float64 — generous to it)
   and the *floor* (one batched forward over the prompts alone, through the last block; no unembedding at all).
-  Both baselines use the fastest forward the toolkit has — the fused-attention one (:mod:`interp.fused`) where it
-  applies, as ``score_answers`` does — so the ratios measure the method, not the attention kernel; the same
+  Both baselines use the fastest forward the toolkit has — the fused-attention one (:mod:`interp.engines.fused`)
+  where it applies, as ``score_answers`` does — so the ratios measure the method, not the attention kernel; the same
   baselines through TransformerLens's own forward are reported in ``info``. The floor verdict is the median of
   paired runs (floor and ours back to back); the loops count their best of 5 runs on the embedded model (1 on the
   GPT-2 architecture, ~20 s each), interleaved with ours, and ours its best run. Equality: max |Δ log p| between
   ``score_answers`` and the loop through the same forward; against the loop through TransformerLens's kernels
   ``info`` gives max |Δ log p| (float32 rounding of two kernel sets, up to ~2e-5 nats on the embedded model; 1e-9
-  in float64, ``tests/test_scoring.py``), where it occurs, and max |Δ p|.
+  in float64, ``tests/unit/test_scoring.py``), where it occurs, and max |Δ p|.
 * λ × layer sweep (target 2): 31 λ × every layer × 32 zero-shot queries, v(λ) = λ·v_A + (1 − λ)·v_B replaced at
   the query's last token. Baseline: one patched forward per (λ, layer) cell (``patch`` + ``score_answers`` over the
   32 queries, batched). Ours: ``lambda_sweep(..., mixed_reference=False)``. Equality: max |Δ log p|
@@ -45,10 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from interp.capture import capture_resid, token_batches  # noqa: E402
-from interp.fused import fused_forward_exact, fused_resid  # noqa: E402
+from interp.engines.exact import fused_forward_exact  # noqa: E402
+from interp.engines.fused import fused_resid  # noqa: E402
+from interp.engines.plan import candidates_for  # noqa: E402
 from interp.hooks import hook_name  # noqa: E402
 from interp.prompts import build_prompts  # noqa: E402
-from interp.scoring import candidates_for, score_answers  # noqa: E402
+from interp.scoring import score_answers  # noqa: E402
 from interp.tokenization import encode_batch, pad_id, right_pad  # noqa: E402
 
 EQ_TOL = 1e-5
@@ -97,7 +99,7 @@ CAPTURE_CASES = {  # name: (model, family, n_examples, n_prompts)
 
 def forward_fn(model, kind: str):
     """``tokens -> final residual`` by TransformerLens's forward (``"tl"``) or the fused-attention one (``"fused"``,
-    :mod:`interp.fused`, where it applies: the fastest forward the toolkit has)."""
+    :mod:`interp.engines.fused`, where it applies: the fastest forward the toolkit has)."""
     if kind == "fused" and fused_forward_exact(model):
         return lambda tokens: fused_resid(model, tokens)
     return lambda tokens: model(tokens, stop_at_layer=model.cfg.n_layers)

@@ -128,7 +128,8 @@ def profiled(fn, d_model: int, d_vocab: int) -> dict:
 
 def scoring_case(name: str, models: dict, quick: bool) -> dict:
     """Ours (``score_answers``) and the last-token floor, profiled one after the other on the benchmark's prompts."""
-    from interp.scoring import candidates_batch, plan_scoring, uses_cache
+    from interp.engines.exact import cache_exact as uses_cache
+    from interp.engines.plan import candidates_batch, plan_scoring
 
     model_name, family, tasks, n_examples, n_prompts = bench.SCORING_CASES[name]
     model = models.setdefault(model_name, bench.build_model(model_name))

@@ -322,7 +322,8 @@ def render_card(n: dict) -> str:
         " `<|pad|>`=0 `<|bos|>`=1 `<|eos|>`=2 `<|unk|>`=3; every sequence starts with one `<|bos|>`.",
         f"- Gotcha: training prompts held {cfg['n_examples']} examples per family; longer prompts reach position"
         " embeddings that were never trained and the outputs degrade there. The studies use at most 20 examples.",
-        f"- Weights: `model.safetensors`, SHA-256 `{n['weights_sha256']}` (checked by `tests/test_embedded.py`).",
+        f"- Weights: `model.safetensors`, SHA-256 `{n['weights_sha256']}` "
+        "(checked by `tests/acceptance/test_embedded.py`).",
         "",
         "## Training",
         f"- Families drawn by weight {cfg['families']} (task subsets: {cfg.get('tasks') or 'all tasks'}); every prompt"

@@ -180,8 +180,8 @@ def construction_bullet(construction: dict) -> str:
         f"fraction d within {err:.1e} (its closed form bounds |P − f| by {bound:.1e} for every K it builds and every "
         f"prompt) with {mass:.4f} of the mass on the two answers, while the trained embedded "
         f"model's P(a_A) stays flat across d ({spans}). The toolkit's methods recover what was built in "
-        "(tests/test_construction.py): task vectors are the designed directions, convex patching at the designed "
-        "layer is linear in λ, and the decomposition returns the proportions."
+        "(tests/acceptance/test_construction.py): task vectors are the designed directions, convex patching at the "
+        "designed layer is linear in λ, and the decomposition returns the proportions."
     )
 
 

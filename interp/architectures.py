@@ -5,9 +5,9 @@ directory's own ``config.json`` and the name of TransformerLens's weight convert
 (``transformer_lens.pretrained.weight_conversions``). TransformerLens's ``convert_hf_model_config`` is not used: it
 resolves names on the hub and picks Llama/Gemma layouts from substrings of the model's *name*.
 
-Supported (oracle-tested against the HF model in ``tests/test_architectures.py``): GPT-2, Llama (Llama-2 and Llama-3
-incl. its ``llama3`` rope scaling and grouped-query attention), Mistral (incl. sliding-window attention), Qwen2
-(Qwen1.5 and Qwen2), GPT-NeoX (Pythia), Gemma.
+Supported (oracle-tested against the HF model in ``tests/equivalence/test_architectures.py``): GPT-2, Llama (Llama-2
+and Llama-3 incl. its ``llama3`` rope scaling and grouped-query attention), Mistral (incl. sliding-window attention),
+Qwen2 (Qwen1.5 and Qwen2), GPT-NeoX (Pythia), Gemma.
 
 >>> from transformers import LlamaConfig
 >>> fields, converter = tl_fields(LlamaConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=128,

@@ -4,7 +4,7 @@ One hook per requested layer copies ``act[row, position]`` for each sequence of 
 ``Float[Tensor, "layer prompt d_model"]`` on the CPU; nothing else of the forward pass is retained (no
 ``run_with_cache``). The forward pass stops right after the last requested hook point. Hooks go in through
 :func:`interp.hooks.hooks` and are removed after every batch, also on error. Where no hook is needed at all
-(right padding, :func:`interp.fused.fused_forward_exact`), the fused-attention forward runs instead and the same
+(right padding, :func:`interp.engines.exact.fused_forward_exact`), the fused-attention forward runs instead and the same
 slices are read from it as it goes: no ``[query, key]`` attention tensors, about half the time on long prompts.
 
 Positions are given in *unpadded* coordinates of ``encode(tok, text)`` (index 0 is BOS); the default is
@@ -24,11 +24,12 @@ from collections.abc import Sequence
 
 import torch
 
-from interp.fused import fused_forward_exact, fused_resid
+from interp.engines.exact import fused_forward_exact
+from interp.engines.fused import fused_resid
+from interp.engines.plan import check_fits, resolve_positions
 from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooked
 from interp.models import tokenizer_of
 from interp.prompts import Prompt
-from interp.scoring import check_fits
 from interp.tokenization import encode_batch, pad_id
 
 PADDING_SIDES = ("right", "left")
@@ -48,32 +49,6 @@ def texts_of(prompts: Sequence[Prompt | str]) -> list[str]:
 def token_ids(model, prompts: Sequence[Prompt | str]) -> list[list[int]]:
     """``encode(tok, text)`` (BOS convention) for every prompt."""
     return encode_batch(tokenizer_of(model), texts_of(prompts))
-
-
-def resolve_positions(lengths: Sequence[int], positions: Sequence[int] | None, name: str = "positions") -> list[int]:
-    """Per-prompt positions in unpadded coordinates: ``None`` = last token; negatives count from the end.
-
-    Raises ``ValueError`` naming ``positions`` when one lies outside its prompt.
-
-    >>> resolve_positions([4, 6], None), resolve_positions([4, 6], [1, -2])
-    ([3, 5], [1, 4])
-    """
-    if positions is None:
-        return [n - 1 for n in lengths]
-    if not hasattr(positions, "__len__") or getattr(positions, "ndim", 1) == 0:
-        raise ValueError(f"{name}: give one int per prompt (a sequence of {len(lengths)}), got a single value")
-    positions = [int(p) for p in positions]
-    if len(positions) != len(lengths):
-        raise ValueError(f"{name}: expected {len(lengths)} positions (one per prompt), got {len(positions)}")
-    out = []
-    for i, (p, n) in enumerate(zip(positions, lengths, strict=True)):
-        if not -n <= p < n:
-            raise ValueError(
-                f"{name}: position {p} of prompt {i} lies outside the prompt; valid: {-n}..{n - 1} "
-                f"(the prompt has {n} tokens including BOS)"
-            )
-        out.append(p % n)
-    return out
 
 
 def token_batches(
@@ -117,7 +92,8 @@ def _copy_hook(out: torch.Tensor, slot: int, dest: torch.Tensor, rows: torch.Ten
 
 
 def _copy_tap(out: torch.Tensor, layers: Sequence[int], hook: str, dest, rows, cols):
-    """:data:`interp.fused.Tap` copying ``resid[rows, cols]`` at ``hook`` of each layer in ``layers`` into ``out``."""
+    """:data:`interp.engines.fused.Tap` copying ``resid[rows, cols]`` at ``hook`` of each layer in ``layers`` into
+    ``out``."""
     slot = {la: s for s, la in enumerate(layers)}
 
     def tap(layer: int, point: str, resid: torch.Tensor) -> None:

@@ -22,10 +22,13 @@ from dataclasses import dataclass
 
 import torch
 
-from interp.fused import fused_continue, fused_forward_exact, fused_resid
+from interp.engines.exact import cache_exact, fused_forward_exact
+from interp.engines.fused import fused_continue, fused_resid
+from interp.engines.kv_cache import forward_resid, sub_cache
+from interp.engines.plan import pad_rows
+from interp.engines.readout import logits_at
 from interp.hooks import context_length
 from interp.models import tokenizer_of
-from interp.scoring import forward_resid, logits_at, pad_rows, sub_cache, uses_cache
 from interp.tokenization import encode_batch, pad_id
 
 _TERMINATOR_CACHE: dict[tuple[int, str], frozenset[int]] = {}
@@ -48,10 +51,11 @@ def newline_token_ids(tokenizer) -> set[int]:
 class PromptCache:
     """Prompts run once (right-padded, masked) into a frozen key-value cache; continuations then run from it.
 
-    Where :func:`interp.fused.fused_forward_exact` holds when it is built, the cache is the fused forward's own keys
-    and values (:func:`interp.fused.fused_continue`); otherwise TransformerLens's key-value cache and forward. Where
-    no cache is exact (:func:`interp.scoring.uses_cache` is false: sliding-window attention, or hooks of the caller
-    attached, which must see every position), each continuation runs with its whole prompt again.
+    Where :func:`interp.engines.exact.fused_forward_exact` holds when it is built, the cache is the fused forward's
+    own keys and values (:func:`interp.engines.fused.fused_continue`); otherwise TransformerLens's key-value cache and
+    forward. Where no cache is exact (:func:`interp.engines.exact.cache_exact` is false: sliding-window attention, or
+    hooks of the caller attached, which must see every position), each continuation runs with its whole prompt
+    again.
     """
 
     def __init__(self, model, prompt_ids: Sequence[Sequence[int]]):
@@ -59,7 +63,7 @@ class PromptCache:
         self.prompt_ids = [tuple(p) for p in prompt_ids]
         x, mask = pad_rows(prompt_ids, self.pad)
         self.fused = fused_forward_exact(model)
-        self.cached = self.fused or uses_cache(model)
+        self.cached = self.fused or cache_exact(model)
         if self.fused:
             self.keys_values: list = []
             resid = fused_resid(model, x, keys_values=self.keys_values)

@@ -33,13 +33,13 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from interp.hooks import check_hook, hook_name
+from interp.hooks import check_hook, check_layer, hook_name
 
 MODES = ("replace", "add", "steer", "subspace", "ablate")
 #: Modes whose effect does not depend on the residual it replaces (so one row serves every prompt).
@@ -276,3 +276,41 @@ def apply_rowwise(interventions: Sequence[Intervention], which: torch.Tensor | N
         sel = torch.nonzero(which == k).flatten()
         out[sel] = interventions[k].apply(x[sel])
     return out
+
+
+def check_intervention(model, iv: Intervention, name: str = "intervention") -> Intervention:
+    """``iv`` if it fits ``model`` (layer in range, width ``d_model``), else a ``ValueError`` naming ``name``."""
+    if not isinstance(iv, Intervention):
+        raise ValueError(f"{name}: expected an Intervention, got {type(iv).__name__}")
+    check_layer(model, iv.layer, f"{name}.layer")
+    if iv.d_model != model.cfg.d_model:
+        raise ValueError(f"{name}: vector of width {iv.d_model}, the model's d_model is {model.cfg.d_model}")
+    return iv
+
+
+def intervention_hook(
+    interventions: Sequence[Intervention],
+    which: torch.Tensor | None,
+    rows: torch.Tensor | None,
+    cols: torch.Tensor | int,
+) -> Callable:
+    """The one hook factory: a hook rewriting ``act[rows[i], cols[i]]`` by ``interventions[which[i]]`` (every row of
+    the batch when ``rows`` is None; one intervention for all when ``which`` is None). Out of place (the input of a
+    ``resid_pre`` hook is the previous block's output)."""
+
+    def fn(act, hook):  # TransformerLens passes the HookPoint as ``hook``
+        b, n = act.shape[0], act.shape[1]
+        r = torch.arange(b, device=act.device) if rows is None else rows.to(act.device)
+        c = torch.as_tensor(cols, device=act.device)
+        c = c.expand(r.shape[0]) if c.ndim == 0 else c
+        if c.shape[0] != r.shape[0]:
+            raise ValueError(f"positions: {c.shape[0]} positions for a batch of {r.shape[0]} sequences")
+        if c.numel() and int(c.max()) >= n:
+            raise ValueError(f"positions: {int(c.max())} lies beyond the sequence (length {n}) at {hook.name}")
+        if which is not None and which.shape[0] != r.shape[0]:
+            raise ValueError(f"which: {which.shape[0]} entries for {r.shape[0]} patched rows")
+        act = act.clone()
+        act[r, c] = apply_rowwise(interventions, which, act[r, c])
+        return act
+
+    return fn

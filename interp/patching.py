@@ -8,7 +8,8 @@ Two ways in, both through :func:`interp.hooks.add_hooks` (removed exactly, also 
 
 where ``what`` is an :class:`~interp.interventions.Intervention` (its layer, mode and hook), or a
 :class:`~interp.vectors.TaskVector` / ``[d_model]`` tensor with ``layer`` and ``mode`` (``"replace"`` or ``"add"``).
-Every engine of the toolkit patches through :func:`intervention_hook`, so a patch means one thing everywhere.
+Every engine of the toolkit patches through :func:`interp.interventions.intervention_hook`, so a patch means one
+thing everywhere.
 Experiments built on these (best layer, λ and simplex sweeps) live in :mod:`interp.sweeps`.
 
 Gotcha: positions are *batch* coordinates (after padding); the toolkit right-pads, so they equal the unpadded
@@ -22,18 +23,27 @@ so the toolkit's scoring and generation run full sequences (no key-value cache) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
 
 from interp.hooks import HookHandle, add_hooks, check_layer
-from interp.interventions import Intervention, apply_rowwise, check_mode
+from interp.interventions import Intervention, check_intervention, check_mode, intervention_hook
 from interp.models import model_info
 from interp.vectors import TaskVector
 
-__all__ = ["PatchHandle", "add_patch", "check_mode", "check_vector_for_model", "intervention_hook", "patch"]
+__all__ = [
+    "PatchHandle",
+    "add_patch",
+    "as_intervention",
+    "check_intervention",
+    "check_mode",
+    "check_vector_for_model",
+    "intervention_hook",
+    "patch",
+]
 
 
 def check_vector_for_model(model, vector: TaskVector, name: str = "vector") -> None:
@@ -50,44 +60,6 @@ def check_vector_for_model(model, vector: TaskVector, name: str = "vector") -> N
         diffs.append(f"d_model ({vector.d_model} vs model's {model.cfg.d_model})")
     if diffs:
         raise ValueError(f"{name}: task vector does not belong to this model; differs in " + "; ".join(diffs))
-
-
-def check_intervention(model, iv: Intervention, name: str = "intervention") -> Intervention:
-    """``iv`` if it fits ``model`` (layer in range, width ``d_model``), else a ``ValueError`` naming ``name``."""
-    if not isinstance(iv, Intervention):
-        raise ValueError(f"{name}: expected an Intervention, got {type(iv).__name__}")
-    check_layer(model, iv.layer, f"{name}.layer")
-    if iv.d_model != model.cfg.d_model:
-        raise ValueError(f"{name}: vector of width {iv.d_model}, the model's d_model is {model.cfg.d_model}")
-    return iv
-
-
-def intervention_hook(
-    interventions: Sequence[Intervention],
-    which: torch.Tensor | None,
-    rows: torch.Tensor | None,
-    cols: torch.Tensor | int,
-) -> Callable:
-    """The one hook factory: a hook rewriting ``act[rows[i], cols[i]]`` by ``interventions[which[i]]`` (every row of
-    the batch when ``rows`` is None; one intervention for all when ``which`` is None). Out of place (the input of a
-    ``resid_pre`` hook is the previous block's output)."""
-
-    def fn(act, hook):  # TransformerLens passes the HookPoint as ``hook``
-        b, n = act.shape[0], act.shape[1]
-        r = torch.arange(b, device=act.device) if rows is None else rows.to(act.device)
-        c = torch.as_tensor(cols, device=act.device)
-        c = c.expand(r.shape[0]) if c.ndim == 0 else c
-        if c.shape[0] != r.shape[0]:
-            raise ValueError(f"positions: {c.shape[0]} positions for a batch of {r.shape[0]} sequences")
-        if c.numel() and int(c.max()) >= n:
-            raise ValueError(f"positions: {int(c.max())} lies beyond the sequence (length {n}) at {hook.name}")
-        if which is not None and which.shape[0] != r.shape[0]:
-            raise ValueError(f"which: {which.shape[0]} entries for {r.shape[0]} patched rows")
-        act = act.clone()
-        act[r, c] = apply_rowwise(interventions, which, act[r, c])
-        return act
-
-    return fn
 
 
 def _check_positions(positions: int | Sequence[int] | torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@
 7. **λ sweep**: for each (λ, layer), replace it by ``λ·v_A + (1 − λ)·v_B`` and read P(a_A), P(a_B), P(other).
 
 Slow on purpose (one forward per prompt and candidate, in float64 log-softmax) and plain: no batching, padding,
-caching or packing. ``tests/test_equivalence.py`` checks every engine against these functions.
+caching or packing. ``tests/equivalence/test_equivalence.py`` checks every engine against these functions.
 
 >>> from interp.reference import answer_log_probs
 >>> lp = answer_log_probs(model, build_prompts("bias_add", ["add1", "add7"], n_prompts=2))   # doctest: +SKIP

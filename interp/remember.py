@@ -1,4 +1,6 @@
-"""Work remembered inside a block: prompts built and answers scored before are looked up instead of redone.
+"""Work remembered inside a block: prompts built, answers scored and results computed before are looked up
+instead of redone. The one cache of the toolkit's results (the engines keep a second, of what they derive from a
+model's weights: :mod:`interp.engines.weights_cache`, for the reason given there).
 
 Inside :func:`remembering`:
 
@@ -8,7 +10,10 @@ Inside :func:`remembering`:
   that the same model — same weights, same tokenizer, no hook attached, no per-prompt hooks passed — scored before.
   A weight edited in place, a model moved to another device or dtype, or a hook attached bypasses what was kept.
 
-``interp figures`` runs its studies inside this block (:func:`interp.studies.common.shared_results`): the
+- :func:`remembered` returns the value an equal key got before (whole results a study shares with another: the
+  construction study's trained-model curves are the mixture sweep's retrieval curves).
+
+``interp figures`` runs its studies inside this block: the
 task-vector study's mixture curve and the superposition bars score many prompts the mixture sweep already scored,
 and the scaling study builds the same prompts for each model. Outside the block nothing is kept. Importing this
 module imports no torch.
@@ -22,10 +27,12 @@ from __future__ import annotations
 
 import contextvars
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: (prompt text, answer text as scored) -> (log-prob, whether the answer's first token merged with the prompt's)
 ScoresMemo = dict[tuple[str, str], tuple[float, bool]]
@@ -34,6 +41,7 @@ ScoresMemo = dict[tuple[str, str], tuple[float, bool]]
 @dataclass
 class _Memory:
     prompts: dict[tuple, Any] = field(default_factory=dict)
+    results: dict[tuple, Any] = field(default_factory=dict)
     scores: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)  # model -> (state, memo)
 
 
@@ -48,6 +56,21 @@ def remembering() -> Iterator[None]:
         yield
     finally:
         _KEPT.reset(token)
+
+
+def remembered(key: tuple, compute: Callable[[], T]) -> T:
+    """``compute()``, or inside :func:`remembering` the value an equal ``key`` got before.
+
+    >>> with remembering():
+    ...     remembered(("x",), lambda: [1]) is remembered(("x",), lambda: [2])
+    True
+    """
+    kept = _KEPT.get()
+    if kept is None:
+        return compute()
+    if key not in kept.results:
+        kept.results[key] = compute()
+    return kept.results[key]
 
 
 def prompts_memo() -> dict[tuple, Any] | None:

@@ -1,11 +1,10 @@
-"""Patching experiments: one batched cell driver and its specialisations (docs/science.md §4).
+"""Patching experiments: cells and their summaries (docs/science.md §4).
 
 A *cell* is an :class:`~interp.interventions.Intervention` (layer, hook point, mode, vector) applied at each query's
-last token. :func:`score_cells` scores every prompt once per cell: where answers are one token it shares the
-unpatched prefix (the tokens before the patch run once for all cells, the patched token once up to the patch layer,
-and only that token runs the later layers, with the cells in the batch dimension); otherwise one batched pass over
-prompts replicated per cell (:func:`score_cells_per_cell`). Both equal :mod:`interp.reference`, the method as plain
-loops (``tests/test_equivalence.py``). The experiments are short specialisations that build cells and summarise:
+last token. :func:`score_cells` scores every prompt once per cell through :func:`interp.engines.score` (the
+shared-prefix engine where answers are one token right after the patched token, else the prompts replicated per
+cell); every route equals :mod:`interp.reference`, the method as plain loops
+(``tests/equivalence/test_equivalence.py``). The experiments build cells and summarise:
 
 - :func:`patched_scores`: one vector (or intervention) at one layer;
 - :func:`best_layer`: one task vector at every layer, with zero-shot and in-context references;
@@ -25,36 +24,24 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 import torch
 
-from interp.capture import capture_resid, resolve_positions, token_ids
+from interp.capture import capture_resid, token_ids
 from interp.decomposition import METHODS, decompose
-from interp.fused import fused_continue, fused_forward_exact, fused_resid
+from interp.engines import score
+from interp.engines.plan import resolve_positions
 from interp.hooks import check_hook, check_layer, check_layers
-from interp.interventions import Intervention, apply_rowwise, check_mode
+from interp.interventions import Intervention, check_mode
 from interp.metrics import candidate_accuracy, mean_and_sem
-from interp.models import tokenizer_of
-from interp.patching import as_intervention, check_intervention, check_vector_for_model, intervention_hook
+from interp.patching import as_intervention, check_vector_for_model
 from interp.prompts import Prompt, build_prompts, check_simplex, zero_shot_prompts
 from interp.results import BestLayer, MixtureSweep, ProportionSweep
-from interp.scoring import (
-    AnswerScores,
-    ScoringPlan,
-    candidates_batch,
-    check_fits,
-    logits_at,
-    pad_rows,
-    plan_scoring,
-    score_answers,
-    sub_cache,
-    warn_untrained,
-)
+from interp.scoring import AnswerScores, score_answers, warn_untrained
 from interp.tasks import get_family, resolve_tasks
-from interp.tokenization import pad_id
 from interp.vectors import TaskVector, check_compatible, convex, task_vector, warn_if_other_task
 
 #: 31 evenly spaced λ in [0, 1] (docs/science.md §4).
@@ -102,176 +89,16 @@ def score_cells(
     """log-probs ``Float[ndarray, "cell prompt task"]``: every prompt scored once per intervention (a *cell*).
 
     An intervention with ``position=None`` acts at ``positions[i]`` of prompt ``i`` (default: its last token).
-    Two routes, equal to :mod:`interp.reference` within float rounding (``tests/test_equivalence.py``):
-
-    - *shared prefix* (:func:`_score_cells_shared`), when every answer is one token scored right after the patched
-      position, which is the prompt's last token (no ``include_newline``, no BPE merge), and every intervention acts
-      at ``resid_pre``/``resid_post`` there: the tokens before the patch position run once through every layer (a
-      key-value cache shared by all cells), the patched token once through the layers below the patch, and only that
-      token through the layers above it, with the cells of a layer in the batch dimension;
-    - otherwise (multi-token answers, ``resid_mid``, other positions) :func:`score_cells_per_cell`: one
-      :func:`score_answers` call over the prompts replicated per cell.
+    :func:`interp.engines.score` picks the route (the shared-prefix engine where answers are one token right after
+    the patched last token, else the prompts replicated per cell); both equal :mod:`interp.reference`.
     """
-    n = len(prompts)
     if not interventions:
-        return np.zeros((0, n, len(prompts[0].tasks)))
-    for i, iv in enumerate(interventions):
-        check_intervention(model, iv, f"interventions[{i}]")
-    pos = last_positions(model, prompts, positions)
-    shared = None
-    if all(iv.position is None and iv.hook in ("resid_pre", "resid_post") for iv in interventions):
-        shared = _shared_prefix_plan(model, prompts, pos, include_newline)
-    if shared is None:
-        return score_cells_per_cell(
-            model, prompts, interventions, positions=pos, batch_size=batch_size, include_newline=include_newline
-        )
-    return _score_cells_shared(model, shared, interventions, batch_size=batch_size)
-
-
-def score_cells_per_cell(
-    model,
-    prompts: Sequence[Prompt],
-    interventions: Sequence[Intervention],
-    *,
-    positions: Sequence[int],
-    batch_size: int,
-    include_newline: bool = False,
-) -> np.ndarray:
-    """:func:`score_cells` by one full patched prompt pass per cell (any answers, any hook point): one
-    :func:`score_answers` call over the prompts replicated per cell; each batch gets one hook per hook point present,
-    patching only its rows."""
-    n = len(prompts)
-    if not interventions:
-        return np.zeros((0, n, len(prompts[0].tasks)))
-    point_of = np.array([iv.hook_name for iv in interventions])
-    own = [iv.position for iv in interventions]
-    pos = torch.tensor(list(positions), dtype=torch.long)
-
-    def prompt_hooks(idx: list[int]) -> list[tuple[str, Callable]]:
-        idx_t = torch.tensor(idx)
-        cell, prompt = idx_t // n, idx_t % n
-        out = []
-        for point in sorted(set(point_of[cell.numpy()].tolist())):
-            sel = torch.nonzero(torch.from_numpy(point_of[cell.numpy()] == point)).flatten()
-            cols = torch.tensor(
-                [int(pos[prompt[s]]) if own[cell[s]] is None else own[cell[s]] for s in sel.tolist()], dtype=torch.long
-            )
-            out.append((point, intervention_hook(interventions, cell[sel], sel, cols)))
-        return out
-
-    scores = score_answers(
-        model,
-        list(prompts) * len(interventions),
-        include_newline=include_newline,
-        batch_size=batch_size,
-        prompt_hooks=prompt_hooks,
-    )
-    return scores.log_probs.reshape(len(interventions), n, -1)
-
-
-def _shared_prefix_plan(model, prompts, positions, include_newline: bool) -> ScoringPlan | None:
-    """The scoring plan when the shared-prefix route is exact (see :func:`score_cells`), else ``None``."""
-    if include_newline:
-        return None
-    tok = tokenizer_of(model)
-    cands = candidates_batch(tok, [p.text for p in prompts], [list(p.answers) for p in prompts])
-    plan = plan_scoring(cands)
-    n = len(prompts)
-    pos = np.asarray(list(positions), dtype=np.int64)
-    if len(plan.answer_terms) or plan.prefix_prompt != list(range(n)) or len(pos) != n:
-        return None
-    last = np.array([len(r) - 1 for r in plan.prefixes])
-    if (pos != last).any() or (last < 1).any() or (plan.prompt_terms[:, 2] != last[plan.prompt_terms[:, 1]]).any():
-        return None
-    check_fits(model, [len(r) for r in plan.prefixes])
+        return np.zeros((0, len(prompts), len(prompts[0].tasks)))
+    end = "\n" if include_newline else ""
+    texts, answers = [p.text for p in prompts], [[a + end for a in p.answers] for p in prompts]
+    scored = score(model, texts, answers, interventions, positions=positions, batch_size=batch_size)
     warn_untrained(model, prompts)
-    return plan
-
-
-def _split_layer(iv: Intervention) -> int:
-    """The first block that runs after the intervention (its patch sits between blocks ``s - 1`` and ``s``)."""
-    return iv.layer + 1 if iv.hook == "resid_post" else iv.layer
-
-
-@torch.inference_mode()
-def _score_cells_shared(
-    model, plan: ScoringPlan, interventions: Sequence[Intervention], *, batch_size: int
-) -> np.ndarray:
-    """The shared-prefix route of :func:`score_cells` (``plan`` from :func:`_shared_prefix_plan`).
-
-    Identical prompts run once. Per batch of distinct prompts: the tokens before the last run once into a frozen
-    key-value cache; per split layer ``s`` (``s = layer + 1`` for ``resid_post``, ``layer`` for ``resid_pre``) the
-    last token runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, intervened,
-    and runs through blocks ``>= s`` reading its prompt's cached keys and values; one log-softmax per (cell, prompt)
-    row serves all candidates. Where :func:`interp.fused.fused_forward_exact` holds, the cache is the fused forward's
-    own keys and values, read in place by every cell's row (:func:`interp.fused.fused_continue`); otherwise
-    TransformerLens's key-value cache, its rows gathered per cell one layer at a time.
-    """
-    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-
-    n, k = plan.shape
-    n_layers, device = model.cfg.n_layers, model.cfg.device
-    pad = pad_id(tokenizer_of(model))
-    out = np.zeros((len(interventions), n * k))
-    fused = fused_forward_exact(model)  # no hook attached, GPT-2-style attention: the fused forward and its own cache
-    split_of = np.array([_split_layer(iv) for iv in interventions])
-    distinct: dict[tuple[int, ...], int] = {}
-    uid = np.array([distinct.setdefault(r, len(distinct)) for r in plan.prefixes])
-    rows_u = list(distinct)
-    head = plan.prompt_terms  # (slot, row, position, target); row == prompt here
-    order = sorted(range(len(rows_u)), key=lambda u: len(rows_u[u]))
-    for lo in range(0, len(order), batch_size):
-        chunk = order[lo : lo + batch_size]
-        b = len(chunk)
-        x, mask = pad_rows([rows_u[u][:-1] for u in chunk], pad)
-        if fused:  # keys and values of every layer from the fused forward; continued in place, not copied per cell
-            keys_values: list = []
-            fused_resid(model, x, keys_values=keys_values)
-            prompt_len = torch.tensor([len(rows_u[u]) - 1 for u in chunk])
-        else:
-            cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, b)
-            model(x.to(device), attention_mask=mask.to(device), past_kv_cache=cache, stop_at_layer=n_layers)
-            cache.freeze()
-        last_tok = torch.tensor([[rows_u[u][-1]] for u in chunk])
-        local = np.full(len(rows_u), -1, dtype=np.int64)
-        local[chunk] = np.arange(b)
-        terms = head[local[uid[head[:, 1]]] >= 0]
-        t_row = torch.from_numpy(local[uid[terms[:, 1]]])
-        t_tgt = torch.from_numpy(terms[:, 3])
-        cells_per_pass = max(1, min(1024, 16384 // x.shape[1]) // b)  # one token per row: bounded activations
-        for s in sorted(set(split_of.tolist())):
-            if fused:
-                resid = fused_continue(model, keys_values, prompt_len, torch.arange(b), last_tok, stop_at_layer=s)
-            else:
-                resid = model(
-                    last_tok.to(device),
-                    attention_mask=torch.ones_like(last_tok).to(device),
-                    past_kv_cache=cache,
-                    stop_at_layer=s,
-                )  # [b, 1, d_model], unpatched, shared
-            ids = np.flatnonzero(split_of == s)
-            for clo in range(0, len(ids), cells_per_pass):
-                cid = ids[clo : clo + cells_per_pass]
-                c = len(cid)
-                act = resid.repeat(c, 1, 1)
-                which = torch.arange(c).repeat_interleave(b)
-                act[:, 0] = apply_rowwise([interventions[i] for i in cid], which, act[:, 0])
-                if s < n_layers and fused:
-                    rows = torch.arange(b).repeat(c)
-                    act = fused_continue(model, keys_values, prompt_len, rows, resid=act, start_at_layer=s)
-                elif s < n_layers:
-                    view = sub_cache(cache, torch.arange(b).repeat(c))
-                    ones = torch.ones(c * b, 1, dtype=view.previous_attention_mask.dtype, device=device)
-                    full_mask = torch.cat([view.previous_attention_mask, ones], dim=1)
-                    act = model(
-                        act, start_at_layer=s, attention_mask=full_mask, past_kv_cache=view, stop_at_layer=n_layers
-                    )
-                every = torch.arange(c * b)
-                logp = torch.log_softmax(logits_at(model, act, every, torch.zeros_like(every)), dim=-1)
-                rows = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten().to(logp.device)
-                chosen = logp[rows, t_tgt.repeat(c).to(logp.device)]
-                out[cid[:, None], terms[None, :, 0]] = chosen.double().cpu().numpy().reshape(c, -1)
-    return out.reshape(len(interventions), n, k)
+    return scored.log_probs
 
 
 def patched_scores(

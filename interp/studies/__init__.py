@@ -23,7 +23,7 @@ from typing import Any
 from interp.export import pngs_in_background
 from interp.models import load_model
 from interp.png import PngSkipped, png_preflight, png_status, warm_png_export
-from interp.studies.common import shared_results
+from interp.remember import remembering
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def run_studies(
         print(f"note: {said_png}")
     warm_png_export()  # the browser starts in its own process while the first study computes
     results = {}
-    with warnings.catch_warnings(), shared_results(), pngs_in_background():  # PNGs drawn while computing
+    with warnings.catch_warnings(), remembering(), pngs_in_background():  # PNGs drawn while computing
         warnings.simplefilter("ignore", PngSkipped)  # said once below, as a note
         for name in names:
             study = STUDIES[name]

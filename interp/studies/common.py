@@ -1,50 +1,19 @@
-"""What every study shares: provenance metadata, writing a figure with its numbers atomically, and reusing a result
-that studies run together compute identically."""
+"""What every study shares: provenance metadata and writing a figure with its numbers atomically. (Results that
+studies run together compute identically are shared through :func:`interp.remember.remembered`.)"""
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from interp.export import write_figure, write_json
 from interp.metrics import describe
 from interp.models import model_info
-from interp.remember import remembering
 from interp.results import Distribution
-
-T = TypeVar("T")
-_SHARED: contextvars.ContextVar[dict | None] = contextvars.ContextVar("interp_shared_results", default=None)
-
-
-@contextmanager
-def shared_results() -> Iterator[None]:
-    """Inside this block, :func:`reuse` returns a result computed earlier with the same key instead of recomputing it
-    (e.g. the construction study's trained-model curves are the mixture sweep's retrieval curves), and prompts and
-    answer scores are remembered one by one (:func:`interp.remember.remembering`). Outside it, nothing is kept: a
-    notebook that edits a model and reruns gets fresh numbers."""
-    token = _SHARED.set({})
-    try:
-        with remembering():  # and a prompt's answers scored by one study are not run again by another
-            yield
-    finally:
-        _SHARED.reset(token)
-
-
-def reuse(key: tuple, compute: Callable[[], T]) -> T:
-    """``compute()``, or inside :func:`shared_results` the value an equal ``key`` got before."""
-    cache = _SHARED.get()
-    if cache is None:
-        return compute()
-    if key not in cache:
-        cache[key] = compute()
-    return cache[key]
 
 
 def package_version() -> str:

@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 from interp.defaults import EMBEDDED_PAIRS
 from interp.plots.mixtures import mixture_sweep_figure
 from interp.prompts import build_prompts
+from interp.remember import remembered
 from interp.results import MixtureCurve
 from interp.scoring import score_answers
-from interp.studies.common import distribution, metadata, reuse, write_outputs
+from interp.studies.common import distribution, metadata, write_outputs
 from interp.tasks import get_family, resolve_tasks
 
 STUDY = "mixture_sweep"
@@ -65,9 +66,9 @@ def mixture_curve(
     sampling: str = "exact",
 ) -> MixtureCurve:
     """Per-d distribution over prompts of P(a_A), P(a_B), P(other) and P(a_A) + P(a_B) for one pair (computed once
-    per model and arguments inside :func:`interp.studies.common.shared_results`)."""
+    per model and arguments inside :func:`interp.remember.remembering`)."""
     key = ("mixture_curve", id(model), family, task_a, task_b, tuple(d), n_prompts, n_examples, seed, sampling)
-    return reuse(
+    return remembered(
         key,
         lambda: _mixture_curve(model, family, task_a, task_b, d, n_prompts, n_examples, seed, sampling),
     )

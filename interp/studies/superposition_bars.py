@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from interp.defaults import tasks_for
+from interp.engines.plan import check_fits
 from interp.hooks import context_length
 from interp.metrics import bootstrap_ci, kl_divergence, rank_view
 from interp.models import WeightsNotFoundError, load_model, model_info, resolve_weights_dir
 from interp.plots.mixtures import superposition_bars_figure
 from interp.prompts import build_prompts
 from interp.results import UniformMixture
-from interp.scoring import check_fits, score_answers
+from interp.scoring import score_answers
 from interp.studies.common import metadata, write_outputs
 from interp.tasks import get_family, resolve_tasks
 from interp.tokenization import encode

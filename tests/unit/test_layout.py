@@ -10,8 +10,7 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 3. models (loading)
 4. hooks (running a model, attaching hooks)
 4.1 interventions (what a patch does, as values)
-4.2 fused (a hook-free forward with fused attention)
-4.5 packing (several continuations of a prompt in one block-masked row)
+4.5 engines (every way of running prompts and reading answer log-probs, behind one door: engines.score)
 5. scoring
 5.5 reference (the method read top to bottom: the oracle of the engines)
 6. generation (beam search on scoring's cached forward), capture
@@ -37,12 +36,12 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "interp"
+PACKAGE = Path(__file__).resolve().parents[2] / "interp"
 RANK = {
     "png_renderer": -1, "png": -0.5, "seeds": -0.5,
     "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "results": 1,
     "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2,
-    "models": 3, "hooks": 4, "interventions": 4.1, "fused": 4.2, "packing": 4.5, "scoring": 5, "reference": 5.5,
+    "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
     "vectors": 7, "patching": 8,
     "sweeps": 9, "construction": 9, "training": 10, "train": 11, "card": 10, "studies": 11,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import interp.scoring as scoring
+import interp.engines as engines
 from interp.hooks import hooked
 from interp.prompts import build_prompts
 from interp.remember import remembering
@@ -17,13 +17,13 @@ from interp.scoring import score_answers, score_answers_alone_and_complete
 def scored_texts(monkeypatch):
     """The prompt texts that reach a forward pass, per call."""
     calls: list[list[str]] = []
-    real = scoring.candidates_batch
+    real = engines.candidates_batch
 
     def spy(tokenizer, texts, answers):
         calls.append(list(texts))
         return real(tokenizer, texts, answers)
 
-    monkeypatch.setattr(scoring, "candidates_batch", spy)
+    monkeypatch.setattr(engines, "candidates_batch", spy)
     return calls
 
 
@@ -99,7 +99,7 @@ def test_hooked_scores_are_neither_read_nor_kept(tiny_char_model, scored_texts):
 
 
 def test_studies_run_together_share_scores(tiny_char_model, scored_texts):
-    from interp.studies.common import shared_results
+    from interp.remember import remembering as shared_results
 
     prompts = build_prompts("operands", n_examples=3, n_prompts=3, seed=6)
     with shared_results():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from golden import GOLDEN_ATOL, assert_close_tree
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+FIGURES = Path(__file__).resolve().parents[2] / "figures"
 
 
 def committed(study: str, name: str | None = None) -> dict:

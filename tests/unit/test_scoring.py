@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from interp.engines.plan import candidates_for
 from interp.prompts import build_prompts
-from interp.scoring import candidates_for, score_answers
+from interp.scoring import score_answers
 from interp.tasks import Family, Task
 from interp.tokenization import encode
 
@@ -41,9 +42,9 @@ def test_batched_scoring_equals_unbatched_loop(model_fixture, include_newline, r
         pytest.skip("one GPT-2-small-architecture case is enough (and costs ~20 s on 2 cores)")
     model = request.getfixturevalue(model_fixture)
     if route == "cache":
-        import interp.scoring as scoring
+        import interp.engines as engines
 
-        monkeypatch.setattr(scoring, "packable", lambda model: False)
+        monkeypatch.setattr(engines, "absolute_positions", lambda model: False)
     families = ["operands", "country", "add_translate"] if model_fixture != "gpt2_small_model" else ["operands"]
     for fam in families:
         prompts = build_prompts(fam, n_examples=4, n_prompts=3, seed=5)
@@ -79,19 +80,21 @@ def test_probabilities_and_other(tiny_char_model):
 
 @pytest.mark.parametrize("route", ["packed", "cache"])
 def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch, route):
-    import interp.scoring as scoring
+    import interp.engines as engines
+    import interp.engines.kv_cache as kv_cache
+    import interp.engines.packed as packed
 
     seen = []
-    name = "packed_forward" if route == "packed" else "forward_resid"
-    original = getattr(scoring, name)
+    name, module = ("packed_forward", packed) if route == "packed" else ("forward_resid", kv_cache)
+    original = getattr(module, name)
 
     def counting(model, first, *args, **kwargs):
         seen.append(first.tokens.shape if route == "packed" else first.shape)
         return original(model, first, *args, **kwargs)
 
-    monkeypatch.setattr(scoring, name, counting)
+    monkeypatch.setattr(module, name, counting)
     if route == "cache":
-        monkeypatch.setattr(scoring, "packable", lambda model: False)
+        monkeypatch.setattr(engines, "absolute_positions", lambda model: False)
     prompts = build_prompts("bias_add", n_examples=10, n_prompts=3)
     score_answers(tiny_char_model, prompts, batch_size=64)
     assert sum(shape[0] for shape in seen) == 3  # ten single-character answers per prompt, one row per prompt
@@ -100,9 +103,11 @@ def test_single_token_candidates_share_one_row(tiny_char_model, monkeypatch, rou
 
 
 def test_context_overflow_raises_before_forward(tiny_gpt2_model, monkeypatch):
-    import interp.scoring as scoring
+    import interp.engines.kv_cache as kv_cache
+    import interp.engines.packed as packed
 
-    monkeypatch.setattr(scoring, "forward_resid", lambda *a, **k: pytest.fail("forward pass ran"))
+    monkeypatch.setattr(kv_cache, "forward_resid", lambda *a, **k: pytest.fail("forward pass ran"))
+    monkeypatch.setattr(packed, "packed_forward", lambda *a, **k: pytest.fail("forward pass ran"))
     prompts = build_prompts("operands", n_examples=60, n_prompts=1)
     with pytest.raises(ValueError, match="prompts: longest sequence has .* context of 256"):
         score_answers(tiny_gpt2_model, prompts)
@@ -250,23 +255,22 @@ def test_check_fits_ignores_the_last_answer_token(char_tokenizer):
         score_answers(model_with(fed - 1), prompts, include_newline=True)
 
 
-def test_merged_answers_with_prompt_hooks_see_prompt_positions_only(tiny_gpt2_model):
-    """prompt_hooks run in the prompt pass: every sequence they see is at most the prompt's length."""
+def test_merged_answers_under_per_cell_interventions_equal_plain_scoring(tiny_gpt2_model):
+    """Interventions run as prompt-pass hooks on the per-cell route (answers then run from the cache without them):
+    an intervention that changes nothing gives the plain scores, also for answers merged into the prompt's last
+    token."""
+    import torch
+
+    from interp.engines import score
+    from interp.interventions import Intervention
+
     prompts = build_prompts(merge_family(), n_examples=2, n_prompts=3, seed=0)
-    lengths = [len(encode(tiny_gpt2_model.tokenizer, p.text)) for p in prompts]
-    seen = []
-
-    def prompt_hooks(idx):
-        def fn(act, hook):
-            seen.append((list(idx), act.shape[1]))
-            return act
-
-        return [("blocks.0.hook_resid_post", fn)]
-
-    hooked = score_answers(tiny_gpt2_model, prompts, prompt_hooks=prompt_hooks, batch_size=2)
+    nothing = Intervention(0, "add", torch.zeros(tiny_gpt2_model.cfg.d_model))
+    texts, answers = [p.text for p in prompts], [list(p.answers) for p in prompts]
+    patched = score(tiny_gpt2_model, texts, answers, [nothing], batch_size=2)
+    assert patched.route == "per_cell" and patched.merged.any()
     plain = score_answers(tiny_gpt2_model, prompts)
-    np.testing.assert_allclose(hooked.log_probs, plain.log_probs, atol=1e-6)
-    assert seen and all(width <= max(lengths[i] for i in idx) for idx, width in seen)
+    np.testing.assert_allclose(patched.log_probs[0], plain.log_probs, atol=1e-5)
 
 
 def test_batch_size_validated(tiny_char_model):
@@ -275,29 +279,9 @@ def test_batch_size_validated(tiny_char_model):
         score_answers(tiny_char_model, prompts, batch_size=0)
 
 
-def test_prefix_forward_can_resume_from_a_residual_stream(tiny_gpt2_model):
-    """A caller-supplied prompt pass (run to layer 1, then resume from the residual there) gives the same scores:
-    the hook through which a sweep can share the layers below its patch."""
-    model = tiny_gpt2_model
-    calls = []
-
-    def two_step(model, tokens, attention_mask, cache, prompt_indices):
-        calls.append(list(prompt_indices))
-        resid = model(tokens, attention_mask=attention_mask, past_kv_cache=cache, stop_at_layer=1)
-        mask = cache.previous_attention_mask
-        return model(resid, start_at_layer=1, attention_mask=mask, past_kv_cache=cache, stop_at_layer=2)
-
-    prompts = build_prompts("add_translate", n_examples=4, n_prompts=3, seed=6)
-    plain = score_answers(model, prompts, include_newline=True, batch_size=2)
-    resumed = score_answers(model, prompts, include_newline=True, batch_size=2, prefix_forward=two_step)
-    # plain scoring runs the packed route, resumed the cache route: equal up to float32 rounding of sums near -100
-    np.testing.assert_allclose(resumed.log_probs, plain.log_probs, atol=1e-5, rtol=0)
-    assert sorted(i for c in calls for i in c) == [0, 1, 2]
-
-
 def test_joined_candidates_equal_tokenising_prompt_and_answer_together(char_tokenizer, gpt2_tokenizer, monkeypatch):
     """The character tokenizer concatenates, so prompt and answers are tokenised apart and joined: same candidates."""
-    import interp.scoring as scoring
+    import interp.engines.plan as scoring
     from interp.tokenization import concatenates
 
     assert concatenates(char_tokenizer) and not concatenates(gpt2_tokenizer)
@@ -330,7 +314,7 @@ def test_with_and_without_newline_in_one_pass_equals_two_calls(model_fixture, re
 def test_identical_prompts_run_once(tiny_char_model, monkeypatch):
     """A prompt list with repeats (e.g. two proportions that round to the same example counts) scores each distinct
     prompt once and gives every copy the same numbers."""
-    import interp.scoring as scoring
+    import interp.engines.packed as scoring
 
     prompts = build_prompts("bias_add", n_examples=12, n_prompts=3, seed=4)
     ref = score_answers(tiny_char_model, prompts).log_probs
@@ -350,7 +334,7 @@ def test_identical_prompts_run_once(tiny_char_model, monkeypatch):
 
 def test_unembed_equals_the_module_with_and_without_an_output_bias(tiny_char_model):
     """``unembed`` skips a bias of zeros and adds any other: both equal TransformerLens's ``Unembed``."""
-    from interp.scoring import unembed
+    from interp.engines.readout import unembed
 
     model = tiny_char_model
     x = torch.randn(5, model.cfg.d_model, generator=torch.Generator().manual_seed(0))

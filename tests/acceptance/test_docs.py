@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCIENCE = ROOT / "docs" / "science.md"
 SOURCES = [
     *sorted((ROOT / "interp").rglob("*.py")),

@@ -20,7 +20,7 @@ import interp.models
 from interp.cli import INTERRUPTED, main
 from interp.hooks import attached_hooks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def assert_only_complete_files(out: Path) -> list[str]:

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from interp.construction import load_constructed
-from interp.fused import fused_forward_exact, fused_resid
+from interp.engines.exact import fused_forward_exact
+from interp.engines.fused import fused_resid
+from interp.engines.packed import block_mask
 from interp.hooks import hooked
-from interp.packing import block_mask
 from interp.prompts import build_prompts
 from interp.tokenization import encode_batch, pad_id, right_pad
 
@@ -93,7 +94,7 @@ def test_heads_and_mlps_that_write_nothing_are_skipped_exactly(tiny_char_model):
     skips them and still equals TransformerLens's forward; changing the weights back is noticed."""
     import copy
 
-    from interp.fused import _live_heads
+    from interp.engines.fused import _live_heads
 
     model = copy.deepcopy(tiny_char_model)
     x = tokens_for(model, "operands", n=3)
@@ -157,7 +158,7 @@ def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(tiny_char_mode
     than the batch) adds up to the whole; gradients still reach every weight."""
     import copy
 
-    import interp.fused as fused
+    import interp.engines.fused as fused
 
     model = copy.deepcopy(tiny_char_model)
     mlp = model.blocks[0].mlp
@@ -179,7 +180,7 @@ def test_continuation_splits_at_any_layer_and_equals_the_full_forward(tiny_char_
     """``fused_continue`` from the prompts' own keys and values equals one forward of prompt + continuation; run
     to layer ``s`` and resumed from that residual (``resid``, ``start_at_layer``) it gives the same, and leaves
     the residual it was given untouched."""
-    from interp.fused import fused_continue
+    from interp.engines.fused import fused_continue
 
     model = tiny_char_model
     texts = [p.text for p in build_prompts("letters", n_examples=4, n_prompts=3, seed=1)]
@@ -203,7 +204,7 @@ def test_continuation_splits_at_any_layer_and_equals_the_full_forward(tiny_char_
 
 
 def test_continuation_rejects_ambiguous_inputs(tiny_char_model):
-    from interp.fused import fused_continue
+    from interp.engines.fused import fused_continue
 
     model = tiny_char_model
     kv: list = []

@@ -307,7 +307,7 @@ def test_train_command_into_a_run_of_another_config_is_one_line_and_outputs_foll
 
     from interp.cli import main
 
-    cfg = json.loads((Path(__file__).resolve().parents[1] / "experiments/configs/tiny.json").read_text())
+    cfg = json.loads((Path(__file__).resolve().parents[2] / "experiments/configs/tiny.json").read_text())
     small, wide = tmp_path / "small.json", tmp_path / "wide.json"
     small.write_text(json.dumps({**cfg, "steps": 10, "eval_every": 10, "checkpoint_every": 5}))
     wide.write_text(json.dumps({**cfg, "steps": 10, "eval_every": 10, "checkpoint_every": 5, "d_model": 64}))

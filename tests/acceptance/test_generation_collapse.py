@@ -127,7 +127,7 @@ def test_committed_numbers_load_as_results_and_plot():
     from interp.plots import generation_collapse_figure
     from interp.results import CollapseCurve
 
-    path = Path(__file__).resolve().parents[1] / "figures" / "generation_collapse" / "generation_collapse.json"
+    path = Path(__file__).resolve().parents[2] / "figures" / "generation_collapse" / "generation_collapse.json"
     numbers = json.loads(path.read_text())
     curves = [CollapseCurve.from_dict(c) for c in numbers["curves"]]
     assert [c.to_dict() for c in curves] == numbers["curves"]

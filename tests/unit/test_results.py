@@ -21,7 +21,7 @@ from interp.results import (
     TrainingCurve,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sweep(n_points=3, n_layers=2):

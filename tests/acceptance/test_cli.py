@@ -147,7 +147,7 @@ def test_committed_figure_numbers_regenerate_and_rerun_is_a_git_noop(tmp_path, e
 
     from interp.studies import run_studies
 
-    figures = Path(__file__).resolve().parents[1] / "figures"
+    figures = Path(__file__).resolve().parents[2] / "figures"
     shutil.copytree(figures / "superposition_bars", tmp_path / "superposition_bars")
     shutil.copy(figures / "plotly.min.js", tmp_path)
     committed = {p.name: p.read_bytes() for p in (figures / "superposition_bars").iterdir()}
@@ -166,7 +166,7 @@ def test_packaging_metadata_uses_the_spdx_license_string():
     import tomllib
     from pathlib import Path
 
-    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    meta = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert meta["project"]["license"] == "MIT"
     assert "setuptools>=77" in meta["build-system"]["requires"]  # the first setuptools that reads SPDX strings
     assert meta["project"]["scripts"]["interp"] == "interp.cli:entry"
@@ -176,7 +176,7 @@ def test_readme_names_the_installed_hub_command():
     """Issue #12 item 13: huggingface_hub ships ``hf``; ``huggingface-cli`` is gone."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "huggingface-cli" not in readme and "hf download openai-community/gpt2" in readme
 
 
@@ -189,7 +189,7 @@ def test_figures_help_and_the_readme_list_every_study(capsys):
     with pytest.raises(SystemExit):
         main(["figures", "--help"])
     shown = capsys.readouterr().out
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     figures_line = next(line for line in readme.splitlines() if line.startswith("interp figures [STUDY"))
     for name, study in STUDIES.items():
         assert f"  {name}" in shown and study.description in shown, name

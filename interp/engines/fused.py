@@ -6,9 +6,10 @@ scoring), the same weights run through ``torch.nn.functional.scaled_dot_product_
 kernel, no ``[query, key]`` tensors kept, about twice as fast on CPU for the embedded model's 230-token prompts.
 Every other piece (embeddings, layer norms, MLPs) is TransformerLens's own module, called directly.
 
-Used only where :func:`fused_forward_exact` holds: learned absolute positions, causal global attention with one
-key/value head per query head and no score modifiers, one device, no hook attached. ``tests/test_fused.py`` checks
-it against ``model(tokens, stop_at_layer=n_layers)`` on every model kind the toolkit ships.
+Used only where :func:`interp.engines.exact.fused_forward_exact` holds: learned absolute positions, causal global
+attention with one key/value head per query head and no score modifiers, one device, no hook attached.
+``tests/equivalence/test_fused.py`` checks it against ``model(tokens, stop_at_layer=n_layers)`` on every model kind
+the toolkit ships.
 
 >>> resid = fused_resid(model, tokens)            # doctest: +SKIP
 >>> resid.shape                                   # doctest: +SKIP
@@ -17,63 +18,11 @@ torch.Size([8, 90, 128])
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 
 import torch
 
-from interp.hooks import attached_hooks
-
-
-def learned_positions_global_causal(model) -> bool:
-    """Learned absolute positions (a position table) and causal attention over the whole context: a token's
-    computation depends only on the tokens it attends to and its position index (what :mod:`interp.packing` needs)."""
-    cfg = model.cfg
-    return (
-        cfg.positional_embedding_type == "standard"
-        and cfg.attention_dir == "causal"
-        and not getattr(cfg, "use_local_attn", False)
-    )
-
-
-def fused_forward_exact(model) -> bool:
-    """Whether :func:`fused_resid` computes exactly what ``model``'s own forward computes (up to float rounding)."""
-    cfg = model.cfg
-    plain_attention = (
-        learned_positions_global_causal(model)
-        and getattr(cfg, "attn_types", None) is None
-        and getattr(cfg, "n_key_value_heads", None) in (None, cfg.n_heads)
-        and not getattr(cfg, "use_qk_norm", False)
-        and (getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0) <= 0
-        and not getattr(cfg, "use_attention_sinks", False)
-        and getattr(cfg, "clip_qkv", None) is None
-        and not getattr(cfg, "use_logn_attn", False)
-        and not getattr(cfg, "load_in_4bit", False)
-    )
-    return (
-        plain_attention
-        and not cfg.attn_only
-        and not cfg.parallel_attn_mlp
-        and cfg.n_devices == 1
-        and all(type(b.attn).__name__ == "Attention" for b in model.blocks)
-        and attached_hooks(model) == 0
-    )
-
-
-def cached_from_weights(module, what: str, tensors: tuple[torch.Tensor, ...], compute: Callable[[], object]):
-    """``compute()``, kept per ``module`` and ``what`` until any of ``tensors`` changes (in place or replaced).
-    Inference tensors (made under ``torch.inference_mode``) keep no version counter: computed every time."""
-    if any(t.is_inference() for t in tensors):
-        return compute()
-    key = tuple((t.data_ptr(), t._version, tuple(t.shape), t.device) for t in tensors)
-    kept = _DERIVED.setdefault(module, {})
-    if what not in kept or kept[what][0] != key:
-        with torch.inference_mode(False), torch.no_grad():  # usable inside and outside inference mode
-            kept[what] = (key, compute())
-    return kept[what][1]
-
-
-_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+from interp.engines.weights_cache import cached_from_weights
 
 
 def _live_heads(attn) -> torch.Tensor | None:

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-import interp.scoring as scoring
+import interp.engines as engines
+import interp.engines.packed as packing
+from interp.engines.exact import absolute_positions as packable
+from interp.engines.packed import PackedBatch, block_mask, layout, pack, packed_forward
+from interp.engines.plan import candidates_batch
 from interp.hooks import attached_hooks
-from interp.packing import PackedBatch, block_mask, layout, pack, packable, packed_forward
 from interp.prompts import build_prompts
 from interp.scoring import score_answers
 
@@ -52,18 +55,16 @@ def test_packable_only_for_learned_positions_and_global_causal_attention(tiny_gp
 def test_packed_scores_equal_the_key_value_cache_route(tiny_gpt2_model, monkeypatch, n_ctx_slack, attention):
     """Multi-token BPE answers; with ``n_ctx_slack`` the context is so short that every prompt needs several rows.
     ``attention``: the fused-attention forward, or TransformerLens's forward with the packing done by hooks."""
-    import interp.packing as packing
-
     if attention == "hooks":
         monkeypatch.setattr(packing, "fused_forward_exact", lambda model: False)
     prompts = build_prompts("add_translate", n_examples=4, n_prompts=5, seed=3)
     if n_ctx_slack is not None:
         texts, answers = [p.text for p in prompts], [p.answers for p in prompts]
-        cands = scoring.candidates_batch(tiny_gpt2_model.tokenizer, texts, answers)
+        cands = candidates_batch(tiny_gpt2_model.tokenizer, texts, answers)
         longest = max(c.n_fed for g in cands for c in g)
-        monkeypatch.setattr(scoring, "context_length", lambda model: longest + n_ctx_slack)
+        monkeypatch.setattr(packing, "context_length", lambda model: longest + n_ctx_slack)
     packed = score_answers(tiny_gpt2_model, prompts, include_newline=True, batch_size=2)
-    monkeypatch.setattr(scoring, "packable", lambda model: False)
+    monkeypatch.setattr(engines, "absolute_positions", lambda model: False)
     cached = score_answers(tiny_gpt2_model, prompts, include_newline=True, batch_size=2)
     np.testing.assert_allclose(packed.log_probs, cached.log_probs, atol=1e-5, rtol=0)
     assert (packed.log_probs < -0.0).all()
@@ -91,7 +92,7 @@ def test_attached_hooks_keep_the_two_pass_route(tiny_gpt2_model, monkeypatch):
     """A hook attached by the caller keeps its documented semantics: prompt pass only (answers run from the cache)."""
     from interp.hooks import hooked
 
-    monkeypatch.setattr(scoring, "packed_forward", lambda *a, **k: pytest.fail("packed route ran with a hook"))
+    monkeypatch.setattr(packing, "packed_forward", lambda *a, **k: pytest.fail("packed route ran with a hook"))
     prompts = build_prompts("operands", n_examples=3, n_prompts=2, seed=0)
     with hooked(tiny_gpt2_model, [("blocks.0.hook_resid_post", lambda act, hook: act)]):
         scores = score_answers(tiny_gpt2_model, prompts, include_newline=True)

@@ -71,7 +71,7 @@ def test_committed_numbers_load_as_results_and_plot():
 
     from interp.plots import scaling_figure
 
-    path = Path(__file__).resolve().parents[1] / "figures" / "scaling" / "scaling.json"
+    path = Path(__file__).resolve().parents[2] / "figures" / "scaling" / "scaling.json"
     numbers = json.loads(path.read_text())
     points = [ScalingPoint.from_dict(p) for p in numbers["points"]]
     assert [p.to_dict() for p in points] == numbers["points"]

@@ -11,7 +11,7 @@ import pytest
 
 from interp.models import embedded_model_dir
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "experiments" / "explore_task_vectors.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "experiments" / "explore_task_vectors.ipynb"
 
 
 @pytest.mark.skipif(

@@ -3,7 +3,7 @@
 import numpy as np
 
 import interp.studies.mixture_sweep as mixture_sweep
-from interp.studies.common import shared_results
+from interp.remember import remembering as shared_results
 
 
 def test_identical_mixture_curves_are_computed_once_inside_a_run(tiny_char_model, monkeypatch):

@@ -434,7 +434,7 @@ def test_a_name_missing_from_the_cache_fails_fast_naming_both_ways(hub_cache):
 
 # --- the README's "Your own model" Python lines run as written on a tiny saved Qwen2 directory ---------------------
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_your_own_model_python_runs(tmp_path):

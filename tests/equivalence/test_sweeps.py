@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from interp import reference
+from interp.engines import score
 from interp.hooks import attached_hooks
 from interp.interventions import MODES, Intervention, orthonormal_basis
 from interp.prompts import zero_shot_prompts
-from interp.sweeps import _shared_prefix_plan, last_positions, score_cells, score_cells_per_cell
+from interp.sweeps import last_positions, score_cells
 
 TOL = 1e-5
 
@@ -30,6 +31,25 @@ def random_cells(model, layers, per_layer: int, seed: int, *, mode="replace", ho
     return out
 
 
+def route_of(model, prompts, cells=None, positions=None) -> str:
+    texts, answers = [p.text for p in prompts], [list(p.answers) for p in prompts]
+    cells = cells if cells is not None else [Intervention(0, "add", torch.zeros(model.cfg.d_model))]
+    return score(model, texts, answers, cells, positions=positions).route
+
+
+def per_cell(model, prompts, cells, batch_size=4) -> np.ndarray:
+    """The per-cell route, forced: prompts replicated per cell, each cell a prompt-pass hook."""
+    import interp.engines as engines
+
+    texts, answers = [p.text for p in prompts], [list(p.answers) for p in prompts]
+    real = engines.shared_prefix_plan
+    engines.shared_prefix_plan = lambda *a: None
+    try:
+        return score(model, texts, answers, cells, batch_size=batch_size).log_probs
+    finally:
+        engines.shared_prefix_plan = real
+
+
 def reference_cells(model, prompts, cells) -> np.ndarray:
     """The oracle: one unbatched forward per (cell, prompt, candidate) through :mod:`interp.reference`."""
     return np.stack([reference.answer_log_probs(model, prompts, [iv]) for iv in cells])
@@ -40,7 +60,7 @@ def reference_cells(model, prompts, cells) -> np.ndarray:
 def test_shared_route_equals_the_reference_for_every_mode_tiny(tiny_char_model, mode, hook):
     model = tiny_char_model
     zs = zero_shot_prompts("bias_add", ["add1", "add3", "add7"], n_prompts=12, seed=3)
-    assert _shared_prefix_plan(model, zs, last_positions(model, zs), False) is not None
+    assert route_of(model, zs) == "shared_prefix"
     cells = random_cells(model, [0, 1], per_layer=3, seed=1, mode=mode, hook=hook)
     got = score_cells(model, zs, cells, batch_size=5)
     ref = reference_cells(model, zs, cells)
@@ -64,10 +84,10 @@ def test_shared_route_handles_prompts_of_different_lengths_and_repeats(tiny_char
     zs = zs + zs[:3]
     pos = last_positions(model, zs)
     assert len(set(pos)) > 1
-    assert _shared_prefix_plan(model, zs, pos, False) is not None
+    assert route_of(model, zs) == "shared_prefix"
     cells = random_cells(model, [0, 1], per_layer=2, seed=5, mode="add")
     got = score_cells(model, zs, cells, batch_size=4)
-    ref = score_cells_per_cell(model, zs, cells, positions=pos, batch_size=4)
+    ref = per_cell(model, zs, cells)
     np.testing.assert_allclose(got, ref, atol=TOL, rtol=0)
     np.testing.assert_array_equal(got[:, -3:], got[:, :3])
 
@@ -77,21 +97,25 @@ def test_multi_token_answers_take_the_per_cell_path_and_equal_the_reference(tiny
     """``operands`` answers are two characters: the answer pass needs per-cell caches, so the per-cell path runs."""
     model = tiny_char_model
     zs = zero_shot_prompts("operands", n_prompts=6, seed=2)
-    assert _shared_prefix_plan(model, zs, last_positions(model, zs), False) is None
+    assert route_of(model, zs) == "per_cell"
     cells = random_cells(model, [0, 1], per_layer=2, seed=6, mode=mode)
     assert max(len(a) for p in zs for a in p.answers) > 1
     np.testing.assert_allclose(score_cells(model, zs, cells, batch_size=8), reference_cells(model, zs, cells), atol=TOL)
 
 
 def test_route_choice(tiny_char_model):
-    """The shared route only where it is exact: not with the newline or a patch before the last token (resid_mid
-    and explicit positions are routed by score_cells itself)."""
+    """The shared route only where it is exact: not with the newline, resid_mid, a fixed position, or a patch before
+    the last token."""
     model = tiny_char_model
     zs = zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=4, seed=0)
     pos = last_positions(model, zs)
-    assert _shared_prefix_plan(model, zs, pos, False) is not None
-    assert _shared_prefix_plan(model, zs, pos, True) is None
-    assert _shared_prefix_plan(model, zs, [p - 1 for p in pos], False) is None
+    d = model.cfg.d_model
+    assert route_of(model, zs) == "shared_prefix"
+    newline = [p.__class__(**{**p.__dict__, "answers": tuple(a + "\n" for a in p.answers)}) for p in zs]
+    assert route_of(model, newline) == "per_cell"
+    assert route_of(model, zs, [Intervention(0, "add", torch.zeros(d), hook="resid_mid")]) == "per_cell"
+    assert route_of(model, zs, [Intervention(0, "add", torch.zeros(d), position=1)]) == "per_cell"
+    assert route_of(model, zs, positions=[p - 1 for p in pos]) == "per_cell"
 
 
 def test_resid_mid_and_fixed_positions_equal_the_reference(tiny_char_model):
@@ -108,7 +132,8 @@ def test_resid_mid_and_fixed_positions_equal_the_reference(tiny_char_model):
 @pytest.mark.parametrize("route", ["fused", "transformer_lens"])
 def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch, route):
     """The shared route patches tensors directly: no hook is attached, even mid-run (on both of its forwards)."""
-    import interp.sweeps as sweeps
+    import interp.engines as engines
+    import interp.engines.shared_prefix as sweeps
 
     model = tiny_char_model
     seen = []
@@ -125,6 +150,7 @@ def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch, route):
     else:
         monkeypatch.setattr(sweeps, "fused_forward_exact", lambda m: False)
         monkeypatch.setattr(model, "forward", spying(model.forward))
+    assert engines  # the route is chosen by the door; the shared route's module is spied on
     zs = zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=4, seed=0)
     score_cells(model, zs, random_cells(model, [0], 1, 0, mode="add"), batch_size=4)
     assert seen and max(seen) == 0
@@ -137,7 +163,7 @@ def test_fused_and_transformer_lens_caches_give_the_same_cells(tiny_char_model, 
     whose heads all write nothing, so that it stores no keys and values)."""
     import copy
 
-    import interp.sweeps as sweeps
+    import interp.engines.shared_prefix as sweeps
 
     model = tiny_char_model
     if dead_layer is not None:

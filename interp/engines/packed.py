@@ -3,11 +3,12 @@
 A *packed row* is ``prefix + suffix_1 + suffix_2 + …``. Each suffix token sees the prefix and the earlier tokens of
 its own suffix only (a block attention mask), at the positions it would have alone (``len(prefix) + j``), so every
 logit equals the one a separate ``prefix + suffix_i`` forward gives, up to float rounding — but the prefix runs once
-and there is no key-value cache to copy per continuation. This is how :mod:`interp.scoring` reads K candidate
+and there is no key-value cache to copy per continuation. This is how the engines read K candidate
 answers in one forward pass over the prompts.
 
 Exact only where positions enter through a learned position table (``positional_embedding_type == "standard"``,
-GPT-2 style) and attention is causal and global: :func:`packable` says so; other models use the key-value cache.
+GPT-2 style) and attention is causal and global: :func:`interp.engines.exact.absolute_positions` says so; other
+models use the key-value cache.
 
 >>> rows = pack([(1, 2, 3)], [(7,), (8, 9)], [0, 0], n_ctx=16)
 >>> rows.tokens, rows.positions, rows.segments
@@ -23,14 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.fused import fused_forward_exact, fused_resid, learned_positions_global_causal
+from interp.engines.exact import fused_forward_exact
+from interp.engines.fused import fused_resid
+from interp.engines.plan import ScoringPlan
+from interp.engines.readout import per_slot, read_targets, terms_in_batch
 from interp.hooks import context_length, hooked
-
-
-def packable(model) -> bool:
-    """Whether :func:`packed_forward` is exact for ``model``: learned absolute positions, causal global attention
-    (:func:`interp.fused.learned_positions_global_causal`)."""
-    return learned_positions_global_causal(model)
 
 
 @dataclass(frozen=True)
@@ -201,3 +199,36 @@ def packed_forward(model, batch: PackedBatch, *, keep: tuple[torch.Tensor, torch
             stop_at_layer=model.cfg.n_layers,
         )
     return resid if keep is None else resid[keep[0].to(resid.device), keep[1].to(resid.device)]
+
+
+@torch.inference_mode()
+def run_packed(model, plan: ScoringPlan, *, pad: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`interp.engines.kv_cache.run_with_cache`'s numbers in one forward pass per batch: each prompt with all
+    its answers in one packed row (see above), so the prompt runs once and no key-value cache is copied per answer."""
+    rows = pack(plan.prefixes, plan.suffixes, plan.suffix_prefix, n_ctx=context_length(model))
+    head, tail = plan.prompt_terms, plan.answer_terms
+    terms = np.concatenate(  # (slot, packed row, position in it, target)
+        [
+            np.stack([head[:, 0], rows.prefix_row[head[:, 1]], head[:, 2], head[:, 3]], axis=1),
+            np.stack(
+                [tail[:, 0], rows.suffix_row[tail[:, 1]], rows.suffix_start[tail[:, 1]] + tail[:, 2], tail[:, 3]],
+                axis=1,
+            ),
+        ]
+    ).reshape(-1, 4)
+    lp, ok = torch.zeros(len(terms), dtype=torch.float64), torch.zeros(len(terms), dtype=torch.bool)
+    order = sorted(range(len(rows.tokens)), key=lambda r: (rows.prefix_len[r], len(rows.tokens[r])))
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo : lo + batch_size]
+        local = np.full(len(rows.tokens), -1, dtype=np.int64)
+        local[chunk] = np.arange(len(chunk))
+        idx, r, pos, tgt = terms_in_batch(terms, local)
+        if not len(idx):
+            continue
+        batch = layout(model, rows, chunk, pad=pad)
+        width = batch.tokens.shape[1]
+        places, inverse = torch.unique(r * width + torch.from_numpy(batch.columns(r.numpy(), pos.numpy())),
+                                       return_inverse=True)  # fmt: skip
+        kept = packed_forward(model, batch, keep=(places // width, places % width))  # [place, d_model]
+        lp[idx], ok[idx] = read_targets(model, kept[None], torch.zeros_like(inverse), inverse, tgt)
+    return per_slot(plan, terms[:, 0], lp, ok)

@@ -23,7 +23,7 @@ import pytest
 import interp.export as export
 import interp.png as png
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 SKIPPED = "PNG export skipped, HTML and JSON written"
 HAS_CHROMIUM = png.find_browser()[0] is not None if "BROWSER_PATH" not in os.environ else False
 needs_chromium = pytest.mark.skipif(not HAS_CHROMIUM, reason="needs a Chromium (Debian: apt-get install chromium)")

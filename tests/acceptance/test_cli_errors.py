@@ -22,7 +22,7 @@ import interp.cli as cli
 import interp.models
 import interp.train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "experiments" / "configs" / "tiny.json"
 #: Seconds a bad command line may take in-process (imports done): well under one model load.
 FAIL_FAST_S = 1.0

@@ -1,0 +1,145 @@
+"""The engines: every way the toolkit runs prompts and reads answer log-probabilities, behind one door.
+
+:func:`score` takes prompt texts, candidate answers and, optionally, :class:`~interp.interventions.Intervention`
+values (*cells*: each prompt is scored once per cell), and returns log P(answer | prompt) per (cell, prompt,
+candidate). Every route equals :mod:`interp.reference` (one plain forward per prompt and candidate) within float
+rounding on the models it is exact for (:mod:`interp.engines.exact`); ``tests/equivalence/test_equivalence.py``
+checks each.
+:func:`choose_route` is the one decision:
+
+=================  ================================================================  ===================
+route              when                                                              module (engines.)
+=================  ================================================================  ===================
+``packed``         no cells, no hook of the caller, absolute positions (GPT-2 style)  ``packed``
+``kv_cache``       no cells, the key-value cache is exact                            ``kv_cache``
+``full_rows``      no cells, the cache is not exact (sliding window, caller's hooks)  ``kv_cache``
+``shared_prefix``  cells at the query's last token (``resid_pre``/``resid_post``),    ``shared_prefix``
+                   one-token answers right after it, no BPE merge, no ``\\n``
+``per_cell``       any other cells: prompts replicated per cell, each cell a hook     ``kv_cache``
+                   of the prompt pass (cache or full rows as above)
+=================  ================================================================  ===================
+
+>>> out = score(model, ["3>4\\n1>"], [["2", "8"]])                             # doctest: +SKIP
+>>> out.log_probs.shape, out.route                                            # doctest: +SKIP
+((1, 1, 2), 'packed')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from interp.engines.exact import absolute_positions, cache_exact
+from interp.engines.kv_cache import run_with_cache
+from interp.engines.packed import run_packed
+from interp.engines.plan import (
+    candidates_batch,
+    check_batch_size,
+    check_fits,
+    plan_scoring,
+    resolve_positions,
+)
+from interp.engines.shared_prefix import run_shared_prefix, shared_prefix_plan
+from interp.hooks import attached_hooks
+from interp.interventions import Intervention, check_intervention, intervention_hook
+from interp.models import tokenizer_of
+from interp.tokenization import pad_id
+
+ROUTES = ("packed", "kv_cache", "full_rows", "shared_prefix", "per_cell")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What :func:`score` read: ``log_probs`` ``Float[ndarray, "cell prompt cand"]`` (one cell when no
+    interventions were given); ``greedy`` ``Bool[ndarray, "cell prompt cand"]`` whether every answer token was the
+    argmax (``None`` on the shared-prefix route, which reads the first token only); ``merged``
+    ``Bool[ndarray, "prompt cand"]`` whether the answer's first token merged with the prompt's last one; ``route``
+    the route taken (:data:`ROUTES`)."""
+
+    log_probs: np.ndarray
+    greedy: np.ndarray | None
+    merged: np.ndarray
+    route: str
+
+
+def choose_route(model, cands, interventions: Sequence[Intervention], positions: Sequence[int]) -> str:
+    """The route :func:`score` takes (see the module's table)."""
+    if not interventions:
+        if attached_hooks(model) == 0 and absolute_positions(model):
+            return "packed"
+        return "kv_cache" if cache_exact(model) else "full_rows"
+    at_last = all(iv.position is None and iv.hook in ("resid_pre", "resid_post") for iv in interventions)
+    if at_last and attached_hooks(model) == 0 and shared_prefix_plan(cands, positions) is not None:
+        return "shared_prefix"
+    return "per_cell"
+
+
+def score(
+    model,
+    prompt_texts: Sequence[str],
+    answers: Sequence[Sequence[str]],
+    interventions: Sequence[Intervention] | None = None,
+    *,
+    positions: Sequence[int] | None = None,
+    batch_size: int = 32,
+    across_prompts: bool = False,
+) -> Scored:
+    """log P(``answers[i][k]`` | ``prompt_texts[i]``) for every prompt and candidate, once per intervention.
+
+    Args:
+        interventions: cells; an intervention with ``position=None`` acts at ``positions[i]`` of prompt ``i``
+            (default its last token). ``None``: the model as it is (one cell).
+        positions: per-prompt token positions (``None``: each prompt's last token; negatives count from the end).
+        batch_size: prompts per forward pass.
+        across_prompts: prompts with identical tokens run once (only where nothing acts per prompt).
+
+    Raises ``ValueError`` before any forward pass: a sequence longer than the context, an intervention that does
+    not fit the model, a position outside its prompt.
+    """
+    check_batch_size(batch_size)
+    cells = list(interventions or ())
+    for i, iv in enumerate(cells):
+        check_intervention(model, iv, f"interventions[{i}]")
+    tok = tokenizer_of(model)
+    cands = candidates_batch(tok, list(prompt_texts), [list(a) for a in answers])
+    check_fits(model, [c.n_fed for group in cands for c in group])
+    merged = np.array([[c.merged for c in group] for group in cands], dtype=bool)
+    pos = resolve_positions([g[0].prompt_len for g in cands], positions)
+    route = choose_route(model, cands, cells, pos)
+    pad = pad_id(tok)
+    if route in ("packed", "kv_cache", "full_rows"):
+        plan = plan_scoring(cands, shared_prefix=route != "full_rows", across_prompts=across_prompts)
+        run = run_packed if route == "packed" else run_with_cache
+        lp, ok = run(model, plan, pad=pad, batch_size=batch_size)
+        return Scored(lp[None], ok[None], merged, route)
+    if route == "shared_prefix":
+        lp = run_shared_prefix(model, shared_prefix_plan(cands, pos), cells, batch_size=batch_size)
+        return Scored(lp, None, merged, route)
+    n = len(cands)
+    plan = plan_scoring(cands * len(cells), shared_prefix=cache_exact(model))
+    hooks = _per_cell_hooks(cells, n, pos)
+    lp, ok = run_with_cache(model, plan, pad=pad, batch_size=batch_size, prompt_hooks=hooks)
+    k = lp.shape[1]
+    return Scored(lp.reshape(len(cells), n, k), ok.reshape(len(cells), n, k), merged, route)
+
+
+def _per_cell_hooks(cells: Sequence[Intervention], n: int, pos: Sequence[int]) -> Callable:
+    """Prompt-pass hooks for prompts replicated per cell (row ``cell * n + prompt``): one hook per hook point
+    present in the batch, each patching only its rows, at the cell's own position or the prompt's."""
+    point_of = np.array([iv.hook_name for iv in cells])
+    own = [iv.position for iv in cells]
+
+    def prompt_hooks(idx: list[int]) -> list[tuple[str, Callable]]:
+        idx_t = torch.tensor(idx)
+        cell, prompt = idx_t // n, idx_t % n
+        out = []
+        for point in sorted(set(point_of[cell.numpy()].tolist())):
+            sel = torch.nonzero(torch.from_numpy(point_of[cell.numpy()] == point)).flatten()
+            cols = [pos[int(prompt[s])] if own[int(cell[s])] is None else own[int(cell[s])] for s in sel.tolist()]
+            out.append((point, intervention_hook(cells, cell[sel], sel, torch.tensor(cols, dtype=torch.long))))
+        return out
+
+    return prompt_hooks
