@@ -547,10 +547,20 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 
 
 class _CtrlCNotLost:
-    """Ctrl-C that cannot be lost. Python drops an exception raised inside a weakref callback or ``__del__``
-    ("Exception ignored in ...") and the run would go on as if no Ctrl-C had been pressed (seen in a real
-    ``interp figures`` run); ``sys.unraisablehook`` sees such a ``KeyboardInterrupt`` and raises it again in the
-    main thread."""
+    """Ctrl-C that cannot be lost: the pieces that stay, and why (each has a test in
+    ``tests/acceptance/test_faults.py``).
+
+    1. Our SIGINT handler sets :data:`interp.export.INTERRUPT_REQUESTED` before raising ``KeyboardInterrupt``: a
+       library that catches ``BaseException`` cannot lose it, since no new output file is started once it is set
+       (:func:`interp.export.atomic_path`).
+    2. ``sys.unraisablehook``: Python drops an exception raised inside a weakref callback or ``__del__`` ("Exception
+       ignored in ...") and the run went on as if no Ctrl-C had been pressed (seen in a real ``interp figures`` run).
+       The hook interrupts the main thread again from a short-lived thread, after a short delay: raised, or even
+       asked for with ``_thread.interrupt_main()``, inside the hook, it is delivered at the hook's next bytecode and
+       swallowed again (tried: the weakref test then fails).
+
+    (``os._exit`` in :func:`entry` is about speed, not Ctrl-C.)
+    """
 
     def __enter__(self) -> _CtrlCNotLost:
         self.previous = sys.unraisablehook
