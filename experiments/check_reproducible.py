@@ -19,7 +19,7 @@ from pathlib import Path
 
 from interp.export import write_json
 from interp.models import sha256_file
-from interp.train import TrainConfig, train
+from interp.training import TrainConfig, train
 
 
 def same_config(recorded: dict, cfg: TrainConfig) -> bool:

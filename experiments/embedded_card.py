@@ -221,7 +221,7 @@ def summary_lines(n: dict) -> list[str]:
 def _position_and_curriculum(cfg: dict) -> str:
     pos = cfg.get("position_init", "random")
     if pos == "periodic":
-        from interp.train import TrainConfig
+        from interp.training import TrainConfig
 
         periods = TrainConfig(**cfg).example_periods()
         text = (

@@ -31,7 +31,7 @@ import tarfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from interp.export import write_json  # noqa: E402
-from interp.train import TrainConfig, read_config_json  # noqa: E402
+from interp.training import TrainConfig, read_config_json  # noqa: E402
 from interp.training.side_by_side import wait_then_stop  # noqa: E402
 
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if args.single:
-        from interp.train import train
+        from interp.training import train
 
         train(TrainConfig.from_json(args.single), args.out, device=device, progress=False)
         return

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from interp.export import write_json
-from interp.train import TRAIN_DEVICES, TrainConfig, read_config_json
+from interp.training import TRAIN_DEVICES, TrainConfig, read_config_json
 from interp.training.side_by_side import wait_then_stop
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from interp.models import load_model
 from interp.studies.generation_collapse import GenerationCollapseConfig, run
 from interp.tasks import Family, Task, family_names, register_family
-from interp.train import TrainConfig, train
+from interp.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments" / "configs" / "two_digit_shift.json"

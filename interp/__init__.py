@@ -59,7 +59,7 @@ _EXPORTS: dict[str, str] = {
     "project_2d": "interp.decomposition",
     # results and studies
     "Result": "interp.results",
-    "run_study": "interp.studies.table",
+    "measure_table": "interp.studies.table",
     "run_studies": "interp.studies",
 }
 #: Sub-packages reachable as attributes (``interp.plots.mixture_sweep_figure``).

@@ -324,7 +324,7 @@ def load_config(path: str):
     """Read, type-check and validate a ``TrainConfig`` from ``--config``; every problem is one line."""
     data = read_config_json(path)  # before importing torch: a missing or broken file fails at once
 
-    from interp.train import TrainConfig
+    from interp.training import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     for key, value in data.items():
@@ -370,7 +370,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = apply_overrides(load_config(args.config), args)
     check_out(args.out)
     check_device(args.device)
-    from interp.train import train
+    from interp.training import train
 
     with as_flag("--device", {"device": "--device", "out": "--out"}):
         final = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, device=args.device)

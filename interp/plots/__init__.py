@@ -1,7 +1,7 @@
 """Plotting: pure functions from :mod:`interp.results` values to ``plotly.graph_objects.Figure``.
 
 They never run a model and import neither torch nor TransformerLens. One module per kind of figure:
-:mod:`interp.plots.mixtures` (claims 1, 2, 4), :mod:`interp.plots.vectors` (claim 3), :mod:`interp.plots.training`,
+:mod:`interp.plots.mixtures` (claims 1, 2, 4), :mod:`interp.plots.composition` (claim 3), :mod:`interp.plots.training`,
 with the shared colours and layout in :mod:`interp.plots.style`.
 
 >>> import numpy as np
@@ -12,12 +12,7 @@ with the shared colours and layout in :mod:`interp.plots.style`.
 True
 """
 
-from interp.plots.generation import generation_collapse_figure
-from interp.plots.mixtures import mixture_sweep_figure, superposition_bars_figure, tasks_solved_figure
-from interp.plots.scaling import scaling_figure
-from interp.plots.style import family_task_color, style_figure, task_color
-from interp.plots.training import across_training_figure, loss_curve_figure
-from interp.plots.vectors import (
+from interp.plots.composition import (
     best_layer_figure,
     cosine_figure,
     decomposition_figure,
@@ -25,6 +20,11 @@ from interp.plots.vectors import (
     lambda_stacked_figure,
     projection_figure,
 )
+from interp.plots.generation import generation_collapse_figure
+from interp.plots.mixtures import mixture_sweep_figure, superposition_bars_figure, tasks_solved_figure
+from interp.plots.scaling import scaling_figure
+from interp.plots.style import family_task_color, style_figure, task_color
+from interp.plots.training import across_training_figure, loss_curve_figure
 
 __all__ = [
     "across_training_figure",

@@ -1,7 +1,7 @@
 """Studies: the one study system. A study is a Config dataclass + ``run(model, config, out_dir)`` returning
 :mod:`interp.results` values (``"results"``), their JSON-ready numbers (``"numbers"``) and the files written
 (``"paths"``): one figure (HTML + PNG) and its numbers (JSON) under ``out/<study>/``. :func:`run_studies` runs them
-by name on one model; :mod:`interp.studies.table` is the figure-less table study (``run_study``) behind
+by name on one model; :mod:`interp.studies.table` is the figure-less table study (``measure_table``) behind
 ``interp measure``-style sweeps over several models.
 
 >>> from interp.studies import STUDIES

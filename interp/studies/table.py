@@ -4,7 +4,7 @@ One row per (model, family, proportions, seed, prompt, task) with the answer's p
 with :func:`save_table` and read it back with :func:`load_table`. Like the figure studies of this package it takes
 model specs or loaded models and validates every argument before any model is loaded.
 
->>> table = run_study(["embedded"], {"operands": [(0.5, 0.5, 0.0)]}, n_prompts=4)   # doctest: +SKIP
+>>> table = measure_table(["embedded"], {"operands": [(0.5, 0.5, 0.0)]}, n_prompts=4)   # doctest: +SKIP
 >>> sorted(table.columns)[:3]                                                       # doctest: +SKIP
 ['family', 'log_prob', 'model']
 """
@@ -45,7 +45,7 @@ def format_proportions(props: Sequence[float]) -> str:
     return ",".join(f"{p:.6g}" for p in props)
 
 
-def run_study(
+def measure_table(
     models: Sequence,
     families: Mapping[str, Sequence[Sequence[float]]],
     *,

@@ -50,8 +50,7 @@ from interp.decomposition import PROJECTIONS, centred_cosines, control_decomposi
 from interp.defaults import tasks_for
 from interp.export import write_json
 from interp.hooks import check_layers
-from interp.plots.style import family_task_color
-from interp.plots.vectors import (
+from interp.plots.composition import (
     best_layer_figure,
     cosine_figure,
     decomposition_figure,
@@ -59,6 +58,7 @@ from interp.plots.vectors import (
     lambda_stacked_figure,
     projection_figure,
 )
+from interp.plots.style import family_task_color
 from interp.prompts import mixture_groups
 from interp.results import BestLayer, CosineMatrix, MixtureSweep
 from interp.studies.common import metadata, write_outputs

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import interp.cli as cli
 import interp.models
-import interp.train
+import interp.training
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "experiments" / "configs" / "tiny.json"
@@ -56,7 +56,7 @@ def guarded(monkeypatch, tmp_path):
         raise Trained(args)
 
     monkeypatch.setattr(interp.models, "load_model", no_model)
-    monkeypatch.setattr(interp.train, "train", no_training)
+    monkeypatch.setattr(interp.training, "train", no_training)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.chdir(tmp_path)
     files = {
@@ -248,7 +248,7 @@ json_value = st.recursive(
     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
     max_leaves=6,
 )
-config_key = st.sampled_from(sorted(interp.train.TrainConfig.__dataclass_fields__) + ["stepz", ""])
+config_key = st.sampled_from(sorted(interp.training.TrainConfig.__dataclass_fields__) + ["stepz", ""])
 
 
 @FUZZ

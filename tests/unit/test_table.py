@@ -1,12 +1,12 @@
 import pandas as pd
 import pytest
 
-from interp.studies.table import COLUMNS, load_table, run_study, save_table
+from interp.studies.table import COLUMNS, load_table, measure_table, save_table
 
 
 @pytest.fixture(scope="module")
 def table(tiny_char_model):
-    return run_study(
+    return measure_table(
         [tiny_char_model],
         {"operands": [(1.0, 0.0), (0.5, 0.5)], "bias_add": [(0.25, 0.75)]},
         tasks={"operands": ["copy_first", "sum"], "bias_add": ["add1", "add2"]},
@@ -26,7 +26,7 @@ def test_one_row_per_prompt_and_task(table):
 
 
 def test_same_seed_same_numbers(table, tiny_char_model):
-    again = run_study(
+    again = measure_table(
         [tiny_char_model],
         {"bias_add": [(0.25, 0.75)]},
         tasks={"bias_add": ["add1", "add2"]},
@@ -48,8 +48,8 @@ def test_save_and_reload(table, tmp_path, suffix):
 
 def test_bad_input_before_any_model_load():
     with pytest.raises(ValueError, match="proportions for operands: values must sum to 1"):
-        run_study(["no-such-model"], {"operands": [(0.5, 0.6, 0.0)]})
+        measure_table(["no-such-model"], {"operands": [(0.5, 0.6, 0.0)]})
     with pytest.raises(ValueError, match="unknown family"):
-        run_study(["no-such-model"], {"nope": [(1.0,)]})
+        measure_table(["no-such-model"], {"nope": [(1.0,)]})
     with pytest.raises(ValueError, match="suffix must be .csv or .json"):
         save_table(pd.DataFrame(), "x.parquet")

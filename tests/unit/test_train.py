@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interp.train import SingleTaskBatches, TrainConfig, train
+from interp.training import SingleTaskBatches, TrainConfig, train
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -99,7 +99,7 @@ def _decode(data: SingleTaskBatches, row: list[int]) -> list[str]:
 
 
 def test_sinusoidal_position_init_sets_the_position_table():
-    from interp.train import init_model, sinusoidal_positions
+    from interp.training import init_model, sinusoidal_positions
 
     cfg = tiny_config(position_init="sinusoidal")
     model = init_model(cfg)
@@ -132,7 +132,7 @@ def test_evaluation_prompts_must_fit_and_sit_at_trained_positions():
 
 
 def test_periodic_position_init_encodes_the_index_inside_an_example():
-    from interp.train import init_model
+    from interp.training import init_model
 
     cfg = tiny_config(position_init="periodic", families={"retrieval": 1.0, "bias_add": 1.0})
     cfg.n_examples = {"retrieval": 6, "bias_add": 16}
@@ -190,7 +190,7 @@ def test_training_time_accuracy_is_scoring_greedy_correct(tmp_path):
     from interp.models import load_model
     from interp.prompts import build_prompts
     from interp.scoring import greedy_correct
-    from interp.train import evaluate
+    from interp.training import evaluate
     from interp.training.evaluate import EVAL_SEED
 
     cfg = tiny_config(steps=40, eval_every=40, checkpoint_every=0, eval_prompts=12)
@@ -217,7 +217,7 @@ def test_training_time_accuracy_equals_greedy_correct_on_the_shipped_model():
     from interp.prompts import build_prompts
     from interp.scoring import greedy_correct
     from interp.tokenization import build_char_tokenizer
-    from interp.train import evaluate
+    from interp.training import evaluate
 
     recorded = json.loads((embedded_model_dir() / "training.json").read_text())["config"]
     tasks = {"retrieval": ["pos1", "pos2", "pos6"], "bias_add": ["add3"]}
@@ -236,7 +236,7 @@ def test_training_time_accuracy_equals_greedy_correct_on_the_shipped_model():
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_prefetched_batches_equal_direct_ones(workers):
-    from interp.train import Prefetcher
+    from interp.training import Prefetcher
 
     data = SingleTaskBatches(tiny_config(batch_size=4))
     with Prefetcher(data, 3, 9, workers=workers, depth=2) as batches:
@@ -248,7 +248,7 @@ def test_prefetched_batches_equal_direct_ones(workers):
 
 
 def test_prefetcher_stops_early_without_hanging():
-    from interp.train import Prefetcher
+    from interp.training import Prefetcher
 
     data = SingleTaskBatches(tiny_config(batch_size=2))
     with Prefetcher(data, 0, 10**6, depth=2) as batches:
@@ -267,7 +267,7 @@ def torch_equal(a, b) -> bool:
 def test_gradient_accumulation_matches_the_full_batch():
     import torch
 
-    from interp.train import init_model, train_step
+    from interp.training import init_model, train_step
     from interp.training.loop import make_optimizer
 
     cfg = tiny_config(batch_size=8)
@@ -294,7 +294,7 @@ def test_bf16_autocast_trains_on_cpu_and_is_recorded(tmp_path):
 
 
 def test_the_model_uses_sdpa_attention():
-    from interp.train import init_model
+    from interp.training import init_model
 
     assert init_model(tiny_config()).config._attn_implementation == "sdpa"
 

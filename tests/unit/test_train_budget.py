@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from interp.train import TrainConfig, time_lr_factor, train
+from interp.training import TrainConfig, time_lr_factor, train
 
 
 class FakeClock:
@@ -88,7 +88,7 @@ def test_a_run_cut_short_leaves_complete_evaluated_checkpoints(tmp_path):
 def test_checkpoint_dtype_float32_keeps_the_weights_exact(tmp_path):
     from interp.models import load_model
     from interp.tokenization import build_char_tokenizer
-    from interp.train import init_model, save_checkpoint
+    from interp.training import init_model, save_checkpoint
 
     cfg = TrainConfig.from_json("experiments/configs/tiny.json")
     hf = init_model(cfg)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from interp.train import TrainConfig, train
+from interp.training import TrainConfig, train
 from interp.training.config import RANGES
 
 
