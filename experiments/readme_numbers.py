@@ -122,34 +122,91 @@ def _fmt(x: float | None, spec: str = ".3f", none: str = "n/a") -> str:
     return none if x is None else format(x, spec)
 
 
+def _null(n: dict) -> str:
+    ci = "" if n["ci95"] is None else f" [{n['ci95'][0]:.3f}, {n['ci95'][1]:.3f}]"
+    return f"{n['statistic']:.3f}{ci} vs {n['null_q95']:.3f} for the null's 95th percentile, p = {n['p_value']:.2g}"
+
+
+def _steering(acc: dict, tasks) -> str:
+    parts = []
+    for t in tasks:
+        if acc["best_layer"][t] is None:
+            continue
+        clear = "" if acc["best_layer_clear"][t] else "; not clear of the runner-up layer"
+        null = acc.get("steering_null", {}).get(t)
+        rise = (
+            "" if null is None else f"; rise of P({t}) at the pair layer {_null(null)}, random vectors of the same norm"
+        )
+        parts.append(
+            f"{t}: patched candidate accuracy {acc['patched_accuracy'][t]:.2f} at layer {acc['best_layer'][t]} "
+            f"(zero-shot {acc['zero_shot_accuracy'][t]:.2f}, chance {acc['chance'][t]:.2f}, in-context "
+            f"{acc['icl_accuracy'][t]:.2f}{clear}{rise})"
+        )
+    return "; ".join(parts)
+
+
+MODE_WORDS = {
+    "replace": "Replacing the query's residual by v(λ) (Hendel et al.)",
+    "shift": "Shifting the query's residual by v(λ) − mean(queries) (each query keeps its own deviation)",
+    "add": "Adding v(λ) to the query's residual",
+}
+
+
+def _mode_sentence(mode: str, acc: dict, tasks, lambdas) -> str:
+    a, b = tasks
+    what = MODE_WORDS[mode]
+    ctrl = [c["accuracy"] for c in acc["control"].values() if c["accuracy"] is not None]
+    lo, hi = (min(min(c) for c in ctrl), max(max(c) for c in ctrl)) if ctrl else (None, None)
+    if acc["pair_layer"] is None:
+        return (
+            f"{what} fails the self-patch control at every layer (a task's own vector patched into its own in-context "
+            f"prompts leaves candidate accuracy {lo:.2f}–{hi:.2f} of {acc['icl_accuracy'][a]:.2f}): it erases the "
+            "query, so it cannot test steering."
+        )
+    passing = [la for la, ok in enumerate(next(iter(acc["control"].values()))["passes"]) if ok]
+    p_b = np.array(acc["p_b_at_layer"])
+    peak = float(np.array(lambdas)[int(np.argmax(p_b))])
+    return (
+        f"{what} passes the self-patch control at layers {passing}; at layer {acc['pair_layer']} it moves P({b}) from "
+        f"{p_b.min():.2f} to {p_b.max():.2f} (Spearman with λ {_fmt(acc['spearman_rho'], '+.3f')}, maximum at λ = "
+        f"{peak:.2f}; crosses 0.5: {'yes' if acc['crosses_half'] else 'no'}); steering from a zero-shot query: "
+        f"{_steering(acc, tasks)}."
+    )
+
+
 def vector_bullets(vectors: dict) -> list[str]:
     cfg = vectors["config"]
     out = []
-    for acc in vectors["acceptance"]:
-        if acc["family"] != "bias_add":
+    for pair in vectors["pairs"]:
+        if pair["family"] != "bias_add":
             continue
-        a, b = acc["tasks"]
-        layer = acc["pair_layer"]
-        res = acc["residual"]
-        controls = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in res.items() if k != "mixed")
-        below = "below every control" if acc["mixed_below_every_control"] else "not below every control"
-        p_b = np.array(acc["p_b_at_layer"])
-        peak = float(np.array(cfg["lambdas"])[int(np.argmax(p_b))])
-        recov = "; ".join(
-            f"{t}: patched candidate accuracy {acc['patched_accuracy'][t]:.2f} at layer {acc['best_layer'][t]} "
-            f"(chance {acc['chance'][t]:.2f}, in-context {acc['icl_accuracy'][t]:.2f}"
-            + ("" if acc["best_layer_clear"][t] else "; this best layer is not clear of the runner-up")
-            + ")"
-            for t in (a, b)
-        )
+        a, b = pair["tasks"]
+        modes = pair["modes"]
+        with_layer = [m for m in modes.values() if m["acceptance"]["pair_layer"] is not None]
+        decomposition = ""
+        if with_layer:
+            acc = with_layer[0]["acceptance"]
+            res = acc["residual"]
+            controls = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in res.items() if k != "mixed")
+            below = "below every control" if acc["mixed_below_every_control"] else "not below every control"
+            decomposition = (
+                f"the 50/50 vector decomposes onto the two single-task vectors with residual {res['mixed']:.2f} at "
+                f"layer {acc['pair_layer']}, {below} ({controls}). "
+            )
+        sentences = " ".join(_mode_sentence(mode, m["acceptance"], (a, b), cfg["lambdas"]) for mode, m in modes.items())
+        nulls = pair.get("nulls")
+        if nulls is not None:
+            decomposition += (
+                f"Against nulls at layer {nulls['layer']}: the 50/50 vector's projection coefficient onto "
+                f"½(v_{a} + v_{b}) is {_null(nulls['projection'])} (labels of mixed and third-task prompts swapped); "
+                f"its out-of-span residual is {_null(nulls['residual'])} (split-half noise: where p is large the "
+                f"mixture lies in the span up to noise); removing that residual moves the answers by Σ|ΔP| "
+                f"{_null(nulls['ablation'])} (random directions of the same norm). "
+            )
         out.append(
             f"- **Task vectors (claim 3), {a}/{b}** (`interp figures task_vectors`, {cfg['n_prompts']} prompts, "
-            f"{len(cfg['lambdas'])} λ, seed {cfg['seed']}; `figures/task_vectors/task_vectors.json`): the 50/50 "
-            f"vector decomposes onto the two single-task vectors with residual {res['mixed']:.2f} at layer {layer}, "
-            f"{below} ({controls}). Patching v(λ) = λ·v_{a} + (1−λ)·v_{b} at that layer moves P({b}) only from "
-            f"{p_b.min():.2f} to {p_b.max():.2f} (Spearman with λ {_fmt(acc['spearman_rho'], '+.3f')}, maximum at "
-            f"λ = {peak:.2f}; crosses 0.5: {'yes' if acc['crosses_half'] else 'no'}). Steering from a zero-shot query: "
-            f"{recov}. Composition is visible; steering is not reproduced."
+            f"{len(cfg['lambdas'])} λ, seed {cfg['seed']}, self-patch tolerance {cfg['control_tolerance']}; "
+            f"`figures/task_vectors/task_vectors.json`): {decomposition}{sentences}"
         )
     return out
 

@@ -17,7 +17,7 @@ task-A examples; for a mixture curve, ``d`` is the fraction of task-A examples (
 >>> r = BestLayer("bias_add", "add1", (0, 1), np.array([0.2, 0.6]), np.array([0.1, 0.7]), 0.1, 0.1, 0.9, 1.0, 8, 0)
 >>> r
 BestLayer(family='bias_add', task='add1', layers=(0, 1), p_correct[2], candidate_accuracy[2], zero_shot_p=0.1, \
-zero_shot_candidate_accuracy=0.1, icl_p=0.9, icl_candidate_accuracy=1, n_prompts=8, seed=0, best=1)
+zero_shot_candidate_accuracy=0.1, icl_p=0.9, icl_candidate_accuracy=1, n_prompts=8, seed=0, mode='replace', best=1)
 >>> BestLayer.from_dict(r.to_dict()) == r
 True
 >>> r.to_frame()[["layers", "p_correct"]].values.tolist()
@@ -283,19 +283,63 @@ class BestLayer(Result):
     n_candidates: int = 0
     p_correct_sem: np.ndarray | None = None
     accuracy_rule: str = CANDIDATE_ACCURACY_RULE
+    mode: str = "replace"
+    control_accuracy: np.ndarray | None = None
+    control_tolerance: float | None = None
 
-    _dims: ClassVar = {"p_correct": ("layers",), "candidate_accuracy": ("layers",), "p_correct_sem": ("layers",)}
+    _dims: ClassVar = {
+        "p_correct": ("layers",),
+        "candidate_accuracy": ("layers",),
+        "p_correct_sem": ("layers",),
+        "control_accuracy": ("layers",),
+    }
     _summary: ClassVar = ("best",)
 
     def __repr__(self) -> str:
-        skip = ("accuracy_rule", "n_candidates", "p_correct_sem")
+        skip = ("accuracy_rule", "n_candidates", "p_correct_sem", "control_accuracy", "control_tolerance")
         parts = [f"{f.name}{_short(getattr(self, f.name))}" for f in dataclasses.fields(self) if f.name not in skip]
         return f"{type(self).__name__}({', '.join(parts)}, best={self.best})"
 
     @property
-    def best(self) -> int:
-        """The layer with the highest mean P(correct) (ties: the earliest)."""
-        return self.layers[int(np.argmax(self.p_correct))]
+    def passes(self) -> np.ndarray:
+        """``Bool[ndarray, "layer"]``: layers where the self-patch control holds (the task's own vector patched into
+        its own in-context prompts keeps the candidate accuracy within ``control_tolerance`` of ``icl_candidate_
+        accuracy``); every layer when no control was run."""
+        if self.control_accuracy is None or self.control_tolerance is None:
+            return np.ones(len(self.layers), dtype=bool)
+        return np.asarray(self.control_accuracy) >= self.icl_candidate_accuracy - self.control_tolerance
+
+    @property
+    def best(self) -> int | None:
+        """The passing layer with the highest mean P(correct) (ties: the earliest); ``None`` when no layer passes the
+        self-patch control (no steering claim can be made at any layer)."""
+        ok = self.passes
+        if not ok.any():
+            return None
+        p = np.where(ok, self.p_correct, -np.inf)
+        return self.layers[int(np.argmax(p))]
+
+    def check_claim(self, layer: int) -> None:
+        """Refuse a steering claim at ``layer`` when the self-patch control fails there, saying why.
+
+        >>> r = BestLayer("f", "t", (0, 1), np.array([.2, .6]), np.array([.1, .7]), 0, 0, .9, 1.0, 8, 0,
+        ...               control_accuracy=np.array([1.0, 0.1]), control_tolerance=0.05)
+        >>> r.best, r.check_claim(0)
+        (0, None)
+        >>> r.check_claim(1)
+        Traceback (most recent call last):
+        ...
+        ValueError: layer: no steering claim at layer 1 (mode replace): patching t's own vector into its own ...
+        """
+        i = self.layers.index(layer)
+        if not self.passes[i]:
+            raise ValueError(
+                f"layer: no steering claim at layer {layer} (mode {self.mode}): patching {self.task}'s own vector into "
+                f"its own in-context prompts there drops candidate accuracy from {self.icl_candidate_accuracy:.3f} to "
+                f"{float(self.control_accuracy[i]):.3f} (tolerance {self.control_tolerance:g}), so the intervention "
+                f"erases what that position holds; passing layers: "
+                f"{[la for la, ok in zip(self.layers, self.passes, strict=True) if ok]}"
+            )
 
     @property
     def chance(self) -> float | None:
@@ -704,3 +748,28 @@ class CollapseCurve(Result):
         "sampled_hybrid": ("point",),
         "greedy_none": ("point",),
     }
+
+
+@result
+class NullTest(Result):
+    """An effect beside its null (:mod:`interp.nulls`): ``statistic``, the null's samples ``null``
+    (``Float[ndarray, "sample"]``), the one-sided ``p_value`` P(null >= statistic) with the +1 correction, a 95% CI of
+    the statistic over prompts where it is a mean (else ``None``), and ``note`` saying what the null is."""
+
+    name: str
+    statistic: float
+    null: np.ndarray
+    p_value: float
+    ci95: tuple[float, float] | None
+    note: str
+
+    _dims: ClassVar = {"null": ("sample",)}
+
+    @property
+    def null_mean(self) -> float:
+        return float(np.mean(self.null))
+
+    @property
+    def null_q95(self) -> float:
+        """The null's 95th percentile: the statistic must exceed it for p < 0.05 (up to the +1 correction)."""
+        return float(np.quantile(self.null, 0.95))

@@ -35,7 +35,7 @@ from interp.decomposition import METHODS, decompose
 from interp.engines import score
 from interp.engines.plan import resolve_positions
 from interp.hooks import check_hook, check_layer, check_layers
-from interp.interventions import Intervention, check_mode
+from interp.interventions import Intervention
 from interp.metrics import candidate_accuracy, mean_and_sem
 from interp.patching import as_intervention, check_vector_for_model
 from interp.prompts import Prompt, build_prompts, check_simplex, zero_shot_prompts
@@ -127,6 +127,45 @@ def patched_scores(
     return AnswerScores(logp, tuple(prompts[0].tasks), include_newline)
 
 
+#: How a sweep puts a vector v into the residual x at the query: ``replace`` x ← v (Hendel et al.); ``add`` x ← x + v;
+#: ``shift`` x ← x − μ + v, μ the mean residual of the prompts patched (at that layer), so each prompt keeps its own
+#: deviation from the mean, where in this prompt format the query's content lives (docs/science.md §4).
+SWEEP_MODES = ("replace", "add", "shift")
+#: Default largest drop of candidate accuracy the self-patch control allows (absolute).
+CONTROL_TOLERANCE = 0.05
+
+
+def check_sweep_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`SWEEP_MODES`, else a ``ValueError`` naming the allowed values."""
+    if mode not in SWEEP_MODES:
+        raise ValueError(f"mode: {mode!r} not supported; valid: {', '.join(SWEEP_MODES)}")
+    return mode
+
+
+def target_means(model, prompts: Sequence[Prompt], layers: Sequence[int], hook: str, batch_size: int) -> torch.Tensor:
+    """``Float[Tensor, "layer d_model"]``: the mean residual at the prompts' last token (μ of mode ``shift``)."""
+    return capture_resid(model, prompts, layers=list(layers), hook=hook, batch_size=batch_size).double().mean(dim=1)
+
+
+def vector_cells(
+    model, vector: TaskVector, layers: Sequence[int], mode: str, means: torch.Tensor | None = None
+) -> list[Intervention]:
+    """One intervention per layer putting ``vector`` into the residual in ``mode`` (``means``: μ per layer, needed
+    by ``shift``)."""
+    if mode != "shift":
+        return [as_intervention(model, vector, la, mode=mode) for la in layers]
+    return [
+        Intervention(
+            la,
+            "steer",
+            (vector.at(la).double() - means[i]).float(),
+            hook=vector.hook,
+            label=f"{vector.describe()} − mean(patched prompts)",
+        )
+        for i, la in enumerate(layers)
+    ]
+
+
 def _mean_p_and_accuracy(logp: np.ndarray, k: int) -> tuple[float, float]:
     """Mean P(candidate ``k``) and candidate accuracy of ``k`` over prompts (``logp``: ``[prompt, task]``)."""
     return float(np.exp(logp[..., k]).mean()), float(candidate_accuracy(logp, k))
@@ -144,18 +183,29 @@ def best_layer(
     n_examples: int = 20,
     mode: str = "replace",
     batch_size: int = 32,
+    control: bool = True,
+    control_tolerance: float = CONTROL_TOLERANCE,
 ) -> BestLayer:
-    """Patch ``vector`` (replace) into zero-shot queries at each layer; best layer = argmax mean P(correct).
+    """Patch ``vector`` into zero-shot queries at each layer (``mode``: :data:`SWEEP_MODES`); best layer = argmax of
+    mean P(correct) over the layers that pass the self-patch control.
 
     Candidates are all tasks of ``family``; accuracy is *candidate accuracy* (:func:`interp.metrics.candidate_accuracy`:
     the correct answer is the most probable of the candidates' answers), reported beside its chance level
     ``1 / n_candidates``. The zero-shot baseline and the in-context reference (``n_examples`` examples of ``task``)
     use the same queries.
+
+    The *self-patch control* (``control``): the same intervention with the task's own vector, applied to its own
+    in-context prompts at the position it was read from, must keep their candidate accuracy within
+    ``control_tolerance``. Where it does not, the intervention destroys what that position holds (in ``x>`` prompts,
+    the query) and a failure to steer there says nothing about task vectors: ``BestLayer.best`` skips those layers and
+    ``BestLayer.check_claim`` refuses them.
     """
     fam = get_family(family)
     tasks = fam.task_names
     resolve_tasks(fam, [task])
-    check_mode(mode)
+    check_sweep_mode(mode)
+    if not (isinstance(control_tolerance, int | float) and 0 <= control_tolerance <= 1):
+        raise ValueError(f"control_tolerance: must be a number in [0, 1], got {control_tolerance!r}")
     check_vector_for_model(model, vector)
     warn_if_other_task(vector, fam.name, task)
     layers = _sweep_layers(model, layers, [vector])
@@ -168,10 +218,15 @@ def best_layer(
         warn_untrained(model, [replace(zs[0], tasks=(task,), answers=(zs[0].answer(task),))])
     with warnings.catch_warnings():  # every task of the family is a candidate by design; only `task` is asked about
         warnings.filterwarnings("ignore", message="prompts: this hand-built model was built for")
-        cells = [as_intervention(model, vector, la, mode=mode) for la in layers]
-        logp = score_cells(model, zs, cells, batch_size=batch_size)
+        means = target_means(model, zs, layers, vector.hook, batch_size) if mode == "shift" else None
+        logp = score_cells(model, zs, vector_cells(model, vector, layers, mode, means), batch_size=batch_size)
         zs_p, zs_acc = _mean_p_and_accuracy(score_answers(model, zs, batch_size=batch_size).log_probs, k)
         icl_p, icl_acc = _mean_p_and_accuracy(score_answers(model, icl, batch_size=batch_size).log_probs, k)
+        control_acc = None
+        if control:  # the task's own vector into its own in-context prompts, as the queries get it
+            own = target_means(model, icl, layers, vector.hook, batch_size) if mode == "shift" else None
+            own_logp = score_cells(model, icl, vector_cells(model, vector, layers, mode, own), batch_size=batch_size)
+            control_acc = np.array([_mean_p_and_accuracy(own_logp[i], k)[1] for i in range(len(layers))])
     per_layer = [_mean_p_and_accuracy(logp[i], k) for i in range(len(layers))]
     return BestLayer(
         fam.name,
@@ -187,6 +242,9 @@ def best_layer(
         seed,
         n_candidates=len(tasks),
         p_correct_sem=np.exp(logp[..., k]).std(axis=-1, ddof=1) / math.sqrt(n_prompts) if n_prompts > 1 else None,
+        mode=mode,
+        control_accuracy=control_acc,
+        control_tolerance=float(control_tolerance) if control else None,
     )
 
 
@@ -208,7 +266,7 @@ def _mixture_sweep(
     tasks = resolve_tasks(fam, tasks)
     if len(vectors) != len(tasks):
         raise ValueError(f"vectors: need one TaskVector per task ({len(tasks)}), got {len(vectors)}")
-    check_mode(mode)
+    check_sweep_mode(mode)
     for i, v in enumerate(vectors):
         check_vector_for_model(model, v, f"vectors[{i}]")
         check_compatible(vectors[0], v)
@@ -224,10 +282,10 @@ def _mixture_sweep(
                 fam, tasks, proportions=w, n_examples=n_examples, n_prompts=n_prompts, seed=seed
             )
     # ---- every argument checked: forward passes from here on
+    means = target_means(model, zs, layers, vectors[0].hook, batch_size) if mode == "shift" else None
     cells = []
     for w in weights:
-        v = convex(list(w), vectors)
-        cells += [as_intervention(model, v, la, mode=mode) for la in layers]
+        cells += vector_cells(model, convex(list(w), vectors), layers, mode, means)
     logp = score_cells(model, zs, cells, batch_size=batch_size)
     probs, sem = mean_and_sem(logp.reshape(len(weights), len(layers), n_prompts, len(tasks)))
     real_probs = real_sem = fractions = None

@@ -54,17 +54,20 @@ def _pair_title(sweep_or_family, tasks: Sequence[str]) -> str:
 def best_layer_figure(panels: Sequence[Sequence[BestLayer]], *, title: str) -> go.Figure:
     """Mean P(correct) (top row) and candidate accuracy (bottom row) vs patched layer, one column per panel.
 
-    Each panel is the :class:`~interp.results.BestLayer` results of the tasks of one pair (same family).
+    Each panel is the :class:`~interp.results.BestLayer` results of the tasks of one pair (same family, same mode).
     Horizontal references per task: dotted = zero-shot (no patch), dashed = ICL (in-context examples of the
-    task, same queries); grey long-dash = chance (1 / number of candidates). A star marks each task's best layer
-    (argmax mean P(correct)).
+    task, same queries); grey long-dash = chance (1 / number of candidates). Where the self-patch control was run,
+    the bottom row also shows its candidate accuracy (thin dash-dot: the task's own vector patched into its own
+    in-context prompts) and a cross marks each layer that fails it. A star marks each task's best layer (argmax
+    mean P(correct) over the passing layers; none when no layer passes).
 
     Long on purpose: every mark of the figure is added here, in drawing order, so its look is read in one place.
     """
     if not panels or any(not p for p in panels):
         raise ValueError("panels: need at least one panel, each with at least one BestLayer")
     n = len(panels)
-    titles = [_pair_title(p[0].family, [b.task for b in p]) + f" ({p[0].n_prompts} queries)" for p in panels]
+    titles = [f"{_pair_title(p[0].family, [b.task for b in p])}<br>mode {p[0].mode} ({p[0].n_prompts} queries)"
+              for p in panels]  # fmt: skip
     fig = make_subplots(
         rows=2,
         cols=n,
@@ -119,6 +122,45 @@ def best_layer_figure(panels: Sequence[Sequence[BestLayer]], *, title: str) -> g
                         row=row,
                         col=j,
                     )
+                if row == 2 and b.control_accuracy is not None:
+                    fails = [la for la, ok in zip(layers, b.passes, strict=True) if not ok]
+                    fig.add_trace(
+                        go.Scatter(
+                            x=layers,
+                            y=list(map(float, b.control_accuracy)),
+                            mode="lines+markers",
+                            line=dict(color=color, dash="dashdot", width=1),
+                            marker=dict(size=5),
+                            name=f"{b.task} self-patch control",
+                            legendgroup=group,
+                            showlegend=j == 1,
+                            hovertemplate=(
+                                f"{b.task}: own vector into own in-context prompts<br>layer %{{x}}<br>candidate "
+                                f"accuracy = %{{y:.4f}} (passes at >= "
+                                f"{b.icl_candidate_accuracy - b.control_tolerance:.3f})<extra></extra>"
+                            ),
+                        ),
+                        row=row,
+                        col=j,
+                    )
+                    if fails:
+                        fig.add_trace(
+                            go.Scatter(
+                                x=fails,
+                                y=[float(b.control_accuracy[layers.index(la)]) for la in fails],
+                                mode="markers",
+                                marker=dict(symbol="x", size=11, color=color),
+                                name=f"{b.task} fails the control",
+                                legendgroup=group,
+                                showlegend=False,
+                                hovertemplate=f"{b.task}: control fails at layer %{{x}}: no steering claim here"
+                                "<extra></extra>",
+                            ),
+                            row=row,
+                            col=j,
+                        )
+                if b.best is None:
+                    continue
                 k = layers.index(b.best)
                 fig.add_trace(
                     go.Scatter(
@@ -164,7 +206,7 @@ def real_p_b(sweep: MixtureSweep) -> np.ndarray:
 
 
 def lambda_heatmap_figure(
-    sweeps: Sequence[MixtureSweep], *, title: str, marked_layers: Sequence[int] | None = None
+    sweeps: Sequence[MixtureSweep], *, title: str, marked_layers: Sequence[int | None] | None = None
 ) -> go.Figure:
     """Top: patched P(a_B) over λ × layer. Bottom: patched P(a_B) − real-mixture P(a_B) at the same λ.
 
@@ -174,7 +216,7 @@ def lambda_heatmap_figure(
     """
     _check_sweeps(sweeps)
     n = len(sweeps)
-    titles = [f"{_pair_title(s, s.tasks)}: patched P({s.tasks[1]})" for s in sweeps]
+    titles = [f"{_pair_title(s, s.tasks)}<br>patched P({s.tasks[1]})" for s in sweeps]
     titles += ["patched − real mixed-prompt P(a_B)"] * n
     fig = make_subplots(rows=2, cols=n, vertical_spacing=0.16, horizontal_spacing=0.08, subplot_titles=titles)
     for j, s in enumerate(sweeps, start=1):
@@ -213,7 +255,7 @@ def lambda_heatmap_figure(
             row=2,
             col=j,
         )
-        if marked_layers is not None:
+        if marked_layers is not None and marked_layers[j - 1] is not None:
             for row in (1, 2):
                 fig.add_hline(y=marked_layers[j - 1], line_dash="dot", line_color="white", line_width=2, row=row, col=j)
         for row in (1, 2):
@@ -234,7 +276,9 @@ def lambda_heatmap_figure(
     return style_figure(fig, title, height=760)
 
 
-def lambda_stacked_figure(sweeps: Sequence[MixtureSweep], layers: Sequence[int], *, title: str) -> go.Figure:
+def lambda_stacked_figure(
+    sweeps: Sequence[MixtureSweep], layers: Sequence[int], *, title: str, notes: Sequence[str] | None = None
+) -> go.Figure:
     """Stacked areas of P(a_A), P(a_B), P(other) vs λ at ``layers[i]`` for sweep ``i`` (top row), above the real
     mixed-prompt stack (bottom row, x = requested fraction λ of task-A examples). The real curve's boundaries
     P(a_A) and P(a_A) + P(a_B) are also overlaid dashed on the patched stack for direct comparison.
@@ -245,7 +289,11 @@ def lambda_stacked_figure(sweeps: Sequence[MixtureSweep], layers: Sequence[int],
     if len(layers) != len(sweeps):
         raise ValueError(f"layers: need one layer per sweep ({len(sweeps)}), got {len(layers)}")
     n = len(sweeps)
-    titles = [f"{_pair_title(s, s.tasks)} · patched, layer {la}" for s, la in zip(sweeps, layers, strict=True)]
+    notes = list(notes) if notes is not None else [""] * n
+    titles = [
+        f"{_pair_title(s, s.tasks)}<br>patched, layer {la}" + (f" ({note})" if note else "")
+        for s, la, note in zip(sweeps, layers, notes, strict=True)
+    ]
     titles += [f"real prompts, fraction λ of {s.tasks[0]}" for s in sweeps]
     fig = make_subplots(
         rows=2, cols=n, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.07, subplot_titles=titles
@@ -366,7 +414,7 @@ def decomposition_figure(
                 col=j,
             )
             seen.add(cond)
-        if marked_layers is not None:
+        if marked_layers is not None and marked_layers[j - 1] is not None:
             fig.add_vline(
                 x=marked_layers[j - 1],
                 line_dash="dot",

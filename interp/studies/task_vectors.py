@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
@@ -50,6 +51,7 @@ from interp.decomposition import PROJECTIONS, centred_cosines, control_decomposi
 from interp.defaults import tasks_for
 from interp.export import write_json
 from interp.hooks import check_layers
+from interp.nulls import ablation_null, projection_null, residual_direction, residual_noise_floor, steering_null
 from interp.plots.composition import (
     best_layer_figure,
     cosine_figure,
@@ -59,10 +61,10 @@ from interp.plots.composition import (
     projection_figure,
 )
 from interp.plots.style import family_task_color
-from interp.prompts import mixture_groups
-from interp.results import BestLayer, CosineMatrix, MixtureSweep
+from interp.prompts import mixture_groups, zero_shot_prompts
+from interp.results import BestLayer, CosineMatrix, MixtureSweep, NullTest
 from interp.studies.common import metadata, write_outputs
-from interp.sweeps import best_layer, check_lambdas, lambda_sweep
+from interp.sweeps import CONTROL_TOLERANCE, SWEEP_MODES, best_layer, check_lambdas, check_sweep_mode, lambda_sweep
 from interp.tasks import get_family, resolve_tasks
 from interp.vectors import capture_groups, null_vectors
 
@@ -73,6 +75,9 @@ CONTROLS = ("random_answers", "random_strings", "third_task")
 #: Labels of the six vectors of the cosine matrices, in order.
 COSINE_KEYS = ("a", "b", "third_task", "mixed", "random_answers", "random_strings")
 FIGURES = ("best_layer", "lambda_heatmap", "lambda_stacked", "decomposition", "projection", "cosines")
+#: How the study puts vectors into the residual (:data:`interp.sweeps.SWEEP_MODES`): Hendel et al.'s replacement,
+#: and the shift that keeps each query's own deviation from the mean (the query lives there in ``x>`` prompts).
+DEFAULT_MODES = ("replace", "shift")
 
 
 @dataclass
@@ -93,6 +98,9 @@ class TaskVectorsConfig:
     projection_prompts: int = 30
     seed: int = 0
     batch_size: int = 32
+    modes: list[str] = field(default_factory=lambda: list(DEFAULT_MODES))
+    control_tolerance: float = CONTROL_TOLERANCE
+    n_null: int = 100
 
     @classmethod
     def quick(cls) -> TaskVectorsConfig:
@@ -117,7 +125,9 @@ class TaskVectorsConfig:
                 raise ValueError(f"pairs: {p!r}: {err}") from None
             if len({a, b, c}) != 3:
                 raise ValueError(f"pairs: tasks A, B and the third task must be distinct, got {p!r}")
-        for name, minimum in (("n_prompts", 2), ("n_examples", 2), ("projection_prompts", 2), ("batch_size", 1)):
+        for name, minimum in (
+            ("n_prompts", 2), ("n_examples", 2), ("projection_prompts", 2), ("batch_size", 1), ("n_null", 1),
+        ):  # fmt: skip
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < minimum:
                 raise ValueError(f"{name}: must be an integer >= {minimum}, got {v!r}")
@@ -126,6 +136,15 @@ class TaskVectorsConfig:
         lam = check_lambdas(self.lambdas)
         if lam.size < 3 or np.any(np.diff(lam) <= 0):
             raise ValueError(f"lambdas: need >= 3 strictly increasing values in [0, 1], got {list(self.lambdas)}")
+        if not isinstance(self.modes, list | tuple) or not self.modes or len(set(self.modes)) != len(self.modes):
+            raise ValueError(
+                f"modes: need a non-empty list of distinct modes from {list(SWEEP_MODES)}, got {self.modes!r}"
+            )
+        for m in self.modes:
+            check_sweep_mode(m)
+        tol = self.control_tolerance
+        if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 <= tol <= 1:
+            raise ValueError(f"control_tolerance: must be a number in [0, 1], got {tol!r}")
         if self.projection not in PROJECTIONS:
             raise ValueError(f"projection: {self.projection!r} not supported; valid: {', '.join(PROJECTIONS)}")
         if self.layers is not None and (
@@ -145,10 +164,14 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def pair_layer(results: list[BestLayer]) -> int:
-    """The layer maximising the mean over tasks of mean P(correct) (ties: the earliest)."""
+def pair_layer(results: list[BestLayer]) -> int | None:
+    """The layer maximising the mean over tasks of mean P(correct) among the layers where every task passes the
+    self-patch control (ties: the earliest); ``None`` when no layer passes for all of them."""
     mean = np.mean([r.p_correct for r in results], axis=0)
-    return results[0].layers[int(np.argmax(mean))]
+    ok = np.all([r.passes for r in results], axis=0)
+    if not ok.any():
+        return None
+    return results[0].layers[int(np.argmax(np.where(ok, mean, -np.inf)))]
 
 
 def half_crossings(lambdas: np.ndarray, p_b: np.ndarray) -> list[float]:
@@ -187,29 +210,60 @@ def best_layer_margin(r: BestLayer) -> tuple[float | None, bool]:
     return margin, bool(margin > half_width)
 
 
-def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer: int) -> dict[str, Any]:
-    """The acceptance quantities of one pair (see the module docstring) from its measured results."""
+def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer: int | None) -> dict[str, Any]:
+    """The acceptance quantities of one pair and mode (see the module docstring) from its measured results.
+
+    ``layer`` is the pair layer among the layers that pass the self-patch control; with ``None`` (none passes) the
+    quantities that need a layer are ``None`` and ``steering_claim`` says why none is made.
+    """
     out: dict[str, Any] = {
+        "mode": bests[0].mode,
         "pair_layer": layer,
+        "control": {},
         "best_layer": {},
         "best_layer_margin": {},
         "best_layer_clear": {},
         "recovery": {},
         "patched_accuracy": {},
+        "zero_shot_accuracy": {},
+        "zero_shot_p": {},
         "icl_accuracy": {},
         "chance": {},
     }
     for r in bests:
+        out["control"][r.task] = {
+            "accuracy": None if r.control_accuracy is None else [float(x) for x in r.control_accuracy],
+            "passes": [bool(x) for x in r.passes],
+            "tolerance": r.control_tolerance,
+        }
+        out["icl_accuracy"][r.task] = r.icl_candidate_accuracy
+        out["zero_shot_accuracy"][r.task] = r.zero_shot_candidate_accuracy
+        out["zero_shot_p"][r.task] = r.zero_shot_p
+        out["chance"][r.task] = r.chance
+        out["best_layer"][r.task] = r.best
+        if r.best is None:
+            out["best_layer_margin"][r.task], out["best_layer_clear"][r.task] = None, False
+            out["patched_accuracy"][r.task] = out["recovery"][r.task] = None
+            continue
         k = r.layers.index(r.best)
         acc = float(r.candidate_accuracy[k])
         margin, clear = best_layer_margin(r)
-        out["best_layer"][r.task] = r.best
         out["best_layer_margin"][r.task] = margin
         out["best_layer_clear"][r.task] = clear
         out["patched_accuracy"][r.task] = acc
-        out["icl_accuracy"][r.task] = r.icl_candidate_accuracy
-        out["chance"][r.task] = r.chance
         out["recovery"][r.task] = acc / r.icl_candidate_accuracy if r.icl_candidate_accuracy > 0 else None
+    out["steering_claim"] = (
+        None
+        if layer is not None
+        else "none: at every layer, patching a task's own vector into its own in-context prompts in this mode drops "
+        "their accuracy beyond the tolerance (the intervention erases what the position holds)"
+    )
+    if layer is None:
+        out.update(
+            spearman_rho=None, spearman_p=None, p_b_at_layer=None, p_b_range=None, crosses_half=None,
+            crossing_lambdas=[], residual=None, mixed_below_every_control=None,
+        )  # fmt: skip
+        return out
     li = sweep.layers.index(layer)
     p_b = sweep.probs[:, li, 1]
     lam = sweep.lambdas
@@ -246,19 +300,29 @@ def run_pair(
     """
     kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed, batch_size=config.batch_size)
     vectors = null_vectors(model, family, task_a, task_b, third, layers=layers, **kw)
-    bests = [best_layer(model, family, t, vectors[k], layers=layers, **kw) for t, k in ((task_a, "a"), (task_b, "b"))]
-    sweep = lambda_sweep(
-        model,
-        family,
-        task_a,
-        task_b,
-        vectors["a"],
-        vectors["b"],
-        lambdas=config.lambdas,
-        layers=layers,
-        mixed_reference=True,
-        **kw,
-    )
+    per_mode = {}
+    for mode in config.modes:
+        bests = [
+            best_layer(
+                model, family, t, vectors[k], layers=layers, mode=mode, control_tolerance=config.control_tolerance,
+                **kw,
+            )
+            for t, k in ((task_a, "a"), (task_b, "b"))
+        ]  # fmt: skip
+        sweep = lambda_sweep(
+            model,
+            family,
+            task_a,
+            task_b,
+            vectors["a"],
+            vectors["b"],
+            lambdas=config.lambdas,
+            layers=layers,
+            mode=mode,
+            mixed_reference=True,
+            **kw,
+        )
+        per_mode[mode] = {"bests": bests, "sweep": sweep}
     decomps = control_decompositions(vectors)
     groups = mixture_groups(
         family,
@@ -283,26 +347,48 @@ def run_pair(
     labels6 = tuple(names[k] for k in COSINE_KEYS)
     cos = CosineMatrix(task_cosines(six), labels6, tuple(layers), centred=False)
     cos_centred = CosineMatrix(centred_cosines(six), labels6, tuple(layers), centred=True)
-    layer = pair_layer(bests)
     fam = get_family(family)
+    for m in per_mode.values():
+        m["layer"] = pair_layer(m["bests"])
+    null_layer = next((m["layer"] for m in per_mode.values() if m["layer"] is not None), None)
+    nulls = decomposition_nulls(model, config, groups, acts, labels, layers, null_layer, (task_a, task_b, third))
+    queries = zero_shot_prompts(family, get_family(family).task_names, n_prompts=config.n_prompts, seed=config.seed)
+    modes = {}
+    for mode, m in per_mode.items():
+        accept = acceptance(m["bests"], m["sweep"], decomps, m["layer"])
+        accept["steering_null"] = {
+            r.task: None
+            if m["layer"] is None
+            else null_summary(
+                steering_null(
+                    model, queries, r.task, vectors[k], m["layer"], mode=mode, n_random=config.n_null,
+                    seed=config.seed, batch_size=config.batch_size,
+                )
+            )
+            for r, k in zip(m["bests"], ("a", "b"), strict=True)
+        }  # fmt: skip
+        modes[mode] = {
+            "best_layer": {r.task: r.to_dict() | {"best": r.best} for r in m["bests"]},
+            "lambda_sweep": m["sweep"].to_dict()
+            | {"lambdas": m["sweep"].lambdas.tolist(), "outcome": list(m["sweep"].outcome)},
+            "acceptance": accept,
+        }
     numbers = {
         "family": fam.name,
         "tasks": [task_a, task_b],
         "third_task": third,
         "task_index": {t: fam.task_names.index(t) for t in (task_a, task_b, third)},
         "layers": list(layers),
-        "best_layer": {r.task: r.to_dict() | {"best": r.best} for r in bests},
-        "lambda_sweep": sweep.to_dict() | {"lambdas": sweep.lambdas.tolist(), "outcome": list(sweep.outcome)},
+        "modes": modes,
+        "nulls": nulls,
         "decomposition": {name: d.to_dict() for name, d in decomps.items()},
         "projection": proj.to_dict() | {"n_prompts_per_group": config.projection_prompts},
         "cosines": {"keys": list(COSINE_KEYS), "raw": cos.to_dict(), "centred": cos_centred.to_dict()},
         "vector_norms": {k: vectors[k].mean.double().norm(dim=1).tolist() for k in COSINE_KEYS},
-        "acceptance": acceptance(bests, sweep, decomps, layer),
     }
     objects = {
         "vectors": vectors,
-        "bests": bests,
-        "sweep": sweep,
+        "modes": per_mode,
         "decomps": decomps,
         "projection": proj,
         "cosines": cos,
@@ -311,35 +397,103 @@ def run_pair(
     return {"objects": objects, "numbers": numbers}
 
 
+def null_summary(t: NullTest) -> dict[str, Any]:
+    """A null test in a few numbers (its samples stay out of the JSON: the mean and 95th percentile describe them)."""
+    return {
+        "name": t.name,
+        "statistic": t.statistic,
+        "p_value": t.p_value,
+        "null_mean": t.null_mean,
+        "null_q95": t.null_q95,
+        "n_null": len(t.null),
+        "ci95": None if t.ci95 is None else list(t.ci95),
+        "note": t.note,
+    }
+
+
+def decomposition_nulls(
+    model, config, groups: dict, acts, labels: list[str], layers, layer: int | None, tasks: tuple[str, str, str]
+) -> dict[str, Any] | None:
+    """The decomposition's nulls at ``layer`` (``None``: no layer passes the self-patch control in any mode, so
+    none is reported): the projection coefficient of the 50/50 vector onto ½(v_A + v_B) measured from the third
+    task's vector, the out-of-span residual against split-half noise, and the causal ablation of that residual
+    against random directions of the same norm (:mod:`interp.nulls`), from the per-prompt vectors of the 2-D view."""
+    if layer is None:
+        return None
+    a, b, third = tasks
+    x = acts[layers.index(layer)]
+    label = np.array(labels)
+    group = {name: x[torch.from_numpy(label == name)] for name in (a, b, third, f"{a}+{b}")}
+    mixed = group[f"{a}+{b}"]
+    kw = dict(seed=config.seed)
+    residual = residual_direction(mixed.mean(0), group[a].mean(0), group[b].mean(0))
+    return {
+        "layer": layer,
+        "projection": null_summary(projection_null(mixed, group[a], group[b], group[third], **kw)),
+        "residual": null_summary(residual_noise_floor(mixed, group[a], group[b], **kw)),
+        "ablation": null_summary(
+            ablation_null(
+                model, groups[f"{a}+{b}"], residual, layer, n_random=config.n_null, batch_size=config.batch_size, **kw
+            )
+        ),
+    }
+
+
 def acceptance_lines(numbers: dict[str, Any]) -> list[str]:
-    """Human-readable acceptance quantities from ``run(...)["numbers"]`` (one block per pair)."""
+    """Human-readable acceptance quantities from ``run(...)["numbers"]`` (one block per pair and mode)."""
     lines = []
     for p in numbers["pairs"]:
-        a = p["acceptance"]
-        head = f"{p['family']}: {p['tasks'][0]} vs {p['tasks'][1]} (third: {p['third_task']})"
-        lines.append(head)
-        for t in p["tasks"]:
-            rec = a["recovery"][t]
-            chance = a["chance"][t]
-            clear = "" if a["best_layer_clear"][t] else " (not clear: margin inside the 95% interval)"
+        for mode, block in p["modes"].items():
+            a = block["acceptance"]
+            lines.append(f"{p['family']}: {p['tasks'][0]} vs {p['tasks'][1]} (third: {p['third_task']}) · mode {mode}")
+            for t in p["tasks"]:
+                c = a["control"][t]
+                failing = [la for la, ok in zip(p["layers"], c["passes"], strict=True) if not ok]
+                ctrl = "control not run" if c["accuracy"] is None else f"control fails at layers {failing}"
+                if a["best_layer"][t] is None:
+                    lines.append(f"  {t:<12} no passing layer ({ctrl}); ICL acc {a['icl_accuracy'][t]:.3f}")
+                    continue
+                rec = a["recovery"][t]
+                clear = "" if a["best_layer_clear"][t] else " (not clear: margin inside the 95% interval)"
+                lines.append(
+                    f"  {t:<12} best layer {a['best_layer'][t]}{clear}  patched acc {a['patched_accuracy'][t]:.3f}  "
+                    f"zero-shot acc {a['zero_shot_accuracy'][t]:.3f}  ICL acc {a['icl_accuracy'][t]:.3f}  chance "
+                    f"{a['chance'][t]:.3f}  recovery "
+                    + ("n/a (ICL acc 0)" if rec is None else f"{rec:.3f}")
+                    + f"  ({ctrl})"
+                )
+            if a["pair_layer"] is None:
+                lines.append(f"  steering claim: {a['steering_claim']}")
+                continue
+            rho = a["spearman_rho"]
             lines.append(
-                f"  {t:<12} best layer {a['best_layer'][t]}{clear}  patched acc {a['patched_accuracy'][t]:.3f}  "
-                f"ICL acc {a['icl_accuracy'][t]:.3f}  chance {chance:.3f}  recovery "
-                + ("n/a (ICL acc 0)" if rec is None else f"{rec:.3f}")
+                f"  pair layer {a['pair_layer']}: Spearman(P(a_B), λ) = "
+                + ("n/a (constant)" if rho is None else f"{rho:+.3f} (p={a['spearman_p']:.2g})")
+                + f", range of P(a_B) over λ {a['p_b_range']:.2g}"
+                + f"; P(a_B) crosses 0.5 in (0,1): {a['crosses_half']} {a['crossing_lambdas']}"
             )
-        rho = a["spearman_rho"]
-        lines.append(
-            f"  pair layer {a['pair_layer']}: Spearman(P(a_B), λ) = "
-            + ("n/a (constant)" if rho is None else f"{rho:+.3f} (p={a['spearman_p']:.2g})")
-            + f", range of P(a_B) over λ {a['p_b_range']:.2g}"
-            + f"; P(a_B) crosses 0.5 in (0,1): {a['crosses_half']} {a['crossing_lambdas']}"
-        )
-        res = ", ".join(f"{k}={v:.3f}" for k, v in a["residual"].items())
-        lines.append(
-            f"  residual norms at layer {a['pair_layer']}: {res}; mixture below every control: "
-            f"{a['mixed_below_every_control']}"
-        )
+            res = ", ".join(f"{k}={v:.3f}" for k, v in a["residual"].items())
+            lines.append(
+                f"  residual norms at layer {a['pair_layer']}: {res}; mixture below every control: "
+                f"{a['mixed_below_every_control']}"
+            )
+            for t, n in a["steering_null"].items():
+                lines.append(f"  steering null, {t}: {_null_line(n)}")
+        nulls = p.get("nulls")
+        if nulls is None:
+            lines.append("  decomposition nulls: none (no layer passes the self-patch control in any mode)")
+            continue
+        for key in ("projection", "residual", "ablation"):
+            lines.append(f"  decomposition null at layer {nulls['layer']}, {key}: {_null_line(nulls[key])}")
     return lines
+
+
+def _null_line(n: dict[str, Any]) -> str:
+    ci = "" if n["ci95"] is None else f" [{n['ci95'][0]:.3g}, {n['ci95'][1]:.3g}]"
+    return (
+        f"{n['statistic']:.3g}{ci} vs null mean {n['null_mean']:.3g} (95th percentile {n['null_q95']:.3g}, "
+        f"{n['n_null']} samples), p = {n['p_value']:.3g}"
+    )
 
 
 def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
@@ -360,7 +514,9 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
         **meta,
         "runtime_s": round(time.perf_counter() - start, 2),
         "pairs": nums,
-        "acceptance": [{"family": n["family"], "tasks": n["tasks"], **n["acceptance"]} for n in nums],
+        "acceptance": [
+            {"family": n["family"], "tasks": n["tasks"], **m["acceptance"]} for n in nums for m in n["modes"].values()
+        ],
         "files": {k: v for k, v in paths.items() if v},
     }
     paths["summary_json"] = str(write_json(Path(out_dir) / f"{STUDY}.json", summary))
@@ -370,41 +526,62 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
 def _figures(objs: list[dict], nums: list[dict], config: TaskVectorsConfig, model_id: str) -> dict[str, tuple]:
     """Every figure of the study, with the keys of the pair numbers each one draws.
 
-    Long on purpose: one call per figure, each with its title, listed in the order the figures are written.
+    Long on purpose: one call per figure, each with its title, listed in the order the figures are written. The
+    best-layer and λ figures have one panel per (pair, mode); a λ panel whose mode has no layer passing the
+    self-patch control marks none and, in the stacked view, shows the layer of highest mean P(correct) with
+    "control fails" in its title.
     """
     pair_titles = [f"{n['family']}: {n['tasks'][0]} vs {n['tasks'][1]}" for n in nums]
-    marked = [n["acceptance"]["pair_layer"] for n in nums]
+    panels = [(o, n, mode) for o, n in zip(objs, nums, strict=True) for mode in config.modes]
+    marked = [o["modes"][mode]["layer"] for o, _, mode in panels]
+    raw_best = [
+        o["modes"][mode]["bests"][0].layers[
+            int(np.argmax(np.mean([b.p_correct for b in o["modes"][mode]["bests"]], 0)))
+        ]
+        for o, _, mode in panels
+    ]
+    first_marked = next((m for m in marked if m is not None), raw_best[0])
+    decomposition_layers = [
+        next((o["modes"][m]["layer"] for m in config.modes if o["modes"][m]["layer"] is not None), None) for o in objs
+    ]
     size = f"{config.n_prompts} prompts × {config.n_examples} examples"
+    sweeps = [o["modes"][mode]["sweep"] for o, _, mode in panels]
     figures = {
         "best_layer": (
             best_layer_figure(
-                [o["bests"] for o in objs],
-                title=f"Best layer: task vector patched into zero-shot queries · model {model_id} · {size}",
+                [o["modes"][mode]["bests"] for o, _, mode in panels],
+                title=f"Best layer: task vector patched into zero-shot queries, with the self-patch control · model "
+                f"{model_id} · {size}",
             ),
-            ["best_layer"],
+            ["modes"],
         ),
         "lambda_heatmap": (
             lambda_heatmap_figure(
-                [o["sweep"] for o in objs],
+                sweeps,
                 marked_layers=marked,
-                title=f"Convex combination v(λ) patched, λ × layer · model {model_id} · {config.n_prompts} queries, "
-                f"{len(config.lambdas)} λ points",
+                title=f"Convex combination v(λ) patched, λ × layer, per mode · model {model_id} · {config.n_prompts} "
+                f"queries, {len(config.lambdas)} λ points",
             ),
-            ["lambda_sweep"],
+            ["modes"],
         ),
         "lambda_stacked": (
             lambda_stacked_figure(
-                [o["sweep"] for o in objs],
-                marked,
-                title=f"P(a_A), P(a_B), P(other) vs λ at the pair's best layer · model {model_id} · {size}",
+                sweeps,
+                [m if m is not None else r for m, r in zip(marked, raw_best, strict=True)],
+                title=f"P(a_A), P(a_B), P(other) vs λ at the pair's best passing layer, per mode · model {model_id} · "
+                f"{size}",
+                notes=[
+                    f"{mode}" + ("" if m is not None else ", control fails")
+                    for (_, _, mode), m in zip(panels, marked, strict=True)
+                ],
             ),
-            ["lambda_sweep"],
+            ["modes"],
         ),
         "decomposition": (
             decomposition_figure(
                 [o["decomps"] for o in objs],
                 panel_titles=pair_titles,
-                marked_layers=marked,
+                marked_layers=decomposition_layers,
                 colors=[{"third_task": family_task_color(n["family"], n["third_task"])} for n in nums],
                 title=f"Least-squares decomposition on (v_A, v_B): residual vs layer · model {model_id} · {size}",
             ),
@@ -415,7 +592,7 @@ def _figures(objs: list[dict], nums: list[dict], config: TaskVectorsConfig, mode
                 [o["projection"] for o in objs],
                 families=[n["family"] for n in nums],
                 panel_titles=[f"{n['family']}: {n['tasks'][0]}, {n['tasks'][1]}, {n['third_task']}" for n in nums],
-                initial_layer=marked[0],
+                initial_layer=first_marked,
                 title=f"{config.projection.upper()} of per-prompt vectors (single tasks, 50/50 pairs, uniform) · model "
                 f"{model_id} · {config.projection_prompts} prompts per group",
             ),
@@ -446,7 +623,7 @@ def _write_figures(figures: dict[str, tuple], nums: list[dict], meta: dict, out_
                     "family": n["family"],
                     "tasks": n["tasks"],
                     "third_task": n["third_task"],
-                    "pair_layer": n["acceptance"]["pair_layer"],
+                    "pair_layer": {mode: m["acceptance"]["pair_layer"] for mode, m in n["modes"].items()},
                     **{k: n[k] for k in keys},
                 }
                 for n in nums

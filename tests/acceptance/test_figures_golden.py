@@ -64,7 +64,8 @@ def test_tasks_solved_slice_regenerates(embedded_model):
 
 @pytest.fixture(scope="module")
 def task_vector_slice(embedded_model):
-    """The first pair's vectors, task A's best layer and the λ sweep at the pair layer, with the committed config."""
+    """The first pair's vectors, task A's best layer and the λ sweep at the pair layer (mode shift, the one that
+    passes the self-patch control), with the committed config."""
     from interp.sweeps import best_layer, lambda_sweep
     from interp.vectors import null_vectors
 
@@ -76,8 +77,8 @@ def task_vector_slice(embedded_model):
     kw = dict(n_prompts=cfg["n_prompts"], n_examples=cfg["n_examples"], seed=cfg["seed"], batch_size=cfg["batch_size"])
     layers = tuple(pair["layers"])
     vectors = null_vectors(embedded_model, fam, a, b, pair["third_task"], layers=layers, **kw)
-    best = best_layer(embedded_model, fam, a, vectors["a"], layers=layers, **kw)
-    layer = pair["acceptance"]["pair_layer"]
+    best = best_layer(embedded_model, fam, a, vectors["a"], layers=layers, mode="shift", **kw)
+    layer = pair["modes"]["shift"]["acceptance"]["pair_layer"]
     sweep = lambda_sweep(
         embedded_model,
         fam,
@@ -87,6 +88,7 @@ def task_vector_slice(embedded_model):
         vectors["b"],
         lambdas=cfg["lambdas"],
         layers=[layer],
+        mode="shift",
         mixed_reference=False,
         **kw,
     )
@@ -95,8 +97,8 @@ def task_vector_slice(embedded_model):
 
 def test_task_vectors_best_layer_regenerates(task_vector_slice):
     pair, _, best, _, _ = task_vector_slice
-    stored = pair["best_layer"][best.task]
-    for key in ("p_correct", "candidate_accuracy", "p_correct_sem"):
+    stored = pair["modes"]["shift"]["best_layer"][best.task]
+    for key in ("p_correct", "candidate_accuracy", "p_correct_sem", "control_accuracy"):
         np.testing.assert_allclose(getattr(best, key), stored[key], rtol=0, atol=GOLDEN_ATOL, err_msg=key)
     assert best.best == stored["best"]
 
@@ -105,7 +107,7 @@ def test_task_vectors_sweep_and_decomposition_regenerate(task_vector_slice):
     from interp.decomposition import control_decompositions
 
     pair, vectors, _, sweep, layer = task_vector_slice
-    acc = pair["acceptance"]
+    acc = pair["modes"]["shift"]["acceptance"]
     np.testing.assert_allclose(sweep.at_layer(layer)[:, 1], acc["p_b_at_layer"], rtol=0, atol=GOLDEN_ATOL)
     decomps = control_decompositions(vectors)
     li = decomps["mixed"].layers.index(layer)

@@ -39,30 +39,41 @@ def test_every_expected_file_is_written(quick_run):
     assert summary["study"] == "task_vectors" and summary["config"]["n_prompts"] == config.n_prompts
     assert summary["model"]["model_id"] == "tiny-char"
     fig_json = json.loads((out / "lambda_heatmap.json").read_text())
-    assert fig_json["figure"] == "lambda_heatmap" and "lambda_sweep" in fig_json["pairs"][0]
+    assert fig_json["figure"] == "lambda_heatmap" and "lambda_sweep" in fig_json["pairs"][0]["modes"]["shift"]
 
 
-def test_summary_holds_the_acceptance_quantities(quick_run):
+def test_summary_holds_the_acceptance_quantities_per_mode(quick_run):
     config, _, result = quick_run
     (pair,) = result["numbers"]["pairs"]
     family, a, b, third = config.pairs[0]
-    acc = pair["acceptance"]
-    assert set(acc["best_layer"]) == {a, b} and set(acc["recovery"]) == {a, b}
-    assert acc["pair_layer"] in pair["layers"]
-    assert acc["spearman_rho"] is None or -1 <= acc["spearman_rho"] <= 1
-    assert isinstance(acc["crosses_half"], bool)
-    assert set(acc["residual"]) == {"mixed", "random_answers", "random_strings", "third_task"}
-    assert acc["mixed_below_every_control"] == all(
-        acc["residual"]["mixed"] < acc["residual"][c] for c in ("random_answers", "random_strings", "third_task")
-    )
-    sweep = pair["lambda_sweep"]
-    assert np.array(sweep["probs"]).shape == (len(config.lambdas), len(pair["layers"]), 3)
-    assert np.array(sweep["real_probs"]).shape == (len(config.lambdas), 3)
+    assert list(pair["modes"]) == list(config.modes) == ["replace", "shift"]
+    for mode, block in pair["modes"].items():
+        acc = block["acceptance"]
+        assert acc["mode"] == mode and set(acc["best_layer"]) == {a, b} and set(acc["recovery"]) == {a, b}
+        for t in (a, b):
+            c = acc["control"][t]
+            assert len(c["accuracy"]) == len(c["passes"]) == len(pair["layers"]) and c["tolerance"] == 0.05
+            passes = [x >= acc["icl_accuracy"][t] - 0.05 for x in c["accuracy"]]
+            assert c["passes"] == passes
+            best = acc["best_layer"][t]
+            assert best is None if not any(passes) else passes[pair["layers"].index(best)]
+        if acc["pair_layer"] is None:
+            assert acc["steering_claim"].startswith("none:") and acc["residual"] is None
+            continue
+        assert acc["pair_layer"] in pair["layers"] and acc["steering_claim"] is None
+        assert acc["spearman_rho"] is None or -1 <= acc["spearman_rho"] <= 1
+        assert isinstance(acc["crosses_half"], bool)
+        assert set(acc["residual"]) == {"mixed", "random_answers", "random_strings", "third_task"}
+        assert acc["mixed_below_every_control"] == all(
+            acc["residual"]["mixed"] < acc["residual"][c] for c in ("random_answers", "random_strings", "third_task")
+        )
+        sweep = block["lambda_sweep"]
+        assert np.array(sweep["probs"]).shape == (len(config.lambdas), len(pair["layers"]), 3)
+        assert np.array(sweep["real_probs"]).shape == (len(config.lambdas), 3)
+        assert set(acc["chance"]) == {a, b} and all(acc["chance"][t] == 1 / 10 for t in (a, b))  # bias_add: 10 tasks
     assert np.array(pair["cosines"]["raw"]["matrix"]).shape == (len(pair["layers"]), 6, 6)
-    assert set(acc["chance"]) == {a, b} and all(acc["chance"][t] == 1 / 10 for t in (a, b))  # bias_add: 10 tasks
-    assert set(acc["best_layer_clear"]) == {a, b} and all(isinstance(v, bool) for v in acc["best_layer_clear"].values())
     lines = acceptance_lines(result["numbers"])
-    assert lines[0].startswith(f"{family}: {a} vs {b}")
+    assert lines[0].startswith(f"{family}: {a} vs {b}") and lines[0].endswith("mode replace")
 
 
 def test_numbers_match_a_recomputation_with_the_same_seed(quick_run, tiny_char_model):
@@ -70,8 +81,8 @@ def test_numbers_match_a_recomputation_with_the_same_seed(quick_run, tiny_char_m
     family, a, _, _ = config.pairs[0]
     kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed)
     v = task_vector(tiny_char_model, family, a, **kw)
-    again = best_layer(tiny_char_model, family, a, v, **kw)
-    stored = result["numbers"]["pairs"][0]["best_layer"][a]
+    again = best_layer(tiny_char_model, family, a, v, mode="shift", **kw)
+    stored = result["numbers"]["pairs"][0]["modes"]["shift"]["best_layer"][a]
     np.testing.assert_allclose(stored["p_correct"], again.p_correct, rtol=1e-5, atol=1e-7)
     assert stored["icl_candidate_accuracy"] == again.icl_candidate_accuracy and stored["best"] == again.best
     assert BestLayer.from_dict({k: v for k, v in stored.items() if k != "best"}).best == again.best
@@ -94,6 +105,9 @@ def test_numbers_match_a_recomputation_with_the_same_seed(quick_run, tiny_char_m
         (dict(projection_prompts=1), "projection_prompts"),
         (dict(layers=[]), "layers"),
         (dict(layers=[7]), "layer"),  # beyond the 2-layer model: checked against the model, before any pass
+        (dict(modes=["swap"]), "mode"),
+        (dict(modes=[]), "modes"),
+        (dict(control_tolerance=2), "control_tolerance"),
     ],
 )
 def test_bad_config_raises_before_any_forward_pass(tiny_char_model, tmp_path, monkeypatch, change, field):

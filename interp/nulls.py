@@ -1,0 +1,234 @@
+"""Nulls beside every effect: is a decomposition or a steering effect larger than chance, noise or any direction?
+
+After Shastry, *Beyond first-order task vector superposition* (2025), for the vectors of mixed prompts:
+
+- :func:`projection_null`: the projection coefficient of the mixed vector onto the convex prediction
+  ½(v_A + v_B), both measured from a reference (a third task, or zero-shot queries), against a permutation null
+  (the labels of mixed and reference prompts shuffled, sizes kept);
+- :func:`residual_noise_floor`: the part of the mixed vector outside span{v_A, v_B} (least squares with an
+  intercept) against a split-half noise floor (the same projection of half the difference of two random halves of
+  the mixed prompts, which is the sampling noise of their mean);
+- :func:`ablation_null`: removing that out-of-span residual from the mixed prompts' residual stream, against removing
+  a random direction of the same norm: does the residual carry anything the model uses?
+
+and for steering, :func:`steering_null`: the rise of P(correct) when a task vector goes into zero-shot queries,
+against random vectors of the same norm put in the same way.
+
+Every test returns a :class:`~interp.results.NullTest`: the statistic, its null samples, a one-sided p-value (with
+the +1 correction, so never 0) and, where it is a mean over prompts, a bootstrap 95% CI. Every random choice takes
+``seed``.
+
+>>> import torch
+>>> g = torch.Generator().manual_seed(0)
+>>> a, b = torch.randn(40, 8, generator=g) + 3, torch.randn(40, 8, generator=g) - 1
+>>> mixed, ref = (a[:20] + b[:20]) / 2, torch.randn(20, 8, generator=g)
+>>> t = projection_null(mixed, a, b, ref, n_permutations=200, seed=0)
+>>> 0.8 < t.statistic < 1.2, t.p_value < 0.01
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from interp.interventions import Intervention
+from interp.metrics import bootstrap_ci, candidate_accuracy
+from interp.prompts import Prompt
+from interp.results import NullTest
+from interp.seeds import check_seed
+from interp.sweeps import score_cells, target_means, vector_cells
+from interp.vectors import TaskVector
+
+
+def _p_value(observed: float, null: np.ndarray) -> float:
+    """One-sided P(null >= observed), with the +1 correction of a permutation or Monte-Carlo test."""
+    return float((1 + np.sum(null >= observed)) / (1 + len(null)))
+
+
+def _check_matrix(name: str, x: torch.Tensor, d: int | None = None) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 2 or (d is not None and x.shape[1] != d):
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name}: need a [prompt >= 2, d_model{'=' + str(d) if d else ''}] tensor, got {shape}")
+    return x.double()
+
+
+def _projection_coefficient(m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> float:
+    p = (a + b) / 2 - r
+    return float(((m - r) @ p) / (p @ p))
+
+
+def projection_null(
+    mixed: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    n_permutations: int = 1000,
+    seed: int = 0,
+) -> NullTest:
+    """Projection coefficient of the mixed mean onto the convex prediction ½(v_A + v_B), both measured from the mean
+    of ``reference`` prompts (e.g. a third task's, or zero-shot queries: what "no A and no B" looks like). 1: the
+    mixture sits at the prediction; 0: no nearer to it than the reference. Null: the labels of the mixed and reference
+    prompts permuted, so that the mixed prompts are no different from the reference. When the two sets are paired
+    (equal sizes: the toolkit builds groups with the same seed, hence the same queries, row by row) the permutation
+    swaps within pairs, so that the queries' own variation stays out of the null. Inputs are per-prompt vectors
+    ``Float[Tensor, "prompt d_model"]`` at one layer.
+    """
+    seed = check_seed(seed)
+    d = _check_matrix("mixed", mixed).shape[1]
+    m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
+    r = _check_matrix("reference", reference, d)
+    va, vb = a.mean(0), b.mean(0)
+    observed = _projection_coefficient(m.mean(0), va, vb, r.mean(0))
+    rng = np.random.default_rng(seed)
+    null = np.empty(n_permutations)
+    paired = len(m) == len(r)
+    pooled = torch.cat([m, r])
+    for i in range(n_permutations):
+        if paired:
+            swap = torch.from_numpy(rng.random(len(m)) < 0.5)[:, None]
+            pm, pr = torch.where(swap, r, m), torch.where(swap, m, r)
+        else:
+            order = torch.from_numpy(rng.permutation(len(pooled)))
+            pm, pr = pooled[order[: len(m)]], pooled[order[len(m) :]]
+        null[i] = _projection_coefficient(pm.mean(0), va, vb, pr.mean(0))
+    how = "swapped within query-paired rows" if paired else "permuted"
+    note = f"null: labels of the mixed and reference prompts {how}"
+    return NullTest("projection coefficient onto ½(v_A + v_B)", observed, null, _p_value(observed, null), None, note)
+
+
+def _out_of_span(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``x`` minus its least-squares projection on the rows of ``basis`` (and a constant: the intercept)."""
+    cols = torch.cat([basis, torch.ones(1, basis.shape[1], dtype=basis.dtype)]).T
+    coef = torch.linalg.lstsq(cols, x[:, None]).solution
+    return x - (cols @ coef)[:, 0]
+
+
+def residual_noise_floor(
+    mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, n_splits: int = 200, seed: int = 0
+) -> NullTest:
+    """Norm of the mixed mean outside span{v_A, v_B, 1}, against a split-half noise floor: the prompts are split in
+    two random halves, the out-of-span part computed on each half (mixed mean on the halves' v_A, v_B), and half their
+    difference is the sampling noise of the whole estimate. When the three sets are paired row by row (equal sizes:
+    the same queries), the halves split all three alike. p-value: the fraction of splits whose noise reaches the
+    residual (a small p: the residual is more than noise).
+    """
+    seed = check_seed(seed)
+    d = _check_matrix("mixed", mixed).shape[1]
+    m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
+    observed = float(_out_of_span(m.mean(0), torch.stack([a.mean(0), b.mean(0)])).norm())
+    rng = np.random.default_rng(seed)
+    paired = len(m) == len(a) == len(b)
+    null = np.empty(n_splits)
+
+    def halves(x: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        half = len(x) // 2
+        return x[order[:half]].mean(0), x[order[half : 2 * half]].mean(0)
+
+    for i in range(n_splits):
+        orders = [torch.from_numpy(rng.permutation(len(x))) for x in (m, a, b)]
+        if paired:
+            orders = [orders[0]] * 3
+        (m1, m2), (a1, a2), (b1, b2) = (halves(x, o) for x, o in zip((m, a, b), orders, strict=True))
+        r1 = _out_of_span(m1, torch.stack([a1, b1]))
+        r2 = _out_of_span(m2, torch.stack([a2, b2]))
+        null[i] = float(((r1 - r2) / 2).norm())
+    note = "null: half the difference of the out-of-span parts of two random halves" + (
+        " (split alike across the query-paired sets)" if paired else ""
+    )
+    return NullTest("out-of-span residual of the mixed mean", observed, null, _p_value(observed, null), None, note)
+
+
+def residual_direction(mixed_mean: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``Float[Tensor, "d_model"]``: the mixed mean's part outside span{v_A, v_B, 1} (what :func:`ablation_null`
+    removes)."""
+    return _out_of_span(mixed_mean.double(), torch.stack([a.double(), b.double()])).float()
+
+
+def _mean_abs_change(base: np.ndarray, patched: np.ndarray) -> np.ndarray:
+    """Per prompt: Σ over candidates of |ΔP| (``[prompt, task]`` log-probs in, ``[prompt]`` out)."""
+    return np.abs(np.exp(patched) - np.exp(base)).sum(axis=-1)
+
+
+def ablation_null(
+    model,
+    mixed_prompts: Sequence[Prompt],
+    residual: torch.Tensor,
+    layer: int,
+    *,
+    hook: str = "resid_post",
+    n_random: int = 20,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> NullTest:
+    """Subtract ``residual`` (e.g. :func:`residual_direction`) from the mixed prompts' residual stream at ``layer``
+    (last token) and measure the mean over prompts of Σ_k |ΔP(a_k)|; the null subtracts ``n_random`` random
+    directions of the same norm. A small p: the model uses what lies outside the span.
+    """
+    seed = check_seed(seed)
+    if not mixed_prompts:
+        raise ValueError("mixed_prompts: need at least one prompt")
+    norm = float(residual.double().norm())
+    if not norm > 0:
+        raise ValueError("residual: has zero norm; nothing to ablate")
+    g = torch.Generator().manual_seed(seed)
+    randoms = [torch.randn(residual.shape[0], generator=g, dtype=torch.float64) for _ in range(n_random)]
+    cells = [Intervention(layer, "add", -residual.float(), hook=hook, label="−residual")]
+    cells += [Intervention(layer, "add", (-norm * u / u.norm()).float(), hook=hook, label="−random") for u in randoms]
+    nothing = Intervention(layer, "add", torch.zeros_like(residual).float(), hook=hook)
+    base = score_cells(model, mixed_prompts, [nothing], batch_size=batch_size)[0]
+    logp = score_cells(model, mixed_prompts, cells, batch_size=batch_size)
+    effects = [_mean_abs_change(base, lp) for lp in logp]
+    observed = float(effects[0].mean())
+    null = np.array([float(e.mean()) for e in effects[1:]])
+    note = f"null: {n_random} random directions of the same norm ({norm:.3g})"
+    name = "Σ|ΔP| when the out-of-span residual is removed"
+    return NullTest(name, observed, null, _p_value(observed, null), bootstrap_ci(effects[0], seed=seed), note)
+
+
+def steering_null(
+    model,
+    queries: Sequence[Prompt],
+    task: str,
+    vector: TaskVector,
+    layer: int,
+    *,
+    mode: str = "shift",
+    n_random: int = 20,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> NullTest:
+    """Rise of mean P(``task``'s answer) over ``queries`` when ``vector`` goes in at ``layer`` in ``mode`` (as
+    :func:`interp.sweeps.best_layer` puts it), against ``n_random`` random vectors of the same norm put in the same
+    way (for ``shift``: the same norm as v − μ). Statistic and CI over queries; p one-sided.
+    """
+    seed = check_seed(seed)
+    if not queries:
+        raise ValueError("queries: need at least one prompt")
+    k = queries[0].tasks.index(task)
+    means = target_means(model, queries, [layer], vector.hook, batch_size) if mode == "shift" else None
+    (real,) = vector_cells(model, vector, [layer], mode, means)
+    norm = float(real.vector.double().norm())
+    g = torch.Generator().manual_seed(seed)
+    randoms = []
+    for _ in range(n_random):
+        u = torch.randn(real.vector.shape[0], generator=g, dtype=torch.float64)
+        if real.mode == "replace":  # a random residual at the same distance from the queries' mean
+            centre = target_means(model, queries, [layer], vector.hook, batch_size)[0]
+            v = centre + (real.vector.double() - centre).norm() * u / u.norm()
+        else:
+            v = norm * u / u.norm()
+        randoms.append(Intervention(layer, real.mode, v.float(), hook=real.hook, label="random"))
+    nothing = Intervention(layer, "add", torch.zeros_like(real.vector), hook=real.hook)
+    base = score_cells(model, queries, [nothing], batch_size=batch_size)[0]
+    logp = score_cells(model, queries, [real, *randoms], batch_size=batch_size)
+    rise = [np.exp(lp[:, k]) - np.exp(base[:, k]) for lp in logp]
+    observed = float(rise[0].mean())
+    null = np.array([float(r.mean()) for r in rise[1:]])
+    accuracy = float(candidate_accuracy(logp[0], k))
+    name = f"rise of P({task}) ({mode} at layer {layer}; patched candidate accuracy {accuracy:.3f})"
+    note = f"null: {n_random} random vectors of the same norm, put in the same way"
+    return NullTest(name, observed, null, _p_value(observed, null), bootstrap_ci(rise[0], seed=seed), note)

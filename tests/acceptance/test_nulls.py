@@ -1,0 +1,84 @@
+"""Nulls (interp.nulls) accept what was built and reject what was not: on the hand-built model, whose task direction
+at layer 2 is known and whose mixtures lie exactly in the span of the single-task vectors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from interp.capture import capture_resid
+from interp.construction import TASK_LAYER
+from interp.models import load_model
+from interp.nulls import ablation_null, projection_null, residual_direction, residual_noise_floor, steering_null
+from interp.prompts import build_prompts, zero_shot_prompts
+from interp.vectors import task_vector
+
+FAMILY, A, B, C = "retrieval", "pos1", "pos2", "pos3"
+KW = dict(n_examples=12, seed=4)
+
+
+@pytest.fixture(scope="module")
+def built():
+    model = load_model("constructed:retrieval:K=3", device="cpu")
+    groups = {
+        "a": build_prompts(FAMILY, [A, B, C], counts=(12, 0, 0), n_prompts=24, seed=1),
+        "b": build_prompts(FAMILY, [A, B, C], counts=(0, 12, 0), n_prompts=24, seed=2),
+        "c": build_prompts(FAMILY, [A, B, C], counts=(0, 0, 12), n_prompts=24, seed=3),
+        "mixed": build_prompts(FAMILY, [A, B, C], counts=(6, 6, 0), n_prompts=24, seed=5),
+        "c_again": build_prompts(FAMILY, [A, B, C], counts=(0, 0, 12), n_prompts=24, seed=6),
+    }
+    acts = {k: capture_resid(model, ps, layers=[TASK_LAYER])[0] for k, ps in groups.items()}
+    return model, groups, acts
+
+
+def test_the_projection_null_accepts_the_built_mixture_and_rejects_a_third_task(built):
+    _, _, acts = built
+    real = projection_null(acts["mixed"], acts["a"], acts["b"], acts["c"], n_permutations=300, seed=0)
+    assert abs(real.statistic - 1) < 0.05 and real.p_value < 0.01
+    wrong = projection_null(acts["c_again"], acts["a"], acts["b"], acts["c"], n_permutations=300, seed=0)
+    assert abs(wrong.statistic) < 0.05 and wrong.p_value > 0.05
+
+
+def test_the_residual_is_noise_for_the_built_mixture_and_real_for_a_third_task(built):
+    _, _, acts = built
+    in_span = residual_noise_floor(acts["mixed"], acts["a"], acts["b"], n_splits=200, seed=0)
+    assert in_span.p_value > 0.05  # no more than the sampling noise of the mixed mean
+    out_of_span = residual_noise_floor(acts["c"], acts["a"], acts["b"], n_splits=200, seed=0)
+    assert out_of_span.p_value < 0.01 and out_of_span.statistic > 10 * out_of_span.null_q95
+
+
+def test_the_ablation_null_finds_a_used_direction_and_ignores_an_unused_one(built):
+    model, groups, acts = built
+    mixed = [dataclasses.replace(p, tasks=(A, B), answers=p.answers[:2]) for p in groups["mixed"][:12]]
+    task_direction = acts["a"].mean(0) - acts["b"].mean(0)  # what layer 3 reads: removing it moves the answers
+    used = ablation_null(model, mixed, task_direction, TASK_LAYER, n_random=10, seed=0)
+    assert used.p_value <= 1 / 11 + 1e-9 and used.statistic > 0.2
+    tiny = residual_direction(acts["mixed"].mean(0), acts["a"].mean(0), acts["b"].mean(0))
+    unused = ablation_null(model, mixed, tiny, TASK_LAYER, n_random=10, seed=0)
+    assert unused.statistic < 0.01
+
+
+def test_the_steering_null_accepts_the_task_vector_and_rejects_a_random_one(built):
+    model, _, _ = built
+    queries = zero_shot_prompts(FAMILY, [A, B, C], n_prompts=16, seed=7)
+    v = task_vector(model, FAMILY, A, n_prompts=16, **KW)
+    real = steering_null(model, queries, A, v, TASK_LAYER, mode="replace", n_random=10, seed=0)
+    assert real.statistic > 0.5 and real.p_value <= 1 / 11 + 1e-9 and real.ci95[0] > real.null_q95
+    g = torch.Generator().manual_seed(1)
+    noise = dataclasses.replace(v, mean=v.mean + 50 * torch.randn(v.mean.shape, generator=g))
+    fake = steering_null(model, queries, A, noise, TASK_LAYER, mode="replace", n_random=10, seed=0)
+    assert fake.statistic < real.statistic and fake.p_value > 0.05
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match=r"^mixed: need a \[prompt >= 2"):
+        projection_null(torch.zeros(1, 4), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r"^b: need a \[prompt >= 2, d_model=4\]"):
+        residual_noise_floor(torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 5))
+    with pytest.raises(ValueError, match=r"^seed: must be an integer >= 0"):
+        projection_null(torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 4), seed=-1)
+    args = (torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4))
+    assert np.isfinite(projection_null(*args).statistic)
