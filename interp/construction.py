@@ -49,7 +49,11 @@ from interp.tokenization import build_char_tokenizer, char_vocab
 
 PREFIX = "constructed"
 FAMILIES = ("retrieval",)
-SPEC_KEYS = ("K", "tasks", "heads")
+SPEC_KEYS = ("K", "tasks", "heads", "query")
+#: Where the query's letters are looked up: ``"earlier"`` (layer 3, reading the query string at earlier positions,
+#: so patching the query's own residual leaves them intact) or ``"last"`` (layer 1, copying them into the query's
+#: last position, where a full replacement of the residual then erases them: the failure mode of ``x>`` prompts).
+QUERY_READS = ("earlier", "last")
 DTYPES = ("float32", "float64")
 #: The layer whose ``resid_post`` at the query holds the task fractions (patch task vectors here).
 TASK_LAYER = 2
@@ -127,6 +131,17 @@ class Construction:
     n_ctx: int
     layout: Layout
     task_layer: int = TASK_LAYER
+    query: str = "earlier"
+
+    @property
+    def lookup_layer(self) -> int:
+        """The layer whose heads copy the query's letters (3 for ``query="earlier"``, 1 for ``"last"``)."""
+        return 3 if self.query == "earlier" else 1
+
+    @property
+    def first_head(self) -> int:
+        """Head of task 0's lookup in :attr:`lookup_layer` (layer 1's head 0 identifies the examples' tasks)."""
+        return 0 if self.query == "earlier" else 1
 
     @property
     def model_id(self) -> str:
@@ -137,7 +152,8 @@ class Construction:
             if self.tasks == fam.task_names[: len(self.tasks)]
             else ":tasks=" + "+".join(self.tasks)
         )
-        return spec + (f":heads={self.n_heads}" if self.n_heads != len(self.tasks) else "")
+        spec += f":heads={self.n_heads}" if self.n_heads != len(self.tasks) + self.first_head else ""
+        return spec + (":query=last" if self.query == "last" else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +162,8 @@ class Construction:
 
 def _spec_error(spec: str, why: str) -> ValueError:
     return ValueError(
-        f"spec: {spec!r}: {why}. Valid: 'constructed:<family>[:K=<k>][:tasks=<t1>+<t2>...][:heads=<h>]' with "
+        f"spec: {spec!r}: {why}. Valid: 'constructed:<family>[:K=<k>][:tasks=<t1>+<t2>...][:heads=<h>]"
+        f"[:query=earlier|last]' with "
         f"family one of {', '.join(FAMILIES)}, e.g. 'constructed:retrieval:K=4'"
     )
 
@@ -176,6 +193,10 @@ def parse_spec(spec: str) -> dict:
     if "K" in opts and "tasks" in opts:
         raise _spec_error(spec, "give K or tasks, not both")
     out: dict = {"family": family, "tasks": None, "n_heads": None}
+    if "query" in opts:
+        if opts["query"] not in QUERY_READS:
+            raise _spec_error(spec, f"query must be one of {', '.join(QUERY_READS)}, got {opts['query']!r}")
+        out["query"] = opts["query"]
     names = get_family(family).task_names
     for key, name in (("K", "K"), ("heads", "n_heads")):
         if key in opts:
@@ -192,20 +213,26 @@ def parse_spec(spec: str) -> dict:
     return out
 
 
-def _check_build_args(family: str, tasks: Sequence[str] | None, n_heads: int | None, n_ctx: int, dtype: str):
+def _check_build_args(
+    family: str, tasks: Sequence[str] | None, n_heads: int | None, n_ctx: int, dtype: str, query: str = "earlier"
+):
+    if query not in QUERY_READS:
+        raise ValueError(f"query: {query!r} not supported; valid: {', '.join(QUERY_READS)}")
+    extra = 0 if query == "earlier" else 1  # query="last": layer 1's head 0 identifies tasks, lookups come after
     if family not in FAMILIES:
         raise ValueError(f"family: {family!r} has no construction; valid: {', '.join(FAMILIES)}")
     if isinstance(tasks, str):
         tasks = [tasks]
     names = resolve_tasks(get_family(family), tasks)
     if n_heads is None:
-        n_heads = len(names)
+        n_heads = len(names) + extra
     if not isinstance(n_heads, int) or n_heads < 1:
         raise ValueError(f"n_heads: must be an integer >= 1, got {n_heads!r}")
-    if len(names) > n_heads:
+    if len(names) + extra > n_heads:
+        where = "layer 3" if query == "earlier" else "layer 1, beside the task-identifying head"
         raise ValueError(
-            f"tasks: {len(names)} tasks need {len(names)} heads (one lookup head per task in layer 3), but "
-            f"n_heads={n_heads}; valid: n_heads >= {len(names)}, or at most {n_heads} tasks"
+            f"tasks: {len(names)} tasks need {len(names) + extra} heads (one lookup head per task in {where}), but "
+            f"n_heads={n_heads}; valid: n_heads >= {len(names) + extra}, or at most {n_heads - extra} tasks"
         )
     if not isinstance(n_ctx, int) or not 2 * EXAMPLE_PERIOD <= n_ctx <= MAX_CTX:
         raise ValueError(
@@ -325,20 +352,29 @@ def log_curve(f: np.ndarray | float) -> np.ndarray:
     return np.interp(np.asarray(f, dtype=float), xs, ys)
 
 
-def _layer3(w: dict, lay: Layout, c: Construction, scale: float) -> None:
-    """Head k: copy the most recent letter with flag D_k (query's letter i_k); MLP: h_k = log_curve(F_k)."""
+def _lookups(w: dict, lay: Layout, c: Construction, scale: float) -> None:
+    """Head k of :attr:`Construction.lookup_layer`: copy the most recent letter with flag D_k (the query's letter
+    i_k, task k's answer) into ``R_k``. In layer 3 every position writes its own copy, and the query's is read at
+    the query after the patch layer; in layer 1 (``query="last"``) the copy sits in the query's residual from then
+    on, where a replacement of that residual erases it."""
     rho = MARGIN / 10  # the previous string's letter i_k is 11 positions earlier
     c_flag = 8 * rho + MARGIN  # beats the ≤ 8 more recent unflagged positions
     c_sep = rho * c.n_ctx + MARGIN  # '>' positions (the query itself, patched or not) never win
-    p = "blocks.3."
+    p = f"blocks.{c.lookup_layer}."
     for k in range(lay.n_tasks):
-        w[p + "attn.b_Q"][k, :3] = scale
-        w[p + "attn.W_K"][k, lay.d_flags[k], 0] = c_flag
-        w[p + "attn.W_K"][k, lay.u, 1] = rho * c.n_ctx
-        w[p + "attn.W_K"][k, lay.sep, 2] = -c_sep
+        h = c.first_head + k
+        w[p + "attn.b_Q"][h, :3] = scale
+        w[p + "attn.W_K"][h, lay.d_flags[k], 0] = c_flag
+        w[p + "attn.W_K"][h, lay.u, 1] = rho * c.n_ctx
+        w[p + "attn.W_K"][h, lay.sep, 2] = -c_sep
         for j in range(len(LETTERS)):
-            w[p + "attn.W_V"][k, lay.letters[j], j] = 1.0
-            w[p + "attn.W_O"][k, j, lay.lookups[k][j]] = 1.0
+            w[p + "attn.W_V"][h, lay.letters[j], j] = 1.0
+            w[p + "attn.W_O"][h, j, lay.lookups[k][j]] = 1.0
+
+
+def _layer3(w: dict, lay: Layout, c: Construction, scale: float) -> None:
+    """MLP: h_k = log_curve(F_k) (and, for ``query="earlier"``, the lookup heads: :func:`_lookups`)."""
+    p = "blocks.3."
     xs = np.concatenate([[0.0], log_knots()])
     ys = log_curve(xs)
     slopes = np.diff(ys) / np.diff(xs)
@@ -401,6 +437,7 @@ def build_constructed_model(
     n_ctx: int = 2048,
     device: str = "cpu",
     dtype: str = "float32",
+    query: str = "earlier",
 ):
     """The hand-built superposition model for ``tasks`` of ``family`` (default: all its tasks), as a
     ``HookedTransformer`` that looks like a :func:`interp.models.load_model` result.
@@ -412,6 +449,9 @@ def build_constructed_model(
         n_ctx: context length (positions, ≤ :data:`MAX_CTX`); retrieval prompts hold ``(n_ctx − 10) // 11`` examples
             (the default 2048 also fits the other families' prompts, which the model cannot solve).
         device, dtype: ``"float32"`` (default) or ``"float64"``.
+        query: ``"earlier"`` (default: the lookups read the query string at earlier positions, after the task layer)
+            or ``"last"`` (they copy the query's letters into its last position in layer 1, so that a replacement of
+            that residual at layers ≥ 1 erases the query: the failure mode the self-patch control must catch).
 
     The model carries ``model.interp_construction`` (:class:`Construction`: tasks, positions, residual layout).
 
@@ -421,9 +461,10 @@ def build_constructed_model(
     """
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    names, n_heads = _check_build_args(family, tasks, n_heads, n_ctx, dtype)
+    names, n_heads = _check_build_args(family, tasks, n_heads, n_ctx, dtype, query)
     lay = Layout.for_tasks(len(names))
-    construction = Construction(family, names, tuple(int(t.removeprefix("pos")) for t in names), n_heads, n_ctx, lay)
+    positions = tuple(int(t.removeprefix("pos")) for t in names)
+    construction = Construction(family, names, positions, n_heads, n_ctx, lay, query=query)
     n_letters = len(LETTERS)
     d_mlp = max(4 * (len(names) + 1), len(names) * len(log_knots()), len(names) * n_letters + 1)
     cfg = HookedTransformerConfig(
@@ -450,6 +491,7 @@ def build_constructed_model(
     _layer0(w, lay, construction, scale)
     _layer1(w, lay, construction, scale)
     _layer2(w, lay, scale)
+    _lookups(w, lay, construction, scale)
     _layer3(w, lay, construction, scale)
     _layer4(w, lay)
     _unembed(w, lay)

@@ -52,3 +52,67 @@ def test_bad_mode_and_tolerance_are_refused(built):
         best_layer(model, "retrieval", "pos1", v, n_prompts=2, mode="swap")
     with pytest.raises(ValueError, match=r"^control_tolerance: must be a number in \[0, 1\]"):
         best_layer(model, "retrieval", "pos1", v, n_prompts=2, control_tolerance=-0.1)
+
+
+@pytest.fixture(scope="module")
+def query_last():
+    """The second construction: the query's letters are copied into its last position in layer 1, so that replacing
+    that residual erases them (the failure mode of ``x>`` prompts), while the task direction stays at layer 2."""
+    model = load_model("constructed:retrieval:K=2:query=last", device="cpu")
+    vectors = {t: task_vector(model, "retrieval", t, n_prompts=16, n_examples=12, seed=5) for t in ("pos1", "pos2")}
+    return model, vectors
+
+
+def test_the_control_flags_replacement_where_the_second_construction_holds_the_query(query_last):
+    model, vectors = query_last
+    r = best_layer(model, "retrieval", "pos1", vectors["pos1"], n_prompts=16, n_examples=12, mode="replace")
+    assert r.passes.tolist() == [True, False, False, False, False]  # from layer 1 on, the query lives at the patch
+    assert r.p_correct[TASK_LAYER] < 0.01  # the uncontrolled reading: "no task vector at the task layer" - wrong
+    with pytest.raises(ValueError, match="no steering claim at layer 2"):
+        r.check_claim(TASK_LAYER)
+    shifted = best_layer(model, "retrieval", "pos1", vectors["pos1"], n_prompts=16, n_examples=12, mode="shift")
+    assert shifted.passes.all() and shifted.best == TASK_LAYER and shifted.p_correct[TASK_LAYER] > 0.99
+
+
+def test_subspace_and_shift_interventions_steer_exactly_as_built(query_last):
+    from interp.construction import task_directions
+    from interp.interventions import replace_in_subspace
+    from interp.prompts import zero_shot_prompts
+    from interp.sweeps import lambda_sweep, patched_scores
+
+    model, vectors = query_last
+    va, vb = vectors["pos1"], vectors["pos2"]
+    queries = zero_shot_prompts("retrieval", ["pos1", "pos2"], n_prompts=16, seed=3)
+    for lam in (0.0, 0.3, 0.7, 1.0):
+        mix = lam * va + (1 - lam) * vb
+        iv = replace_in_subspace(mix, TASK_LAYER, task_directions(model))  # only the task fractions change
+        p = patched_scores(model, queries, iv).probs.mean(axis=0)
+        np.testing.assert_allclose(p, [lam, 1 - lam], atol=5e-3)
+    sweep = lambda_sweep(model, "retrieval", "pos1", "pos2", va, vb, lambdas=[0.0, 0.5, 1.0], layers=[TASK_LAYER],
+                         n_prompts=16, mode="shift", mixed_reference=False)  # fmt: skip
+    # the shift also moves the lookups by the difference between the vectors' queries and these (other seeds): a
+    # little, so P(a_A) follows λ within 0.03 (the subspace replacement above touches only the task fractions)
+    np.testing.assert_allclose(sweep.at_layer(TASK_LAYER)[:, 0], [0.0, 0.5, 1.0], atol=0.03)
+    replaced = lambda_sweep(model, "retrieval", "pos1", "pos2", va, vb, lambdas=[0.0, 1.0], layers=[TASK_LAYER],
+                            n_prompts=16, mode="replace", mixed_reference=False)  # fmt: skip
+    assert replaced.at_layer(TASK_LAYER)[:, :2].max() < 0.01  # the query is gone: no answer gets any mass
+
+
+def test_the_steering_null_accepts_the_built_direction_and_rejects_a_random_one(query_last):
+    import dataclasses
+
+    import torch
+
+    from interp.nulls import steering_null
+    from interp.prompts import zero_shot_prompts
+
+    model, vectors = query_last
+    queries = zero_shot_prompts("retrieval", ["pos1", "pos2"], n_prompts=16, seed=3)
+    real = steering_null(model, queries, "pos1", vectors["pos1"], TASK_LAYER, mode="shift", n_random=10, seed=0)
+    assert real.statistic > 0.4 and real.p_value <= 1 / 11 + 1e-9
+    g = torch.Generator().manual_seed(2)
+    noise = dataclasses.replace(
+        vectors["pos1"], mean=vectors["pos1"].mean + 5 * torch.randn(vectors["pos1"].mean.shape, generator=g)
+    )
+    fake = steering_null(model, queries, "pos1", noise, TASK_LAYER, mode="shift", n_random=10, seed=0)
+    assert fake.p_value > 0.05
