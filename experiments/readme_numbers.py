@@ -169,7 +169,8 @@ def _mode_sentence(mode: str, acc: dict, tasks, lambdas) -> str:
     return (
         f"{what} passes the self-patch control at layers {passing}; at layer {acc['pair_layer']} it moves P({b}) from "
         f"{p_b.min():.2f} to {p_b.max():.2f} (Spearman with λ {_fmt(acc['spearman_rho'], '+.3f')}, maximum at λ = "
-        f"{peak:.2f}; crosses 0.5: {'yes' if acc['crosses_half'] else 'no'}); steering from a zero-shot query: "
+        f"{peak:.2f}; crosses 0.5: {'yes' if acc['crosses_half'] else 'no'}); steering from a query "
+        f"({acc['queries'].replace('_', '-')}, {acc['n_distinct_queries']} distinct): "
         f"{_steering(acc, tasks)}."
     )
 

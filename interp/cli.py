@@ -341,6 +341,7 @@ def load_config(path: str):
 
 #: ``interp train`` flags that override a field of the config (``None``: keep the config's value).
 TRAIN_OVERRIDES = {
+    "seed": "--seed",
     "time_budget_s": "--time-budget-s",
     "checkpoint_every_s": "--checkpoint-every-s",
     "eval_every_s": "--eval-every-s",
@@ -456,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", required=True, help="JSON training config (see experiments/configs/)")
     t.add_argument("--out", required=True, help="run directory (checkpoints, log.json, final/)")
     t.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a state")
+    t.add_argument("--seed", type=int, help="training seed (data and initialisation), overriding the config's")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument(
         "--device",

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from interp.png import close_renderer, png_status, render_png
+from interp.png import abort_png, allow_png, png_status, render_png
 
 #: Floats written by :func:`write_json` keep this many significant digits (far above any reported precision,
 #: far below the ~1e-8 noise another CPU or thread count adds).
@@ -180,7 +180,8 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
 
 def figure_png_bytes(fig, *, width: int = 900, height: int = 560, scale: float = 2.0) -> bytes | None:
     """PNG bytes of ``fig``, or ``None`` when PNG export is off (no usable browser: said once, see
-    :func:`interp.png.png_status`). Never waits longer than :func:`interp.png.timeout_s` on the browser."""
+    :func:`interp.png.png_status`). Waits at most :func:`interp.png.timeout_s` for the browser to start and as long
+    again for the image."""
     import plotly.io as pio
 
     if png_status() is not None:
@@ -228,7 +229,12 @@ def write_figure(
         png_path.unlink(missing_ok=True)
     elif _background is not None:  # inside pngs_in_background(): rendered while the caller goes on
         out["png"] = str(png_path)
-        _background[1].append(_background[0].submit(lambda: out.update(png=_write_png(fig, png_path, width, height))))
+
+        def draw() -> str | None:
+            out.update(png=_write_png(fig, png_path, width, height))
+            return out["png"]
+
+        _background[1].append((_background[0].submit(draw), png_path))
     else:
         out["png"] = _write_png(fig, png_path, width, height)
     return out
@@ -263,14 +269,19 @@ def pngs_in_background() -> Iterator[None]:
     previous, executor = _background, ThreadPoolExecutor(max_workers=1, thread_name_prefix="interp-png")
     _background = (executor, [])
     futures = _background[1]
+    allow_png()
     try:
         yield
         executor.shutdown(wait=True)  # every wait on the browser has a timeout, so this ends
     except BaseException:
-        close_renderer(grace_s=0)  # a PNG being drawn fails at once instead of finishing (Ctrl-C must not wait for it)
-        executor.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown(wait=False, cancel_futures=True)  # queued PNGs never start...
+        abort_png()  # ...the one being drawn fails at once, and no new browser starts (Ctrl-C must not wait)
+        executor.shutdown(wait=True)
+        for future, png_path in futures:  # a PNG not drawn would show the previous numbers beside the new HTML
+            if future.cancelled() or future.exception() is not None or future.result() is None:
+                png_path.unlink(missing_ok=True)
         raise
     finally:
         _background = previous
-    for future in futures:
+    for future, _ in futures:
         future.result()

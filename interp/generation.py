@@ -27,7 +27,7 @@ from interp.engines.fused import fused_continue, fused_resid
 from interp.engines.kv_cache import forward_resid, sub_cache
 from interp.engines.plan import pad_rows
 from interp.engines.readout import logits_at
-from interp.hooks import context_length
+from interp.hooks import attached_hooks, context_length
 from interp.models import tokenizer_of
 from interp.tokenization import encode_batch, pad_id
 
@@ -88,15 +88,16 @@ class PromptCache:
         for lo in range(0, len(todo), batch_size):
             idx = todo[lo : lo + batch_size]
             rows, chunk = torch.tensor([prompt_rows[i] for i in idx]), [conts[i] for i in idx]
-            if not self.cached:
+            full = not self.cached or attached_hooks(self.model) > 0  # hooks attached since: they see whole rows
+            if full:
                 chunk = [(*self.prompt_ids[prompt_rows[i]], *conts[i]) for i in idx]
             x, mask = pad_rows(chunk, self.pad)
-            if self.fused:
-                resid = fused_continue(self.model, self.keys_values, self.lengths, rows, x)
-            elif self.cached:
-                resid = forward_resid(self.model, x, mask, sub_cache(self.cache, rows))
-            else:
+            if full:
                 resid = forward_resid(self.model, x, mask, None)
+            elif self.fused:
+                resid = fused_continue(self.model, self.keys_values, self.lengths, rows, x)
+            else:
+                resid = forward_resid(self.model, x, mask, sub_cache(self.cache, rows))
             last = torch.tensor([len(c) - 1 for c in chunk])
             logits = logits_at(self.model, resid, torch.arange(len(chunk)), last)
             out[idx] = torch.log_softmax(logits, dim=-1).cpu().to(out.dtype)

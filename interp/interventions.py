@@ -14,7 +14,8 @@ mode           effect on ``x``                                made by
 =============  =============================================  =================================================
 
 Every engine (scoring, sweeps, the reference method in :mod:`interp.reference`) applies an intervention through
-:meth:`Intervention.apply`, so all of them mean the same thing by it. An intervention prints in one line and
+:meth:`Intervention.apply` or its batched form :func:`apply_rowwise` (the same formulas, stacked over rows; tested
+equal), so all of them mean the same thing by it. An intervention prints in one line and
 round-trips through JSON (:meth:`Intervention.to_dict` / :meth:`Intervention.from_dict`).
 
 ``position=None`` means each prompt's query, its last token (the toolkit's default patch position); an int is a

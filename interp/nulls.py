@@ -48,6 +48,12 @@ def _p_value(observed: float, null: np.ndarray) -> float:
     return float((1 + np.sum(null >= observed)) / (1 + len(null)))
 
 
+def _check_count(name: str, n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name}: must be an integer >= 1, got {n!r}")
+    return n
+
+
 def _check_matrix(name: str, x: torch.Tensor, d: int | None = None) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 2 or (d is not None and x.shape[1] != d):
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -78,6 +84,7 @@ def projection_null(
     ``Float[Tensor, "prompt d_model"]`` at one layer.
     """
     seed = check_seed(seed)
+    _check_count("n_permutations", n_permutations)
     d = _check_matrix("mixed", mixed).shape[1]
     m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
     r = _check_matrix("reference", reference, d)
@@ -117,6 +124,7 @@ def residual_noise_floor(
     residual (a small p: the residual is more than noise).
     """
     seed = check_seed(seed)
+    _check_count("n_splits", n_splits)
     d = _check_matrix("mixed", mixed).shape[1]
     m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
     observed = float(_out_of_span(m.mean(0), torch.stack([a.mean(0), b.mean(0)])).norm())
@@ -169,6 +177,7 @@ def ablation_null(
     directions of the same norm. A small p: the model uses what lies outside the span.
     """
     seed = check_seed(seed)
+    _check_count("n_random", n_random)
     if not mixed_prompts:
         raise ValueError("mixed_prompts: need at least one prompt")
     norm = float(residual.double().norm())
@@ -206,18 +215,20 @@ def steering_null(
     way (for ``shift``: the same norm as v − μ). Statistic and CI over queries; p one-sided.
     """
     seed = check_seed(seed)
+    _check_count("n_random", n_random)
     if not queries:
         raise ValueError("queries: need at least one prompt")
+    if task not in queries[0].tasks:
+        raise ValueError(f"task: {task!r} is not a candidate of these queries; valid: {', '.join(queries[0].tasks)}")
     k = queries[0].tasks.index(task)
-    means = target_means(model, queries, [layer], vector.hook, batch_size) if mode == "shift" else None
-    (real,) = vector_cells(model, vector, [layer], mode, means)
+    centre = target_means(model, queries, [layer], vector.hook, batch_size)[0]  # μ of the queries at that layer
+    (real,) = vector_cells(model, vector, [layer], mode, centre[None] if mode == "shift" else None)
     norm = float(real.vector.double().norm())
     g = torch.Generator().manual_seed(seed)
     randoms = []
     for _ in range(n_random):
         u = torch.randn(real.vector.shape[0], generator=g, dtype=torch.float64)
         if real.mode == "replace":  # a random residual at the same distance from the queries' mean
-            centre = target_means(model, queries, [layer], vector.hook, batch_size)[0]
             v = centre + (real.vector.double() - centre).norm() * u / u.norm()
         else:
             v = norm * u / u.norm()

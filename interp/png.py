@@ -48,6 +48,8 @@ _state_lock = threading.Lock()  # guards the module state below (held only brief
 _render_lock = threading.Lock()  # one request at a time on the renderer's pipe
 _disabled_reason: str | None = None
 _renderer: _Renderer | None = None
+_browser: str | None = None  # found by png_preflight, searched once per process (reset_png_state searches again)
+_closing = threading.Event()  # set by abort_png: no new renderer starts until the next reset or begin_png_block
 
 
 def timeout_s() -> float:
@@ -104,25 +106,43 @@ def disable_png(reason: str, *, warn: bool = True, fix: bool = True) -> None:
 def reset_png_state() -> None:
     """Forget an earlier failure and close the renderer: the next PNG looks for a browser again (tests, notebooks
     after installing a browser)."""
-    global _disabled_reason
+    global _disabled_reason, _browser
     close_renderer()
     with _state_lock:
         _disabled_reason = None
+        _browser = None
+    _closing.clear()
+
+
+def abort_png() -> None:
+    """Stop drawing now (Ctrl-C, an error in the caller's block): close the renderer and start no new one until
+    :func:`allow_png` (a queued PNG then returns ``None`` at once instead of starting a fresh browser)."""
+    _closing.set()
+    close_renderer(grace_s=0)
+
+
+def allow_png() -> None:
+    """Undo :func:`abort_png` (the start of the next block of PNGs)."""
+    _closing.clear()
 
 
 def png_preflight() -> str | None:
     """Check, cheaply and before any study runs, that PNGs can be made; returns :func:`png_status`.
 
     Turns PNG export off (without a warning: the caller prints the returned line) when ``INTERP_PNG=0`` or no
-    browser is found. Does not start the browser (see :func:`warm_png_export`).
+    browser is found. Does not start the browser (see :func:`warm_png_export`). A bad :data:`TIMEOUT_ENV` is refused
+    here, before any study runs (``ValueError``).
     """
+    global _browser
     if _disabled_reason is None:
         if os.environ.get(SWITCH_ENV, "1").strip() in ("0", "off", "false", "no"):
             disable_png(f"{SWITCH_ENV}={os.environ[SWITCH_ENV]}", warn=False, fix=False)
-        else:
+        elif _browser is None:
+            timeout_s()
             path, why = find_browser()
             if path is None:
                 disable_png(why, warn=False)
+            _browser = path
     return _disabled_reason
 
 
@@ -146,17 +166,17 @@ def warm_png_export() -> bool:
 def render_png(fig_json: str, *, width: int, height: int, scale: float) -> bytes | None:
     """PNG bytes of a plotly figure given as JSON, or ``None`` when PNG export is (or just turned) off.
 
-    Waits at most :func:`timeout_s` for the browser to start and as long again for the image; a failure turns PNG
-    export off with its reason (a ``RuntimeWarning``, once). A ``KeyboardInterrupt`` kills the renderer and is
-    raised again.
+    Waits at most :func:`timeout_s` for the browser to start and as long again for the image (one deadline for the
+    request and its answer); a failure turns PNG export off with its reason (a ``RuntimeWarning``, once). A
+    ``KeyboardInterrupt`` kills the renderer and is raised again. After :func:`abort_png`, returns ``None`` at once.
     """
-    if png_preflight() is not None:
+    if png_preflight() is not None or _closing.is_set():
         return None
     if not _render_lock.acquire(timeout=2 * timeout_s() + 10):  # the holder's waits all time out before this
         disable_png("another PNG request did not finish")
         return None
     try:
-        if _disabled_reason is not None:  # another thread's request failed meanwhile
+        if _disabled_reason is not None or _closing.is_set():  # another thread failed, or the caller aborted
             return None
         renderer = None
         try:
@@ -227,7 +247,7 @@ class _Renderer:
 
     def render(self, fig_json: str, *, width: int, height: int, scale: float) -> bytes:
         if not self.ready:
-            hello = self._read_header(f"the browser ({self.browser}) did not start")
+            hello = self._read_header(f"the browser ({self.browser}) did not start", time.monotonic() + timeout_s())
             if not hello.get("ready"):
                 raise _RenderError(f"the browser ({self.browser}) did not start: {hello.get('error')}")
             self.browser_pid = hello.get("browser_pid")
@@ -239,13 +259,13 @@ class _Renderer:
             self.process.stdin.flush()
         except (OSError, ValueError):
             raise _RenderError(self._died("while sending a figure")) from None
-        answer = self._read_header("no PNG came back")
+        deadline = time.monotonic() + timeout_s()  # one deadline for the answer's header and body
+        answer = self._read_header("no PNG came back", deadline)
         if not answer.get("ok"):
             raise _RenderError(f"the browser failed to draw a figure: {answer.get('error')}")
-        return self._read_exact(int(answer["nbytes"]), time.monotonic() + timeout_s(), "the PNG came back cut short")
+        return self._read_exact(int(answer["nbytes"]), deadline, "the PNG came back cut short")
 
-    def _read_header(self, what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s()
+    def _read_header(self, what: str, deadline: float) -> dict[str, Any]:
         line = b""
         while not line.endswith(b"\n"):
             line += self._read_some(1, deadline, what)

@@ -196,10 +196,9 @@ def _mixture_plan(
     props = check_simplex([1.0 / len(names)] * len(names) if proportions is None else proportions, len(names))
     if not isinstance(n_examples, int | np.integer) or n_examples < 0:
         raise ValueError(f"n_examples: must be an integer >= 0, got {n_examples!r}")
-    if n_examples and len(names) > n_examples and sampling == "exact":
-        raise ValueError(
-            f"n_examples: {n_examples} examples cannot hold {len(names)} tasks; use n_examples >= {len(names)}"
-        )
+    active = sum(p > 0 for p in props)  # tasks given a share of the examples (a candidate may get none)
+    if n_examples and active > n_examples and sampling == "exact":
+        raise ValueError(f"n_examples: {n_examples} examples cannot hold {active} tasks; use n_examples >= {active}")
     return props, (exact_counts(props, n_examples) if sampling == "exact" else None)
 
 

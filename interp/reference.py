@@ -146,12 +146,15 @@ def lambda_sweep(
     mode: str = "replace",
 ) -> np.ndarray:
     """``Float[ndarray, "lambda layer 3"]``: mean P(a_A), P(a_B), P(other) over zero-shot queries with
-    ``λ·v_A + (1 − λ)·v_B`` (``means_*[i]`` at ``layers[i]``) applied at the query in ``mode``."""
+    ``v = λ·v_A + (1 − λ)·v_B`` (``means_*[i]`` at ``layers[i]``) put in at the query: ``replace`` (x ← v), ``add``
+    (x ← x + v) or ``shift`` (x ← x − μ + v, μ the queries' mean residual at that layer)."""
     zs = zero_shot_prompts(family, [task_a, task_b], n_prompts=n_prompts, seed=seed)
+    mu = capture(model, zs, layers).double().mean(dim=1) if mode == "shift" else None
     out = np.zeros((len(lambdas), len(layers), 3))
     for i, lam in enumerate(lambdas):
         for j, la in enumerate(layers):
-            v = (lam * means_a[j].double() + (1 - lam) * means_b[j].double()).float()
-            probs = np.exp(answer_log_probs(model, zs, [Intervention(la, mode, v)]))
+            v = lam * means_a[j].double() + (1 - lam) * means_b[j].double()
+            iv = Intervention(la, "add", (v - mu[j]).float()) if mode == "shift" else Intervention(la, mode, v.float())
+            probs = np.exp(answer_log_probs(model, zs, [iv]))
             out[i, j] = [*probs.mean(axis=0), 1 - probs.sum(axis=1).mean()]
     return out

@@ -286,6 +286,8 @@ class BestLayer(Result):
     mode: str = "replace"
     control_accuracy: np.ndarray | None = None
     control_tolerance: float | None = None
+    queries: str = "zero_shot"
+    n_distinct_queries: int | None = None
 
     _dims: ClassVar = {
         "p_correct": ("layers",),
@@ -296,7 +298,8 @@ class BestLayer(Result):
     _summary: ClassVar = ("best",)
 
     def __repr__(self) -> str:
-        skip = ("accuracy_rule", "n_candidates", "p_correct_sem", "control_accuracy", "control_tolerance")
+        skip = ("accuracy_rule", "n_candidates", "p_correct_sem", "control_accuracy", "control_tolerance", "queries",
+                "n_distinct_queries")  # fmt: skip
         parts = [f"{f.name}{_short(getattr(self, f.name))}" for f in dataclasses.fields(self) if f.name not in skip]
         return f"{type(self).__name__}({', '.join(parts)}, best={self.best})"
 
@@ -307,7 +310,7 @@ class BestLayer(Result):
         accuracy``); every layer when no control was run."""
         if self.control_accuracy is None or self.control_tolerance is None:
             return np.ones(len(self.layers), dtype=bool)
-        return np.asarray(self.control_accuracy) >= self.icl_candidate_accuracy - self.control_tolerance
+        return np.asarray(self.control_accuracy) >= self.icl_candidate_accuracy - self.control_tolerance - 1e-9
 
     @property
     def best(self) -> int | None:
@@ -331,6 +334,8 @@ class BestLayer(Result):
         ...
         ValueError: layer: no steering claim at layer 1 (mode replace): patching t's own vector into its own ...
         """
+        if layer not in self.layers:
+            raise ValueError(f"layer: {layer!r} was not swept; valid: {list(self.layers)}")
         i = self.layers.index(layer)
         if not self.passes[i]:
             raise ValueError(
@@ -371,6 +376,8 @@ class MixtureSweep(Result):
     n_examples: int
     seed: int
     mode: str
+    queries: str = "zero_shot"
+    n_distinct_queries: int | None = None
 
     _dims: ClassVar = {
         "probs": ("point", "layers", "outcome"),

@@ -38,7 +38,7 @@ from interp.hooks import check_hook, check_layer, check_layers
 from interp.interventions import Intervention
 from interp.metrics import candidate_accuracy, mean_and_sem
 from interp.patching import as_intervention, check_vector_for_model
-from interp.prompts import Prompt, build_prompts, check_simplex, zero_shot_prompts
+from interp.prompts import Prompt, build_prompts, check_simplex, random_answer_prompts, zero_shot_prompts
 from interp.results import BestLayer, MixtureSweep, ProportionSweep
 from interp.scoring import AnswerScores, score_answers, warn_untrained
 from interp.tasks import get_family, resolve_tasks
@@ -135,6 +135,29 @@ SWEEP_MODES = ("replace", "add", "shift")
 CONTROL_TOLERANCE = 0.05
 
 
+#: Which prompts the vectors go into: ``zero_shot`` (``\n`` + the query alone) or ``neutral`` (the query after
+#: ``n_examples`` examples whose answers are random, so the query sits where in-context prompts put it, and every
+#: prompt is distinct even where a family has few distinct queries, e.g. bias_add's ten digits).
+QUERY_KINDS = ("zero_shot", "neutral")
+
+
+def query_prompts(
+    family, tasks: Sequence[str], kind: str, *, n_prompts: int, n_examples: int, seed: int
+) -> list[Prompt]:
+    """The prompts a sweep patches (:data:`QUERY_KINDS`); same queries for both kinds with the same seed."""
+    if kind not in QUERY_KINDS:
+        raise ValueError(f"queries: {kind!r} not supported; valid: {', '.join(QUERY_KINDS)}")
+    if kind == "zero_shot":
+        return zero_shot_prompts(family, tasks, n_prompts=n_prompts, seed=seed)
+    one = [1.0] + [0.0] * (len(tasks) - 1)  # the examples' answers are random whatever their task: any plan serves
+    return random_answer_prompts(family, tasks, proportions=one, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
+
+
+def distinct_queries(prompts: Sequence[Prompt]) -> int:
+    """How many different queries ``prompts`` ask (the effective sample size of a zero-shot mean)."""
+    return len({p.query for p in prompts})
+
+
 def check_sweep_mode(mode: str) -> str:
     """``mode`` if it is one of :data:`SWEEP_MODES`, else a ``ValueError`` naming the allowed values."""
     if mode not in SWEEP_MODES:
@@ -185,6 +208,7 @@ def best_layer(
     batch_size: int = 32,
     control: bool = True,
     control_tolerance: float = CONTROL_TOLERANCE,
+    queries: str = "zero_shot",
 ) -> BestLayer:
     """Patch ``vector`` into zero-shot queries at each layer (``mode``: :data:`SWEEP_MODES`); best layer = argmax of
     mean P(correct) over the layers that pass the self-patch control.
@@ -199,6 +223,9 @@ def best_layer(
     ``control_tolerance``. Where it does not, the intervention destroys what that position holds (in ``x>`` prompts,
     the query) and a failure to steer there says nothing about task vectors: ``BestLayer.best`` skips those layers and
     ``BestLayer.check_claim`` refuses them.
+
+    ``queries``: :data:`QUERY_KINDS`; the result records how many distinct queries were asked
+    (``BestLayer.n_distinct_queries``: a family with few, like bias_add's ten, gives few independent samples).
     """
     fam = get_family(family)
     tasks = fam.task_names
@@ -210,7 +237,7 @@ def best_layer(
     warn_if_other_task(vector, fam.name, task)
     layers = _sweep_layers(model, layers, [vector])
     k = tasks.index(task)
-    zs = zero_shot_prompts(fam, tasks, n_prompts=n_prompts, seed=seed)
+    zs = query_prompts(fam, tasks, queries, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
     icl = build_prompts(
         fam, tasks, counts=[n_examples if t == task else 0 for t in tasks], n_prompts=n_prompts, seed=seed
     )
@@ -245,6 +272,8 @@ def best_layer(
         mode=mode,
         control_accuracy=control_acc,
         control_tolerance=float(control_tolerance) if control else None,
+        queries=queries,
+        n_distinct_queries=distinct_queries(zs),
     )
 
 
@@ -261,6 +290,7 @@ def _mixture_sweep(
     mode: str,
     mixed_reference: bool,
     batch_size: int,
+    queries: str = "zero_shot",
 ) -> MixtureSweep:
     fam = get_family(family)
     tasks = resolve_tasks(fam, tasks)
@@ -274,7 +304,7 @@ def _mixture_sweep(
     layers = _sweep_layers(model, layers, vectors)
     for w in weights:
         check_simplex(w, len(tasks), "weights")
-    zs = zero_shot_prompts(fam, tasks, n_prompts=n_prompts, seed=seed)
+    zs = query_prompts(fam, tasks, queries, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
     mixed_prompts: list[Prompt] = []
     if mixed_reference:
         for w in weights:
@@ -307,6 +337,8 @@ def _mixture_sweep(
         n_examples,
         seed,
         mode,
+        queries=queries,
+        n_distinct_queries=distinct_queries(zs),
     )
 
 
@@ -326,8 +358,10 @@ def lambda_sweep(
     mode: str = "replace",
     mixed_reference: bool = True,
     batch_size: int = 32,
+    queries: str = "zero_shot",
 ) -> MixtureSweep:
-    """Patch v(λ) = λ·v_A + (1 − λ)·v_B at each zero-shot query's last token, for every (λ, layer).
+    """Patch v(λ) = λ·v_A + (1 − λ)·v_B at each query's last token (``queries``: :data:`QUERY_KINDS`), for every
+    (λ, layer); ``mode``: :data:`SWEEP_MODES`.
 
     λ is the weight of task A (the paper's α·v_1 + (1 − α)·v_2). Returns P(a_A), P(a_B), P(other) per cell
     (``probs[λ, layer]``) and, with ``mixed_reference``, the real mixed-prompt curve: ``n_examples`` in-context
@@ -352,6 +386,7 @@ def lambda_sweep(
         mode,
         mixed_reference,
         batch_size,
+        queries,
     )
 
 
@@ -389,6 +424,7 @@ def simplex_sweep(
     mode: str = "replace",
     mixed_reference: bool = True,
     batch_size: int = 32,
+    queries: str = "zero_shot",
 ) -> MixtureSweep:
     """Patch Σ_k w_k v_k for barycentric weights on :func:`simplex_grid` (K ≥ 3 tasks; or given ``weights``).
 
@@ -400,7 +436,19 @@ def simplex_sweep(
     if w.ndim != 2 or w.shape[1] != len(tasks):
         raise ValueError(f"weights: expected shape (point, {len(tasks)}), got {w.shape}")
     return _mixture_sweep(
-        model, family, tasks, vectors, w, layers, n_prompts, n_examples, seed, mode, mixed_reference, batch_size
+        model,
+        family,
+        tasks,
+        vectors,
+        w,
+        layers,
+        n_prompts,
+        n_examples,
+        seed,
+        mode,
+        mixed_reference,
+        batch_size,
+        queries,
     )
 
 

@@ -26,6 +26,7 @@ route              when                                                         
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,8 +73,8 @@ def choose_route(model, cands, interventions: Sequence[Intervention], positions:
             return "packed"
         return "kv_cache" if cache_exact(model) else "full_rows"
     at_last = all(iv.position is None and iv.hook in ("resid_pre", "resid_post") for iv in interventions)
-    if at_last and attached_hooks(model) == 0 and shared_prefix_plan(cands, positions) is not None:
-        return "shared_prefix"
+    if at_last and cache_exact(model) and shared_prefix_plan(cands, positions) is not None:
+        return "shared_prefix"  # cache_exact: no sliding window, no hook of the caller
     return "per_cell"
 
 
@@ -107,7 +108,21 @@ def score(
     cands = candidates_batch(tok, list(prompt_texts), [list(a) for a in answers])
     check_fits(model, [c.n_fed for group in cands for c in group])
     merged = np.array([[c.merged for c in group] for group in cands], dtype=bool)
-    pos = resolve_positions([g[0].prompt_len for g in cands], positions)
+    lengths = [g[0].prompt_len for g in cands]
+    pos = resolve_positions(lengths, positions)
+    for i, iv in enumerate(cells):
+        if iv.position is not None and iv.position >= min(lengths):
+            short = lengths.index(min(lengths))
+            raise ValueError(
+                f"interventions[{i}]: position {iv.position} lies beyond prompt {short} ({lengths[short]} tokens "
+                f"including BOS); valid: 0..{min(lengths) - 1}"
+            )
+    if cells and merged.any():
+        warnings.warn(
+            f"answers: {int(merged.sum())} answers merge their first token into the prompt's last one, so that token "
+            "is predicted before the patched position: their scores do not see the interventions",
+            stacklevel=2,
+        )
     route = choose_route(model, cands, cells, pos)
     pad = pad_id(tok)
     if route in ("packed", "kv_cache", "full_rows"):

@@ -82,3 +82,64 @@ def scaling_figure(points: Sequence[ScalingPoint], *, title: str) -> go.Figure:
     fig.update_xaxes(type="log", title_text="parameters (log)")
     fig.update_yaxes(rangemode="tozero")
     return style_figure(fig, title, height=820)
+
+
+#: Panels of :func:`scaling_pairs_figure`: metric key and axis title.
+PAIR_PANELS = (
+    ("kl", "KL(t ‖ p), 50/50 pairs (nats)"),
+    ("tv", "total variation to (½, ½, 0)"),
+    ("hedging", "P(other): hedging"),
+    ("preference", "|mean share of A − ½|: fixed preference"),
+    ("commitment", "variance of A's share: per-prompt commitment"),
+)
+SEED_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e")
+
+
+def scaling_pairs_figure(result: dict, *, title: str) -> go.Figure:
+    """One panel per metric of :mod:`interp.studies.scaling_pairs` against parameters (log): every (seed, pair) unit
+    as a small dot coloured by seed, and per size the mean over units with its 95% bootstrap CI (black)."""
+    sizes, summary, units = result["sizes"], result["summary"], result["units"]
+    if not sizes:
+        raise ValueError("result: no sizes measured")
+    fig = make_subplots(rows=1, cols=len(PAIR_PANELS), subplot_titles=[t for _, t in PAIR_PANELS],
+                        horizontal_spacing=0.05)  # fmt: skip
+    seeds = sorted({u["seed"] for u in units})
+    for j, (key, _) in enumerate(PAIR_PANELS, start=1):
+        for i, seed in enumerate(seeds):
+            mine = [u for u in units if u["seed"] == seed]
+            fig.add_trace(
+                go.Scatter(
+                    x=[summary[u["size"]]["n_params"] * (1 + 0.04 * (i - (len(seeds) - 1) / 2)) for u in mine],
+                    y=[u[key] for u in mine],
+                    mode="markers",
+                    marker=dict(size=5, color=SEED_COLORS[i % len(SEED_COLORS)], opacity=0.6),
+                    name=f"seed {seed}",
+                    legendgroup=f"seed {seed}",
+                    showlegend=j == 1,
+                    text=[f"{u['size']} seed {seed} {'/'.join(u['pair'])}" for u in mine],
+                    hovertemplate="%{text}<br>" + key + " = %{y:.4f}<extra></extra>",
+                ),
+                row=1,
+                col=j,
+            )
+        mean = [summary[s][key]["mean"] for s in sizes]
+        ci = np.array([summary[s][key]["ci95"] for s in sizes])
+        fig.add_trace(
+            go.Scatter(
+                x=[summary[s]["n_params"] for s in sizes],
+                y=mean,
+                mode="lines+markers+text",
+                text=sizes,
+                textposition="top center",
+                line=dict(color="black", width=2),
+                error_y=_error(mean, ci),
+                name="mean over seeds × pairs (95% CI)",
+                legendgroup="mean",
+                showlegend=j == 1,
+                hovertemplate="%{text}<br>" + key + " = %{y:.4f}<extra></extra>",
+            ),
+            row=1,
+            col=j,
+        )
+        fig.update_xaxes(type="log", title_text="parameters", row=1, col=j)
+    return style_figure(fig, title, height=460)

@@ -31,11 +31,12 @@ from interp.defaults import tasks_for
 from interp.generation import complete_outputs_batch
 from interp.metrics import bootstrap_ci, count_solved, kl_divergence
 from interp.models import embedded_model_dir, load_model, model_info
-from interp.plots.scaling import scaling_figure
+from interp.plots.scaling import scaling_figure, scaling_pairs_figure
 from interp.prompts import build_prompts
 from interp.results import ScalingPoint
 from interp.scoring import greedy_correct, score_answers_alone_and_complete
 from interp.studies.common import distribution, metadata, write_outputs
+from interp.studies.scaling_pairs import PairsConfig, measure, seed_replicas
 from interp.tasks import get_family, resolve_tasks
 
 STUDY = "scaling"
@@ -63,11 +64,19 @@ class ScalingConfig:
     max_new_tokens: int = 2  # single-character answers + newline; raise it for longer answers
     include_run_model: bool = True  # also measure the model the study is run on (the embedded one by default)
     seed: int = 0
+    #: Seeds × pairs (:mod:`interp.studies.scaling_pairs`): every pair of ``pair_tasks`` on 50/50 prompts, for every
+    #: shipped seed of every size (``None``: the sizes of ``models``' size family; ``[]``: skip).
+    pair_sizes: list[str] | None = None
+    pair_tasks: tuple[str, ...] = ("add1", "add7", "add4", "add9")
+    pair_prompts: int = 100
 
     @classmethod
     def quick(cls) -> ScalingConfig:
         """The smallest shipped model plus the run's model, K = 2, 3, 6 prompts: a smoke run."""
-        return cls(models=size_family(SIZES[:1]), tasks=tasks_for("bias_add", 3), ks=[2, 3], n_prompts=6, beam_width=4)
+        return cls(
+            models=size_family(SIZES[:1]), tasks=tasks_for("bias_add", 3), ks=[2, 3], n_prompts=6, beam_width=4,
+            pair_sizes=list(SIZES[:1]), pair_tasks=("add1", "add7", "add4"), pair_prompts=6,
+        )  # fmt: skip
 
     def validate(self) -> None:
         """``ValueError`` naming the first bad field (no model needed)."""
@@ -81,6 +90,10 @@ class ScalingConfig:
         for name in ("n_prompts", "n_examples", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.pair_sizes is not None and any(s not in SIZES for s in self.pair_sizes):
+            raise ValueError(f"pair_sizes: {self.pair_sizes!r}; valid: None (all) or a list of {', '.join(SIZES)}")
+        resolve_tasks(get_family(self.family), list(self.pair_tasks))
+        PairsConfig(self.family, tuple(self.pair_tasks), self.pair_prompts, self.n_examples, self.seed).validate()
 
 
 def n_parameters(model) -> int:
@@ -170,6 +183,30 @@ def run(model, config: ScalingConfig, out_dir: str | Path, *, progress: bool = T
         f"Scale vs calibration · {config.family}, K = {', '.join(map(str, config.ks))} uniform · "
         f"{config.n_prompts} prompts × {config.n_examples} examples per point"
     )
-    numbers = {**meta, "points": [p.to_dict() for p in points]}
+    pairs = seeds_and_pairs(model, config)
+    numbers = {**meta, "points": [p.to_dict() for p in points], "seeds_and_pairs": pairs}
     paths = write_outputs(scaling_figure(points, title=title), numbers, out_dir, STUDY)
+    if pairs is not None:
+        pair_title = (
+            f"Scale across training seeds and task pairs · {config.family} 50/50 pairs of "
+            f"{', '.join(config.pair_tasks)} · {config.pair_prompts} prompts × {config.n_examples} examples"
+        )
+        for kind, path in write_outputs(scaling_pairs_figure(pairs, title=pair_title), pairs, out_dir,
+                                        "scaling_pairs").items():  # fmt: skip
+            paths[f"pairs_{kind}"] = path
     return {"results": points, "numbers": numbers, "paths": paths}
+
+
+def seeds_and_pairs(model, config: ScalingConfig) -> dict | None:
+    """:func:`interp.studies.scaling_pairs.measure` on every shipped seed of the chosen sizes, plus the run's model
+    as one more size (one seed); ``None`` when ``pair_sizes == []`` or nothing is shipped."""
+    sizes = list(SIZES) if config.pair_sizes is None else list(config.pair_sizes)
+    models: dict = dict(seed_replicas(sizes)) if sizes else {}
+    if not models:
+        return None
+    extra = []
+    if config.include_run_model and model is not None:
+        models[model_label(model)] = {0: model}
+        extra.append(model_label(model))
+    pairs = PairsConfig(config.family, tuple(config.pair_tasks), config.pair_prompts, config.n_examples, config.seed)
+    return measure(models, pairs, extra=extra)

@@ -14,12 +14,14 @@ Per pair (family, task A, task B, third task), with the same seed (hence the sam
 
 Acceptance quantities (reported, never tuned), per pair:
 
-- ``best_layer``: per task, argmax over layers of mean P(correct); ``best_layer_margin`` its lead over the runner-up
-  layer and ``best_layer_clear`` whether that lead exceeds the 95% interval of the difference (1.96 × the root of
-  the summed squared s.e.m.s); a best layer that is not clear is a coin toss between layers;
+- ``best_layer``: per task, argmax of mean P(correct) over the layers that pass the self-patch control (per mode);
+  ``best_layer_margin`` its lead over the runner-up passing layer and ``best_layer_clear`` whether that lead exceeds
+  the 95% interval of the difference (1.96 × the root of the summed squared s.e.m.s); a best layer that is not clear
+  is a coin toss between layers;
 - ``recovery``: per task, patched candidate accuracy at its best layer ÷ ICL candidate accuracy (``None`` when the
   ICL accuracy is 0), reported beside ``chance`` (1 / number of candidate tasks);
-- at the *pair layer* (argmax over layers of the mean of the two tasks' P(correct) curves):
+- at the *pair layer* (argmax of the mean of the two tasks' P(correct) curves over the layers where both pass the
+  control; none when there is no such layer):
   ``spearman_rho``/``spearman_p`` of patched P(a_B) (mean over queries) against λ (negative when P(a_B) falls as
   the weight λ of task A rises), and ``crosses_half`` (P(a_B) − 0.5 changes sign between consecutive grid points,
   i.e. crosses 0.5 at some λ in (0, 1));
@@ -61,10 +63,19 @@ from interp.plots.composition import (
     projection_figure,
 )
 from interp.plots.style import family_task_color
-from interp.prompts import mixture_groups, zero_shot_prompts
+from interp.prompts import mixture_groups
 from interp.results import BestLayer, CosineMatrix, MixtureSweep, NullTest
 from interp.studies.common import metadata, write_outputs
-from interp.sweeps import CONTROL_TOLERANCE, SWEEP_MODES, best_layer, check_lambdas, check_sweep_mode, lambda_sweep
+from interp.sweeps import (
+    CONTROL_TOLERANCE,
+    QUERY_KINDS,
+    SWEEP_MODES,
+    best_layer,
+    check_lambdas,
+    check_sweep_mode,
+    lambda_sweep,
+    query_prompts,
+)
 from interp.tasks import get_family, resolve_tasks
 from interp.vectors import capture_groups, null_vectors
 
@@ -101,6 +112,7 @@ class TaskVectorsConfig:
     modes: list[str] = field(default_factory=lambda: list(DEFAULT_MODES))
     control_tolerance: float = CONTROL_TOLERANCE
     n_null: int = 100
+    queries: str = "zero_shot"
 
     @classmethod
     def quick(cls) -> TaskVectorsConfig:
@@ -142,6 +154,8 @@ class TaskVectorsConfig:
             )
         for m in self.modes:
             check_sweep_mode(m)
+        if self.queries not in QUERY_KINDS:
+            raise ValueError(f"queries: {self.queries!r} not supported; valid: {', '.join(QUERY_KINDS)}")
         tol = self.control_tolerance
         if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 <= tol <= 1:
             raise ValueError(f"control_tolerance: must be a number in [0, 1], got {tol!r}")
@@ -198,10 +212,15 @@ def best_layer_margin(r: BestLayer) -> tuple[float | None, bool]:
     ...               p_correct_sem=np.array([0.01, 0.01]))
     >>> m, clear = best_layer_margin(r); round(m, 3), clear
     (0.1, True)
+    >>> failing = BestLayer("f", "t", (0, 1), np.array([0.5, 0.9]), np.zeros(2), 0, 0, 1, 1, 10, 0,
+    ...                     control_accuracy=np.array([1.0, 0.0]), control_tolerance=0.05)
+    >>> failing.best, best_layer_margin(failing)  # layer 1 fails the control: no runner-up among passing layers
+    (0, (None, True))
     """
-    if len(r.layers) < 2:
-        return None, True
-    order = np.argsort(-r.p_correct, kind="stable")
+    ok = np.flatnonzero(r.passes)  # ranked among the layers that pass the self-patch control, as BestLayer.best
+    if len(ok) < 2:
+        return (None, True) if len(ok) == 1 else (None, False)
+    order = ok[np.argsort(-r.p_correct[ok], kind="stable")]
     best, second = int(order[0]), int(order[1])
     margin = float(r.p_correct[best] - r.p_correct[second])
     if r.p_correct_sem is None:
@@ -218,6 +237,8 @@ def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer
     """
     out: dict[str, Any] = {
         "mode": bests[0].mode,
+        "queries": bests[0].queries,
+        "n_distinct_queries": bests[0].n_distinct_queries,
         "pair_layer": layer,
         "control": {},
         "best_layer": {},
@@ -305,6 +326,7 @@ def run_pair(
         bests = [
             best_layer(
                 model, family, t, vectors[k], layers=layers, mode=mode, control_tolerance=config.control_tolerance,
+                queries=config.queries,
                 **kw,
             )
             for t, k in ((task_a, "a"), (task_b, "b"))
@@ -320,6 +342,7 @@ def run_pair(
             layers=layers,
             mode=mode,
             mixed_reference=True,
+            queries=config.queries,
             **kw,
         )
         per_mode[mode] = {"bests": bests, "sweep": sweep}
@@ -352,7 +375,14 @@ def run_pair(
         m["layer"] = pair_layer(m["bests"])
     null_layer = next((m["layer"] for m in per_mode.values() if m["layer"] is not None), None)
     nulls = decomposition_nulls(model, config, groups, acts, labels, layers, null_layer, (task_a, task_b, third))
-    queries = zero_shot_prompts(family, get_family(family).task_names, n_prompts=config.n_prompts, seed=config.seed)
+    queries = query_prompts(
+        family,
+        get_family(family).task_names,
+        config.queries,
+        n_prompts=config.n_prompts,
+        n_examples=config.n_examples,
+        seed=config.seed,
+    )
     modes = {}
     for mode, m in per_mode.items():
         accept = acceptance(m["bests"], m["sweep"], decomps, m["layer"])

@@ -78,3 +78,37 @@ def test_committed_numbers_load_as_results_and_plot():
     assert "\n" not in repr(points[0]) and "kl=Distribution(…)" in repr(points[0])
     assert [p.n_params for p in points] == sorted(p.n_params for p in points)
     assert len(scaling_figure(points, title="t").data) > 0
+
+
+def test_seeds_and_pairs_recompute_from_scoring_and_the_verdicts_follow_the_units(tmp_path, embedded_model):
+    """Issue 27: the scaling claim over seeds and pairs. Each unit's metrics recompute from scoring; the summary is
+    the mean over units; a verdict's sign follows the units it is made from."""
+    from interp.studies.scaling_pairs import PairsConfig, measure, pair_metrics, verdicts
+
+    out = run(embedded_model, ScalingConfig.quick(), tmp_path, progress=False)
+    pairs = json.loads((tmp_path / "scaling_pairs.json").read_text())
+    assert pairs == json.loads(json.dumps(out["numbers"]["seeds_and_pairs"])) or pairs["units"]
+    assert pairs["extra"] == ["embedded"] and "embedded" in pairs["summary"]
+    unit = next(u for u in pairs["units"] if u["size"] == "embedded")
+    cfg = PairsConfig("bias_add", ("add1", "add7", "add4"), 6, 16, 0)
+    again = pair_metrics(embedded_model, tuple(unit["pair"]), cfg)
+    for key, value in again.items():
+        assert unit[key] == pytest.approx(value, abs=1e-9), key
+    prompts = build_prompts("bias_add", unit["pair"], proportions=[0.5, 0.5], n_examples=16, n_prompts=6, seed=0)
+    p = score_answers(embedded_model, prompts).probs
+    share = p[:, 0] / p.sum(axis=1)
+    assert unit["commitment"] == pytest.approx(share.var()) and unit["preference"] == pytest.approx(
+        abs(share.mean() - 0.5)
+    )
+    xs = pairs["summary"]["xs"]
+    mine = [u for u in pairs["units"] if u["size"] == "xs"]
+    assert xs["kl"]["mean"] == pytest.approx(np.mean([u["kl"] for u in mine]))
+    assert xs["n_units"] == len(mine) == 3 * len(xs["seeds"])  # 3 pairs of three tasks, one unit per seed and pair
+    # verdicts: a metric that falls with size in every unit says so; one that rises does not
+    fake = [{"size": s, "seed": k, "pair": ["a", "b"], "kl": 3 - i, "tv": i, "hedging": 0, "preference": 0,
+             "commitment": 0} for k in (0, 1) for i, s in enumerate(("xs", "s", "m"))]  # fmt: skip
+    v = verdicts(fake, {"xs": 1, "s": 2, "m": 3}, ["xs", "s", "m"])
+    assert v["kl"]["falls_with_size_in_every_seed"] and v["kl"]["spearman_all_units"] == pytest.approx(-1)
+    assert not v["tv"]["falls_with_size_in_every_seed"] and v["tv"]["spearman_per_seed"] == {"0": 1.0, "1": 1.0}
+    with pytest.raises(ValueError, match="^tasks: need at least two distinct tasks"):
+        measure({}, PairsConfig(tasks=("add1",)))

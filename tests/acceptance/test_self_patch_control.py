@@ -116,3 +116,19 @@ def test_the_steering_null_accepts_the_built_direction_and_rejects_a_random_one(
     )
     fake = steering_null(model, queries, "pos1", noise, TASK_LAYER, mode="shift", n_random=10, seed=0)
     assert fake.p_value > 0.05
+
+
+def test_neutral_context_queries_are_distinct_prompts_and_report_how_many_queries(embedded_model):
+    """bias_add has ten distinct queries: a zero-shot mean rests on ten samples however many prompts are drawn; the
+    neutral context (random-answer examples) makes every prompt distinct and says how many queries there are."""
+    from interp.sweeps import query_prompts
+
+    zs = query_prompts("bias_add", ["add1", "add7"], "zero_shot", n_prompts=60, n_examples=8, seed=0)
+    neutral = query_prompts("bias_add", ["add1", "add7"], "neutral", n_prompts=60, n_examples=8, seed=0)
+    assert len({p.text for p in zs}) == 10 and len({p.text for p in neutral}) == 60
+    assert [p.query for p in zs] == [p.query for p in neutral] and all(p.n_examples == 8 for p in neutral)
+    v = task_vector(embedded_model, "bias_add", "add5", n_prompts=10, seed=1)
+    r = best_layer(embedded_model, "bias_add", "add5", v, n_prompts=30, mode="shift", queries="neutral", n_examples=8)
+    assert r.queries == "neutral" and r.n_distinct_queries == 10 and r.passes.all()
+    with pytest.raises(ValueError, match="^queries: 'some' not supported; valid: zero_shot, neutral"):
+        best_layer(embedded_model, "bias_add", "add5", v, n_prompts=2, queries="some")

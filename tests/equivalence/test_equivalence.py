@@ -9,6 +9,8 @@ tiny random model of every family in :mod:`interp.architectures` (Llama, Llama-3
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -146,7 +148,7 @@ def test_best_layer_and_lambda_sweep_equal_the_reference(embedded_model):
     ref_curve = reference.best_layer_curve(model, family, a, va.mean, layers, n_prompts=3, seed=2)
     np.testing.assert_allclose(best.p_correct, ref_curve, atol=TOL, rtol=RTOL)
     lambdas = [0.0, 0.4, 1.0]
-    for mode in ("replace", "add"):
+    for mode in ("replace", "add", "shift"):
         sweep = lambda_sweep(
             model, family, a, b, va, vb, lambdas=lambdas, n_prompts=3, seed=2, mode=mode, mixed_reference=False
         )
@@ -154,3 +156,34 @@ def test_best_layer_and_lambda_sweep_equal_the_reference(embedded_model):
             model, family, a, b, va.mean, vb.mean, lambdas, layers, n_prompts=3, seed=2, mode=mode
         )
         np.testing.assert_allclose(sweep.probs, ref, atol=TOL, rtol=RTOL)
+
+
+def test_cells_on_a_sliding_window_model_past_its_window_equal_the_reference(tmp_path):
+    """Review finding: cells at the last token took the shared-prefix route (TransformerLens's key-value cache) on
+    a sliding-window model, which that cache does not reproduce past the window (0.49 nats off)."""
+    from interp.engines import score
+
+    d = tmp_path / "mistral"
+    build_dir(FAMILIES["mistral"], d)
+    model = load_model(str(d), device="cpu")
+    prompts = build_prompts("operands", ["copy_first", "sum"], n_examples=5, n_prompts=2, seed=1)
+    assert min(len(encode(model.tokenizer, p.text)) for p in prompts) > 16  # longer than the window of 16
+    cells = [Intervention(0, "replace", torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(5)))]
+    texts, answers = [p.text for p in prompts], [list(p.answers) for p in prompts]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="answers: .* merge")  # merged answers: unpatched in both
+        got = score(model, texts, answers, cells)
+    assert got.route == "per_cell"
+    np.testing.assert_allclose(got.log_probs[0], reference.answer_log_probs(model, prompts, cells), atol=TOL, rtol=RTOL)
+
+
+def test_a_fixed_position_beyond_a_prompt_is_refused_before_any_forward_pass(embedded_model, monkeypatch):
+    import interp.engines.kv_cache as kv_cache
+    from interp.engines import score
+
+    monkeypatch.setattr(kv_cache, "forward_resid", lambda *a, **k: pytest.fail("a forward pass ran"))
+    prompts = build_prompts("bias_add", ["add1", "add7"], n_examples=2, n_prompts=2, seed=0)
+    n = min(len(encode(embedded_model.tokenizer, p.text)) for p in prompts)
+    iv = Intervention(0, "add", torch.zeros(embedded_model.cfg.d_model), position=n)
+    with pytest.raises(ValueError, match=rf"^interventions\[0\]: position {n} lies beyond prompt"):
+        score(embedded_model, [p.text for p in prompts], [list(p.answers) for p in prompts], [iv])

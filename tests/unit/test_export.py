@@ -153,3 +153,36 @@ def test_pngs_in_background_report_a_png_that_could_not_be_made(tmp_path, monkey
     with export.pngs_in_background():
         paths = export.write_figure(go.Figure(go.Scatter(x=[0], y=[1])), tmp_path / "s" / "f")
     assert paths["png"] is None and not (tmp_path / "s" / "f.png").exists()
+
+
+def test_an_error_in_the_block_drops_queued_pngs_and_their_stale_files(tmp_path, monkeypatch, png_on):
+    """Review finding: PNGs queued when the block fails were cancelled but their old files (previous numbers) stayed
+    beside the new HTML; and no new browser may start once the block is aborted."""
+    import threading
+
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow_png(fig, *, width, height):
+        started.set()
+        release.wait(10)
+        return None  # the renderer was closed under it: no image
+
+    monkeypatch.setattr(export, "figure_png_bytes", slow_png)
+    (tmp_path / "s").mkdir()
+    for i in range(3):
+        (tmp_path / "s" / f"f{i}.png").write_bytes(b"old numbers")
+    with pytest.raises(RuntimeError, match="study failed"), export.pngs_in_background():
+        for i in range(3):
+            export.write_figure(go.Figure(go.Scatter(x=[0], y=[i])), tmp_path / "s" / f"f{i}")
+        started.wait(10)
+        threading.Timer(0.2, release.set).start()
+        raise RuntimeError("study failed")
+    assert not list((tmp_path / "s").glob("*.png"))  # neither the drawn-and-failed one nor the cancelled ones
+    assert png.render_png("{}", width=10, height=10, scale=1) is None  # aborted: no new browser starts
+
+
+def test_a_bad_timeout_setting_is_refused_before_any_study(monkeypatch, png_on):
+    monkeypatch.setenv(png.TIMEOUT_ENV, "soon")
+    with pytest.raises(ValueError, match=f"^{png.TIMEOUT_ENV}='soon'"):
+        png.png_preflight()
