@@ -86,11 +86,11 @@ def scaling_figure(points: Sequence[ScalingPoint], *, title: str) -> go.Figure:
 
 #: Panels of :func:`scaling_pairs_figure`: metric key and axis title.
 PAIR_PANELS = (
-    ("kl", "KL(t ‖ p), 50/50 pairs (nats)"),
-    ("tv", "total variation to (½, ½, 0)"),
-    ("hedging", "P(other): hedging"),
-    ("preference", "|mean share of A − ½|: fixed preference"),
-    ("commitment", "variance of A's share: per-prompt commitment"),
+    ("kl", "KL(t ‖ p) (nats)"),
+    ("tv", "total variation"),
+    ("hedging", "hedging: P(other)"),
+    ("preference", "preference: |mean share − ½|"),
+    ("commitment", "commitment: var(share)"),
 )
 SEED_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e")
 

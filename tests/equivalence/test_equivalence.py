@@ -69,6 +69,7 @@ def test_scoring_equals_the_reference(kind, include_newline):
     np.testing.assert_allclose(got, ref, atol=TOL, rtol=RTOL)
 
 
+@pytest.mark.filterwarnings("ignore:answers: .* merge")  # merged answers are unpatched in both: said, not tested
 def test_patched_cells_equal_the_reference(kind):
     model, family, tasks = kind
     zs = short_queries(model, family, tasks)
@@ -187,3 +188,12 @@ def test_a_fixed_position_beyond_a_prompt_is_refused_before_any_forward_pass(emb
     iv = Intervention(0, "add", torch.zeros(embedded_model.cfg.d_model), position=n)
     with pytest.raises(ValueError, match=rf"^interventions\[0\]: position {n} lies beyond prompt"):
         score(embedded_model, [p.text for p in prompts], [list(p.answers) for p in prompts], [iv])
+
+
+def test_interventions_on_merged_answers_are_said_not_silently_dropped(tiny_gpt2_model):
+    from interp.engines import score
+
+    texts, answers = ["\nv12="], [["=12", "13"]]  # "==" is one GPT-2 token: the first answer merges
+    iv = Intervention(0, "add", torch.ones(tiny_gpt2_model.cfg.d_model))
+    with pytest.warns(UserWarning, match="1 answers merge their first token"):
+        score(tiny_gpt2_model, texts, answers, [iv])
