@@ -255,7 +255,7 @@ def test_check_fits_ignores_the_last_answer_token(char_tokenizer):
         score_answers(model_with(fed - 1), prompts, include_newline=True)
 
 
-@pytest.mark.filterwarnings("ignore:answers: .* merge")  # the warning itself is the engines' (tested there)
+@pytest.mark.filterwarnings("ignore:.*merge their first token")  # the warning itself is the engines' (tested there)
 def test_merged_answers_under_per_cell_interventions_equal_plain_scoring(tiny_gpt2_model):
     """Interventions run as prompt-pass hooks on the per-cell route (answers then run from the cache without them):
     an intervention that changes nothing gives the plain scores, also for answers merged into the prompt's last
