@@ -69,7 +69,7 @@ def test_scoring_equals_the_reference(kind, include_newline):
     np.testing.assert_allclose(got, ref, atol=TOL, rtol=RTOL)
 
 
-@pytest.mark.filterwarnings("ignore:.*merge their first token")  # merged answers are unpatched in both: said, not tested
+@pytest.mark.filterwarnings("ignore:.*merge their first token")  # unpatched in both: said, not tested
 def test_patched_cells_equal_the_reference(kind):
     model, family, tasks = kind
     zs = short_queries(model, family, tasks)
