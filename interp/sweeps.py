@@ -32,7 +32,7 @@ import torch
 
 from interp.capture import capture_resid, token_ids
 from interp.decomposition import METHODS, decompose
-from interp.engines import score
+from interp.engines import Cell, score
 from interp.engines.plan import resolve_positions
 from interp.hooks import check_hook, check_layer, check_layers
 from interp.interventions import Intervention
@@ -80,13 +80,14 @@ def last_positions(model, prompts: Sequence[Prompt], positions: Sequence[int] | 
 def score_cells(
     model,
     prompts: Sequence[Prompt],
-    interventions: Sequence[Intervention],
+    interventions: Sequence[Cell],
     *,
     positions: Sequence[int] | None = None,
     batch_size: int = 32,
     include_newline: bool = False,
 ) -> np.ndarray:
-    """log-probs ``Float[ndarray, "cell prompt task"]``: every prompt scored once per intervention (a *cell*).
+    """log-probs ``Float[ndarray, "cell prompt task"]``: every prompt scored once per cell (an intervention, or a
+    tuple of them applied together: e.g. :func:`injected_together` puts one vector in at several layers at once).
 
     An intervention with ``position=None`` acts at ``positions[i]`` of prompt ``i`` (default: its last token).
     :func:`interp.engines.score` picks the route (the shared-prefix engine where answers are one token right after
@@ -104,7 +105,7 @@ def score_cells(
 def patched_scores(
     model,
     prompts: Sequence[Prompt],
-    vector: TaskVector | Intervention,
+    vector: TaskVector | Intervention | Sequence[Intervention],
     layer: int | None = None,
     *,
     mode: str = "replace",
@@ -113,14 +114,17 @@ def patched_scores(
     include_newline: bool = False,
 ) -> AnswerScores:
     """Answer scores with ``vector`` patched at ``layer`` at each prompt's last token (or ``positions``); or with
-    an :class:`~interp.interventions.Intervention` (its own layer, mode and hook).
+    an :class:`~interp.interventions.Intervention` (its own layer, mode and hook), or a list of them applied together.
 
     ``prompts`` are normally zero-shot queries (:func:`interp.prompts.zero_shot_prompts`). Refuses a vector
     from another model or weight processing; everything is validated before any forward pass.
     """
     if not prompts:
         raise ValueError("prompts: need at least one prompt")
-    iv = as_intervention(model, vector, layer, mode=mode, name="vector")
+    if isinstance(vector, list | tuple):  # several interventions applied together (one cell)
+        iv = tuple(as_intervention(model, v, None, name=f"vector[{i}]") for i, v in enumerate(vector))
+    else:
+        iv = as_intervention(model, vector, layer, mode=mode, name="vector")
     logp = score_cells(
         model, prompts, [iv], positions=positions, batch_size=batch_size, include_newline=include_newline
     )[0]
@@ -187,6 +191,14 @@ def vector_cells(
         )
         for i, la in enumerate(layers)
     ]
+
+
+def injected_together(
+    model, vector: TaskVector, layers: Sequence[int], mode: str, means: torch.Tensor | None = None
+) -> tuple[Intervention, ...]:
+    """One cell that puts ``vector`` in at every layer of ``layers`` in the same pass (multi-layer injection; ``means``
+    as in :func:`vector_cells`)."""
+    return tuple(vector_cells(model, vector, layers, mode, means))
 
 
 def _mean_p_and_accuracy(logp: np.ndarray, k: int) -> tuple[float, float]:

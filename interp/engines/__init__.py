@@ -50,6 +50,25 @@ from interp.models import tokenizer_of
 from interp.tokenization import pad_id
 
 ROUTES = ("packed", "kv_cache", "full_rows", "shared_prefix", "per_cell")
+#: A cell: one intervention, or several applied together in the same pass (e.g. a vector injected at several layers).
+Cell = Intervention | tuple[Intervention, ...]
+
+
+def as_cells(model, interventions: Sequence[Cell] | None) -> list[tuple[Intervention, ...]]:
+    """Every cell as a tuple of interventions, each checked against ``model``; two interventions of one cell may not
+    act on the same hook point and position."""
+    cells = []
+    for i, cell in enumerate(interventions or ()):
+        group = (cell,) if isinstance(cell, Intervention) else tuple(cell)
+        if not group:
+            raise ValueError(f"interventions[{i}]: an empty cell; give an Intervention or a non-empty tuple of them")
+        for j, iv in enumerate(group):
+            check_intervention(model, iv, f"interventions[{i}]" + (f"[{j}]" if len(group) > 1 else ""))
+        places = [(iv.hook_name, iv.position) for iv in group]
+        if len(set(places)) != len(places):
+            raise ValueError(f"interventions[{i}]: two interventions act on the same hook point and position")
+        cells.append(group)
+    return cells
 
 
 @dataclass(frozen=True)
@@ -66,13 +85,14 @@ class Scored:
     route: str
 
 
-def choose_route(model, cands, interventions: Sequence[Intervention], positions: Sequence[int]) -> str:
-    """The route :func:`score` takes (see the module's table)."""
-    if not interventions:
+def choose_route(model, cands, cells: Sequence[tuple[Intervention, ...]], positions: Sequence[int]) -> str:
+    """The route :func:`score` takes (see the module's table); ``cells`` as :func:`as_cells` returns them."""
+    if not cells:
         if attached_hooks(model) == 0 and absolute_positions(model):
             return "packed"
         return "kv_cache" if cache_exact(model) else "full_rows"
-    at_last = all(iv.position is None and iv.hook in ("resid_pre", "resid_post") for iv in interventions)
+    single = all(len(c) == 1 for c in cells)
+    at_last = single and all(c[0].position is None and c[0].hook in ("resid_pre", "resid_post") for c in cells)
     if at_last and cache_exact(model) and shared_prefix_plan(cands, positions) is not None:
         return "shared_prefix"  # cache_exact: no sliding window, no hook of the caller
     return "per_cell"
@@ -82,7 +102,7 @@ def score(
     model,
     prompt_texts: Sequence[str],
     answers: Sequence[Sequence[str]],
-    interventions: Sequence[Intervention] | None = None,
+    interventions: Sequence[Cell] | None = None,
     *,
     positions: Sequence[int] | None = None,
     batch_size: int = 32,
@@ -91,8 +111,9 @@ def score(
     """log P(``answers[i][k]`` | ``prompt_texts[i]``) for every prompt and candidate, once per intervention.
 
     Args:
-        interventions: cells; an intervention with ``position=None`` acts at ``positions[i]`` of prompt ``i``
-            (default its last token). ``None``: the model as it is (one cell).
+        interventions: cells, each an Intervention or a tuple of them applied together (:data:`Cell`); an
+            intervention with ``position=None`` acts at ``positions[i]`` of prompt ``i`` (default its last token).
+            ``None``: the model as it is (one cell).
         positions: per-prompt token positions (``None``: each prompt's last token; negatives count from the end).
         batch_size: prompts per forward pass.
         across_prompts: prompts with identical tokens run once (only where nothing acts per prompt).
@@ -101,16 +122,14 @@ def score(
     not fit the model, a position outside its prompt.
     """
     check_batch_size(batch_size)
-    cells = list(interventions or ())
-    for i, iv in enumerate(cells):
-        check_intervention(model, iv, f"interventions[{i}]")
+    cells = as_cells(model, interventions)
     tok = tokenizer_of(model)
     cands = candidates_batch(tok, list(prompt_texts), [list(a) for a in answers])
     check_fits(model, [c.n_fed for group in cands for c in group])
     merged = np.array([[c.merged for c in group] for group in cands], dtype=bool)
     lengths = [g[0].prompt_len for g in cands]
     pos = resolve_positions(lengths, positions)
-    for i, iv in enumerate(cells):
+    for i, iv in ((i, iv) for i, cell in enumerate(cells) for iv in cell):
         if iv.position is not None and iv.position >= min(lengths):
             short = lengths.index(min(lengths))
             raise ValueError(
@@ -131,7 +150,7 @@ def score(
         lp, ok = run(model, plan, pad=pad, batch_size=batch_size)
         return Scored(lp[None], ok[None], merged, route)
     if route == "shared_prefix":
-        lp = run_shared_prefix(model, shared_prefix_plan(cands, pos), cells, batch_size=batch_size)
+        lp = run_shared_prefix(model, shared_prefix_plan(cands, pos), [c[0] for c in cells], batch_size=batch_size)
         return Scored(lp, None, merged, route)
     n = len(cands)
     plan = plan_scoring(cands * len(cells), shared_prefix=cache_exact(model))
@@ -141,20 +160,25 @@ def score(
     return Scored(lp.reshape(len(cells), n, k), ok.reshape(len(cells), n, k), merged, route)
 
 
-def _per_cell_hooks(cells: Sequence[Intervention], n: int, pos: Sequence[int]) -> Callable:
+def _per_cell_hooks(cells: Sequence[tuple[Intervention, ...]], n: int, pos: Sequence[int]) -> Callable:
     """Prompt-pass hooks for prompts replicated per cell (row ``cell * n + prompt``): one hook per hook point
-    present in the batch, each patching only its rows, at the cell's own position or the prompt's."""
-    point_of = np.array([iv.hook_name for iv in cells])
-    own = [iv.position for iv in cells]
+    present in the batch, each patching only its rows, at each intervention's own position or the prompt's; a cell of
+    several interventions patches its rows at each of their hook points."""
+    flat = [iv for cell in cells for iv in cell]
+    members = [[sum(len(c) for c in cells[:i]) + j for j in range(len(cell))] for i, cell in enumerate(cells)]
 
     def prompt_hooks(idx: list[int]) -> list[tuple[str, Callable]]:
-        idx_t = torch.tensor(idx)
-        cell, prompt = idx_t // n, idx_t % n
+        by_point: dict[str, list[tuple[int, int, int]]] = {}  # hook point -> (batch row, flat index, column)
+        for row, i in enumerate(idx):
+            cell, prompt = divmod(i, n)
+            for f in members[cell]:
+                iv = flat[f]
+                col = pos[prompt] if iv.position is None else iv.position
+                by_point.setdefault(iv.hook_name, []).append((row, f, col))
         out = []
-        for point in sorted(set(point_of[cell.numpy()].tolist())):
-            sel = torch.nonzero(torch.from_numpy(point_of[cell.numpy()] == point)).flatten()
-            cols = [pos[int(prompt[s])] if own[int(cell[s])] is None else own[int(cell[s])] for s in sel.tolist()]
-            out.append((point, intervention_hook(cells, cell[sel], sel, torch.tensor(cols, dtype=torch.long))))
+        for point, entries in sorted(by_point.items()):
+            rows, which, cols = (torch.tensor(x, dtype=torch.long) for x in zip(*entries, strict=True))
+            out.append((point, intervention_hook(flat, which, rows, cols)))
         return out
 
     return prompt_hooks

@@ -197,3 +197,31 @@ def test_interventions_on_merged_answers_are_said_not_silently_dropped(tiny_gpt2
     iv = Intervention(0, "add", torch.ones(tiny_gpt2_model.cfg.d_model))
     with pytest.warns(UserWarning, match="1 answers merge their first token"):
         score(tiny_gpt2_model, texts, answers, [iv])
+
+
+@pytest.mark.parametrize("kind_name", ["tiny_char", "gpt2_arch"])
+def test_several_interventions_in_one_cell_equal_the_reference(kind_name, tiny_char_model, gpt2_small_dir):
+    """Multi-layer injection (issue 27): a cell of interventions at several layers and hook points, applied in one
+    pass, equals the reference with all of them attached; with the other cells of the batch left alone."""
+    from interp.sweeps import injected_together, patched_scores, score_cells
+
+    model = tiny_char_model if kind_name == "tiny_char" else load_model(str(gpt2_small_dir), device="cpu")
+    family, tasks = ("bias_add", ("add1", "add7")) if kind_name == "tiny_char" else ("operands", ("copy_first", "sum"))
+    zs = zero_shot_prompts(family, list(tasks), n_prompts=3, seed=2)
+    g = torch.Generator().manual_seed(8)
+    d = model.cfg.d_model
+    pair = (Intervention(0, "add", torch.randn(d, generator=g)), Intervention(1, "replace", torch.randn(d, generator=g),
+            hook="resid_pre"))  # fmt: skip
+    single = Intervention(1, "add", torch.randn(d, generator=g))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*merge their first token")
+        got = score_cells(model, zs, [pair, single], batch_size=2)
+        together = patched_scores(model, zs, list(pair)).log_probs
+    np.testing.assert_allclose(got[0], reference.answer_log_probs(model, zs, list(pair)), atol=TOL, rtol=RTOL)
+    np.testing.assert_allclose(got[1], reference.answer_log_probs(model, zs, [single]), atol=TOL, rtol=RTOL)
+    np.testing.assert_allclose(together, got[0], atol=TOL, rtol=RTOL)
+    v = task_vector(model, family, tasks[0], n_prompts=2, n_examples=3, seed=1)
+    cell = injected_together(model, v, [0, 1], "add")
+    assert [iv.layer for iv in cell] == [0, 1] and all(iv.mode == "add" for iv in cell)
+    with pytest.raises(ValueError, match=r"^interventions\[0\]: two interventions act on the same hook point"):
+        score_cells(model, zs, [(single, single)])
