@@ -187,9 +187,8 @@ def ablation_null(
     randoms = [torch.randn(residual.shape[0], generator=g, dtype=torch.float64) for _ in range(n_random)]
     cells = [Intervention(layer, "add", -residual.float(), hook=hook, label="−residual")]
     cells += [Intervention(layer, "add", (-norm * u / u.norm()).float(), hook=hook, label="−random") for u in randoms]
-    nothing = Intervention(layer, "add", torch.zeros_like(residual).float(), hook=hook)
-    base = score_cells(model, mixed_prompts, [nothing], batch_size=batch_size)[0]
-    logp = score_cells(model, mixed_prompts, cells, batch_size=batch_size)
+    nothing = Intervention(layer, "add", torch.zeros_like(residual).float(), hook=hook)  # the unpatched baseline
+    base, *logp = score_cells(model, mixed_prompts, [nothing, *cells], batch_size=batch_size)
     effects = [_mean_abs_change(base, lp) for lp in logp]
     observed = float(effects[0].mean())
     null = np.array([float(e.mean()) for e in effects[1:]])
@@ -233,9 +232,8 @@ def steering_null(
         else:
             v = norm * u / u.norm()
         randoms.append(Intervention(layer, real.mode, v.float(), hook=real.hook, label="random"))
-    nothing = Intervention(layer, "add", torch.zeros_like(real.vector), hook=real.hook)
-    base = score_cells(model, queries, [nothing], batch_size=batch_size)[0]
-    logp = score_cells(model, queries, [real, *randoms], batch_size=batch_size)
+    nothing = Intervention(layer, "add", torch.zeros_like(real.vector), hook=real.hook)  # the unpatched baseline
+    base, *logp = score_cells(model, queries, [nothing, real, *randoms], batch_size=batch_size)
     rise = [np.exp(lp[:, k]) - np.exp(base[:, k]) for lp in logp]
     observed = float(rise[0].mean())
     null = np.array([float(r.mean()) for r in rise[1:]])

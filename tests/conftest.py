@@ -97,3 +97,24 @@ def real_gpt2():
 @pytest.fixture(scope="session")
 def embedded_model():
     return load_model("embedded", device="cpu")
+
+
+def _png_switched(monkeypatch, value: str):
+    import interp.png as png
+
+    monkeypatch.setenv(png.SWITCH_ENV, value)
+    png.reset_png_state()
+    yield
+    png.reset_png_state()
+
+
+@pytest.fixture
+def png_on(monkeypatch):
+    """PNG export on as far as :mod:`interp.png` knows (state reset before and after)."""
+    yield from _png_switched(monkeypatch, "1")
+
+
+@pytest.fixture
+def png_off(monkeypatch):
+    """PNG export off, as on a machine without a browser (that machine itself: tests/acceptance/test_png.py)."""
+    yield from _png_switched(monkeypatch, "0")

@@ -200,15 +200,7 @@ def test_browser_path_that_is_not_a_program_is_named(monkeypatch, tmp_path):
     assert path is None and why == f"BROWSER_PATH={str(tmp_path / 'nothing-here')!r} is not an executable file"
 
 
-@pytest.fixture
-def fresh_png_state(monkeypatch):
-    monkeypatch.setenv(png.SWITCH_ENV, "1")
-    png.reset_png_state()
-    yield
-    png.reset_png_state()
-
-
-def test_in_a_library_call_a_failing_browser_warns_once_and_leaves_no_stale_png(tmp_path, monkeypatch, fresh_png_state):
+def test_in_a_library_call_a_failing_browser_warns_once_and_leaves_no_stale_png(tmp_path, monkeypatch, png_on):
     monkeypatch.setenv("BROWSER_PATH", fake_browser(tmp_path, "browser", "exit 1"))
     base = tmp_path / "study" / "fig"
     base.parent.mkdir()
@@ -224,7 +216,7 @@ def test_in_a_library_call_a_failing_browser_warns_once_and_leaves_no_stale_png(
     assert png.warm_png_export() is False  # off for the rest of the process: nothing to warm
 
 
-def test_switched_off_png_export_never_looks_for_a_browser(monkeypatch, fresh_png_state):
+def test_switched_off_png_export_never_looks_for_a_browser(monkeypatch, png_on):
     monkeypatch.setenv(png.SWITCH_ENV, "0")
     monkeypatch.setattr(png, "find_browser", lambda: pytest.fail("looked for a browser"))
     assert png.png_preflight() == png.png_status() and f"{png.SWITCH_ENV}=0" in png.png_status()

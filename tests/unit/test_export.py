@@ -31,24 +31,6 @@ def test_written_files_honour_the_umask(tmp_path, umask):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
 
 
-@pytest.fixture
-def png_off(monkeypatch):
-    """PNG export off, as on a machine without a browser (the test of that machine is tests/test_png.py)."""
-    monkeypatch.setenv(png.SWITCH_ENV, "0")
-    png.reset_png_state()
-    yield
-    png.reset_png_state()
-
-
-@pytest.fixture
-def png_on(monkeypatch):
-    """PNG export on as far as :mod:`interp.png` knows (the tests replace the drawing itself)."""
-    monkeypatch.setenv(png.SWITCH_ENV, "1")
-    png.reset_png_state()
-    yield
-    png.reset_png_state()
-
-
 def test_unchanged_figure_keeps_its_html_and_png(tmp_path, png_off):
     """A rerun that changes nothing (up to float noise) rewrites nothing: git sees no change."""
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0.1234567891234, 0.5]))
