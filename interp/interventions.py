@@ -43,6 +43,9 @@ import torch
 from interp.hooks import check_hook, check_layer, hook_name
 
 MODES = ("replace", "add", "steer", "subspace", "ablate")
+#: The hook of a head's output before W_O (``blocks.L.attn.hook_z``, ``[batch, pos, head, d_head]``): an
+#: intervention there names its ``head`` and has a ``d_head`` vector (mean-ablating or patching one head).
+HEAD_HOOK = "z"
 #: Modes whose effect does not depend on the residual it replaces (so one row serves every prompt).
 CONSTANT_MODES = ("replace", "ablate")
 
@@ -78,10 +81,16 @@ class Intervention:
     hook: str = "resid_post"
     position: int | None = None
     label: str = "v"
+    head: int | None = None
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
-        check_hook(self.hook)
+        if self.hook != HEAD_HOOK:
+            check_hook(self.hook)
+        if (self.head is not None) != (self.hook == HEAD_HOOK):
+            raise ValueError(f"head: needed by hook {HEAD_HOOK!r} (a head's output) and by no residual hook point")
+        if self.head is not None and (isinstance(self.head, bool) or not isinstance(self.head, int) or self.head < 0):
+            raise ValueError(f"head: must be an integer >= 0, got {self.head!r}")
         if isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 0:
             raise ValueError(f"layer: must be an integer >= 0, got {self.layer!r}")
         if not isinstance(self.vector, torch.Tensor) or self.vector.ndim != 1:
@@ -109,12 +118,13 @@ class Intervention:
             )
 
     @property
-    def d_model(self) -> int:
+    def width(self) -> int:
+        """Length of the vector: ``d_model`` on the residual stream, ``d_head`` on a head's output (``hook="z"``)."""
         return int(self.vector.shape[0])
 
     @property
     def hook_name(self) -> str:
-        return hook_name(self.layer, self.hook)
+        return f"blocks.{self.layer}.attn.hook_z" if self.hook == HEAD_HOOK else hook_name(self.layer, self.hook)
 
     @property
     def constant(self) -> bool:
@@ -137,7 +147,7 @@ class Intervention:
         same_basis = (self.basis is None and other.basis is None) or (
             self.basis is not None and other.basis is not None and torch.equal(self.basis, other.basis)
         )
-        fields = ("layer", "mode", "alpha", "hook", "position", "label")
+        fields = ("layer", "mode", "alpha", "hook", "position", "label", "head")
         return (
             all(getattr(self, f) == getattr(other, f) for f in fields)
             and torch.equal(self.vector, other.vector)
@@ -147,7 +157,8 @@ class Intervention:
     __hash__ = None  # tensors inside: compared by value, not hashable
 
     def __repr__(self) -> str:
-        where = f"{self.hook_name}[{'last' if self.position is None else self.position}]"
+        head = "" if self.head is None else f", head {self.head}"
+        where = f"{self.hook_name}[{'last' if self.position is None else self.position}{head}]"
         what = {
             "replace": f"replace with {self.label}",
             "ablate": f"mean-ablate to {self.label}",
@@ -168,6 +179,7 @@ class Intervention:
             "hook": self.hook,
             "position": self.position,
             "label": self.label,
+            "head": self.head,
         }
 
     @classmethod
@@ -182,6 +194,7 @@ class Intervention:
             hook=str(d.get("hook", "resid_post")),
             position=d.get("position"),
             label=str(d.get("label", "v")),
+            head=d.get("head"),
         )
 
 
@@ -284,8 +297,14 @@ def check_intervention(model, iv: Intervention, name: str = "intervention") -> I
     if not isinstance(iv, Intervention):
         raise ValueError(f"{name}: expected an Intervention, got {type(iv).__name__}")
     check_layer(model, iv.layer, f"{name}.layer")
-    if iv.d_model != model.cfg.d_model:
-        raise ValueError(f"{name}: vector of width {iv.d_model}, the model's d_model is {model.cfg.d_model}")
+    if iv.head is not None:
+        if iv.head >= model.cfg.n_heads:
+            raise ValueError(f"{name}: head {iv.head} out of range; valid: 0..{model.cfg.n_heads - 1}")
+        if iv.width != model.cfg.d_head:
+            raise ValueError(f"{name}: vector of width {iv.width}, a head's output (z) has d_head {model.cfg.d_head}")
+        return iv
+    if iv.width != model.cfg.d_model:
+        raise ValueError(f"{name}: vector of width {iv.width}, the model's d_model is {model.cfg.d_model}")
     return iv
 
 
@@ -311,7 +330,12 @@ def intervention_hook(
         if which is not None and which.shape[0] != r.shape[0]:
             raise ValueError(f"which: {which.shape[0]} entries for {r.shape[0]} patched rows")
         act = act.clone()
-        act[r, c] = apply_rowwise(interventions, which, act[r, c])
+        if interventions[0].head is None:
+            act[r, c] = apply_rowwise(interventions, which, act[r, c])
+        else:  # a head's output z: [batch, pos, head, d_head]; each row's own head
+            heads = torch.tensor([iv.head for iv in interventions], device=act.device)
+            h = heads[0].expand(r.shape[0]) if which is None else heads[which.to(act.device)]
+            act[r, c, h] = apply_rowwise(interventions, which, act[r, c, h])
         return act
 
     return fn

@@ -57,7 +57,10 @@ def intervention_hooks(interventions: Sequence[Intervention], query: int) -> lis
 
         def fn(act, hook):
             act = act.clone()
-            act[:, pos] = iv.apply(act[:, pos])
+            if iv.head is None:
+                act[:, pos] = iv.apply(act[:, pos])
+            else:  # a head's output z: [batch, pos, head, d_head]
+                act[:, pos, iv.head] = iv.apply(act[:, pos, iv.head])
             return act
 
         return (iv.hook_name, fn)

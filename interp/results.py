@@ -780,3 +780,31 @@ class NullTest(Result):
     def null_q95(self) -> float:
         """The null's 95th percentile: the statistic must exceed it for p < 0.05 (up to the +1 correction)."""
         return float(np.quantile(self.null, 0.95))
+
+
+@result
+class HeadMap(Result):
+    """A per-head measurement (:mod:`interp.heads`): ``mean`` ``Float[ndarray, "layer head"]`` over ``n_prompts``
+    prompts and its 95% bootstrap interval ``ci95`` ``Float[ndarray, "layer head 2"]``, for ``task`` of ``family``;
+    ``measure`` names it (e.g. ``"causal indirect effect"``)."""
+
+    measure: str
+    family: str
+    task: str
+    layers: tuple[int, ...]
+    mean: np.ndarray
+    ci95: np.ndarray
+    n_prompts: int
+    seed: int
+
+    _dims: ClassVar = {"mean": ("layers", "head"), "ci95": ("layers", "head", "bound")}
+
+    def top(self, k: int = 3) -> list[tuple[int, int]]:
+        """The ``k`` heads ``(layer, head)`` with the largest mean, largest first (ties: the earliest)."""
+        flat = np.argsort(-self.mean.ravel(), kind="stable")[:k]
+        n_heads = self.mean.shape[1]
+        return [(self.layers[int(i) // n_heads], int(i) % n_heads) for i in flat]
+
+    def clear_of_zero(self) -> np.ndarray:
+        """``Bool[ndarray, "layer head"]``: heads whose 95% interval excludes 0."""
+        return (self.ci95[..., 0] > 0) | (self.ci95[..., 1] < 0)

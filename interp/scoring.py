@@ -18,7 +18,9 @@ checks the prompts, warns where a model's numbers are unreliable, reuses scores 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 
@@ -29,6 +31,19 @@ from interp.models import trained_examples
 from interp.prompts import Prompt
 from interp.remember import scores_memo
 from interp.results import AnswerScores
+
+
+@contextmanager
+def family_candidates(model, prompts: Sequence[Prompt], task: str) -> Iterator[None]:
+    """For measurements whose candidates are every task of the family by design (best layer, head effects): inside,
+    a hand-built model's "not built for" warning is raised once, for ``task`` only, not for every candidate."""
+    if getattr(model, "interp_construction", None) is not None and prompts:
+        p = prompts[0]
+        warn_untrained(model, [replace(p, tasks=(task,), answers=(p.answer(task),))])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="prompts: this hand-built model was built for")
+        yield
+
 
 #: ``Prompt.family`` of the prompts :func:`score_texts` makes from plain strings.
 TEXTS_FAMILY = "texts"

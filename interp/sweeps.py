@@ -23,9 +23,7 @@ Results are :mod:`interp.results` values.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -40,7 +38,7 @@ from interp.metrics import candidate_accuracy, mean_and_sem
 from interp.patching import as_intervention, check_vector_for_model
 from interp.prompts import Prompt, build_prompts, check_simplex, random_answer_prompts, zero_shot_prompts
 from interp.results import BestLayer, MixtureSweep, ProportionSweep
-from interp.scoring import AnswerScores, score_answers, warn_untrained
+from interp.scoring import AnswerScores, family_candidates, score_answers, warn_untrained
 from interp.tasks import get_family, resolve_tasks
 from interp.vectors import TaskVector, check_compatible, convex, task_vector, warn_if_other_task
 
@@ -253,10 +251,7 @@ def best_layer(
     icl = build_prompts(
         fam, tasks, counts=[n_examples if t == task else 0 for t in tasks], n_prompts=n_prompts, seed=seed
     )
-    if getattr(model, "interp_construction", None) is not None:  # a hand-built model: is `task` one it computes?
-        warn_untrained(model, [replace(zs[0], tasks=(task,), answers=(zs[0].answer(task),))])
-    with warnings.catch_warnings():  # every task of the family is a candidate by design; only `task` is asked about
-        warnings.filterwarnings("ignore", message="prompts: this hand-built model was built for")
+    with family_candidates(model, zs, task):  # every task of the family is a candidate by design
         means = target_means(model, zs, layers, vector.hook, batch_size) if mode == "shift" else None
         logp = score_cells(model, zs, vector_cells(model, vector, layers, mode, means), batch_size=batch_size)
         zs_p, zs_acc = _mean_p_and_accuracy(score_answers(model, zs, batch_size=batch_size).log_probs, k)

@@ -6,8 +6,8 @@ by name on one model; :mod:`interp.studies.table` is the figure-less table study
 
 >>> from interp.studies import STUDIES
 >>> sorted(STUDIES)
-['construction', 'generation_collapse', 'mixture_sweep', 'scaling', 'superposition_bars', 'task_vectors',
- 'tasks_solved']
+['construction', 'generation_collapse', 'heads', 'mixture_sweep', 'scaling', 'superposition_bars',
+ 'task_vectors', 'tasks_solved']
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ STUDIES: dict[str, Study] = {
             "interp.studies.task_vectors",
             "TaskVectorsConfig",
             "task vectors: best layer, convex-combination patching, decomposition",
+        ),
+        Study(
+            "heads",
+            "interp.studies.heads",
+            "HeadsConfig",
+            "which attention heads carry each task: causal indirect effect, ablation, logit attribution, induction",
         ),
         Study(
             "construction",

@@ -21,7 +21,15 @@ RESULTS = ROOT / "benchmarks" / "results.json"
 def test_committed_results_hold_every_section_with_equality_checks_that_pass():
     data = json.loads(RESULTS.read_text())
     names = [r["name"] for r in data["rows"]]
-    for section in ("score vs paper loop", "sweep vs per-cell", "capture mem", "beam search", "interp figures"):
+    sections = (
+        "score vs paper loop",
+        "sweep vs per-cell",
+        "capture mem",
+        "beam search",
+        "head effects",
+        "interp figures",
+    )
+    for section in sections:
         assert any(n.startswith(section) for n in names), section
     equality = [r for r in data["rows"] if "equality" in r["name"]]
     assert equality and all(r["pass"] for r in equality), [r["name"] for r in equality if not r["pass"]]

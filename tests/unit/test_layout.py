@@ -17,7 +17,7 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 7. vectors
 8. patching
 9. sweeps, construction
-9.5 nulls (effects beside their nulls)
+9.5 nulls (effects beside their nulls), heads (per-head measurements)
 10. training, card
 11. studies
 12. cli
@@ -45,7 +45,7 @@ RANK = {
     "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
     "vectors": 7, "patching": 8,
-    "sweeps": 9, "construction": 9, "nulls": 9.5, "training": 10, "card": 10, "studies": 11,
+    "sweeps": 9, "construction": 9, "nulls": 9.5, "heads": 9.5, "training": 10, "card": 10, "studies": 11,
     "cli": 12, "__init__": 13, "__main__": 13,
 }  # fmt: skip
 #: Third-party modules a function may import on first use (heavy, or only needed by one code path).

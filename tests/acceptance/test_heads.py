@@ -1,0 +1,139 @@
+"""Head-level measurements single out the heads a model was built with (issue 28), equal the reference method, and
+find nothing in a head built not to matter."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from interp import reference
+from interp.heads import (
+    attention_scores,
+    causal_indirect_effects,
+    direct_logit_attribution,
+    head_outputs,
+    mean_ablation_effects,
+)
+from interp.interventions import Intervention
+from interp.models import load_model
+from interp.prompts import build_prompts
+from interp.sweeps import score_cells
+
+FAMILY = "retrieval"
+
+
+@pytest.fixture(scope="module")
+def built():
+    """K = 2 with a third head in every layer that is built to do nothing (``heads=3``)."""
+    return load_model("constructed:retrieval:K=2:heads=3", device="cpu")
+
+
+def test_the_task_head_has_the_causal_indirect_effect_and_the_idle_head_none(built):
+    """The task fractions are written by head 0 of layer 2 (averaging each example's task flag): its mean output
+    patched into corrupted prompts restores the task; no other head does, the idle head least of all."""
+    for task in ("pos1", "pos2"):
+        cie = causal_indirect_effects(built, FAMILY, task, n_prompts=12, n_examples=12)
+        assert cie.top(1) == [(2, 0)] and cie.mean[2, 0] > 0.5 and cie.clear_of_zero()[2, 0]
+        assert np.abs(cie.mean[:, 2]).max() < 1e-6  # the idle head
+
+
+def test_mean_ablation_finds_each_tasks_lookup_head(built):
+    """Head k of layer 3 copies task k's answer from the query: mean-ablating it takes task k's answer away (its
+    mass goes to the other task); the idle head changes nothing."""
+    prompts = build_prompts(FAMILY, ["pos1", "pos2"], counts=(6, 6), n_prompts=8, seed=2)
+    effect = mean_ablation_effects(built, prompts).mean(axis=2)  # [layer, head, task]
+    for k in (0, 1):
+        assert np.unravel_index(np.argmin(effect[..., k]), effect.shape[:2]) == (3, k)
+        assert effect[3, k, k] < -0.4 and effect[3, k, 1 - k] > 0.4
+    assert np.abs(effect[:, 2]).max() < 1e-4  # float noise of two batch layouts (seen: 7.7e-6)
+
+
+def test_direct_logit_attribution_finds_no_direct_path_where_none_is_built(built, embedded_model):
+    """The hand-built model's logits are written by its last MLP only: every head's direct attribution is 0. On the
+    embedded model the attributions are real numbers that sum, over heads, to less than the logits' spread."""
+    prompts = build_prompts(FAMILY, ["pos1", "pos2"], counts=(6, 6), n_prompts=4, seed=2)
+    assert np.abs(direct_logit_attribution(built, prompts)).max() < 1e-6
+    mixed = build_prompts("bias_add", ["add1", "add7"], proportions=[0.5, 0.5], n_examples=8, n_prompts=4, seed=0)
+    dla = direct_logit_attribution(embedded_model, mixed)
+    assert dla.shape == (4, 4, 4, 2) and np.isfinite(dla).all() and np.abs(dla).max() > 1e-3
+    np.testing.assert_allclose(dla.sum(axis=-1), 0, atol=1e-9)  # centred over the candidates
+
+
+def test_head_interventions_equal_the_reference(built, tiny_char_model):
+    """A cell that replaces one head's output (hook z) runs on the engines exactly as in one plain forward."""
+    for model, family, tasks in ((built, FAMILY, ["pos1", "pos2"]), (tiny_char_model, "bias_add", ["add1", "add7"])):
+        prompts = build_prompts(family, tasks, counts=(3, 3), n_prompts=3, seed=1)
+        z = head_outputs(model, prompts)
+        cells = [Intervention(la, "replace", z[la, 0, h] * 2, hook="z", head=h) for la, h in ((0, 1), (1, 0))]
+        got = score_cells(model, prompts, cells)
+        for c, iv in enumerate(cells):
+            np.testing.assert_allclose(got[c], reference.answer_log_probs(model, prompts, [iv]), atol=1e-4, rtol=1e-5)
+
+
+def test_head_outputs_are_the_hooked_z_at_the_last_token(tiny_char_model):
+    from interp.hooks import forward_logits, hooked
+    from interp.tokenization import encode
+
+    prompts = build_prompts("bias_add", ["add1"], n_examples=3, n_prompts=2, seed=4)
+    z = head_outputs(tiny_char_model, prompts, batch_size=1)
+    seen: dict = {}
+
+    def keep(act, hook):
+        seen["z"] = act
+
+    for i, p in enumerate(prompts):
+        with torch.inference_mode(), hooked(tiny_char_model, [("blocks.1.attn.hook_z", keep)]):
+            forward_logits(tiny_char_model, torch.tensor([encode(tiny_char_model.tokenizer, p.text)]))
+        torch.testing.assert_close(z[1, i], seen["z"][0, -1], atol=1e-6, rtol=0)
+
+
+def test_attention_scores_on_a_model_built_to_attend_to_the_previous_token_and_to_copies():
+    """A two-head attention-only model with hand-set weights: head 0 attends to the previous position (positions
+    one-hot in the residual), head 1 to earlier copies of its own token (tokens one-hot)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from interp.models import attach_tokenizer
+    from interp.tokenization import build_char_tokenizer
+
+    tok = build_char_tokenizer()
+    n_ctx, v = 64, len(tok)
+    cfg = HookedTransformerConfig(
+        n_layers=1, d_model=n_ctx + v, n_ctx=n_ctx, d_head=n_ctx + v, n_heads=2, d_vocab=v, attn_only=True,
+        normalization_type=None, act_fn="relu", seed=0,
+    )  # fmt: skip
+    model = HookedTransformer(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.pos_embed.W_pos[:, :n_ctx] = torch.eye(n_ctx)
+        model.embed.W_E[:, n_ctx:] = torch.eye(v)
+        big = 40.0 * (n_ctx + v) ** 0.5  # TransformerLens divides scores by sqrt(d_head)
+        shift = torch.zeros(n_ctx, n_ctx)
+        shift[torch.arange(n_ctx - 1), torch.arange(1, n_ctx)] = 1.0  # key j reads as position j + 1
+        model.blocks[0].attn.W_Q[0, :n_ctx, :n_ctx] = big * torch.eye(n_ctx)
+        model.blocks[0].attn.W_K[0, :n_ctx, :n_ctx] = shift
+        model.blocks[0].attn.W_Q[1, n_ctx:, n_ctx:] = big * torch.eye(v)
+        model.blocks[0].attn.W_K[1, n_ctx:, n_ctx:] = torch.eye(v)
+    attach_tokenizer(model, tok)
+    scores = attention_scores(model, seq_len=10, n_seqs=6, seed=0)
+    assert scores["previous_token"][0, 0] > 0.99 and scores["induction"][0, 0] < 0.01
+    assert 0.45 < scores["duplicate_token"][0, 1] < 0.55  # itself and its earlier copy tie
+    assert scores["previous_token"][0, 1] < 0.01
+
+
+def test_quick_study_writes_every_model_and_the_figures(tmp_path, embedded_model):
+    from interp.studies.heads import HeadsConfig, run
+
+    out = run(embedded_model, HeadsConfig.quick(), tmp_path, progress=False)
+    summary = json.loads((tmp_path / "heads_all.json").read_text())
+    assert [m["model"] for m in summary["models"]] == ["embedded", "size_family/xs"]
+    first = summary["models"][0]
+    assert set(first["cie"]) == {"add1", "add7"} and len(first["cie"]["add1"]["mean"]) == embedded_model.cfg.n_layers
+    steering = first["function_vector_steering"]["add1"]
+    assert len(steering["rise"]) == len(steering["passes"]) == embedded_model.cfg.n_layers
+    for name in ("heads.html", "heads.json", "heads_dla.html", "heads_dla.json"):
+        assert (tmp_path / name).is_file(), name
+    assert out["paths"]["all_json"] == str(tmp_path / "heads_all.json")
