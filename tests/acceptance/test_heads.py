@@ -90,9 +90,10 @@ def test_head_outputs_are_the_hooked_z_at_the_last_token(tiny_char_model):
         torch.testing.assert_close(z[1, i], seen["z"][0, -1], atol=1e-6, rtol=0)
 
 
-def test_attention_scores_on_a_model_built_to_attend_to_the_previous_token_and_to_copies():
+def test_attention_scores_and_logit_attribution_on_a_model_built_for_them():
     """A two-head attention-only model with hand-set weights: head 0 attends to the previous position (positions
-    one-hot in the residual), head 1 to earlier copies of its own token (tokens one-hot)."""
+    one-hot in the residual) and copies that token into the logits; head 1 attends to earlier copies of its own token
+    (tokens one-hot) and writes nothing. Each score singles out its head; the attribution finds head 0's copy."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     from interp.models import attach_tokenizer
@@ -117,11 +118,21 @@ def test_attention_scores_on_a_model_built_to_attend_to_the_previous_token_and_t
         model.blocks[0].attn.W_K[0, :n_ctx, :n_ctx] = shift
         model.blocks[0].attn.W_Q[1, n_ctx:, n_ctx:] = big * torch.eye(v)
         model.blocks[0].attn.W_K[1, n_ctx:, n_ctx:] = torch.eye(v)
+        # head 0 also copies the token it attends to into the logits: its direct attribution is built in
+        model.blocks[0].attn.W_V[0, n_ctx:, n_ctx:] = torch.eye(v)
+        model.blocks[0].attn.W_O[0, n_ctx:, n_ctx:] = torch.eye(v)
+        model.unembed.W_U[n_ctx:] = torch.eye(v)
     attach_tokenizer(model, tok)
     scores = attention_scores(model, seq_len=10, n_seqs=6, seed=0)
     assert scores["previous_token"][0, 0] > 0.99 and scores["induction"][0, 0] < 0.01
     assert 0.45 < scores["duplicate_token"][0, 1] < 0.55  # itself and its earlier copy tie
     assert scores["previous_token"][0, 1] < 0.01
+    from interp.prompts import Prompt
+
+    prompt = Prompt("xyab", "letters", ("prev", "other"), ("a", "c"), (), "b", None, (), 0, 0)  # last token b, before a
+    dla = direct_logit_attribution(model, [prompt])[0, 0]  # [head, task]
+    assert dla[0, 0] > 0.4 and dla[0, 1] < -0.4  # head 0 pushes the previous token, "a", over "c"
+    np.testing.assert_allclose(dla[1], 0, atol=1e-9)  # head 1 writes nothing
 
 
 def test_quick_study_writes_every_model_and_the_figures(tmp_path, embedded_model):
