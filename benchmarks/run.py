@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import sys
@@ -609,6 +610,54 @@ def bench_heads(quick: bool) -> list[dict]:
     ]
 
 
+# --- explore -------------------------------------------------------------------------------------------------------
+
+
+def bench_explore(quick: bool) -> list[dict]:
+    """The live explorer (issue 30): seconds per update as a person moves the controls, on the embedded and the
+    hand-built model. Baseline: opening the panel on the pair (everything cold: prompts, vectors, means); ours: the
+    worst of a sequence of moves to settings not seen before (weight, λ, layer, mode), 24 prompts; ratio: cold over
+    the median move."""
+    if importlib.util.find_spec("ipywidgets") is None:
+        print("explore: skipped (ipywidgets not installed)")
+        return []
+    from interp.models import load_model
+    from interp.panel import explore
+
+    rows = []
+    for spec, family, pair in (
+        ("embedded", "bias_add", ("add2", "add5")),
+        ("constructed:retrieval:K=3", "retrieval", ("pos1", "pos3")),
+    ):
+        model = load_model(spec, device="cpu")
+        start = time.perf_counter()
+        panel = explore(model)
+        panel.family.value = family
+        panel.task_a.value, panel.task_b.value = pair
+        cold = time.perf_counter() - start
+        moves = [
+            *((panel.weights[0], v) for v in (0.1, 0.3, 0.7, 0.9)),
+            *((panel.lam, v) for v in (0.0, 0.25, 0.75, 1.0)),
+            *((panel.layer, v) for v in range(model.cfg.n_layers)),
+            (panel.mode, "add"),
+            (panel.mode, "shift"),
+        ]
+        moves = moves[::2] if quick else moves
+        times = []
+        for control, value in moves:
+            if control.value == value:
+                continue
+            n = len(panel.timings)
+            control.value = value
+            times.append(sum(panel.timings[n:]))
+        assert panel.status.value == "", panel.status.value
+        worst, median = max(times), float(np.median(times))
+        name = f"explore update · {spec.split(':')[0]} ({len(times)} moves, 24 prompts)"
+        info = {"median_update_s": median, "moves": len(times)}
+        rows.append(row(name, cold, worst, cold / median, "worst update <= 0.5 s", worst <= 0.5, info))
+    return rows
+
+
 # --- main ----------------------------------------------------------------------------------------------------------
 
 
@@ -639,7 +688,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
     ap.add_argument(
-        "--only", choices=["scoring", "sweep", "capture", "generation", "heads", "end_to_end"], default=None
+        "--only", choices=["scoring", "sweep", "capture", "generation", "heads", "explore", "end_to_end"], default=None
     )
     ap.add_argument("--case", default="", help="only cases whose name contains this text")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
@@ -671,6 +720,10 @@ def main(argv=None) -> int:
                 rows.append(r)
     if args.only in (None, "heads"):
         for r in bench_heads(args.quick):
+            print_row(r)
+            rows.append(r)
+    if args.only in (None, "explore"):
+        for r in bench_explore(args.quick):
             print_row(r)
             rows.append(r)
     if args.only in (None, "end_to_end"):

@@ -6,60 +6,50 @@ generating token 1 a model can either *commit* (continue the task its own first 
 the in-context mixture (then the second digit of the other task, a "hybrid", gets probability): exactly the
 question of the paper's claim 5 (docs/science.md §5), which the embedded model's one-character answers cannot ask.
 
-    python experiments/two_digit_shift.py train   # ~10 min on one CPU thread → runs/two_digit_shift/final
+The family is built in (:func:`interp.tasks.two_digit_shift`) and the trained model ships in
+``interp/checkpoints/two_digit_shift`` (load it with ``interp.load_model(TWO_DIGIT_DIR)``, ``TWO_DIGIT_DIR`` from
+:mod:`interp.models`).
+
+    python experiments/two_digit_shift.py train   # ~10 min on one CPU thread → runs/two_digit_shift, then shipped
     python experiments/two_digit_shift.py study   # → figures/generation_collapse_two_digit/
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
-from interp.models import load_model
+from interp.models import TWO_DIGIT_DIR, load_model
 from interp.studies.generation_collapse import GenerationCollapseConfig, run
-from interp.tasks import Family, Task, family_names, register_family
 from interp.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments" / "configs" / "two_digit_shift.json"
 RUN = ROOT / "runs" / "two_digit_shift"
-SHIFTS = (1, 7, 4, 9)
 
 
-def _answer(b: int):
-    return lambda x: f"{(x + b) % 10}{(x + 2 * b) % 10}"
-
-
-def two_digit_shift() -> Family:
-    """``3>45``: task ``shift{b}`` answers (x + b) mod 10 then (x + 2b) mod 10."""
-    return Family(
-        name="two_digit_shift",
-        tasks=tuple(Task(f"shift{b}", _answer(b), f"(x + {b}) mod 10, (x + {2 * b}) mod 10") for b in SHIFTS),
-        sample_input=lambda rng: int(rng.integers(10)),
-        render=str,
-        separator=">",
-        description="x uniform in 0..9",
-        n_inputs=10,
-    )
-
-
-def register() -> None:
-    if "two_digit_shift" not in family_names():
-        register_family(two_digit_shift())
+def ship(final: Path, target: Path = TWO_DIGIT_DIR) -> Path:
+    """Copy a trained model directory to ``target`` (whole or not at all: copied beside it, then renamed)."""
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(final, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=("train", "study"))
-    ap.add_argument("--run", default=str(RUN), help="run directory (default runs/two_digit_shift)")
+    ap.add_argument("--run", default=str(RUN), help="training run directory (default runs/two_digit_shift)")
     ap.add_argument("--out", default=str(ROOT / "figures" / "generation_collapse_two_digit"))
     args = ap.parse_args(argv)
-    register()
     if args.command == "train":
-        print(f"model written to {train(TrainConfig.from_json(CONFIG), args.run, progress=False)}")
+        final = train(TrainConfig.from_json(CONFIG), args.run, progress=False)
+        print(f"model written to {final}; shipped to {ship(Path(final))}")
         return
-    final = Path(args.run).resolve() / "final"
-    model = load_model(str(final.relative_to(ROOT)) if final.is_relative_to(ROOT) else str(final))
+    model = load_model(str(TWO_DIGIT_DIR))
     # pairs whose second digits differ (shift4 and shift9 share theirs: 2·4 ≡ 2·9 mod 10), so a hybrid is visible
     config = GenerationCollapseConfig(
         settings=[("two_digit_shift", ("shift1", "shift7")), ("two_digit_shift", ("shift1", "shift4"))],

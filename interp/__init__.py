@@ -57,6 +57,9 @@ _EXPORTS: dict[str, str] = {
     "proportion_sweep": "interp.sweeps",
     "decompose": "interp.decomposition",
     "project_2d": "interp.decomposition",
+    # playing in Jupyter
+    "explore": "interp.panel",
+    "Explorer": "interp.explorer",
     # results and studies
     "Result": "interp.results",
     "measure_table": "interp.studies.table",

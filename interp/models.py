@@ -101,6 +101,11 @@ class ModelInfo:
         return asdict(self)
 
 
+#: The two-digit model (family ``two_digit_shift``, two-token answers; trained by experiments/two_digit_shift.py):
+#: what generation collapse (claim 5) is taught on. Load it with ``load_model(str(TWO_DIGIT_DIR))``.
+TWO_DIGIT_DIR = Path(__file__).parent / "checkpoints" / "two_digit_shift"
+
+
 def embedded_model_dir() -> Path:
     """Directory of the shipped embedded checkpoint (inside the installed package)."""
     return Path(__file__).parent / "checkpoints" / EMBEDDED

@@ -30,6 +30,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, Union
 
@@ -253,6 +254,46 @@ class AnswerScores(Result):
     def other(self) -> np.ndarray:
         """1 − Σ_k P(a_k) per prompt: the mass on every other output."""
         return 1.0 - self.probs.sum(axis=1)
+
+
+#: z of a two-sided 95% normal interval (the CIs of the bars: mean ± z · SEM over prompts).
+Z95 = 1.959963984540054
+
+
+@result
+class AnswerDistribution(Result):
+    """Mean probability of each task's answer and of everything else, over ``n_prompts`` prompts, with 95% CIs.
+
+    ``mean``, ``low``, ``high``: ``Float[ndarray, "label"]`` (labels: the tasks, then ``"other"``); the interval is
+    mean ± 1.96 · SEM over prompts (normal approximation).
+
+    >>> d = AnswerDistribution.from_probs(np.array([[0.9, 0.1], [0.7, 0.2]]), "bias_add", ("add1", "add7"), "demo")
+    >>> {k: round(v, 3) for k, v in d.as_dict().items()}
+    {'add1': 0.8, 'add7': 0.15, 'other': 0.05}
+    """
+
+    family: str
+    labels: tuple[str, ...]
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n_prompts: int
+    title: str
+
+    _dims: ClassVar = {"mean": ("label",), "low": ("label",), "high": ("label",)}
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray, family: str, tasks: Sequence[str], title: str) -> AnswerDistribution:
+        """From ``Float[ndarray, "prompt task"]`` probabilities (``other`` = 1 − their sum, per prompt)."""
+        values = np.concatenate([probs, 1.0 - probs.sum(axis=1, keepdims=True)], axis=1)
+        n = values.shape[0]
+        mean = values.mean(axis=0)
+        sem = values.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
+        return cls(family, (*tasks, "other"), mean, mean - Z95 * sem, mean + Z95 * sem, n, title)
+
+    def as_dict(self) -> dict[str, float]:
+        """Label → mean probability."""
+        return {k: float(v) for k, v in zip(self.labels, self.mean, strict=True)}
 
 
 # ---------------------------------------------------------------------------------------------

