@@ -360,8 +360,9 @@ def collapse_bullet(collapse: dict) -> str:
             f"{commit['ci95'][i][1]:.2f}]; hybrid completions {c['sampled_hybrid'][i]:.4f} of samples"
         )
     return (
-        "- **Generation collapses (claim 5)** (`interp figures generation_collapse`; two-character answers of a model "
-        "trained by `experiments/two_digit_shift.py`, `figures/generation_collapse_two_digit/`): "
+        "- **Generation collapses (claim 5)** (`python experiments/two_digit_shift.py study`: two-character answers of "
+        "the shipped model `load_model(\"two_digit\")`, trained by the same script; "
+        "`figures/generation_collapse_two_digit/`): "
         + "; ".join(parts)
         + ". Superposition lives in the first token's distribution; generated text commits to one task."
     )

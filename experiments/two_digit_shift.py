@@ -7,8 +7,7 @@ the in-context mixture (then the second digit of the other task, a "hybrid", get
 question of the paper's claim 5 (docs/science.md §5), which the embedded model's one-character answers cannot ask.
 
 The family is built in (:func:`interp.tasks.two_digit_shift`) and the trained model ships in
-``interp/checkpoints/two_digit_shift`` (load it with ``interp.load_model(TWO_DIGIT_DIR)``, ``TWO_DIGIT_DIR`` from
-:mod:`interp.models`).
+``interp/checkpoints/two_digit_shift`` (``interp.load_model("two_digit")``).
 
     python experiments/two_digit_shift.py train   # ~10 min on one CPU thread → runs/two_digit_shift, then shipped
     python experiments/two_digit_shift.py study   # → figures/generation_collapse_two_digit/
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         final = train(TrainConfig.from_json(CONFIG), args.run, progress=False)
         print(f"model written to {final}; shipped to {ship(Path(final))}")
         return
-    model = load_model(str(TWO_DIGIT_DIR))
+    model = load_model("two_digit")
     # pairs whose second digits differ (shift4 and shift9 share theirs: 2·4 ≡ 2·9 mod 10), so a hybrid is visible
     config = GenerationCollapseConfig(
         settings=[("two_digit_shift", ("shift1", "shift7")), ("two_digit_shift", ("shift1", "shift4"))],

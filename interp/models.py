@@ -3,6 +3,8 @@
 Specs accepted by :func:`load_model`:
 
 - ``"embedded"``: the project's own checkpoint shipped in ``interp/checkpoints/embedded``.
+- ``"two_digit"``: a smaller one with two-character answers (family ``two_digit_shift``), shipped in
+  ``interp/checkpoints/two_digit_shift``: what generation collapse is taught on.
 - ``"gpt2"`` / ``"gpt2-small"``: real GPT-2 small from ``path=``, from ``$INTERP_GPT2_PATH``, or from the local
   Hugging Face cache (never the network).
 - a path to a local Hugging Face directory (``config.json`` + weights, sharded or not + tokenizer) of GPT-2, Llama
@@ -101,8 +103,9 @@ class ModelInfo:
         return asdict(self)
 
 
-#: The two-digit model (family ``two_digit_shift``, two-token answers; trained by experiments/two_digit_shift.py):
-#: what generation collapse (claim 5) is taught on. Load it with ``load_model(str(TWO_DIGIT_DIR))``.
+#: The two-digit model (family ``two_digit_shift``, two-token answers; trained by experiments/two_digit_shift.py),
+#: what generation collapse (claim 5) is taught on: ``load_model("two_digit")``.
+TWO_DIGIT = "two_digit"
 TWO_DIGIT_DIR = Path(__file__).parent / "checkpoints" / "two_digit_shift"
 
 
@@ -181,7 +184,7 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
     """
     if not isinstance(spec, str | os.PathLike) or not str(spec):
         raise ValueError(
-            f"spec: expected 'embedded', 'gpt2', a local directory or a Hugging Face model name, got {spec!r}"
+            f"spec: expected 'embedded', 'two_digit', 'gpt2', a local directory or a Hugging Face model name, got {spec!r}"
         )
     spec = str(spec)
     if spec == EMBEDDED:
@@ -192,6 +195,13 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
                 "experiments/configs/embedded.json` and copy the chosen checkpoint there"
             )
         return EMBEDDED, d
+    if spec == TWO_DIGIT:
+        d = Path(path) if path else TWO_DIGIT_DIR
+        if not _has_weights(d):
+            raise WeightsNotFoundError(
+                f"two_digit model: no checkpoint at {d}; train it with `python experiments/two_digit_shift.py train`"
+            )
+        return TWO_DIGIT, d
     if spec in GPT2_NAMES:
         return "gpt2", _resolve_gpt2(path)
     try:
@@ -213,7 +223,7 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
             f"spec: unknown model {spec!r}: not found locally and nothing is downloaded. Provide it either as "
             "(1) a local directory with config.json, the weights and the tokenizer files (pass its path), or (2) the "
             f"local Hugging Face cache (HF_HOME / ~/.cache/huggingface): `hf download {repo}` on a machine with "
-            "internet. Built-in: 'embedded', 'gpt2'/'gpt2-small'"
+            "internet. Built-in: 'embedded', 'two_digit', 'gpt2'/'gpt2-small'"
         )
     return spec, snap
 
@@ -456,7 +466,8 @@ def load_model(
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     tok = _load_tokenizer(d, hf.config.vocab_size)
-    source = "package:interp/checkpoints/embedded" if d == embedded_model_dir() else str(d)
+    shipped = {embedded_model_dir(): "embedded", TWO_DIGIT_DIR: "two_digit_shift"}
+    source = f"package:interp/checkpoints/{shipped[d]}" if d in shipped else str(d)
     return hooked_from_hf(
         hf,
         tok,
