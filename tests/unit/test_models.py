@@ -224,3 +224,19 @@ def test_a_model_path_names_what_is_actually_missing(tmp_path):
         with pytest.raises(WeightsNotFoundError) as err:
             resolve_weights_dir(spec)
         assert str(err.value).startswith(message) and "\n" not in str(err.value), str(err.value)
+
+
+def test_two_digit_model_is_shipped_and_answers_two_characters(tmp_path):
+    from interp.models import TWO_DIGIT_DIR, WeightsNotFoundError, load_model, model_info
+    from interp.prompts import build_prompts
+    from interp.scoring import score_answers
+
+    model = load_model("two_digit")
+    info = model_info(model)
+    assert info.model_id == "two_digit" and info.source == "package:interp/checkpoints/two_digit_shift"
+    assert (TWO_DIGIT_DIR / "README.md").is_file()
+    prompts = build_prompts("two_digit_shift", ["shift7"], n_examples=12, n_prompts=8, seed=0)
+    assert all(len(p.answers[0]) == 2 for p in prompts)
+    assert score_answers(model, prompts).probs.mean() > 0.9  # it learned the family in context
+    with pytest.raises(WeightsNotFoundError, match="experiments/two_digit_shift.py train"):
+        load_model("two_digit", path=tmp_path)
