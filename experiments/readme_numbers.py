@@ -361,7 +361,7 @@ def collapse_bullet(collapse: dict) -> str:
         )
     return (
         "- **Generation collapses (claim 5)** (`python experiments/two_digit_shift.py study`: two-character answers of "
-        "the shipped model `load_model(\"two_digit\")`, trained by the same script; "
+        'the shipped model `load_model("two_digit")`, trained by the same script; '
         "`figures/generation_collapse_two_digit/`): "
         + "; ".join(parts)
         + ". Superposition lives in the first token's distribution; generated text commits to one task."

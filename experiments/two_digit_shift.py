@@ -9,7 +9,7 @@ question of the paper's claim 5 (docs/science.md §5), which the embedded model'
 The family is built in (:func:`interp.tasks.two_digit_shift`) and the trained model ships in
 ``interp/checkpoints/two_digit_shift`` (``interp.load_model("two_digit")``).
 
-    python experiments/two_digit_shift.py train   # ~10 min on one CPU thread → runs/two_digit_shift, then shipped
+    python experiments/two_digit_shift.py train   # ~4 min on one CPU thread → runs/two_digit_shift, then shipped
     python experiments/two_digit_shift.py study   # → figures/generation_collapse_two_digit/
 """
 
