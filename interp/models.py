@@ -184,7 +184,8 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
     """
     if not isinstance(spec, str | os.PathLike) or not str(spec):
         raise ValueError(
-            f"spec: expected 'embedded', 'two_digit', 'gpt2', a local directory or a Hugging Face model name, got {spec!r}"
+            "spec: expected 'embedded', 'two_digit', 'gpt2', a local directory or a Hugging Face model name, "
+            f"got {spec!r}"
         )
     spec = str(spec)
     if spec == EMBEDDED:
