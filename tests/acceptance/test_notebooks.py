@@ -7,15 +7,11 @@ diff. Their run times are measured by ``python benchmarks/run.py --only notebook
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "experiments" / "notebooks"
+from notebook_run import NOTEBOOKS, ROOT, execute, plotly_outputs, summary_of
 
 
 def check_superposition(s: dict) -> None:
@@ -96,45 +92,11 @@ def test_notebook_is_stored_without_outputs(name):
     )
 
 
-def execute(path: Path):
-    """``path`` executed in a fresh python3 kernel (cwd: the notebook's folder); the executed notebook."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    from jupyter_client.kernelspec import find_kernel_specs
-
-    if "python3" not in find_kernel_specs():
-        pytest.skip("no 'python3' Jupyter kernel spec (run `.venv/bin/python -m ipykernel install --sys-prefix`)")
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
-    client.execute()
-    return nb
-
-
-def summary_of(nb) -> dict:
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    errors = [o for o in outputs if o.output_type == "error"]
-    assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
-    stderr = "".join(o.get("text", "") for o in outputs if o.output_type == "stream" and o.name == "stderr")
-    assert "Warning" not in stderr, stderr
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    (line,) = [ln for ln in text.splitlines() if ln.startswith("NOTEBOOK_SUMMARY ")]
-    return json.loads(line.split(" ", 1)[1])
-
-
-def plots_in(nb) -> int:
-    """How many plotly figures the executed notebook displayed."""
-    return sum(
-        "application/vnd.plotly.v1+json" in o.get("data", {})
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-
-
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_notebook_runs_and_finds_what_it_says(name):
     nb = execute(NOTEBOOKS / name)
     CHECKS[name](summary_of(nb))
-    assert plots_in(nb) >= 1, f"{name} displayed no plotly figure inline"
+    figures = plotly_outputs(nb)
+    assert figures, f"{name} displayed no plotly figure inline"
+    # each figure also as HTML with plotly.js available offline: it draws in exported HTML and classic Notebook too
+    assert all("text/html" in f for f in figures), f"{name}: set pio.renderers.default = 'plotly_mimetype+notebook'"
