@@ -8,7 +8,7 @@ export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 export MALLOC_TOP_PAD_ ?= 1000000000
 
-.PHONY: setup demo test test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-profile
+.PHONY: setup demo test test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-profile lab
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ train: setup
 
 figures: setup
 	$(VENV)/bin/interp figures
+
+# Jupyter: the notebooks under experiments/notebooks and interp.explore (JupyterLab is not a dependency of the package).
+lab: setup
+	$(PY) -m pip install -q jupyterlab
+	$(VENV)/bin/jupyter lab experiments/notebooks
 
 # Static PNG export needs a Chromium for kaleido (Debian package; root). Without it figures are HTML + JSON only.
 png-deps:

@@ -1,7 +1,7 @@
 """Performance benchmark (issue 17, targets 1, 2, 3 and 5): baselines and ours back to back on the same model.
 
     make bench   # or: python benchmarks/run.py [--threads 2] [--quick] [--only SECTION] [--out F]
-                 # SECTION: scoring, sweep, capture, generation or end_to_end
+                 # SECTION: scoring, sweep, capture, generation, heads, explore, notebooks or end_to_end
 
 Prints one line per target — ``name  baseline_s  ours_s  ratio  target  PASS/FAIL`` — and writes JSON.
 
@@ -26,6 +26,10 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
   profiler, see :func:`tensor_peak`). Baselines: the floor (the same batches through the last block, nothing kept,
   by the forward ours runs; TransformerLens's own forward in ``info``) and ``run_with_cache`` (same batches, all
   names cached as users call it, then the last tokens sliced).
+* Generation, head effects and ``interp figures`` end to end: see each section's function.
+* Explore (issue 30): seconds per update of ``interp.explore`` as the controls move (≤ 0.5 s), :func:`bench_explore`.
+* Notebooks (issue 30): each notebook under ``experiments/notebooks`` executed in a fresh kernel (≤ 60 s),
+  :func:`bench_notebooks`.
 """
 
 from __future__ import annotations
@@ -658,6 +662,39 @@ def bench_explore(quick: bool) -> list[dict]:
     return rows
 
 
+# --- notebooks -----------------------------------------------------------------------------------------------------
+
+NOTEBOOK_BUDGET_S = 60.0
+
+
+def bench_notebooks(quick: bool) -> list[dict]:
+    """Each notebook under experiments/notebooks executed top to bottom in a fresh ``python3`` kernel, as the suite
+    runs it (issue 30: at most 60 s each on 2 cores). Baseline column: that budget; ratio: budget over the run."""
+    if any(importlib.util.find_spec(m) is None for m in ("nbclient", "nbformat", "ipykernel")):
+        print("notebooks: skipped (nbclient, nbformat or ipykernel not installed)")
+        return []
+    import nbclient
+    import nbformat
+
+    rows = []
+    paths = sorted((ROOT / "experiments" / "notebooks").glob("*.ipynb"))
+    for path in paths[:1] if quick else paths:
+        nb = nbformat.read(path, as_version=4)
+        client = nbclient.NotebookClient(
+            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        )
+        start = time.perf_counter()
+        client.execute()
+        took = time.perf_counter() - start
+        errors = [
+            o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"
+        ]
+        ok = not errors and took <= NOTEBOOK_BUDGET_S
+        target = f"<= {NOTEBOOK_BUDGET_S:.0f} s, no error"
+        rows.append(row(f"notebook · {path.stem}", NOTEBOOK_BUDGET_S, took, NOTEBOOK_BUDGET_S / took, target, ok))
+    return rows
+
+
 # --- main ----------------------------------------------------------------------------------------------------------
 
 
@@ -688,7 +725,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
     ap.add_argument(
-        "--only", choices=["scoring", "sweep", "capture", "generation", "heads", "explore", "end_to_end"], default=None
+        "--only",
+        choices=["scoring", "sweep", "capture", "generation", "heads", "explore", "notebooks", "end_to_end"],
+        default=None,
     )
     ap.add_argument("--case", default="", help="only cases whose name contains this text")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
@@ -724,6 +763,10 @@ def main(argv=None) -> int:
             rows.append(r)
     if args.only in (None, "explore"):
         for r in bench_explore(args.quick):
+            print_row(r)
+            rows.append(r)
+    if args.only in (None, "notebooks"):
+        for r in bench_notebooks(args.quick):
             print_row(r)
             rows.append(r)
     if args.only in (None, "end_to_end"):

@@ -29,6 +29,7 @@ README = ROOT / "README.md"
 START, END = "<!-- numbers:start -->", "<!-- numbers:end -->"
 PERF_START, PERF_END = "<!-- performance:start -->", "<!-- performance:end -->"
 PROFILE_START, PROFILE_END = "<!-- profile:start -->", "<!-- profile:end -->"
+EXPLORE_START, EXPLORE_END = "<!-- explore:start -->", "<!-- explore:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -46,6 +47,10 @@ def load_sources(root: Path = ROOT) -> dict:
         "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
         "heads": json.loads((fig / "heads" / "heads_all.json").read_text()),
+        "explore": {
+            name: json.loads((fig / "explore" / f"{name}.json").read_text())
+            for name in ("explore_embedded", "explore_constructed")
+        },
     }
 
 
@@ -479,6 +484,42 @@ def render_profile(profile: dict) -> str:
     return "\n".join([*lines, PROFILE_END])
 
 
+def render_explore(explore: dict, bench: dict) -> str:
+    """The pictures of ``interp.explore`` (experiments/explore_snapshot.py) with the numbers they show, and the
+    update times measured by ``benchmarks/run.py --only explore``."""
+
+    def bars(dist: dict) -> str:
+        return ", ".join(f"P({k}) {v:.2f}" for k, v in dist.items())
+
+    lines = [EXPLORE_START]
+    for name, words in (
+        ("explore_embedded", "the embedded model"),
+        ("explore_constructed", "the hand-built retrieval model"),
+    ):
+        e = explore[name]
+        s = e["settings"]
+        mix = " : ".join(f"{t} {p:.2f}" for t, p in zip(s["tasks"], s["proportions"], strict=True))
+        lines += [
+            f"![interp.explore on {words}](figures/explore/{name}.png)",
+            "",
+            f"{words[0].upper()}{words[1:]} (`{e['model']}`, family {s['family']}): mixed prompts {mix} give "
+            f"{bars(e['mixture'])}; {s['mode']} of v(λ = {s['lam']:.2f}) = {s['lam']:.2f}·v({s['tasks'][0]}) + "
+            f"{1 - s['lam']:.2f}·v({s['tasks'][1]}) at layer {s['layer']} gives {bars(e['patched'])} "
+            f"(the same queries, nothing patched: {bars(e['unpatched'])}).",
+            "",
+        ]
+    rows = {r["name"]: r for r in bench["rows"]}
+    updates = [r for name, r in rows.items() if name.startswith("explore update")]
+    books = [r for name, r in rows.items() if name.startswith("notebook ·")]
+    if updates:
+        worst = ", ".join(f"{r['name'].split(' · ')[1].split(' ')[0]} {r['ours_s']:.2f} s" for r in updates)
+        lines.append(f"Slowest update as the controls move (`make bench`, explore rows): {worst} (target ≤ 0.5 s).")
+    if books:
+        times = ", ".join(f"{r['name'].split(' · ')[1]} {r['ours_s']:.0f} s" for r in books)
+        lines.append(f"Each notebook executed in a fresh kernel (notebook rows): {times} (target ≤ 60 s).")
+    return "\n".join([*lines, EXPLORE_END])
+
+
 def readme_block(text: str, start: str = START, end: str = END) -> str:
     """The README's current block between ``start`` and ``end``, markers included."""
     i, j = text.index(start), text.index(end) + len(end)
@@ -491,6 +532,7 @@ def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
         (START, END): render(sources),
         (PERF_START, PERF_END): render_performance(sources["bench"]),
         (PROFILE_START, PROFILE_END): render_profile(sources["profile"]),
+        (EXPLORE_START, EXPLORE_END): render_explore(sources["explore"], sources["bench"]),
     }
 
 

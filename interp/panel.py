@@ -183,6 +183,54 @@ class ExplorePanel:
 
         self._run("intervention", compute)
 
+    # ------------------------------------------------------------------ snapshot
+    def settings(self) -> dict[str, Any]:
+        """The controls' current values (what :meth:`snapshot` writes in its title and a script can save)."""
+        return {
+            "family": self.family.value,
+            "tasks": list(self.tasks),
+            "proportions": [round(p, 4) for p in self.proportions],
+            "layer": int(self.layer.value),
+            "lam": float(self.lam.value),
+            "mode": self.mode.value,
+        }
+
+    def snapshot(self, *, height: int = 440):
+        """Both charts as they stand, side by side in one plotly figure with the settings in its title: what the
+        panel shows, for a file or a page without a kernel (the sliders themselves need a live kernel).
+
+        Raises ``RuntimeError`` while the status line shows an error (the charts would not match the controls).
+        """
+        from plotly.subplots import make_subplots
+
+        from interp.plots.style import style_figure
+
+        if self.status.value or self.mixture_figure is None or self.patch_figure is None:
+            raise RuntimeError("snapshot: the panel's last update failed; fix the setting shown in its status line")
+        s = self.settings()
+        mix = ", ".join(f"{t} {p:.2f}" for t, p in zip(s["tasks"], s["proportions"], strict=True))
+        pair = f"{self.task_a.value}, {self.task_b.value}"
+        fig = make_subplots(
+            rows=1,
+            cols=2,
+            horizontal_spacing=0.08,
+            subplot_titles=(
+                f"mixed prompts: {mix}",
+                f"{s['mode']} v(λ={s['lam']:.2f}) of ({pair}) at layer {s['layer']}",
+            ),
+        )
+        for trace in self.mixture_figure.data:  # copies: the panel's own figures stay as they are
+            fig.add_trace(type(trace)(trace, showlegend=False), row=1, col=1)
+        patched, *reference = self.patch_figure.data
+        fig.add_trace(type(patched)(patched, name=f"patched ({patched.name})"), row=1, col=2)
+        for trace in reference:
+            fig.add_trace(type(trace)(trace), row=1, col=2)
+        style_figure(fig, f"interp.explore on {s['family']}: P(answer), 95% CIs over prompts", height=height)
+        fig.update_layout(barmode="group", margin=dict(t=90, b=60))
+        fig.update_yaxes(title="P(answer)", range=[0, 1.05], row=1, col=1)
+        fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+        return fig
+
     @staticmethod
     def _show(out, fig) -> None:
         from IPython import get_ipython

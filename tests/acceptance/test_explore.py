@@ -106,6 +106,37 @@ def test_intervention_controls_steer_where_the_hand_built_model_keeps_its_task(p
     panel.layer.value = built.cfg.n_layers // 2
 
 
+def test_snapshot_draws_both_charts_with_the_settings_and_leaves_the_panel_as_it_was(panel):
+    from interp.construction import TASK_LAYER
+
+    panel.layer.value, panel.lam.value = TASK_LAYER, 0.75
+    panel.weights[0].value, panel.weights[1].value = 0.75, 0.25
+    fig = panel.snapshot()
+    left = [t for t in fig.data if t.xaxis == "x"]
+    right = [t for t in fig.data if t.xaxis == "x2"]
+    assert len(left) == 1 and len(right) == 2  # the mixture; patched beside unpatched
+    assert list(left[0].y) == list(panel.mixture_figure.data[0].y)
+    assert list(right[0].y) == list(panel.patch_figure.data[0].y)
+    assert right[0].y[0] == pytest.approx(0.75, abs=0.02)  # what the setting says, at the task layer
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["mixed prompts: pos1 0.75, pos2 0.25", f"replace v(λ=0.75) of (pos1, pos2) at layer {TASK_LAYER}"]
+    assert panel.settings() == {
+        "family": "retrieval",
+        "tasks": ["pos1", "pos2"],
+        "proportions": [0.75, 0.25],
+        "layer": TASK_LAYER,
+        "lam": 0.75,
+        "mode": "replace",
+    }
+    assert panel.mixture_figure.data[0].showlegend is None  # copies were restyled, not the panel's figures
+    panel.task_b.value = "pos1"  # an error in the status line: the charts no longer match the controls
+    with pytest.raises(RuntimeError, match="status line"):
+        panel.snapshot()
+    panel.task_b.value = "pos2"
+    panel.weights[0].value = panel.weights[1].value = 0.5
+    panel.layer.value, panel.lam.value = 2, 0.5
+
+
 def test_repeated_setting_comes_from_the_cache(built):
     ex = Explorer(built, n_prompts=8)
     first = ex.mixture("retrieval", ("pos1", "pos2"), (0.3, 0.7))
@@ -167,3 +198,26 @@ def test_explore_on_the_embedded_model(embedded_model):
     half = bars(panel.mixture_figure)
     assert half["add2"] > 0.2 and half["add5"] > 0.2  # superposition, live
     assert panel.status.value == ""
+
+
+@pytest.mark.parametrize("name", ["explore_embedded", "explore_constructed"])
+def test_committed_explore_snapshots_regenerate(tmp_path, name):
+    """figures/explore/ (the README's picture of the panel) is what experiments/explore_snapshot.py draws now: the
+    same settings and, within GOLDEN_ATOL, the same bars."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from golden import assert_close_tree
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("explore_snapshot", root / "experiments" / "explore_snapshot.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    paths = script.snapshot(name, str(tmp_path))
+    assert paths["png"] is None  # the suite runs with INTERP_PNG=0
+    fresh = json.loads(Path(paths["json"]).read_text())
+    committed = json.loads((root / "figures" / "explore" / f"{name}.json").read_text())
+    assert fresh["settings"] == committed["settings"]
+    keys = ("mixture", "patched", "unpatched")
+    assert_close_tree({k: fresh[k] for k in keys}, {k: committed[k] for k in keys})
