@@ -29,6 +29,7 @@ from typing import Any
 
 from interp.explorer import SWEEP_MODES, Explorer
 from interp.plots.distribution import distribution_figure
+from interp.plots.style import style_figure
 
 #: Label of the "no third task" choice.
 NONE = "—"
@@ -202,8 +203,6 @@ class ExplorePanel:
         Raises ``RuntimeError`` while the status line shows an error (the charts would not match the controls).
         """
         from plotly.subplots import make_subplots
-
-        from interp.plots.style import style_figure
 
         if self.status.value or self.mixture_figure is None or self.patch_figure is None:
             raise RuntimeError("snapshot: the panel's last update failed; fix the setting shown in its status line")
