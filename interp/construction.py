@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.models import LOADED_MODELS, ModelInfo, WeightProcessing
+from interp.models import LOADED_MODELS, ModelInfo, WeightProcessing, hooked_from_tl_weights
 from interp.tasks import RETRIEVAL_LENGTH, get_family, resolve_tasks
 from interp.tokenization import build_char_tokenizer, char_vocab
 
@@ -248,7 +248,29 @@ def _check_build_args(
 # Weights (float64 numpy, written as in docs/construction.md; readers are sink-corrected at the end)
 
 
-def _zeros(cfg) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class Shape:
+    """The hand-built model's sizes (what its weights are laid out by; TransformerLens's LayerNorm eps)."""
+
+    n_layers: int
+    d_model: int
+    d_head: int
+    n_heads: int
+    d_mlp: int
+    d_vocab: int
+    n_ctx: int
+    eps: float = 1e-5
+
+    @property
+    def attn_scale(self) -> float:
+        """What attention scores are divided by: √d_head."""
+        return math.sqrt(self.d_head)
+
+    def fields(self) -> dict[str, int | float]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _zeros(cfg: Shape) -> dict[str, np.ndarray]:
     d, h, dh, m, v = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, cfg.d_vocab
     w: dict[str, np.ndarray] = {
         "embed.W_E": np.zeros((v, d)),
@@ -459,16 +481,13 @@ def build_constructed_model(
     >>> m.interp_construction.positions, m.cfg.d_model
     ((2, 5), 226)
     """
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
     names, n_heads = _check_build_args(family, tasks, n_heads, n_ctx, dtype, query)
     lay = Layout.for_tasks(len(names))
     positions = tuple(int(t.removeprefix("pos")) for t in names)
     construction = Construction(family, names, positions, n_heads, n_ctx, lay, query=query)
     n_letters = len(LETTERS)
     d_mlp = max(4 * (len(names) + 1), len(names) * len(log_knots()), len(names) * n_letters + 1)
-    cfg = HookedTransformerConfig(
-        model_name=construction.model_id,
+    shape = Shape(
         n_layers=N_LAYERS,
         d_model=lay.d_model,
         d_head=n_letters + 4,
@@ -476,17 +495,9 @@ def build_constructed_model(
         d_mlp=d_mlp,
         d_vocab=len(char_vocab()),
         n_ctx=n_ctx,
-        act_fn="relu",
-        normalization_type="LN",
-        positional_embedding_type="standard",
-        original_architecture="GPT2LMHeadModel",
-        default_prepend_bos=True,
-        device=device,
-        dtype=getattr(torch, dtype),
-        seed=0,
     )
-    w = _zeros(cfg)
-    scale = float(cfg.attn_scale)
+    w = _zeros(shape)
+    scale = shape.attn_scale
     _embeddings(w, lay, n_ctx)
     _layer0(w, lay, construction, scale)
     _layer1(w, lay, construction, scale)
@@ -495,14 +506,10 @@ def build_constructed_model(
     _layer3(w, lay, construction, scale)
     _layer4(w, lay)
     _unembed(w, lay)
-    _normalise_readers(w, lay, cfg)
-    model = HookedTransformer(cfg, move_to_device=False)
-    params = dict(model.named_parameters())
-    if set(params) != set(w):
-        raise RuntimeError(f"construction: parameter names differ from TransformerLens's: {set(params) ^ set(w)}")
-    with torch.no_grad():
-        for name, value in w.items():
-            params[name].copy_(torch.from_numpy(value).to(params[name].dtype))
+    _normalise_readers(w, lay, shape)
+    model = hooked_from_tl_weights(
+        {**shape.fields(), "act_fn": "relu", "model_name": construction.model_id}, w, device=device, dtype=dtype
+    )
     return _finish(model, construction, device)
 
 
@@ -512,8 +519,6 @@ def _finish(model, construction: Construction, device: str):
     tok.padding_side = "right"  # the toolkit right-pads: causal attention needs no mask then
     model.tokenizer = tok
     model.cfg.tokenizer_prepends_bos = False
-    model.to(device, print_details=False)
-    model.eval()
     model.interp_info = ModelInfo(construction.model_id, "constructed by interp.construction", WeightProcessing())
     model.interp_construction = construction
     LOADED_MODELS.add(model)

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from interp.bridge import is_bridge
+
 HOOK_POINTS = ("resid_pre", "resid_mid", "resid_post")
 HookPoint = Literal["resid_pre", "resid_mid", "resid_post"]
 HookFn = Callable[..., Any]
@@ -81,6 +83,34 @@ def forward_logits(model, tokens, attention_mask=None):
     if attention_mask is not None:
         return model(tokens, attention_mask=attention_mask.to(model.cfg.device))
     return model(tokens)
+
+
+def final_resid(model, tokens, attention_mask=None, past_kv_cache=None):
+    """Residual ``Float[Tensor, "batch pos d_model"]`` after the last block (before ``ln_final``) for ``tokens``
+    ``Int[Tensor, "batch pos"]``, with the caller's hooks in force.
+
+    ``HookedTransformer`` (TransformerLens 3.x) stops there itself (``stop_at_layer=n_layers``; ``past_kv_cache``
+    appends to a TransformerLens key-value cache). A ``TransformerBridge`` (4.x) returns logits at
+    ``stop_at_layer=n_layers``, so the residual is read at the last ``hook_resid_post`` of a full forward; it takes
+    no TransformerLens cache (``ValueError``)."""
+
+    device = model.cfg.device
+    kwargs = {} if attention_mask is None else {"attention_mask": attention_mask.to(device)}
+    if not is_bridge(model):
+        if past_kv_cache is not None:
+            kwargs["past_kv_cache"] = past_kv_cache
+        return model(tokens.to(device), stop_at_layer=model.cfg.n_layers, **kwargs)
+    if past_kv_cache is not None:
+        raise ValueError("past_kv_cache: a TransformerBridge takes no TransformerLens key-value cache")
+    kept: list = []
+
+    def keep(resid, hook):
+        kept.append(resid)
+        return resid
+
+    with hooked(model, [(hook_name(n_layers(model) - 1), keep)]):
+        model(tokens.to(device), return_type=None, **kwargs)
+    return kept[-1]
 
 
 @dataclass

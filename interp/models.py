@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp.architectures import convert_weights, tl_fields
+from interp.bridge import bridge_from_hf, check_bridge_architecture, is_bridge, native_bridge, tl_major
 from interp.tokenization import bos_id, build_gpt2_tokenizer
 
 if TYPE_CHECKING:
@@ -251,10 +252,13 @@ def _resolve_gpt2(path: str | Path | None) -> Path:
 
 
 def _official_hf_name(name: str) -> str | None:
-    try:
-        from transformer_lens.loading_from_pretrained import get_official_model_name
-    except ImportError:  # pragma: no cover
-        return None
+    try:  # TransformerLens 4.x keeps the alias table in supported_models; 3.x in loading_from_pretrained
+        from transformer_lens.supported_models import get_official_model_name
+    except ImportError:
+        try:
+            from transformer_lens.loading_from_pretrained import get_official_model_name
+        except ImportError:  # pragma: no cover
+            return None
     try:
         return get_official_model_name(name)
     except Exception:  # noqa: BLE001 - unknown names raise ValueError in TransformerLens
@@ -318,7 +322,10 @@ def attach_tokenizer(model, tokenizer) -> None:
     tokenizer.padding_side = "right"  # the toolkit right-pads: causal attention needs no mask then
     if tokenizer.bos_token is None:  # e.g. Qwen: the document separator becomes the BOS (see bos_id)
         tokenizer.bos_token = tokenizer.convert_ids_to_tokens(bos_id(tokenizer))
-    model.tokenizer = tokenizer  # attached directly: TransformerLens's set_tokenizer may reach the hub
+    if is_bridge(model):  # its setter would re-normalise the tokenizer (reloading it by name: the hub)
+        model.__dict__["_tokenizer"] = tokenizer
+    else:
+        model.tokenizer = tokenizer  # attached directly: TransformerLens's set_tokenizer may reach the hub
     probe = "Hello world"
     plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
     # Llama/Gemma/Mistral tokenizers prepend their BOS themselves: TransformerLens then adds none as text (which
@@ -339,13 +346,73 @@ def hooked_from_hf(
     n_devices: int = 1,
     weights_sha256: str | None = None,
     trained_examples: dict[str, int] | None = None,
-) -> HookedTransformer:
-    """Convert an in-memory HF causal LM (any architecture of :mod:`interp.architectures`) to a
-    ``HookedTransformer`` (no network), with TransformerLens's converter for its architecture."""
+    source_dir: str | Path | None = None,
+):
+    """The hooked model of an in-memory HF causal LM (no network): on TransformerLens 4.x a ``TransformerBridge``
+    around it (:mod:`interp.bridge`), on 3.x a ``HookedTransformer`` converted by TransformerLens's converter for its
+    architecture (:mod:`interp.architectures`). Either way its residual stream equals HF's ``hidden_states`` unless
+    ``processing`` asks otherwise, and it carries the tokenizer and :class:`ModelInfo` the toolkit reads."""
+    processing = processing or WeightProcessing()
+    if tl_major() >= 4:
+        model = bridge_from_hf(
+            hf_model,
+            tokenizer,
+            source_dir=str(source_dir or model_id),
+            device=device,
+            dtype=dtype,
+            processing=processing,
+            n_devices=n_devices,
+        )
+        arch = str((getattr(hf_model.config, "architectures", None) or [type(hf_model).__name__])[0])
+    else:
+        model, arch = _hooked_transformer(hf_model, model_id, device, dtype, processing, n_devices)
+    attach_tokenizer(model, tokenizer)
+    model.interp_info = ModelInfo(model_id, source, processing, weights_sha256, arch, dtype, trained_examples)
+    LOADED_MODELS.add(model)
+    return model
+
+
+def hooked_from_tl_weights(fields: dict[str, Any], weights: dict, *, device: str = "cpu", dtype: str = "float32"):
+    """A GPT-2-style hooked model (learned positions, LayerNorm, plain MLP) built in code from weights in
+    TransformerLens's layout (``embed.W_E``, ``blocks.L.attn.W_Q`` ``[head, d_model, d_head]``, ...): a
+    ``HookedTransformer`` on TransformerLens 3.x, a ``TransformerBridge`` around a TL-native model on 4.x
+    (:func:`interp.bridge.native_bridge`). ``fields``: ``n_layers, d_model, d_head, n_heads, d_mlp, d_vocab, n_ctx,
+    eps, act_fn`` and optionally ``model_name``. The caller attaches the tokenizer."""
+    import torch
+
+    fields = dict(fields)
+    name = fields.pop("model_name", "built")
+    if tl_major() >= 4:
+        return native_bridge({**fields, "model_name": name}, weights, device=device, dtype=dtype)
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        model_name=name,
+        normalization_type="LN",
+        positional_embedding_type="standard",
+        original_architecture="GPT2LMHeadModel",
+        default_prepend_bos=True,
+        device=device,
+        dtype=getattr(torch, dtype),
+        seed=0,
+        **fields,
+    )
+    model = HookedTransformer(cfg, move_to_device=False)
+    params = dict(model.named_parameters())
+    if set(params) != set(weights):
+        raise RuntimeError(f"weights: names differ from TransformerLens's: {sorted(set(params) ^ set(weights))}")
+    with torch.no_grad():
+        for key, value in weights.items():
+            params[key].copy_(torch.as_tensor(value).to(params[key].dtype))
+    model.to(device, print_details=False)
+    return model.eval()
+
+
+def _hooked_transformer(hf_model, model_id: str, device: str, dtype: str, processing: WeightProcessing, n_devices):
+    """TransformerLens 3.x: ``hf_model`` converted to a ``HookedTransformer``; returns it and its architecture."""
     import torch
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    processing = processing or WeightProcessing()
     torch_dtype = getattr(torch, dtype)
     fields, converter = tl_fields(hf_model.config)
     cfg = HookedTransformerConfig(
@@ -361,17 +428,13 @@ def hooked_from_hf(
     model = HookedTransformer(cfg, move_to_device=False)
     model.load_and_process_state_dict({k: v.detach().to(torch_dtype) for k, v in state.items()}, **asdict(processing))
     del state
-    attach_tokenizer(model, tokenizer)
     if n_devices > 1:
         model.move_model_modules_to_device()
     else:
         model.to(device, print_details=False)
     model.eval()
     fuse_activation(model)
-    arch = fields["original_architecture"]
-    model.interp_info = ModelInfo(model_id, source, processing, weights_sha256, arch, dtype, trained_examples)
-    LOADED_MODELS.add(model)
-    return model
+    return model, fields["original_architecture"]
 
 
 _GELU_C = 2.0 * math.sqrt(2.0 / math.pi)  # gelu_new(x) = x · sigmoid(C · (x + 0.044715 · x³))
@@ -463,7 +526,7 @@ def load_model(
     if plugin is not None:
         return plugin(spec, device=device, dtype=dtype)
     model_id, d = resolve_weights_dir(spec, path)
-    hf = _hf_from_dir(d, dtype)
+    hf = _hf_from_dir(d, dtype, n_devices)
     weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     tok = _load_tokenizer(d, hf.config.vocab_size)
@@ -480,6 +543,7 @@ def load_model(
         n_devices=n_devices,
         weights_sha256=sha,
         trained_examples=_trained_examples(d),
+        source_dir=d,
     )
 
 
@@ -501,19 +565,31 @@ def context_and_tokenizer(spec: str, path: str | Path | None = None) -> tuple[in
     return n_ctx, _load_tokenizer(d, config.get("vocab_size"))
 
 
-def _hf_from_dir(d: Path, dtype: str):
-    """The HF causal LM in ``d`` on the CPU (local files only), after checking its architecture is supported."""
+def check_architecture(config) -> None:
+    """``ValueError`` naming the architecture when the installed TransformerLens cannot run it."""
+    if tl_major() >= 4:
+        check_bridge_architecture(config)
+    else:
+        tl_fields(config)
+
+
+def _hf_from_dir(d: Path, dtype: str, n_devices: int = 1):
+    """The HF causal LM in ``d`` on the CPU (local files only), after checking its architecture is supported; with
+    ``n_devices > 1`` (TransformerLens 4.x) its layers are placed over that many GPUs (``device_map="auto"``)."""
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     config = AutoConfig.from_pretrained(str(d), local_files_only=True)
-    tl_fields(config)  # an unsupported architecture fails here, before the weights are read
+    check_architecture(config)  # an unsupported architecture fails here, before the weights are read
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar for a local directory
     try:
         # float32 weights for float32/float64 models; half-precision models are read in their dtype (memory).
         load_dtype = dtype if dtype in ("float16", "bfloat16") else "float32"
-        hf = AutoModelForCausalLM.from_pretrained(str(d), local_files_only=True, dtype=load_dtype)
+        placement = {}
+        if n_devices > 1 and tl_major() >= 4:
+            placement = {"device_map": "auto", "max_memory": {i: "1000GiB" for i in range(n_devices)}}
+        hf = AutoModelForCausalLM.from_pretrained(str(d), local_files_only=True, dtype=load_dtype, **placement)
     finally:
         if bars:
             hf_logging.enable_progress_bar()

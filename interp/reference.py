@@ -100,11 +100,14 @@ def capture(model, prompts: Sequence[Prompt], layers: Sequence[int], hook: str =
     out = torch.zeros(len(layers), len(prompts), model.cfg.d_model, dtype=model.cfg.dtype)
     saved: dict[str, torch.Tensor] = {}
 
-    def save(act, hook):
-        saved[hook.name] = act[0, -1].detach().clone()
+    def saver(name: str):  # keyed by the name asked for (a TransformerBridge's hook may carry its alias's name)
+        def save(act, hook):
+            saved[name] = act[0, -1].detach().clone()
+
+        return save
 
     for i, p in enumerate(prompts):
-        with hooked(model, [(hook_name(la, hook), save) for la in layers]):
+        with hooked(model, [(hook_name(la, hook), saver(hook_name(la, hook))) for la in layers]):
             forward_logits(model, torch.tensor([encode(tokenizer_of(model), p.text)]))
         for j, la in enumerate(layers):
             out[j, i] = saved[hook_name(la, hook)].cpu()

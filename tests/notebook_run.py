@@ -22,7 +22,7 @@ def execute(path: Path):
         pytest.skip("no 'python3' Jupyter kernel spec (run `.venv/bin/python -m ipykernel install --sys-prefix`)")
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute()
     return nb

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.engines.exact import absolute_positions, cache_exact
+from interp.engines.exact import absolute_positions, cache_exact, fused_forward_exact
 from interp.engines.kv_cache import run_with_cache
 from interp.engines.packed import run_packed
 from interp.engines.plan import (
@@ -93,7 +93,8 @@ def choose_route(model, cands, cells: Sequence[tuple[Intervention, ...]], positi
         return "kv_cache" if cache_exact(model) else "full_rows"
     single = all(len(c) == 1 for c in cells)
     at_last = single and all(c[0].position is None and c[0].hook in ("resid_pre", "resid_post") for c in cells)
-    if at_last and cache_exact(model) and shared_prefix_plan(cands, positions) is not None:
+    cached = cache_exact(model) or fused_forward_exact(model)
+    if at_last and cached and shared_prefix_plan(cands, positions) is not None:
         return "shared_prefix"  # cache_exact: no sliding window, no hook of the caller
     return "per_cell"
 

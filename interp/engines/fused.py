@@ -18,11 +18,19 @@ torch.Size([8, 90, 128])
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from interp.engines.weights_cache import cached_from_weights
+
+
+def attn_scale(attn) -> float:
+    """What ``attn``'s scores are divided by: TransformerLens 3.x's ``attn_scale``; a 4.x bridge's attention has none,
+    and reaches here only where it is √d_head (:func:`interp.engines.exact.bridge_gpt2_style`)."""
+    scale = getattr(attn, "attn_scale", None)
+    return float(scale) if scale is not None else math.sqrt(attn.W_Q.shape[-1])
 
 
 def _live_heads(attn) -> torch.Tensor | None:
@@ -203,7 +211,7 @@ def fused_resid(
             q, k, v = _qkv(attn, _layer_norm(block.ln1, h), live)
             if keys_values is not None:
                 keys_values.append((k, v))
-            scale = 1.0 / float(attn.attn_scale)
+            scale = 1.0 / attn_scale(attn)
             if mask is None or split >= n:  # no query beyond the causal prefix: plain causal attention
                 z = sdpa(q, k, v, is_causal=True, scale=scale)  # [batch, head, pos, d_head]
             elif split:  # the prefix block causally; the later queries against every key through the mask
@@ -293,7 +301,7 @@ def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, l
             groups.prompts_of(k),
             groups.prompts_of(v),
             attn_mask=allowed[:, None],
-            scale=1.0 / float(attn.attn_scale),
+            scale=1.0 / attn_scale(attn),
         )
         out = _add_attn_out(attn, out, groups.per_row(z).reshape(len(rows_u), -1), live)
     else:
@@ -366,7 +374,7 @@ def fused_continue(
         if live is None or len(live):
             q, k, v = _qkv(attn, _layer_norm(block.ln1, h), live)
             cached_k, cached_v = keys_values[layer]
-            scale = 1.0 / float(attn.attn_scale)
+            scale = 1.0 / attn_scale(attn)
             # scores against the prompt's cached keys, each prompt's rows side by side (its keys are not copied per
             # row), then against the row's own keys; one softmax over both
             to_prompt = groups.per_row(groups.per_prompt(q) @ groups.prompts_of(cached_k).transpose(-1, -2))

@@ -19,7 +19,7 @@ import torch
 
 from interp.engines.plan import ScoringPlan, pad_rows
 from interp.engines.readout import per_slot, read_targets, terms_in_batch
-from interp.hooks import hooked
+from interp.hooks import final_resid, hooked
 
 #: ``prompt_hooks(prompt_indices) -> [(hook_name, fn), ...]``: hooks for one prompt-pass batch whose i-th sequence
 #: is the prefix of prompt ``prompt_indices[i]``.
@@ -28,13 +28,7 @@ PromptHooks = Callable[[list[int]], list[tuple[str, Callable]]]
 
 def forward_resid(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache) -> torch.Tensor:
     """Final residual ``Float[Tensor, "batch pos d_model"]`` (before ``ln_final``), appending to ``cache``."""
-    device = model.cfg.device
-    return model(
-        tokens.to(device),
-        attention_mask=attention_mask.to(device),
-        past_kv_cache=cache,
-        stop_at_layer=model.cfg.n_layers,
-    )
+    return final_resid(model, tokens, attention_mask, cache)
 
 
 class _RowsEntry:
@@ -106,11 +100,15 @@ def run_with_cache(
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
         x, mask = pad_rows([plan.prefixes[r] for r in chunk], pad)
-        cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(chunk))
+        has_answers = any(answer_rows_of[r] for r in chunk)  # full rows: no answer pass, no cache
+        cache = None
+        if has_answers:
+            cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(chunk))
         prompts_here = [plan.prefix_prompt[r] for r in chunk]
         with hooked(model, prompt_hooks(prompts_here) if prompt_hooks else []):
             resid = forward_resid(model, x, mask, cache)
-        cache.freeze()
+        if cache is not None:
+            cache.freeze()
         local = np.full(len(plan.prefixes), -1, dtype=np.int64)
         local[chunk] = np.arange(len(chunk))
         idx, rows, pos, tgt = terms_in_batch(plan.prompt_terms, local)

@@ -28,7 +28,7 @@ from interp.engines.exact import fused_forward_exact
 from interp.engines.fused import fused_resid
 from interp.engines.plan import ScoringPlan
 from interp.engines.readout import per_slot, read_targets, terms_in_batch
-from interp.hooks import context_length, hooked
+from interp.hooks import context_length, final_resid, hooked
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,6 @@ def packed_forward(model, batch: PackedBatch, *, keep: tuple[torch.Tensor, torch
             causal_prefix=batch.prefix_width,
             keep=keep,
         )
-    device = model.cfg.device
     attention_mask = (segments >= 0).long()
     visible = block_mask(segments)[:, None]  # [batch, 1, query, key]
     on_device: dict[torch.device, torch.Tensor] = {}
@@ -193,11 +192,7 @@ def packed_forward(model, batch: PackedBatch, *, keep: tuple[torch.Tensor, torch
     fwd = [("hook_pos_embed", at_positions)]
     fwd += [(f"blocks.{layer}.attn.hook_attn_scores", blocked) for layer in range(model.cfg.n_layers)]
     with hooked(model, fwd):
-        resid = model(
-            tokens.to(device),
-            attention_mask=attention_mask.to(device),
-            stop_at_layer=model.cfg.n_layers,
-        )
+        resid = final_resid(model, tokens, attention_mask)
     return resid if keep is None else resid[keep[0].to(resid.device), keep[1].to(resid.device)]
 
 

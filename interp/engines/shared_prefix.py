@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from interp.bridge import is_bridge
 from interp.engines.exact import fused_forward_exact
 from interp.engines.fused import fused_continue, fused_resid
 from interp.engines.kv_cache import sub_cache
@@ -64,6 +65,11 @@ def run_shared_prefix(
     pad = pad_id(tokenizer_of(model))
     out = np.zeros((len(interventions), n * k))
     fused = fused_forward_exact(model)  # no hook attached, GPT-2-style attention: the fused forward and its own cache
+    if not fused and is_bridge(model):
+        raise ValueError(
+            "model: the shared-prefix route needs the fused forward or TransformerLens's key-value cache, which a "
+            "TransformerBridge does not take; choose_route sends this model per cell"
+        )
     split_of = np.array([_split_layer(iv) for iv in interventions])
     distinct: dict[tuple[int, ...], int] = {}
     uid = np.array([distinct.setdefault(r, len(distinct)) for r in plan.prefixes])

@@ -19,23 +19,32 @@ import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     GemmaConfig,
     GemmaForCausalLM,
     GemmaTokenizerFast,
     GPTNeoXConfig,
     GPTNeoXForCausalLM,
     GPTNeoXTokenizerFast,
+    Llama4ForCausalLM,
+    Llama4TextConfig,
     LlamaConfig,
     LlamaForCausalLM,
     LlamaTokenizerFast,
     MistralConfig,
     MistralForCausalLM,
+    Olmo2Config,
+    Olmo2ForCausalLM,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen2TokenizerFast,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
+from interp.bridge import tl_major
 from interp.models import load_model, model_info
 from interp.prompts import build_prompts
 from interp.tokenization import CHARACTERS, encode, encode_batch, gpt2_tokenizer_files, pad_id
@@ -46,7 +55,7 @@ SMALL = dict(
 ATOL = 1e-4
 LLAMA3_BOS = "<|begin_of_text|>"
 #: Families whose HF tokenizer prepends a BOS itself; Qwen2 and GPT-NeoX add none (the toolkit prepends <|endoftext|>).
-HF_ADDS_BOS = ("gemma", "llama", "llama3", "mistral")
+HF_ADDS_BOS = ("gemma", "gemma3", "llama", "llama3", "llama4", "mistral")
 
 
 # --- tokenizers --------------------------------------------------------------------------------------------------
@@ -156,7 +165,34 @@ FAMILIES = {
         dict(rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25}),
     ),
     "gemma": Family("gemma", GemmaConfig, GemmaForCausalLM, gemma_tokenizer, dict(num_key_value_heads=1, head_dim=16)),
+    # Only TransformerLens 4.x's TransformerBridge runs these (3.x has no converter for them):
+    "qwen3": Family("qwen3", Qwen3Config, Qwen3ForCausalLM, qwen2_tokenizer, dict(num_key_value_heads=2, head_dim=16)),
+    "gemma3": Family(  # local (sliding-window) and global layers; the window is shorter than the longest text
+        "gemma3",
+        Gemma3TextConfig,
+        Gemma3ForCausalLM,
+        gemma_tokenizer,
+        dict(num_key_value_heads=1, head_dim=16, sliding_window=16),
+    ),
+    "olmo2": Family("olmo2", Olmo2Config, Olmo2ForCausalLM, neox_tokenizer, dict(num_key_value_heads=2)),
+    "llama4": Family(  # mixture of experts in every layer, chunked attention shorter than the longest text
+        "llama4",
+        Llama4TextConfig,
+        Llama4ForCausalLM,
+        llama3_tokenizer,
+        dict(
+            num_key_value_heads=2,
+            head_dim=16,
+            intermediate_size_mlp=128,
+            num_local_experts=2,
+            num_experts_per_tok=1,
+            interleave_moe_layer_step=1,
+            attention_chunk_size=16,
+        ),
+    ),
 }
+#: Families only the TransformerLens 4.x bridge loads.
+BRIDGE_ONLY = ("qwen3", "gemma3", "olmo2", "llama4")
 
 
 def build_dir(fam: Family, d: Path, seed: int = 0):
@@ -178,6 +214,8 @@ def build_dir(fam: Family, d: Path, seed: int = 0):
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def family(request, tmp_path_factory):
     fam = FAMILIES[request.param]
+    if fam.name in BRIDGE_ONLY and tl_major() < 4:
+        pytest.skip(f"{fam.model_cls.__name__} needs TransformerLens 4.x (TransformerBridge); 3.x has no converter")
     d = tmp_path_factory.mktemp(fam.name)
     hf, tok, bos = build_dir(fam, d)
     model = load_model(str(d), device="cpu")
@@ -196,7 +234,8 @@ TEXTS = [
 
 def _layer_outputs(hf) -> tuple[list, list]:
     """Forward hooks capturing every HF decoder layer's output (the raw residual stream after the layer)."""
-    layers = hf.base_model.layers
+    base = hf.base_model
+    layers = base.layers if hasattr(base, "layers") else base.model.layers  # Llama 4: the text model one level down
     outs: list = []
 
     def grab(_module, _inputs, output):

@@ -14,7 +14,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from test_architectures import FAMILIES, build_dir
+from test_architectures import BRIDGE_ONLY, FAMILIES, build_dir
+from versions import bridge_only
 
 from interp import reference
 from interp.capture import capture_resid
@@ -33,7 +34,12 @@ from interp.vectors import task_vector
 #: orders. The relative part matters only for the hand-built model, whose residuals carry anchors of 1000 and whose
 #: unused tokens sit at log-probabilities near -20 (seen: 1.2e-4 apart there, 6e-6 relative).
 TOL, RTOL = 1e-4, 1e-5
-KINDS = ["gpt2_arch", "embedded", "constructed", *sorted(FAMILIES)]
+KINDS = [
+    "gpt2_arch",
+    "embedded",
+    "constructed",
+    *(pytest.param(name, marks=bridge_only) if name in BRIDGE_ONLY else name for name in sorted(FAMILIES)),
+]
 
 
 @pytest.fixture(scope="module", params=KINDS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from versions import bridge_only, tl3_only
 
 from interp import reference
 from interp.engines import score
@@ -129,7 +130,7 @@ def test_resid_mid_and_fixed_positions_equal_the_reference(tiny_char_model):
         np.testing.assert_allclose(got, reference_cells(model, zs, cells), atol=TOL, rtol=0)
 
 
-@pytest.mark.parametrize("route", ["fused", "transformer_lens"])
+@pytest.mark.parametrize("route", ["fused", pytest.param("transformer_lens", marks=tl3_only)])
 def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch, route):
     """The shared route patches tensors directly: no hook is attached, even mid-run (on both of its forwards)."""
     import interp.engines as engines
@@ -156,6 +157,7 @@ def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch, route):
     assert seen and max(seen) == 0
 
 
+@tl3_only
 @pytest.mark.parametrize(("hook", "dead_layer"), [("resid_post", None), ("resid_pre", None), ("resid_pre", 0)])
 def test_fused_and_transformer_lens_caches_give_the_same_cells(tiny_char_model, monkeypatch, hook, dead_layer):
     """The shared route on the fused forward's own keys and values equals it on TransformerLens's cache (prompts of
@@ -201,3 +203,15 @@ def test_a_vector_of_another_task_warns_and_its_own_does_not(tiny_char_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         lambda_sweep(tiny_char_model, "bias_add", "add1", "add7", own_a, own_b, **sweep_kw)
+
+
+@bridge_only
+def test_a_bridge_without_the_fused_forward_is_refused_the_shared_route(tiny_char_model, monkeypatch):
+    """A ``TransformerBridge`` takes no TransformerLens key-value cache: forced onto the shared route without the fused
+    forward, it is refused with a clear error rather than given logits for residuals."""
+    import interp.engines.shared_prefix as sweeps
+
+    monkeypatch.setattr(sweeps, "fused_forward_exact", lambda m: False)
+    zs = zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=2, seed=0)
+    with pytest.raises(ValueError, match="TransformerBridge"):
+        score_cells(tiny_char_model, zs, random_cells(tiny_char_model, [0], 1, 0, mode="add"), batch_size=4)

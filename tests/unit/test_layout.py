@@ -41,7 +41,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "interp"
 RANK = {
     "png_renderer": -1, "png": -0.5, "seeds": -0.5,
     "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "results": 1,
-    "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2,
+    "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2,
     "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
     "vectors": 7, "patching": 8,
