@@ -1,14 +1,16 @@
 # The README's two commands: `make demo` (main job on the embedded model) and `make test` (default test suite).
-# Both create .venv, install torch 2.13.0 (CPU wheel) first, then this package with its dev extras.
+# Both create .venv, install torch 2.13.0 (CPU wheel) first, then this package with its dev extras (TransformerLens 4.x).
 PYTHON ?= python3
 VENV ?= .venv
+# Extra requirements pinned at set-up (test-tl3 pins TransformerLens 3.9 in a venv of its own).
+PIN ?=
 PY := $(VENV)/bin/python
 # glibc allocator thresholds: CPU training/inference page-faults far less (measured ~2x throughput).
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 export MALLOC_TOP_PAD_ ?= 1000000000
 
-.PHONY: setup demo test test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-profile lab
+.PHONY: setup demo test test-tl3 test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-profile lab
 
 setup: $(VENV)/.installed
 
@@ -16,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" $(PIN)
 	touch $@
 
 demo: setup
@@ -24,6 +26,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# TransformerLens 3.9 (HookedTransformer), still supported: the same default suite in .venv-tl3 (CI runs both).
+test-tl3:
+	$(MAKE) test VENV=.venv-tl3 PIN="transformer-lens==3.9.0"
 
 test-all: setup
 	$(PY) -m pytest -q -m ""

@@ -12,6 +12,7 @@ context-manager form (removed in ``finally``, also when an exception is raised).
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,21 +137,66 @@ def add_hooks(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> HookHandle:
     """Attach forward hooks ``(hook_name, fn)`` and return their handle; prefer :func:`hooks` where a block fits.
 
     Unknown names raise ``ValueError`` before anything is attached; a failure half-way removes what was added.
+    On a ``TransformerBridge``, ``blocks.L.hook_resid_mid`` is attached by :func:`_bridge_resid_mid` (the bridge's
+    own alias is the input of the MLP's norm only, so a patch there would not reach the residual stream).
     """
     points = model.hook_dict
-    for name, _ in fwd_hooks:
-        if name not in points:
+    bridge = is_bridge(model)
+    placed: list[tuple[str, HookFn, bool]] = []  # (point name, fn, prepend)
+    for name, fn in fwd_hooks:
+        resid_mid = bridge and re.fullmatch(r"blocks\.(\d+)\.hook_resid_mid", name)
+        if resid_mid and int(resid_mid.group(1)) < n_layers(model):
+            placed += _bridge_resid_mid(model, int(resid_mid.group(1)), fn)
+        elif name in points:
+            placed.append((name, fn, False))
+        else:
             raise ValueError(f"hook: unknown hook point {name!r}; e.g. 'blocks.0.hook_resid_post'")
     handle = HookHandle(model, tuple(name for name, _ in fwd_hooks))
     try:
-        for name, fn in fwd_hooks:
+        for name, fn, prepend in placed:
             point = points[name]
-            point.add_hook(fn, dir="fwd")
-            handle._added.append((point, point.fwd_hooks[-1]))
+            point.add_hook(fn, dir="fwd", prepend=prepend)
+            handle._added.append((point, point.fwd_hooks[0] if prepend else point.fwd_hooks[-1]))
     except BaseException:
         handle.remove()
         raise
     return handle
+
+
+def _bridge_resid_mid(model, layer: int, fn: HookFn) -> list[tuple[str, HookFn, bool]]:
+    """``fn`` at the residual stream between a bridge block's attention and MLP.
+
+    The bridge's ``blocks.L.hook_resid_mid`` aliases the MLP side's input (``ln2.hook_in``; ``mlp.hook_in`` where
+    the block has no norm before the MLP, OLMo 2): it reads the residual there, but what a hook returns only feeds
+    the MLP, while the block adds the MLP's output to the residual it held before. So ``fn`` runs at that point
+    and the change it made (new − old) is added to the block's output (``hook_resid_post``, ahead of any other hook
+    there): the residual after the block is then what it would have been had the stream itself held the new value.
+    Blocks whose MLP reads the block's input (parallel attention and MLP, GPT-NeoX / Pythia) have no point between
+    the two: ``ValueError``.
+    """
+    target = getattr(model.blocks[layer], "hook_aliases", {}).get("hook_resid_mid")
+    target = target[0] if isinstance(target, list | tuple) else target
+    if not isinstance(target, str) or f"blocks.{layer}.{target}" not in model.hook_dict:
+        raise ValueError(
+            "hook: resid_mid does not exist in this model's blocks (attention and MLP read the same input in "
+            "parallel, as in GPT-NeoX / Pythia); valid here: resid_pre, resid_post"
+        )
+    change: dict = {}  # this forward's change, handed from the first hook to the second
+
+    def at_mlp_input(act, hook):
+        before = act.clone()
+        out = fn(act, hook)
+        change["delta"] = (act if out is None else out) - before
+        return out
+
+    def at_block_output(act, hook):
+        delta = change.pop("delta", None)
+        return None if delta is None else act + delta
+
+    return [
+        (f"blocks.{layer}.{target}", at_mlp_input, False),
+        (hook_name(layer, "resid_post"), at_block_output, True),
+    ]
 
 
 @contextmanager
@@ -172,4 +218,5 @@ def hooked(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[HookHandl
 
 def attached_hooks(model) -> int:
     """Number of forward/backward hooks attached to any hook point of ``model`` (0 when clean)."""
-    return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in model.hook_dict.values())
+    points = {id(hp): hp for hp in model.hook_dict.values()}  # a bridge lists a point under its aliases too
+    return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in points.values())

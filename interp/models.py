@@ -28,6 +28,7 @@ False
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -349,9 +350,43 @@ def hooked_from_hf(
     source_dir: str | Path | None = None,
 ):
     """The hooked model of an in-memory HF causal LM (no network): on TransformerLens 4.x a ``TransformerBridge``
-    around it (:mod:`interp.bridge`), on 3.x a ``HookedTransformer`` converted by TransformerLens's converter for its
-    architecture (:mod:`interp.architectures`). Either way its residual stream equals HF's ``hidden_states`` unless
-    ``processing`` asks otherwise, and it carries the tokenizer and :class:`ModelInfo` the toolkit reads."""
+    around a copy of it (:mod:`interp.bridge`; the bridge rearranges the module it wraps, and ``hf_model`` may still
+    be training), on 3.x a ``HookedTransformer`` converted by TransformerLens's converter for its architecture
+    (:mod:`interp.architectures`). Either way ``hf_model`` is left as it was, the residual stream equals HF's
+    ``hidden_states`` unless ``processing`` asks otherwise, and the model carries the tokenizer and
+    :class:`ModelInfo` the toolkit reads."""
+    if tl_major() >= 4:
+        hf_model = copy.deepcopy(hf_model)
+    return _hooked_from_own_hf(
+        hf_model,
+        tokenizer,
+        model_id=model_id,
+        source=source,
+        device=device,
+        dtype=dtype,
+        processing=processing,
+        n_devices=n_devices,
+        weights_sha256=weights_sha256,
+        trained_examples=trained_examples,
+        source_dir=source_dir,
+    )
+
+
+def _hooked_from_own_hf(
+    hf_model,
+    tokenizer,
+    *,
+    model_id: str,
+    source: str,
+    device: str,
+    dtype: str,
+    processing: WeightProcessing | None,
+    n_devices: int,
+    weights_sha256: str | None,
+    trained_examples: dict[str, int] | None,
+    source_dir: str | Path | None,
+):
+    """:func:`hooked_from_hf` on an HF model nobody else holds (the bridge may take it over as it is)."""
     processing = processing or WeightProcessing()
     if tl_major() >= 4:
         model = bridge_from_hf(
@@ -532,7 +567,7 @@ def load_model(
     tok = _load_tokenizer(d, hf.config.vocab_size)
     shipped = {embedded_model_dir(): "embedded", TWO_DIGIT_DIR: "two_digit_shift"}
     source = f"package:interp/checkpoints/{shipped[d]}" if d in shipped else str(d)
-    return hooked_from_hf(
+    return _hooked_from_own_hf(  # the HF model was read for this model alone: no copy
         hf,
         tok,
         model_id=model_id,

@@ -9,8 +9,8 @@ patching and decomposition.
 import numpy as np
 import pytest
 import torch
-from transformer_lens import HookedTransformer
 
+from interp.bridge import is_bridge, tl_major
 from interp.construction import (
     TASK_LAYER,
     build_constructed_model,
@@ -46,7 +46,8 @@ def tasks_of(model) -> list[str]:
 
 def test_model_looks_like_a_load_model_result(models):
     m = models[4]
-    assert isinstance(m, HookedTransformer) and m in LOADED_MODELS
+    built_as = is_bridge(m) if tl_major() >= 4 else type(m).__name__ == "HookedTransformer"
+    assert built_as and m in LOADED_MODELS
     assert m.cfg.normalization_type == "LN" and m.cfg.n_layers == 5 and m.cfg.n_heads == 4
     assert m.tokenizer.padding_side == "right" and m.cfg.tokenizer_prepends_bos is False
     info = model_info(m)

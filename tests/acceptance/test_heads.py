@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from versions import tl3_only
 
 from interp import reference
 from interp.heads import (
@@ -90,6 +91,7 @@ def test_head_outputs_are_the_hooked_z_at_the_last_token(tiny_char_model):
         torch.testing.assert_close(z[1, i], seen["z"][0, -1], atol=1e-6, rtol=0)
 
 
+@tl3_only  # an attention-only model without norms, built as a HookedTransformer (4.x builds only GPT-2-style blocks)
 def test_attention_scores_and_logit_attribution_on_a_model_built_for_them():
     """A two-head attention-only model with hand-set weights: head 0 attends to the previous position (positions
     one-hot in the residual) and copies that token into the logits; head 1 attends to earlier copies of its own token

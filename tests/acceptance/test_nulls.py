@@ -73,6 +73,21 @@ def test_the_steering_null_accepts_the_task_vector_and_rejects_a_random_one(buil
     assert fake.statistic < real.statistic and fake.p_value > 0.05
 
 
+def test_a_residual_at_float_resolution_is_no_evidence_and_a_small_real_one_still_is():
+    """Mixed rows exactly in span{a, b} but for one offset common to all rows, as rounding in a forward pass leaves:
+    splits cancel it, so the split-half null alone would call a 1e-7 relative offset significant."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(24, 64, generator=g) + 3, torch.randn(24, 64, generator=g) - 1
+    mixed = 0.5 * a + 0.5 * b
+    off = torch.randn(64, generator=g)
+    off = off / off.norm() * float(mixed.mean(0).norm())
+    rounding = residual_noise_floor(mixed + 1e-7 * off, a, b, n_splits=200, seed=0)
+    assert rounding.p_value == 1.0 and "float resolution" in rounding.note
+    assert rounding.statistic > rounding.null_q95  # what the split-half null alone would have rejected
+    real = residual_noise_floor(mixed + 1e-3 * off, a, b, n_splits=200, seed=0)
+    assert real.p_value < 0.01 and "float resolution" not in real.note
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match=r"^mixed: need a \[prompt >= 2"):
         projection_null(torch.zeros(1, 4), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 4))

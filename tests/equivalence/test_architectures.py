@@ -44,7 +44,7 @@ from transformers import (
     Qwen3ForCausalLM,
 )
 
-from interp.bridge import tl_major
+from interp.bridge import is_bridge, tl_major
 from interp.models import load_model, model_info
 from interp.prompts import build_prompts
 from interp.tokenization import CHARACTERS, encode, encode_batch, gpt2_tokenizer_files, pad_id
@@ -346,6 +346,45 @@ def test_capture_and_patch_run(family):
         patched = score_answers(model, prompts).log_probs
     after = score_answers(model, prompts).log_probs
     assert np.abs(patched - before).max() > 1e-3 and np.array_equal(after, before)
+
+
+def test_a_resid_mid_patch_reaches_the_residual_stream(family):
+    """Oracle: the MLP acts per position, so giving a position the residual another prompt had between attention
+    and MLP gives it that prompt's residual after the block too (on a bridge the hook point aliases the MLP norm's
+    input, and a patch there alone would leave the stream unchanged)."""
+    from interp.hooks import forward_logits, hook_name, hooked
+
+    _, _, _, model, _ = family
+    a, b = (torch.tensor([encode(model.tokenizer, t)]) for t in ("France->Paris\nJapan->", "\n34@57=91\n12@40="))
+    mid, post = hook_name(0, "resid_mid"), hook_name(0, "resid_post")
+    if getattr(model.cfg, "parallel_attn_mlp", False):  # GPT-NeoX: attention and MLP read the same input
+        if is_bridge(model):
+            with pytest.raises(ValueError, match="resid_mid does not exist"), hooked(model, [(mid, lambda x, hook: x)]):
+                pass
+        return
+    seen: dict = {}
+
+    def keep(key):
+        def fn(act, hook):
+            seen[key] = act[0, -1].clone()
+
+        return fn
+
+    with torch.inference_mode():
+        with hooked(model, [(mid, keep("mid_b")), (post, keep("post_b"))]):
+            forward_logits(model, b)
+        with hooked(model, [(post, keep("post_a"))]):
+            forward_logits(model, a)
+
+        def put(act, hook):
+            act = act.clone()
+            act[0, -1] = seen["mid_b"]
+            return act
+
+        with hooked(model, [(mid, put), (post, keep("post_patched"))]):
+            forward_logits(model, a)
+    assert (seen["post_a"] - seen["post_b"]).abs().max() > 1e-2  # the two prompts differ there
+    torch.testing.assert_close(seen["post_patched"], seen["post_b"], atol=ATOL, rtol=0)
 
 
 # --- precision and devices (one architecture suffices: the path is shared) ------------------------------------------

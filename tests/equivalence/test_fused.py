@@ -7,7 +7,7 @@ from interp.construction import load_constructed
 from interp.engines.exact import fused_forward_exact
 from interp.engines.fused import fused_resid
 from interp.engines.packed import block_mask
-from interp.hooks import hooked
+from interp.hooks import final_resid, hooked
 from interp.prompts import build_prompts
 from interp.tokenization import encode_batch, pad_id, right_pad
 
@@ -26,7 +26,7 @@ def test_fused_forward_equals_transformer_lens(model_fixture, family, request):
     assert fused_forward_exact(model)
     x = tokens_for(model, family)
     with torch.inference_mode():
-        ref = model(x, stop_at_layer=model.cfg.n_layers)
+        ref = final_resid(model, x)
         got = fused_resid(model, x)
     scale = ref.abs().max().item()
     assert (got - ref).abs().max().item() <= 1e-5 * max(scale, 1.0)
@@ -37,7 +37,7 @@ def test_fused_forward_equals_transformer_lens_on_the_constructed_model():
     assert fused_forward_exact(model)
     x = tokens_for(model, "retrieval", n=3, n_examples=10)
     with torch.inference_mode():
-        ref = model(x, stop_at_layer=model.cfg.n_layers)
+        ref = final_resid(model, x)
         got = fused_resid(model, x)
     assert (got - ref).abs().max().item() <= 1e-5 * max(ref.abs().max().item(), 1.0)
 
@@ -51,7 +51,7 @@ def test_positions_and_visibility_are_honoured(tiny_char_model):
     positions = torch.tensor([[0, 1, 2, 3, 4, 5, 5]])
     segments = torch.tensor([[0, 0, 0, 0, 0, 1, 2]])
     with torch.inference_mode():
-        ref = model(alone, stop_at_layer=model.cfg.n_layers)
+        ref = final_resid(model, alone)
         got = fused_resid(model, packed, positions=positions, visible=block_mask(segments))
     assert (got[0, -1] - ref[0, -1]).abs().max().item() < 1e-5
     assert (got[0, :5] - ref[0, :5]).abs().max().item() < 1e-5
@@ -106,7 +106,7 @@ def test_heads_and_mlps_that_write_nothing_are_skipped_exactly(tiny_char_model):
         model.blocks[1 % model.cfg.n_layers].mlp.W_out.zero_()
     assert _live_heads(model.blocks[0].attn).tolist() == [h for h in range(model.cfg.n_heads) if h != 1]
     with torch.inference_mode():
-        ref = model(x, stop_at_layer=model.cfg.n_layers)
+        ref = final_resid(model, x)
         got = fused_resid(model, x)
         kept = fused_resid(model, x, keep=(torch.tensor([0, 2]), torch.tensor([4, 9])))
     assert (got - ref).abs().max().item() < 1e-5
@@ -127,40 +127,57 @@ def test_weights_made_under_inference_mode_work(tiny_char_model):
             p.data = p.data.clone()  # inference tensors now
         assert model.blocks[0].attn.W_O.is_inference()
         x = tokens_for(model, "operands", n=2)
-        ref = tiny_char_model(x, stop_at_layer=tiny_char_model.cfg.n_layers)
+        ref = final_resid(tiny_char_model, x)
         assert (fused_resid(model, x) - ref).abs().max().item() < 1e-5
         model.blocks[0].attn.W_O.zero_()
         assert (fused_resid(model, x) - ref).abs().max().item() > 1e-4
 
 
-def test_derived_weights_follow_edits_and_autograd(tiny_char_model):
+def fresh_tiny_char(char_tokenizer):
+    """A model of the ``tiny_char_model`` kind that this test alone holds (it edits the weights)."""
+    from conftest import seeded_gpt2
+
+    from interp.models import hooked_from_hf
+    from interp.tokenization import char_vocab
+
+    hf = seeded_gpt2(1, n_layer=2, n_embd=64, n_head=4, n_positions=512, vocab_size=len(char_vocab()))
+    return hooked_from_hf(hf, char_tokenizer, model_id="tiny-char-edited")
+
+
+def in_graph(module, forward) -> set[str]:
+    """The parameters of ``module`` that ``forward()`` (autograd on) puts in the graph, by name; never empty."""
+    module.zero_grad(set_to_none=True)
+    forward().square().sum().backward()
+    reached = {name for name, p in module.named_parameters() if p.grad is not None}
+    assert reached
+    return reached
+
+
+def test_derived_weights_follow_edits_and_autograd(char_tokenizer):
     """What the fused forward derives from the weights (side-by-side Q/K/V, live heads, dead MLPs) is rebuilt when a
     weight changes in place, works after being built under inference mode, and never cuts gradients."""
-    import copy
-
-    model = copy.deepcopy(tiny_char_model)
+    model = fresh_tiny_char(char_tokenizer)
     x = tokens_for(model, "operands", n=2)
     with torch.inference_mode():
         before = fused_resid(model, x)  # builds the cache under inference mode
     with torch.no_grad():
         model.blocks[0].attn.W_Q.mul_(0.5)
-        ref = model(x, stop_at_layer=model.cfg.n_layers)
+        ref = final_resid(model, x)
     with torch.inference_mode():
         after = fused_resid(model, x)
     assert (after - ref).abs().max().item() < 1e-5 and (after - before).abs().max().item() > 1e-4
-    out = fused_resid(model, x)  # autograd on: the weights stay in the graph
-    out.square().sum().backward()
-    assert model.blocks[0].attn.W_Q.grad is not None and model.blocks[0].attn.W_Q.grad.abs().sum() > 0
+    # autograd on: the weights stay in the graph, the same ones the model's own forward trains
+    assert in_graph(model.blocks[0].attn, lambda: fused_resid(model, x)) == in_graph(
+        model.blocks[0].attn, lambda: final_resid(model, x)
+    )
 
 
-def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(tiny_char_model, monkeypatch):
+def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(char_tokenizer, monkeypatch):
     """Neurons whose output weights are zero are dropped exactly; an MLP run a few tokens at a time (slices smaller
     than the batch) adds up to the whole; gradients still reach every weight."""
-    import copy
-
     import interp.engines.fused as fused
 
-    model = copy.deepcopy(tiny_char_model)
+    model = fresh_tiny_char(char_tokenizer)
     mlp = model.blocks[0].mlp
     with torch.no_grad():
         mlp.W_out[::3] = 0.0  # a third of the neurons write nothing
@@ -169,11 +186,10 @@ def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(tiny_char_mode
     monkeypatch.setattr(fused, "MLP_SLICE_BYTES", 7 * mlp.W_in.shape[1] * 4)  # 7 tokens per slice
     x = tokens_for(model, "operands", n=3)
     with torch.inference_mode():
-        ref = model(x, stop_at_layer=model.cfg.n_layers)
+        ref = final_resid(model, x)
         got = fused_resid(model, x)
     assert x.numel() > 7 and (got - ref).abs().max().item() < 1e-5
-    fused_resid(model, x).square().sum().backward()
-    assert mlp.W_in.grad is not None and mlp.W_in.grad[:, 1].abs().sum() > 0
+    assert in_graph(mlp, lambda: fused_resid(model, x)) == in_graph(mlp, lambda: final_resid(model, x))
 
 
 def test_continuation_splits_at_any_layer_and_equals_the_full_forward(tiny_char_model):
@@ -193,7 +209,7 @@ def test_continuation_splits_at_any_layer_and_equals_the_full_forward(tiny_char_
         kv: list = []
         fused_resid(model, right_pad(prompts, pad_id(model.tokenizer)), keys_values=kv)
         whole = fused_continue(model, kv, lengths, rows, tails[rows])
-        ref = torch.stack([model(torch.tensor([ids[r]]), stop_at_layer=model.cfg.n_layers)[0, -2:] for r in rows])
+        ref = torch.stack([final_resid(model, torch.tensor([ids[r]]))[0, -2:] for r in rows])
         assert (whole - ref).abs().max().item() <= 1e-5 * max(ref.abs().max().item(), 1.0)
         for s in range(model.cfg.n_layers + 1):
             below = fused_continue(model, kv, lengths, rows, tails[rows], stop_at_layer=s)

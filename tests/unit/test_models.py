@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from versions import tl3_only
 
 from interp.hooks import hooked
 from interp.models import (
@@ -118,6 +119,29 @@ def test_processing_flags_are_recorded(tiny_char_pair, char_tokenizer):
         torch.testing.assert_close(folded(x), hf(x).logits, atol=1e-4, rtol=0)  # folding keeps the function
 
 
+def test_building_a_hooked_model_leaves_the_hf_model_as_it_was(char_tokenizer, tmp_path):
+    """Training evaluates the HF model it is still training: building the hooked model must not rearrange it (a
+    TransformerBridge takes over the module it wraps; once it did, the next checkpoint could not be saved)."""
+    from conftest import seeded_gpt2
+
+    from interp.models import hooked_from_hf
+
+    hf = seeded_gpt2(3, n_layer=2, n_embd=64, n_head=4, n_positions=64, vocab_size=len(char_tokenizer))
+    before = {k: (v.clone(), v.stride()) for k, v in hf.state_dict().items()}
+    modules = [type(m).__name__ for m in hf.modules()]
+    model = hooked_from_hf(hf, char_tokenizer, model_id="kept")
+    after = hf.state_dict()
+    assert after.keys() == before.keys() and [type(m).__name__ for m in hf.modules()] == modules
+    assert all(torch.equal(after[k], v) and after[k].stride() == st for k, (v, st) in before.items())
+    hf.save_pretrained(tmp_path, safe_serialization=True)  # what training does next
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(1.0)  # training moves on; the hooked model keeps the weights it was built from
+    x = torch.tensor([[1, 20, 21, 22]])
+    with torch.no_grad():
+        assert not torch.allclose(model(x), hf(x).logits, atol=1e-3)
+
+
 def test_hooks_context_removes_exactly_what_it_added(tiny_char_model):
     calls = []
     name = "blocks.0.hook_resid_post"
@@ -167,6 +191,7 @@ def test_model_metadata_is_one_dataclass(embedded_model):
     assert info.to_dict()["trained_examples"] == info.trained_examples
 
 
+@tl3_only  # the fused gelu is built into a HookedTransformer; a bridge runs Hugging Face's own MLP
 def test_gelu_new_runs_as_the_fused_kernel_with_the_same_values(tiny_gpt2_model):
     from transformer_lens.utilities.activation_functions import gelu_new
 
@@ -181,6 +206,7 @@ def test_gelu_new_runs_as_the_fused_kernel_with_the_same_values(tiny_gpt2_model)
     assert not hasattr(relu_cfg.blocks[0].mlp, "act_fn")
 
 
+@tl3_only  # the fused gelu is built into a HookedTransformer; a bridge runs Hugging Face's own MLP
 def test_gelu_new_every_route_matches_the_formula_and_leaves_its_input_alone(tiny_gpt2_model):
     """In-place sigmoid form (CPU float32/float64, no autograd), torch's kernel otherwise: same values, same
     gradients, the input untouched."""
