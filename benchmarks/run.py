@@ -699,8 +699,16 @@ def bench_notebooks(quick: bool) -> list[dict]:
 
 
 def run_meta(threads: int, quick: bool) -> dict:
-    """What a benchmark's JSON records about the run: threads, torch, quick mode, CPU count."""
-    return {"threads": threads, "torch": torch.__version__, "quick": quick, "cpu_count": os.cpu_count()}
+    """What a benchmark's JSON records about the run: threads, torch, TransformerLens, quick mode, CPU count."""
+    from interp.bridge import tl_version
+
+    return {
+        "threads": threads,
+        "torch": torch.__version__,
+        "transformer_lens": tl_version(),
+        "quick": quick,
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def write_results(path: str | Path, results: dict) -> None:

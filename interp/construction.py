@@ -1,9 +1,9 @@
 """A transformer built by hand (no training) that runs K retrieval tasks in superposition: ground truth.
 
-The model is a TransformerLens ``HookedTransformer`` of standard GPT-2-style blocks (LayerNorm, attention, ReLU MLP),
-5 layers, with hand-set weights, the project's char tokenizer and the toolkit's BOS convention, so every ``interp``
-function runs on it unchanged. Its right answers are known in closed form (``docs/construction.md`` has the weights
-as maths):
+The model is a TransformerLens model (a ``TransformerBridge`` around a TL-native model on 4.x, a ``HookedTransformer``
+on 3.9) of standard GPT-2-style blocks (LayerNorm, attention, ReLU MLP), 5 layers, with hand-set weights, the
+project's char tokenizer and the toolkit's BOS convention, so every ``interp`` function runs on it unchanged. Its
+right answers are known in closed form (``docs/construction.md`` has the weights as maths):
 
 - layer 0: one head finds each position's last delimiter (BOS or ``\\n``); the MLP turns the distance into the index
   of the position in its line: flags ``D_k`` (letter at position ``i_k`` of its string, one per task) and ``Ans``
@@ -461,8 +461,8 @@ def build_constructed_model(
     dtype: str = "float32",
     query: str = "earlier",
 ):
-    """The hand-built superposition model for ``tasks`` of ``family`` (default: all its tasks), as a
-    ``HookedTransformer`` that looks like a :func:`interp.models.load_model` result.
+    """The hand-built superposition model for ``tasks`` of ``family`` (default: all its tasks), as a TransformerLens
+    model that looks like a :func:`interp.models.load_model` result.
 
     Args:
         family: ``"retrieval"`` (the only family with a construction).

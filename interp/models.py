@@ -12,9 +12,10 @@ Specs accepted by :func:`load_model`:
 - a Hugging Face repo id (``"Qwen/Qwen1.5-0.5B"``) or TransformerLens alias (``"pythia-14m"``) already in the local
   HF cache (``snapshot_download(local_files_only=True)``).
 
-Weights go HF ``AutoModelForCausalLM`` (local files only) → TransformerLens's own converter for the architecture →
-``HookedTransformer.load_and_process_state_dict`` with the recorded :class:`WeightProcessing` flags. The TransformerLens
-config is built from the directory's ``config.json`` (never from the hub). The default applies no processing that moves
+Weights go HF ``AutoModelForCausalLM`` (local files only) → on TransformerLens 4.x a ``TransformerBridge`` around that
+module (:mod:`interp.bridge`), on 3.9 TransformerLens's own converter for the architecture →
+``HookedTransformer.load_and_process_state_dict``; either way with the recorded :class:`WeightProcessing` flags and a
+config built from the directory's ``config.json`` (never from the hub). The default applies no processing that moves
 residual-stream coordinates, so captured vectors equal HF ``output_hidden_states``.
 
 Gotcha: the model's tokenizer is attached as-is (no BOS added by the tokenizer). The toolkit's BOS convention lives in
@@ -533,17 +534,19 @@ def load_model(
     processing: WeightProcessing | None = None,
     n_devices: int = 1,
 ) -> HookedTransformer:
-    """Load a model as a TransformerLens ``HookedTransformer``, offline.
+    """Load a model as a TransformerLens model, offline: a ``TransformerBridge`` on TransformerLens 4.x, a
+    ``HookedTransformer`` on 3.9.
 
     Args:
-        spec: ``"embedded"``, ``"gpt2"``/``"gpt2-small"``, a local HF directory (GPT-2, Llama, Mistral, Qwen2,
-            GPT-NeoX, Gemma), a Hugging Face repo id / TransformerLens alias present in the local HF cache, or a
+        spec: ``"embedded"``, ``"gpt2"``/``"gpt2-small"``, a local HF directory of a causal LM (README "Your own
+            model"), a Hugging Face repo id / TransformerLens alias present in the local HF cache, or a
             built model such as ``"constructed:retrieval:K=4"`` (:data:`SPEC_PLUGINS`; no weights involved).
         path: directory of GPT-2 weights (overrides ``$INTERP_GPT2_PATH`` and the cache).
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         dtype: ``"float32"`` (default), ``"bfloat16"``/``"float16"`` (big models on a GPU), ``"float64"`` (CPU only).
         processing: weight-processing flags (default: none that change residual coordinates).
-        n_devices: split layers over this many GPUs (TransformerLens ``n_devices``; needs ``device="cuda"``).
+        n_devices: place the layers over this many GPUs (4.x: Hugging Face ``device_map="auto"``; 3.9:
+            TransformerLens ``n_devices``; needs ``device="cuda"``).
 
     Raises:
         WeightsNotFoundError: the weights are not available locally (the message says how to provide them).

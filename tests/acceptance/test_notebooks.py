@@ -33,7 +33,7 @@ def check_emergence(s: dict) -> None:
     # same seed trains a slightly different tiny model on another CPU; one such machine gave 0.10, 0.13, 0.22, 0.44)
     assert all(0.05 < x < 0.95 for x in a[1:-1]) and a[-2] - a[1] > 0.2
     assert all(0.25 < p < 0.75 for p in s["null_p"])  # random examples: a guess between the two trained tasks
-    assert s["var_half"] > 0.15  # the text says single prompts commit
+    assert s["var_half"] > 0.6 * a[2] * (1 - a[2])  # the text says single prompts commit (m(1 - m): all of them)
 
 
 def check_task_vectors(s: dict) -> None:

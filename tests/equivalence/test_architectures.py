@@ -515,19 +515,24 @@ def test_a_name_missing_from_the_cache_fails_fast_naming_both_ways(hub_cache):
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_your_own_model_python_runs(tmp_path):
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_readme_your_own_model_python_runs(tmp_path, name):
+    """The README's block, run as written on a directory of each tested family in place of Qwen1.5-0.5B."""
+    fam = FAMILIES[name]
+    if name in BRIDGE_ONLY and tl_major() < 4:
+        pytest.skip(f"{fam.model_cls.__name__} needs TransformerLens 4.x (TransformerBridge); 3.x has no converter")
     section = README.read_text().split("## Your own model\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```py\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 1 and "/models/Qwen1.5-0.5B" in blocks[0]
-    qwen = tmp_path / "Qwen1.5-0.5B"
-    build_dir(FAMILIES["qwen2"], qwen)
-    code = blocks[0].replace("/models/Qwen1.5-0.5B", str(qwen))
+    own = tmp_path / name
+    build_dir(fam, own)
+    code = blocks[0].replace("/models/Qwen1.5-0.5B", str(own))
     namespace: dict = {}
     exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
-    assert model_info(namespace["model"]).architecture == "Qwen2ForCausalLM"
+    assert model_info(namespace["model"]).architecture == fam.model_cls.__name__
     assert namespace["scores"].log_probs.shape == (20, 3) and np.isfinite(namespace["scores"].log_probs).all()
     several = (
-        re.search(r"# several GPUs: (load_model\(.*\))", code).group(1).replace("/models/Meta-Llama-3-70B", str(qwen))
+        re.search(r"# several GPUs: (load_model\(.*\))", code).group(1).replace("/models/Meta-Llama-3-70B", str(own))
     )
     if torch.cuda.device_count() < 4:  # the multi-GPU line fails at once, before any weights are read
         with pytest.raises(ValueError, match="n_devices: 4 requested but|device: 'cuda' requested but CUDA is not"):
