@@ -49,11 +49,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from interp.bridge import is_bridge  # noqa: E402
 from interp.capture import capture_resid, token_batches  # noqa: E402
 from interp.engines.exact import fused_forward_exact  # noqa: E402
 from interp.engines.fused import fused_resid  # noqa: E402
 from interp.engines.plan import candidates_for  # noqa: E402
-from interp.hooks import hook_name  # noqa: E402
+from interp.hooks import final_resid, hook_name  # noqa: E402
 from interp.prompts import build_prompts  # noqa: E402
 from interp.scoring import score_answers  # noqa: E402
 from interp.tokenization import encode_batch, pad_id, right_pad  # noqa: E402
@@ -107,7 +108,7 @@ def forward_fn(model, kind: str):
     :mod:`interp.engines.fused`, where it applies: the fastest forward the toolkit has)."""
     if kind == "fused" and fused_forward_exact(model):
         return lambda tokens: fused_resid(model, tokens)
-    return lambda tokens: model(tokens, stop_at_layer=model.cfg.n_layers)
+    return lambda tokens: final_resid(model, tokens)  # 3.x: stop_at_layer; a bridge: a full forward, read at the top
 
 
 @torch.inference_mode()
@@ -535,6 +536,11 @@ def bench_generation(name: str, models: dict, quick: bool) -> list[dict]:
     top_dlogp = max(abs(a[0][1] - b[0][1]) for a, b in zip(ours, base, strict=True) if a and b and a[0][0] == b[0][0])
     info = {"prompts": len(prompts), "beam_width": beam, "max_new_tokens": new, "top_output_same": float(top_same)}
     info |= {"max_dlogp_top_output": float(top_dlogp), "fused_forward": fused_forward_exact(model)}
+    info["baseline_route"] = (  # without the fused forward, generation runs what the installed TransformerLens has
+        "whole rows (a TransformerBridge takes no TransformerLens cache)"
+        if is_bridge(model)
+        else "TransformerLens key-value cache"
+    )
     rows = [
         row(f"beam search vs TransformerLens cache · {name}", base_s, ours_s, base_s / ours_s, "not slower (>= 1x)",
             base_s / ours_s >= 1, info),

@@ -30,6 +30,7 @@ START, END = "<!-- numbers:start -->", "<!-- numbers:end -->"
 PERF_START, PERF_END = "<!-- performance:start -->", "<!-- performance:end -->"
 PROFILE_START, PROFILE_END = "<!-- profile:start -->", "<!-- profile:end -->"
 EXPLORE_START, EXPLORE_END = "<!-- explore:start -->", "<!-- explore:end -->"
+VERSIONS_START, VERSIONS_END = "<!-- versions:start -->", "<!-- versions:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -43,6 +44,7 @@ def load_sources(root: Path = ROOT) -> dict:
         "construction": json.loads((fig / "construction" / "construction.json").read_text()),
         "bench": json.loads((root / "benchmarks" / "results.json").read_text()),
         "profile": json.loads((root / "benchmarks" / "profile.json").read_text()),
+        "versions": json.loads((root / "benchmarks" / "versions.json").read_text()),
         "scaling": json.loads((fig / "scaling" / "scaling.json").read_text()),
         "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
@@ -413,6 +415,8 @@ def row_note(r: dict) -> str:
             f"sampled shares vs exact odds, max deviation: {info['max_dev_from_exact_ours']:.3f} (one row per "
             f"sample: {info['max_dev_from_exact_per_sample']:.3f})"
         )
+    if "baseline_route" in info and "beam search vs" in r["name"]:
+        return f"baseline: {info['baseline_route']}"
     if "arithmetic_ceiling" in info and "per-cell" in r["name"]:
         return (
             f"ceiling (multiply-adds, per-cell ÷ least exact work): {info['arithmetic_ceiling']:.1f}×; "
@@ -428,13 +432,36 @@ def row_note(r: dict) -> str:
     return ""
 
 
+def render_versions(versions: dict) -> str:
+    """The TransformerLens 3.9 → 4.x comparison of the same benchmark (``benchmarks/versions.json``)."""
+    s, old, new = versions["summary"], versions["old_meta"], versions["new_meta"]
+    by_name = {r["name"]: r for r in versions["rows"]}
+
+    def listed(names: list[str]) -> str:
+        return "; ".join(f"{n} ({by_name[n]['new_over_old']:.2f}×)" for n in names) or "none"
+
+    return "\n".join(
+        [
+            VERSIONS_START,
+            f"The same `make bench` on the same machine under TransformerLens {old.get('transformer_lens', '?')} and "
+            f"{new.get('transformer_lens', '?')} (`benchmarks/versions.py`, rows in both: {s['rows']}, timed: "
+            f"{s['timed']}): the median cost of our route (time; peak memory in the capture rows) is "
+            f"{s['median_new_over_old']:.2f}× on 4.x. Costlier beyond "
+            f"the ×{versions['noise']} noise band: {listed(s['slower'])}. Faster: {listed(s['faster'])}. Verdicts "
+            f"lost: {', '.join(s['newly_failing']) or 'none'}; gained: {', '.join(s['newly_passing']) or 'none'}.",
+            VERSIONS_END,
+        ]
+    )
+
+
 def render_performance(bench: dict) -> str:
     """The performance block: every benchmark line of ``benchmarks/results.json`` (``make bench``)."""
     meta = bench["meta"]
     lines = [
         PERF_START,
         f"`make bench` (`benchmarks/run.py`), {meta['threads']} thread(s), torch {meta['torch']}, "
-        f"{meta['cpu_count']}-core CPU; {meta.get('note', '')}".rstrip("; "),
+        + (f"TransformerLens {meta['transformer_lens']}, " if "transformer_lens" in meta else "")
+        + f"{meta['cpu_count']}-core CPU; {meta.get('note', '')}".rstrip("; "),
         "",
         "| benchmark | baseline | ours | ratio | target | | note |",
         "|---|---|---|---|---|---|---|",
@@ -533,6 +560,7 @@ def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
         (PERF_START, PERF_END): render_performance(sources["bench"]),
         (PROFILE_START, PROFILE_END): render_profile(sources["profile"]),
         (EXPLORE_START, EXPLORE_END): render_explore(sources["explore"], sources["bench"]),
+        (VERSIONS_START, VERSIONS_END): render_versions(sources["versions"]),
     }
 
 

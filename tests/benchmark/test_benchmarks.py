@@ -44,3 +44,44 @@ def test_a_quick_benchmark_run_finds_every_route_equal_to_its_baseline(tmp_path)
     rows = json.loads(out.read_text())["rows"]
     equality = [r for r in rows if "equality" in r["name"]]
     assert equality and all(r["pass"] for r in equality), [(r["name"], r["ratio"]) for r in equality]
+
+
+def _versions():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import versions
+    finally:
+        sys.path.pop(0)
+    return versions
+
+
+def test_version_comparison_flags_a_slower_row_a_new_failure_and_skips_rows_of_one_run():
+    versions = _versions()
+    old = {"meta": {"transformer_lens": "3.9.0"}, "rows": [
+        {"name": "a", "ours_s": 1.0, "pass": True},
+        {"name": "b", "ours_s": 1.0, "pass": True},
+        {"name": "gone", "ours_s": 1.0, "pass": True},
+        {"name": "equality", "ours_s": 0.0, "pass": True},
+    ]}  # fmt: skip
+    new = {"meta": {"transformer_lens": "4.3.0"}, "rows": [
+        {"name": "a", "ours_s": 1.2, "pass": True},
+        {"name": "b", "ours_s": 1.3, "pass": False},
+        {"name": "new", "ours_s": 9.0, "pass": True},
+        {"name": "equality", "ours_s": 0.0, "pass": True},
+    ]}  # fmt: skip
+    out = versions.compare(old, new, noise=1.25)
+    assert [r["name"] for r in out["rows"]] == ["a", "b", "equality"]
+    s = out["summary"]
+    assert s["slower"] == ["b"] and s["newly_failing"] == ["b"] and s["timed"] == 2
+    assert abs(s["median_new_over_old"] - 1.25) < 1e-12
+    with pytest.raises(ValueError, match="^noise: must be >= 1"):
+        versions.compare(old, new, noise=0.5)
+
+
+def test_committed_version_comparison_is_what_the_two_committed_runs_give():
+    committed = ROOT / "benchmarks" / "versions.json"
+    old, new = (json.loads((ROOT / "benchmarks" / f).read_text()) for f in ("results_tl3.json", "results.json"))
+    assert json.loads(committed.read_text()) == _versions().compare(
+        old, new, json.loads(committed.read_text())["noise"]
+    )
+    assert old["meta"]["transformer_lens"].startswith("3.") and new["meta"]["transformer_lens"].startswith("4.")
