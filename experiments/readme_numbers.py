@@ -444,7 +444,7 @@ def render_versions(versions: dict) -> str:
         [
             VERSIONS_START,
             f"The same `make bench` on the same machine under TransformerLens {old.get('transformer_lens', '?')} and "
-            f"{new.get('transformer_lens', '?')} (`benchmarks/versions.py`, rows in both: {s['rows']}, timed: "
+            f"{new.get('transformer_lens', '?')} (`benchmarks/compare_versions.py`, rows in both: {s['rows']}, timed: "
             f"{s['timed']}): the median cost of our route (time; peak memory in the capture rows) is "
             f"{s['median_new_over_old']:.2f}× on 4.x. Costlier beyond "
             f"the ×{versions['noise']} noise band: {listed(s['slower'])}. Faster: {listed(s['faster'])}. Verdicts "

@@ -106,8 +106,35 @@ def bridge_from_hf(
     )
     if processing is not None and any(vars(processing).values()):
         bridge.process_weights(**vars(processing))
+    keep_rotated_qk_in_model_dtype(bridge, torch_dtype)
     bridge.eval()
     return bridge
+
+
+def keep_rotated_qk_in_model_dtype(bridge, dtype) -> int:
+    """Cast queries and keys back to ``dtype`` after RoPE, where Hugging Face does; returns the hooks added.
+
+    Some families (OLMo 2) hand their attention float32 ``cos``/``sin`` tables and rely on their own RoPE function
+    to cast the rotated q and k back to the model's dtype. TransformerLens 4.3's reconstructed attention applies
+    Llama's RoPE function instead, which does not cast, so in bfloat16 or float16 the float32 queries met half-precision
+    values and the forward failed ("expected m1 and m2 to have the same dtype"). A forward hook on each
+    ``hook_rot_q``/``hook_rot_k`` (registered with torch, not TransformerLens, so ``reset_hooks`` keeps it, and first,
+    so user hooks see what Hugging Face computes) casts them back. In float32 and float64 nothing is added.
+    """
+    import torch
+
+    if dtype in (torch.float32, torch.float64):
+        return 0
+
+    def to_model_dtype(_module, _inputs, output):
+        return output.to(dtype) if torch.is_tensor(output) and output.dtype != dtype else output
+
+    added = 0
+    for name, module in bridge.named_modules():
+        if name.endswith(("attn.hook_rot_q", "attn.hook_rot_k")):
+            module.register_forward_hook(to_model_dtype, prepend=True)
+            added += 1
+    return added
 
 
 #: The hand-set weights' names (TransformerLens 3.x layout) → the TL-native model's parameters, and how each is laid

@@ -9,6 +9,7 @@ unbatched forward pass per (prompt, answer) for the scores.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass
@@ -420,14 +421,21 @@ def test_float64_on_cpu_matches_hf_in_float64(llama_dir, tmp_path):
         torch.testing.assert_close(ours, ref, atol=atol, rtol=0)
 
 
-def test_bfloat16_loads_and_stays_close(llama_dir):
-    d, hf = llama_dir
+def test_bfloat16_matches_hf_in_bfloat16(family):
+    """Every family loads and runs in bfloat16 and stays with Hugging Face run in bfloat16 (OLMo 2 on the bridge
+    failed here before interp.bridge.keep_rotated_qk_in_model_dtype)."""
+    fam, d, hf, _, _ = family
     model = load_model(str(d), device="cpu", dtype="bfloat16")
     assert model.cfg.dtype == torch.bfloat16 and model.W_E.dtype == torch.bfloat16
+    hf_half = copy.deepcopy(hf).to(torch.bfloat16)
     x = torch.tensor([encode(model.tokenizer, TEXTS[2])])
     with torch.no_grad():
-        diff = (model(x).float() - hf(x).logits).abs().max()
-    assert diff < 0.25
+        ours, ref, full = model(x).float(), hf_half(x).logits.float(), hf(x).logits
+    # Neither the bridge (it re-implements attention, softmax in float32) nor HookedTransformer rounds exactly as
+    # Hugging Face does: measured 0.02-0.06 on logits of scale ~4 for every family on 3.9 and 4.3, as far as HF's
+    # own bfloat16 run is from its float32 one. A wrong conversion is off by the logits' scale.
+    assert (ours - ref).abs().max() < 0.15, fam.name
+    assert (ours - full).abs().max() < 0.25, fam.name
 
 
 def test_precision_and_device_arguments_fail_early(llama_dir):

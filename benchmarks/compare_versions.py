@@ -1,9 +1,10 @@
-"""The same benchmark under two TransformerLens versions, row by row: ``ours`` time on each, their ratio, each verdict.
+r"""The same benchmark under two TransformerLens versions, row by row: ``ours`` time on each, their ratio, each verdict.
 
 ``make bench`` writes ``benchmarks/results.json`` with the installed TransformerLens; run it once in each environment
 (``.venv`` for 4.x, ``.venv-tl3`` for 3.9, writing the second to another file with ``--out``) on the same machine, then
 
-    python benchmarks/versions.py benchmarks/results_tl3.json benchmarks/results.json --out benchmarks/versions.json
+    python benchmarks/compare_versions.py benchmarks/results_tl3.json benchmarks/results.json \
+        --out benchmarks/versions.json
 
 A row counts as slower when the newer run takes more than ``--noise`` times the older one's time (default 1.25: the
 spread of repeated runs of the slowest rows on the 2-core machine). Equality rows (no time) compare verdicts only.
