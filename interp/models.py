@@ -33,7 +33,6 @@ import copy
 import hashlib
 import importlib
 import json
-import math
 import os
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -399,6 +398,7 @@ def _hooked_from_own_hf(
             processing=processing,
             n_devices=n_devices,
         )
+        fuse_activation(model)
         arch = str((getattr(hf_model.config, "architectures", None) or [type(hf_model).__name__])[0])
     else:
         model, arch = _hooked_transformer(hf_model, model_id, device, dtype, processing, n_devices)
@@ -473,39 +473,26 @@ def _hooked_transformer(hf_model, model_id: str, device: str, dtype: str, proces
     return model, fields["original_architecture"]
 
 
-_GELU_C = 2.0 * math.sqrt(2.0 / math.pi)  # gelu_new(x) = x · sigmoid(C · (x + 0.044715 · x³))
-
-
-def _gelu_tanh(x):
-    import torch
-    import torch.nn.functional as F
-
-    if (
-        x.device.type != "cpu"
-        or x.dtype not in (torch.float32, torch.float64)
-        or (torch.is_grad_enabled() and x.requires_grad)
-    ):
-        return F.gelu(x, approximate="tanh")
-    t = x * x  # the rest in place: one temporary
-    return t.mul_(0.044715 * _GELU_C).add_(_GELU_C).mul_(x).sigmoid_().mul_(x)
-
-
 def fuse_activation(model) -> None:
-    """Compute GPT-2's ``gelu_new`` with fewer passes (part of building the model, not a runtime patch).
+    """Compute GPT-2's ``gelu_new`` with fewer passes (:mod:`interp.activations`; part of building the model).
 
-    TransformerLens evaluates ``0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`` as six elementwise operations, each
-    with a ``[batch, pos, d_mlp]`` temporary. ``torch.nn.functional.gelu(x, approximate="tanh")`` is the same formula
-    in one kernel (max |Δ| 4.8e-7 in float32, 8.9e-16 in float64 over 4M normal draws × 4); it runs on GPUs, in half
-    precision and under autograd. On CPU in float32/float64 without autograd, the identity ``½(1 + tanh z) =
-    sigmoid(2z)`` gives ``x · sigmoid(2√(2/π)(x + 0.044715·x³))`` in place on one temporary: about 2× faster than
-    torch's kernel there (its vectorised tanh is slow), max |Δ| 4.8e-7 (float32) and 1.8e-15 (float64) against it.
-    The MLP's ``hook_pre``/``hook_post`` are unchanged.
+    A ``HookedTransformer``'s MLPs get :func:`interp.activations.gelu_tanh` as ``act_fn``; a bridge's wrapped Hugging
+    Face MLPs get :class:`interp.activations.GeluTanh` in place of ``NewGELUActivation``. The MLPs' hooks are
+    unchanged. Other activations are left alone.
     """
+    from interp.activations import GeluTanh, gelu_tanh
+
+    if is_bridge(model):
+        for block in model.blocks:
+            inner = getattr(block.mlp, "original_component", None)
+            if type(getattr(inner, "act", None)).__name__ == "NewGELUActivation":
+                inner.act = GeluTanh()
+        return
     if model.cfg.act_fn != "gelu_new":
         return
     for block in model.blocks:
         if hasattr(block.mlp, "act_fn"):
-            block.mlp.act_fn = _gelu_tanh
+            block.mlp.act_fn = gelu_tanh
 
 
 #: Spec prefixes served by models built in code rather than loaded from weights: prefix → (module, loader). The

@@ -18,101 +18,50 @@ torch.Size([8, 90, 128])
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
-from interp.engines.weights_cache import cached_from_weights
+from interp.engines.block_weights import AttentionWeights, attention_weights, mlp_weights
 
 
-def attn_scale(attn) -> float:
-    """What ``attn``'s scores are divided by: TransformerLens 3.x's ``attn_scale``; a 4.x bridge's attention has none,
-    and reaches here only where it is √d_head (:func:`interp.engines.exact.bridge_gpt2_style`)."""
-    scale = getattr(attn, "attn_scale", None)
-    return float(scale) if scale is not None else math.sqrt(attn.W_Q.shape[-1])
-
-
-def _live_heads(attn) -> torch.Tensor | None:
-    """Indices of the heads that can write to the residual stream (``None``: all of them).
-
-    A head whose output weights ``W_O[h]`` are all zero, or whose values are zero whatever the input (``W_V[h]`` and
-    ``b_V[h]`` all zero), adds exactly nothing: hand-built and pruned models have many. Cached per module until its
-    weights change.
-    """
-
-    def compute() -> torch.Tensor | None:
-        writes = attn.W_O.flatten(1).ne(0).any(1) & (attn.W_V.flatten(1).ne(0).any(1) | attn.b_V.ne(0).any(1))
-        return None if bool(writes.all()) else writes.nonzero().flatten()
-
-    return cached_from_weights(attn, "live_heads", (attn.W_O, attn.W_V, attn.b_V), compute)
-
-
-#: Layers up to this many query/key/value weights keep their side-by-side copy between calls (GPT-2 medium: 3.1M);
-#: larger ones build it per call (a copy of every layer's weights would cost more memory than it saves time).
-QKV_CACHE_MAX = 4_000_000
-
-
-def _qkv_weights(attn, live: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[d_model, 3 · heads · d_head]`` query/key/value weights of the ``live`` heads side by side, and their biases:
-    one matrix product instead of three."""
-
-    def compute() -> tuple[torch.Tensor, torch.Tensor]:
-        w = [attn.W_Q, attn.W_K, attn.W_V]
-        b = [attn.b_Q, attn.b_K, attn.b_V]
-        if live is not None:
-            w, b = [x[live] for x in w], [x[live] for x in b]
-        w_all = torch.cat(w)  # [3 · heads, d_model, d_head]
-        return w_all.permute(1, 0, 2).reshape(w_all.shape[1], -1), torch.cat(b).reshape(-1)
-
-    params = (attn.W_Q, attn.W_K, attn.W_V, attn.b_Q, attn.b_K, attn.b_V, attn.W_O)  # W_O: which heads are live
-    if 3 * attn.W_Q.numel() > QKV_CACHE_MAX or torch.is_grad_enabled():  # with autograd: weights in the graph
-        return compute()
-    return cached_from_weights(attn, "qkv", params, compute)
-
-
-def _qkv(attn, x: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
-    """Queries, keys and values ``Float[Tensor, "3 batch head pos d_head"]`` of the ``live`` heads for normalised
+def _qkv(w: AttentionWeights, x: torch.Tensor) -> torch.Tensor:
+    """Queries, keys and values ``Float[Tensor, "3 batch head pos d_head"]`` of the writing heads for normalised
     ``x`` (``[batch, pos, d_model]``), from one matrix product."""
-    w_qkv, b_qkv = _qkv_weights(attn, live)
-    d_head = attn.W_Q.shape[-1]
-    heads = w_qkv.shape[1] // (3 * d_head)
-    return (x @ w_qkv + b_qkv).view(*x.shape[:2], 3, heads, d_head).permute(2, 0, 3, 1, 4)
+    return (x @ w.w_qkv + w.b_qkv).view(*x.shape[:2], 3, w.n_live, w.d_head).permute(2, 0, 3, 1, 4)
 
 
 def _layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
-    """``ln(x)``, through PyTorch's fused kernel for TransformerLens's ``LayerNorm``/``LayerNormPre`` (same maths)."""
+    """``ln(x)``, through PyTorch's fused kernel for TransformerLens's ``LayerNorm``/``LayerNormPre`` and for a
+    bridge's wrapped ``torch.nn.LayerNorm`` (same maths; the bridge's own module recomputes it step by step so that
+    its hooks can read the parts)."""
     kind = type(ln).__name__
     if kind == "LayerNorm":
         return torch.nn.functional.layer_norm(x, x.shape[-1:], ln.w, ln.b, ln.eps)
     if kind == "LayerNormPre":
         return torch.nn.functional.layer_norm(x, x.shape[-1:], None, None, ln.eps)
+    inner = getattr(ln, "original_component", None)
+    if (
+        isinstance(inner, torch.nn.LayerNorm)
+        and not getattr(ln, "uses_rms_norm", True)
+        and not getattr(ln, "uses_weight_offset", True)
+        and x.dtype in (torch.float32, torch.float64)  # the bridge upcasts half precision: let it
+    ):
+        eps = getattr(ln.config, "eps", inner.eps)  # what the bridge's module uses
+        return torch.nn.functional.layer_norm(x, inner.normalized_shape, inner.weight, inner.bias, eps)
     return ln(x)
 
 
-def _mlp_out(mlp, x: torch.Tensor) -> torch.Tensor:
-    """``mlp(x)``; an MLP whose output weights are all zero adds only its output bias (not computed through)."""
-    w_out = getattr(mlp, "W_out", None)
-    if w_out is not None and getattr(mlp, "b_out", None) is not None:
-        if not cached_from_weights(mlp, "writes", (w_out,), lambda: bool(w_out.ne(0).any())):
-            return mlp.b_out.expand_as(x)
-    return mlp(x)
-
-
-def _live_neurons(mlp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """``(W_in, b_in, W_out)`` of the neurons that write (``W_out`` row not all zero): the weights themselves when
-    all do, copies of the writing neurons' slices when some do, ``None`` when none does. Cached per module."""
-
-    def compute():
-        writes = mlp.W_out.ne(0).any(1)
-        if bool(writes.all()):
-            return mlp.W_in, mlp.b_in, mlp.W_out
-        if not bool(writes.any()):
-            return None
-        idx = writes.nonzero().flatten()
-        return mlp.W_in[:, idx].contiguous(), mlp.b_in[idx].contiguous(), mlp.W_out[idx].contiguous()
-
-    return cached_from_weights(mlp, "live_neurons", (mlp.W_in, mlp.b_in, mlp.W_out), compute)
+def _plain_mlp_activation(mlp):
+    """The activation of a plain two-layer MLP (``W_in``, activation, ``W_out``, no gate, no inner norm) whose
+    weights the fast path may read: TransformerLens 3.x's ``MLP`` or a bridge around Hugging Face's GPT-2 MLP or a
+    TL-native one; ``None`` for anything else (the module then runs itself)."""
+    if type(mlp).__name__ == "MLP":
+        return mlp.act_fn if getattr(mlp, "ln", None) is None else None
+    inner = getattr(mlp, "original_component", None)
+    if type(inner).__name__ in ("GPT2MLP", "NativeMLP") and getattr(inner, "ln", None) is None:
+        return inner.act
+    return None
 
 
 #: On CPU, an MLP whose weights take at most :data:`MLP_SLICE_MAX_WEIGHT_BYTES` runs a slice of tokens at a time,
@@ -124,32 +73,31 @@ MLP_SLICE_MAX_WEIGHT_BYTES = 2**22
 
 
 def _add_mlp_out(mlp, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``h + mlp(x)``. Without autograd, for TransformerLens's plain ``MLP``: only the neurons that write, small MLPs
-    a slice of tokens at a time (:data:`MLP_SLICE_BYTES`), each output product accumulated into ``h`` in place (no
-    ``[tokens, d_model]`` temporary, no separate add)."""
-    if torch.is_grad_enabled() or type(mlp).__name__ != "MLP" or getattr(mlp, "ln", None) is not None:
-        return h + _mlp_out(mlp, x)
-    weights = _live_neurons(mlp)
-    if weights is None:
-        return h.add_(mlp.b_out)
-    w_in, b_in, w_out = weights
+    """``h + mlp(x)``. Without autograd, for a plain MLP (:func:`_plain_mlp_activation`): only the neurons that
+    write, small MLPs a slice of tokens at a time (:data:`MLP_SLICE_BYTES`), each output product accumulated into
+    ``h`` in place (no ``[tokens, d_model]`` temporary, no separate add)."""
+    act = None if torch.is_grad_enabled() else _plain_mlp_activation(mlp)
+    if act is None:
+        return h + mlp(x)
+    w = mlp_weights(mlp, act)
+    if not w.n_live:
+        return h.add_(w.b_out)
     x2, h2 = x.reshape(-1, x.shape[-1]), h.view(-1, h.shape[-1])
     step = x2.shape[0]
-    if x.device.type == "cpu" and 2 * w_in.numel() * w_in.element_size() <= MLP_SLICE_MAX_WEIGHT_BYTES:
-        step = max(1, MLP_SLICE_BYTES // (w_in.shape[1] * w_in.element_size()))
+    if x.device.type == "cpu" and 2 * w.w_in.numel() * w.w_in.element_size() <= MLP_SLICE_MAX_WEIGHT_BYTES:
+        step = max(1, MLP_SLICE_BYTES // (w.w_in.shape[1] * w.w_in.element_size()))
     for lo in range(0, x2.shape[0], step):
-        h2[lo : lo + step].addmm_(mlp.act_fn(torch.addmm(b_in, x2[lo : lo + step], w_in)), w_out)
-    return h.add_(mlp.b_out)
+        h2[lo : lo + step].addmm_(w.act_fn(torch.addmm(w.b_in, x2[lo : lo + step], w.w_in)), w.w_out)
+    return h.add_(w.b_out)
 
 
-def _add_attn_out(attn, h: torch.Tensor, z: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
-    """``h`` plus the attention output of heads' results ``z`` (``[..., heads · d_head]``, the ``live`` heads);
-    without autograd accumulated into ``h`` in place."""
-    w_o = _o_weights(attn, live)
+def _add_attn_out(w: AttentionWeights, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``h`` plus the attention output of the writing heads' results ``z`` (``[..., live · d_head]``); without
+    autograd accumulated into ``h`` in place."""
     if torch.is_grad_enabled():
-        return h + torch.nn.functional.linear(z, w_o.T, attn.b_O)
-    h.view(-1, h.shape[-1]).addmm_(z.reshape(-1, z.shape[-1]), w_o)
-    return h.add_(attn.b_O)
+        return h + torch.nn.functional.linear(z, w.w_o.T, w.b_o)
+    h.view(-1, h.shape[-1]).addmm_(z.reshape(-1, z.shape[-1]), w.w_o)
+    return h.add_(w.b_o)
 
 
 #: ``tap(layer, point, resid)``: called with each residual stream ``Float[Tensor, "batch pos d_model"]`` as it is
@@ -202,16 +150,15 @@ def fused_resid(
     blocks = model.blocks[: model.cfg.n_layers if stop_at_layer is None else stop_at_layer]
     for layer, block in enumerate(blocks):
         tap(layer, "resid_pre", h)
-        attn = block.attn
-        live = _live_heads(attn)
+        w = attention_weights(block.attn)
         last = keep is not None and layer == len(blocks) - 1
         if last:
-            return _last_block_at(block, h, keep, visible, live)
-        if live is None or len(live):
-            q, k, v = _qkv(attn, _layer_norm(block.ln1, h), live)
+            return _last_block_at(block, h, keep, visible, w)
+        if w.n_live:
+            q, k, v = _qkv(w, _layer_norm(block.ln1, h))
             if keys_values is not None:
                 keys_values.append((k, v))
-            scale = 1.0 / attn_scale(attn)
+            scale = 1.0 / w.scale
             if mask is None or split >= n:  # no query beyond the causal prefix: plain causal attention
                 z = sdpa(q, k, v, is_causal=True, scale=scale)  # [batch, head, pos, d_head]
             elif split:  # the prefix block causally; the later queries against every key through the mask
@@ -219,9 +166,9 @@ def fused_resid(
                 z = torch.cat([head, sdpa(q[:, :, split:], k, v, attn_mask=mask, scale=scale)], dim=2)
             else:
                 z = sdpa(q, k, v, attn_mask=mask, scale=scale)
-            h = _add_attn_out(attn, h, z.transpose(1, 2).reshape(z.shape[0], n, -1), live)
+            h = _add_attn_out(w, h, z.transpose(1, 2).reshape(z.shape[0], n, -1))
         else:  # no head writes: the attention adds its output bias only
-            h = h + attn.b_O
+            h = h + w.b_o
             if keys_values is not None:
                 keys_values.append((h.new_zeros(h.shape[0], 0, n, 1), h.new_zeros(h.shape[0], 0, n, 1)))
         tap(layer, "resid_mid", h)
@@ -230,12 +177,6 @@ def fused_resid(
     if keep is not None:  # stop_at_layer=0: the embeddings
         return h[keep[0].to(device), keep[1].to(device)]
     return h
-
-
-def _o_weights(attn, live: torch.Tensor | None) -> torch.Tensor:
-    """``[heads · d_head, d_model]`` output weights of the ``live`` heads."""
-    w = attn.W_O if live is None else attn.W_O[live]
-    return w.reshape(-1, w.shape[-1])
 
 
 class _RowGroups:
@@ -269,20 +210,17 @@ class _RowGroups:
         return x[self.prompts]
 
 
-def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, live) -> torch.Tensor:
+def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, w: AttentionWeights) -> torch.Tensor:
     """Block ``block`` on residual ``h`` (``[batch, pos, d_model]``), its output at ``keep = (rows, cols)`` only."""
     device = h.device
     rows, cols = keep[0].to(device), keep[1].to(device)
     flat, inverse = torch.unique(rows * h.shape[1] + cols, return_inverse=True)
     rows_u, cols_u = flat // h.shape[1], flat % h.shape[1]
     out = h[rows_u, cols_u]  # [m, d_model]
-    attn = block.attn
-    if live is None or len(live):
+    if w.n_live:
         x = _layer_norm(block.ln1, h)
-        w_qkv, b_qkv = _qkv_weights(attn, live)
-        d_head = attn.W_Q.shape[-1]
+        w_qkv, b_qkv, d_head, heads = w.w_qkv, w.b_qkv, w.d_head, w.n_live
         width = w_qkv.shape[1] // 3
-        heads = width // d_head
         kv = x @ w_qkv[:, width:] + b_qkv[width:]  # keys and values at every position
         k, v = kv.view(h.shape[0], -1, 2, heads, d_head).permute(2, 0, 3, 1, 4)
         q = x[rows_u, cols_u] @ w_qkv[:, :width] + b_qkv[:width]  # queries at the kept places: [m, heads · d_head]
@@ -301,11 +239,11 @@ def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, l
             groups.prompts_of(k),
             groups.prompts_of(v),
             attn_mask=allowed[:, None],
-            scale=1.0 / attn_scale(attn),
+            scale=1.0 / w.scale,
         )
-        out = _add_attn_out(attn, out, groups.per_row(z).reshape(len(rows_u), -1), live)
+        out = _add_attn_out(w, out, groups.per_row(z).reshape(len(rows_u), -1))
     else:
-        out = out + attn.b_O
+        out = out + w.b_o
     out = _add_mlp_out(block.mlp, out, _layer_norm(block.ln2, out))
     return out[inverse]
 
@@ -369,12 +307,11 @@ def fused_continue(
     later = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)  # [query, own key]
     for layer in range(start_at_layer, stop):
         block = model.blocks[layer]
-        attn = block.attn
-        live = _live_heads(attn)
-        if live is None or len(live):
-            q, k, v = _qkv(attn, _layer_norm(block.ln1, h), live)
+        w = attention_weights(block.attn)
+        if w.n_live:
+            q, k, v = _qkv(w, _layer_norm(block.ln1, h))
             cached_k, cached_v = keys_values[layer]
-            scale = 1.0 / attn_scale(attn)
+            scale = 1.0 / w.scale
             # scores against the prompt's cached keys, each prompt's rows side by side (its keys are not copied per
             # row), then against the row's own keys; one softmax over both
             to_prompt = groups.per_row(groups.per_prompt(q) @ groups.prompts_of(cached_k).transpose(-1, -2))
@@ -383,8 +320,8 @@ def fused_continue(
             weights = torch.softmax(torch.cat([to_prompt, to_own], dim=-1), dim=-1)
             z = groups.per_row(groups.per_prompt(weights[..., :n]) @ groups.prompts_of(cached_v))
             z = z + weights[..., n:] @ v  # [row, head, query, d_head]
-            h = _add_attn_out(attn, h, z.transpose(1, 2).reshape(n_rows, t, -1), live)
+            h = _add_attn_out(w, h, z.transpose(1, 2).reshape(n_rows, t, -1))
         else:
-            h = h + attn.b_O
+            h = h + w.b_o
         h = _add_mlp_out(block.mlp, h, _layer_norm(block.ln2, h))
     return h

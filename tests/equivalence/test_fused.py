@@ -94,7 +94,7 @@ def test_heads_and_mlps_that_write_nothing_are_skipped_exactly(tiny_char_model):
     skips them and still equals TransformerLens's forward; changing the weights back is noticed."""
     import copy
 
-    from interp.engines.fused import _live_heads
+    from interp.engines.block_weights import live_heads as _live_heads
 
     model = copy.deepcopy(tiny_char_model)
     x = tokens_for(model, "operands", n=3)
@@ -176,12 +176,15 @@ def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(char_tokenizer
     """Neurons whose output weights are zero are dropped exactly; an MLP run a few tokens at a time (slices smaller
     than the batch) adds up to the whole; gradients still reach every weight."""
     import interp.engines.fused as fused
+    from interp.engines.block_weights import mlp_weights
 
     model = fresh_tiny_char(char_tokenizer)
     mlp = model.blocks[0].mlp
     with torch.no_grad():
         mlp.W_out[::3] = 0.0  # a third of the neurons write nothing
-    w_in, _, w_out = fused._live_neurons(mlp)
+    assert fused._plain_mlp_activation(mlp) is not None  # the fast path runs this MLP (either generation)
+    with torch.no_grad():
+        w_in, _, w_out, *_ = mlp_weights(mlp, fused._plain_mlp_activation(mlp))
     assert w_in.shape[1] == w_out.shape[0] == mlp.W_out.shape[0] - len(range(0, mlp.W_out.shape[0], 3))
     monkeypatch.setattr(fused, "MLP_SLICE_BYTES", 7 * mlp.W_in.shape[1] * 4)  # 7 tokens per slice
     x = tokens_for(model, "operands", n=3)

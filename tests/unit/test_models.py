@@ -1,12 +1,13 @@
 """Loader tests on the real GPT-2-small architecture with seeded weights, plus real-weight acceptance tests."""
 
+import math
 import time
 from types import SimpleNamespace
 
 import pytest
 import torch
-from versions import tl3_only
 
+from interp.bridge import is_bridge
 from interp.hooks import hooked
 from interp.models import (
     WeightProcessing,
@@ -191,28 +192,35 @@ def test_model_metadata_is_one_dataclass(embedded_model):
     assert info.to_dict()["trained_examples"] == info.trained_examples
 
 
-@tl3_only  # the fused gelu is built into a HookedTransformer; a bridge runs Hugging Face's own MLP
-def test_gelu_new_runs_as_the_fused_kernel_with_the_same_values(tiny_gpt2_model):
-    from transformer_lens.utilities.activation_functions import gelu_new
+def _gelu_new_reference(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's ``gelu_new`` written out, operation by operation, as TransformerLens and Hugging Face write it."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
+
+def _model_activation(model):
+    """The activation a GPT-2 model's first MLP runs (3.x: ``act_fn``; a bridge: its Hugging Face module's ``act``)."""
+    mlp = model.blocks[0].mlp
+    return mlp.original_component.act if is_bridge(model) else mlp.act_fn
+
+
+def test_gelu_new_runs_as_the_fused_kernel_with_the_same_values(tiny_gpt2_model):
+    """Both model kinds are built with the one-pass gelu (a HookedTransformer's ``act_fn``, a bridge's HF ``act``)."""
+    from interp.activations import GeluTanh, gelu_tanh
     from interp.models import fuse_activation
 
-    mlp = tiny_gpt2_model.blocks[0].mlp
-    assert mlp.act_fn is not gelu_new  # fused at load time
-    x = torch.randn(4, 7, mlp.W_in.shape[1], generator=torch.Generator().manual_seed(0)) * 3
-    assert (mlp.act_fn(x) - gelu_new(x)).abs().max() < 1e-6
+    act = _model_activation(tiny_gpt2_model)
+    assert act is gelu_tanh or isinstance(act, GeluTanh)  # fused at load time
+    x = torch.randn(4, 7, tiny_gpt2_model.cfg.d_mlp, generator=torch.Generator().manual_seed(0)) * 3
+    assert (act(x) - _gelu_new_reference(x)).abs().max() < 1e-6
     relu_cfg = SimpleNamespace(cfg=SimpleNamespace(act_fn="relu"), blocks=[SimpleNamespace(mlp=SimpleNamespace())])
     fuse_activation(relu_cfg)  # other activations are left alone
     assert not hasattr(relu_cfg.blocks[0].mlp, "act_fn")
 
 
-@tl3_only  # the fused gelu is built into a HookedTransformer; a bridge runs Hugging Face's own MLP
 def test_gelu_new_every_route_matches_the_formula_and_leaves_its_input_alone(tiny_gpt2_model):
     """In-place sigmoid form (CPU float32/float64, no autograd), torch's kernel otherwise: same values, same
     gradients, the input untouched."""
-    from transformer_lens.utilities.activation_functions import gelu_new
-
-    act = tiny_gpt2_model.blocks[0].mlp.act_fn
+    act = _model_activation(tiny_gpt2_model)
     x = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(1)) * 4
     for dtype, tol in ((torch.float32, 1e-6), (torch.float64, 1e-12)):
         xd = x.to(dtype)
@@ -220,14 +228,14 @@ def test_gelu_new_every_route_matches_the_formula_and_leaves_its_input_alone(tin
         with torch.inference_mode():
             got = act(xd)
         assert torch.equal(xd, before)
-        assert (got - gelu_new(xd)).abs().max() < tol
+        assert (got - _gelu_new_reference(xd)).abs().max() < tol
     leaf = x.double().requires_grad_()
     act(leaf).sum().backward()
     ref = leaf.detach().clone().requires_grad_()
-    gelu_new(ref).sum().backward()
+    _gelu_new_reference(ref).sum().backward()
     assert (leaf.grad - ref.grad).abs().max() < 1e-12
     half = act(x.bfloat16())
-    assert half.dtype == torch.bfloat16 and (half.float() - gelu_new(x)).abs().max() < 0.1
+    assert half.dtype == torch.bfloat16 and (half.float() - _gelu_new_reference(x)).abs().max() < 0.1
 
 
 def test_a_model_path_names_what_is_actually_missing(tmp_path):

@@ -1,0 +1,138 @@
+"""What the fused forward reads of a block's attention and MLP, gathered once per weight version.
+
+On TransformerLens 3.x ``attn.W_Q`` is a parameter; on a 4.x ``TransformerBridge`` it is a property that rebuilds a
+view of the Hugging Face weight on every access (about a millisecond each on the embedded model), and the fused
+forward reads a dozen such names per layer per call. Here they are read once and kept, keyed on the module's own
+parameters (their storage and version counter: an in-place edit or a replaced weight is noticed, whatever name it
+was reached by). With autograd on, nothing is kept: the weights must be in the graph.
+
+>>> import torch
+>>> from interp.models import load_model
+>>> attn = load_model("embedded").blocks[0].attn
+>>> w = attention_weights(attn)
+>>> w.w_qkv.shape[1] == 3 * attn.cfg.n_heads * w.d_head and attention_weights(attn) is w
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from interp.engines.weights_cache import cached_from_weights
+
+#: Layers up to this many query/key/value weights keep their side-by-side copy between calls (GPT-2 medium: 3.1M);
+#: larger ones build it per call (a copy of every layer's weights would cost more memory than it saves time).
+QKV_CACHE_MAX = 4_000_000
+
+
+class AttentionWeights(NamedTuple):
+    """An attention's weights as the fused forward uses them (``live``: the heads that write, ``None`` for all).
+
+    ``w_qkv``: ``Float[Tensor, "d_model 3·live·d_head"]`` (queries, keys, values side by side); ``b_qkv``:
+    ``Float[Tensor, "3·live·d_head"]``; ``w_o``: ``Float[Tensor, "live·d_head d_model"]``; ``b_o``:
+    ``Float[Tensor, "d_model"]``; ``scale``: what scores are divided by.
+    """
+
+    live: torch.Tensor | None
+    w_qkv: torch.Tensor
+    b_qkv: torch.Tensor
+    w_o: torch.Tensor
+    b_o: torch.Tensor
+    d_head: int
+    scale: float
+
+    @property
+    def n_live(self) -> int:
+        """How many heads write (0: the attention adds its output bias only)."""
+        return self.w_o.shape[0] // self.d_head
+
+
+def _scale(attn, d_head: int) -> float:
+    """TransformerLens 3.x's ``attn_scale``; a 4.x bridge's attention has none, and reaches the fused forward only
+    where it is √d_head (:func:`interp.engines.exact.bridge_gpt2_style`)."""
+    scale = getattr(attn, "attn_scale", None)
+    return float(scale) if scale is not None else math.sqrt(d_head)
+
+
+def live_heads(attn) -> torch.Tensor | None:
+    """Indices of the heads that can write to the residual stream (``None``: all of them).
+
+    A head whose output weights ``W_O[h]`` are all zero, or whose values are zero whatever the input (``W_V[h]`` and
+    ``b_V[h]`` all zero), adds exactly nothing: hand-built and pruned models have many.
+    """
+    return _live_heads(attn.W_O, attn.W_V, attn.b_V)
+
+
+def _live_heads(w_o, w_v, b_v) -> torch.Tensor | None:
+    writes = w_o.flatten(1).ne(0).any(1) & (w_v.flatten(1).ne(0).any(1) | b_v.ne(0).any(1))
+    return None if bool(writes.all()) else writes.nonzero().flatten()
+
+
+def _gather_attention(attn) -> AttentionWeights:
+    w_q, w_k, w_v, w_o = attn.W_Q, attn.W_K, attn.W_V, attn.W_O
+    b = [attn.b_Q, attn.b_K, attn.b_V]
+    with torch.no_grad():
+        live = _live_heads(w_o, w_v, b[2])
+    w = [w_q, w_k, w_v]
+    if live is not None:
+        w, b, w_o = [x[live] for x in w], [x[live] for x in b], w_o[live]
+    w_all = torch.cat(w)  # [3 · heads, d_model, d_head]
+    d_head = w_q.shape[-1]
+    return AttentionWeights(
+        live=live,
+        w_qkv=w_all.permute(1, 0, 2).reshape(w_all.shape[1], -1),
+        b_qkv=torch.cat(b).reshape(-1),
+        w_o=w_o.reshape(-1, w_o.shape[-1]),
+        b_o=attn.b_O,
+        d_head=d_head,
+        scale=_scale(attn, d_head),
+    )
+
+
+def attention_weights(attn) -> AttentionWeights:
+    """``attn``'s :class:`AttentionWeights`: kept per module until one of its parameters changes (without autograd,
+    and for layers up to :data:`QKV_CACHE_MAX` query/key/value weights); built afresh with autograd on."""
+    if torch.is_grad_enabled():
+        return _gather_attention(attn)
+    params = tuple(attn.parameters())
+    if sum(p.numel() for p in params) > 4 * QKV_CACHE_MAX // 3:  # Q, K, V and O: above the limit for Q, K, V
+        return _gather_attention(attn)
+    return cached_from_weights(attn, "fused attention", params, lambda: _gather_attention(attn))
+
+
+class MlpWeights(NamedTuple):
+    """The weights of an MLP's neurons that write (``W_out`` row not all zero): ``w_in``
+    ``Float[Tensor, "d_model live"]``, ``b_in`` ``Float[Tensor, "live"]``, ``w_out`` ``Float[Tensor, "live d_model"]``
+    (the weights themselves when all write, copies of the slices when some do; ``n_live == 0``: none does), ``b_out``
+    and the activation."""
+
+    w_in: torch.Tensor
+    b_in: torch.Tensor
+    w_out: torch.Tensor
+    b_out: torch.Tensor
+    act_fn: object
+
+    @property
+    def n_live(self) -> int:
+        return self.w_out.shape[0]
+
+
+def _gather_mlp(mlp, act_fn) -> MlpWeights:
+    w_in, b_in, w_out = mlp.W_in, mlp.b_in, mlp.W_out
+    with torch.no_grad():
+        writes = w_out.ne(0).any(1)
+    if not bool(writes.all()):
+        idx = writes.nonzero().flatten()
+        w_in, b_in, w_out = w_in[:, idx].contiguous(), b_in[idx].contiguous(), w_out[idx].contiguous()
+    return MlpWeights(w_in, b_in, w_out, mlp.b_out, act_fn)
+
+
+def mlp_weights(mlp, act_fn) -> MlpWeights:
+    """``mlp``'s :class:`MlpWeights` (``act_fn``: its activation), kept per module until one of its parameters
+    changes; built afresh with autograd on."""
+    if torch.is_grad_enabled():
+        return _gather_mlp(mlp, act_fn)
+    return cached_from_weights(mlp, "fused mlp", tuple(mlp.parameters()), lambda: _gather_mlp(mlp, act_fn))
