@@ -689,7 +689,7 @@ def bench_notebooks(quick: bool) -> list[dict]:
         client = nbclient.NotebookClient(
             nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
         )
-        start = time.perf_counter()
+        start, start_unix = time.perf_counter(), time.time()
         client.execute()
         took = time.perf_counter() - start
         errors = [
@@ -697,8 +697,34 @@ def bench_notebooks(quick: bool) -> list[dict]:
         ]
         ok = not errors and took <= NOTEBOOK_BUDGET_S
         target = f"<= {NOTEBOOK_BUDGET_S:.0f} s, no error"
-        rows.append(row(f"notebook · {path.stem}", NOTEBOOK_BUDGET_S, took, NOTEBOOK_BUDGET_S / took, target, ok))
+        info = cell_times(nb, start_unix)
+        rows.append(row(f"notebook · {path.stem}", NOTEBOOK_BUDGET_S, took, NOTEBOOK_BUDGET_S / took, target, ok, info))
     return rows
+
+
+def cell_times(nb, start_unix: float) -> dict:
+    """Where a notebook's time went, from the timestamps nbclient records per cell: the kernel's start (until the
+    first cell began) and the slowest cell (its index and seconds), so that a run that stalls says where."""
+    from datetime import datetime
+
+    def at(cell, key: str) -> float | None:
+        stamp = cell.get("metadata", {}).get("execution", {}).get(key)
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else None
+
+    spans = []
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        begin, end = at(cell, "iopub.execute_input"), at(cell, "shell.execute_reply")
+        if begin is not None and end is not None:
+            spans.append((end - begin, i, begin))
+    if not spans:
+        return {}
+    slowest = max(spans)
+    return {
+        "kernel_start_s": min(b for _, _, b in spans) - start_unix,
+        "slowest_code_cell": slowest[1],
+        "slowest_cell_s": slowest[0],
+        "cells_s": sum(d for d, _, _ in spans),
+    }
 
 
 # --- main ----------------------------------------------------------------------------------------------------------

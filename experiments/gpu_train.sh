@@ -9,6 +9,8 @@
 #   bash experiments/gpu_train.sh "$OUT" 540                                  # paper set, best size (H100)
 #   bash experiments/gpu_train.sh "$OUT" 540 --mode family                    # four sizes side by side
 #   bash experiments/gpu_train.sh /tmp/dry 20 --plan experiments/configs/gpu_tiny.json --device cpu --probe-s 2
+# Then, in the same call (issue 25, step 3; ~90 s): the GPU inference paths against the CPU reference, e.g.
+#   python experiments/gpu_inference.py --out "$OUT/gpu_inference.json" --model <the trained run's final/> --big-params 1e9
 # A machine without this project's dependencies (no internet there): copy their wheels along (e.g. a .whl/ folder
 # made here with `pip download --no-deps -d .whl transformer-lens ...`), then before this script:
 #   pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site

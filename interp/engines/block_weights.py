@@ -97,10 +97,10 @@ def attention_weights(attn) -> AttentionWeights:
     and for layers up to :data:`QKV_CACHE_MAX` query/key/value weights); built afresh with autograd on."""
     if torch.is_grad_enabled():
         return _gather_attention(attn)
-    params = tuple(attn.parameters())
-    if sum(p.numel() for p in params) > 4 * QKV_CACHE_MAX // 3:  # Q, K, V and O: above the limit for Q, K, V
+    cfg = getattr(attn, "cfg", None) or attn.config  # a HookedTransformer's ``cfg``, a bridge component's ``config``
+    if 3 * cfg.d_model * cfg.n_heads * cfg.d_head > QKV_CACHE_MAX:
         return _gather_attention(attn)
-    return cached_from_weights(attn, "fused attention", params, lambda: _gather_attention(attn))
+    return cached_from_weights(attn, "fused attention", tuple(attn.parameters()), lambda: _gather_attention(attn))
 
 
 class MlpWeights(NamedTuple):

@@ -4,7 +4,9 @@ TransformerLens computes attention as explicit tensors — scores, a masked copy
 ``[batch, head, query, key]``, so that hooks can read them. Where no hook is attached and none is asked for (plain
 scoring), the same weights run through ``torch.nn.functional.scaled_dot_product_attention`` instead: one fused
 kernel, no ``[query, key]`` tensors kept, about twice as fast on CPU for the embedded model's 230-token prompts.
-Every other piece (embeddings, layer norms, MLPs) is TransformerLens's own module, called directly.
+The embeddings are the model's own modules; layer norms run through torch's kernel and plain two-layer MLPs through
+an in-place path (only the neurons that write, small MLPs a slice of tokens at a time) on the model's own weights,
+read once per weight version (:mod:`interp.engines.block_weights`); anything else runs its own module.
 
 Used only where :func:`interp.engines.exact.fused_forward_exact` holds: learned absolute positions, causal global
 attention with one key/value head per query head and no score modifiers, one device, no hook attached.

@@ -252,3 +252,26 @@ def test_continuation_rejects_ambiguous_inputs(tiny_char_model):
             with pytest.raises(ValueError, match="start_at_layer, stop_at_layer"):
                 fused_continue(model, kv, torch.tensor([3]), torch.tensor([0]), resid=resid, start_at_layer=start,
                                stop_at_layer=stop)  # fmt: skip
+
+
+def test_block_weights_are_kept_until_a_parameter_changes(char_tokenizer, monkeypatch):
+    """What the fused forward reads of an attention is gathered once and kept (no weight property read per call),
+    regathered after any in-place change of any of the module's parameters, never kept for layers above
+    ``QKV_CACHE_MAX`` or with autograd on (the weights must be in the graph)."""
+    from interp.engines import block_weights
+    from interp.engines.block_weights import attention_weights
+
+    model = fresh_tiny_char(char_tokenizer)
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        first = attention_weights(attn)
+        assert attention_weights(attn) is first
+        for param in attn.parameters():  # whichever parameter changes, in place
+            param.mul_(1.0)
+            again = attention_weights(attn)
+            assert again is not first and torch.equal(again.w_qkv, first.w_qkv)
+            first = again
+        monkeypatch.setattr(block_weights, "QKV_CACHE_MAX", 0)
+        assert attention_weights(attn) is not attention_weights(attn)
+    with torch.enable_grad():
+        assert attention_weights(attn).w_qkv.requires_grad
