@@ -17,15 +17,16 @@ True
 from __future__ import annotations
 
 import math
-
-import torch
-import torch.nn.functional as F
+from functools import cache
 
 _GELU_C = 2.0 * math.sqrt(2.0 / math.pi)  # gelu_new(x) = x · sigmoid(C · (x + 0.044715 · x³))
 
 
-def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """``gelu_new(x)`` (see the module); ``x`` is left as it was."""
+def gelu_tanh(x):
+    """``gelu_new(x)`` for a tensor ``x`` (see the module); ``x`` is left as it was."""
+    import torch
+    import torch.nn.functional as F
+
     if (
         x.device.type != "cpu"
         or x.dtype not in (torch.float32, torch.float64)
@@ -36,8 +37,15 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return t.mul_(0.044715 * _GELU_C).add_(_GELU_C).mul_(x).sigmoid_().mul_(x)
 
 
-class GeluTanh(torch.nn.Module):
-    """:func:`gelu_tanh` as a module: what a Hugging Face MLP's ``act`` (``NewGELUActivation``) is replaced by."""
+@cache
+def gelu_tanh_module_class():
+    """:func:`gelu_tanh` as a ``torch.nn.Module`` class (made on first use: importing this module stays cheap), what
+    a Hugging Face MLP's ``act`` (``NewGELUActivation``) is replaced by."""
+    import torch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return gelu_tanh(x)
+    class GeluTanh(torch.nn.Module):
+        def forward(self, x):
+            return gelu_tanh(x)
+
+    GeluTanh.__qualname__ = "GeluTanh"
+    return GeluTanh

@@ -9,8 +9,10 @@ was reached by). With autograd on, nothing is kept: the weights must be in the g
 >>> import torch
 >>> from interp.models import load_model
 >>> attn = load_model("embedded").blocks[0].attn
->>> w = attention_weights(attn)
->>> w.w_qkv.shape[1] == 3 * attn.cfg.n_heads * w.d_head and attention_weights(attn) is w
+>>> with torch.no_grad():  # kept without autograd only
+...     w = attention_weights(attn)
+...     kept = attention_weights(attn) is w
+>>> w.w_qkv.shape[1] == 3 * w.n_live * w.d_head and kept
 True
 """
 

@@ -6,7 +6,7 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 -0.5. seeds (the one seed check)
 0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block)
 1. results (values), prompts, tokenization
-2. decomposition, plots, architectures (the HF → TransformerLens table)
+2. decomposition, plots, architectures (the HF → TransformerLens table), bridge, activations (one-pass gelu_new)
 3. models (loading)
 4. hooks (running a model, attaching hooks)
 4.1 interventions (what a patch does, as values)
@@ -41,7 +41,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "interp"
 RANK = {
     "png_renderer": -1, "png": -0.5, "seeds": -0.5,
     "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "results": 1,
-    "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2,
+    "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2, "activations": 2,
     "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
     "vectors": 7, "patching": 8,

@@ -205,11 +205,11 @@ def _model_activation(model):
 
 def test_gelu_new_runs_as_the_fused_kernel_with_the_same_values(tiny_gpt2_model):
     """Both model kinds are built with the one-pass gelu (a HookedTransformer's ``act_fn``, a bridge's HF ``act``)."""
-    from interp.activations import GeluTanh, gelu_tanh
+    from interp.activations import gelu_tanh, gelu_tanh_module_class
     from interp.models import fuse_activation
 
     act = _model_activation(tiny_gpt2_model)
-    assert act is gelu_tanh or isinstance(act, GeluTanh)  # fused at load time
+    assert act is gelu_tanh or isinstance(act, gelu_tanh_module_class())  # fused at load time
     x = torch.randn(4, 7, tiny_gpt2_model.cfg.d_mlp, generator=torch.Generator().manual_seed(0)) * 3
     assert (act(x) - _gelu_new_reference(x)).abs().max() < 1e-6
     relu_cfg = SimpleNamespace(cfg=SimpleNamespace(act_fn="relu"), blocks=[SimpleNamespace(mlp=SimpleNamespace())])
