@@ -111,8 +111,8 @@ def bridge_from_hf(
     return bridge
 
 
-def keep_rotated_qk_in_model_dtype(bridge, dtype) -> int:
-    """Cast queries and keys back to ``dtype`` after RoPE, where Hugging Face does; returns the hooks added.
+def keep_rotated_qk_in_model_dtype(bridge, dtype) -> None:
+    """Cast queries and keys back to ``dtype`` after RoPE, where Hugging Face does.
 
     Some families (OLMo 2) hand their attention float32 ``cos``/``sin`` tables and rely on their own RoPE function
     to cast the rotated q and k back to the model's dtype. TransformerLens 4.3's reconstructed attention applies
@@ -124,17 +124,14 @@ def keep_rotated_qk_in_model_dtype(bridge, dtype) -> int:
     import torch
 
     if dtype in (torch.float32, torch.float64):
-        return 0
+        return
 
     def to_model_dtype(_module, _inputs, output):
         return output.to(dtype) if torch.is_tensor(output) and output.dtype != dtype else output
 
-    added = 0
     for name, module in bridge.named_modules():
         if name.endswith(("attn.hook_rot_q", "attn.hook_rot_k")):
             module.register_forward_hook(to_model_dtype, prepend=True)
-            added += 1
-    return added
 
 
 #: The hand-set weights' names (TransformerLens 3.x layout) → the TL-native model's parameters, and how each is laid

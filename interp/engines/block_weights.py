@@ -59,16 +59,12 @@ def _scale(attn, d_head: int) -> float:
     return float(scale) if scale is not None else math.sqrt(d_head)
 
 
-def live_heads(attn) -> torch.Tensor | None:
+def _live_heads(w_o, w_v, b_v) -> torch.Tensor | None:
     """Indices of the heads that can write to the residual stream (``None``: all of them).
 
     A head whose output weights ``W_O[h]`` are all zero, or whose values are zero whatever the input (``W_V[h]`` and
     ``b_V[h]`` all zero), adds exactly nothing: hand-built and pruned models have many.
     """
-    return _live_heads(attn.W_O, attn.W_V, attn.b_V)
-
-
-def _live_heads(w_o, w_v, b_v) -> torch.Tensor | None:
     writes = w_o.flatten(1).ne(0).any(1) & (w_v.flatten(1).ne(0).any(1) | b_v.ne(0).any(1))
     return None if bool(writes.all()) else writes.nonzero().flatten()
 
@@ -108,33 +104,32 @@ def attention_weights(attn) -> AttentionWeights:
 class MlpWeights(NamedTuple):
     """The weights of an MLP's neurons that write (``W_out`` row not all zero): ``w_in``
     ``Float[Tensor, "d_model live"]``, ``b_in`` ``Float[Tensor, "live"]``, ``w_out`` ``Float[Tensor, "live d_model"]``
-    (the weights themselves when all write, copies of the slices when some do; ``n_live == 0``: none does), ``b_out``
-    and the activation."""
+    (the weights themselves when all write, copies of the slices when some do; ``n_live == 0``: none does) and
+    ``b_out``."""
 
     w_in: torch.Tensor
     b_in: torch.Tensor
     w_out: torch.Tensor
     b_out: torch.Tensor
-    act_fn: object
 
     @property
     def n_live(self) -> int:
         return self.w_out.shape[0]
 
 
-def _gather_mlp(mlp, act_fn) -> MlpWeights:
+def _gather_mlp(mlp) -> MlpWeights:
     w_in, b_in, w_out = mlp.W_in, mlp.b_in, mlp.W_out
     with torch.no_grad():
         writes = w_out.ne(0).any(1)
     if not bool(writes.all()):
         idx = writes.nonzero().flatten()
         w_in, b_in, w_out = w_in[:, idx].contiguous(), b_in[idx].contiguous(), w_out[idx].contiguous()
-    return MlpWeights(w_in, b_in, w_out, mlp.b_out, act_fn)
+    return MlpWeights(w_in, b_in, w_out, mlp.b_out)
 
 
-def mlp_weights(mlp, act_fn) -> MlpWeights:
-    """``mlp``'s :class:`MlpWeights` (``act_fn``: its activation), kept per module until one of its parameters
-    changes; built afresh with autograd on."""
+def mlp_weights(mlp) -> MlpWeights:
+    """``mlp``'s :class:`MlpWeights`, kept per module until one of its parameters changes; built afresh with autograd
+    on."""
     if torch.is_grad_enabled():
-        return _gather_mlp(mlp, act_fn)
-    return cached_from_weights(mlp, "fused mlp", tuple(mlp.parameters()), lambda: _gather_mlp(mlp, act_fn))
+        return _gather_mlp(mlp)
+    return cached_from_weights(mlp, "fused mlp", tuple(mlp.parameters()), lambda: _gather_mlp(mlp))

@@ -81,7 +81,7 @@ def _add_mlp_out(mlp, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     act = None if torch.is_grad_enabled() else _plain_mlp_activation(mlp)
     if act is None:
         return h + mlp(x)
-    w = mlp_weights(mlp, act)
+    w = mlp_weights(mlp)
     if not w.n_live:
         return h.add_(w.b_out)
     x2, h2 = x.reshape(-1, x.shape[-1]), h.view(-1, h.shape[-1])
@@ -89,7 +89,7 @@ def _add_mlp_out(mlp, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if x.device.type == "cpu" and 2 * w.w_in.numel() * w.w_in.element_size() <= MLP_SLICE_MAX_WEIGHT_BYTES:
         step = max(1, MLP_SLICE_BYTES // (w.w_in.shape[1] * w.w_in.element_size()))
     for lo in range(0, x2.shape[0], step):
-        h2[lo : lo + step].addmm_(w.act_fn(torch.addmm(w.b_in, x2[lo : lo + step], w.w_in)), w.w_out)
+        h2[lo : lo + step].addmm_(act(torch.addmm(w.b_in, x2[lo : lo + step], w.w_in)), w.w_out)
     return h.add_(w.b_out)
 
 

@@ -94,17 +94,17 @@ def test_heads_and_mlps_that_write_nothing_are_skipped_exactly(tiny_char_model):
     skips them and still equals TransformerLens's forward; changing the weights back is noticed."""
     import copy
 
-    from interp.engines.block_weights import live_heads as _live_heads
+    from interp.engines.block_weights import attention_weights
 
     model = copy.deepcopy(tiny_char_model)
     x = tokens_for(model, "operands", n=3)
-    assert _live_heads(model.blocks[0].attn) is None  # every head writes
+    assert attention_weights(model.blocks[0].attn).live is None  # every head writes
     with torch.no_grad():
         model.blocks[0].attn.W_O[1] = 0.0
         model.blocks[-1].attn.W_V[0] = 0.0
         model.blocks[-1].attn.b_V[0] = 0.0
         model.blocks[1 % model.cfg.n_layers].mlp.W_out.zero_()
-    assert _live_heads(model.blocks[0].attn).tolist() == [h for h in range(model.cfg.n_heads) if h != 1]
+    assert attention_weights(model.blocks[0].attn).live.tolist() == [h for h in range(model.cfg.n_heads) if h != 1]
     with torch.inference_mode():
         ref = final_resid(model, x)
         got = fused_resid(model, x)
@@ -113,7 +113,7 @@ def test_heads_and_mlps_that_write_nothing_are_skipped_exactly(tiny_char_model):
     assert (kept - ref[[0, 2], [4, 9]]).abs().max().item() < 1e-5
     with torch.no_grad():
         model.blocks[0].attn.W_O.copy_(tiny_char_model.blocks[0].attn.W_O)
-    assert _live_heads(model.blocks[0].attn) is None
+    assert attention_weights(model.blocks[0].attn).live is None
 
 
 def test_weights_made_under_inference_mode_work(tiny_char_model):
@@ -184,7 +184,7 @@ def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(char_tokenizer
         mlp.W_out[::3] = 0.0  # a third of the neurons write nothing
     assert fused._plain_mlp_activation(mlp) is not None  # the fast path runs this MLP (either generation)
     with torch.no_grad():
-        w_in, _, w_out, *_ = mlp_weights(mlp, fused._plain_mlp_activation(mlp))
+        w_in, _, w_out, _ = mlp_weights(mlp)
     assert w_in.shape[1] == w_out.shape[0] == mlp.W_out.shape[0] - len(range(0, mlp.W_out.shape[0], 3))
     monkeypatch.setattr(fused, "MLP_SLICE_BYTES", 7 * mlp.W_in.shape[1] * 4)  # 7 tokens per slice
     x = tokens_for(model, "operands", n=3)
