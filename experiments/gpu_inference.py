@@ -1,7 +1,7 @@
 """The inference paths a CPU never runs, checked on a GPU against the float32 CPU reference (issue 25, step 3).
 
     python experiments/gpu_inference.py --out OUT/gpu_inference.json [--model DIR] [--big-params 1e9]
-        [--family llama] [--device cuda] [--prompts 32]
+        [--family llama] [--device cuda] [--prompts 32] [--n-examples 20]
 
 For the trained model (``--model``, default the embedded one) and for a random-weight model of about
 ``--big-params`` parameters of ``--family`` (built from a config with seed 0, nothing downloaded), each in float32
@@ -55,11 +55,17 @@ def big_config(family: str, params: float, vocab_size: int):
         hidden_size=d,
         intermediate_size=int(8 * d / 3) // 64 * 64,
         num_attention_heads=heads,
-        num_key_value_heads=max(1, heads // 4),
+        num_key_value_heads=kv_heads(heads),
         vocab_size=vocab_size,
         max_position_embeddings=1024,
         tie_word_embeddings=False,
     )
+
+
+def kv_heads(heads: int) -> int:
+    """Grouped-query attention's key/value heads: the largest divisor of ``heads`` at most a quarter of it (every
+    query group the same size, as Llama and Qwen2 require)."""
+    return max(k for k in range(1, max(1, heads // 4) + 1) if heads % k == 0)
 
 
 def build_big(family: str, params: float, tokenizer):
@@ -136,10 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big-params", type=float, default=1e9, help="its approximate parameter count (0: skip it)")
     ap.add_argument("--device", default="cuda", help="cuda or cpu (a dry run)")
     ap.add_argument("--prompts", type=int, default=32, help="prompts scored per model")
+    ap.add_argument("--n-examples", type=int, default=20, help="examples per prompt for the trained model (20)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     if args.family not in FAMILIES:
         ap.error(f"--family: {args.family!r} not supported; valid: {', '.join(FAMILIES)}")
+    if args.n_examples < 1:
+        ap.error(f"--n-examples: must be >= 1, got {args.n_examples}")
     if args.device not in ("cuda", "cpu"):
         ap.error(f"--device: {args.device!r}; valid: cuda, cpu")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -154,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     rows: list[dict] = []
-    prompts = build_prompts("bias_add", None, n_examples=20, n_prompts=args.prompts, seed=0)
+    prompts = build_prompts("bias_add", None, n_examples=args.n_examples, n_prompts=args.prompts, seed=0)
     reference = scored(load_model(args.model, device="cpu"), prompts)
     rows += check(
         f"trained ({args.model})",

@@ -164,8 +164,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--pack-mb",
         type=float,
-        default=88.0,
-        help="most MiB packed into runs.tar (default 88: 6 parts + summary + console log = 8 files)",
+        default=56.0,
+        help="most MiB packed into runs.tar (default 56: 4 parts, leaving 4 of the 8 files and 8 of the 64 MiB a "
+        "device call returns for summary, console log, env and inference JSON)",
     )
     ap.add_argument("--part-mb", type=float, default=15.0, help="most MiB per runs.tar part (default 15)")
     ap.add_argument("--startup-s", type=float, default=20.0, help="kept for a training process to start (default 20)")

@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
-# One device call, end to end: throughput probe of candidate sizes, then training within the rest of the budget.
+# Probe the throughput of candidate sizes, then train within the rest of the budget. On the device machine, run it
+# through experiments/device_run.sh (carried wheels, a preflight, this script with its work folder outside OUT, the
+# GPU inference check, and a check that OUT fits what a device call returns).
 #
 #   bash experiments/gpu_train.sh OUT_DIR [BUDGET_S] [gpu_train.py options...]
 #
-# BUDGET_S (default 540) is the wall clock of the whole script, probe and packing included: give the device
-# call a timeout about 40 s longer. OUT_DIR receives summary.json and runs.tar.partNN (at most 15 MiB each; see
-# experiments/gpu_train.py). Examples:
-#   bash experiments/gpu_train.sh "$OUT" 540                                  # paper set, best size (H100)
-#   bash experiments/gpu_train.sh "$OUT" 540 --mode family                    # four sizes side by side
+# BUDGET_S (default 540) is the wall clock of the whole script, probe and packing included. OUT_DIR receives
+# summary.json and runs.tar.partNN (at most 15 MiB each; see experiments/gpu_train.py). Examples:
+#   bash experiments/gpu_train.sh "$OUT" 540 --work /tmp/gpu_work                   # paper set, best size (H100)
+#   bash experiments/gpu_train.sh "$OUT" 540 --work /tmp/gpu_work --mode family     # four sizes side by side
 #   bash experiments/gpu_train.sh /tmp/dry 20 --plan experiments/configs/gpu_tiny.json --device cpu --probe-s 2
-# Then, in the same call (issue 25, step 3; ~90 s): the GPU inference paths against the CPU reference, e.g.
-#   python experiments/gpu_inference.py --out "$OUT/gpu_inference.json" --model <the trained run's final/> --big-params 1e9
-# A machine without this project's dependencies (no internet there): copy their wheels along (e.g. a .whl/ folder
-# made here with `pip download --no-deps -d .whl transformer-lens ...`), then before this script:
-#   pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 set -euo pipefail
 out=${1:?usage: gpu_train.sh OUT_DIR [BUDGET_S] [options]}
 budget=${2:-540}

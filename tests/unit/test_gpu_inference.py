@@ -45,6 +45,13 @@ def test_the_size_lands_near_the_request_and_bad_arguments_are_refused(capsys):
         cfg = script.big_config(family, 1e9, vocab)
         d, layers = cfg.hidden_size, cfg.num_hidden_layers
         assert layers == 16 and 1536 <= d <= 2304, (family, d)
+    for family in ("llama", "qwen2"):  # grouped-query attention: every query group the same size, at any size
+        for params in (2e6, 1e7, 1e8, 5e8, 1e9, 1.5e9, 3e9):
+            cfg = script.big_config(family, params, vocab)
+            heads, kv = cfg.num_attention_heads, cfg.num_key_value_heads
+            assert cfg.hidden_size % heads == 0 and heads % kv == 0, (params, heads, kv)
+            assert 1 <= kv <= max(1, heads // 4), (params, heads, kv)
+    assert [script.kv_heads(h) for h in (1, 2, 4, 8, 30, 32)] == [1, 1, 1, 2, 6, 8]
     with pytest.raises(ValueError, match="family: 'mamba' not supported; valid: llama, qwen2, gpt2"):
         script.big_config("mamba", 1e9, vocab)
     with pytest.raises(SystemExit):

@@ -1,0 +1,115 @@
+"""experiments/device_run.sh (issue 25's whole device call) and its checks, dry-run on the CPU."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _device_check():
+    spec = importlib.util.spec_from_file_location("device_check", ROOT / "experiments" / "device_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(path: Path, mib: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(int(mib * 2**20))  # sparse: the size counts, not the disk
+
+
+def test_outputs_within_the_limits_pass_and_each_excess_is_named(tmp_path):
+    check = _device_check()
+    ok = tmp_path / "ok"
+    for i in range(4):
+        _write(ok / f"runs.tar.part{i:02d}", 15)
+    for name in ("summary.json", "console.log", "env.json", "a/b/gpu_inference.json"):
+        _write(ok / name, 0.01)
+    sizes, problems = check.output_problems(ok)
+    assert len(sizes) == 8 and problems == []
+
+    _write(ok / "extra.log", 0.01)  # a ninth file
+    assert check.output_problems(ok)[1] == ["9 files (at most 8)"]
+
+    big = tmp_path / "big"
+    _write(big / "model.safetensors", 17)
+    _write(big / "a" / "b" / "c" / "deep.json", 0.01)
+    for i in range(3):
+        _write(big / f"part{i}", 16)
+    problems = check.output_problems(big)[1]
+    assert problems == [
+        "model.safetensors: 17.0 MiB (at most 16)",
+        "a/b/c/deep.json: too deep (at most 2 folders down)",
+        "65.0 MiB in all (at most 64)",
+    ]
+    assert check.main(["outputs", str(big)]) == 1 and check.main(["outputs", str(tmp_path / "ok")]) == 1
+    assert check.main(["nonsense", "x"]) == 2
+
+
+def test_preflight_records_versions_and_names_a_failing_import(tmp_path, monkeypatch):
+    check = _device_check()
+    env = check.preflight()
+    assert "preflight_error" not in env, env
+    assert env["torch"] and env["transformers"] and env["transformer-lens"] and isinstance(env["gpus"], list)
+    # a TransformerLens that cannot be imported (what a device image without the carried wheels gives)
+    fake = tmp_path / "site" / "transformer_lens"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('simulated: not carried')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "transformer_lens", raising=False)
+    assert check.preflight()["preflight_error"] == "ImportError: simulated: not carried"
+
+
+def _device_run(out: Path, total: int, *args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "WORK": str(out.parent / f"{out.name}_work"),
+        "INFER_S": "25",
+        "WHEELS": str(out.parent / "no_wheels"),  # this environment already has everything: carry nothing
+        "INFER_ARGS": "--big-params 2e6 --n-examples 10 --prompts 4 --repeats 1",
+        **(extra_env or {}),
+    }
+    cmd = ["bash", "experiments/device_run.sh", str(out), str(total), "--plan", "experiments/configs/gpu_tiny.json"]
+    cmd += ["--device", "cpu", "--probe-s", "2", "--startup-s", "8", "--pack-s", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+
+
+def test_the_whole_device_call_dry_run_trains_checks_and_fits_what_comes_back(tmp_path):
+    out = tmp_path / "out"
+    proc = _device_run(out, 60)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["console.log", "env.json", "gpu_inference.json", "runs.tar.part00", "summary.json"]
+    assert "out fits the device tool's limits" in proc.stdout
+    env = json.loads((out / "env.json").read_text())
+    assert "preflight_error" not in env and env["gpus"] == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"][summary["chosen"]]["final"]
+    inference = json.loads((out / "gpu_inference.json").read_text())
+    assert inference["rows"][0]["model"].startswith("trained (") and summary["chosen"] in inference["rows"][0]["model"]
+    assert all(r.get("pass", True) for r in inference["rows"])
+
+
+def test_a_failed_preflight_ends_the_call_before_training(tmp_path):
+    site = tmp_path / "site" / "transformer_lens"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("raise ImportError('simulated: not carried')\n")
+    pythonpath = str(tmp_path / "site") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    out = tmp_path / "out"
+    proc = _device_run(out, 60, extra_env={"PYTHONPATH": pythonpath})
+    assert proc.returncode == 1
+    assert json.loads((out / "env.json").read_text())["preflight_error"] == "ImportError: simulated: not carried"
+    assert not (out / "summary.json").exists() and "probe" not in proc.stdout
+
+
+def test_a_budget_too_small_for_training_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "out"
+    proc = _device_run(out, 30, extra_env={"INFER_S": "25"})
+    assert proc.returncode == 2 and "to train after INFER_S=25" in proc.stderr
+    assert not (out / "summary.json").exists() and "probe" not in proc.stdout
