@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -113,3 +115,14 @@ def test_a_budget_too_small_for_training_is_refused_before_any_work(tmp_path):
     proc = _device_run(out, 30, extra_env={"INFER_S": "25"})
     assert proc.returncode == 2 and "to train after INFER_S=25" in proc.stderr
     assert not (out / "summary.json").exists() and "probe" not in proc.stdout
+
+
+def test_the_tree_that_travels_to_a_device_leaves_room_for_the_wheels():
+    """A device call takes the working tree (tracked files) and the carried wheels, 64 MiB in all: a shipped model
+    that grows the tree past that would make issue 25's call impossible (the wheels are ~5 MB)."""
+    proc = subprocess.run(["git", "ls-files", "-z"], capture_output=True, cwd=ROOT)
+    if proc.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = [ROOT / name for name in proc.stdout.decode().split("\0") if name]
+    tracked = sum(p.stat().st_size for p in files if p.is_file())
+    assert tracked + 8 * 2**20 <= 64 * 2**20, f"tracked files: {tracked / 2**20:.1f} MiB"
