@@ -61,8 +61,9 @@ def output_problems(out: Path) -> tuple[dict[str, int], list[str]]:
     too_big = {n: s for n, s in sizes.items() if s > MAX_FILE_MIB * 2**20}
     problems += [f"{n}: {s / 2**20:.1f} MiB (at most {MAX_FILE_MIB})" for n, s in too_big.items()]
     problems += [f"{n}: too deep (at most {MAX_DEPTH - 1} folders down)" for n in sizes if n.count("/") >= MAX_DEPTH]
-    if sum(sizes.values()) > MAX_TOTAL_MIB * 2**20:
-        problems.append(f"{sum(sizes.values()) / 2**20:.1f} MiB in all (at most {MAX_TOTAL_MIB})")
+    total = sum(sizes.values())
+    if total > MAX_TOTAL_MIB * 2**20:
+        problems.append(f"{total / 2**20:.1f} MiB in all (at most {MAX_TOTAL_MIB})")
     return sizes, problems
 
 

@@ -49,7 +49,7 @@ if (( train_s < 20 )); then
 fi
 rm -rf "$work"
 status=0
-bash experiments/gpu_train.sh "$out" "$train_s" --work "$work" --pack-mb 56 --part-mb 15 "$@" || status=$?
+bash experiments/gpu_train.sh "$out" "$train_s" --work "$work" "$@" || status=$?  # its packing fits 4 of the 8 files
 chosen=$("$python" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s.get("chosen") or next(iter(s["runs"])))' \
   "$out/summary.json" 2>/dev/null || true)
 if [[ -n $chosen && -f $work/$chosen/final/model.safetensors ]]; then

@@ -1,6 +1,5 @@
 """experiments/device_run.sh (issue 25's whole device call) and its checks, dry-run on the CPU."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -8,15 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _device_check():
-    spec = importlib.util.spec_from_file_location("device_check", ROOT / "experiments" / "device_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/device_check.py")
 
 
 def _write(path: Path, mib: float) -> None:
@@ -53,16 +50,20 @@ def test_outputs_within_the_limits_pass_and_each_excess_is_named(tmp_path):
     assert check.main(["nonsense", "x"]) == 2
 
 
+def _unimportable_transformer_lens(tmp_path: Path) -> Path:
+    """A folder whose ``transformer_lens`` raises on import: what a device image without the carried wheels gives."""
+    package = tmp_path / "site" / "transformer_lens"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('simulated: not carried')\n")
+    return package.parent
+
+
 def test_preflight_records_versions_and_names_a_failing_import(tmp_path, monkeypatch):
     check = _device_check()
     env = check.preflight()
     assert "preflight_error" not in env, env
     assert env["torch"] and env["transformers"] and env["transformer-lens"] and isinstance(env["gpus"], list)
-    # a TransformerLens that cannot be imported (what a device image without the carried wheels gives)
-    fake = tmp_path / "site" / "transformer_lens"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('simulated: not carried')\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(_unimportable_transformer_lens(tmp_path)))
     monkeypatch.delitem(sys.modules, "transformer_lens", raising=False)
     assert check.preflight()["preflight_error"] == "ImportError: simulated: not carried"
 
@@ -99,10 +100,7 @@ def test_the_whole_device_call_dry_run_trains_checks_and_fits_what_comes_back(tm
 
 
 def test_a_failed_preflight_ends_the_call_before_training(tmp_path):
-    site = tmp_path / "site" / "transformer_lens"
-    site.mkdir(parents=True)
-    (site / "__init__.py").write_text("raise ImportError('simulated: not carried')\n")
-    pythonpath = str(tmp_path / "site") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    pythonpath = str(_unimportable_transformer_lens(tmp_path)) + os.pathsep + os.environ.get("PYTHONPATH", "")
     out = tmp_path / "out"
     proc = _device_run(out, 60, extra_env={"PYTHONPATH": pythonpath})
     assert proc.returncode == 1

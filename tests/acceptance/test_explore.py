@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from scripts import load_script
 
 from interp.explorer import Explorer
 from interp.models import load_model
@@ -204,16 +205,13 @@ def test_explore_on_the_embedded_model(embedded_model):
 def test_committed_explore_snapshots_regenerate(tmp_path, name):
     """figures/explore/ (the README's picture of the panel) is what experiments/explore_snapshot.py draws now: the
     same settings and, within GOLDEN_ATOL, the same bars."""
-    import importlib.util
     import json
     from pathlib import Path
 
     from golden import assert_close_tree
 
     root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("explore_snapshot", root / "experiments" / "explore_snapshot.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("experiments/explore_snapshot.py")
     paths = script.snapshot(name, str(tmp_path))
     assert paths["png"] is None  # the suite runs with INTERP_PNG=0
     fresh = json.loads(Path(paths["json"]).read_text())

@@ -7,13 +7,13 @@ Run alone with ``pytest tests/benchmark -m ""`` (the quick run is marked slow: a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results.json"
@@ -49,10 +49,7 @@ def test_a_quick_benchmark_run_finds_every_route_equal_to_its_baseline(tmp_path)
 
 def _versions():
     """benchmarks/compare_versions.py, loaded by its path (a bare ``import`` would find tests/versions.py first)."""
-    spec = importlib.util.spec_from_file_location("compare_versions", ROOT / "benchmarks" / "compare_versions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/compare_versions.py")
 
 
 def test_version_comparison_flags_a_slower_row_a_new_failure_and_skips_rows_of_one_run():

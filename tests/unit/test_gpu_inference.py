@@ -1,20 +1,14 @@
 """experiments/gpu_inference.py, the GPU check of issue 25, dry-run on the CPU: every step but the GPU ones."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
+from scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("gpu_inference", ROOT / "experiments" / "gpu_inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/gpu_inference.py")
 
 
 def test_dry_run_scores_both_models_in_both_dtypes_against_the_cpu_reference(tmp_path):

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from scripts import load_script
 
 from interp.training import TrainConfig, train
 from interp.training.config import RANGES
@@ -98,12 +99,7 @@ def test_from_json_refuses_a_directory(tmp_path):
 
 
 def load_gpu_train():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_train", "experiments/gpu_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/gpu_train.py")
 
 
 def test_shipped_configs_and_plans_are_valid():
@@ -120,11 +116,7 @@ def test_shipped_configs_and_plans_are_valid():
 
 
 def test_check_reproducible_accepts_the_shipped_record_despite_new_fields():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("check_reproducible", "experiments/check_reproducible.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("experiments/check_reproducible.py")
     recorded = json.loads(open("interp/checkpoints/embedded/training.json").read())["config"]
     cfg = TrainConfig.from_json("experiments/configs/embedded.json")
     assert set(TrainConfig.__dataclass_fields__) - set(recorded)  # fields were added since the recording
