@@ -29,6 +29,7 @@ work=${WORK:-/tmp/gpu_work}
 device=cuda prev=""
 for arg in "$@"; do
   if [[ $prev == --device ]]; then device=$arg; fi
+  if [[ $arg == --device=* ]]; then device=${arg#--device=}; fi
   prev=$arg
 done
 mkdir -p "$out"

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="embedded", help="the trained model: 'embedded' or a directory")
     ap.add_argument("--family", default="llama", help=f"the big random model's family: {', '.join(FAMILIES)}")
     ap.add_argument("--big-params", type=float, default=1e9, help="its approximate parameter count (0: skip it)")
-    ap.add_argument("--device", default="cuda", help="cuda or cpu (a dry run)")
+    ap.add_argument("--device", default="cuda", help="cuda, cpu (a dry run) or auto (cuda when present)")
     ap.add_argument("--prompts", type=int, default=32, help="prompts scored per model")
     ap.add_argument("--n-examples", type=int, default=20, help="examples per prompt for the trained model (20)")
     ap.add_argument("--repeats", type=int, default=3)
@@ -149,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--family: {args.family!r} not supported; valid: {', '.join(FAMILIES)}")
     if args.n_examples < 1:
         ap.error(f"--n-examples: must be >= 1, got {args.n_examples}")
-    if args.device not in ("cuda", "cpu"):
-        ap.error(f"--device: {args.device!r}; valid: cuda, cpu")
+    if args.device not in ("auto", "cuda", "cpu"):
+        ap.error(f"--device: {args.device!r}; valid: auto, cuda, cpu")
+    if args.device == "auto":  # as experiments/gpu_train.py reads it
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no GPU visible (torch.cuda.is_available() is False); use --device cpu for a dry run")
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -79,7 +79,7 @@ def _device_run(out: Path, total: int, *args: str, extra_env: dict | None = None
         **(extra_env or {}),
     }
     cmd = ["bash", "experiments/device_run.sh", str(out), str(total), "--plan", "experiments/configs/gpu_tiny.json"]
-    cmd += ["--device", "cpu", "--probe-s", "2", "--startup-s", "8", "--pack-s", "2", *args]
+    cmd += ["--device=auto", "--probe-s", "2", "--startup-s", "8", "--pack-s", "2", *args]  # auto: the CPU here
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
 
 

@@ -51,6 +51,9 @@ def test_the_size_lands_near_the_request_and_bad_arguments_are_refused(capsys):
     with pytest.raises(SystemExit):
         script.main(["--out", "x.json", "--family", "mamba"])
     assert "--family: 'mamba' not supported" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main(["--out", "x.json", "--device", "tpu"])
+    assert "--device: 'tpu'; valid: auto, cuda, cpu" in capsys.readouterr().err
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit):
             script.main(["--out", "x.json"])
