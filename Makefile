@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` (main job on the embedded model) and `make test` (default test suite).
-# Both create .venv, install torch 2.13.0 (CPU wheel) first, then this package with its dev extras (TransformerLens 4.x).
+# Both create .venv, install torch 2.13.0 (CPU wheel) first, then this package with its dev and nnsight extras
+# (TransformerLens 4.x; the nnsight engine's tests run in the default suite).
 PYTHON ?= python3
 VENV ?= .venv
 # Extra requirements pinned at set-up (test-tl3 pins TransformerLens 3.9 in a venv of its own).
@@ -18,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]" $(PIN)
+	$(PY) -m pip install -q -e ".[dev,nnsight]" $(PIN)
 	touch $@
 
 demo: setup

@@ -26,6 +26,7 @@ import torch
 
 from interp.engines.exact import fused_forward_exact
 from interp.engines.fused import fused_resid
+from interp.engines.nn_model import is_nnsight
 from interp.engines.plan import check_fits, resolve_positions
 from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooked
 from interp.models import tokenizer_of
@@ -146,8 +147,12 @@ def capture_resid(
     pos = resolve_positions(lengths, positions)
     check_fits(model, lengths)
 
-    out = torch.empty(len(layers), len(ids), model.cfg.d_model, dtype=model.cfg.dtype)
     pad = pad_id(tokenizer_of(model))
+    if is_nnsight(model):  # its traces save the same slices (right-padded: equal under either padding side)
+        from interp.engines import nn_traces
+
+        return nn_traces.capture(model, ids, layers, hook, pos, pad=pad, batch_size=batch_size, max_tokens=max_tokens)
+    out = torch.empty(len(layers), len(ids), model.cfg.d_model, dtype=model.cfg.dtype)
     order = sorted(range(len(ids)), key=lambda i: lengths[i])
     last = max(layers)
     for chunk in token_batches(order, lengths, batch_size, max_tokens):

@@ -1,0 +1,387 @@
+"""The nnsight engine's traces: scoring (with cells of interventions), capture, a head's ``z``, next-token
+log-probabilities and attention patterns, each as few requests of batched traces that save only what the caller
+needs.
+
+Every call is one request (:meth:`interp.engines.nn_model.NNsightModel.session`; split every
+:data:`~interp.engines.nn_model.TRACES_PER_REQUEST` traces) holding one trace per batch of rows (``batch_size`` rows,
+right-padded: causal attention needs no mask for the real positions, as everywhere in the toolkit). Inside a trace:
+
+- an intervention rewrites a hook point (:mod:`interp.engines.nn_points`) through the toolkit's one hook factory
+  :func:`interp.interventions.intervention_hook`, so it means what it means on every other engine; points are visited
+  in the order the forward pass reaches them (nnsight 0.8 refuses a value the model already ran past:
+  ``intervention/interleaver.py`` ``OutOfOrderError``); a value is replaced by assigning the envoy's ``.output`` /
+  ``.input`` (``intervention/envoy.py`` lines 554-580, ``input`` repacks into the module's arguments);
+- scoring reads the logits at the scored positions only, takes ``log_softmax`` in float64 (as
+  :mod:`interp.reference` does) and saves one log-prob and one argmax flag per scored token;
+- capture saves ``act[row, position]`` per requested layer and stops the forward pass after the last one
+  (``Tracer.stop``, ``intervention/tracer.py`` lines 115-126).
+
+What crosses to the caller (and, remote, over the network) is those slices: never full logits or activations. The
+functions run in the trace's body are plain functions of this module; for a remote run nnsight ships them by value
+(``ndif.py`` ``pull_env`` / ``register``, lines 31-68 and 499-516: modules not installed on the server are pickled by
+value), which ``remote="local"`` checks on every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from interp.capture import token_batches
+from interp.engines.nn_model import TRACES_PER_REQUEST, NNsightModel
+from interp.engines.plan import plan_scoring
+from interp.interventions import HEAD_HOOK, Intervention, intervention_hook
+from interp.tokenization import right_pad
+
+#: Order in which a forward pass reaches a block's points (a block's output after the MLP side's input).
+POINT_ORDER = {"resid_pre": 0, HEAD_HOOK: 1, "resid_mid": 2, "resid_post": 3}
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a hook point's value is: the ``attr`` (``"input"``/``"output"``) of module ``path``. ``heads``: the
+    value's last dimension is ``[head · d_head]`` (view it per head); ``gives_delta``: read at the MLP side's input,
+    so a change there is also added to the block's output (``resid_mid`` of a pre-norm block)."""
+
+    path: str
+    attr: str
+    heads: int = 0
+    gives_delta: bool = False
+
+
+def site_of(model: NNsightModel, layer: int, hook: str) -> Site:
+    """The :class:`Site` of ``hook`` (``resid_pre|resid_mid|resid_post|z``) at ``layer`` of ``model``."""
+    p = model.paths
+    out = "output" if p.point_outputs else "input"
+    if hook == "resid_pre":
+        return Site(p.at(p.pre, layer), "output") if p.point_outputs else Site(p.at(p.block, layer), "input")
+    if hook == "resid_post":
+        return Site(p.at(p.post or p.block, layer), "output")
+    if hook == HEAD_HOOK:
+        return Site(p.at(p.z, layer), out, heads=model.cfg.n_heads)
+    if hook == "resid_mid":
+        if p.mid is None:
+            raise ValueError(
+                "hook: resid_mid does not exist in this model's blocks (attention and MLP read the same input in "
+                "parallel, as in GPT-NeoX / Pythia); valid here: resid_pre, resid_post"
+            )
+        return Site(p.at(p.mid, layer), out, gives_delta=not p.mid_is_stream)
+    raise ValueError(f"hook: {hook!r} is not a hook point; valid: {', '.join(POINT_ORDER)}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One visit of a site in a trace: rewrite it by ``interventions[which[i]]`` at ``(rows[i], cols[i])``, and/or add
+    the pending ``resid_mid`` change (``takes_delta``: the block's output)."""
+
+    site: Site
+    interventions: tuple[Intervention, ...] = ()
+    which: torch.Tensor | None = None
+    rows: torch.Tensor | None = None
+    cols: torch.Tensor | None = None
+    takes_delta: bool = False
+
+
+def plan_steps(model: NNsightModel, entries: Sequence[tuple[Intervention, int, int]]) -> list[Step]:
+    """The steps of one batch, in forward order, from ``(intervention, batch row, column)`` entries."""
+    by_point: dict[tuple[int, str], list[tuple[Intervention, int, int]]] = {}
+    for iv, row, col in entries:
+        by_point.setdefault((iv.layer, iv.hook), []).append((iv, row, col))
+    steps: list[Step] = []
+    for (layer, hook), group in sorted(by_point.items(), key=lambda kv: (kv[0][0], POINT_ORDER[kv[0][1]])):
+        ivs: list[Intervention] = []
+        which = []
+        for iv, _, _ in group:
+            k = next((i for i, known in enumerate(ivs) if known is iv), None)
+            if k is None:
+                ivs.append(iv)
+                k = len(ivs) - 1
+            which.append(k)
+        site = site_of(model, layer, hook)
+        rows = torch.tensor([r for _, r, _ in group])
+        cols = torch.tensor([c for _, _, c in group])
+        if hook == "resid_post" and steps and steps[-1].site == site:  # a delta-only visit of this output: merge
+            steps.pop()
+        steps.append(Step(site, tuple(ivs), torch.tensor(which), rows, cols, takes_delta=hook == "resid_post"))
+        if site.gives_delta:  # the block's output must receive the change too
+            steps.append(Step(site_of(model, layer, "resid_post"), takes_delta=True))
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Run inside a trace's body (shipped by value for a remote run): plain torch on the values nnsight hands over.
+
+
+def _read(nn, site: Site) -> tuple[Any, Any]:
+    """(the tensor at ``site``, the raw value there: a block may return a tuple whose first element is the stream)."""
+    raw = getattr(nn.get(site.path), site.attr)
+    return (raw[0] if isinstance(raw, tuple) else raw), raw
+
+
+def _write(nn, site: Site, raw: Any, new: torch.Tensor) -> None:
+    setattr(nn.get(site.path), site.attr, (new, *raw[1:]) if isinstance(raw, tuple) else new)
+
+
+def apply_steps(nn, steps: Sequence[Step]) -> None:
+    """Rewrite every step's site in order (inside a trace)."""
+    delta = None
+    for step in steps:
+        act, raw = _read(nn, step.site)
+        new = act
+        if step.takes_delta and delta is not None:
+            new, delta = new + delta.to(new.device, new.dtype), None
+        if step.interventions:
+            fn = intervention_hook(list(step.interventions), step.which, step.rows, step.cols)
+            here = SimpleNamespace(name=step.site.path)
+            if step.site.heads and new.ndim == 3:  # [batch, pos, head · d_head] → per head and back
+                b, n = new.shape[0], new.shape[1]
+                new = fn(new.reshape(b, n, step.site.heads, -1), here).reshape(b, n, -1)
+            else:
+                new = fn(new, here)
+        if step.site.gives_delta:
+            delta = new - act
+        if new is not act:
+            _write(nn, step.site, raw, new)
+
+
+def logits_of(nn) -> torch.Tensor:
+    """The model's logits in a trace (a Hugging Face output's ``.logits``, or the tensor a TransformerLens model
+    returns), after any final soft-capping the model applies."""
+    out = nn.output
+    return out.logits if hasattr(out, "logits") else (out[0] if isinstance(out, tuple) else out)
+
+
+def answer_terms(nn, rows: torch.Tensor, cols: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """log P(``targets[i]`` at ``(rows[i], cols[i])``) in float64 and whether it is the argmax (inside a trace)."""
+    logits = logits_of(nn)
+    d = logits.device
+    lp = torch.log_softmax(logits[rows.to(d), cols.to(d)].double(), dim=-1)
+    t = targets.to(d)
+    return lp.gather(1, t[:, None])[:, 0].cpu(), (lp.argmax(dim=-1) == t).cpu()
+
+
+def slices(nn, sites: Sequence[Site], rows: torch.Tensor, cols: torch.Tensor) -> list[torch.Tensor]:
+    """``value[rows, cols]`` at each site, in order (inside a trace)."""
+    got = []
+    for site in sites:
+        act, _ = _read(nn, site)
+        got.append(act[rows.to(act.device), cols.to(act.device)].detach().cpu())
+    return got
+
+
+def last_log_probs(nn, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``Float[Tensor, "row vocab"]`` next-token log-probs at ``(rows[i], cols[i])`` in float32 (inside a trace)."""
+    logits = logits_of(nn)
+    d = logits.device
+    return torch.log_softmax(logits[rows.to(d), cols.to(d)].float(), dim=-1).cpu()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The calls
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One trace's input: right-padded ``tokens`` and the plain data its body reads."""
+
+    tokens: torch.Tensor
+    steps: tuple[Step, ...] = ()
+    rows: torch.Tensor | None = None
+    cols: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+
+def _requests(batches: list[Batch]) -> list[list[Batch]]:
+    return [batches[i : i + TRACES_PER_REQUEST] for i in range(0, len(batches), TRACES_PER_REQUEST)]
+
+
+def _tokens(model: NNsightModel, rows: Sequence[Sequence[int]], pad: int) -> torch.Tensor:
+    x = right_pad([list(r) for r in rows], pad)
+    return x if model.remote is True else x.to(model.cfg.device)
+
+
+@torch.no_grad()
+def _run_scoring(model: NNsightModel, batches: list[Batch]) -> list:
+    import nnsight
+
+    nn, out = model.nn, []
+    for request in _requests(batches):
+        got = []
+        with model.session("score", len(request)):
+            for b in request:
+                with nn.trace(b.tokens):
+                    apply_steps(nn, b.steps)
+                    got.append(answer_terms(nn, b.rows, b.cols, b.targets))
+            nnsight.save(got)
+        out += got
+    return out
+
+
+def score(
+    model: NNsightModel,
+    cands,
+    cells: Sequence[tuple[Intervention, ...]],
+    pos: Sequence[int],
+    *,
+    pad: int,
+    batch_size: int,
+    across_prompts: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """log-probs and greedy flags ``[cell, prompt, cand]`` (one cell when ``cells`` is empty) of the candidates
+    ``cands`` (:func:`interp.engines.plan.candidates_batch`): every distinct (prompt, answer) context is one full row
+    (:func:`interp.engines.plan.plan_scoring` with ``shared_prefix=False``), replicated per cell, the cell's
+    interventions applied to its rows at ``pos[prompt]`` or their own position."""
+    n, n_cells = len(cands), max(1, len(cells))
+    plan = plan_scoring(cands * n_cells, shared_prefix=False, across_prompts=across_prompts and not cells)
+    terms = plan.prompt_terms  # (slot, row, position, target); full rows: nothing is read in an answer pass
+    lengths = [len(p) for p in plan.prefixes]
+    order = sorted(range(len(lengths)), key=lambda r: lengths[r])
+    by_row: dict[int, list[int]] = {}
+    for t, row in enumerate(terms[:, 1].tolist()):
+        by_row.setdefault(row, []).append(t)
+    batches, term_order = [], []
+    for chunk in token_batches(order, lengths, batch_size, None):
+        local = {row: i for i, row in enumerate(chunk)}
+        idx = [t for row in chunk for t in by_row.get(row, [])]
+        entries = []
+        for row in chunk if cells else ():
+            cell, prompt = divmod(plan.prefix_prompt[row], n)
+            for iv in cells[cell]:
+                entries.append((iv, local[row], pos[prompt] if iv.position is None else iv.position))
+        batches.append(
+            Batch(
+                _tokens(model, [plan.prefixes[r] for r in chunk], pad),
+                tuple(plan_steps(model, entries)),
+                torch.tensor([local[r] for r in terms[idx, 1]], dtype=torch.long),
+                torch.tensor(terms[idx, 2], dtype=torch.long),
+                torch.tensor(terms[idx, 3], dtype=torch.long),
+            )
+        )
+        term_order += idx
+    got = _run_scoring(model, batches)
+    values = torch.cat([v for v, _ in got]).numpy() if got else np.zeros(0)
+    greedy = torch.cat([g for _, g in got]).numpy() if got else np.zeros(0, dtype=bool)
+    slots = terms[term_order, 0]
+    k = plan.shape[1]
+    lp = np.zeros(n * n_cells * k)
+    np.add.at(lp, slots, values)
+    ok = np.ones(n * n_cells * k, dtype=bool)
+    np.logical_and.at(ok, slots, greedy)
+    return lp.reshape(n_cells, n, k), ok.reshape(n_cells, n, k)
+
+
+@torch.no_grad()
+def _run_slices(model: NNsightModel, call: str, batches: list[Batch], sites: list[Site]) -> list[list[torch.Tensor]]:
+    import nnsight
+
+    nn, out = model.nn, []
+    for request in _requests(batches):
+        got = []
+        with model.session(call, len(request)):
+            for b in request:
+                with nn.trace(b.tokens) as tracer:
+                    got.append(slices(nn, sites, b.rows, b.cols))
+                    tracer.stop()
+            nnsight.save(got)
+        out += got
+    return out
+
+
+def _slice_batches(model: NNsightModel, ids, pos, pad: int, batch_size: int, max_tokens: int | None):
+    lengths = [len(x) for x in ids]
+    order = sorted(range(len(ids)), key=lambda i: lengths[i])
+    chunks = token_batches(order, lengths, batch_size, max_tokens)
+    batches = [
+        Batch(
+            _tokens(model, [ids[i] for i in chunk], pad),
+            rows=torch.arange(len(chunk)),
+            cols=torch.tensor([pos[i] for i in chunk]),
+        )
+        for chunk in chunks
+    ]
+    return chunks, batches
+
+
+def capture(
+    model: NNsightModel,
+    ids: Sequence[Sequence[int]],
+    layers: Sequence[int],
+    hook: str,
+    pos: Sequence[int],
+    *,
+    pad: int,
+    batch_size: int,
+    max_tokens: int | None,
+) -> torch.Tensor:
+    """``Float[Tensor, "layer prompt width"]`` (CPU, the model's dtype): ``hook``'s value at ``pos[i]`` of each prompt
+    for every layer (``width``: ``d_model``, or ``n_heads · d_head`` at ``z``); only those slices are saved."""
+    visit = sorted(range(len(layers)), key=lambda s: layers[s])
+    sites = [site_of(model, layers[s], hook) for s in visit]
+    chunks, batches = _slice_batches(model, ids, pos, pad, batch_size, max_tokens)
+    got = _run_slices(model, f"capture:{hook}", batches, sites)
+    width = model.cfg.n_heads * model.cfg.d_head if hook == HEAD_HOOK else model.cfg.d_model
+    out = torch.empty(len(layers), len(ids), width, dtype=model.cfg.dtype)
+    for chunk, per_site in zip(chunks, got, strict=True):
+        for s, value in zip(visit, per_site, strict=True):
+            out[s, chunk] = value.reshape(len(chunk), width).to(out.dtype)
+    return out
+
+
+@torch.no_grad()
+def next_log_probs(model: NNsightModel, rows: Sequence[Sequence[int]], *, pad: int, batch_size: int) -> torch.Tensor:
+    """``Float[Tensor, "row vocab"]`` log P(next token | ``rows[i]``) (float32; one full row each, no cache)."""
+    import nnsight
+
+    lengths = [len(r) for r in rows]
+    chunks, batches = _slice_batches(model, rows, [n - 1 for n in lengths], pad, batch_size, None)
+    nn, got = model.nn, []
+    for request in _requests(batches):
+        part = []
+        with model.session("next_log_probs", len(request)):
+            for b in request:
+                with nn.trace(b.tokens):
+                    part.append(last_log_probs(nn, b.rows, b.cols))
+            nnsight.save(part)
+        got += part
+    out = torch.empty(len(rows), got[0].shape[-1])
+    for chunk, lp in zip(chunks, got, strict=True):
+        out[chunk] = lp
+    return out
+
+
+@torch.no_grad()
+def attention_patterns(model: NNsightModel, tokens: torch.Tensor, layers: Sequence[int]) -> dict[int, torch.Tensor]:
+    """``{layer: Float[Tensor, "batch head query key"]}`` for one batch of ``tokens`` (eager attention's weights; a
+    TransformerLens model's ``hook_pattern``)."""
+    import nnsight
+
+    p = model.paths
+    paths = [p.at(p.pattern, la) if p.pattern else p.at(p.attention, la) for la in sorted(layers)]
+    nn, got = model.nn, []
+    with model.session("attention_patterns", 1):
+        with nn.trace(_tokens(model, tokens.tolist(), 0)):
+            for path in paths:
+                value = nn.get(path).output
+                got.append((value if p.pattern else value[1]).detach().cpu())
+        nnsight.save(got)
+    if any(g is None for g in got):
+        raise ValueError("model: its attention returns no weights (not eager attention); patterns need eager attention")
+    return dict(zip(sorted(layers), got, strict=True))
+
+
+def module_weight(model: NNsightModel, path: str) -> torch.Tensor:
+    """The weight of module ``path`` (CPU); for a model whose weights live on a server, fetched by a one-token trace."""
+    module = model.nn.get(path)._module
+    if model.remote is not True:
+        return module.weight.detach().cpu()
+    import nnsight
+
+    with model.session("weights", 1):
+        with model.nn.trace(torch.zeros(1, 1, dtype=torch.long)):
+            w = nnsight.save(model.nn.get(path)._module.weight.detach().cpu())
+    return w
