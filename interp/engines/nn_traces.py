@@ -385,3 +385,22 @@ def module_weight(model: NNsightModel, path: str) -> torch.Tensor:
         with model.nn.trace(torch.zeros(1, 1, dtype=torch.long)):
             w = nnsight.save(model.nn.get(path)._module.weight.detach().cpu())
     return w
+
+
+def out_proj_weights(model: NNsightModel, layer: int) -> torch.Tensor:
+    """``Float[Tensor, "head d_head d_model"]``: the output projection of ``layer``'s attention per head (a
+    ``Linear``'s weight is ``[d_model, head · d_head]``, GPT-2's ``Conv1D``'s ``[head · d_head, d_model]``)."""
+    cfg, p = model.cfg, model.paths
+    if p.point_outputs:  # a TransformerLens model: its own W_O
+        return model.module.blocks[layer].attn.W_O.detach().cpu()
+    path = p.at(p.z, layer)
+    w = module_weight(model, path)
+    flat = w if type(model.nn.get(path)._module).__name__ == "Conv1D" else w.T
+    return flat.reshape(cfg.n_heads, cfg.d_head, cfg.d_model)
+
+
+def unembedding(model: NNsightModel) -> torch.Tensor:
+    """``Float[Tensor, "d_model vocab"]``: the unembedding (``lm_head``'s weight, transposed)."""
+    if model.paths.point_outputs:
+        return model.module.W_U.detach().cpu()
+    return module_weight(model, "lm_head").T
