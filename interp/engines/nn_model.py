@@ -200,6 +200,20 @@ class _MeasuredBackend:
         return RemoteBackend(key, host=self.model.host, api_key=ndif_api_key())(tracer)
 
 
+def engine_record(model: NNsightModel) -> dict[str, Any]:
+    """What a study's JSON records of the engine: its name, nnsight's version, where the traces ran, and the
+    :class:`TraceLedger` (traces, requests, serialised request bytes)."""
+    from importlib import metadata
+
+    return {
+        "name": "nnsight",
+        "nnsight_version": metadata.version("nnsight"),
+        "remote": {False: "no", True: "ndif", "local": "local"}[model.remote],
+        "host": model.host,
+        **model.ledger.to_dict(),
+    }
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Remote: the checks that can be made before any work
 
