@@ -11,7 +11,7 @@ export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 export MALLOC_TOP_PAD_ ?= 1000000000
 
-.PHONY: setup demo test test-tl3 test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-profile lab
+.PHONY: setup demo test test-tl3 test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-nnsight bench-profile lab
 
 setup: $(VENV)/.installed
 
@@ -62,6 +62,11 @@ png-deps:
 
 bench: setup
 	OMP_NUM_THREADS=2 $(PY) benchmarks/run.py --threads 2
+
+# The nnsight engine against a per-prompt nnsight loop, a hand-batched trace and the fastest engine (issue 38); one
+# thread, so that a busy shared machine's OpenMP waits do not swamp the per-trace costs compared.
+bench-nnsight: setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/run.py --threads 1 --only nnsight --out benchmarks/results_nnsight.json
 
 # Where the time goes in the cases whose speed-up target is not met (torch profiler; writes benchmarks/profile.json).
 bench-profile: setup

@@ -13,8 +13,10 @@ right-padded: causal attention needs no mask for the real positions, as everywhe
   ``.input`` (``intervention/envoy.py`` lines 554-580, ``input`` repacks into the module's arguments);
 - scoring reads the logits at the scored positions only, takes ``log_softmax`` in float64 (as
   :mod:`interp.reference` does) and saves one log-prob and one argmax flag per scored token;
-- capture saves ``act[row, position]`` per requested layer and stops the forward pass after the last one
-  (``Tracer.stop``, ``intervention/tracer.py`` lines 115-126).
+- capture saves ``act[row, position]`` per requested layer; the model computes its logits at the last position only
+  (``logits_to_keep=1``, passed through ``Envoy.trace``'s keyword arguments to the forward). It does not stop the
+  forward early (``Tracer.stop``, ``intervention/tracer.py`` lines 115-126): the stopped run's frames outlive the
+  trace and hold a second batch's activations.
 
 What crosses to the caller (and, remote, over the network) is those slices: never full logits or activations. The
 functions run in the trace's body are plain functions of this module; for a remote run nnsight ships them by value
@@ -280,13 +282,16 @@ def _run_slices(model: NNsightModel, call: str, batches: list[Batch], sites: lis
     import nnsight
 
     nn, out = model.nn, []
+    # A Hugging Face model computes its logits at the last position only: nothing the size of [batch, pos, vocab].
+    # (Not tracer.stop(): the stopped forward's frames, held by the swallowed exception, keep a second batch's
+    # activations alive into the next trace; measured: 72.5 MB against 41.9 MB for 128 prompts in 4 batches.)
+    kw = {} if model.paths.point_outputs else {"logits_to_keep": 1}
     for request in _requests(batches):
         got = []
         with model.session(call, len(request)):
             for b in request:
-                with nn.trace(b.tokens) as tracer:
+                with nn.trace(b.tokens, **kw):
                     got.append(slices(nn, sites, b.rows, b.cols))
-                    tracer.stop()
             nnsight.save(got)
         out += got
     return out
