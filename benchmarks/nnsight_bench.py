@@ -12,8 +12,10 @@ On the same work, side by side in one run, on the embedded model:
 Work: scoring (``include_newline=True``: multi-token answers), a λ × layer sweep (cells of interventions at the
 query), and last-token capture at every layer, whose peak memory (live tensors, torch profiler) is compared with the
 captured slices plus one batch's activations (the same batches through the Hugging Face forward, nothing kept).
-Targets: scoring ≥ 10× the per-prompt loop and ≤ 1.2× the hand-batched trace; capture memory ≤ the slices + one
-batch's activations (+1 MB). Equality rows: the engine against the default engine (≤ 1e-4 nats / residual units).
+Targets (the issue's): scoring ≥ 10× the per-prompt loop and ≤ 1.2× the hand-batched trace; capture memory ≤ the
+slices + one batch's activations (+1 MB); the sweep and capture against the loop and by hand are reported (≤ 1.2× the
+hand-batched trace is checked there too). The hand-batched scoring trace runs every (prompt, answer) as a full row, as
+a user writes it; the engine runs each prompt once and the answers' later tokens from its cache (where exact). Equality rows: the engine against the default engine (≤ 1e-4 nats / residual units).
 Per study, what a run on the engine sends (``remote="local"``: traces, requests, serialised bytes), from the quick
 configurations ``interp figures --quick`` runs.
 """
@@ -188,8 +190,8 @@ def bench_sweep(nn_model, tl_model, row, quick: bool) -> list[dict]:
     diff = float(np.abs(got - ref).max())
     info = {"cells": len(cells), "prompts": n_prompts, "fastest_engine_s": fast_s, "hand_batched_s": hand_s}
     return [
-        row("nnsight sweep vs per-prompt nnsight loop · embedded", loop_s, ours_s, loop_s / ours_s, ">= 10x faster",
-            loop_s / ours_s >= 10, info),
+        row("nnsight sweep vs per-prompt nnsight loop · embedded", loop_s, ours_s, loop_s / ours_s, "reported", True,
+            info),
         row("nnsight sweep vs hand-batched trace · embedded", hand_s, ours_s, ours_s / hand_s, "<= 1.2x hand-batched",
             ours_s / hand_s <= 1.2, info),
         row("nnsight sweep vs fastest engine · embedded", fast_s, ours_s, ours_s / fast_s, "reported", True, info),
@@ -251,8 +253,8 @@ def bench_capture(nn_model, tl_model, row, tensor_peak, quick: bool) -> list[dic
     info = {"prompts": len(prompts), "floor_mb": floor_b / mb, "output_mb": out_mb, "ours_mb": ours_b / mb}
     info |= {"hand_batched_s": hand_s, "loop_s": loop_s}
     return [
-        row("nnsight capture vs per-prompt nnsight loop · embedded", loop_s, ours_s, loop_s / ours_s, ">= 10x faster",
-            loop_s / ours_s >= 10, info),
+        row("nnsight capture vs per-prompt nnsight loop · embedded", loop_s, ours_s, loop_s / ours_s, "reported",
+            True, info),
         row("nnsight capture vs hand-batched trace · embedded", hand_s, ours_s, ours_s / hand_s,
             "<= 1.2x hand-batched", ours_s / hand_s <= 1.2, info),
         row("nnsight capture mem vs slices + one batch · embedded", bound, ours_b / mb, ours_b / mb / bound,

@@ -196,6 +196,7 @@ class Batch:
     rows: torch.Tensor | None = None
     cols: torch.Tensor | None = None
     targets: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
 
 def _requests(batches: list[Batch]) -> list[list[Batch]]:
@@ -224,6 +225,64 @@ def _run_scoring(model: NNsightModel, batches: list[Batch]) -> list:
     return out
 
 
+def cache_exact(model: NNsightModel) -> bool:
+    """Whether answers may run from the prompts' key-value cache, kept on the model's side between two traces of a
+    session: a Hugging Face model without sliding-window or chunked attention (a right-padded batch's cache of such
+    layers keeps the last positions of the padded row, not of each prompt)."""
+    if model.paths.point_outputs:
+        return False
+    c = model.module.config
+    c = c.get_text_config() if hasattr(c, "get_text_config") else c
+    sliding = getattr(c, "sliding_window", None) and getattr(c, "use_sliding_window", True)
+    local = {"sliding_attention", "chunked_attention"} & set(getattr(c, "layer_types", None) or ())
+    return not (sliding or local or getattr(c, "attention_chunk_size", None))
+
+
+@dataclass(frozen=True)
+class AnswerPass:
+    """The answers' context tokens of one batch, run from its prompts' cache: ``tokens`` (right-padded), the prompt
+    row of each (``prompt_rows``, into the batch), the attention mask over cache + tokens, the positions, and the
+    scored terms (``rows``, ``cols``, ``targets``)."""
+
+    tokens: torch.Tensor
+    prompt_rows: torch.Tensor
+    mask: torch.Tensor
+    positions: torch.Tensor
+    rows: torch.Tensor
+    cols: torch.Tensor
+    targets: torch.Tensor
+
+
+def _cache_kwarg(model: NNsightModel) -> str:
+    """The forward's name for a key-value cache (``cache`` in transformers >= 5.2x, ``past_key_values`` before)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.module.forward).parameters else "past_key_values"
+
+
+@torch.no_grad()
+def _run_cached(model: NNsightModel, batches: list[Batch], answers: list[AnswerPass | None]) -> list:
+    import nnsight
+
+    nn, out, name = model.nn, [], _cache_kwarg(model)
+    for lo in range(0, len(batches), TRACES_PER_REQUEST):
+        request, passes = batches[lo : lo + TRACES_PER_REQUEST], answers[lo : lo + TRACES_PER_REQUEST]
+        got = []
+        with model.session("score", len(request) + sum(a is not None for a in passes)):
+            for b, a in zip(request, passes, strict=True):
+                with nn.trace(b.tokens, attention_mask=b.mask, use_cache=True):
+                    apply_steps(nn, b.steps)
+                    got.append(answer_terms(nn, b.rows, b.cols, b.targets))
+                    cache = nn.output.past_key_values
+                if a is not None:
+                    cache.reorder_cache(a.prompt_rows.to(b.tokens.device))
+                    with nn.trace(a.tokens, attention_mask=a.mask, position_ids=a.positions, **{name: cache}):
+                        got.append(answer_terms(nn, a.rows, a.cols, a.targets))
+            nnsight.save(got)
+        out += got
+    return out
+
+
 def score(
     model: NNsightModel,
     cands,
@@ -235,18 +294,30 @@ def score(
     across_prompts: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """log-probs and greedy flags ``[cell, prompt, cand]`` (one cell when ``cells`` is empty) of the candidates
-    ``cands`` (:func:`interp.engines.plan.candidates_batch`): every distinct (prompt, answer) context is one full row
-    (:func:`interp.engines.plan.plan_scoring` with ``shared_prefix=False``), replicated per cell, the cell's
-    interventions applied to its rows at ``pos[prompt]`` or their own position."""
+    ``cands`` (:func:`interp.engines.plan.candidates_batch`), planned by :func:`interp.engines.plan.plan_scoring`,
+    the prompts replicated per cell and each cell's interventions applied to its rows at ``pos[prompt]`` or their own
+    position.
+
+    Where :func:`cache_exact` holds, each prompt runs once and its answers' remaining tokens run in a second trace
+    of the same request from the prompt's key-value cache, which stays on the model's side (a session's values flow
+    between its traces: ``intervention/envoy.py`` ``Envoy.session``, lines 498-530); the interventions act in the
+    prompt pass, as on the toolkit's own cache engine. Otherwise every answer context is one full row."""
     n, n_cells = len(cands), max(1, len(cells))
-    plan = plan_scoring(cands * n_cells, shared_prefix=False, across_prompts=across_prompts and not cells)
-    terms = plan.prompt_terms  # (slot, row, position, target); full rows: nothing is read in an answer pass
+    cached = cache_exact(model)
+    plan = plan_scoring(cands * n_cells, shared_prefix=cached, across_prompts=across_prompts and not cells)
+    terms, tail = plan.prompt_terms, plan.answer_terms  # (slot, row, position, target)
     lengths = [len(p) for p in plan.prefixes]
     order = sorted(range(len(lengths)), key=lambda r: lengths[r])
     by_row: dict[int, list[int]] = {}
     for t, row in enumerate(terms[:, 1].tolist()):
         by_row.setdefault(row, []).append(t)
-    batches, term_order = [], []
+    by_prefix: dict[int, list[int]] = {}
+    for srow, prefix in enumerate(plan.suffix_prefix):
+        by_prefix.setdefault(prefix, []).append(srow)
+    by_suffix: dict[int, list[int]] = {}
+    for t, srow in enumerate(tail[:, 1].tolist()):
+        by_suffix.setdefault(srow, []).append(t)
+    batches, answers, term_order, tail_order = [], [], [], []
     for chunk in token_batches(order, lengths, batch_size, None):
         local = {row: i for i, row in enumerate(chunk)}
         idx = [t for row in chunk for t in by_row.get(row, [])]
@@ -255,26 +326,77 @@ def score(
             cell, prompt = divmod(plan.prefix_prompt[row], n)
             for iv in cells[cell]:
                 entries.append((iv, local[row], pos[prompt] if iv.position is None else iv.position))
+        tokens = _tokens(model, [plan.prefixes[r] for r in chunk], pad)
         batches.append(
             Batch(
-                _tokens(model, [plan.prefixes[r] for r in chunk], pad),
+                tokens,
                 tuple(plan_steps(model, entries)),
                 torch.tensor([local[r] for r in terms[idx, 1]], dtype=torch.long),
                 torch.tensor(terms[idx, 2], dtype=torch.long),
                 torch.tensor(terms[idx, 3], dtype=torch.long),
+                mask=_tokens(model, [[1] * lengths[r] for r in chunk], 0) if cached else None,
             )
         )
         term_order += idx
-    got = _run_scoring(model, batches)
-    values = torch.cat([v for v, _ in got]).numpy() if got else np.zeros(0)
-    greedy = torch.cat([g for _, g in got]).numpy() if got else np.zeros(0, dtype=bool)
-    slots = terms[term_order, 0]
+        suffixes = [srow for row in chunk for srow in by_prefix.get(row, [])]
+        if not suffixes:
+            answers.append(None)
+            continue
+        owner = [local[plan.suffix_prefix[srow]] for srow in suffixes]
+        here = {srow: i for i, srow in enumerate(suffixes)}
+        sfx = [plan.suffixes[srow] for srow in suffixes]
+        width = tokens.shape[1]
+        tidx = [t for srow in suffixes for t in by_suffix.get(srow, [])]
+        answers.append(
+            AnswerPass(
+                _tokens(model, sfx, pad),
+                torch.tensor(owner),
+                _tokens(
+                    model,
+                    [
+                        [1] * lengths[chunk[o]] + [0] * (width - lengths[chunk[o]]) + [1] * len(x)
+                        for o, x in zip(owner, sfx, strict=True)
+                    ],
+                    0,
+                ),  # fmt: skip
+                _tokens(
+                    model, [list(range(lengths[chunk[o]], lengths[chunk[o]] + max(map(len, sfx)))) for o in owner], 0
+                ),  # fmt: skip
+                torch.tensor([here[r] for r in tail[tidx, 1]], dtype=torch.long),
+                torch.tensor(tail[tidx, 2], dtype=torch.long),
+                torch.tensor(tail[tidx, 3], dtype=torch.long),
+            )
+        )
+        tail_order.append(tidx)
+    if cached:
+        got = _run_cached(model, batches, answers)
+        slots = _interleaved_slots(terms, tail, batches, answers, term_order, tail_order)
+    else:
+        got = _run_scoring(model, batches)
+        slots = terms[term_order, 0]
+    values, greedy = [v for v, _ in got], [g for _, g in got]
+    values = torch.cat(values).numpy() if values else np.zeros(0)
+    greedy = torch.cat(greedy).numpy() if greedy else np.zeros(0, dtype=bool)
     k = plan.shape[1]
     lp = np.zeros(n * n_cells * k)
     np.add.at(lp, slots, values)
     ok = np.ones(n * n_cells * k, dtype=bool)
     np.logical_and.at(ok, slots, greedy)
     return lp.reshape(n_cells, n, k), ok.reshape(n_cells, n, k)
+
+
+def _interleaved_slots(terms, tail, batches, answers, term_order, tail_order) -> np.ndarray:
+    """The slot of every value :func:`_run_cached` returns, in its order: per batch the prompt pass's terms, then
+    its answer pass's."""
+    out, at, k = [], 0, 0
+    for b, a in zip(batches, answers, strict=True):
+        n_terms = len(b.rows)
+        out.append(terms[term_order[at : at + n_terms], 0])
+        at += n_terms
+        if a is not None:
+            out.append(tail[tail_order[k], 0])
+            k += 1
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 @torch.no_grad()

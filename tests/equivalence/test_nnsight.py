@@ -194,9 +194,10 @@ def test_the_simulated_remote_run_gives_the_same_numbers_and_records_its_request
     for a, b in pairs:
         np.testing.assert_array_equal(a, b)
     ledger = remote.ledger
-    # one request per call, one trace per batch of rows: 6 rows for scoring (two-token answers: a row per answer),
-    # 14 for the cells (7 cells x 2 queries), 3 prompts captured, one batch of head outputs
-    assert ledger.requests == 4 and ledger.traces == 3 + 4 + 2 + 1
+    # one request per call, one trace per batch of rows: scoring 3 prompts in 2 batches, each with a second trace
+    # for the answers' second tokens (from the prompts' cache); 14 cell rows (7 cells x 2 queries, one-token answers:
+    # no second trace) in 4; 3 prompts captured in 2; one batch of head outputs
+    assert ledger.requests == 4 and ledger.traces == 2 * 2 + 4 + 2 + 1
     assert 0 < ledger.largest_request_bytes <= ledger.request_bytes < 200_000
     assert here.ledger.request_bytes is None  # nothing serialised when traces run here
 
