@@ -15,7 +15,8 @@ captured slices plus one batch's activations (the same batches through the Huggi
 Targets (the issue's): scoring ≥ 10× the per-prompt loop and ≤ 1.2× the hand-batched trace; capture memory ≤ the
 slices + one batch's activations (+1 MB); the sweep and capture against the loop and by hand are reported (≤ 1.2× the
 hand-batched trace is checked there too). The hand-batched scoring trace runs every (prompt, answer) as a full row, as
-a user writes it; the engine runs each prompt once and the answers' later tokens from its cache (where exact). Equality rows: the engine against the default engine (≤ 1e-4 nats / residual units).
+a user writes it; the engine runs each prompt once and the answers' later tokens from its cache (where exact).
+Equality rows: the engine against the default engine (≤ 1e-4 nats / residual units).
 Per study, what a run on the engine sends (``remote="local"``: traces, requests, serialised bytes), from the quick
 configurations ``interp figures --quick`` runs.
 """
