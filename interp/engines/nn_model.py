@@ -162,8 +162,9 @@ class NNsightModel:
 
     def session(self, call: str, n_traces: int):
         """One request of ``n_traces`` traces (``with model.session(...):`` at the call site, whose block nnsight
-        captures: ``tracing/tracer.py`` ``Tracer.capture``): ``nn.session`` with the backend ``remote`` asks for,
-        its serialised size recorded in :attr:`ledger` (``call`` names the engine function, for ``by_call``)."""
+        captures: ``tracing/tracer.py`` ``Tracer.capture``, line 382): ``nn.session`` with the backend ``remote``
+        asks for, its serialised size recorded in :attr:`ledger` (``call`` names the engine function, for
+        ``by_call``)."""
         if self.remote is False:
             self.ledger.add_request(call, n_traces, None)
             return self.nn.session()
@@ -171,10 +172,10 @@ class NNsightModel:
 
 
 class _MeasuredBackend:
-    """Serialises a request as nnsight sends it (``schema/request.py`` ``RequestModel.serialize``; compressed, as
-    ``RemoteBackend`` sends with ``CONFIG.API.COMPRESS``), records its size, then hands it to nnsight's own backend:
-    ``LocalSimulationBackend`` for ``remote="local"``, ``RemoteBackend`` for ``True``. A block that cannot be
-    serialised fails here, before anything runs, in one line."""
+    """Serialises a request as nnsight sends it (``schema/request.py`` ``RequestModel.serialize``, line 38;
+    compressed, as ``RemoteBackend`` sends with ``CONFIG.API.COMPRESS``), records its size, then hands it to
+    nnsight's own backend: ``LocalSimulationBackend`` for ``remote="local"``, ``RemoteBackend`` for ``True``. A
+    block that cannot be serialised fails here, before anything runs, in one line."""
 
     def __init__(self, model: NNsightModel, call: str, n_traces: int):
         self.model, self.call, self.n_traces = model, call, n_traces
@@ -399,10 +400,10 @@ def _load_served(repo_id: str, host: str, dtype: str) -> NNsightModel:
 
 def _wrap_built(tl_model) -> NNsightModel:
     """A model built in code (the hand-built model): its TransformerLens module wrapped by ``nnsight.NNsight`` (any
-    ``torch.nn.Module``; ``modeling/base.py``), every hook point at the ``HookPoint`` module TransformerLens runs it at
-    (:func:`interp.engines.nn_points.tl_paths`). It runs here only (``remote=False``): NDIF serves Hugging Face
-    checkpoints, and nnsight's local simulation needs a wrapper with a remote identity (``Remotable``,
-    ``modeling/mixins/remotable.py``), which ``NNsight`` around a plain module has not."""
+    ``torch.nn.Module``; ``modeling/base.py`` line 6), every hook point at the ``HookPoint`` module TransformerLens
+    runs it at (:func:`interp.engines.nn_points.tl_paths`). It runs here only (``remote=False``): NDIF serves
+    Hugging Face checkpoints, and nnsight's local simulation needs a wrapper with a remote identity (``Remotable``,
+    ``modeling/mixins/remotable.py`` line 148), which ``NNsight`` around a plain module has not."""
     from nnsight import NNsight
 
     from interp.engines.nn_points import tl_paths
