@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from interp.capture import token_ids
+from interp.engines import nn_traces
 from interp.engines.nn_model import is_nnsight
 from interp.engines.plan import pad_rows
 from interp.hooks import check_layers, forward_logits, hooked
@@ -52,8 +53,6 @@ def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | No
     ids = token_ids(model, prompts)
     pad = pad_id(tokenizer_of(model))
     if is_nnsight(model):
-        from interp.engines import nn_traces
-
         last = [len(x) - 1 for x in ids]
         z = nn_traces.capture(model, ids, layers, "z", last, pad=pad, batch_size=batch_size, max_tokens=None)
         return z.reshape(len(layers), len(ids), model.cfg.n_heads, model.cfg.d_head)
@@ -162,8 +161,6 @@ def head_out_weights(model, layer: int) -> torch.Tensor:
     """``Float[Tensor, "head d_head d_model"]`` (float64, CPU): how each head's ``z`` is written to the residual stream
     at ``layer`` (TransformerLens's ``W_O``; on the nnsight engine read from the output projection)."""
     if is_nnsight(model):
-        from interp.engines import nn_traces
-
         return nn_traces.out_proj_weights(model, layer).double()
     return model.blocks[layer].attn.W_O.detach().double().cpu()
 
@@ -171,8 +168,6 @@ def head_out_weights(model, layer: int) -> torch.Tensor:
 def unembedding(model) -> torch.Tensor:
     """``Float[Tensor, "d_model vocab"]`` (float64, CPU): the unembedding (TransformerLens's ``W_U``)."""
     if is_nnsight(model):
-        from interp.engines import nn_traces
-
         return nn_traces.unembedding(model).double()
     return model.W_U.detach().double().cpu()
 
@@ -185,8 +180,6 @@ def _final_scales(model, prompts: Sequence[Prompt], batch_size: int) -> torch.Te
         return out
     pad = pad_id(tokenizer_of(model))
     if is_nnsight(model):  # the scale from the final norm's input (the last block's output), as the norm computes it
-        from interp.engines import nn_traces
-
         last = [len(x) - 1 for x in ids]
         x = nn_traces.capture(
             model, ids, [model.cfg.n_layers - 1], "resid_post", last, pad=pad, batch_size=batch_size, max_tokens=None
@@ -242,8 +235,6 @@ def attention_scores(model, *, seq_len: int = 20, n_seqs: int = 20, seed: int = 
         patterns[int(hook.name.split(".")[1])] = act.detach().double().cpu()  # [batch, head, query, key]
 
     if is_nnsight(model):
-        from interp.engines import nn_traces
-
         patterns = {
             la: p.double() for la, p in nn_traces.attention_patterns(model, x, range(model.cfg.n_layers)).items()
         }

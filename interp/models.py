@@ -502,6 +502,8 @@ def fuse_activation(model) -> None:
 #: Spec prefixes served by models built in code rather than loaded from weights: prefix → (module, loader). The
 #: module is imported when such a spec is first loaded (it sits above this one: it builds on the loading layer).
 SPEC_PLUGINS: dict[str, tuple[str, str]] = {"constructed": ("interp.construction", "load_constructed")}
+#: Engines other than TransformerLens: engine → (module, loader), imported when a model is loaded on it.
+ENGINE_PLUGINS: dict[str, tuple[str, str]] = {"nnsight": ("interp.engines.nn_model", "load_nnsight")}
 
 
 def spec_plugin(spec: Any):
@@ -563,10 +565,10 @@ def load_model(
         raise ValueError("remote: only the nnsight engine runs remotely; pass engine='nnsight'")
     device = pick_device(device)
     check_load_args(device, dtype, n_devices)
-    if engine == "nnsight":  # the engine's module sits above this one: imported when asked for
-        from interp.engines.nn_model import load_nnsight
-
-        return load_nnsight(spec, path=path, device=device, dtype=dtype, n_devices=n_devices, remote=remote, host=host)
+    if engine in ENGINE_PLUGINS:  # the engine's module sits above this one: imported when asked for
+        module, name = ENGINE_PLUGINS[engine]
+        load = getattr(importlib.import_module(module), name)
+        return load(spec, path=path, device=device, dtype=dtype, n_devices=n_devices, remote=remote, host=host)
     plugin = spec_plugin(spec)
     if plugin is not None:
         return plugin(spec, device=device, dtype=dtype)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from interp.engines import nn_traces
 from interp.engines.exact import absolute_positions, cache_exact, fused_forward_exact
 from interp.engines.kv_cache import run_with_cache
 from interp.engines.nn_model import is_nnsight
@@ -151,8 +152,6 @@ def score(
     route = choose_route(model, cands, cells, pos)
     pad = pad_id(tok)
     if route == "nnsight":
-        from interp.engines import nn_traces
-
         lp, ok = nn_traces.score(
             model, cands, cells, pos, pad=pad, batch_size=batch_size, across_prompts=across_prompts
         )

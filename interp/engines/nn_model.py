@@ -35,8 +35,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from interp.engines.nn_points import paths_for, tl_paths
+from interp.models import (
+    ModelInfo,
+    attach_tokenizer,
+    load_tokenizer,
+    resolve_weights_dir,
+    spec_plugin,
+    weights_record,
+)
 
 ENGINES = ("transformer_lens", "nnsight")
 #: The version the engine is tested with (the ``nnsight`` extra of pyproject.toml pins it).
@@ -204,8 +215,6 @@ class _MeasuredBackend:
 def engine_record(model: NNsightModel) -> dict[str, Any]:
     """What a study's JSON records of the engine: its name, nnsight's version, where the traces ran, and the
     :class:`TraceLedger` (traces, requests, serialised request bytes)."""
-    from importlib import metadata
-
     return {
         "name": "nnsight",
         "nnsight_version": metadata.version("nnsight"),
@@ -324,8 +333,6 @@ def load_nnsight(
     Arguments are those of :func:`interp.models.load_model`, which calls this for ``engine="nnsight"``."""
     require_nnsight()
     check_remote_mode(remote)
-    from interp.models import spec_plugin
-
     if spec_plugin(spec) is not None:
         if remote is not False:
             raise ValueError(
@@ -344,9 +351,6 @@ def _load_local(spec, path, device: str, dtype: str, n_devices: int, remote) -> 
     from nnsight import TransformersModel
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
-
-    from interp.engines.nn_points import paths_for
-    from interp.models import attach_tokenizer, load_tokenizer, resolve_weights_dir, weights_record
 
     model_id, d = resolve_weights_dir(spec, path)
     config = AutoConfig.from_pretrained(str(d), local_files_only=True)
@@ -382,9 +386,6 @@ def _load_served(repo_id: str, host: str, dtype: str) -> NNsightModel:
     import torch
     from nnsight import TransformersModel
 
-    from interp.engines.nn_points import paths_for
-    from interp.models import ModelInfo, attach_tokenizer
-
     nn = TransformersModel(repo_id, task="text-generation")
     config = nn._module.config
     paths = paths_for(config.model_type, parallel_residual=getattr(config, "use_parallel_residual", True))
@@ -405,8 +406,6 @@ def _wrap_built(tl_model) -> NNsightModel:
     Hugging Face checkpoints, and nnsight's local simulation needs a wrapper with a remote identity (``Remotable``,
     ``modeling/mixins/remotable.py`` line 148), which ``NNsight`` around a plain module has not."""
     from nnsight import NNsight
-
-    from interp.engines.nn_points import tl_paths
 
     c = tl_model.cfg
     cfg = EngineConfig(

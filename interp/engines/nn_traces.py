@@ -26,6 +26,7 @@ value), which ``remote="local"`` checks on every run.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -34,9 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from interp.capture import token_batches
 from interp.engines.nn_model import TRACES_PER_REQUEST, NNsightModel
-from interp.engines.plan import plan_scoring
+from interp.engines.plan import plan_scoring, token_batches
 from interp.interventions import HEAD_HOOK, Intervention, intervention_hook
 from interp.tokenization import right_pad
 
@@ -255,8 +255,6 @@ class AnswerPass:
 
 def _cache_kwarg(model: NNsightModel) -> str:
     """The forward's name for a key-value cache (``cache`` in transformers >= 5.2x, ``past_key_values`` before)."""
-    import inspect
-
     return "cache" if "cache" in inspect.signature(model.module.forward).parameters else "past_key_values"
 
 
