@@ -106,19 +106,22 @@ def bench_scoring(nn_model, tl_model, row, quick: bool) -> list[dict]:
                             n_prompts=32 if quick else 64, seed=0)  # fmt: skip
     reps = 1 if quick else 3
     score_answers(nn_model, prompts[:2], include_newline=True)  # warm-up
-    loop_s, loop = _best(lambda: per_prompt_loop(nn_model, prompts), 1)
-    hand, ours, fastest = [], [], []
-    for _ in range(reps):  # interleaved: drifting load hits all alike
+    hand, ours, fastest, loops = [], [], [], []
+    for rep in range(reps):  # interleaved: drifting load hits all alike
+        if rep < 2:  # the loop takes ~10 s: best of two
+            t, loop = _best(lambda: per_prompt_loop(nn_model, prompts), 1)
+            loops.append(t)
         t, by_hand = _best(lambda: hand_batched(nn_model, prompts), 1)
         hand.append(t)
         t, got = _best(lambda: score_answers(nn_model, prompts, include_newline=True).log_probs, 1)
         ours.append(t)
         t, ref = _best(lambda: score_answers(tl_model, prompts, include_newline=True).log_probs, 1)
         fastest.append(t)
-    ours_s, hand_s, fast_s = min(ours), min(hand), min(fastest)
+    ours_s, hand_s, fast_s, loop_s = min(ours), min(hand), min(fastest), min(loops)
     paired = float(np.median(np.array(ours) / np.array(hand)))
     n_rows = len(_rows(nn_model, prompts)[0])
     info = {"prompts": len(prompts), "candidates": 4, "rows": n_rows, "reps": reps, "hand_batched_runs_s": hand}
+    info |= {"loop_runs_s": loops}
     info |= {"ours_runs_s": ours, "max_dlogp_vs_loop": float(np.abs(got - loop).max())}
     info |= {"max_dlogp_vs_hand": float(np.abs(got - by_hand).max()), "fastest_engine_s": fast_s}
     diff = float(np.abs(got - ref).max())
@@ -185,16 +188,21 @@ def bench_sweep(nn_model, tl_model, row, quick: bool) -> list[dict]:
         return out
 
     loop_s, _ = _best(loop, 1)
-    hand_s, _ = _best(by_hand, 1)
-    ours_s, got = _best(lambda: lambda_sweep(nn_model, "bias_add", "add1", "add7", va, vb, **kw).probs, 1)
+    hand, ours = [], []
+    for _ in range(1 if quick else 3):  # paired, back to back
+        hand.append(_best(by_hand, 1)[0])
+        t, got = _best(lambda: lambda_sweep(nn_model, "bias_add", "add1", "add7", va, vb, **kw).probs, 1)
+        ours.append(t)
+    hand_s, ours_s, paired = min(hand), min(ours), float(np.median(np.array(ours) / np.array(hand)))
     fast_s, ref = _best(lambda: lambda_sweep(tl_model, "bias_add", "add1", "add7", va, vb, **kw).probs, 1)
     diff = float(np.abs(got - ref).max())
-    info = {"cells": len(cells), "prompts": n_prompts, "fastest_engine_s": fast_s, "hand_batched_s": hand_s}
+    info = {"cells": len(cells), "prompts": n_prompts, "fastest_engine_s": fast_s, "hand_batched_runs_s": hand}
+    info |= {"ours_runs_s": ours}
     return [
         row("nnsight sweep vs per-prompt nnsight loop · embedded", loop_s, ours_s, loop_s / ours_s, "reported", True,
             info),
-        row("nnsight sweep vs hand-batched trace · embedded", hand_s, ours_s, ours_s / hand_s, "<= 1.2x hand-batched",
-            ours_s / hand_s <= 1.2, info),
+        row("nnsight sweep vs hand-batched trace · embedded", hand_s, ours_s, paired,
+            "<= 1.2x hand-batched (median paired)", paired <= 1.2, info),
         row("nnsight sweep vs fastest engine · embedded", fast_s, ours_s, ours_s / fast_s, "reported", True, info),
         row("nnsight sweep equality · embedded", 0.0, 0.0, diff, f"max|dp| <= {TOL:g}", diff <= TOL, info),
     ]  # fmt: skip

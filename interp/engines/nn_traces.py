@@ -268,11 +268,15 @@ def _run_cached(model: NNsightModel, batches: list[Batch], answers: list[AnswerP
         got = []
         with model.session("score", len(request) + sum(a is not None for a in passes)):
             for b, a in zip(request, passes, strict=True):
-                with nn.trace(b.tokens, attention_mask=b.mask, use_cache=True):
-                    apply_steps(nn, b.steps)
-                    got.append(answer_terms(nn, b.rows, b.cols, b.targets))
-                    cache = nn.output.past_key_values
-                if a is not None:
+                if a is None:  # nothing to continue: no cache to keep (right padding needs no mask)
+                    with nn.trace(b.tokens, use_cache=False):
+                        apply_steps(nn, b.steps)
+                        got.append(answer_terms(nn, b.rows, b.cols, b.targets))
+                else:
+                    with nn.trace(b.tokens, attention_mask=b.mask, use_cache=True):
+                        apply_steps(nn, b.steps)
+                        got.append(answer_terms(nn, b.rows, b.cols, b.targets))
+                        cache = nn.output.past_key_values
                     cache.reorder_cache(a.prompt_rows.to(b.tokens.device))
                     with nn.trace(a.tokens, attention_mask=a.mask, position_ids=a.positions, **{name: cache}):
                         got.append(answer_terms(nn, a.rows, a.cols, a.targets))
