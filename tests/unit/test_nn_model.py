@@ -152,3 +152,15 @@ def test_remote_on_the_command_line_checks_ndif_before_loading(capsys, monkeypat
     code, err = run_cli(capsys, "measure", "--family", "operands", "--model", "org/big", "--engine", "nnsight",
                         "--remote", "--ndif-host", host)  # fmt: skip
     assert code == 2 and err == f"interp: error: --remote: {host} does not serve 'org/big'; it serves: org/served"
+
+
+def test_a_transformer_lens_hook_on_the_nnsight_engine_is_refused_saying_what_to_do_instead():
+    import torch
+
+    from interp.interventions import add
+    from interp.patching import patch
+
+    model = interp.models.load_model("embedded", device="cpu", engine="nnsight")
+    with pytest.raises(ValueError, match="^model: runs on the nnsight engine, which attaches no TransformerLens hooks"):
+        with patch(model, add(torch.ones(model.cfg.d_model), 0, position=1)):
+            pass
