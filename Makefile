@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` (main job on the embedded model) and `make test` (default test suite).
-# Both create .venv, install torch 2.13.0 (CPU wheel) first, then this package with its dev extras (TransformerLens 4.x).
+# Both create .venv, install torch 2.13.0 (CPU wheel) first, then this package with its dev and nnsight extras
+# (TransformerLens 4.x; the nnsight engine's tests run in the default suite).
 PYTHON ?= python3
 VENV ?= .venv
 # Extra requirements pinned at set-up (test-tl3 pins TransformerLens 3.9 in a venv of its own).
@@ -10,7 +11,7 @@ export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 100000000000
 export MALLOC_TOP_PAD_ ?= 1000000000
 
-.PHONY: setup demo test test-tl3 test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-profile lab
+.PHONY: setup demo test test-tl3 test-all test-unit test-equivalence test-acceptance test-benchmark lint train figures png-deps bench bench-nnsight bench-profile lab
 
 setup: $(VENV)/.installed
 
@@ -18,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]" $(PIN)
+	$(PY) -m pip install -q -e ".[dev,nnsight]" $(PIN)
 	touch $@
 
 demo: setup
@@ -61,6 +62,11 @@ png-deps:
 
 bench: setup
 	OMP_NUM_THREADS=2 $(PY) benchmarks/run.py --threads 2
+
+# The nnsight engine against a per-prompt nnsight loop, a hand-batched trace and the fastest engine (issue 38); one
+# thread, so that a busy shared machine's OpenMP waits do not swamp the per-trace costs compared.
+bench-nnsight: setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/run.py --threads 1 --only nnsight --out benchmarks/results_nnsight.json
 
 # Where the time goes in the cases whose speed-up target is not met (torch profiler; writes benchmarks/profile.json).
 bench-profile: setup

@@ -1,7 +1,7 @@
 """Performance benchmark (issue 17, targets 1, 2, 3 and 5): baselines and ours back to back on the same model.
 
     make bench   # or: python benchmarks/run.py [--threads 2] [--quick] [--only SECTION] [--out F]
-                 # SECTION: scoring, sweep, capture, generation, heads, explore, notebooks or end_to_end
+                 # SECTION: scoring, sweep, capture, generation, heads, explore, notebooks, end_to_end or nnsight
 
 Prints one line per target — ``name  baseline_s  ours_s  ratio  target  PASS/FAIL`` — and writes JSON.
 
@@ -30,6 +30,9 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
 * Explore (issue 30): seconds per update of ``interp.explore`` as the controls move (≤ 0.5 s), :func:`bench_explore`.
 * Notebooks (issue 30): each notebook under ``experiments/notebooks`` executed in a fresh kernel (≤ 60 s),
   :func:`bench_notebooks`.
+* The nnsight engine (issue 38), ``make bench-nnsight`` (``--only nnsight``, one thread, written to
+  ``benchmarks/results_nnsight.json``): against a per-prompt nnsight loop, a hand-batched nnsight trace and the
+  fastest engine, on scoring, sweep and capture; requests per study (``benchmarks/nnsight_bench.py``).
 """
 
 from __future__ import annotations
@@ -766,7 +769,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
     ap.add_argument(
         "--only",
-        choices=["scoring", "sweep", "capture", "generation", "heads", "explore", "notebooks", "end_to_end"],
+        choices=["scoring", "sweep", "capture", "generation", "heads", "explore", "notebooks", "end_to_end", "nnsight"],
         default=None,
     )
     ap.add_argument("--case", default="", help="only cases whose name contains this text")
@@ -811,6 +814,12 @@ def main(argv=None) -> int:
             rows.append(r)
     if args.only in (None, "end_to_end"):
         for r in bench_end_to_end(args.quick):
+            print_row(r)
+            rows.append(r)
+    if args.only == "nnsight":  # its own file (make bench-nnsight): benchmarks/results_nnsight.json
+        from nnsight_bench import bench_nnsight  # the second engine (issue 38): benchmarks/nnsight_bench.py
+
+        for r in bench_nnsight(row, tensor_peak, args.quick):
             print_row(r)
             rows.append(r)
     meta: dict = {}

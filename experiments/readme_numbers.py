@@ -31,6 +31,7 @@ PERF_START, PERF_END = "<!-- performance:start -->", "<!-- performance:end -->"
 PROFILE_START, PROFILE_END = "<!-- profile:start -->", "<!-- profile:end -->"
 EXPLORE_START, EXPLORE_END = "<!-- explore:start -->", "<!-- explore:end -->"
 VERSIONS_START, VERSIONS_END = "<!-- versions:start -->", "<!-- versions:end -->"
+BEYOND_START, BEYOND_END = "<!-- beyond:start -->", "<!-- beyond:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -45,6 +46,7 @@ def load_sources(root: Path = ROOT) -> dict:
         "bench": json.loads((root / "benchmarks" / "results.json").read_text()),
         "profile": json.loads((root / "benchmarks" / "profile.json").read_text()),
         "versions": json.loads((root / "benchmarks" / "versions.json").read_text()),
+        "bench_nnsight": json.loads((root / "benchmarks" / "results_nnsight.json").read_text()),
         "scaling": json.loads((fig / "scaling" / "scaling.json").read_text()),
         "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
@@ -463,16 +465,52 @@ def render_performance(bench: dict) -> str:
         + (f"TransformerLens {meta['transformer_lens']}, " if "transformer_lens" in meta else "")
         + f"{meta['cpu_count']}-core CPU; {meta.get('note', '')}".rstrip("; "),
         "",
-        "| benchmark | baseline | ours | ratio | target | | note |",
-        "|---|---|---|---|---|---|---|",
+        *bench_table(bench["rows"]),
     ]
-    for r in bench["rows"]:
+    return "\n".join([*lines, PERF_END])
+
+
+def bench_table(rows: list[dict]) -> list[str]:
+    """Benchmark rows as a Markdown table (baseline, ours, ratio, target, verdict, note)."""
+    lines = ["| benchmark | baseline | ours | ratio | target | | note |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
         ratio = f"{r['ratio']:.2e}" if r["ratio"] < 0.01 else f"{r['ratio']:.2f}"
         unit = r.get("unit", "s")
         base, ours = (f"{r[k]:.3g} {unit}" if r[k] else "—" for k in ("baseline_s", "ours_s"))
         cells = [r["name"], base, ours, ratio, r["target"], "PASS" if r["pass"] else "FAIL", row_note(r)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")  # a bare | splits a cell
-    return "\n".join([*lines, PERF_END])
+    return lines
+
+
+#: The benchmark row that records what each study sends on the nnsight engine.
+REQUESTS_ROW = "nnsight requests per study"
+
+
+def render_beyond(bench: dict) -> str:
+    """The nnsight engine's measurements (``benchmarks/results_nnsight.json``, ``make bench-nnsight``): the rows
+    against a per-prompt nnsight loop, a hand-batched trace and the fastest engine, and what each study sends."""
+    meta = bench["meta"]
+    timed = [r for r in bench["rows"] if not r["name"].startswith(REQUESTS_ROW)]
+    studies = next(r for r in bench["rows"] if r["name"].startswith(REQUESTS_ROW))["info"]["studies"]
+    version = next(iter(studies.values()))["nnsight_version"]
+    sent = "; ".join(
+        f"{name} {s['requests']} requests, {s['traces']} traces, {s['request_bytes'] / 1e3:.0f} kB in all "
+        f"(largest {s['largest_request_bytes'] / 1e3:.0f} kB)"
+        for name, s in studies.items()
+    )
+    return "\n".join(
+        [
+            BEYOND_START,
+            f"`make bench-nnsight` (`benchmarks/nnsight_bench.py`), {meta['threads']} thread(s), torch {meta['torch']},"
+            f" nnsight {version}, {meta['cpu_count']}-core CPU, embedded model:",
+            "",
+            *bench_table(timed),
+            "",
+            f"What each study sends on the engine (`interp figures STUDY --quick --engine nnsight --remote local`, "
+            f"the embedded model; the `engine` record of its JSON): {sent}.",
+            BEYOND_END,
+        ]
+    )
 
 
 def render_profile(profile: dict) -> str:
@@ -561,6 +599,7 @@ def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
         (PROFILE_START, PROFILE_END): render_profile(sources["profile"]),
         (EXPLORE_START, EXPLORE_END): render_explore(sources["explore"], sources["bench"]),
         (VERSIONS_START, VERSIONS_END): render_versions(sources["versions"]),
+        (BEYOND_START, BEYOND_END): render_beyond(sources["bench_nnsight"]),
     }
 
 

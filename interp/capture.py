@@ -24,9 +24,11 @@ from collections.abc import Sequence
 
 import torch
 
+from interp.engines import nn_traces
 from interp.engines.exact import fused_forward_exact
 from interp.engines.fused import fused_resid
-from interp.engines.plan import check_fits, resolve_positions
+from interp.engines.nn_model import is_nnsight
+from interp.engines.plan import check_fits, resolve_positions, token_batches
 from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooked
 from interp.models import tokenizer_of
 from interp.prompts import Prompt
@@ -49,29 +51,6 @@ def texts_of(prompts: Sequence[Prompt | str]) -> list[str]:
 def token_ids(model, prompts: Sequence[Prompt | str]) -> list[list[int]]:
     """``encode(tok, text)`` (BOS convention) for every prompt."""
     return encode_batch(tokenizer_of(model), texts_of(prompts))
-
-
-def token_batches(
-    order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None
-) -> list[list[int]]:
-    """Split ``order`` (sorted by length) into batches of at most ``batch_size`` rows and ``max_tokens`` padded tokens.
-
-    >>> token_batches([0, 1, 2, 3], [2, 3, 5, 5], batch_size=8, max_tokens=10)
-    [[0, 1], [2, 3]]
-    """
-    out: list[list[int]] = []
-    chunk: list[int] = []
-    width = 0
-    for i in order:
-        wider = max(width, lengths[i])
-        if chunk and (len(chunk) >= batch_size or (max_tokens is not None and (len(chunk) + 1) * wider > max_tokens)):
-            out.append(chunk)
-            chunk, wider = [], lengths[i]
-        chunk.append(i)
-        width = wider
-    if chunk:
-        out.append(chunk)
-    return out
 
 
 def _store(out: torch.Tensor, slot: int, dest, act: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> None:
@@ -146,8 +125,10 @@ def capture_resid(
     pos = resolve_positions(lengths, positions)
     check_fits(model, lengths)
 
-    out = torch.empty(len(layers), len(ids), model.cfg.d_model, dtype=model.cfg.dtype)
     pad = pad_id(tokenizer_of(model))
+    if is_nnsight(model):  # its traces save the same slices (right-padded: equal under either padding side)
+        return nn_traces.capture(model, ids, layers, hook, pos, pad=pad, batch_size=batch_size, max_tokens=max_tokens)
+    out = torch.empty(len(layers), len(ids), model.cfg.d_model, dtype=model.cfg.dtype)
     order = sorted(range(len(ids)), key=lambda i: lengths[i])
     last = max(layers)
     for chunk in token_batches(order, lengths, batch_size, max_tokens):

@@ -53,6 +53,9 @@ FLAG_NAMES = {
     "dtype": "--dtype",
     "n_devices": "--n-devices",
     "out": "--out",
+    "engine": "--engine",
+    "remote": "--remote",
+    "host": "--ndif-host",
 }
 _PREFIX = re.compile(r"^([A-Za-z_][\w.\-]*|embedded model): ")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -169,17 +172,53 @@ def check_out(path: str | Path, flag: str = "--out") -> Path:
         return check_output_dir(path, flag=flag)
 
 
-def load_checked_model(spec: str, device: str, dtype: str = "float32", n_devices: int = 1):
-    """Check ``--device``, ``--dtype``, ``--n-devices`` and resolve ``--model`` (cheap), then load the model."""
+def remote_mode(args: argparse.Namespace) -> bool | str:
+    """``--remote`` as ``load_model``'s ``remote``: absent ``False``, ``--remote`` (NDIF) ``True``, ``--remote local``
+    ``"local"``; refused without ``--engine nnsight``, and the nnsight engine refused (with how to install it) where
+    nnsight is missing. Cheap: before any model is loaded."""
+    engine = getattr(args, "engine", "transformer_lens")
+    remote = {None: False, "ndif": True, "local": "local"}[getattr(args, "remote", None)]
+    if remote is not False and engine != "nnsight":
+        raise CliError("--remote: traces run remotely on the nnsight engine only; add --engine nnsight")
+    if getattr(args, "ndif_host", None) and remote is not True:
+        raise CliError("--ndif-host: only used with --remote (NDIF)")
+    if engine == "nnsight":
+        from interp.engines.nn_model import require_nnsight
+
+        with as_flag("--engine", FLAG_NAMES):
+            require_nnsight()
+    return remote
+
+
+def load_checked_model(
+    spec: str,
+    device: str,
+    dtype: str = "float32",
+    n_devices: int = 1,
+    *,
+    engine: str = "transformer_lens",
+    remote: bool | str = False,
+    host: str | None = None,
+):
+    """Check ``--device``, ``--dtype``, ``--n-devices`` and resolve ``--model`` (cheap), then load the model (on
+    ``--engine``; with ``--remote``, NDIF's key, host and served models are checked before anything is loaded)."""
     from interp.models import check_load_args, load_model, pick_device, resolve_weights_dir, spec_plugin
 
     check_device(device)
     with as_flag("--dtype", FLAG_NAMES):
         check_load_args(pick_device(device), dtype, n_devices)
     with as_flag("--model", FLAG_NAMES):
-        if spec_plugin(spec) is None:  # a built model ("constructed:...") has no weights to find
+        if spec_plugin(spec) is None and remote is not True:  # a built model has no weights; NDIF holds them
             resolve_weights_dir(spec)
-        return load_model(spec, device=device, dtype=dtype, n_devices=n_devices)
+        return load_model(
+            spec, device=device, dtype=dtype, n_devices=n_devices, engine=engine, remote=remote, host=host
+        )
+
+
+def engine_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``--engine``, ``--remote`` and ``--ndif-host`` as :func:`load_checked_model`'s keywords (checked)."""
+    remote = remote_mode(args)
+    return {"engine": args.engine, "remote": remote, "host": args.ndif_host}
 
 
 def check_prompts_fit(spec: str, prompts: Sequence[Any], *, newline: bool = False) -> None:
@@ -219,8 +258,10 @@ def cmd_measure(args: argparse.Namespace) -> None:
         prompts = build_prompts(
             fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
         )
-    check_prompts_fit(args.model, prompts, newline=args.newline)
-    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
+    engine = engine_args(args)
+    if engine["remote"] is not True:  # NDIF holds the weights: scoring checks the context itself
+        check_prompts_fit(args.model, prompts, newline=args.newline)
+    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices, **engine)
     from interp.metrics import summarize
     from interp.models import model_info
     from interp.scoring import score_answers  # imports torch: after the cheap checks
@@ -384,7 +425,8 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
     with as_flag("studies"):
         names = check_study_names(args.studies or None)
-    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
+    engine = engine_args(args)
+    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices, **engine)
     run_studies(names, model=model, quick=args.quick, out=args.out)
 
 
@@ -392,7 +434,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from interp.studies import demo
 
     check_out(args.out)
-    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
+    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices, **engine_args(args))
     demo(out=args.out, model=model)
 
 
@@ -405,6 +447,21 @@ def add_precision_flags(p: argparse.ArgumentParser) -> None:
         help="weights' dtype (default float32; bfloat16/float16 for big models on a GPU; float64 on CPU only)",
     )
     p.add_argument("--n-devices", type=int, default=1, help="split the model's layers over this many GPUs (default 1)")
+    p.add_argument(
+        "--engine",
+        default="transformer_lens",
+        choices=("transformer_lens", "nnsight"),
+        help='how the model runs: TransformerLens hooks (default) or nnsight traces (pip install -e ".[nnsight]")',
+    )
+    p.add_argument(
+        "--remote",
+        nargs="?",
+        const="ndif",
+        choices=("ndif", "local"),
+        help="nnsight engine: run every trace on NDIF (--remote; key from NDIF_API_KEY, --model a Hugging Face repo "
+        "id it serves) or through nnsight's local simulation of a remote request (--remote local)",
+    )
+    p.add_argument("--ndif-host", help="the NDIF host for --remote (default NDIF_HOST, else nnsight's own)")
 
 
 def _studies_epilog() -> str:

@@ -25,6 +25,8 @@ import torch
 from interp.engines.exact import cache_exact, fused_forward_exact
 from interp.engines.fused import fused_continue, fused_resid
 from interp.engines.kv_cache import forward_resid, sub_cache
+from interp.engines.nn_model import is_nnsight
+from interp.engines.nn_traces import next_log_probs
 from interp.engines.plan import pad_rows
 from interp.engines.readout import logits_at
 from interp.hooks import attached_hooks, context_length
@@ -55,12 +57,17 @@ class PromptCache:
     own keys and values (:func:`interp.engines.fused.fused_continue`); otherwise TransformerLens's key-value cache and
     forward. Where no cache is exact (:func:`interp.engines.exact.cache_exact` is false: sliding-window attention, or
     hooks of the caller attached, which must see every position), each continuation runs with its whole prompt
-    again.
+    again; so it does on the nnsight engine, batched into traces that save the next-token log-probs only
+    (:func:`interp.engines.nn_traces.next_log_probs`).
     """
 
     def __init__(self, model, prompt_ids: Sequence[Sequence[int]]):
         self.model, self.pad = model, pad_id(tokenizer_of(model))
         self.prompt_ids = [tuple(p) for p in prompt_ids]
+        if is_nnsight(model):  # no cache crosses a trace: every continuation runs with its prompt again
+            self.fused = self.cached = False
+            self.last_logp = next_log_probs(model, self.prompt_ids, pad=self.pad, batch_size=64)
+            return
         x, mask = pad_rows(prompt_ids, self.pad)
         self.fused = fused_forward_exact(model)
         self.cached = self.fused or cache_exact(model)
@@ -85,6 +92,10 @@ class PromptCache:
         prompt_rows = list(prompt_rows)
         out = self.last_logp[prompt_rows].clone()  # empty continuations: the prompt's own next token
         todo = [i for i, c in enumerate(conts) if len(c)]
+        if is_nnsight(self.model) and todo:
+            full = [(*self.prompt_ids[prompt_rows[i]], *conts[i]) for i in todo]
+            out[todo] = next_log_probs(self.model, full, pad=self.pad, batch_size=batch_size).to(out.dtype)
+            return out
         for lo in range(0, len(todo), batch_size):
             idx = todo[lo : lo + batch_size]
             rows, chunk = torch.tensor([prompt_rows[i] for i in idx]), [conts[i] for i in idx]

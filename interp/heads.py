@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 from interp.capture import token_ids
+from interp.engines import nn_traces
+from interp.engines.nn_model import is_nnsight
 from interp.engines.plan import pad_rows
 from interp.hooks import check_layers, forward_logits, hooked
 from interp.interventions import Intervention
@@ -49,8 +51,12 @@ def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | No
     """``Float[Tensor, "layer prompt head d_head"]``: every head's ``z`` at each prompt's last token."""
     layers = check_layers(model, layers)
     ids = token_ids(model, prompts)
-    out = torch.empty(len(layers), len(ids), model.cfg.n_heads, model.cfg.d_head, dtype=model.cfg.dtype)
     pad = pad_id(tokenizer_of(model))
+    if is_nnsight(model):
+        last = [len(x) - 1 for x in ids]
+        z = nn_traces.capture(model, ids, layers, "z", last, pad=pad, batch_size=batch_size, max_tokens=None)
+        return z.reshape(len(layers), len(ids), model.cfg.n_heads, model.cfg.d_head)
+    out = torch.empty(len(layers), len(ids), model.cfg.n_heads, model.cfg.d_head, dtype=model.cfg.dtype)
     for lo in range(0, len(ids), batch_size):
         chunk = list(range(lo, min(lo + batch_size, len(ids))))
         x, _ = pad_rows([ids[i] for i in chunk], pad)
@@ -125,7 +131,7 @@ def function_vector(model, family: str, task: str, cie: HeadMap, *, top_k: int =
     z = head_outputs(model, clean, layers=list(cie.layers)).double().mean(dim=1)
     fv = torch.zeros(model.cfg.d_model, dtype=torch.float64)
     for la, h in cie.top(top_k):
-        fv += z[list(cie.layers).index(la), h] @ model.blocks[la].attn.W_O[h].detach().double().cpu()
+        fv += z[list(cie.layers).index(la), h] @ head_out_weights(model, la)[h]
     return fv.float()
 
 
@@ -140,15 +146,30 @@ def direct_logit_attribution(model, prompts: Sequence[Prompt], *, layers: Sequen
     scales = _final_scales(model, prompts, batch_size)  # [prompt]
     tok = tokenizer_of(model)
     answer_ids = [[tok(a, add_special_tokens=False)["input_ids"][0] for a in p.answers] for p in prompts]
-    w_u = model.W_U.detach().double().cpu()
+    w_u = unembedding(model)
     out = np.zeros((len(prompts), len(layers), model.cfg.n_heads, len(prompts[0].answers)))
     for i, la in enumerate(layers):
-        w_o = model.blocks[la].attn.W_O.detach().double().cpu()  # [head, d_head, d_model]
+        w_o = head_out_weights(model, la)  # [head, d_head, d_model]
         written = torch.einsum("phd,hdm->phm", z[i], w_o) / scales[:, None, None]
         for p, ids in enumerate(answer_ids):
             logits = written[p] @ w_u[:, ids]  # [head, task]
             out[p, i] = (logits - logits.mean(dim=1, keepdim=True)).numpy()
     return out
+
+
+def head_out_weights(model, layer: int) -> torch.Tensor:
+    """``Float[Tensor, "head d_head d_model"]`` (float64, CPU): how each head's ``z`` is written to the residual stream
+    at ``layer`` (TransformerLens's ``W_O``; on the nnsight engine read from the output projection)."""
+    if is_nnsight(model):
+        return nn_traces.out_proj_weights(model, layer).double()
+    return model.blocks[layer].attn.W_O.detach().double().cpu()
+
+
+def unembedding(model) -> torch.Tensor:
+    """``Float[Tensor, "d_model vocab"]`` (float64, CPU): the unembedding (TransformerLens's ``W_U``)."""
+    if is_nnsight(model):
+        return nn_traces.unembedding(model).double()
+    return model.W_U.detach().double().cpu()
 
 
 def _final_scales(model, prompts: Sequence[Prompt], batch_size: int) -> torch.Tensor:
@@ -158,6 +179,14 @@ def _final_scales(model, prompts: Sequence[Prompt], batch_size: int) -> torch.Te
     if model.cfg.normalization_type is None:
         return out
     pad = pad_id(tokenizer_of(model))
+    if is_nnsight(model):  # the scale from the final norm's input (the last block's output), as the norm computes it
+        last = [len(x) - 1 for x in ids]
+        x = nn_traces.capture(
+            model, ids, [model.cfg.n_layers - 1], "resid_post", last, pad=pad, batch_size=batch_size, max_tokens=None
+        )[0].double()
+        if model.cfg.normalization_type == "LN":
+            x = x - x.mean(dim=-1, keepdim=True)
+        return (x.pow(2).mean(dim=-1) + model.cfg.eps).sqrt()
     for lo in range(0, len(ids), batch_size):
         chunk = list(range(lo, min(lo + batch_size, len(ids))))
         x, _ = pad_rows([ids[i] for i in chunk], pad)
@@ -205,9 +234,14 @@ def attention_scores(model, *, seq_len: int = 20, n_seqs: int = 20, seed: int = 
     def keep(act, hook):
         patterns[int(hook.name.split(".")[1])] = act.detach().double().cpu()  # [batch, head, query, key]
 
-    fwd = [(f"blocks.{la}.attn.hook_pattern", keep) for la in range(model.cfg.n_layers)]
-    with torch.inference_mode(), hooked(model, fwd):
-        forward_logits(model, x)
+    if is_nnsight(model):
+        patterns = {
+            la: p.double() for la, p in nn_traces.attention_patterns(model, x, range(model.cfg.n_layers)).items()
+        }
+    else:
+        fwd = [(f"blocks.{la}.attn.hook_pattern", keep) for la in range(model.cfg.n_layers)]
+        with torch.inference_mode(), hooked(model, fwd):
+            forward_logits(model, x)
     q = torch.arange(off + seq_len, off + 2 * seq_len)  # the second copy
     out = {name: np.zeros((model.cfg.n_layers, model.cfg.n_heads)) for name in ("previous_token", "duplicate_token",
                                                                                    "induction")}  # fmt: skip

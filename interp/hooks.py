@@ -140,6 +140,11 @@ def add_hooks(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> HookHandle:
     On a ``TransformerBridge``, ``blocks.L.hook_resid_mid`` is attached by :func:`_bridge_resid_mid` (the bridge's
     own alias is the input of the MLP's norm only, so a patch there would not reach the residual stream).
     """
+    if getattr(model, "engine", None) == "nnsight" and fwd_hooks:
+        raise ValueError(
+            "model: runs on the nnsight engine, which attaches no TransformerLens hooks; pass the interventions as "
+            "cells instead (interp.sweeps.score_cells, patched_scores)"
+        )
     points = model.hook_dict
     bridge = is_bridge(model)
     placed: list[tuple[str, HookFn, bool]] = []  # (point name, fn, prepend)

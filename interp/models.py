@@ -53,6 +53,9 @@ GPT2_ENV = "INTERP_GPT2_PATH"
 EMBEDDED = "embedded"
 #: Accepted ``dtype`` values. ``float64`` is CPU-only; ``float16``/``bfloat16`` are meant for GPUs (CPU works, slowly).
 DTYPES = ("float32", "float16", "bfloat16", "float64")
+#: How a model runs (:func:`load_model`'s ``engine``): TransformerLens hooks, or nnsight traces
+#: (:mod:`interp.engines.nn_model`; the same names as ``interp.engines.nn_model.ENGINES``).
+ENGINES = ("transformer_lens", "nnsight")
 _WEIGHT_FILES = (
     "model.safetensors",
     "pytorch_model.bin",
@@ -303,7 +306,9 @@ def check_load_args(device: str, dtype: str, n_devices: int) -> None:
         raise ValueError(f"n_devices: {n_devices} requested but {torch.cuda.device_count()} GPU(s) visible")
 
 
-def _load_tokenizer(d: Path, vocab_size: int):
+def load_tokenizer(d: Path, vocab_size: int):
+    """The tokenizer of model directory ``d`` (local files only; GPT-2's own files where the directory has none and
+    the vocabulary is GPT-2's), with a pad token."""
     from transformers import AutoTokenizer
 
     files = ("tokenizer.json", "vocab.json", "tokenizer.model", "tokenizer_config.json")
@@ -497,6 +502,8 @@ def fuse_activation(model) -> None:
 #: Spec prefixes served by models built in code rather than loaded from weights: prefix → (module, loader). The
 #: module is imported when such a spec is first loaded (it sits above this one: it builds on the loading layer).
 SPEC_PLUGINS: dict[str, tuple[str, str]] = {"constructed": ("interp.construction", "load_constructed")}
+#: Engines other than TransformerLens: engine → (module, loader), imported when a model is loaded on it.
+ENGINE_PLUGINS: dict[str, tuple[str, str]] = {"nnsight": ("interp.engines.nn_model", "load_nnsight")}
 
 
 def spec_plugin(spec: Any):
@@ -519,6 +526,9 @@ def load_model(
     dtype: str = "float32",
     processing: WeightProcessing | None = None,
     n_devices: int = 1,
+    engine: str = "transformer_lens",
+    remote: bool | str = False,
+    host: str | None = None,
 ) -> HookedTransformer:
     """Load a model as a TransformerLens model, offline: a ``TransformerBridge`` on TransformerLens 4.x, a
     ``HookedTransformer`` on 3.9.
@@ -533,6 +543,11 @@ def load_model(
         processing: weight-processing flags (default: none that change residual coordinates).
         n_devices: place the layers over this many GPUs (4.x: Hugging Face ``device_map="auto"``; 3.9:
             TransformerLens ``n_devices``; needs ``device="cuda"``).
+        engine: ``"transformer_lens"`` (default) or ``"nnsight"``: the Hugging Face model wrapped by nnsight
+            (:mod:`interp.engines.nn_model`; needs ``pip install -e ".[nnsight]"``); every study runs on either.
+        remote: nnsight engine only: ``False`` (here), ``"local"`` (nnsight's simulation of a remote request) or
+            ``True`` (NDIF; ``spec`` a Hugging Face repo id it serves, the key from ``NDIF_API_KEY``).
+        host: the NDIF host for ``remote=True`` (default ``NDIF_HOST``, else nnsight's own).
 
     Raises:
         WeightsNotFoundError: the weights are not available locally (the message says how to provide them).
@@ -544,31 +559,47 @@ def load_model(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine: {engine!r} not supported; valid: {', '.join(ENGINES)}")
+    if engine != "nnsight" and remote is not False:
+        raise ValueError("remote: only the nnsight engine runs remotely; pass engine='nnsight'")
     device = pick_device(device)
     check_load_args(device, dtype, n_devices)
+    if engine in ENGINE_PLUGINS:  # the engine's module sits above this one: imported when asked for
+        module, name = ENGINE_PLUGINS[engine]
+        load = getattr(importlib.import_module(module), name)
+        return load(spec, path=path, device=device, dtype=dtype, n_devices=n_devices, remote=remote, host=host)
     plugin = spec_plugin(spec)
     if plugin is not None:
         return plugin(spec, device=device, dtype=dtype)
     model_id, d = resolve_weights_dir(spec, path)
     hf = _hf_from_dir(d, dtype, n_devices)
-    weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
-    sha = sha256_file(weights) if model_id == EMBEDDED else None
-    tok = _load_tokenizer(d, hf.config.vocab_size)
-    shipped = {embedded_model_dir(): "embedded", TWO_DIGIT_DIR: "two_digit_shift"}
-    source = f"package:interp/checkpoints/{shipped[d]}" if d in shipped else str(d)
+    tok = load_tokenizer(d, hf.config.vocab_size)
+    record = weights_record(model_id, d, dtype, "")
     return _hooked_from_own_hf(  # the HF model was read for this model alone: no copy
         hf,
         tok,
         model_id=model_id,
-        source=source,
+        source=record.source,
         device=device,
         dtype=dtype,
         processing=processing,
         n_devices=n_devices,
-        weights_sha256=sha,
-        trained_examples=_trained_examples(d),
+        weights_sha256=record.weights_sha256,
+        trained_examples=record.trained_examples,
         source_dir=d,
     )
+
+
+def weights_record(model_id: str, d: Path, dtype: str, architecture: str) -> ModelInfo:
+    """The :class:`ModelInfo` of weights read from directory ``d`` (no processing): the source (``package:...`` for
+    a shipped checkpoint), the embedded model's weights hash, and what ``interp train`` recorded. Every engine records
+    a model loaded from ``d`` alike."""
+    weights = next(d / w for w in _WEIGHT_FILES if (d / w).is_file())
+    sha = sha256_file(weights) if model_id == EMBEDDED else None
+    shipped = {embedded_model_dir(): "embedded", TWO_DIGIT_DIR: "two_digit_shift"}
+    source = f"package:interp/checkpoints/{shipped[d]}" if d in shipped else str(d)
+    return ModelInfo(model_id, source, WeightProcessing(), sha, architecture, dtype, _trained_examples(d))
 
 
 def context_and_tokenizer(spec: str, path: str | Path | None = None) -> tuple[int, Any] | None:
@@ -586,7 +617,7 @@ def context_and_tokenizer(spec: str, path: str | Path | None = None) -> tuple[in
     n_ctx = config.get("n_positions") or config.get("max_position_embeddings")
     if not isinstance(n_ctx, int):
         return None
-    return n_ctx, _load_tokenizer(d, config.get("vocab_size"))
+    return n_ctx, load_tokenizer(d, config.get("vocab_size"))
 
 
 def check_architecture(config) -> None:

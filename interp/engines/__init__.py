@@ -17,6 +17,8 @@ route              when                                                         
                    one-token answers right after it, no BPE merge, no ``\\n``
 ``per_cell``       any other cells: prompts replicated per cell, each cell a hook     ``kv_cache``
                    of the prompt pass (cache or full rows as above)
+``nnsight``        a model loaded with ``engine="nnsight"``: full rows, replicated    ``nn_traces``
+                   per cell, batched into traces (here, simulated remote, or NDIF)
 =================  ================================================================  ===================
 
 >>> out = score(model, ["3>4\\n1>"], [["2", "8"]])                             # doctest: +SKIP
@@ -33,8 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from interp.engines import nn_traces
 from interp.engines.exact import absolute_positions, cache_exact, fused_forward_exact
 from interp.engines.kv_cache import run_with_cache
+from interp.engines.nn_model import is_nnsight
 from interp.engines.packed import run_packed
 from interp.engines.plan import (
     candidates_batch,
@@ -49,7 +53,7 @@ from interp.interventions import Intervention, check_intervention, intervention_
 from interp.models import tokenizer_of
 from interp.tokenization import pad_id
 
-ROUTES = ("packed", "kv_cache", "full_rows", "shared_prefix", "per_cell")
+ROUTES = ("packed", "kv_cache", "full_rows", "shared_prefix", "per_cell", "nnsight")
 #: A cell: one intervention, or several applied together in the same pass (e.g. a vector injected at several layers).
 Cell = Intervention | tuple[Intervention, ...]
 
@@ -87,6 +91,8 @@ class Scored:
 
 def choose_route(model, cands, cells: Sequence[tuple[Intervention, ...]], positions: Sequence[int]) -> str:
     """The route :func:`score` takes (see the module's table); ``cells`` as :func:`as_cells` returns them."""
+    if is_nnsight(model):
+        return "nnsight"
     if not cells:
         if attached_hooks(model) == 0 and absolute_positions(model):
             return "packed"
@@ -145,6 +151,11 @@ def score(
         )
     route = choose_route(model, cands, cells, pos)
     pad = pad_id(tok)
+    if route == "nnsight":
+        lp, ok = nn_traces.score(
+            model, cands, cells, pos, pad=pad, batch_size=batch_size, across_prompts=across_prompts
+        )
+        return Scored(lp, ok, merged, route)
     if route in ("packed", "kv_cache", "full_rows"):
         plan = plan_scoring(cands, shared_prefix=route != "full_rows", across_prompts=across_prompts)
         run = run_packed if route == "packed" else run_with_cache

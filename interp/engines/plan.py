@@ -219,3 +219,26 @@ def resolve_positions(lengths: Sequence[int], positions: Sequence[int] | None, n
             )
         out.append(p % n)
     return out
+
+
+def token_batches(
+    order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None
+) -> list[list[int]]:
+    """Split ``order`` (sorted by length) into batches of at most ``batch_size`` rows and ``max_tokens`` padded tokens.
+
+    >>> token_batches([0, 1, 2, 3], [2, 3, 5, 5], batch_size=8, max_tokens=10)
+    [[0, 1], [2, 3]]
+    """
+    out: list[list[int]] = []
+    chunk: list[int] = []
+    width = 0
+    for i in order:
+        wider = max(width, lengths[i])
+        if chunk and (len(chunk) >= batch_size or (max_tokens is not None and (len(chunk) + 1) * wider > max_tokens)):
+            out.append(chunk)
+            chunk, wider = [], lengths[i]
+        chunk.append(i)
+        width = wider
+    if chunk:
+        out.append(chunk)
+    return out

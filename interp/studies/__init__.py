@@ -13,6 +13,7 @@ by name on one model; :mod:`interp.studies.table` is the figure-less table study
 from __future__ import annotations
 
 import importlib
+import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.export import pngs_in_background
+from interp.engines.nn_model import engine_record, is_nnsight
+from interp.export import pngs_in_background, write_json
 from interp.models import load_model
 from interp.png import PngSkipped, png_preflight, png_status, warm_png_export
 from interp.remember import remembering
@@ -143,7 +145,11 @@ def run_studies(
             study = STUDIES[name]
             config = study.config(quick)
             start = time.perf_counter()
+            if is_nnsight(model):
+                model.ledger.reset()
             results[name] = study.run(model, config, Path(out) / name, progress=progress)
+            if is_nnsight(model):
+                record_engine(results[name], model)
             wrote = [p for p in results[name]["paths"].values() if p and not p.endswith(".png")]
             print(f"{name}: {time.perf_counter() - start:.1f}s → {', '.join(wrote)}")
     pngs = []
@@ -160,6 +166,18 @@ def run_studies(
         print(f"note: {png_status()}")
     print(f"outputs written under {Path(out).resolve()}")
     return results
+
+
+def record_engine(result: dict, model) -> None:
+    """Add what the nnsight engine sent for this study (:func:`interp.engines.nn_model.engine_record`: traces,
+    requests, serialised request bytes) to its numbers and to every JSON file it wrote (rewritten atomically)."""
+    record = engine_record(model)
+    result["numbers"]["engine"] = record
+    for path in result["paths"].values():
+        if path and path.endswith(".json") and Path(path).is_file():
+            numbers = json.loads(Path(path).read_text())
+            if isinstance(numbers, dict):
+                write_json(Path(path), {**numbers, "engine": record})
 
 
 def headline_numbers(results: dict[str, dict]) -> list[str]:

@@ -56,3 +56,13 @@ def test_readme_numbers_follow_the_json():
     assert "0.988" in rn.render(changed) and rn.render(changed) != rn.render(sources)
     with pytest.raises(ValueError):
         rn.readme_block("no markers here")
+
+
+def test_the_beyond_one_machine_block_follows_the_nnsight_benchmark():
+    rn = _readme_numbers()
+    sources = rn.load_sources()
+    changed = copy.deepcopy(sources)
+    row = next(r for r in changed["bench_nnsight"]["rows"] if r["name"].startswith(rn.REQUESTS_ROW))
+    row["info"]["studies"]["task_vectors"]["requests"] = 98765
+    assert "task_vectors 98765 requests" in rn.render_beyond(changed["bench_nnsight"])
+    assert "98765" not in rn.render_beyond(sources["bench_nnsight"])

@@ -82,3 +82,20 @@ def test_committed_version_comparison_is_what_the_two_committed_runs_give():
         old, new, json.loads(committed.read_text())["noise"]
     )
     assert old["meta"]["transformer_lens"].startswith("3.") and new["meta"]["transformer_lens"].startswith("4.")
+
+
+def test_committed_nnsight_results_hold_every_comparison_with_equality_checks_that_pass():
+    """``make bench-nnsight`` (issue 38): the engine against a per-prompt nnsight loop, a hand-batched trace and the
+    fastest engine, on scoring, sweep and capture; capture memory; what each study sends."""
+    data = json.loads((ROOT / "benchmarks" / "results_nnsight.json").read_text())
+    names = [r["name"] for r in data["rows"]]
+    for work in ("score", "sweep", "capture"):
+        for against in ("per-prompt nnsight loop", "hand-batched trace", "fastest engine") if work != "capture" else (
+            "per-prompt nnsight loop", "hand-batched trace", "mem vs slices"):  # fmt: skip
+            assert any(n.startswith(f"nnsight {work} vs {against}") or n.startswith(f"nnsight {work} {against}")
+                       for n in names), (work, against)  # fmt: skip
+    equality = [r for r in data["rows"] if "equality" in r["name"]]
+    assert len(equality) == 3 and all(r["pass"] for r in equality)
+    studies = next(r for r in data["rows"] if r["name"].startswith("nnsight requests per study"))["info"]["studies"]
+    assert set(studies) == {"mixture_sweep", "superposition_bars", "task_vectors", "heads"}
+    assert all(s["traces"] >= s["requests"] >= 1 and s["request_bytes"] > 0 for s in studies.values())

