@@ -7,8 +7,10 @@ stream as ``z @ W_O[L, h]``. On it:
   patched in at the last token of *corrupted* prompts (the same queries after examples with random answers); the rise
   of P(correct) over the corrupted run is the head's causal indirect effect (CIE). :func:`function_vector`: the sum of
   the top heads' mean outputs, a ``[d_model]`` vector to add to the residual stream.
-- :func:`direct_logit_attribution`: each head's direct contribution to each candidate's logit (its output through the
-  final layer norm's scale, read by the unembedding), per prompt: which heads push which task's answer.
+- :func:`direct_logit_attribution`: each head's direct contribution to each candidate's logit, per prompt: its output
+  through the final norm (weight ``γ``, centring and scale, the scale frozen at its value on the prompt) read by the
+  unembedding; :func:`logit_components` gives every part of the final residual the same way, and the parts sum to
+  the model's centred logits (``docs/science.md §4``).
 - :func:`mean_ablation_effects`: each head's ``z`` at the last token replaced by its mean over the prompts; the change
   of each task's P(answer) on mixed prompts.
 - :func:`attention_scores`: previous-token, duplicate-token and induction scores per head on repeated random tokens
@@ -129,46 +131,134 @@ def function_vector(model, family: str, task: str, cie: HeadMap, *, top_k: int =
     return fv.float()
 
 
-def direct_logit_attribution(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None,
-                             batch_size: int = 32) -> np.ndarray:  # fmt: skip
-    """``Float[ndarray, "prompt layer head task"]``: each head's direct contribution to the logit of each candidate
-    task's answer (its first token) at the last token: ``(z @ W_O[L, h]) / scale · W_U[:, answer]``, with ``scale`` the
-    final layer norm's per-prompt scale, minus the mean over candidates (a head that raises every candidate alike
-    attributes nothing to any)."""
-    layers = check_layers(model, layers)
-    z = head_outputs(model, prompts, layers=layers, batch_size=batch_size).double()  # [layer, prompt, head, d_head]
-    scales = _final_scales(model, prompts, batch_size)  # [prompt]
+def final_norm_linear(model, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``Float[Tensor, "batch n d_model"]``: the final norm's linear part at a frozen scale, ``γ ⊙ P x / scale``, for
+    residual parts ``x`` ``Float[Tensor, "batch n d_model"]`` and ``scale`` ``Float[Tensor, "batch"]`` (``P``: the
+    centring of a LayerNorm, the identity for an RMS norm; ``γ``: the norm's weight; its bias ``β`` left out).
+
+    Computed by the model's own ``ln_final`` with its ``hook_scale`` held at ``scale``, minus the same at ``x = 0``
+    (the bias): whatever weight, offset or centring the norm has is applied as the forward applies it (a
+    ``TransformerBridge`` does not fold ``γ`` into ``W_U``). The identity for a model without a final norm."""
+    if model.cfg.normalization_type is None:
+        return x
+    held = scale.to(x.device, x.dtype)[:, None, None]
+
+    def hold(act, hook):
+        return held.expand(act.shape).to(act.dtype)
+
+    with hooked(model, [("ln_final.hook_scale", hold)]):
+        both = model.ln_final(torch.cat([x, torch.zeros_like(x[:, :1])], dim=1))
+    return both[:, :-1] - both[:, -1:]
+
+
+#: The parts of the final residual at the last token that :func:`logit_components` attributes the logits to.
+COMPONENTS = ("embeddings", "heads", "attention_biases", "mlps", "biases")
+
+
+def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Each part of the final residual at each prompt's last token read as the logits of each candidate task's answer
+    (its first token), centred over the candidates: the parts sum to the model's centred logits there.
+
+    With the final norm's scale ``s`` frozen at its value on the prompt (the one approximation: no part's effect
+    through ``s`` is counted), ``ln_final(x) = γ ⊙ P x / s + β`` is linear in the residual ``x = Σ_c x_c``, so
+    ``logits = Σ_c (γ ⊙ P x_c / s) W_U + (β W_U + b_U)``; each term, centred over the candidates, is that part's
+    direct logit attribution (:func:`final_norm_linear`). Parts (:data:`COMPONENTS`), ``Float[ndarray, ...]``:
+
+    - ``"embeddings"`` ``[prompt, task]``: the residual entering block 0 (token and position embeddings);
+    - ``"heads"`` ``[prompt, layer, head, task]``: each head's write ``z @ W_O[L, h]``;
+    - ``"attention_biases"`` ``[prompt, layer, task]``: the rest of each attention output (its bias ``b_O``);
+    - ``"mlps"`` ``[prompt, layer, task]``: each MLP's output;
+    - ``"biases"`` ``[prompt, task]``: the final norm's bias and the unembedding's, ``β W_U + b_U``.
+
+    Exact where each block adds its attention and MLP outputs to the residual stream; a model that normalises a
+    sublayer's output first (Gemma 2/3) gets a ``ValueError``. Logits are read before any soft cap.
+
+    >>> parts = logit_components(model, prompts)                                    # doctest: +SKIP
+    >>> centred = sum(p.reshape(len(prompts), -1, p.shape[-1]).sum(axis=1) for p in parts.values())  # doctest: +SKIP
+    """
+    cfg = model.cfg
+    if getattr(cfg, "use_normalization_before_and_after", False):
+        raise ValueError(
+            "model: its sublayers' outputs are normalised before they reach the residual stream, so a head's write "
+            "is not its direct contribution to the logits; logit attribution needs blocks that add their outputs"
+        )
+    if not prompts:
+        raise ValueError("prompts: need at least one prompt")
     tok = tokenizer_of(model)
     answer_ids = [[tok(a, add_special_tokens=False)["input_ids"][0] for a in p.answers] for p in prompts]
-    w_u = model.W_U.detach().double().cpu()
-    out = np.zeros((len(prompts), len(layers), model.cfg.n_heads, len(prompts[0].answers)))
-    for i, la in enumerate(layers):
-        w_o = model.blocks[la].attn.W_O.detach().double().cpu()  # [head, d_head, d_model]
-        written = torch.einsum("phd,hdm->phm", z[i], w_o) / scales[:, None, None]
-        for p, ids in enumerate(answer_ids):
-            logits = written[p] @ w_u[:, ids]  # [head, task]
-            out[p, i] = (logits - logits.mean(dim=1, keepdim=True)).numpy()
-    return out
-
-
-def _final_scales(model, prompts: Sequence[Prompt], batch_size: int) -> torch.Tensor:
-    """The final layer norm's scale at each prompt's last token (1 where the model has no final norm)."""
+    n_tasks = len(answer_ids[0])
+    if any(len(a) != n_tasks for a in answer_ids):
+        raise ValueError("prompts: every prompt needs the same number of candidate answers")
     ids = token_ids(model, prompts)
-    out = torch.ones(len(ids), dtype=torch.float64)
-    if model.cfg.normalization_type is None:
-        return out
-    pad = pad_id(tokenizer_of(model))
+    n_layers, n_heads = cfg.n_layers, cfg.n_heads
+    pad = pad_id(tok)
+    w_u = model.W_U.detach()
+    out = {
+        "embeddings": np.zeros((len(ids), n_tasks)),
+        "heads": np.zeros((len(ids), n_layers, n_heads, n_tasks)),
+        "attention_biases": np.zeros((len(ids), n_layers, n_tasks)),
+        "mlps": np.zeros((len(ids), n_layers, n_tasks)),
+        "biases": np.zeros((len(ids), n_tasks)),
+    }
     for lo in range(0, len(ids), batch_size):
         chunk = list(range(lo, min(lo + batch_size, len(ids))))
         x, _ = pad_rows([ids[i] for i in chunk], pad)
         last = torch.tensor([len(ids[i]) - 1 for i in chunk])
+        seen: dict[str, torch.Tensor] = {}
 
-        def keep(act, hook, chunk=chunk, last=last):
-            out[chunk] = act[torch.arange(len(chunk)), last.to(act.device), 0].detach().double().cpu()
+        def keep(name: str, last=last, seen=seen):
+            def fn(act, hook):
+                seen[name] = act[torch.arange(len(last)), last.to(act.device)].detach()
 
-        with torch.inference_mode(), hooked(model, [("ln_final.hook_scale", keep)]):
+            return fn
+
+        names = ["blocks.0.hook_resid_pre"] + ["ln_final.hook_scale"] * (cfg.normalization_type is not None)
+        kinds = ("attn.hook_z", "hook_attn_out", "hook_mlp_out")
+        names += [f"blocks.{la}.{p}" for la in range(n_layers) for p in kinds]
+        with torch.inference_mode(), hooked(model, [(n, keep(n)) for n in names]):
             forward_logits(model, x)
+        with torch.inference_mode():
+            scale = seen["ln_final.hook_scale"][:, 0] if cfg.normalization_type is not None else torch.ones(len(chunk))
+            parts = [seen["blocks.0.hook_resid_pre"]]  # [batch, d_model] each, in COMPONENTS order below
+            for la in range(n_layers):
+                w_o = model.blocks[la].attn.W_O.detach()  # [head, d_head, d_model]
+                z = seen[f"blocks.{la}.attn.hook_z"]  # [batch, head, d_head]
+                if z.shape[1] != w_o.shape[0]:
+                    raise ValueError(f"model: layer {la} has {z.shape[1]} query heads but W_O of {w_o.shape[0]}")
+                writes = torch.einsum("bhd,hdm->bhm", z.to(w_o.dtype), w_o)
+                parts += [*writes.unbind(1), seen[f"blocks.{la}.hook_attn_out"] - writes.sum(1)]
+                parts.append(seen[f"blocks.{la}.hook_mlp_out"])
+            normed = final_norm_linear(model, torch.stack(parts, dim=1), scale)  # [batch, part, d_model]
+            bias = model.ln_final(torch.zeros_like(normed[:, :1])) if cfg.normalization_type is not None else None
+        for j, i in enumerate(chunk):
+            cols = w_u[:, answer_ids[i]].double()
+            logits = normed[j].double() @ cols  # [part, task]
+            const = torch.zeros(n_tasks, dtype=torch.float64)
+            if bias is not None:
+                const = const + (bias[j, 0].double() @ cols).cpu()
+            b_u = getattr(model, "b_U", None)
+            if b_u is not None:
+                const = const + b_u.detach()[answer_ids[i]].double().cpu()
+            logits = torch.cat([logits.cpu(), const[None]])
+            centred = (logits - logits.mean(dim=1, keepdim=True)).numpy()
+            out["embeddings"][i] = centred[0]
+            per_layer = centred[1:-1].reshape(n_layers, n_heads + 2, n_tasks)
+            out["heads"][i] = per_layer[:, :n_heads]
+            out["attention_biases"][i] = per_layer[:, n_heads]
+            out["mlps"][i] = per_layer[:, n_heads + 1]
+            out["biases"][i] = centred[-1]
     return out
+
+
+def direct_logit_attribution(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None,
+                             batch_size: int = 32) -> np.ndarray:  # fmt: skip
+    """``Float[ndarray, "prompt layer head task"]``: each head's direct contribution to the logit of each candidate
+    task's answer (its first token) at the last token, centred over the candidates (a head that raises every
+    candidate alike attributes nothing to any): ``(γ ⊙ P (z @ W_O[L, h]) / s) · W_U[:, answer]``, with the final
+    norm's weight ``γ``, centring ``P`` and scale ``s`` frozen at its value on the prompt. The ``"heads"`` part of
+    :func:`logit_components`, whose parts sum to the model's centred logits."""
+    layers = check_layers(model, layers)
+    return logit_components(model, prompts, batch_size=batch_size)["heads"][:, list(layers)]
 
 
 def mean_ablation_effects(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None,

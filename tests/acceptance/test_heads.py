@@ -150,3 +150,82 @@ def test_quick_study_writes_every_model_and_the_figures(tmp_path, embedded_model
     for name in ("heads.html", "heads.json", "heads_dla.html", "heads_dla.json"):
         assert (tmp_path / name).is_file(), name
     assert out["paths"]["all_json"] == str(tmp_path / "heads_all.json")
+
+
+@pytest.fixture(scope="module")
+def uneven_norm_model(char_tokenizer):
+    """A seeded 2-layer GPT-2 whose final LayerNorm has a weight far from 1 and a bias (γ in [0.5, 2], β ≠ 0): what a
+    TransformerBridge keeps in ``ln_final`` rather than folding into ``W_U``."""
+    from conftest import seeded_gpt2
+
+    from interp.models import hooked_from_hf
+    from interp.tokenization import char_vocab
+
+    hf = seeded_gpt2(3, n_layer=2, n_embd=64, n_head=4, n_positions=512, vocab_size=len(char_vocab()))
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        hf.transformer.ln_f.weight.copy_(0.5 + 1.5 * torch.rand(64, generator=g))
+        hf.transformer.ln_f.bias.copy_(0.5 * torch.randn(64, generator=g))
+        hf.lm_head.weight.mul_(20.0)  # logits of a few nats, so that a wrong factor shows
+    return hooked_from_hf(hf, char_tokenizer, model_id="uneven-norm")
+
+
+def _centred_candidate_logits(model, prompts, remove=None) -> np.ndarray:
+    """``[prompt, task]``: the model's own logits of each candidate's first token at the last token, centred over the
+    candidates; with ``remove = (layer, head)``, the change when that head's write leaves the final residual there,
+    the final norm's scale held at its value on the prompt (the direct effect, through the model's own modules)."""
+    from interp.hooks import forward_logits, hooked
+    from interp.tokenization import encode
+
+    out = []
+    tok = model.tokenizer
+    for p in prompts:
+        ids = encode(tok, p.text)
+        seen: dict = {}
+
+        def keep(name, seen=seen):
+            def fn(act, hook):
+                seen[name] = act[0, -1].detach().clone()
+
+            return fn
+
+        names = [f"blocks.{model.cfg.n_layers - 1}.hook_resid_post", "ln_final.hook_scale"]
+        names += [f"blocks.{la}.attn.hook_z" for la in range(model.cfg.n_layers)]
+        with torch.inference_mode(), hooked(model, [(n, keep(n)) for n in names]):
+            logits = forward_logits(model, torch.tensor([ids]))[0, -1]
+        cand = [tok(a, add_special_tokens=False)["input_ids"][0] for a in p.answers]
+        if remove is not None:
+            la, h = remove
+            resid = seen[names[0]] - seen[f"blocks.{la}.attn.hook_z"][h] @ model.blocks[la].attn.W_O[h].detach()
+            held = seen["ln_final.hook_scale"]
+            hold = [("ln_final.hook_scale", lambda act, hook, held=held: held.expand(act.shape))]
+            with torch.inference_mode(), hooked(model, hold):
+                logits = logits - model.unembed(model.ln_final(resid[None, None]))[0, 0]
+        c = logits[cand].double().cpu().numpy()
+        out.append(c - c.mean())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("which", ["embedded", "uneven_norm"])
+def test_logit_attribution_is_each_heads_direct_effect_and_the_parts_sum_to_the_logits(
+    which, embedded_model, uneven_norm_model
+):
+    """Issue 37 point 6: the final norm's weight γ (1.12-1.45 on the embedded model, 0.5-2 here) and its centring
+    were left out (L0H1 read 0.729 where its direct effect is 0.976). Each head's attribution is the change of the
+    model's centred logits when its write leaves the final residual (scale held), and all parts sum to the logits."""
+    model = embedded_model if which == "embedded" else uneven_norm_model
+    gamma = [p for n, p in model.ln_final.named_parameters() if n.endswith(("weight", "w"))][0]
+    assert (gamma - 1).abs().max() > 0.1  # a model where γ matters
+    prompts = build_prompts("bias_add", ["add1", "add7"], proportions=[0.5, 0.5], n_examples=8, n_prompts=3, seed=0)
+    dla = direct_logit_attribution(model, prompts, batch_size=2)  # [prompt, layer, head, task]
+    for la, h in ((0, 1), (model.cfg.n_layers - 1, 0)):
+        direct = _centred_candidate_logits(model, prompts, remove=(la, h))
+        np.testing.assert_allclose(dla[:, la, h], direct, atol=1e-4, rtol=1e-4)
+    from interp.heads import COMPONENTS, logit_components
+
+    parts = logit_components(model, prompts)
+    assert tuple(parts) == COMPONENTS
+    total = sum(p.reshape(len(prompts), -1, p.shape[-1]).sum(axis=1) for p in parts.values())
+    logits = _centred_candidate_logits(model, prompts)
+    assert np.abs(logits).max() > 0.5
+    np.testing.assert_allclose(total, logits, atol=1e-4, rtol=1e-4)
