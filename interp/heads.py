@@ -81,6 +81,23 @@ def _head_map(measure: str, family: str, task: str, layers, n_heads: int, per_pr
     return HeadMap(measure, family, task, tuple(layers), mean, ci, per_prompt.shape[1], seed)
 
 
+def cie_prompts(family: str, task: str, *, n_prompts: int, n_examples: int, seed: int):
+    """``(clean, corrupted, k)`` of the causal-indirect-effect protocol: ``n_prompts`` prompts of ``n_examples``
+    examples of ``task`` (every task of the family a candidate), the same queries after examples with random answers,
+    and the index of ``task`` among the candidates."""
+    seed = check_seed(seed)
+    fam = get_family(family)
+    resolve_tasks(fam, [task])
+    tasks = fam.task_names
+    one = [float(t == task) for t in tasks]
+    kw = dict(n_examples=n_examples, n_prompts=n_prompts, seed=seed)
+    return (
+        build_prompts(fam, tasks, proportions=one, **kw),
+        random_answer_prompts(fam, tasks, proportions=one, **kw),
+        (tasks.index(task)),
+    )
+
+
 def causal_indirect_effects(
     model,
     family: str,
@@ -95,16 +112,9 @@ def causal_indirect_effects(
     """Per head: mean over corrupted prompts of P(correct | that head's mean clean ``z`` patched in at the last token)
     − P(correct | corrupted). Clean prompts: ``n_examples`` examples of ``task``; corrupted: the same queries after
     ``n_examples`` examples with random answers; candidates: every task of the family."""
-    seed = check_seed(seed)
-    fam = get_family(family)
-    resolve_tasks(fam, [task])
     layers = check_layers(model, layers)
-    tasks = fam.task_names
-    k = tasks.index(task)
-    one = [float(t == task) for t in tasks]
-    kw = dict(n_examples=n_examples, n_prompts=n_prompts, seed=seed)
-    clean = build_prompts(fam, tasks, proportions=one, **kw)
-    corrupted = random_answer_prompts(fam, tasks, proportions=one, **kw)
+    clean, corrupted, k = cie_prompts(family, task, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
+    fam = get_family(family)
     means = head_outputs(model, clean, layers=layers, batch_size=batch_size).double().mean(dim=1)
     cells = [
         Intervention(la, "replace", means[i, h].float(), hook="z", head=h, label=f"mean z of {task}")
@@ -306,3 +316,15 @@ def attention_scores(model, *, seq_len: int = 20, n_seqs: int = 20, seed: int = 
         out["duplicate_token"][la] = pat[:, :, q, q - seq_len].mean(dim=(0, 2)).numpy()
         out["induction"][la] = pat[:, :, q, q - seq_len + 1].mean(dim=(0, 2)).numpy()
     return out
+
+
+#: Attribution patching lives in :mod:`interp.attribution` (it imports this module); reachable from here too.
+_FROM_ATTRIBUTION = ("HeadAttribution", "agreement", "attribution_patching", "residual_attribution")
+
+
+def __getattr__(name: str):
+    if name in _FROM_ATTRIBUTION:
+        from interp import attribution
+
+        return getattr(attribution, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -229,3 +229,23 @@ def test_logit_attribution_is_each_heads_direct_effect_and_the_parts_sum_to_the_
     logits = _centred_candidate_logits(model, prompts)
     assert np.abs(logits).max() > 0.5
     np.testing.assert_allclose(total, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_attribution_patching_flags_every_head_it_gets_wrong_on_the_hand_built_model(built):
+    """Issue 40: the linear estimate misses the task head entirely (a step: a dead ReLU before the patch, a saturated
+    softmax after it, so both ends have zero gradient), and the lookup head's loss; its checks flag both, and every
+    head whose estimate is off by more than the tolerance. Where nothing is patched in effect (layers 0, 1, 4) the
+    estimate is exact and unflagged."""
+    from interp.attribution import agreement, attribution_patching
+
+    kw = dict(n_prompts=12, n_examples=12)
+    exact = causal_indirect_effects(built, FAMILY, "pos1", **kw)
+    atp = attribution_patching(built, FAMILY, "pos1", **kw)
+    assert atp.estimate.mean.shape == exact.mean.shape
+    assert abs(atp.estimate.mean[2, 0]) < 0.05 < 0.5 < exact.mean[2, 0]  # the task head: linear estimate blind
+    assert atp.unreliable[2, 0] and "layer patch" in atp.why[2][0]
+    report = agreement(exact, atp, top_k=1)
+    assert report["wrong"] and report["missed"] == 0, report["wrong"]
+    assert not atp.unreliable[[0, 1, 4]].any()
+    np.testing.assert_allclose(atp.estimate.mean[[0, 1, 4]], exact.mean[[0, 1, 4]], atol=1e-3)
+    assert atp.layer_exact[2] > 0.5  # patching all of layer 2 at once restores the task: the exact check
