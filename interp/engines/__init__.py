@@ -68,7 +68,7 @@ def as_cells(model, interventions: Sequence[Cell] | None) -> list[tuple[Interven
             raise ValueError(f"interventions[{i}]: an empty cell; give an Intervention or a non-empty tuple of them")
         for j, iv in enumerate(group):
             check_intervention(model, iv, f"interventions[{i}]" + (f"[{j}]" if len(group) > 1 else ""))
-        places = [(iv.hook_name, iv.position) for iv in group]
+        places = [(iv.hook_name, iv.position, iv.head) for iv in group]  # heads of one layer: distinct places
         if len(set(places)) != len(places):
             raise ValueError(f"interventions[{i}]: two interventions act on the same hook point and position")
         cells.append(group)

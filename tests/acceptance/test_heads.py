@@ -249,3 +249,27 @@ def test_attribution_patching_flags_every_head_it_gets_wrong_on_the_hand_built_m
     assert not atp.unreliable[[0, 1, 4]].any()
     np.testing.assert_allclose(atp.estimate.mean[[0, 1, 4]], exact.mean[[0, 1, 4]], atol=1e-3)
     assert atp.layer_exact[2] > 0.5  # patching all of layer 2 at once restores the task: the exact check
+
+
+def test_head_roles_label_the_hand_built_models_heads_as_built():
+    """Issue 37: sufficiency (CIE), necessity (mean-ablation on single-task prompts) and specificity give each head
+    of the hand-built model with a query reader the role it was built for, in every one of 3 prompt seeds: the task
+    head (layer 2, head 0) is shared, each lookup head (layer 3, heads 0 and 1) specific to its task, the query
+    reader (layer 3, head 2) reads the query, every other head none."""
+    from interp.head_roles import head_roles
+
+    model = load_model("constructed:retrieval:K=2:reader=yes", device="cpu")
+    roles = head_roles(model, FAMILY, ["pos1", "pos2"], seeds=(0, 1, 2), n_prompts=6, n_examples=10)
+    built = {(2, 0): ("shared", "shared"), (3, 0): ("task-specific", "none"), (3, 1): ("none", "task-specific"),
+             (3, 2): ("reads the query", "reads the query")}  # fmt: skip
+    for la in range(model.cfg.n_layers):
+        for h in range(model.cfg.n_heads):
+            for t, task in enumerate(roles.tasks):
+                expected = built.get((la, h), ("none", "none"))[t]
+                assert roles.modal_label(task, la, h) == expected, (task, la, h)
+                assert roles.agreement(task, la, h) == 3, (task, la, h)
+    mean, lo, hi = roles.over_seeds("ablated_accuracy", "pos1", 3, 2)
+    assert hi < 0.5 < roles.accuracy.min()  # the reader is needed: accuracy falls from 1 without it
+    assert not roles.induction.any()
+    drops = roles.set_ablation[0]["pos1"]
+    assert drops["function vector heads"]["heads"] == [[[2, 0]]] and drops["function vector heads"]["drop"][0] > 0.4
