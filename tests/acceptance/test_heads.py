@@ -150,6 +150,15 @@ def test_quick_study_writes_every_model_and_the_figures(tmp_path, embedded_model
     for name in ("heads.html", "heads.json", "heads_dla.html", "heads_dla.json"):
         assert (tmp_path / name).is_file(), name
     assert out["paths"]["all_json"] == str(tmp_path / "heads_all.json")
+    roles = first["roles"]["per_task"]
+    assert set(roles) == {"add1", "add7", "add4"} and first["roles"]["seeds"] == [0]
+    assert set(first["attribution"]) == {"add1", "add7"} and "agreement" in first["attribution"]["add1"]
+    assert first["timings"]["weights_gathered_s"] >= 0 and first["timings"]["exact_cie_s"] > 0
+    from scripts import load_script
+
+    bullet = load_script("experiments/readme_numbers.py").heads_bullet(summary)  # the README's heads text
+    assert "Attribution patching (one backward pass) against the exact CIE: add1: Spearman" in bullet
+    assert "hurts add1 most" not in bullet and "size_family/xs:" in bullet
 
 
 @pytest.fixture(scope="module")
