@@ -223,7 +223,7 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32) 
             return fn
 
         names = ["blocks.0.hook_resid_pre"] + ["ln_final.hook_scale"] * (cfg.normalization_type is not None)
-        kinds = ("attn.hook_z", "hook_attn_out", "hook_mlp_out")
+        kinds = ("attn.hook_z", "hook_attn_out") + (() if getattr(cfg, "attn_only", False) else ("hook_mlp_out",))
         names += [f"blocks.{la}.{p}" for la in range(n_layers) for p in kinds]
         with torch.inference_mode(), hooked(model, [(n, keep(n)) for n in names]):
             forward_logits(model, x)
@@ -237,7 +237,8 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32) 
                     raise ValueError(f"model: layer {la} has {z.shape[1]} query heads but W_O of {w_o.shape[0]}")
                 writes = torch.einsum("bhd,hdm->bhm", z.to(w_o.dtype), w_o)
                 parts += [*writes.unbind(1), seen[f"blocks.{la}.hook_attn_out"] - writes.sum(1)]
-                parts.append(seen[f"blocks.{la}.hook_mlp_out"])
+                mlp = seen.get(f"blocks.{la}.hook_mlp_out")  # none in an attention-only model
+                parts.append(torch.zeros_like(parts[0]) if mlp is None else mlp)
             normed = final_norm_linear(model, torch.stack(parts, dim=1), scale)  # [batch, part, d_model]
             bias = model.ln_final(torch.zeros_like(normed[:, :1])) if cfg.normalization_type is not None else None
         for j, i in enumerate(chunk):
