@@ -15,6 +15,9 @@ stream as ``z @ W_O[L, h]``. On it:
   of each task's P(answer) on mixed prompts.
 - :func:`attention_scores`: previous-token, duplicate-token and induction scores per head on repeated random tokens
   (Olsson et al. 2022).
+- ``attribution_patching``, ``agreement``, ``residual_attribution`` (:mod:`interp.attribution`, reachable from here):
+  every head's CIE estimated from one backward pass, with checks of where the estimate is unreliable;
+  :mod:`interp.head_roles`: sufficient / necessary / specific and a label per head and task over prompt seeds.
 
 Every per-head effect runs as cells of :func:`interp.engines.score` (all heads of a batch in the batch dimension, one
 :class:`~interp.interventions.Intervention` on ``hook="z"`` per cell), equal to :mod:`interp.reference` (tested).
