@@ -26,7 +26,8 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
   profiler, see :func:`tensor_peak`). Baselines: the floor (the same batches through the last block, nothing kept,
   by the forward ours runs; TransformerLens's own forward in ``info``) and ``run_with_cache`` (same batches, all
   names cached as users call it, then the last tokens sliced).
-* Generation, head effects and ``interp figures`` end to end: see each section's function.
+* Generation, heads (issue 40: exact head patching against the TransformerLens per-head loop, attribution patching)
+  and ``interp figures`` end to end: see each section's function.
 * Explore (issue 30): seconds per update of ``interp.explore`` as the controls move (≤ 0.5 s), :func:`bench_explore`.
 * Notebooks (issue 30): each notebook under ``experiments/notebooks`` executed in a fresh kernel (≤ 60 s),
   :func:`bench_notebooks`.
@@ -576,51 +577,112 @@ def bench_generation(name: str, models: dict, quick: bool) -> list[dict]:
 # --- heads ---------------------------------------------------------------------------------------------------------
 
 
-def bench_heads(quick: bool) -> list[dict]:
-    """Causal indirect effect of every head of the embedded model (issue 28): ours (every head a cell of the engines,
-    all in batched forwards) vs the per-head loop (one plain forward per head and prompt, interp.reference), side by
-    side on the same prompts, equality checked."""
-    from interp import reference
-    from interp.heads import causal_indirect_effects, head_outputs
-    from interp.interventions import Intervention
-    from interp.prompts import build_prompts, random_answer_prompts
-    from interp.tasks import get_family
+HEAD_CASES = {  # name: (model, family, task, n_prompts)
+    "embedded": ("embedded", "bias_add", "add1", 20),
+    "gpt2-arch": ("gpt2", "bias_add", "add1", 8),  # GPT-2 small's 144 heads, seeded weights
+}
+#: Rows of the heads section (the old "head effects" rows compared with the reference loop: replaced).
+HEAD_ROWS = ("head CIE", "head weights", "attribution patching", "head effects")
 
-    model = build_model("embedded")
-    n = 10 if quick else 20
-    family, task = "bias_add", "add1"
-    tasks = get_family(family).task_names
-    one = [float(t == task) for t in tasks]
-    kw = dict(n_examples=10, n_prompts=n, seed=0)
-    ours_s, ours = best_of(lambda: causal_indirect_effects(model, family, task, **kw), 1 if quick else 3)
 
-    def loop():
-        clean = build_prompts(family, tasks, proportions=one, **kw)
-        corrupted = random_answer_prompts(family, tasks, proportions=one, **kw)
-        means = head_outputs(model, clean).double().mean(dim=1)
-        k = tasks.index(task)
-        base = np.exp(reference.answer_log_probs(model, corrupted)[:, k])
+def tl_head_loop(model, clean_ids, corrupted_ids, k_token: int, heads) -> tuple[np.ndarray, float]:
+    """The per-head loop a user writes with TransformerLens: the clean mean of every head's ``hook_z`` at the last
+    token from one hooked forward, the corrupted batch once unpatched, then one forward of the whole batch per head
+    with a ``hook_z`` hook replacing that head's output at the last token; P(correct) from the logits there.
+    Returns (CIE ``[layer, head]``, P of the unpatched run)."""
+    from interp.hooks import forward_logits, hooked
+
+    x_clean, x = (torch.tensor(ids) for ids in (clean_ids, corrupted_ids))  # one length per batch (bias_add)
+    z_mean: dict = {}
+
+    def keep(act, hook):
+        z_mean[hook.name] = act[:, -1].mean(0)
+
+    names = [f"blocks.{la}.attn.hook_z" for la in range(model.cfg.n_layers)]
+    with torch.inference_mode():
+        with hooked(model, [(n, keep) for n in names]):
+            forward_logits(model, x_clean)
+        base = torch.softmax(forward_logits(model, x)[:, -1].double(), -1)[:, k_token]
         out = np.zeros((model.cfg.n_layers, model.cfg.n_heads))
-        for la in range(model.cfg.n_layers):
-            for h in range(model.cfg.n_heads):
-                iv = Intervention(la, "replace", means[la, h].float(), hook="z", head=h)
-                out[la, h] = (np.exp(reference.answer_log_probs(model, corrupted, [iv])[:, k]) - base).mean()
-        return out
+        for la, h in heads:
+            mean = z_mean[names[la]] if names[la] in z_mean else next(iter(z_mean.values()))
 
-    base_s, ref = best_of(loop, 1)
-    diff = float(np.abs(ours.mean - ref).max())
-    heads = model.cfg.n_layers * model.cfg.n_heads
-    return [
-        row(
-            f"head effects vs per-head loop · embedded {family} {task}, {heads} heads × {n} prompts",
-            base_s,
-            ours_s,
-            base_s / ours_s,
-            ">= 5x faster",
-            base_s / ours_s >= 5,
-        ),  # fmt: skip
-        row(f"head effects equality · embedded {family} {task}", 0.0, 0.0, diff, "max|dCIE| <= 1e-5", diff <= 1e-5),
-    ]
+            def patch(act, hook, h=h, mean=mean):
+                act[:, -1, h] = mean[h]
+                return act
+
+            with hooked(model, [(names[la], patch)]):
+                p = torch.softmax(forward_logits(model, x)[:, -1].double(), -1)[:, k_token]
+            out[la, h] = float((p - base).mean())
+    return out, float(base.mean())
+
+
+def bench_heads(quick: bool, models: dict | None = None) -> list[dict]:
+    """Head patching (issue 40), side by side on the same prompts: every head's exact causal indirect effect by the
+    toolkit (the shared-prefix route: the prompt once, the last token per head) against the per-head TransformerLens
+    loop a user writes (:func:`tl_head_loop`, one forward per head over the batch), equality checked; the one-off
+    weight gathering timed apart; attribution patching's cost as a multiple of one forward over the same prompts,
+    and its agreement with the exact effects (every head off by more than the tolerance flagged by its checks)."""
+    models = {} if models is None else models
+    rows = []
+    for case, (model_name, family, task, n) in HEAD_CASES.items():
+        model = models.setdefault(model_name, build_model(model_name))
+        rows += _head_case(case, model, family, task, max(4, n // 2) if quick else n, 1 if quick else 3)
+    return rows
+
+
+def _head_case(case: str, model, family: str, task: str, n: int, reps: int) -> list[dict]:
+    """The heads section's rows for one model (see :func:`bench_heads`)."""
+    from interp.attribution import agreement, attribution_patching
+    from interp.capture import token_ids
+    from interp.engines.block_weights import gather_weights
+    from interp.heads import causal_indirect_effects, cie_prompts
+    from interp.hooks import forward_logits
+
+    rows = []
+    kw = dict(n_prompts=n, n_examples=10, seed=0)
+    gathered = gather_weights(model)
+    start = time.perf_counter()
+    again = gather_weights(model)
+    again_s = time.perf_counter() - start
+    clean, corrupted, k = cie_prompts(family, task, **kw)
+    clean_ids, ids = token_ids(model, clean), token_ids(model, corrupted)
+    k_token = model.tokenizer(corrupted[0].answers[k], add_special_tokens=False)["input_ids"][0]
+    heads = [(la, h) for la in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+    causal_indirect_effects(model, family, task, **{**kw, "n_prompts": 2})  # warm up (not the weights: gathered)
+    reps = 1 if model.cfg.n_layers * model.cfg.n_heads > 64 else reps  # the per-head loop alone takes minutes
+    ours_s, exact = best_of(lambda: causal_indirect_effects(model, family, task, **kw), reps)
+    base_s, (loop, _) = best_of(lambda: tl_head_loop(model, clean_ids, ids, k_token, heads), 1)
+    diff = float(np.abs(exact.mean - loop).max())
+    label = f"{case} {family} {task}, {len(heads)} heads × {n} prompts"
+    info = {"heads": len(heads), "prompts": n, "tokens_per_prompt": len(ids[0])}
+    rows.append(row(f"head CIE vs TransformerLens per-head loop · {label}", base_s, ours_s, base_s / ours_s,
+                    ">= 20x faster", base_s / ours_s >= 20, info))  # fmt: skip
+    rows.append(row(f"head CIE equality · {case}", 0.0, 0.0, diff, "max|dCIE| <= 1e-5", diff <= 1e-5))
+    rows.append(row(f"head weights gathered once · {case}", ours_s, gathered, gathered / ours_s,
+                    "once per model, reported", again == gathered and again_s < 0.01,
+                    {"second_call_s": again_s}))  # fmt: skip
+    x = torch.tensor(ids)
+    with torch.inference_mode():
+        fwd_s, _ = best_of(lambda: forward_logits(model, x), reps)
+    atp_s, atp = best_of(lambda: attribution_patching(model, family, task, checks=False, **kw), reps)
+    checked_s, checked = best_of(lambda: attribution_patching(model, family, task, **kw), 1)
+    agree = agreement(exact, checked)
+    info = {"with_checks_s": checked_s, "with_checks_over_forward": checked_s / fwd_s}
+    rows.append(row(f"attribution patching vs one forward · {case}", fwd_s, atp_s, atp_s / fwd_s,
+                    "<= 3x one forward", atp_s / fwd_s <= 3, info))  # fmt: skip
+    info = {
+        "spearman": agree["spearman"],
+        "top_k_overlap": agree["top_k_overlap"],
+        "max_abs_error": agree["max_abs_error"],
+        "off_by_more_than_tolerance": len(agree["wrong"]),
+        "flagged": int(checked.unreliable.sum()),
+        "heads": len(heads),
+        "tolerance": agree["tolerance"],
+    }
+    rows.append(row(f"attribution agreement with exact CIE · {case}", 0.0, 0.0, agree["spearman"],
+                    "every head off by > 0.02 flagged", agree["missed"] == 0, info))  # fmt: skip
+    return rows
 
 
 # --- explore -------------------------------------------------------------------------------------------------------
@@ -801,7 +863,7 @@ def main(argv=None) -> int:
                 print_row(r)
                 rows.append(r)
     if args.only in (None, "heads"):
-        for r in bench_heads(args.quick):
+        for r in bench_heads(args.quick, models):
             print_row(r)
             rows.append(r)
     if args.only in (None, "explore"):
@@ -825,7 +887,8 @@ def main(argv=None) -> int:
     meta: dict = {}
     if args.only and Path(args.out).exists():  # one section re-run: keep the other sections' rows and notes
         names, before = {r["name"] for r in rows}, json.loads(Path(args.out).read_text())
-        rows = [r for r in before["rows"] if r["name"] not in names] + rows
+        replaced = HEAD_ROWS if args.only == "heads" else ()  # the section's rows, renamed ones included
+        rows = [r for r in before["rows"] if r["name"] not in names and not r["name"].startswith(replaced)] + rows
         meta = before.get("meta", {})
     write_results(args.out, {"meta": meta | run_meta(args.threads, args.quick), "rows": rows})
     print(f"wrote {args.out}; {sum(not r['pass'] for r in rows)} FAIL of {len(rows)}")

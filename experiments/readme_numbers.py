@@ -303,7 +303,94 @@ def scaling_bullet(scaling: dict) -> str:
     )
 
 
+def _head(h) -> str:
+    return f"L{h[0]}H{h[1]}"
+
+
+def _roles(m: dict, t: str) -> str:
+    """A task's labelled heads (modal label over prompt seeds, seeds agreeing, the measure that gives the label)."""
+    r = m["roles"]["per_task"][t]
+    n_seeds = len(m["roles"]["seeds"])
+    parts = []
+    for e in r["heads"]:
+        s, nec, acc = e["sufficiency"], e["necessity"], e["ablated_accuracy"]
+        if e["label"] == "shared" or (e["label"] == "task-specific" and s[1] > 0):
+            what = f"CIE {s[0]:.2f} [{s[1]:.2f}, {s[2]:.2f}], necessity {nec[0]:.2f} [{nec[1]:.2f}, {nec[2]:.2f}]"
+        else:
+            what = (f"single-task accuracy {r['accuracy']:.2f} → {acc[0]:.2f} [{acc[1]:.2f}, {acc[2]:.2f}] when "
+                    f"mean-ablated, CIE {s[0]:.2f} [{s[1]:.2f}, {s[2]:.2f}]")  # fmt: skip
+        induction = ", an induction head" if e["induction"] else ""
+        parts.append(f"{_head(e['head'])} {e['label']} ({e['agree']}/{n_seeds} seeds; {what}{induction})")
+    return f"{t}: " + ("; ".join(parts) if parts else "no head passes")
+
+
+def _attribution(m: dict, t: str) -> str:
+    a = m["attribution"][t]
+    g = a["agreement"]
+    flagged = sum(map(sum, a["unreliable"]))
+    n = len(a["unreliable"]) * len(a["unreliable"][0])
+    return (
+        f"{t}: Spearman {g['spearman']:.2f}, top-{g['top_k']} overlap {g['top_k_overlap']:.2f}, {len(g['wrong'])} "
+        f"heads off by > {g['tolerance']:.2f} of which {g['missed']} not flagged ({flagged} of {n} flagged)"
+    )
+
+
 def heads_bullet(heads: dict) -> str:
+    cfg = heads["config"]
+    a, b = cfg["tasks"]
+    main, others = heads["models"][0], heads["models"][1:]
+    if "roles" not in main:  # a study JSON from before head roles (issue 37): what it measured
+        return _heads_bullet_before_roles(heads)
+
+    def cie(m: dict, t: str) -> str:
+        c = m["cie"][t]
+        return ", ".join(
+            f"L{la}H{h} {c['mean'][la][h]:.3f} [{c['ci95'][la][h][0]:.3f}, {c['ci95'][la][h][1]:.3f}]"
+            for la, h in c["top"]
+        )
+
+    def steering(t: str) -> str:
+        s = main["function_vector_steering"][t]
+        ok = [i for i, p in enumerate(s["passes"]) if p]
+        if not ok:
+            return f"{t}: its self-patch control fails at every layer"
+        i = max(ok, key=lambda j: s["rise"][j])
+        lo, hi = s["rise_ci95"][i]
+        return f"{t} +{s['rise'][i]:.3f} [{lo:.3f}, {hi:.3f}] at layer {i} (zero-shot P {s['zero_shot_p']:.3f})"
+
+    roles = main["roles"]
+    tasks = roles["tasks"]
+    sizes = "; ".join(
+        f"{m['model']}: " + ", ".join(
+            f"{t} " + (", ".join(f"{_head(e['head'])} {e['label']}" for e in m["roles"]["per_task"][t]["heads"])
+                       or "none")
+            for t in (a, b)
+        )
+        for m in others
+    )  # fmt: skip
+    return (
+        f"- **Which heads carry the task** (`interp figures heads`; {cfg['n_prompts']} prompts × {cfg['n_examples']} "
+        f"examples; `figures/heads/heads_all.json`): on the embedded model the heads with the largest causal indirect "
+        f"effect (their mean output patched into corrupted prompts: *sufficient*) are, for {a}: {cie(main, a)}; for "
+        f"{b}: {cie(main, b)}. A sufficient head need not be necessary, and a head every task needs is not a task's "
+        f"head: per head and task, over {len(roles['seeds'])} prompt seeds ({roles['n_prompts']} prompts each; mean "
+        f"and 95% interval over seeds), sufficiency (CIE), necessity (the drop of P(correct) when the head is "
+        f"mean-ablated on single-task prompts, the mean over the tasks {', '.join(tasks)}) and a label "
+        "(docs/science.md §4) give " + "; ".join(_roles(main, t) for t in tasks) + ". "
+        f"The function vector (top {cfg['top_k']} heads) added to zero-shot queries at the best passing layer raises "
+        f"P(correct) by {steering(a)}; {steering(b)}. Of each task's top {cfg['top_k']} CIE heads, "
+        f"{main['fv_heads_among_induction_heads'][a]} ({a}) and {main['fv_heads_among_induction_heads'][b]} ({b}) "
+        f"are among the top {cfg['top_k']} induction-score heads. Attribution patching (one backward pass) against "
+        "the exact CIE: " + "; ".join(_attribution(main, t) for t in (a, b)) + f". Labelled heads per size: {sizes}. "
+        "Checked first on the hand-built model with a query reader, whose task head (layer 2, head 0) is labelled "
+        "shared, lookup heads (layer 3, heads 0 and 1) task-specific and reader (layer 3, head 2) reads the query in "
+        "every seed, and whose task head's effect attribution patching misses but flags (tests/acceptance/"
+        "test_heads.py)."
+    )
+
+
+def _heads_bullet_before_roles(heads: dict) -> str:
+    """The heads bullet of a study JSON without head roles (mean-ablation on 50/50 prompts only)."""
     cfg = heads["config"]
     a, b = cfg["tasks"]
     main, others = heads["models"][0], heads["models"][1:]
@@ -429,6 +516,19 @@ def row_note(r: dict) -> str:
             f"max|dx| {info['equality_max_abs']:.2g} on residuals up to {info['residual_max_abs']:.2g} (float32 "
             "rounding of different kernels)"
         )
+    if "spearman" in info and "attribution agreement" in r["name"]:
+        return (
+            f"ratio = Spearman over {info['heads']} heads; top-3 overlap {info['top_k_overlap']:.2f}, max error "
+            f"{info['max_abs_error']:.2f}; {info['off_by_more_than_tolerance']} heads off by > "
+            f"{info['tolerance']:.2f}, {info['flagged']} flagged"
+        )
+    if "with_checks_over_forward" in info:
+        return f"with its reliability checks: {info['with_checks_s']:.3g} s, {info['with_checks_over_forward']:.1f}×"
+    if "second_call_s" in info:
+        return f"ratio = gathering ÷ the warm exact CIE; second call {info['second_call_s']:.1e} s"
+    if "tokens_per_prompt" in r.get("info", {}) and "per-head loop" in r["name"]:
+        tokens = info["tokens_per_prompt"]
+        return f"baseline: one TransformerLens forward per head over the batch (hook_z); {tokens} tokens per prompt"
     if "ceiling_vs_per_cell" in info and "per-cell" in r["name"]:
         return f"ceiling (per-cell ÷ vocabulary log-softmax alone): {info['ceiling_vs_per_cell']:.1f}×"
     return ""

@@ -15,6 +15,9 @@ right answers are known in closed form (``docs/construction.md`` has the weights
 - layer 3: head ``k`` (one per task) copies the query's letter at position ``i_k`` (= task ``k``'s answer),
   reading only earlier positions (so it survives patching the query's residual); the MLP computes
   ``h_k ≈ 1 + log(f_k) / L`` (piecewise linear, clipped at 0).
+- optionally (``reader=True``, spec ``:reader=yes``) one more layer-3 head, the *query reader*, averages the query
+  string's letters (the keys in the query's own line) into a bag ``G`` that layer 4 also requires: one head that
+  every task needs and that carries no task (what a trained model's query-reading head does).
 - layer 4: the MLP gates ``h_k`` by the copied letter; the unembedding gives ``logit(v) = log f_k`` when ``v`` is
   task ``k``'s answer and ``-L`` for every other token, so ``P(task k's answer) = f_k`` (a mixture), up to the
   piecewise-linear log (knots ×1.1 apart: < 0.1 % relative error) and the ``e^{-L}`` mass left on other tokens.
@@ -49,7 +52,12 @@ from interp.tokenization import build_char_tokenizer, char_vocab
 
 PREFIX = "constructed"
 FAMILIES = ("retrieval",)
-SPEC_KEYS = ("K", "tasks", "heads", "query")
+SPEC_KEYS = ("K", "tasks", "heads", "query", "reader")
+#: Values of the spec's ``reader`` option.
+READER_VALUES = ("yes", "no")
+#: Score per position of line start that puts the query reader on the query's own line (a line is 11 positions
+#: long, so the previous line's letters lose by 22).
+LINE_GAIN = 2.0
 #: Where the query's letters are looked up: ``"earlier"`` (layer 3, reading the query string at earlier positions,
 #: so patching the query's own residual leaves them intact) or ``"last"`` (layer 1, copying them into the query's
 #: last position, where a full replacement of the residual then erases them: the failure mode of ``x>`` prompts).
@@ -99,12 +107,13 @@ class Layout:
     logs: tuple[int, ...]
     logit_letters: tuple[int, ...]
     logit_newline: int
+    bag: tuple[int, ...]
     d_model: int
 
     @classmethod
-    def for_tasks(cls, k: int) -> Layout:
+    def for_tasks(cls, k: int, reader: bool = False) -> Layout:
         """Coordinates in order: anchor (2), sink, letters (52), flags, u, u_d, D (k), Ans, T (k), F (k),
-        R (52 k), h (k), Z (52), Z_newline."""
+        R (52 k), h (k), Z (52), Z_newline, and with the query reader the bag G (52)."""
         nxt = iter(range(10**6))
 
         def take(n: int) -> tuple[int, ...]:
@@ -116,7 +125,7 @@ class Layout:
             n_tasks=k, anchor=(one(), one()), sink=one(), letters=take(n), newline=one(), bos=one(), sep=one(),
             u=one(), u_delim=one(), d_flags=take(k), ans=one(), t_flags=take(k), fractions=take(k),
             lookups=tuple(take(n) for _ in range(k)), logs=take(k), logit_letters=take(n), logit_newline=one(),
-            d_model=next(nxt),
+            bag=take(n if reader else 0), d_model=next(nxt),
         )  # fmt: skip
 
 
@@ -132,6 +141,14 @@ class Construction:
     layout: Layout
     task_layer: int = TASK_LAYER
     query: str = "earlier"
+    reader: bool = False
+
+    @property
+    def reader_head(self) -> int | None:
+        """The query reader's head in layer 3 (after the lookups there; ``None`` without one)."""
+        if not self.reader:
+            return None
+        return len(self.tasks) if self.query == "earlier" else 0
 
     @property
     def lookup_layer(self) -> int:
@@ -152,8 +169,9 @@ class Construction:
             if self.tasks == fam.task_names[: len(self.tasks)]
             else ":tasks=" + "+".join(self.tasks)
         )
-        spec += f":heads={self.n_heads}" if self.n_heads != len(self.tasks) + self.first_head else ""
-        return spec + (":query=last" if self.query == "last" else "")
+        default_heads = len(self.tasks) + self.first_head + (self.reader and self.query == "earlier")
+        spec += f":heads={self.n_heads}" if self.n_heads != default_heads else ""
+        return spec + (":query=last" if self.query == "last" else "") + (":reader=yes" if self.reader else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +181,7 @@ class Construction:
 def _spec_error(spec: str, why: str) -> ValueError:
     return ValueError(
         f"spec: {spec!r}: {why}. Valid: 'constructed:<family>[:K=<k>][:tasks=<t1>+<t2>...][:heads=<h>]"
-        f"[:query=earlier|last]' with "
+        f"[:query=earlier|last][:reader=yes|no]' with "
         f"family one of {', '.join(FAMILIES)}, e.g. 'constructed:retrieval:K=4'"
     )
 
@@ -197,6 +215,10 @@ def parse_spec(spec: str) -> dict:
         if opts["query"] not in QUERY_READS:
             raise _spec_error(spec, f"query must be one of {', '.join(QUERY_READS)}, got {opts['query']!r}")
         out["query"] = opts["query"]
+    if "reader" in opts:
+        if opts["reader"] not in READER_VALUES:
+            raise _spec_error(spec, f"reader must be one of {', '.join(READER_VALUES)}, got {opts['reader']!r}")
+        out["reader"] = opts["reader"] == "yes"
     names = get_family(family).task_names
     for key, name in (("K", "K"), ("heads", "n_heads")):
         if key in opts:
@@ -214,11 +236,20 @@ def parse_spec(spec: str) -> dict:
 
 
 def _check_build_args(
-    family: str, tasks: Sequence[str] | None, n_heads: int | None, n_ctx: int, dtype: str, query: str = "earlier"
+    family: str,
+    tasks: Sequence[str] | None,
+    n_heads: int | None,
+    n_ctx: int,
+    dtype: str,
+    query: str = "earlier",
+    reader: bool = False,
 ):
     if query not in QUERY_READS:
         raise ValueError(f"query: {query!r} not supported; valid: {', '.join(QUERY_READS)}")
-    extra = 0 if query == "earlier" else 1  # query="last": layer 1's head 0 identifies tasks, lookups come after
+    if not isinstance(reader, bool):
+        raise ValueError(f"reader: must be True or False, got {reader!r}")
+    # query="last": layer 1's head 0 identifies tasks, lookups come after; a reader sits after layer 3's lookups
+    extra = (0 if query == "earlier" else 1) + (reader and query == "earlier")
     if family not in FAMILIES:
         raise ValueError(f"family: {family!r} has no construction; valid: {', '.join(FAMILIES)}")
     if isinstance(tasks, str):
@@ -230,6 +261,7 @@ def _check_build_args(
         raise ValueError(f"n_heads: must be an integer >= 1, got {n_heads!r}")
     if len(names) + extra > n_heads:
         where = "layer 3" if query == "earlier" else "layer 1, beside the task-identifying head"
+        where += ", beside the query reader" if reader and query == "earlier" else ""
         raise ValueError(
             f"tasks: {len(names)} tasks need {len(names) + extra} heads (one lookup head per task in {where}), but "
             f"n_heads={n_heads}; valid: n_heads >= {len(names) + extra}, or at most {n_heads - extra} tasks"
@@ -408,16 +440,33 @@ def _layer3(w: dict, lay: Layout, c: Construction, scale: float) -> None:
         w[p + "mlp.W_out"][cols, lay.logs[k]] = gains
 
 
+def _query_reader(w: dict, lay: Layout, c: Construction, scale: float) -> None:
+    """Layer-3 head :attr:`Construction.reader_head`: uniform attention over the letters of the query's own line
+    (keys whose line starts where the query's does, ``u_d``, beat earlier lines by ``LINE_GAIN`` per position; letters
+    beat the line's delimiter and ``>`` by MARGIN), value ``ℓ_v → G_v`` × 8: ``G_v = 1`` for the query's letters."""
+    p, h = "blocks.3.", c.reader_head
+    w[p + "attn.b_Q"][h, :2] = scale
+    w[p + "attn.W_K"][h, lay.u_delim, 0] = LINE_GAIN * c.n_ctx
+    for j in range(len(LETTERS)):
+        w[p + "attn.W_K"][h, lay.letters[j], 1] = MARGIN
+        w[p + "attn.W_V"][h, lay.letters[j], j] = 1.0
+        w[p + "attn.W_O"][h, j, lay.bag[j]] = float(RETRIEVAL_LENGTH)
+
+
 def _layer4(w: dict, lay: Layout) -> None:
-    """MLP: Z_v = Σ_k ReLU(h_k + R_k[v] − 1) (= h_k where v is task k's answer); Z_newline = 2·Ans."""
+    """MLP: Z_v = Σ_k ReLU(h_k + R_k[v] − 1) (= h_k where v is task k's answer), with the query reader
+    Σ_k ReLU(h_k + R_k[v] + G_v − 2) (v must also be a letter of the query); Z_newline = 2·Ans."""
     p = "blocks.4."
     n = len(LETTERS)
+    gated = bool(lay.bag)
     for k in range(lay.n_tasks):
         for j in range(n):
             col = k * n + j
             w[p + "mlp.W_in"][lay.logs[k], col] = 1.0
             w[p + "mlp.W_in"][lay.lookups[k][j], col] = 1.0
-            w[p + "mlp.b_in"][col] = -1.0
+            if gated:
+                w[p + "mlp.W_in"][lay.bag[j], col] = 1.0
+            w[p + "mlp.b_in"][col] = -2.0 if gated else -1.0
             w[p + "mlp.W_out"][col, lay.logit_letters[j]] = 1.0
     col = lay.n_tasks * n
     w[p + "mlp.W_in"][lay.ans, col] = 1.0
@@ -460,6 +509,7 @@ def build_constructed_model(
     device: str = "cpu",
     dtype: str = "float32",
     query: str = "earlier",
+    reader: bool = False,
 ):
     """The hand-built superposition model for ``tasks`` of ``family`` (default: all its tasks), as a TransformerLens
     model that looks like a :func:`interp.models.load_model` result.
@@ -474,6 +524,7 @@ def build_constructed_model(
         query: ``"earlier"`` (default: the lookups read the query string at earlier positions, after the task layer)
             or ``"last"`` (they copy the query's letters into its last position in layer 1, so that a replacement of
             that residual at layers ≥ 1 erases the query: the failure mode the self-patch control must catch).
+        reader: add the query reader (a layer-3 head every task needs, carrying no task; one more head).
 
     The model carries ``model.interp_construction`` (:class:`Construction`: tasks, positions, residual layout).
 
@@ -481,10 +532,10 @@ def build_constructed_model(
     >>> m.interp_construction.positions, m.cfg.d_model
     ((2, 5), 226)
     """
-    names, n_heads = _check_build_args(family, tasks, n_heads, n_ctx, dtype, query)
-    lay = Layout.for_tasks(len(names))
+    names, n_heads = _check_build_args(family, tasks, n_heads, n_ctx, dtype, query, reader)
+    lay = Layout.for_tasks(len(names), reader=reader)
     positions = tuple(int(t.removeprefix("pos")) for t in names)
-    construction = Construction(family, names, positions, n_heads, n_ctx, lay, query=query)
+    construction = Construction(family, names, positions, n_heads, n_ctx, lay, query=query, reader=reader)
     n_letters = len(LETTERS)
     d_mlp = max(4 * (len(names) + 1), len(names) * len(log_knots()), len(names) * n_letters + 1)
     shape = Shape(
@@ -504,6 +555,8 @@ def build_constructed_model(
     _layer2(w, lay, scale)
     _lookups(w, lay, construction, scale)
     _layer3(w, lay, construction, scale)
+    if reader:
+        _query_reader(w, lay, construction, scale)
     _layer4(w, lay)
     _unembed(w, lay)
     _normalise_readers(w, lay, shape)

@@ -7,12 +7,17 @@ stream as ``z @ W_O[L, h]``. On it:
   patched in at the last token of *corrupted* prompts (the same queries after examples with random answers); the rise
   of P(correct) over the corrupted run is the head's causal indirect effect (CIE). :func:`function_vector`: the sum of
   the top heads' mean outputs, a ``[d_model]`` vector to add to the residual stream.
-- :func:`direct_logit_attribution`: each head's direct contribution to each candidate's logit (its output through the
-  final layer norm's scale, read by the unembedding), per prompt: which heads push which task's answer.
+- :func:`direct_logit_attribution`: each head's direct contribution to each candidate's logit, per prompt: its output
+  through the final norm (weight ``γ``, centring and scale, the scale frozen at its value on the prompt) read by the
+  unembedding; :func:`logit_components` gives every part of the final residual the same way, and the parts sum to
+  the model's centred logits (``docs/science.md §4``).
 - :func:`mean_ablation_effects`: each head's ``z`` at the last token replaced by its mean over the prompts; the change
   of each task's P(answer) on mixed prompts.
 - :func:`attention_scores`: previous-token, duplicate-token and induction scores per head on repeated random tokens
   (Olsson et al. 2022).
+- ``attribution_patching``, ``agreement``, ``residual_attribution`` (:mod:`interp.attribution`, reachable from here):
+  every head's CIE estimated from one backward pass, with checks of where the estimate is unreliable;
+  :mod:`interp.head_roles`: sufficient / necessary / specific and a label per head and task over prompt seeds.
 
 Every per-head effect runs as cells of :func:`interp.engines.score` (all heads of a batch in the batch dimension, one
 :class:`~interp.interventions.Intervention` on ``hook="z"`` per cell), equal to :mod:`interp.reference` (tested).
@@ -85,6 +90,23 @@ def _head_map(measure: str, family: str, task: str, layers, n_heads: int, per_pr
     return HeadMap(measure, family, task, tuple(layers), mean, ci, per_prompt.shape[1], seed)
 
 
+def cie_prompts(family: str, task: str, *, n_prompts: int, n_examples: int, seed: int):
+    """``(clean, corrupted, k)`` of the causal-indirect-effect protocol: ``n_prompts`` prompts of ``n_examples``
+    examples of ``task`` (every task of the family a candidate), the same queries after examples with random answers,
+    and the index of ``task`` among the candidates."""
+    seed = check_seed(seed)
+    fam = get_family(family)
+    resolve_tasks(fam, [task])
+    tasks = fam.task_names
+    one = [float(t == task) for t in tasks]
+    kw = dict(n_examples=n_examples, n_prompts=n_prompts, seed=seed)
+    return (
+        build_prompts(fam, tasks, proportions=one, **kw),
+        random_answer_prompts(fam, tasks, proportions=one, **kw),
+        (tasks.index(task)),
+    )
+
+
 def causal_indirect_effects(
     model,
     family: str,
@@ -99,16 +121,9 @@ def causal_indirect_effects(
     """Per head: mean over corrupted prompts of P(correct | that head's mean clean ``z`` patched in at the last token)
     − P(correct | corrupted). Clean prompts: ``n_examples`` examples of ``task``; corrupted: the same queries after
     ``n_examples`` examples with random answers; candidates: every task of the family."""
-    seed = check_seed(seed)
-    fam = get_family(family)
-    resolve_tasks(fam, [task])
     layers = check_layers(model, layers)
-    tasks = fam.task_names
-    k = tasks.index(task)
-    one = [float(t == task) for t in tasks]
-    kw = dict(n_examples=n_examples, n_prompts=n_prompts, seed=seed)
-    clean = build_prompts(fam, tasks, proportions=one, **kw)
-    corrupted = random_answer_prompts(fam, tasks, proportions=one, **kw)
+    clean, corrupted, k = cie_prompts(family, task, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
+    fam = get_family(family)
     means = head_outputs(model, clean, layers=layers, batch_size=batch_size).double().mean(dim=1)
     cells = [
         Intervention(la, "replace", means[i, h].float(), hook="z", head=h, label=f"mean z of {task}")
@@ -135,25 +150,128 @@ def function_vector(model, family: str, task: str, cie: HeadMap, *, top_k: int =
     return fv.float()
 
 
-def direct_logit_attribution(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None,
-                             batch_size: int = 32) -> np.ndarray:  # fmt: skip
-    """``Float[ndarray, "prompt layer head task"]``: each head's direct contribution to the logit of each candidate
-    task's answer (its first token) at the last token: ``(z @ W_O[L, h]) / scale · W_U[:, answer]``, with ``scale`` the
-    final layer norm's per-prompt scale, minus the mean over candidates (a head that raises every candidate alike
-    attributes nothing to any)."""
-    layers = check_layers(model, layers)
-    z = head_outputs(model, prompts, layers=layers, batch_size=batch_size).double()  # [layer, prompt, head, d_head]
-    scales = _final_scales(model, prompts, batch_size)  # [prompt]
+def final_norm_linear(model, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``Float[Tensor, "batch n d_model"]``: the final norm's linear part at a frozen scale, ``γ ⊙ P x / scale``, for
+    residual parts ``x`` ``Float[Tensor, "batch n d_model"]`` and ``scale`` ``Float[Tensor, "batch"]`` (``P``: the
+    centring of a LayerNorm, the identity for an RMS norm; ``γ``: the norm's weight; its bias ``β`` left out).
+
+    Computed by the model's own ``ln_final`` with its ``hook_scale`` held at ``scale``, minus the same at ``x = 0``
+    (the bias): whatever weight, offset or centring the norm has is applied as the forward applies it (a
+    ``TransformerBridge`` does not fold ``γ`` into ``W_U``). The identity for a model without a final norm."""
+    if model.cfg.normalization_type is None:
+        return x
+    held = scale.to(x.device, x.dtype)[:, None, None]
+
+    def hold(act, hook):
+        return held.expand(act.shape).to(act.dtype)
+
+    with hooked(model, [("ln_final.hook_scale", hold)]):
+        both = model.ln_final(torch.cat([x, torch.zeros_like(x[:, :1])], dim=1))
+    return both[:, :-1] - both[:, -1:]
+
+
+#: The parts of the final residual at the last token that :func:`logit_components` attributes the logits to.
+COMPONENTS = ("embeddings", "heads", "attention_biases", "mlps", "biases")
+
+
+def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Each part of the final residual at each prompt's last token read as the logits of each candidate task's answer
+    (its first token), centred over the candidates: the parts sum to the model's centred logits there.
+
+    With the final norm's scale ``s`` frozen at its value on the prompt (the one approximation: no part's effect
+    through ``s`` is counted), ``ln_final(x) = γ ⊙ P x / s + β`` is linear in the residual ``x = Σ_c x_c``, so
+    ``logits = Σ_c (γ ⊙ P x_c / s) W_U + (β W_U + b_U)``; each term, centred over the candidates, is that part's
+    direct logit attribution (:func:`final_norm_linear`). Parts (:data:`COMPONENTS`), ``Float[ndarray, ...]``:
+
+    - ``"embeddings"`` ``[prompt, task]``: the residual entering block 0 (token and position embeddings);
+    - ``"heads"`` ``[prompt, layer, head, task]``: each head's write ``z @ W_O[L, h]``;
+    - ``"attention_biases"`` ``[prompt, layer, task]``: the rest of each attention output (its bias ``b_O``);
+    - ``"mlps"`` ``[prompt, layer, task]``: each MLP's output;
+    - ``"biases"`` ``[prompt, task]``: the final norm's bias and the unembedding's, ``β W_U + b_U``.
+
+    Exact where each block adds its attention and MLP outputs to the residual stream; a model that normalises a
+    sublayer's output first (Gemma 2/3) gets a ``ValueError``. Logits are read before any soft cap.
+
+    >>> parts = logit_components(model, prompts)                                    # doctest: +SKIP
+    >>> centred = sum(p.reshape(len(prompts), -1, p.shape[-1]).sum(axis=1) for p in parts.values())  # doctest: +SKIP
+    """
+    cfg = model.cfg
+    if is_nnsight(model):
+        raise ValueError(
+            "model: logit attribution reads TransformerLens hook points (each block's attention and MLP outputs, the "
+            "final norm's scale); load the model with engine='transformer_lens' (the default) for it"
+        )
+    if getattr(cfg, "use_normalization_before_and_after", False):
+        raise ValueError(
+            "model: its sublayers' outputs are normalised before they reach the residual stream, so a head's write "
+            "is not its direct contribution to the logits; logit attribution needs blocks that add their outputs"
+        )
+    if not prompts:
+        raise ValueError("prompts: need at least one prompt")
     tok = tokenizer_of(model)
     answer_ids = [[tok(a, add_special_tokens=False)["input_ids"][0] for a in p.answers] for p in prompts]
-    w_u = unembedding(model)
-    out = np.zeros((len(prompts), len(layers), model.cfg.n_heads, len(prompts[0].answers)))
-    for i, la in enumerate(layers):
-        w_o = head_out_weights(model, la)  # [head, d_head, d_model]
-        written = torch.einsum("phd,hdm->phm", z[i], w_o) / scales[:, None, None]
-        for p, ids in enumerate(answer_ids):
-            logits = written[p] @ w_u[:, ids]  # [head, task]
-            out[p, i] = (logits - logits.mean(dim=1, keepdim=True)).numpy()
+    n_tasks = len(answer_ids[0])
+    if any(len(a) != n_tasks for a in answer_ids):
+        raise ValueError("prompts: every prompt needs the same number of candidate answers")
+    ids = token_ids(model, prompts)
+    n_layers, n_heads = cfg.n_layers, cfg.n_heads
+    pad = pad_id(tok)
+    w_u = model.W_U.detach()
+    out = {
+        "embeddings": np.zeros((len(ids), n_tasks)),
+        "heads": np.zeros((len(ids), n_layers, n_heads, n_tasks)),
+        "attention_biases": np.zeros((len(ids), n_layers, n_tasks)),
+        "mlps": np.zeros((len(ids), n_layers, n_tasks)),
+        "biases": np.zeros((len(ids), n_tasks)),
+    }
+    for lo in range(0, len(ids), batch_size):
+        chunk = list(range(lo, min(lo + batch_size, len(ids))))
+        x, _ = pad_rows([ids[i] for i in chunk], pad)
+        last = torch.tensor([len(ids[i]) - 1 for i in chunk])
+        seen: dict[str, torch.Tensor] = {}
+
+        def keep(name: str, last=last, seen=seen):
+            def fn(act, hook):
+                seen[name] = act[torch.arange(len(last)), last.to(act.device)].detach()
+
+            return fn
+
+        names = ["blocks.0.hook_resid_pre"] + ["ln_final.hook_scale"] * (cfg.normalization_type is not None)
+        kinds = ("attn.hook_z", "hook_attn_out") + (() if getattr(cfg, "attn_only", False) else ("hook_mlp_out",))
+        names += [f"blocks.{la}.{p}" for la in range(n_layers) for p in kinds]
+        with torch.inference_mode(), hooked(model, [(n, keep(n)) for n in names]):
+            forward_logits(model, x)
+        with torch.inference_mode():
+            scale = seen["ln_final.hook_scale"][:, 0] if cfg.normalization_type is not None else torch.ones(len(chunk))
+            parts = [seen["blocks.0.hook_resid_pre"]]  # [batch, d_model] each, in COMPONENTS order below
+            for la in range(n_layers):
+                w_o = model.blocks[la].attn.W_O.detach()  # [head, d_head, d_model]
+                z = seen[f"blocks.{la}.attn.hook_z"]  # [batch, head, d_head]
+                if z.shape[1] != w_o.shape[0]:
+                    raise ValueError(f"model: layer {la} has {z.shape[1]} query heads but W_O of {w_o.shape[0]}")
+                writes = torch.einsum("bhd,hdm->bhm", z.to(w_o.dtype), w_o)
+                parts += [*writes.unbind(1), seen[f"blocks.{la}.hook_attn_out"] - writes.sum(1)]
+                mlp = seen.get(f"blocks.{la}.hook_mlp_out")  # none in an attention-only model
+                parts.append(torch.zeros_like(parts[0]) if mlp is None else mlp)
+            normed = final_norm_linear(model, torch.stack(parts, dim=1), scale)  # [batch, part, d_model]
+            bias = model.ln_final(torch.zeros_like(normed[:, :1])) if cfg.normalization_type is not None else None
+        for j, i in enumerate(chunk):
+            cols = w_u[:, answer_ids[i]].double()
+            logits = normed[j].double() @ cols  # [part, task]
+            const = torch.zeros(n_tasks, dtype=torch.float64)
+            if bias is not None:
+                const = const + (bias[j, 0].double() @ cols).cpu()
+            b_u = getattr(model, "b_U", None)
+            if b_u is not None:
+                const = const + b_u.detach()[answer_ids[i]].double().cpu()
+            logits = torch.cat([logits.cpu(), const[None]])
+            centred = (logits - logits.mean(dim=1, keepdim=True)).numpy()
+            out["embeddings"][i] = centred[0]
+            per_layer = centred[1:-1].reshape(n_layers, n_heads + 2, n_tasks)
+            out["heads"][i] = per_layer[:, :n_heads]
+            out["attention_biases"][i] = per_layer[:, n_heads]
+            out["mlps"][i] = per_layer[:, n_heads + 1]
+            out["biases"][i] = centred[-1]
     return out
 
 
@@ -165,39 +283,15 @@ def head_out_weights(model, layer: int) -> torch.Tensor:
     return model.blocks[layer].attn.W_O.detach().double().cpu()
 
 
-def unembedding(model) -> torch.Tensor:
-    """``Float[Tensor, "d_model vocab"]`` (float64, CPU): the unembedding (TransformerLens's ``W_U``)."""
-    if is_nnsight(model):
-        return nn_traces.unembedding(model).double()
-    return model.W_U.detach().double().cpu()
-
-
-def _final_scales(model, prompts: Sequence[Prompt], batch_size: int) -> torch.Tensor:
-    """The final layer norm's scale at each prompt's last token (1 where the model has no final norm)."""
-    ids = token_ids(model, prompts)
-    out = torch.ones(len(ids), dtype=torch.float64)
-    if model.cfg.normalization_type is None:
-        return out
-    pad = pad_id(tokenizer_of(model))
-    if is_nnsight(model):  # the scale from the final norm's input (the last block's output), as the norm computes it
-        last = [len(x) - 1 for x in ids]
-        x = nn_traces.capture(
-            model, ids, [model.cfg.n_layers - 1], "resid_post", last, pad=pad, batch_size=batch_size, max_tokens=None
-        )[0].double()
-        if model.cfg.normalization_type == "LN":
-            x = x - x.mean(dim=-1, keepdim=True)
-        return (x.pow(2).mean(dim=-1) + model.cfg.eps).sqrt()
-    for lo in range(0, len(ids), batch_size):
-        chunk = list(range(lo, min(lo + batch_size, len(ids))))
-        x, _ = pad_rows([ids[i] for i in chunk], pad)
-        last = torch.tensor([len(ids[i]) - 1 for i in chunk])
-
-        def keep(act, hook, chunk=chunk, last=last):
-            out[chunk] = act[torch.arange(len(chunk)), last.to(act.device), 0].detach().double().cpu()
-
-        with torch.inference_mode(), hooked(model, [("ln_final.hook_scale", keep)]):
-            forward_logits(model, x)
-    return out
+def direct_logit_attribution(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None,
+                             batch_size: int = 32) -> np.ndarray:  # fmt: skip
+    """``Float[ndarray, "prompt layer head task"]``: each head's direct contribution to the logit of each candidate
+    task's answer (its first token) at the last token, centred over the candidates (a head that raises every
+    candidate alike attributes nothing to any): ``(γ ⊙ P (z @ W_O[L, h]) / s) · W_U[:, answer]``, with the final
+    norm's weight ``γ``, centring ``P`` and scale ``s`` frozen at its value on the prompt. The ``"heads"`` part of
+    :func:`logit_components`, whose parts sum to the model's centred logits."""
+    layers = check_layers(model, layers)
+    return logit_components(model, prompts, batch_size=batch_size)["heads"][:, list(layers)]
 
 
 def mean_ablation_effects(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None,
@@ -250,3 +344,15 @@ def attention_scores(model, *, seq_len: int = 20, n_seqs: int = 20, seed: int = 
         out["duplicate_token"][la] = pat[:, :, q, q - seq_len].mean(dim=(0, 2)).numpy()
         out["induction"][la] = pat[:, :, q, q - seq_len + 1].mean(dim=(0, 2)).numpy()
     return out
+
+
+#: Attribution patching lives in :mod:`interp.attribution` (it imports this module); reachable from here too.
+_FROM_ATTRIBUTION = ("HeadAttribution", "agreement", "attribution_patching", "residual_attribution")
+
+
+def __getattr__(name: str):
+    if name in _FROM_ATTRIBUTION:
+        from interp import attribution
+
+        return getattr(attribution, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,13 +13,17 @@ route              when                                                         
 ``packed``         no cells, no hook of the caller, absolute positions (GPT-2 style)  ``packed``
 ``kv_cache``       no cells, the key-value cache is exact                            ``kv_cache``
 ``full_rows``      no cells, the cache is not exact (sliding window, caller's hooks)  ``kv_cache``
-``shared_prefix``  cells at the query's last token (``resid_pre``/``resid_post``),    ``shared_prefix``
-                   one-token answers right after it, no BPE merge, no ``\\n``
+``shared_prefix``  one intervention per cell on ``resid_pre``/``resid_post`` or a      ``shared_prefix``
+                   head's ``z``, one-token answers right after the prompt, no BPE
+                   merge; the fused forward: at any position after BOS (the tokens
+                   before it run once), TransformerLens's cache: at the last token
 ``per_cell``       any other cells: prompts replicated per cell, each cell a hook     ``kv_cache``
                    of the prompt pass (cache or full rows as above)
 ``nnsight``        a model loaded with ``engine="nnsight"``: full rows, replicated    ``nn_traces``
                    per cell, batched into traces (here, simulated remote, or NDIF)
 =================  ================================================================  ===================
+
+:func:`explain_route` says why, in a sentence (also in :attr:`Scored.reason`).
 
 >>> out = score(model, ["3>4\\n1>"], [["2", "8"]])                             # doctest: +SKIP
 >>> out.log_probs.shape, out.route                                            # doctest: +SKIP
@@ -47,7 +51,7 @@ from interp.engines.plan import (
     plan_scoring,
     resolve_positions,
 )
-from interp.engines.shared_prefix import run_shared_prefix, shared_prefix_plan
+from interp.engines.shared_prefix import SPLIT_HOOKS, run_shared_prefix, shared_prefix_plan, split_positions
 from interp.hooks import attached_hooks
 from interp.interventions import Intervention, check_intervention, intervention_hook
 from interp.models import tokenizer_of
@@ -68,7 +72,7 @@ def as_cells(model, interventions: Sequence[Cell] | None) -> list[tuple[Interven
             raise ValueError(f"interventions[{i}]: an empty cell; give an Intervention or a non-empty tuple of them")
         for j, iv in enumerate(group):
             check_intervention(model, iv, f"interventions[{i}]" + (f"[{j}]" if len(group) > 1 else ""))
-        places = [(iv.hook_name, iv.position) for iv in group]
+        places = [(iv.hook_name, iv.position, iv.head) for iv in group]  # heads of one layer: distinct places
         if len(set(places)) != len(places):
             raise ValueError(f"interventions[{i}]: two interventions act on the same hook point and position")
         cells.append(group)
@@ -81,28 +85,53 @@ class Scored:
     interventions were given); ``greedy`` ``Bool[ndarray, "cell prompt cand"]`` whether every answer token was the
     argmax (``None`` on the shared-prefix route, which reads the first token only); ``merged``
     ``Bool[ndarray, "prompt cand"]`` whether the answer's first token merged with the prompt's last one; ``route``
-    the route taken (:data:`ROUTES`)."""
+    the route taken (:data:`ROUTES`) and ``reason`` why (:func:`explain_route`)."""
 
     log_probs: np.ndarray
     greedy: np.ndarray | None
     merged: np.ndarray
     route: str
+    reason: str = ""
 
 
 def choose_route(model, cands, cells: Sequence[tuple[Intervention, ...]], positions: Sequence[int]) -> str:
     """The route :func:`score` takes (see the module's table); ``cells`` as :func:`as_cells` returns them."""
+    return explain_route(model, cands, cells, positions)[0]
+
+
+def explain_route(model, cands, cells: Sequence[tuple[Intervention, ...]], positions: Sequence[int]) -> tuple[str, str]:
+    """``(route, why)``: the route :func:`score` takes and the reason, in one sentence (the first condition of the
+    module's table that decides it)."""
     if is_nnsight(model):
-        return "nnsight"
+        return "nnsight", "a model loaded with engine='nnsight': its own traces, full rows replicated per cell"
     if not cells:
         if attached_hooks(model) == 0 and absolute_positions(model):
-            return "packed"
-        return "kv_cache" if cache_exact(model) else "full_rows"
-    single = all(len(c) == 1 for c in cells)
-    at_last = single and all(c[0].position is None and c[0].hook in ("resid_pre", "resid_post") for c in cells)
-    cached = cache_exact(model) or fused_forward_exact(model)
-    if at_last and cached and shared_prefix_plan(cands, positions) is not None:
-        return "shared_prefix"  # cache_exact: no sliding window, no hook of the caller
-    return "per_cell"
+            return "packed", "no cells, no hook attached, learned absolute positions: prompts packed with their answers"
+        if cache_exact(model):
+            return "kv_cache", "no cells: each prompt once into TransformerLens's key-value cache, then its answers"
+        why = "a hook of the caller is attached" if attached_hooks(model) else "the model's cache is not exact for it"
+        return "full_rows", f"no cells, and {why}: every candidate as one full row"
+    if any(len(c) > 1 for c in cells):
+        return "per_cell", "a cell holds several interventions, applied together in one full pass per cell"
+    hooks = sorted({c[0].hook for c in cells} - set(SPLIT_HOOKS))
+    if hooks:
+        return "per_cell", f"hook point {hooks[0]} is not one the shared prefix splits at ({', '.join(SPLIT_HOOKS)})"
+    fused, cached = fused_forward_exact(model), cache_exact(model)
+    if not (fused or cached):
+        why = "a hook of the caller is attached" if attached_hooks(model) else "no exact key-value cache for this model"
+        return "per_cell", f"{why}: prompts replicated per cell, every token run per cell"
+    if any(c[0].position == 0 for c in cells):
+        return "per_cell", "an intervention at BOS (position 0) leaves no prefix to share"
+    if shared_prefix_plan(cands, positions) is None:
+        return "per_cell", "answers of several tokens, merged into the prompt, or a patch position beyond a prompt"
+    split = split_positions([c[0] for c in cells], positions)
+    last = np.array([len(g[0].ids[: g[0].prompt_len]) - 1 for g in cands])
+    if not fused and (split != last).any():
+        return "per_cell", "TransformerLens's key-value cache continues the last token only, and a patch is earlier"
+    engine = "the fused forward's keys and values" if fused else "TransformerLens's key-value cache"
+    tail = "the last token" if (split == last).all() else "the tokens from the earliest patch on"
+    why = f"one-token answers, one intervention per cell: the prefix once ({engine}), {tail} per cell"
+    return "shared_prefix", why
 
 
 def score(
@@ -149,27 +178,28 @@ def score(
             "is predicted before the patched position: their scores do not see the interventions",
             stacklevel=2,
         )
-    route = choose_route(model, cands, cells, pos)
+    route, reason = explain_route(model, cands, cells, pos)
     pad = pad_id(tok)
     if route == "nnsight":
         lp, ok = nn_traces.score(
             model, cands, cells, pos, pad=pad, batch_size=batch_size, across_prompts=across_prompts
         )
-        return Scored(lp, ok, merged, route)
+        return Scored(lp, ok, merged, route, reason)
     if route in ("packed", "kv_cache", "full_rows"):
         plan = plan_scoring(cands, shared_prefix=route != "full_rows", across_prompts=across_prompts)
         run = run_packed if route == "packed" else run_with_cache
         lp, ok = run(model, plan, pad=pad, batch_size=batch_size)
-        return Scored(lp[None], ok[None], merged, route)
+        return Scored(lp[None], ok[None], merged, route, reason)
     if route == "shared_prefix":
-        lp = run_shared_prefix(model, shared_prefix_plan(cands, pos), [c[0] for c in cells], batch_size=batch_size)
-        return Scored(lp, None, merged, route)
+        plan = shared_prefix_plan(cands, pos)
+        lp = run_shared_prefix(model, plan, [c[0] for c in cells], pos, batch_size=batch_size)
+        return Scored(lp, None, merged, route, reason)
     n = len(cands)
     plan = plan_scoring(cands * len(cells), shared_prefix=cache_exact(model))
     hooks = _per_cell_hooks(cells, n, pos)
     lp, ok = run_with_cache(model, plan, pad=pad, batch_size=batch_size, prompt_hooks=hooks)
     k = lp.shape[1]
-    return Scored(lp.reshape(len(cells), n, k), ok.reshape(len(cells), n, k), merged, route)
+    return Scored(lp.reshape(len(cells), n, k), ok.reshape(len(cells), n, k), merged, route, reason)
 
 
 def _per_cell_hooks(cells: Sequence[tuple[Intervention, ...]], n: int, pos: Sequence[int]) -> Callable:

@@ -18,12 +18,37 @@ True
 
 from __future__ import annotations
 
+import contextvars
 import math
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
 
 from interp.engines.weights_cache import cached_from_weights
+
+_CONSTANT = contextvars.ContextVar("interp_constant_weights", default=False)
+
+
+@contextmanager
+def constant_weights() -> Iterator[None]:
+    """Inside, with autograd on, the weights are read as constants (gathered and kept as without autograd, outside
+    the graph): a backward pass reaches the activations only, which is all a gradient with respect to an input or an
+    activation needs (attribution patching), and the kept weights are not gathered again per call."""
+    token = _CONSTANT.set(True)
+    try:
+        yield
+    finally:
+        _CONSTANT.reset(token)
+
+
+def weights_in_graph() -> bool:
+    """Whether the weights must be read into the autograd graph (autograd on, outside :func:`constant_weights`)."""
+    return torch.is_grad_enabled() and not _CONSTANT.get()
+
 
 #: Layers up to this many query/key/value weights keep their side-by-side copy between calls (GPT-2 medium: 3.1M);
 #: larger ones build it per call (a copy of every layer's weights would cost more memory than it saves time).
@@ -93,12 +118,26 @@ def _gather_attention(attn) -> AttentionWeights:
 def attention_weights(attn) -> AttentionWeights:
     """``attn``'s :class:`AttentionWeights`: kept per module until one of its parameters changes (without autograd,
     and for layers up to :data:`QKV_CACHE_MAX` query/key/value weights); built afresh with autograd on."""
-    if torch.is_grad_enabled():
+    if weights_in_graph():
         return _gather_attention(attn)
     cfg = getattr(attn, "cfg", None) or attn.config  # a HookedTransformer's ``cfg``, a bridge component's ``config``
     if 3 * cfg.d_model * cfg.n_heads * cfg.d_head > QKV_CACHE_MAX:
         return _gather_attention(attn)
     return cached_from_weights(attn, "fused attention", tuple(attn.parameters()), lambda: _gather_attention(attn))
+
+
+def output_weights(attn) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every head's output weights ``Float[Tensor, "head·d_head d_model"]`` (dead heads included, unlike
+    :class:`AttentionWeights`) and the output bias ``Float[Tensor, "d_model"]``: what a patched head's ``z`` is written
+    through. Kept per module like :func:`attention_weights` (without autograd)."""
+
+    def gather() -> tuple[torch.Tensor, torch.Tensor]:
+        w_o = attn.W_O
+        return w_o.reshape(-1, w_o.shape[-1]), attn.b_O
+
+    if weights_in_graph():
+        return gather()
+    return cached_from_weights(attn, "output weights", tuple(attn.parameters()), gather)
 
 
 class MlpWeights(NamedTuple):
@@ -130,6 +169,41 @@ def _gather_mlp(mlp) -> MlpWeights:
 def mlp_weights(mlp) -> MlpWeights:
     """``mlp``'s :class:`MlpWeights`, kept per module until one of its parameters changes; built afresh with autograd
     on."""
-    if torch.is_grad_enabled():
+    if weights_in_graph():
         return _gather_mlp(mlp)
     return cached_from_weights(mlp, "fused mlp", tuple(mlp.parameters()), lambda: _gather_mlp(mlp))
+
+
+#: Seconds the first :func:`gather_weights` of each model took (weakly keyed: gone with the model).
+_GATHERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def gather_weights(model) -> float:
+    """Gather what the fused forward reads of every block (side-by-side Q/K/V, live heads, output weights, the MLP's
+    writing neurons) now, once per model, and return the seconds that first gathering took (the same number on every
+    later call: nothing is gathered again until a weight changes, and then lazily, by the call that needs it).
+
+    Without it the first call of a study pays this cost inside its first measurement (≈ the cost of one warm call on
+    a TransformerBridge, whose weights are views rebuilt on every access); studies and benchmarks call it first and
+    report it apart. 0 for a model the fused forward does not run (:func:`interp.engines.exact.fused_forward_exact`).
+
+    >>> from interp.models import load_model
+    >>> gather_weights(load_model("embedded")) >= 0
+    True
+    """
+    from interp.engines.exact import fused_forward_exact
+    from interp.engines.fused import plain_mlp_activation
+
+    if model in _GATHERED:
+        return _GATHERED[model]
+    if not fused_forward_exact(model):
+        return 0.0
+    start = time.perf_counter()
+    with torch.no_grad():
+        for block in model.blocks:
+            attention_weights(block.attn)
+            output_weights(block.attn)
+            if plain_mlp_activation(block.mlp) is not None:
+                mlp_weights(block.mlp)
+    _GATHERED[model] = time.perf_counter() - start
+    return _GATHERED[model]

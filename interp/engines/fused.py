@@ -24,7 +24,13 @@ from collections.abc import Callable
 
 import torch
 
-from interp.engines.block_weights import AttentionWeights, attention_weights, mlp_weights
+from interp.engines.block_weights import (
+    AttentionWeights,
+    attention_weights,
+    mlp_weights,
+    output_weights,
+    weights_in_graph,
+)
 
 
 def _qkv(w: AttentionWeights, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +60,7 @@ def _layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
     return ln(x)
 
 
-def _plain_mlp_activation(mlp):
+def plain_mlp_activation(mlp):
     """The activation of a plain two-layer MLP (``W_in``, activation, ``W_out``, no gate, no inner norm) whose
     weights the fast path may read: TransformerLens 3.x's ``MLP`` or a bridge around Hugging Face's GPT-2 MLP or a
     TL-native one; ``None`` for anything else (the module then runs itself)."""
@@ -75,13 +81,18 @@ MLP_SLICE_MAX_WEIGHT_BYTES = 2**22
 
 
 def _add_mlp_out(mlp, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``h + mlp(x)``. Without autograd, for a plain MLP (:func:`_plain_mlp_activation`): only the neurons that
+    """``h + mlp(x)``. Without autograd, for a plain MLP (:func:`plain_mlp_activation`): only the neurons that
     write, small MLPs a slice of tokens at a time (:data:`MLP_SLICE_BYTES`), each output product accumulated into
-    ``h`` in place (no ``[tokens, d_model]`` temporary, no separate add)."""
-    act = None if torch.is_grad_enabled() else _plain_mlp_activation(mlp)
+    ``h`` in place (no ``[tokens, d_model]`` temporary, no separate add). With autograd on and the weights constant
+    (:func:`interp.engines.block_weights.constant_weights`), the same kept weights out of place."""
+    act = None if weights_in_graph() else plain_mlp_activation(mlp)
     if act is None:
         return h + mlp(x)
     w = mlp_weights(mlp)
+    if torch.is_grad_enabled():
+        if not w.n_live:
+            return h + w.b_out
+        return h + (act(x @ w.w_in + w.b_in) @ w.w_out + w.b_out)
     if not w.n_live:
         return h.add_(w.b_out)
     x2, h2 = x.reshape(-1, x.shape[-1]), h.view(-1, h.shape[-1])
@@ -260,6 +271,8 @@ def fused_continue(
     resid: torch.Tensor | None = None,
     start_at_layer: int = 0,
     stop_at_layer: int | None = None,
+    edit_z: tuple[int, Callable[[torch.Tensor], torch.Tensor]] | dict[int, Callable] | None = None,
+    drop_grad_at: int | None = None,
 ) -> torch.Tensor:
     """Residual ``Float[Tensor, "row pos d_model"]`` after block ``stop_at_layer - 1`` (default: the final one) of
     right-padded ``tokens`` (``Int[Tensor, "row pos"]``) continuing prompts ``rows`` (repeats allowed) whose keys and
@@ -270,6 +283,13 @@ def fused_continue(
     and the row's tokens up to itself; the prompts are not run again. Instead of ``tokens``, ``resid``
     (``Float[Tensor, "row pos d_model"]``, not modified) can give the residual entering block ``start_at_layer``
     (e.g. one patched there): positions enter only through the embedding, so none are needed then.
+
+    ``edit_z = (layer, fn)`` (or ``{layer: fn, ...}``): at that block, every head's output before ``W_O`` (``z``,
+    ``Float[Tensor, "row head pos d_head"]``, zeros for heads whose values are all zero) goes through ``fn`` (which may
+    change it in place or return a new tensor), and what it returns is written through every head's ``W_O`` (a head
+    patching, as TransformerLens's ``hook_z`` sees it). ``drop_grad_at = layer``: that block's output enters the
+    residual stream detached (the same values; the backward pass goes around the block, through the skip connection
+    only: GradDrop, Kramár et al. 2024).
     """
     if (tokens is None) == (resid is None):
         raise ValueError("fused_continue: pass exactly one of tokens and resid")
@@ -307,23 +327,55 @@ def fused_continue(
     groups = _RowGroups(rows)
     beyond_prompt = torch.arange(n, device=device)[None, None, :] >= plen[:, None, None]  # [row, 1, prompt key]
     later = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)  # [query, own key]
+    edits = dict([edit_z]) if isinstance(edit_z, tuple) else dict(edit_z or {})
+    if any(not start_at_layer <= la < stop for la in edits):
+        raise ValueError(f"edit_z: layers {sorted(edits)} are not all run (layers {start_at_layer} … {stop - 1})")
     for layer in range(start_at_layer, stop):
         block = model.blocks[layer]
         w = attention_weights(block.attn)
-        if w.n_live:
-            q, k, v = _qkv(w, _layer_norm(block.ln1, h))
-            cached_k, cached_v = keys_values[layer]
-            scale = 1.0 / w.scale
-            # scores against the prompt's cached keys, each prompt's rows side by side (its keys are not copied per
-            # row), then against the row's own keys; one softmax over both
-            to_prompt = groups.per_row(groups.per_prompt(q) @ groups.prompts_of(cached_k).transpose(-1, -2))
-            to_prompt = (to_prompt * scale).masked_fill_(beyond_prompt[:, None], float("-inf"))
-            to_own = ((q @ k.transpose(-1, -2)) * scale).masked_fill_(later, float("-inf"))
-            weights = torch.softmax(torch.cat([to_prompt, to_own], dim=-1), dim=-1)
-            z = groups.per_row(groups.per_prompt(weights[..., :n]) @ groups.prompts_of(cached_v))
-            z = z + weights[..., n:] @ v  # [row, head, query, d_head]
-            h = _add_attn_out(w, h, z.transpose(1, 2).reshape(n_rows, t, -1))
+        before = h if layer == drop_grad_at else None
+        if w.n_live or layer in edits:
+            z = _continue_z(w, _layer_norm(block.ln1, h), keys_values[layer], groups, beyond_prompt, later, n)
+            if layer in edits:
+                h = _add_edited_z(block.attn, w, h, z, edits[layer])
+            else:
+                h = _add_attn_out(w, h, z.transpose(1, 2).reshape(n_rows, t, -1))
         else:
             h = h + w.b_o
         h = _add_mlp_out(block.mlp, h, _layer_norm(block.ln2, h))
+        if before is not None:
+            h = before + (h - before).detach()
     return h
+
+
+def _continue_z(w: AttentionWeights, x: torch.Tensor, cached, groups: _RowGroups, beyond_prompt, later, n: int):
+    """The writing heads' ``z`` ``Float[Tensor, "row head pos d_head"]`` of continuation rows with normalised input
+    ``x`` against their prompts' cached keys and values and their own (see :func:`fused_continue`)."""
+    if not w.n_live:
+        return x.new_zeros(x.shape[0], 0, x.shape[1], w.d_head)
+    q, k, v = _qkv(w, x)
+    cached_k, cached_v = cached
+    scale = 1.0 / w.scale
+    # scores against the prompt's cached keys, each prompt's rows side by side (its keys are not copied per row), then
+    # against the row's own keys; one softmax over both
+    to_prompt = groups.per_row(groups.per_prompt(q) @ groups.prompts_of(cached_k).transpose(-1, -2))
+    to_prompt = (to_prompt * scale).masked_fill_(beyond_prompt[:, None], float("-inf"))
+    to_own = ((q @ k.transpose(-1, -2)) * scale).masked_fill_(later, float("-inf"))
+    weights = torch.softmax(torch.cat([to_prompt, to_own], dim=-1), dim=-1)
+    z = groups.per_row(groups.per_prompt(weights[..., :n]) @ groups.prompts_of(cached_v))
+    return z + weights[..., n:] @ v  # [row, head, query, d_head]
+
+
+def _add_edited_z(attn, w: AttentionWeights, h: torch.Tensor, z: torch.Tensor, fn) -> torch.Tensor:
+    """``h`` plus the attention output of every head's ``z`` after ``fn`` (see ``edit_z`` of :func:`fused_continue`):
+    the writing heads' ``z`` laid out over all heads (zeros elsewhere: a head whose values are all zero has ``z = 0``;
+    one whose ``W_O`` is zero writes nothing whatever its ``z``), edited, and written through every head's ``W_O``."""
+    w_o, b_o = output_weights(attn)
+    n_heads = w_o.shape[0] // w.d_head
+    rows, _, t, d_head = z.shape
+    full = z if w.live is None and z.shape[1] == n_heads else z.new_zeros(rows, n_heads, t, d_head)
+    if full is not z:
+        full[:, w.live if w.live is not None else slice(None)] = z
+    full = fn(full)
+    out = full.transpose(1, 2).reshape(rows, t, -1) @ w_o.to(h.dtype) + b_o.to(h.dtype)
+    return h + out

@@ -1,8 +1,11 @@
-"""The shared-prefix engine for interventions at the query's last token (λ × layer sweeps, best layer).
+"""The shared-prefix engine for interventions at late positions (λ × layer sweeps, best layer, head effects).
 
-Where every answer is one token scored right after the patched position, which is the prompt's last token, the
-tokens before it run once for all cells (a key-value cache), the last token once through the blocks below the
-patch, and only that token through the blocks above it, with the cells in the batch dimension.
+Where every answer is one token scored right after the prompt's last token, a patch at position ``P`` of a prompt
+changes nothing before ``P``: the tokens before ``P`` run once for all cells (a key-value cache), the *tail* (tokens
+``P`` … last) once through the blocks below the patch, and only the tail through the blocks from the patch on, the
+cells in the batch dimension. A patch of the residual stream (``resid_pre``/``resid_post``) splits between blocks; a
+patch of a head's output (``hook="z"``) splits inside its block: the tail enters that block unpatched, and each cell
+edits its head's ``z`` before ``W_O``. At the query's last token (the default) the tail is one token.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from interp.engines.fused import fused_continue, fused_resid
 from interp.engines.kv_cache import sub_cache
 from interp.engines.plan import ScoringPlan, pad_rows, plan_scoring
 from interp.engines.readout import logits_at
-from interp.interventions import Intervention, apply_rowwise
+from interp.hooks import hooked
+from interp.interventions import HEAD_HOOK, Intervention, apply_rowwise, intervention_hook
 from interp.models import tokenizer_of
 from interp.tokenization import pad_id
 
+#: Hook points the shared prefix splits at.
+SPLIT_HOOKS = ("resid_pre", "resid_post", HEAD_HOOK)
+
 
 def shared_prefix_plan(cands, positions: Sequence[int]) -> ScoringPlan | None:
-    """The scoring plan when the shared-prefix route is exact for candidates ``cands`` patched at ``positions``:
-    every answer one token scored right after the patch position, which is each prompt's last token; else ``None``."""
+    """The scoring plan when the shared-prefix route is exact for candidates ``cands`` patched at ``positions`` (one
+    per prompt, at most its last token, after BOS): every answer one token scored right after the prompt's last token
+    (none merged into it); else ``None``."""
     plan = plan_scoring(cands)
     n = len(cands)
     pos = np.asarray(list(positions), dtype=np.int64)
@@ -33,30 +41,43 @@ def shared_prefix_plan(cands, positions: Sequence[int]) -> ScoringPlan | None:
         return None
     last = np.array([len(r) - 1 for r in plan.prefixes])
     head = plan.prompt_terms
-    if (pos != last).any() or (last < 1).any() or (head[:, 2] != last[head[:, 1]]).any():
+    if (pos > last).any() or (pos < 1).any() or (head[:, 2] != last[head[:, 1]]).any():
         return None
     return plan
 
 
-def _split_layer(iv: Intervention) -> int:
-    """The first block that runs after the intervention (its patch sits between blocks ``s - 1`` and ``s``)."""
+def split_positions(interventions: Sequence[Intervention], positions: Sequence[int]) -> np.ndarray:
+    """``Int[ndarray, "prompt"]``: where each prompt's tail starts, the earliest position any intervention acts at
+    (``position=None``: ``positions[i]``, the prompt's own)."""
+    pos = np.asarray(list(positions), dtype=np.int64)
+    fixed = [iv.position for iv in interventions if iv.position is not None]
+    out = np.full(len(pos), min(fixed), dtype=np.int64) if fixed else pos.copy()
+    if any(iv.position is None for iv in interventions):
+        out = np.minimum(out, pos)
+    return out
+
+
+def _start_layer(iv: Intervention) -> int:
+    """The first block that runs per cell: after the patch of a residual (``resid_post``: ``layer + 1``, ``resid_pre``:
+    ``layer``), or the head's own block (``z``: its output is edited inside it)."""
     return iv.layer + 1 if iv.hook == "resid_post" else iv.layer
 
 
 @torch.inference_mode()
 def run_shared_prefix(
-    model, plan: ScoringPlan, interventions: Sequence[Intervention], *, batch_size: int
+    model, plan: ScoringPlan, interventions: Sequence[Intervention], positions: Sequence[int], *, batch_size: int
 ) -> np.ndarray:
     """log-probs ``Float[ndarray, "cell prompt cand"]`` by the shared-prefix route (``plan`` from
-    :func:`shared_prefix_plan`).
+    :func:`shared_prefix_plan`, ``positions`` the per-prompt positions an intervention with ``position=None`` acts at).
 
-    Identical prompts run once. Per batch of distinct prompts: the tokens before the last run once into a frozen
-    key-value cache; per split layer ``s`` (``s = layer + 1`` for ``resid_post``, ``layer`` for ``resid_pre``) the
-    last token runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, intervened,
-    and runs through blocks ``>= s`` reading its prompt's cached keys and values; one log-softmax per (cell, prompt)
-    row serves all candidates. Where :func:`interp.engines.exact.fused_forward_exact` holds, the cache is the fused
-    forward's own keys and values, read in place by every cell's row (:func:`interp.engines.fused.fused_continue`);
-    otherwise TransformerLens's key-value cache, its rows gathered per cell one layer at a time.
+    Identical (prompt, position) pairs run once. Per batch of them: the tokens before each tail
+    (:func:`split_positions`) run once into a frozen key-value cache; per start layer ``s`` (:func:`_start_layer`) the
+    tail runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, intervened, and runs
+    through blocks ``>= s`` reading its prompt's cached keys and values; one log-softmax per (cell, prompt) row at the
+    tail's last token serves all candidates. Where :func:`interp.engines.exact.fused_forward_exact` holds, the cache is
+    the fused forward's own keys and values, read in place by every cell's row
+    (:func:`interp.engines.fused.fused_continue`), and tails may be longer than one token; otherwise TransformerLens's
+    key-value cache (rows gathered per cell one layer at a time), for tails of one token (the last).
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -70,61 +91,91 @@ def run_shared_prefix(
             "model: the shared-prefix route needs the fused forward or TransformerLens's key-value cache, which a "
             "TransformerBridge does not take; choose_route sends this model per cell"
         )
-    split_of = np.array([_split_layer(iv) for iv in interventions])
-    distinct: dict[tuple[int, ...], int] = {}
-    uid = np.array([distinct.setdefault(r, len(distinct)) for r in plan.prefixes])
-    rows_u = list(distinct)
+    pos = np.asarray(list(positions), dtype=np.int64)
+    split = split_positions(interventions, pos)
+    if not fused and (split != np.array([len(r) - 1 for r in plan.prefixes])).any():
+        raise ValueError("positions: TransformerLens's key-value cache continues the last token only; choose_route "
+                         "sends patches before it per cell")  # fmt: skip
+    start_of = np.array([_start_layer(iv) for iv in interventions])
+    is_z = np.array([iv.hook == HEAD_HOOK for iv in interventions])
+    distinct: dict[tuple, int] = {}
+    uid = np.array([distinct.setdefault((r, int(p)), len(distinct)) for r, p in zip(plan.prefixes, pos, strict=True)])
+    keys = list(distinct)
+    cut = np.zeros(len(keys), dtype=np.int64)
+    cut[uid] = split
     head = plan.prompt_terms  # (slot, row, position, target); row == prompt here
-    order = sorted(range(len(rows_u)), key=lambda u: len(rows_u[u]))
+    order = sorted(range(len(keys)), key=lambda u: (len(keys[u][0]), len(keys[u][0]) - cut[u]))
     for lo in range(0, len(order), batch_size):
         chunk = order[lo : lo + batch_size]
         b = len(chunk)
-        x, mask = pad_rows([rows_u[u][:-1] for u in chunk], pad)
+        x, mask = pad_rows([keys[u][0][: cut[u]] for u in chunk], pad)
+        tails = [keys[u][0][cut[u] :] for u in chunk]
+        tail_x, tail_mask = pad_rows(tails, pad)
+        t = tail_x.shape[1]
+        tail_last = torch.tensor([len(tl) - 1 for tl in tails])
         if fused:  # keys and values of every layer from the fused forward; continued in place, not copied per cell
             keys_values: list = []
             fused_resid(model, x, keys_values=keys_values)
-            prompt_len = torch.tensor([len(rows_u[u]) - 1 for u in chunk])
+            prompt_len = torch.from_numpy(cut[chunk])
         else:
             cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, b)
             model(x.to(device), attention_mask=mask.to(device), past_kv_cache=cache, stop_at_layer=n_layers)
             cache.freeze()
-        last_tok = torch.tensor([[rows_u[u][-1]] for u in chunk])
-        local = np.full(len(rows_u), -1, dtype=np.int64)
+        local = np.full(len(keys), -1, dtype=np.int64)
         local[chunk] = np.arange(b)
         terms = head[local[uid[head[:, 1]]] >= 0]
         t_row = torch.from_numpy(local[uid[terms[:, 1]]])
         t_tgt = torch.from_numpy(terms[:, 3])
-        cells_per_pass = max(1, min(1024, 16384 // x.shape[1]) // b)  # one token per row: bounded activations
-        for s in sorted(set(split_of.tolist())):
+        # where each cell patches each row of the batch, in tail coordinates: [cell, b]
+        own = np.array([keys[u][1] for u in chunk]) - cut[chunk]
+        place = np.stack([own if iv.position is None else iv.position - cut[chunk] for iv in interventions])
+        cells_per_pass = max(1, min(1024, 16384 // x.shape[1]) // (b * t))  # bounded activations
+        for s in sorted(set(start_of.tolist())):
             if fused:
-                resid = fused_continue(model, keys_values, prompt_len, torch.arange(b), last_tok, stop_at_layer=s)
+                resid = fused_continue(model, keys_values, prompt_len, torch.arange(b), tail_x, stop_at_layer=s)
             else:
                 resid = model(
-                    last_tok.to(device),
-                    attention_mask=torch.ones_like(last_tok).to(device),
-                    past_kv_cache=cache,
-                    stop_at_layer=s,
-                )  # [b, 1, d_model], unpatched, shared
-            ids = np.flatnonzero(split_of == s)
-            for clo in range(0, len(ids), cells_per_pass):
-                cid = ids[clo : clo + cells_per_pass]
-                c = len(cid)
-                act = resid.repeat(c, 1, 1)
-                which = torch.arange(c).repeat_interleave(b)
-                act[:, 0] = apply_rowwise([interventions[i] for i in cid], which, act[:, 0])
-                if s < n_layers and fused:
-                    rows = torch.arange(b).repeat(c)
-                    act = fused_continue(model, keys_values, prompt_len, rows, resid=act, start_at_layer=s)
-                elif s < n_layers:
-                    view = sub_cache(cache, torch.arange(b).repeat(c))
-                    ones = torch.ones(c * b, 1, dtype=view.previous_attention_mask.dtype, device=device)
-                    full_mask = torch.cat([view.previous_attention_mask, ones], dim=1)
-                    act = model(
-                        act, start_at_layer=s, attention_mask=full_mask, past_kv_cache=view, stop_at_layer=n_layers
-                    )
-                every = torch.arange(c * b)
-                logp = torch.log_softmax(logits_at(model, act, every, torch.zeros_like(every)), dim=-1)
-                rows = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten().to(logp.device)
-                chosen = logp[rows, t_tgt.repeat(c).to(logp.device)]
-                out[cid[:, None], terms[None, :, 0]] = chosen.double().cpu().numpy().reshape(c, -1)
+                    tail_x.to(device), attention_mask=tail_mask.to(device), past_kv_cache=cache, stop_at_layer=s
+                )  # [b, t, d_model], unpatched, shared
+            for on_z in (False, True):
+                ids = np.flatnonzero((start_of == s) & (is_z == on_z))
+                for clo in range(0, len(ids), cells_per_pass):
+                    cid = ids[clo : clo + cells_per_pass]
+                    c = len(cid)
+                    ivs = [interventions[i] for i in cid]
+                    which = torch.arange(c).repeat_interleave(b)
+                    rows = torch.arange(c * b)
+                    cols = torch.from_numpy(place[cid].reshape(-1))
+                    act = resid.repeat(c, 1, 1)
+                    if not on_z:
+                        act[rows, cols] = apply_rowwise(ivs, which, act[rows, cols])
+                    if fused and s < n_layers:
+                        edit = (s, _z_editor(ivs, which, cols)) if on_z else None
+                        act = fused_continue(model, keys_values, prompt_len, torch.arange(b).repeat(c), resid=act,
+                                             start_at_layer=s, edit_z=edit)  # fmt: skip
+                    elif s < n_layers:
+                        view = sub_cache(cache, torch.arange(b).repeat(c))
+                        full_mask = torch.cat([view.previous_attention_mask, tail_mask.repeat(c, 1).to(device)], dim=1)
+                        patch = [(ivs[0].hook_name, intervention_hook(ivs, which, None, cols))] if on_z else []
+                        with hooked(model, patch):
+                            act = model(act, start_at_layer=s, attention_mask=full_mask, past_kv_cache=view,
+                                        stop_at_layer=n_layers)  # fmt: skip
+                    logp = torch.log_softmax(logits_at(model, act, rows, tail_last.repeat(c)), dim=-1)
+                    sel = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten().to(logp.device)
+                    chosen = logp[sel, t_tgt.repeat(c).to(logp.device)]
+                    out[cid[:, None], terms[None, :, 0]] = chosen.double().cpu().numpy().reshape(c, -1)
     return out.reshape(len(interventions), n, k)
+
+
+def _z_editor(interventions: Sequence[Intervention], which: torch.Tensor, cols: torch.Tensor):
+    """``edit_z`` of :func:`interp.engines.fused.fused_continue` for cells on heads' outputs: row ``i`` gets
+    ``interventions[which[i]]`` on its head's ``z`` at tail position ``cols[i]``."""
+    heads = torch.tensor([iv.head for iv in interventions])
+
+    def edit(z: torch.Tensor) -> torch.Tensor:  # [row, head, pos, d_head]
+        rows = torch.arange(z.shape[0], device=z.device)
+        h, c = heads.to(z.device)[which.to(z.device)], cols.to(z.device)
+        z[rows, h, c] = apply_rowwise(interventions, which, z[rows, h, c])
+        return z
+
+    return edit

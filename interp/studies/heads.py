@@ -10,7 +10,13 @@ pair of tasks A, B (:mod:`interp.heads`):
 3. mean-ablation of every head on 50/50 prompts: the change of P(a_A) and P(a_B);
 4. direct logit attribution of the top heads to A's and B's answers as the fraction d of A's examples varies;
 5. previous-token, duplicate-token and induction scores of every head, and how many of each task's top CIE heads are
-   among the top induction heads.
+   among the top induction heads;
+6. head roles (:mod:`interp.head_roles`, issue 37) for A, B and ``role_tasks``, over prompt ``seeds``: sufficiency
+   (CIE), necessity (mean-ablation on single-task prompts), a label per head and task with how many seeds give it,
+   and Yin & Steinhardt's set ablations (function-vector heads without induction heads, induction heads, random);
+7. attribution patching of every head beside the exact CIE for A and B (:mod:`interp.attribution`, issue 40): the
+   estimate, the heads its checks flag, and the agreement (Spearman, top-k overlap, heads off by more than the
+   tolerance and whether flagged), with the seconds of each; the one-off weight gathering is timed apart.
 
 Figures (run model): ``heads`` (heatmaps of 1, 3 and 5), ``heads_dla`` (4). Every model's numbers are in
 ``heads.json``.
@@ -29,7 +35,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from interp.attribution import agreement, attribution_patching
+from interp.engines.block_weights import gather_weights
 from interp.export import write_json
+from interp.head_roles import LABELS, HeadRoles, head_roles, mean_ci
 from interp.heads import (
     attention_scores,
     causal_indirect_effects,
@@ -68,11 +77,16 @@ class HeadsConfig:
     n_seqs: int = 20
     seed: int = 0
     batch_size: int = 32
+    role_tasks: tuple[str, ...] = ("add4",)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    role_prompts: int = 30
+    attribution: bool = True
 
     @classmethod
     def quick(cls) -> HeadsConfig:
         """Few prompts and the smallest size-family model: a smoke run."""
-        return cls(models=size_family(("xs",)), n_prompts=6, n_examples=8, fractions=[0.2, 0.8], n_seqs=4)
+        return cls(models=size_family(("xs",)), n_prompts=6, n_examples=8, fractions=[0.2, 0.8], n_seqs=4,
+                   seeds=(0,), role_prompts=6)  # fmt: skip
 
     def validate(self) -> None:
         """``ValueError`` naming the first bad field (no model needed)."""
@@ -89,6 +103,15 @@ class HeadsConfig:
         if not 0 <= self.control_tolerance <= 1:
             raise ValueError(f"control_tolerance: must be in [0, 1], got {self.control_tolerance!r}")
         check_seed(self.seed)
+        resolve_tasks(get_family(self.family), list(self.role_tasks))
+        if set(self.role_tasks) & set(self.tasks):
+            raise ValueError(f"role_tasks: must not repeat tasks {self.tasks!r}, got {self.role_tasks!r}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: need distinct prompt seeds (three for a claim), got {self.seeds!r}")
+        for s in self.seeds:
+            check_seed(s)
+        if isinstance(self.role_prompts, bool) or not isinstance(self.role_prompts, int) or self.role_prompts < 2:
+            raise ValueError(f"role_prompts: must be an integer >= 2, got {self.role_prompts!r}")
 
 
 def function_vector_steering(model, config: HeadsConfig, task: str, fv: torch.Tensor) -> dict[str, Any]:
@@ -125,11 +148,52 @@ def function_vector_steering(model, config: HeadsConfig, task: str, fv: torch.Te
     }
 
 
+def roles_summary(roles: HeadRoles) -> dict[str, Any]:
+    """JSON-ready: per task, every head whose modal label is not ``none`` (label, seeds agreeing, sufficiency,
+    necessity and ablated accuracy as mean with a 95% t-interval over seeds, whether an induction head), the
+    unablated accuracy, the label counts and the set ablations' mean drops over seeds."""
+    n_layers, n_heads = roles.induction.shape
+    out: dict[str, Any] = {"seeds": list(roles.seeds), "tasks": list(roles.tasks), "n_prompts": roles.n_prompts,
+                           "threshold": roles.threshold, "per_task": {}}  # fmt: skip
+    for ti, t in enumerate(roles.tasks):
+        heads = []
+        for la in range(n_layers):
+            for h in range(n_heads):
+                label = roles.modal_label(t, la, h)
+                if label == "none":
+                    continue
+                heads.append({
+                    "head": [la, h],
+                    "label": label,
+                    "agree": roles.agreement(t, la, h),
+                    "sufficiency": list(roles.over_seeds("sufficiency", t, la, h)),
+                    "necessity": list(roles.over_seeds("necessity", t, la, h)),
+                    "ablated_accuracy": list(roles.over_seeds("ablated_accuracy", t, la, h)),
+                    "induction": bool(roles.induction[la, h]),
+                })  # fmt: skip
+        counts = {lab: len(roles.heads_labelled(lab, t)) for lab in LABELS}
+        sets: dict[str, list[float]] = {}
+        for per_seed in roles.set_ablation:
+            for name, entry in per_seed[t].items():
+                sets.setdefault(name, []).append(float(np.mean(entry["drop"])))
+        out["per_task"][t] = {
+            "heads": heads,
+            "counts": counts,
+            "accuracy": float(np.mean(roles.accuracy[:, ti])),
+            "set_ablation": {name: list(map(float, mean_ci(v))) for name, v in sets.items()},
+        }
+    return out
+
+
 def measure_model(model, config: HeadsConfig) -> dict[str, Any]:
     """Every measurement of the study on one model (JSON-ready) and its HeadMaps (``"maps"``)."""
     a, b = config.tasks
+    gathered_s = gather_weights(model)  # once per model, timed apart from the measurements below
     kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed, batch_size=config.batch_size)
+    timings: dict[str, float] = {"weights_gathered_s": gathered_s}
+    start = time.perf_counter()
     cie = {t: causal_indirect_effects(model, config.family, t, **kw) for t in (a, b)}
+    timings["exact_cie_s"] = time.perf_counter() - start
     fvs = {
         t: function_vector(
             model,
@@ -175,6 +239,22 @@ def measure_model(model, config: HeadsConfig) -> dict[str, Any]:
         dla["mean"].append(picked.mean(axis=0).tolist())
         dla["ci95"].append([[list(bootstrap_ci(picked[:, i, j], seed=config.seed)) for j in range(2)]
                             for i in range(len(top_heads))])  # fmt: skip
+    attribution: dict[str, Any] = {}
+    if config.attribution:
+        start = time.perf_counter()
+        atp = {t: attribution_patching(model, config.family, t, **kw) for t in (a, b)}
+        timings["attribution_s"] = time.perf_counter() - start
+        for t in (a, b):
+            attribution[t] = {
+                "estimate": atp[t].estimate.mean.tolist(),
+                "unreliable": atp[t].unreliable.tolist(),
+                "why": [list(row) for row in atp[t].why],
+                "layer_exact": atp[t].layer_exact.tolist(),
+                "agreement": agreement(cie[t], atp[t], top_k=config.top_k, tolerance=atp[t].tolerance),
+            }
+    roles = head_roles(model, config.family, [a, b, *config.role_tasks], seeds=config.seeds,
+                       n_prompts=config.role_prompts, n_examples=config.n_examples, induction_top=config.top_k,
+                       batch_size=config.batch_size)  # fmt: skip
     scores = attention_scores(model, seq_len=config.seq_len, n_seqs=config.n_seqs, seed=config.seed)
     induction_top = {tuple(h) for h in _top(scores["induction"], config.top_k)}
     overlap = {t: len(induction_top & set(cie[t].top(config.top_k))) for t in (a, b)}
@@ -189,6 +269,9 @@ def measure_model(model, config: HeadsConfig) -> dict[str, Any]:
         "attention_scores": {k: v.tolist() for k, v in scores.items()},
         "induction_top": [list(h) for h in sorted(induction_top)],
         "fv_heads_among_induction_heads": overlap,
+        "roles": roles_summary(roles),
+        "attribution": attribution,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
     }
     return {"numbers": numbers, "maps": {"cie": cie, "ablation": ablation_maps, "scores": scores}}
 
@@ -241,4 +324,4 @@ def run(model, config: HeadsConfig, out_dir: str | Path, *, progress: bool = Tru
     return {"results": main["maps"], "numbers": summary, "paths": paths}
 
 
-__all__ = ["HeadsConfig", "function_vector_steering", "measure_model", "run"]
+__all__ = ["HeadsConfig", "function_vector_steering", "measure_model", "roles_summary", "run"]

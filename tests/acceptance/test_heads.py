@@ -150,3 +150,135 @@ def test_quick_study_writes_every_model_and_the_figures(tmp_path, embedded_model
     for name in ("heads.html", "heads.json", "heads_dla.html", "heads_dla.json"):
         assert (tmp_path / name).is_file(), name
     assert out["paths"]["all_json"] == str(tmp_path / "heads_all.json")
+    roles = first["roles"]["per_task"]
+    assert set(roles) == {"add1", "add7", "add4"} and first["roles"]["seeds"] == [0]
+    assert set(first["attribution"]) == {"add1", "add7"} and "agreement" in first["attribution"]["add1"]
+    assert first["timings"]["weights_gathered_s"] >= 0 and first["timings"]["exact_cie_s"] > 0
+    from scripts import load_script
+
+    bullet = load_script("experiments/readme_numbers.py").heads_bullet(summary)  # the README's heads text
+    assert "Attribution patching (one backward pass) against the exact CIE: add1: Spearman" in bullet
+    assert "hurts add1 most" not in bullet and "size_family/xs:" in bullet
+
+
+@pytest.fixture(scope="module")
+def uneven_norm_model(char_tokenizer):
+    """A seeded 2-layer GPT-2 whose final LayerNorm has a weight far from 1 and a bias (γ in [0.5, 2], β ≠ 0): what a
+    TransformerBridge keeps in ``ln_final`` rather than folding into ``W_U``."""
+    from conftest import seeded_gpt2
+
+    from interp.models import hooked_from_hf
+    from interp.tokenization import char_vocab
+
+    hf = seeded_gpt2(3, n_layer=2, n_embd=64, n_head=4, n_positions=512, vocab_size=len(char_vocab()))
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        hf.transformer.ln_f.weight.copy_(0.5 + 1.5 * torch.rand(64, generator=g))
+        hf.transformer.ln_f.bias.copy_(0.5 * torch.randn(64, generator=g))
+        hf.lm_head.weight.mul_(20.0)  # logits of a few nats, so that a wrong factor shows
+    return hooked_from_hf(hf, char_tokenizer, model_id="uneven-norm")
+
+
+def _centred_candidate_logits(model, prompts, remove=None) -> np.ndarray:
+    """``[prompt, task]``: the model's own logits of each candidate's first token at the last token, centred over the
+    candidates; with ``remove = (layer, head)``, the change when that head's write leaves the final residual there,
+    the final norm's scale held at its value on the prompt (the direct effect, through the model's own modules)."""
+    from interp.hooks import forward_logits, hooked
+    from interp.tokenization import encode
+
+    out = []
+    tok = model.tokenizer
+    for p in prompts:
+        ids = encode(tok, p.text)
+        seen: dict = {}
+
+        def keep(name, seen=seen):
+            def fn(act, hook):
+                seen[name] = act[0, -1].detach().clone()
+
+            return fn
+
+        names = [f"blocks.{model.cfg.n_layers - 1}.hook_resid_post", "ln_final.hook_scale"]
+        names += [f"blocks.{la}.attn.hook_z" for la in range(model.cfg.n_layers)]
+        with torch.inference_mode(), hooked(model, [(n, keep(n)) for n in names]):
+            logits = forward_logits(model, torch.tensor([ids]))[0, -1]
+        cand = [tok(a, add_special_tokens=False)["input_ids"][0] for a in p.answers]
+        if remove is not None:
+            la, h = remove
+            resid = seen[names[0]] - seen[f"blocks.{la}.attn.hook_z"][h] @ model.blocks[la].attn.W_O[h].detach()
+            held = seen["ln_final.hook_scale"]
+            hold = [("ln_final.hook_scale", lambda act, hook, held=held: held.expand(act.shape))]
+            with torch.inference_mode(), hooked(model, hold):
+                logits = logits - model.unembed(model.ln_final(resid[None, None]))[0, 0]
+        c = logits[cand].double().cpu().numpy()
+        out.append(c - c.mean())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("which", ["embedded", "uneven_norm"])
+def test_logit_attribution_is_each_heads_direct_effect_and_the_parts_sum_to_the_logits(
+    which, embedded_model, uneven_norm_model
+):
+    """Issue 37 point 6: the final norm's weight γ (1.12-1.45 on the embedded model, 0.5-2 here) and its centring
+    were left out (L0H1 read 0.729 where its direct effect is 0.976). Each head's attribution is the change of the
+    model's centred logits when its write leaves the final residual (scale held), and all parts sum to the logits."""
+    model = embedded_model if which == "embedded" else uneven_norm_model
+    gamma = [p for n, p in model.ln_final.named_parameters() if n.endswith(("weight", "w"))][0]
+    assert (gamma - 1).abs().max() > 0.1  # a model where γ matters
+    prompts = build_prompts("bias_add", ["add1", "add7"], proportions=[0.5, 0.5], n_examples=8, n_prompts=3, seed=0)
+    dla = direct_logit_attribution(model, prompts, batch_size=2)  # [prompt, layer, head, task]
+    for la, h in ((0, 1), (model.cfg.n_layers - 1, 0)):
+        direct = _centred_candidate_logits(model, prompts, remove=(la, h))
+        np.testing.assert_allclose(dla[:, la, h], direct, atol=1e-4, rtol=1e-4)
+    from interp.heads import COMPONENTS, logit_components
+
+    parts = logit_components(model, prompts)
+    assert tuple(parts) == COMPONENTS
+    total = sum(p.reshape(len(prompts), -1, p.shape[-1]).sum(axis=1) for p in parts.values())
+    logits = _centred_candidate_logits(model, prompts)
+    assert np.abs(logits).max() > 0.5
+    np.testing.assert_allclose(total, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_attribution_patching_flags_every_head_it_gets_wrong_on_the_hand_built_model(built):
+    """Issue 40: the linear estimate misses the task head entirely (a step: a dead ReLU before the patch, a saturated
+    softmax after it, so both ends have zero gradient), and the lookup head's loss; its checks flag both, and every
+    head whose estimate is off by more than the tolerance. Where nothing is patched in effect (layers 0, 1, 4) the
+    estimate is exact and unflagged."""
+    from interp.attribution import agreement, attribution_patching
+
+    kw = dict(n_prompts=12, n_examples=12)
+    exact = causal_indirect_effects(built, FAMILY, "pos1", **kw)
+    atp = attribution_patching(built, FAMILY, "pos1", **kw)
+    assert atp.estimate.mean.shape == exact.mean.shape
+    assert abs(atp.estimate.mean[2, 0]) < 0.05 < 0.5 < exact.mean[2, 0]  # the task head: linear estimate blind
+    assert atp.unreliable[2, 0] and "layer patch" in atp.why[2][0]
+    report = agreement(exact, atp, top_k=1)
+    assert report["wrong"] and report["missed"] == 0, report["wrong"]
+    assert not atp.unreliable[[0, 1, 4]].any()
+    np.testing.assert_allclose(atp.estimate.mean[[0, 1, 4]], exact.mean[[0, 1, 4]], atol=1e-3)
+    assert atp.layer_exact[2] > 0.5  # patching all of layer 2 at once restores the task: the exact check
+
+
+def test_head_roles_label_the_hand_built_models_heads_as_built():
+    """Issue 37: sufficiency (CIE), necessity (mean-ablation on single-task prompts) and specificity give each head
+    of the hand-built model with a query reader the role it was built for, in every one of 3 prompt seeds: the task
+    head (layer 2, head 0) is shared, each lookup head (layer 3, heads 0 and 1) specific to its task, the query
+    reader (layer 3, head 2) reads the query, every other head none."""
+    from interp.head_roles import head_roles
+
+    model = load_model("constructed:retrieval:K=2:reader=yes", device="cpu")
+    roles = head_roles(model, FAMILY, ["pos1", "pos2"], seeds=(0, 1, 2), n_prompts=6, n_examples=10)
+    built = {(2, 0): ("shared", "shared"), (3, 0): ("task-specific", "none"), (3, 1): ("none", "task-specific"),
+             (3, 2): ("reads the query", "reads the query")}  # fmt: skip
+    for la in range(model.cfg.n_layers):
+        for h in range(model.cfg.n_heads):
+            for t, task in enumerate(roles.tasks):
+                expected = built.get((la, h), ("none", "none"))[t]
+                assert roles.modal_label(task, la, h) == expected, (task, la, h)
+                assert roles.agreement(task, la, h) == 3, (task, la, h)
+    _, lo, _ = roles.over_seeds("necessity", "pos1", 3, 2)
+    assert lo > 0.1 and roles.accuracy.min() == 1.0  # the reader is needed: P(correct) falls without it
+    assert not roles.induction.any()
+    drops = roles.set_ablation[0]["pos1"]
+    assert drops["function vector heads"]["heads"] == [[[2, 0]]] and drops["function vector heads"]["drop"][0] > 0.4

@@ -182,7 +182,7 @@ def test_neurons_that_write_nothing_are_skipped_and_slices_add_up(char_tokenizer
     mlp = model.blocks[0].mlp
     with torch.no_grad():
         mlp.W_out[::3] = 0.0  # a third of the neurons write nothing
-    assert fused._plain_mlp_activation(mlp) is not None  # the fast path runs this MLP (either generation)
+    assert fused.plain_mlp_activation(mlp) is not None  # the fast path runs this MLP (either generation)
     with torch.no_grad():
         w_in, _, w_out, _ = mlp_weights(mlp)
     assert w_in.shape[1] == w_out.shape[0] == mlp.W_out.shape[0] - len(range(0, mlp.W_out.shape[0], 3))
@@ -275,3 +275,28 @@ def test_block_weights_are_kept_until_a_parameter_changes(char_tokenizer, monkey
         assert attention_weights(attn) is not attention_weights(attn)
     with torch.enable_grad():
         assert attention_weights(attn).w_qkv.requires_grad
+    with torch.enable_grad(), block_weights.constant_weights():  # a gradient with respect to activations only
+        monkeypatch.setattr(block_weights, "QKV_CACHE_MAX", 4_000_000)
+        kept = attention_weights(attn)
+        assert not kept.w_qkv.requires_grad and attention_weights(attn) is kept
+
+
+def test_weights_are_gathered_once_per_model_and_the_first_call_finds_them(char_tokenizer, monkeypatch):
+    """Issue 40 item 4: the weight gathering that made a study's first call cost about two warm ones happens once
+    per model, up front (gather_weights, whose seconds studies and benchmarks report); the first scoring call then
+    gathers nothing."""
+    from interp.engines import block_weights
+    from interp.engines.block_weights import gather_weights
+    from interp.prompts import zero_shot_prompts
+    from interp.scoring import score_answers
+
+    model = fresh_tiny_char(char_tokenizer)
+    seconds = gather_weights(model)
+    assert seconds > 0 and gather_weights(model) == seconds  # once: the same report, nothing gathered again
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights gathered during a call")
+
+    monkeypatch.setattr(block_weights, "_gather_attention", refuse)
+    monkeypatch.setattr(block_weights, "_gather_mlp", refuse)
+    score_answers(model, zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=3, seed=0))

@@ -20,7 +20,7 @@ TOL = 1e-5
 def random_cells(model, layers, per_layer: int, seed: int, *, mode="replace", hook="resid_post", position=None):
     """``per_layer`` interventions of ``mode`` per layer with random vectors (and a random 2-d span for subspace)."""
     g = torch.Generator().manual_seed(seed)
-    d = model.cfg.d_model
+    d = model.cfg.d_head if hook == "z" else model.cfg.d_model  # "z": a head's output, each cell a random head
     out = []
     for la in layers:
         for _ in range(per_layer):
@@ -28,6 +28,8 @@ def random_cells(model, layers, per_layer: int, seed: int, *, mode="replace", ho
             kw = {"alpha": 0.7} if mode in ("add", "steer") else {}
             if mode == "subspace":
                 kw = {"basis": orthonormal_basis(torch.randn(2, d, generator=g))}
+            if hook == "z":
+                kw["head"] = int(torch.randint(model.cfg.n_heads, (1,), generator=g))
             out.append(Intervention(la, mode, v, hook=hook, position=position, **kw))
     return out
 
@@ -104,19 +106,34 @@ def test_multi_token_answers_take_the_per_cell_path_and_equal_the_reference(tiny
     np.testing.assert_allclose(score_cells(model, zs, cells, batch_size=8), reference_cells(model, zs, cells), atol=TOL)
 
 
-def test_route_choice(tiny_char_model):
-    """The shared route only where it is exact: not with the newline, resid_mid, a fixed position, or a patch before
-    the last token."""
+def test_route_choice(tiny_char_model, monkeypatch):
+    """The shared route only where it is exact: not with the newline, resid_mid or a patch at BOS; before the last
+    token only on the fused forward (TransformerLens's cache continues the last token only). Heads' outputs (z)
+    take it too (issue 40). The route says why."""
+    import interp.engines as engines
+
     model = tiny_char_model
     zs = zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=4, seed=0)
     pos = last_positions(model, zs)
     d = model.cfg.d_model
     assert route_of(model, zs) == "shared_prefix"
+    assert route_of(model, zs, [Intervention(1, "replace", torch.zeros(model.cfg.d_head), hook="z", head=0)]) == (
+        "shared_prefix"
+    )
     newline = [p.__class__(**{**p.__dict__, "answers": tuple(a + "\n" for a in p.answers)}) for p in zs]
     assert route_of(model, newline) == "per_cell"
     assert route_of(model, zs, [Intervention(0, "add", torch.zeros(d), hook="resid_mid")]) == "per_cell"
-    assert route_of(model, zs, [Intervention(0, "add", torch.zeros(d), position=1)]) == "per_cell"
+    assert route_of(model, zs, [Intervention(0, "add", torch.zeros(d), position=0)]) == "per_cell"
+    earlier = [Intervention(0, "add", torch.zeros(d), position=1)]
+    assert route_of(model, zs, earlier) == "shared_prefix"  # the fused forward: the tail from position 1 per cell
+    assert route_of(model, zs, positions=[p - 1 for p in pos]) == "shared_prefix"
+    texts, answers = [p.text for p in zs], [list(p.answers) for p in zs]
+    assert "the tokens from the earliest patch on" in score(model, texts, answers, earlier).reason
+    monkeypatch.setattr(engines, "fused_forward_exact", lambda m: False)  # TransformerLens's cache (3.x) or none
+    assert route_of(model, zs, earlier) == "per_cell"
     assert route_of(model, zs, positions=[p - 1 for p in pos]) == "per_cell"
+    reason = score(model, texts, answers, earlier).reason
+    assert "last token only" in reason or "no exact key-value cache" in reason, reason
 
 
 def test_resid_mid_and_fixed_positions_equal_the_reference(tiny_char_model):
@@ -158,11 +175,14 @@ def test_shared_route_attaches_no_hooks(tiny_char_model, monkeypatch, route):
 
 
 @tl3_only
-@pytest.mark.parametrize(("hook", "dead_layer"), [("resid_post", None), ("resid_pre", None), ("resid_pre", 0)])
+@pytest.mark.parametrize(
+    ("hook", "dead_layer"), [("resid_post", None), ("resid_pre", None), ("resid_pre", 0), ("z", None), ("z", 0)]
+)
 def test_fused_and_transformer_lens_caches_give_the_same_cells(tiny_char_model, monkeypatch, hook, dead_layer):
     """The shared route on the fused forward's own keys and values equals it on TransformerLens's cache (prompts of
     different lengths, so right padding in the cache, and every split layer including the last; also with a layer
-    whose heads all write nothing, so that it stores no keys and values)."""
+    whose heads all write nothing, so that it stores no keys and values; and on heads' outputs, which a patch makes
+    write again)."""
     import copy
 
     import interp.engines.shared_prefix as sweeps
