@@ -50,6 +50,7 @@ from scipy.stats import spearmanr
 from interp.capture import token_ids
 from interp.engines.gradients import Variant, at_least_float32, head_gradients
 from interp.engines.plan import candidates_batch, pad_rows
+from interp.heads import cie_prompts, head_outputs
 from interp.hooks import forward_logits, hooked
 from interp.metrics import bootstrap_ci
 from interp.models import tokenizer_of
@@ -119,8 +120,6 @@ def attribution_patching(
     attribution patching from one backward pass; with ``checks``, the reliability checks of this module (two more
     backward passes per layer: the far end of its heads' patches and GradDrop). A head is ``unreliable`` when a
     check's two numbers differ by more than ``tolerance`` and by more than half the larger of them."""
-    from interp.heads import cie_prompts, head_outputs
-
     clean, corrupted, k = cie_prompts(family, task, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
     means = head_outputs(model, clean, batch_size=batch_size).double().mean(dim=1)  # [layer, head, d_head]
     ids, targets = token_ids(model, corrupted), answer_tokens(model, corrupted, k)

@@ -15,8 +15,8 @@ stream as ``z @ W_O[L, h]``. On it:
   of each task's P(answer) on mixed prompts.
 - :func:`attention_scores`: previous-token, duplicate-token and induction scores per head on repeated random tokens
   (Olsson et al. 2022).
-- ``attribution_patching``, ``agreement``, ``residual_attribution`` (:mod:`interp.attribution`, reachable from here):
-  every head's CIE estimated from one backward pass, with checks of where the estimate is unreliable;
+- :mod:`interp.attribution` (``attribution_patching``, ``agreement``, ``residual_attribution``): every head's CIE
+  estimated from one backward pass, with checks of where the estimate is unreliable;
   :mod:`interp.head_roles`: sufficient / necessary / specific and a label per head and task over prompt seeds.
 
 Every per-head effect runs as cells of :func:`interp.engines.score` (all heads of a batch in the batch dimension, one
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from interp.capture import token_ids
-from interp.engines import nn_traces
+from interp.engines import nn_logits, nn_traces
 from interp.engines.nn_model import is_nnsight
 from interp.engines.plan import pad_rows
 from interp.hooks import check_layers, forward_logits, hooked
@@ -174,7 +174,8 @@ def final_norm_linear(model, x: torch.Tensor, scale: torch.Tensor) -> torch.Tens
 COMPONENTS = ("embeddings", "heads", "attention_biases", "mlps", "biases")
 
 
-def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32) -> dict[str, np.ndarray]:
+def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32,
+                     heads_only: bool = False) -> dict[str, np.ndarray]:  # fmt: skip
     """Each part of the final residual at each prompt's last token read as the logits of each candidate task's answer
     (its first token), centred over the candidates: the parts sum to the model's centred logits there.
 
@@ -190,18 +191,17 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32) 
     - ``"biases"`` ``[prompt, task]``: the final norm's bias and the unembedding's, ``β W_U + b_U``.
 
     Exact where each block adds its attention and MLP outputs to the residual stream; a model that normalises a
-    sublayer's output first (Gemma 2/3) gets a ``ValueError``. Logits are read before any soft cap.
+    sublayer's output first (Gemma 2/3, OLMo 2) gets a ``ValueError``. Logits are read before any soft cap.
+    ``heads_only``: the ``"heads"`` part alone (cheaper, and possible on a parallel-residual model, whose attention and
+    MLP outputs cannot be told apart on the nnsight engine: :mod:`interp.engines.nn_logits`).
 
     >>> parts = logit_components(model, prompts)                                    # doctest: +SKIP
     >>> centred = sum(p.reshape(len(prompts), -1, p.shape[-1]).sum(axis=1) for p in parts.values())  # doctest: +SKIP
     """
     cfg = model.cfg
     if is_nnsight(model):
-        raise ValueError(
-            "model: logit attribution reads TransformerLens hook points (each block's attention and MLP outputs, the "
-            "final norm's scale); load the model with engine='transformer_lens' (the default) for it"
-        )
-    if getattr(cfg, "use_normalization_before_and_after", False):
+        nn_logits.check_attributable(model)
+    elif getattr(cfg, "use_normalization_before_and_after", False):
         raise ValueError(
             "model: its sublayers' outputs are normalised before they reach the residual stream, so a head's write "
             "is not its direct contribution to the logits; logit attribution needs blocks that add their outputs"
@@ -214,16 +214,66 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32) 
     if any(len(a) != n_tasks for a in answer_ids):
         raise ValueError("prompts: every prompt needs the same number of candidate answers")
     ids = token_ids(model, prompts)
+    if is_nnsight(model):
+        normed, const = _nn_normed_parts(model, ids, answer_ids, batch_size=batch_size, heads_only=heads_only)
+    else:
+        normed, const = _tl_normed_parts(model, ids, answer_ids, batch_size=batch_size, heads_only=heads_only)
     n_layers, n_heads = cfg.n_layers, cfg.n_heads
-    pad = pad_id(tok)
+    out = {"heads": np.zeros((len(ids), n_layers, n_heads, n_tasks))}
+    if not heads_only:
+        out = {
+            "embeddings": np.zeros((len(ids), n_tasks)),
+            **out,
+            "attention_biases": np.zeros((len(ids), n_layers, n_tasks)),
+            "mlps": np.zeros((len(ids), n_layers, n_tasks)),
+            "biases": np.zeros((len(ids), n_tasks)),
+        }
+    w_u = unembedding(model)
+    for i in range(len(ids)):
+        cols = w_u[:, answer_ids[i]]
+        logits = torch.cat([normed[i] @ cols, const[i][None]])  # [part + 1, task]
+        centred = (logits - logits.mean(dim=1, keepdim=True)).numpy()
+        if heads_only:
+            out["heads"][i] = centred[:-1].reshape(n_layers, n_heads, n_tasks)
+            continue
+        out["embeddings"][i] = centred[0]
+        per_layer = centred[1:-1].reshape(n_layers, n_heads + 2, n_tasks)
+        out["heads"][i] = per_layer[:, :n_heads]
+        out["attention_biases"][i] = per_layer[:, n_heads]
+        out["mlps"][i] = per_layer[:, n_heads + 1]
+        out["biases"][i] = centred[-1]
+    return out
+
+
+def _nn_normed_parts(model, ids, answer_ids, *, batch_size: int, heads_only: bool):
+    """The nnsight engine's ``(normed parts [prompt, part, d_model], constant logits [prompt, task])``, float64."""
+    parts, final = nn_logits.residual_parts(
+        model, ids, pad=pad_id(tokenizer_of(model)), batch_size=batch_size, heads_only=heads_only
+    )
+    scale = nn_logits.final_scale(model, final)
+    if model.paths.point_outputs:  # a TransformerLens model wrapped by nnsight: its own ln_final at the held scale
+        tl = model.module
+        with torch.no_grad():
+            normed = final_norm_linear(tl, parts.to(tl.cfg.dtype), scale).double()
+            zero = torch.zeros(len(ids), 1, tl.cfg.d_model, dtype=tl.cfg.dtype)
+            beta = (tl.ln_final(zero)[:, 0] if tl.cfg.normalization_type is not None else zero[:, 0]).double()
+    else:
+        normed, beta = nn_logits.norm_linear_and_bias(model, parts, scale)
+    b_u = nn_logits.unembedding_bias(model)
+    w_u = unembedding(model)
+    const = torch.stack([
+        beta[i] @ w_u[:, a] + (0.0 if b_u is None else b_u[a]) for i, a in enumerate(answer_ids)
+    ])  # fmt: skip
+    return normed, const
+
+
+def _tl_normed_parts(model, ids, answer_ids, *, batch_size: int, heads_only: bool):
+    """TransformerLens's ``(normed parts [prompt, part, d_model], constant logits [prompt, task])``, float64, CPU."""
+    cfg = model.cfg
+    n_layers = cfg.n_layers
+    pad = pad_id(tokenizer_of(model))
     w_u = model.W_U.detach()
-    out = {
-        "embeddings": np.zeros((len(ids), n_tasks)),
-        "heads": np.zeros((len(ids), n_layers, n_heads, n_tasks)),
-        "attention_biases": np.zeros((len(ids), n_layers, n_tasks)),
-        "mlps": np.zeros((len(ids), n_layers, n_tasks)),
-        "biases": np.zeros((len(ids), n_tasks)),
-    }
+    normed_all, const_all = [], []
     for lo in range(0, len(ids), batch_size):
         chunk = list(range(lo, min(lo + batch_size, len(ids))))
         x, _ = pad_rows([ids[i] for i in chunk], pad)
@@ -243,36 +293,39 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32) 
             forward_logits(model, x)
         with torch.inference_mode():
             scale = seen["ln_final.hook_scale"][:, 0] if cfg.normalization_type is not None else torch.ones(len(chunk))
-            parts = [seen["blocks.0.hook_resid_pre"]]  # [batch, d_model] each, in COMPONENTS order below
+            parts = [] if heads_only else [seen["blocks.0.hook_resid_pre"]]  # [batch, d_model] each
             for la in range(n_layers):
                 w_o = model.blocks[la].attn.W_O.detach()  # [head, d_head, d_model]
                 z = seen[f"blocks.{la}.attn.hook_z"]  # [batch, head, d_head]
                 if z.shape[1] != w_o.shape[0]:
                     raise ValueError(f"model: layer {la} has {z.shape[1]} query heads but W_O of {w_o.shape[0]}")
                 writes = torch.einsum("bhd,hdm->bhm", z.to(w_o.dtype), w_o)
-                parts += [*writes.unbind(1), seen[f"blocks.{la}.hook_attn_out"] - writes.sum(1)]
-                mlp = seen.get(f"blocks.{la}.hook_mlp_out")  # none in an attention-only model
-                parts.append(torch.zeros_like(parts[0]) if mlp is None else mlp)
+                parts += [*writes.unbind(1)]
+                if not heads_only:
+                    mlp = seen.get(f"blocks.{la}.hook_mlp_out")  # none in an attention-only model
+                    parts += [seen[f"blocks.{la}.hook_attn_out"] - writes.sum(1)]
+                    parts.append(torch.zeros_like(parts[0]) if mlp is None else mlp)
             normed = final_norm_linear(model, torch.stack(parts, dim=1), scale)  # [batch, part, d_model]
             bias = model.ln_final(torch.zeros_like(normed[:, :1])) if cfg.normalization_type is not None else None
+        b_u = getattr(model, "b_U", None)
         for j, i in enumerate(chunk):
             cols = w_u[:, answer_ids[i]].double()
-            logits = normed[j].double() @ cols  # [part, task]
-            const = torch.zeros(n_tasks, dtype=torch.float64)
+            const = torch.zeros(len(answer_ids[i]), dtype=torch.float64)
             if bias is not None:
                 const = const + (bias[j, 0].double() @ cols).cpu()
-            b_u = getattr(model, "b_U", None)
             if b_u is not None:
                 const = const + b_u.detach()[answer_ids[i]].double().cpu()
-            logits = torch.cat([logits.cpu(), const[None]])
-            centred = (logits - logits.mean(dim=1, keepdim=True)).numpy()
-            out["embeddings"][i] = centred[0]
-            per_layer = centred[1:-1].reshape(n_layers, n_heads + 2, n_tasks)
-            out["heads"][i] = per_layer[:, :n_heads]
-            out["attention_biases"][i] = per_layer[:, n_heads]
-            out["mlps"][i] = per_layer[:, n_heads + 1]
-            out["biases"][i] = centred[-1]
-    return out
+            const_all.append(const)
+        normed_all.append(normed.double().cpu())
+    return torch.cat(normed_all), torch.stack(const_all)
+
+
+def unembedding(model) -> torch.Tensor:
+    """``Float[Tensor, "d_model vocab"]`` (float64, CPU): the unembedding (TransformerLens's ``W_U``; on the nnsight
+    engine ``lm_head``'s weight, transposed)."""
+    if is_nnsight(model):
+        return nn_traces.unembedding(model).double()
+    return model.W_U.detach().double().cpu()
 
 
 def head_out_weights(model, layer: int) -> torch.Tensor:
@@ -291,7 +344,7 @@ def direct_logit_attribution(model, prompts: Sequence[Prompt], *, layers: Sequen
     norm's weight ``γ``, centring ``P`` and scale ``s`` frozen at its value on the prompt. The ``"heads"`` part of
     :func:`logit_components`, whose parts sum to the model's centred logits."""
     layers = check_layers(model, layers)
-    return logit_components(model, prompts, batch_size=batch_size)["heads"][:, list(layers)]
+    return logit_components(model, prompts, batch_size=batch_size, heads_only=True)["heads"][:, list(layers)]
 
 
 def mean_ablation_effects(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None,
@@ -344,15 +397,3 @@ def attention_scores(model, *, seq_len: int = 20, n_seqs: int = 20, seed: int = 
         out["duplicate_token"][la] = pat[:, :, q, q - seq_len].mean(dim=(0, 2)).numpy()
         out["induction"][la] = pat[:, :, q, q - seq_len + 1].mean(dim=(0, 2)).numpy()
     return out
-
-
-#: Attribution patching lives in :mod:`interp.attribution` (it imports this module); reachable from here too.
-_FROM_ATTRIBUTION = ("HeadAttribution", "agreement", "attribution_patching", "residual_attribution")
-
-
-def __getattr__(name: str):
-    if name in _FROM_ATTRIBUTION:
-        from interp import attribution
-
-        return getattr(attribution, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import torch
 
+from interp.engines.exact import fused_forward_exact
 from interp.engines.weights_cache import cached_from_weights
 
 _CONSTANT = contextvars.ContextVar("interp_constant_weights", default=False)
@@ -178,6 +179,18 @@ def mlp_weights(mlp) -> MlpWeights:
 _GATHERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def plain_mlp_activation(mlp):
+    """The activation of a plain two-layer MLP (``W_in``, activation, ``W_out``, no gate, no inner norm) whose
+    weights the fast path may read: TransformerLens 3.x's ``MLP`` or a bridge around Hugging Face's GPT-2 MLP or a
+    TL-native one; ``None`` for anything else (the module then runs itself)."""
+    if type(mlp).__name__ == "MLP":
+        return mlp.act_fn if getattr(mlp, "ln", None) is None else None
+    inner = getattr(mlp, "original_component", None)
+    if type(inner).__name__ in ("GPT2MLP", "NativeMLP") and getattr(inner, "ln", None) is None:
+        return inner.act
+    return None
+
+
 def gather_weights(model) -> float:
     """Gather what the fused forward reads of every block (side-by-side Q/K/V, live heads, output weights, the MLP's
     writing neurons) now, once per model, and return the seconds that first gathering took (the same number on every
@@ -191,9 +204,6 @@ def gather_weights(model) -> float:
     >>> gather_weights(load_model("embedded")) >= 0
     True
     """
-    from interp.engines.exact import fused_forward_exact
-    from interp.engines.fused import plain_mlp_activation
-
     if model in _GATHERED:
         return _GATHERED[model]
     if not fused_forward_exact(model):

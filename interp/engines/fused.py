@@ -29,6 +29,7 @@ from interp.engines.block_weights import (
     attention_weights,
     mlp_weights,
     output_weights,
+    plain_mlp_activation,
     weights_in_graph,
 )
 
@@ -58,18 +59,6 @@ def _layer_norm(ln, x: torch.Tensor) -> torch.Tensor:
         eps = getattr(ln.config, "eps", inner.eps)  # what the bridge's module uses
         return torch.nn.functional.layer_norm(x, inner.normalized_shape, inner.weight, inner.bias, eps)
     return ln(x)
-
-
-def plain_mlp_activation(mlp):
-    """The activation of a plain two-layer MLP (``W_in``, activation, ``W_out``, no gate, no inner norm) whose
-    weights the fast path may read: TransformerLens 3.x's ``MLP`` or a bridge around Hugging Face's GPT-2 MLP or a
-    TL-native one; ``None`` for anything else (the module then runs itself)."""
-    if type(mlp).__name__ == "MLP":
-        return mlp.act_fn if getattr(mlp, "ln", None) is None else None
-    inner = getattr(mlp, "original_component", None)
-    if type(inner).__name__ in ("GPT2MLP", "NativeMLP") and getattr(inner, "ln", None) is None:
-        return inner.act
-    return None
 
 
 #: On CPU, an MLP whose weights take at most :data:`MLP_SLICE_MAX_WEIGHT_BYTES` runs a slice of tokens at a time,

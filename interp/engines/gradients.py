@@ -1,5 +1,5 @@
 """Gradients of the answer's log-probability with respect to every head's output at the last token, in one backward
-pass: the engine of attribution patching (:func:`interp.heads.attribution_patching`).
+pass: the engine of attribution patching (:func:`interp.attribution.attribution_patching`).
 
 A head's output ``z`` at a prompt's last token changes nothing before that token, so on the fused forward
 (:func:`interp.engines.exact.fused_forward_exact`) the tokens before it run once without autograd into a key-value

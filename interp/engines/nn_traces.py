@@ -503,16 +503,17 @@ def attention_patterns(model: NNsightModel, tokens: torch.Tensor, layers: Sequen
     return dict(zip(sorted(layers), got, strict=True))
 
 
-def module_weight(model: NNsightModel, path: str) -> torch.Tensor:
-    """The weight of module ``path`` (CPU); for a model whose weights live on a server, fetched by a one-token trace."""
+def module_weight(model: NNsightModel, path: str, *, attr: str = "weight") -> torch.Tensor:
+    """The weight (or another parameter, ``attr``) of module ``path`` (CPU); for a model whose weights live on a
+    server, fetched by a one-token trace."""
     module = model.nn.get(path)._module
     if model.remote is not True:
-        return module.weight.detach().cpu()
+        return getattr(module, attr).detach().cpu()
     import nnsight
 
     with model.session("weights", 1):
         with model.nn.trace(torch.zeros(1, 1, dtype=torch.long)):
-            w = nnsight.save(model.nn.get(path)._module.weight.detach().cpu())
+            w = nnsight.save(getattr(model.nn.get(path)._module, attr).detach().cpu())
     return w
 
 

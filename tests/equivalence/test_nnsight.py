@@ -23,7 +23,7 @@ from versions import bridge_only
 from interp import reference
 from interp.capture import capture_resid
 from interp.generation import PromptCache
-from interp.heads import attention_scores, direct_logit_attribution, head_outputs
+from interp.heads import COMPONENTS, attention_scores, direct_logit_attribution, head_outputs, logit_components
 from interp.interventions import Intervention, orthonormal_basis
 from interp.models import load_model
 from interp.prompts import build_prompts, zero_shot_prompts
@@ -150,6 +150,10 @@ def test_head_outputs_and_their_attribution_equal_the_default_engine(pair):
     torch.testing.assert_close(head_outputs(model, prompts), head_outputs(ref_model, prompts), atol=TOL, rtol=RTOL)
     got, ref = direct_logit_attribution(model, prompts), direct_logit_attribution(ref_model, prompts)
     np.testing.assert_allclose(got, ref, atol=TOL, rtol=1e-4)
+    got, ref = logit_components(model, prompts), logit_components(ref_model, prompts)
+    assert set(got) == set(COMPONENTS)
+    for part in COMPONENTS:  # embeddings, every head, attention biases, MLPs, biases: each read from nnsight's points
+        np.testing.assert_allclose(got[part], ref[part], atol=TOL, rtol=1e-4, err_msg=part)
     got, ref = attention_scores(model, seq_len=6, n_seqs=2), attention_scores(ref_model, seq_len=6, n_seqs=2)
     for name in ref:
         np.testing.assert_allclose(got[name], ref[name], atol=TOL)

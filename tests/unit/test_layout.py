@@ -18,6 +18,7 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 8. patching
 9. sweeps, construction
 9.5 nulls (effects beside their nulls), heads (per-head measurements)
+9.6 attribution (attribution patching of heads), head_roles (sufficient / necessary / specific heads)
 10. training, card
 11. studies
 12. cli
@@ -45,7 +46,8 @@ RANK = {
     "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
     "vectors": 7, "patching": 8,
-    "sweeps": 9, "construction": 9, "nulls": 9.5, "heads": 9.5, "explorer": 9.5, "training": 10, "card": 10,
+    "sweeps": 9, "construction": 9, "nulls": 9.5, "heads": 9.5, "explorer": 9.5, "attribution": 9.6, "head_roles": 9.6,
+    "training": 10, "card": 10,
     "studies": 11, "panel": 11.5,
     "cli": 12, "__init__": 13, "__main__": 13,
 }  # fmt: skip
