@@ -583,6 +583,21 @@ def load_model(
     )
 
 
+def context_length(spec: str, path: str | Path | None = None) -> int | None:
+    """The model's context length from its ``config.json`` alone (``None`` for a built model, or a config without
+    one): cheap (no torch, no tokenizer), so a command line can bound its sizes before building anything.
+
+    >>> context_length("embedded")
+    288
+    """
+    if spec_plugin(spec) is not None:
+        return None
+    _, d = resolve_weights_dir(spec, path)
+    config = json.loads((d / "config.json").read_text())
+    n_ctx = config.get("n_positions") or config.get("max_position_embeddings")
+    return n_ctx if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) else None
+
+
 def context_and_tokenizer(spec: str, path: str | Path | None = None) -> tuple[int, Any] | None:
     """``(context length, tokenizer)`` of a model spec read from its directory, without loading the weights
     (``None`` for a built model such as ``"constructed:..."``): a command line checks that its prompts fit before
@@ -591,13 +606,11 @@ def context_and_tokenizer(spec: str, path: str | Path | None = None) -> tuple[in
     >>> n_ctx, tokenizer = context_and_tokenizer("embedded"); n_ctx > 0
     True
     """
-    if spec_plugin(spec) is not None:
+    n_ctx = context_length(spec, path)
+    if n_ctx is None:
         return None
     _, d = resolve_weights_dir(spec, path)
     config = json.loads((d / "config.json").read_text())
-    n_ctx = config.get("n_positions") or config.get("max_position_embeddings")
-    if not isinstance(n_ctx, int):
-        return None
     return n_ctx, _load_tokenizer(d, config.get("vocab_size"))
 
 
