@@ -89,7 +89,7 @@ def _check_safetensors(path: Path) -> None:
 
 
 def _check_torch_bin(path: Path) -> None:
-    fix = "the toolkit reads weights only as tensors; use a model.safetensors copy of this model (or another model)"
+    fix = "the toolkit reads weights only as tensors: use a model.safetensors copy of this model, or copy it again"
     try:
         load_torch_file(path, mmap=True, fix=fix)
     except UnsafeFileError as err:

@@ -59,9 +59,14 @@ def load_torch_file(path: str | Path, *, map_location: Any = "cpu", mmap: bool =
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        what = _unsafe_global(str(err))
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:  # a pickle naming a function or class: what a file that runs code needs
+            raise UnsafeFileError(
+                f"{path}: holds an object ({found.group(1)}), which only a pickle that runs code could restore; it is "
+                f"not read{'; ' + fix if fix else ''}"
+            ) from None
         raise UnsafeFileError(
-            f"{path}: holds {what}, which only a pickle that runs code could restore; it is not read"
+            f"{path}: not a readable torch file (not a pickle of tensors); it is truncated or damaged"
             f"{'; ' + fix if fix else ''}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as err:
@@ -69,12 +74,6 @@ def load_torch_file(path: str | Path, *, map_location: Any = "cpu", mmap: bool =
         raise UnsafeFileError(
             f"{path}: not a readable torch file ({reason}); it is truncated or damaged{'; ' + fix if fix else ''}"
         ) from None
-
-
-def _unsafe_global(message: str) -> str:
-    """The object torch's safe unpickler refused, named from its message (``"an object (exec)"``)."""
-    found = re.search(r"GLOBAL ([\w.]+)", message)
-    return f"an object ({found.group(1)})" if found else "an object other than tensors, numbers and strings"
 
 
 def refuse_custom_code(folder: str | Path, *, known_types: bool = True) -> None:
