@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from time_limits import limit_s
 
 from interp.models import context_and_tokenizer, embedded_model_dir, load_model
 from interp.safe_load import UnsafeFileError, load_torch_file, refuse_custom_code
@@ -146,7 +147,7 @@ def test_the_command_line_refuses_a_hostile_model_folder_without_prompting(tmp_p
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=limit_s(300),
         cwd=ROOT,
         env=env,
     )
