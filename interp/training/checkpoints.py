@@ -105,6 +105,30 @@ def load_state(path: str | Path, model, opt, device: str, config: dict[str, Any]
     return state["log"], state["step"]
 
 
+#: What a run writes in its folder (``interp train --out``): these folders, and these files.
+RUN_FOLDERS, RUN_FILES = ("checkpoints", "final"), ("state.pt", "log.json")
+
+
+def check_run_folder(out: str | Path) -> None:
+    """``ValueError`` naming the path when something in ``out`` stands where a run writes (a file where its folder
+    goes, or a folder where its file goes): checked before the model is built, not when the first checkpoint is due.
+
+    >>> import tempfile; check_run_folder(tempfile.mkdtemp())
+    """
+    out = Path(out)
+    for name in RUN_FOLDERS:
+        path = out / name
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            raise ValueError(
+                f"out: {path} is a file, not a folder; a run writes its {name} there: move it or use another --out"
+            )
+    for name in RUN_FILES:
+        if (out / name).is_dir():
+            raise ValueError(
+                f"out: {out / name} is a folder; a run writes its {name} file there: move it or use another --out"
+            )
+
+
 def write_log(out: Path, log: dict) -> None:
     """The run's ``log.json`` (atomic)."""
     write_json(out / "log.json", log)

@@ -103,3 +103,26 @@ def test_a_study_folder_that_cannot_be_written_is_refused_before_the_model_loads
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("interp: error: --out: "), err
     assert str(tmp_path / study) in err and "is a file" in err
+
+
+@pytest.mark.parametrize(("name", "kind"), [("final", "file"), ("checkpoints", "file"), ("state.pt", "folder")])
+def test_a_training_run_folder_in_the_way_is_refused_before_the_model_is_built(
+    tmp_path, monkeypatch, capsys, name, kind
+):
+    """A file where ``final/`` goes used to fail only when the finished model was written."""
+    import json
+
+    import interp.training.loop
+
+    def built(*args, **kwargs):
+        raise AssertionError("the run started before the check")
+
+    monkeypatch.setattr(interp.training.loop, "Run", built)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / name).mkdir() if kind == "folder" else (run / name).write_text("in the way")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({**json.loads((ROOT / "experiments/configs/tiny.json").read_text()), "steps": 2}))
+    assert main(["train", "--config", str(config), "--out", str(run), "--quiet"]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("interp: error: --out: ") and str(run / name) in err, err
