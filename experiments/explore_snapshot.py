@@ -14,7 +14,9 @@ python experiments/explore_snapshot.py [--out DIR]
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from interp.atomic_folder import one_set
 from interp.models import load_model
 from interp.panel import explore
 from interp.studies.common import write_outputs
@@ -63,10 +65,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.out:
         parser.error("--out: must name a folder")
-    for name in SETTINGS:
-        for kind, path in snapshot(name, args.out).items():
+    with one_set(args.out) as staging:  # both pictures as one set: a failure part-way leaves the previous ones
+        written = {name: snapshot(name, str(staging)) for name in SETTINGS}
+    for paths in written.values():
+        for kind, path in paths.items():
             if path:
-                print(f"{kind}: {path}")
+                print(f"{kind}: {Path(args.out) / Path(path).name}")
 
 
 if __name__ == "__main__":

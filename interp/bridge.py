@@ -101,8 +101,8 @@ def bridge_from_hf(
     # tokenizer by that name (from the hub, for a model built in memory); the toolkit adds BOS itself (bos_id)
     own.init_kwargs.setdefault("name_or_path", str(source_dir))
     own.init_kwargs["add_bos_token"] = True
-    bridge = TransformerBridge.boot_transformers(
-        str(source_dir), hf_model=hf_model, tokenizer=own, dtype=torch_dtype, **placement
+    bridge = TransformerBridge.boot_transformers(  # nothing is read from source_dir: model and tokenizer are given
+        str(source_dir), hf_model=hf_model, tokenizer=own, dtype=torch_dtype, trust_remote_code=False, **placement
     )
     if processing is not None and any(vars(processing).values()):
         bridge.process_weights(**vars(processing))

@@ -5,7 +5,7 @@ Examples::
     interp measure --family bias_add --tasks add1,add4,add7 --mix 1/3,1/3,1/3 --n-prompts 50
     interp measure --family retrieval --tasks pos1,pos8 --mix 0.5,0.5 --json
     interp train --config experiments/configs/tiny.json --out runs/tiny
-    interp figures --quick
+    interp figures --quick          # into figures-quick/ (figures/ holds the committed results)
     interp demo
 """
 
@@ -111,7 +111,7 @@ def user_message(message: str, flag: str, names: Mapping[str, str] | None = None
     message = " ".join(message.split())  # one line, whatever the library wrote
     for name in names or {}:
         if "_" in name:  # "use n_examples >= 10" → "use --n-examples >= 10" (whole identifiers only)
-            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", names[name], message)
+            message = re.sub(rf"(?<![\w.-]){name}(?![\w-])", names[name], message)
     if any(message.startswith(f"{f}:") for f in (names or {}).values()):
         return message
     match = _PREFIX.match(message)
@@ -221,6 +221,33 @@ def engine_args(args: argparse.Namespace) -> dict[str, Any]:
     return {"engine": args.engine, "remote": remote, "host": args.ndif_host}
 
 
+#: Example lines (prompts × (examples + query)) ``interp measure`` builds and holds at once before scoring: far
+#: above any study (≤ 1,000 prompts × 20 examples), far below what exhausts memory or takes hours just to build.
+MAX_PROMPT_LINES = 10_000_000
+
+
+def check_prompt_sizes(n_examples: int, n_prompts: int, n_ctx: int | None) -> None:
+    """Refuse ``--n-examples`` / ``--n-prompts`` that cannot fit, before any prompt is built: every example takes at
+    least one token (so more examples than the model's context ``n_ctx`` cannot fit; ``None``: a built model, which
+    checks its context itself), and the prompts are built in memory before scoring (:data:`MAX_PROMPT_LINES`).
+
+    >>> check_prompt_sizes(100000, 100, 288)
+    Traceback (most recent call last):
+    interp.cli.CliError: --n-examples: 100000 examples take at least 100002 tokens ... context of 288; use fewer ...
+    """
+    if n_ctx is not None and n_examples + 2 > n_ctx:
+        raise CliError(
+            f"--n-examples: {n_examples} examples take at least {n_examples + 2} tokens with the query and BOS, more "
+            f"than the model's context of {n_ctx}; use fewer examples"
+        )
+    lines = n_prompts * (max(n_examples, 0) + 1)
+    if lines > MAX_PROMPT_LINES:
+        raise CliError(
+            f"--n-prompts: {n_prompts} prompts × {n_examples + 1} lines are {lines:,} lines to build and hold before "
+            f"scoring, more than {MAX_PROMPT_LINES:,}; use fewer prompts (or examples)"
+        )
+
+
 def check_prompts_fit(spec: str, prompts: Sequence[Any], *, newline: bool = False) -> None:
     """Refuse prompts longer than the model's context, from its config and tokenizer, before the model loads."""
     from interp.models import context_and_tokenizer
@@ -254,11 +281,18 @@ def cmd_measure(args: argparse.Namespace) -> None:
             "--n-examples: 0 examples make zero-shot prompts, which hold no mixture to measure against --mix; "
             f"use --n-examples >= {len(tasks)}"
         )
+    from interp.models import context_length
+
+    engine = engine_args(args)
+    n_ctx = None  # NDIF holds a served model's config: scoring checks the context itself
+    if engine["remote"] is not True:
+        with as_flag("--model", FLAG_NAMES):
+            n_ctx = context_length(args.model)  # config.json only: no torch, no tokenizer, no weights
+    check_prompt_sizes(args.n_examples, args.n_prompts, n_ctx)  # before a single prompt is built
     with as_flag("--mix", FLAG_NAMES):
         prompts = build_prompts(
             fam, tasks, proportions=mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed
         )
-    engine = engine_args(args)
     if engine["remote"] is not True:  # NDIF holds the weights: scoring checks the context itself
         check_prompts_fit(args.model, prompts, newline=args.newline)
     model = load_checked_model(args.model, args.device, args.dtype, args.n_devices, **engine)
@@ -419,21 +453,38 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"model written to {final}")
 
 
-def cmd_figures(args: argparse.Namespace) -> None:
-    check_out(args.out)
-    from interp.studies import check_study_names, run_studies  # imports torch and plotly
+def check_study_run(names: Sequence[str] | None, out: str) -> list[str]:
+    """Study names, every folder the run will write and the PNG settings, checked before the model loads."""
+    check_out(out)  # before the studies' import, which imports torch and plotly
+    from interp.png import timeout_s
+    from interp.studies import check_study_names, check_study_outputs
 
     with as_flag("studies"):
-        names = check_study_names(args.studies or None)
-    engine = engine_args(args)
-    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices, **engine)
-    run_studies(names, model=model, quick=args.quick, out=args.out)
+        names = check_study_names(names)
+    with as_flag("--out", FLAG_NAMES):
+        check_study_outputs(names, out)
+    try:
+        timeout_s()
+    except ValueError as err:  # INTERP_PNG_TIMEOUT_S=...: the message names the variable
+        raise CliError(str(err)) from None
+    return names
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from interp.defaults import default_out
+
+    out = default_out(args.quick) if args.out is None else args.out  # a quick run has a folder of its own
+    names = check_study_run(args.studies or None, out)
+    from interp.studies import run_studies
+
+    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices, **engine_args(args))
+    run_studies(names, model=model, quick=args.quick, out=out)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from interp.studies import demo
+    from interp.studies import HEADLINE, demo
 
-    check_out(args.out)
+    check_study_run(HEADLINE, args.out)
     model = load_checked_model(args.model, args.device, args.dtype, args.n_devices, **engine_args(args))
     demo(out=args.out, model=model)
 
@@ -554,8 +605,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("studies", nargs="*", help="studies to run, each once (default: all; listed below)")
     f.add_argument("--model", default="embedded", help="model spec (default embedded)")
-    f.add_argument("--quick", action="store_true", help="few prompts: a smoke run in well under 2 minutes")
-    f.add_argument("--out", default="figures", help="output directory (default figures/)")
+    f.add_argument(
+        "--quick", action="store_true", help="few prompts: a smoke run in well under 2 minutes, into figures-quick/"
+    )
+    f.add_argument(
+        "--out",
+        help="output directory (default figures/; with --quick figures-quick/, so the committed "
+        "figures are replaced only when you name them)",
+    )
     f.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     add_precision_flags(f)
     f.set_defaults(func=cmd_figures)

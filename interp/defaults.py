@@ -48,3 +48,17 @@ def tasks_for(family: str, k: int) -> tuple[str, ...]:
     if not 1 <= k <= len(order):
         raise ValueError(f"k: need 1..{len(order)} default tasks of {family}, got {k!r}")
     return order[:k]
+
+
+#: Where ``interp figures`` writes without ``--out``: a quick run has a folder of its own, so that the committed
+#: full-size results in ``figures/`` are never replaced by a smoke run's.
+DEFAULT_OUT, QUICK_OUT = "figures", "figures-quick"
+
+
+def default_out(quick: bool) -> str:
+    """The output folder when none is given: ``figures-quick`` for a quick run, else ``figures``.
+
+    >>> default_out(True), default_out(False)
+    ('figures-quick', 'figures')
+    """
+    return QUICK_OUT if quick else DEFAULT_OUT

@@ -1,9 +1,11 @@
 """Atomic writing of JSON, HTML and PNG outputs.
 
 Every file is written to a temporary name in its target folder and renamed into place, so an
-interrupted run never leaves a half-written file; files get the usual ``0o666 & ~umask`` mode. Static PNG
-export (:mod:`interp.png`) needs a Chromium; when none can be used the run goes on in HTML-only mode, says so once
-with the reason, and removes a PNG that would no longer match its HTML (never a crash or a hang).
+interrupted run never leaves a half-written file; files get the usual ``0o666 & ~umask`` mode (a study's folder is
+written as one set on top of this: :mod:`interp.atomic_folder`). Static PNG export (:mod:`interp.png`) needs a
+Chromium; when none can be used the run goes on in HTML-only mode and says so once with the reason (never a crash or
+a hang). A PNG is never deleted: one that could not be redrawn for a changed figure stays, and the study writer names
+it (:func:`interp.atomic_folder.stale_pngs`).
 
 Reruns are a no-op for git: floats in JSON are rounded to :data:`JSON_SIGNIFICANT_DIGITS` significant digits,
 and a JSON or HTML file whose new text differs from the existing one only by float noise (every number within
@@ -18,9 +20,10 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +212,9 @@ def write_figure(
 
     The HTML loads plotly.js from ``../plotly.min.js`` (written once beside the study folders), so figures
     work offline without repeating 4.6 MB of JavaScript in each. When the HTML is unchanged up to float noise
-    it is kept, and so is an existing PNG (no re-render); when the figure changed and no PNG can be made, an
-    old ``base.png`` is removed so that no stale image sits beside the new numbers.
+    it is kept, and so is an existing PNG (no re-render). When the figure changed and no PNG can be made (no
+    browser), ``"png"`` is ``None`` and an old ``base.png`` is left as it is: a PNG is never deleted (without a
+    browser it could not be drawn again); :func:`interp.atomic_folder.one_set` names it as out of date.
     """
     base = Path(base)
     out: dict[str, str | None] = {"html": None, "png": None}
@@ -225,8 +229,8 @@ def write_figure(
         return out
     if not changed and png_path.is_file():  # the figure did not change: its PNG still shows it
         out["png"] = str(png_path)
-    elif png_status() is not None:  # PNG export is off: no image of the previous numbers beside the new HTML
-        png_path.unlink(missing_ok=True)
+    elif png_status() is not None:  # PNG export is off: nothing drawn, an old PNG kept (never deleted)
+        pass
     elif _background is not None:  # inside pngs_in_background(): rendered while the caller goes on
         out["png"] = str(png_path)
 
@@ -234,54 +238,76 @@ def write_figure(
             out.update(png=_write_png(fig, png_path, width, height))
             return out["png"]
 
-        _background[1].append((_background[0].submit(draw), png_path))
+        _background.pngs.append(_background.executor.submit(draw))
     else:
         out["png"] = _write_png(fig, png_path, width, height)
     return out
 
 
 def _write_png(fig, png_path: Path, width: int, height: int) -> str | None:
-    """Render and write ``png_path`` atomically; without a usable browser, remove an old one (it shows the previous
-    numbers: better no image than a wrong one). Returns the path written, or ``None``."""
+    """Render and write ``png_path`` atomically; returns the path written, or ``None`` without a usable browser (an
+    old PNG is then left as it is)."""
     data = figure_png_bytes(fig, width=width, height=height)
-    if data is not None:
-        return str(atomic_write_bytes(png_path, data))
-    if png_path.is_file():
-        png_path.unlink()
-    return None
+    return None if data is None else str(atomic_write_bytes(png_path, data))
 
 
-_background: tuple[Any, list] | None = None  # (one-thread executor, its futures) inside pngs_in_background()
+@dataclass
+class _Background:
+    """Inside :func:`pngs_in_background`: the one PNG thread, the PNGs handed to it, and the jobs queued behind them
+    with what to do instead if the block fails first (:func:`after_pngs`)."""
+
+    executor: ThreadPoolExecutor
+    pngs: list[Future] = field(default_factory=list)
+    jobs: list[tuple[Future, Callable[[], None]]] = field(default_factory=list)
+
+
+_background: _Background | None = None
+
+
+def after_pngs(job: Callable[[], None], *, otherwise: Callable[[], None]) -> None:
+    """Run ``job`` once every PNG handed to the background so far is written: inside :func:`pngs_in_background` in
+    the PNG thread right after them, elsewhere at once. When the block fails before ``job`` ran (or ``job`` itself
+    fails), ``otherwise`` runs instead, after the PNG thread has stopped (e.g. swap a study folder into place, or
+    drop it)."""
+    if _background is None:
+        job()
+        return
+    _background.jobs.append((_background.executor.submit(job), otherwise))
+
+
+def _run_otherwise(jobs: list[tuple[Future, Callable[[], None]]]) -> None:
+    for future, otherwise in jobs:
+        if future.cancelled() or future.exception() is not None:
+            otherwise()
 
 
 @contextmanager
 def pngs_in_background() -> Iterator[None]:
     """Inside this block, :func:`write_figure` hands each PNG to one background thread and returns at once: the
-    headless browser renders while the caller computes the next figure. Leaving the block waits for every PNG and
-    raises the first error one met (on an error in the block itself, PNGs not yet started are dropped). The
-    ``"png"`` path ``write_figure`` returned is where the image will be; its dict is set to ``None`` if none could
-    be made (with the usual warning).
+    headless browser renders while the caller computes the next figure. Leaving the block waits for every PNG (and
+    the jobs queued behind them, :func:`after_pngs`) and raises the first error one met; on an error in the block
+    itself, PNGs not yet started are dropped, and so are the jobs (their ``otherwise`` runs). The ``"png"`` path
+    ``write_figure`` returned is where the image will be; its dict is set to ``None`` if none could be made (with
+    the usual warning).
 
     >>> with pngs_in_background():                              # doctest: +SKIP
     ...     paths = write_figure(fig, "figures/demo/curve")
     """
     global _background
-    previous, executor = _background, ThreadPoolExecutor(max_workers=1, thread_name_prefix="interp-png")
-    _background = (executor, [])
-    futures = _background[1]
+    previous = _background
+    background = _background = _Background(ThreadPoolExecutor(max_workers=1, thread_name_prefix="interp-png"))
     allow_png()
     try:
         yield
-        executor.shutdown(wait=True)  # every wait on the browser has a timeout, so this ends
+        background.executor.shutdown(wait=True)  # every wait on the browser has a timeout, so this ends
     except BaseException:
-        executor.shutdown(wait=False, cancel_futures=True)  # queued PNGs never start...
+        background.executor.shutdown(wait=False, cancel_futures=True)  # queued PNGs and jobs never start...
         abort_png()  # ...the one being drawn fails at once, and no new browser starts (Ctrl-C must not wait)
-        executor.shutdown(wait=True)
-        for future, png_path in futures:  # a PNG not drawn would show the previous numbers beside the new HTML
-            if future.cancelled() or future.exception() is not None or future.result() is None:
-                png_path.unlink(missing_ok=True)
+        background.executor.shutdown(wait=True)
+        _run_otherwise(background.jobs)
         raise
     finally:
         _background = previous
-    for future, _ in futures:
+    _run_otherwise(background.jobs)
+    for future in [*background.pngs, *(job for job, _ in background.jobs)]:
         future.result()

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 from interp.activations import gelu_tanh, gelu_tanh_module_class
 from interp.architectures import convert_weights, tl_fields
 from interp.bridge import bridge_from_hf, check_bridge_architecture, is_bridge, native_bridge, tl_major
+from interp.model_files import check_loading_info, check_weight_files, read_trained_examples
+from interp.safe_load import NO_REMOTE_CODE, refuse_custom_code
 from interp.tokenization import bos_id, build_gpt2_tokenizer
 
 if TYPE_CHECKING:
@@ -186,8 +188,16 @@ def resolve_weights_dir(spec: str, path: str | Path | None = None) -> tuple[str,
     """Map a spec to ``(model_id, local directory)`` without importing torch; raise if absent.
 
     Cheap on purpose: a missing model fails fast, before any heavy import or work. An existing directory wins over a
-    repo id of the same spelling; ``org/name`` that is no directory is looked up in the local HF cache.
+    repo id of the same spelling; ``org/name`` that is no directory is looked up in the local HF cache. A folder
+    that asks to run code of its own (``auto_map``) is refused here already
+    (:func:`interp.safe_load.refuse_custom_code`).
     """
+    model_id, d = _resolve_weights_dir(spec, path)
+    refuse_custom_code(d, known_types=False)  # JSON only: the unknown model_type check imports transformers
+    return model_id, d
+
+
+def _resolve_weights_dir(spec: str, path: str | Path | None) -> tuple[str, Path]:
     if not isinstance(spec, str | os.PathLike) or not str(spec):
         raise ValueError(
             "spec: expected 'embedded', 'two_digit', 'gpt2', a local directory or a Hugging Face model name, "
@@ -313,7 +323,8 @@ def load_tokenizer(d: Path, vocab_size: int):
 
     files = ("tokenizer.json", "vocab.json", "tokenizer.model", "tokenizer_config.json")
     if any((d / f).is_file() for f in files):
-        tok = AutoTokenizer.from_pretrained(str(d), local_files_only=True)
+        refuse_custom_code(d)  # before transformers reads the folder: it would ask to run a custom tokenizer's code
+        tok = AutoTokenizer.from_pretrained(str(d), **NO_REMOTE_CODE)
     elif vocab_size == 50257:
         tok = build_gpt2_tokenizer()
     else:
@@ -573,6 +584,7 @@ def load_model(
     if plugin is not None:
         return plugin(spec, device=device, dtype=dtype)
     model_id, d = resolve_weights_dir(spec, path)
+    read_trained_examples(d)  # a broken training.json fails before the weights are read
     hf = _hf_from_dir(d, dtype, n_devices)
     tok = load_tokenizer(d, hf.config.vocab_size)
     record = weights_record(model_id, d, dtype, "")
@@ -599,7 +611,22 @@ def weights_record(model_id: str, d: Path, dtype: str, architecture: str) -> Mod
     sha = sha256_file(weights) if model_id == EMBEDDED else None
     shipped = {embedded_model_dir(): "embedded", TWO_DIGIT_DIR: "two_digit_shift"}
     source = f"package:interp/checkpoints/{shipped[d]}" if d in shipped else str(d)
-    return ModelInfo(model_id, source, WeightProcessing(), sha, architecture, dtype, _trained_examples(d))
+    return ModelInfo(model_id, source, WeightProcessing(), sha, architecture, dtype, read_trained_examples(d))
+
+
+def context_length(spec: str, path: str | Path | None = None) -> int | None:
+    """The model's context length from its ``config.json`` alone (``None`` for a built model, or a config without
+    one): cheap (no torch, no tokenizer), so a command line can bound its sizes before building anything.
+
+    >>> context_length("embedded")
+    288
+    """
+    if spec_plugin(spec) is not None:
+        return None
+    _, d = resolve_weights_dir(spec, path)
+    config = json.loads((d / "config.json").read_text())
+    n_ctx = config.get("n_positions") or config.get("max_position_embeddings")
+    return n_ctx if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) else None
 
 
 def context_and_tokenizer(spec: str, path: str | Path | None = None) -> tuple[int, Any] | None:
@@ -610,13 +637,11 @@ def context_and_tokenizer(spec: str, path: str | Path | None = None) -> tuple[in
     >>> n_ctx, tokenizer = context_and_tokenizer("embedded"); n_ctx > 0
     True
     """
-    if spec_plugin(spec) is not None:
+    n_ctx = context_length(spec, path)
+    if n_ctx is None:
         return None
     _, d = resolve_weights_dir(spec, path)
     config = json.loads((d / "config.json").read_text())
-    n_ctx = config.get("n_positions") or config.get("max_position_embeddings")
-    if not isinstance(n_ctx, int):
-        return None
     return n_ctx, load_tokenizer(d, config.get("vocab_size"))
 
 
@@ -629,35 +654,40 @@ def check_architecture(config) -> None:
 
 
 def _hf_from_dir(d: Path, dtype: str, n_devices: int = 1):
-    """The HF causal LM in ``d`` on the CPU (local files only), after checking its architecture is supported; with
-    ``n_devices > 1`` (TransformerLens 4.x) its layers are placed over that many GPUs (``device_map="auto"``)."""
+    """The HF causal LM in ``d`` on the CPU (local files only, no code from the folder: :mod:`interp.safe_load`),
+    after checking its architecture is supported and its weight files are whole (:mod:`interp.model_files`); with
+    ``n_devices > 1`` (TransformerLens 4.x) its layers are placed over that many GPUs (``device_map="auto"``).
+    A ``config.json`` whose sizes do not match the weights is refused (never filled in with random numbers)."""
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    config = AutoConfig.from_pretrained(str(d), local_files_only=True)
+    refuse_custom_code(d)  # before transformers reads the folder: it would ask to run the folder's own code
+    config = AutoConfig.from_pretrained(str(d), **NO_REMOTE_CODE)
     check_architecture(config)  # an unsupported architecture fails here, before the weights are read
-    bars = hf_logging.is_progress_bar_enabled()
+    check_weight_files(d)  # a truncated, empty or unsafe weight file: one line naming it
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar for a local directory
+    hf_logging.set_verbosity_error()  # no load report: a mismatch is refused below in one line
     try:
         # float32 weights for float32/float64 models; half-precision models are read in their dtype (memory).
         load_dtype = dtype if dtype in ("float16", "bfloat16") else "float32"
         placement = {}
         if n_devices > 1 and tl_major() >= 4:
             placement = {"device_map": "auto", "max_memory": {i: "1000GiB" for i in range(n_devices)}}
-        hf = AutoModelForCausalLM.from_pretrained(str(d), local_files_only=True, dtype=load_dtype, **placement)
+        hf, info = AutoModelForCausalLM.from_pretrained(
+            str(d),
+            **NO_REMOTE_CODE,
+            dtype=load_dtype,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported by check_loading_info in one line instead of a page
+            **placement,
+        )
     finally:
+        hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+    check_loading_info(d, info)
     return hf.eval()
-
-
-def _trained_examples(d: Path) -> dict[str, int] | None:
-    """Examples per training prompt by family, for checkpoints written by ``interp train`` (else ``None``)."""
-    path = d / "training.json"
-    if not path.is_file():
-        return None
-    n_examples = json.loads(path.read_text()).get("config", {}).get("n_examples")
-    return {str(k): int(v) for k, v in n_examples.items()} if isinstance(n_examples, dict) else None
 
 
 def trained_examples(model) -> dict[str, int] | None:

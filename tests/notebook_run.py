@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from time_limits import limit_s
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "experiments" / "notebooks"
@@ -22,7 +23,11 @@ def execute(path: Path):
         pytest.skip("no 'python3' Jupyter kernel spec (run `.venv/bin/python -m ipykernel install --sys-prefix`)")
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=int(limit_s(600)),  # a hang's safety net: the slowest cell takes ~40 s on an idle 2-core machine
+        startup_timeout=int(limit_s(60)),
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
     return nb

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.engines.nn_points import paths_for, tl_paths
+from interp.model_files import check_loading_info, check_weight_files
 from interp.models import (
     ModelInfo,
     attach_tokenizer,
@@ -48,6 +49,7 @@ from interp.models import (
     spec_plugin,
     weights_record,
 )
+from interp.safe_load import NO_REMOTE_CODE, refuse_custom_code
 
 ENGINES = ("transformer_lens", "nnsight")
 #: The version the engine is tested with (the ``nnsight`` extra of pyproject.toml pins it).
@@ -353,19 +355,29 @@ def _load_local(spec, path, device: str, dtype: str, n_devices: int, remote) -> 
     from transformers.utils import logging as hf_logging
 
     model_id, d = resolve_weights_dir(spec, path)
-    config = AutoConfig.from_pretrained(str(d), local_files_only=True)
+    refuse_custom_code(d)  # before transformers reads the folder: it would ask to run the folder's own code
+    config = AutoConfig.from_pretrained(str(d), **NO_REMOTE_CODE)
     paths = paths_for(config.model_type, parallel_residual=getattr(config, "use_parallel_residual", True))
     load_dtype = dtype if dtype in ("float16", "bfloat16") else "float32"
     placement = {"device_map": "auto"} if n_devices > 1 else {}
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    check_weight_files(d)  # a truncated, empty or unsafe weight file: one line naming it
     try:  # eager attention: its weights are the attention pattern (interp.heads.attention_scores)
-        hf = AutoModelForCausalLM.from_pretrained(
-            str(d), local_files_only=True, dtype=load_dtype, attn_implementation="eager", **placement
-        ).eval()
+        hf, info = AutoModelForCausalLM.from_pretrained(
+            str(d),
+            **NO_REMOTE_CODE,
+            dtype=load_dtype,
+            attn_implementation="eager",
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported by check_loading_info in one line instead of a page
+            **placement,
+        )
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    check_loading_info(d, info)
+    hf = hf.eval()
     if n_devices == 1:
         hf = hf.to(device=device, dtype=getattr(torch, dtype))
     tok = load_tokenizer(d, hf.config.vocab_size)
@@ -386,7 +398,8 @@ def _load_served(repo_id: str, host: str, dtype: str) -> NNsightModel:
     import torch
     from nnsight import TransformersModel
 
-    nn = TransformersModel(repo_id, task="text-generation")
+    # no custom code: nnsight passes trust_remote_code to the config, tokenizer and model loads
+    nn = TransformersModel(repo_id, task="text-generation", trust_remote_code=False)
     config = nn._module.config
     paths = paths_for(config.model_type, parallel_residual=getattr(config, "use_parallel_residual", True))
     cfg = _engine_config(config, dtype=getattr(torch, dtype), device="remote", family_norm=paths.norm)

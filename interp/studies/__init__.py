@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from interp.atomic_folder import stale_pngs
+from interp.defaults import DEFAULT_OUT, QUICK_OUT, default_out
 from interp.engines.nn_model import engine_record, is_nnsight
-from interp.export import pngs_in_background, write_json
+from interp.export import check_output_dir, pngs_in_background, write_json
 from interp.models import load_model
-from interp.png import PngSkipped, png_preflight, png_status, warm_png_export
+from interp.png import PngSkipped, png_preflight, png_status, timeout_s, warm_png_export
 from interp.remember import remembering
 
 
@@ -106,6 +109,8 @@ STUDIES: dict[str, Study] = {
 HEADLINE = ("mixture_sweep", "superposition_bars")
 
 
+#: Where studies write by default: full runs into the committed ``figures/``, quick (smoke) runs into a folder of
+#: their own (git-ignored), so a quick run never replaces committed results unless ``out`` names them.
 def check_study_names(names: Sequence[str] | None) -> list[str]:
     """The studies to run, in the order given, each once (default: all); an unknown name is refused.
 
@@ -119,19 +124,56 @@ def check_study_names(names: Sequence[str] | None) -> list[str]:
     return names
 
 
+def check_study_outputs(names: Sequence[str], out: str | Path) -> Path:
+    """Check, before any work, every folder a run of ``names`` will write: ``out`` can hold new folders (each study
+    is written beside its folder, then swapped in) and each ``out/<study>`` is a folder whose files can be read
+    (they are kept where unchanged). ``ValueError`` naming the folder otherwise; returns ``out``.
+
+    >>> import tempfile; check_study_outputs(["heads"], tempfile.mkdtemp()).is_dir()
+    True
+    """
+    out = check_output_dir(out, flag="out")
+    for name in names:
+        folder = out / name
+        if folder.is_symlink() and not folder.exists():
+            raise ValueError(f"out: {folder} is a broken link; remove it or give another --out")
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            raise ValueError(f"out: {folder} is a file, not a folder; the {name} study writes its files there")
+        unreadable = [p for p in [folder, *folder.iterdir()] if not os.access(p, os.R_OK)]
+        if unreadable:
+            raise ValueError(f"out: {unreadable[0]} cannot be read; the {name} study keeps unchanged files from it")
+    return out
+
+
+def check_run(names: Sequence[str] | None, out: str | Path) -> list[str]:
+    """Everything a study run can check before the model loads: the study names, every output folder
+    (:func:`check_study_outputs`) and the PNG settings (``INTERP_PNG_TIMEOUT_S``). Returns the names to run."""
+    names = check_study_names(names)
+    check_study_outputs(names, out)
+    timeout_s()  # a malformed INTERP_PNG_TIMEOUT_S fails now, not after the model has loaded
+    return names
+
+
 def run_studies(
     names: Sequence[str] | None = None,
     *,
     model: Any = "embedded",
     quick: bool = False,
-    out: str | Path = "figures",
+    out: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, dict]:
     """Run studies (default: all) on one model, writing ``out/<study>/``; returns each study's numbers and paths.
 
-    Names and the model spec are checked before any model is loaded.
+    ``out`` defaults to ``figures/``, and to ``figures-quick/`` for a quick run (:func:`default_out`): a smoke run
+    never replaces the committed results unless asked. Names, output folders and settings are checked before any
+    model is loaded (:func:`check_run`). Each study's folder is written as one set (swapped in when the study is
+    done; an error or Ctrl-C leaves the previous one whole), and no PNG is ever deleted: one that could not be
+    redrawn for a changed figure is kept and named in a note.
     """
-    names = check_study_names(names)
+    out = default_out(quick) if out is None else out
+    names = check_run(names, out)
     if isinstance(model, str):
         model = load_model(model)  # resolves the weights first: a missing model fails before any work
     said_png = png_preflight()
@@ -152,11 +194,11 @@ def run_studies(
                 record_engine(results[name], model)
             wrote = [p for p in results[name]["paths"].values() if p and not p.endswith(".png")]
             print(f"{name}: {time.perf_counter() - start:.1f}s → {', '.join(wrote)}")
-    pngs = []
+    pngs, stale = [], stale_pngs(clear=True)
     for result in results.values():  # a PNG is reported only once it exists (drawn in the background, or skipped)
         for key, path in result["paths"].items():
             if path and path.endswith(".png"):
-                if Path(path).is_file():
+                if Path(path).is_file() and path not in stale:
                     pngs.append(path)
                 else:
                     result["paths"][key] = None
@@ -164,6 +206,11 @@ def run_studies(
         print(f"PNG{' (figure unchanged, kept)' if png_status() else ''}: {', '.join(pngs)}")
     if png_status() and png_status() != said_png:
         print(f"note: {png_status()}")
+    if stale:  # never deleted (without a browser they could not be drawn again), but they show the previous numbers
+        print(
+            f"note: {len(stale)} PNG(s) not redrawn, left from the previous run beside changed numbers (redraw them "
+            f"with a browser: make png-deps, then rerun): {', '.join(stale)}"
+        )
     print(f"outputs written under {Path(out).resolve()}")
     return results
 
@@ -200,7 +247,7 @@ def headline_numbers(results: dict[str, dict]) -> list[str]:
     return lines
 
 
-def demo(*, out: str | Path = "figures", model: str = "embedded") -> dict[str, dict]:
+def demo(*, out: str | Path = DEFAULT_OUT, model: str = "embedded") -> dict[str, dict]:
     """The main job: headline studies on the embedded model, then the headline numbers."""
     results = run_studies(HEADLINE, model=model, out=out)
     print("\nheadline numbers (mean over prompts, 95% bootstrap CI):")
@@ -220,6 +267,6 @@ def script_main(name: str, argv: Sequence[str] | None = None) -> dict[str, dict]
     )
     ap.add_argument("--model", default="embedded", help="model spec (default: the embedded model)")
     ap.add_argument("--quick", action="store_true", help="few prompts: a smoke run")
-    ap.add_argument("--out", default="figures", help="output root (default figures/)")
+    ap.add_argument("--out", help=f"output root (default {DEFAULT_OUT}/; with --quick {QUICK_OUT}/)")
     args = ap.parse_args(argv)
     return run_studies([name], model=args.model, quick=args.quick, out=args.out)

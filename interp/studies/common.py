@@ -1,15 +1,19 @@
-"""What every study shares: provenance metadata and writing a figure with its numbers atomically. (Results that
-studies run together compute identically are shared through :func:`interp.remember.remembered`.)"""
+"""What every study shares: provenance metadata, writing a figure with its numbers atomically, and writing the study's
+folder as one set (:func:`writes_one_set`). (Results that studies run together compute identically are shared through
+:func:`interp.remember.remembered`.)"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from interp.atomic_folder import one_set
 from interp.export import write_figure, write_json
 from interp.metrics import describe
 from interp.models import model_info
@@ -46,3 +50,29 @@ def write_outputs(fig, numbers: dict[str, Any], out_dir: str | Path, name: str) 
     paths = write_figure(fig, out_dir / name, width=1200, height=int(fig.layout.height or 560))
     paths["json"] = str(write_json(out_dir / f"{name}.json", numbers))
     return paths
+
+
+def writes_one_set(run: Callable[..., dict]) -> Callable[..., dict]:
+    """Make a study's ``run(model, config, out_dir, *, progress)`` write ``out_dir`` as one set: every file goes into
+    a staging folder beside it, swapped into place when the study has finished (and its PNGs are drawn);
+    an error or Ctrl-C part-way leaves the previous run's folder whole (:func:`interp.atomic_folder.one_set`).
+    The returned ``"paths"`` name the files in ``out_dir``. Every study's ``run`` carries it (tested).
+    """
+
+    @functools.wraps(run)
+    def run_as_one_set(model, config, out_dir: str | Path, *, progress: bool = True) -> dict:
+        target = Path(out_dir)
+        with one_set(target) as staging:
+            result = run(model, config, staging, progress=progress)
+        result["paths"] = {key: _moved(path, staging, target) for key, path in result["paths"].items()}
+        return result
+
+    run_as_one_set.writes_one_set = True  # type: ignore[attr-defined]
+    return run_as_one_set
+
+
+def _moved(path: str | None, staging: Path, target: Path) -> str | None:
+    """``path`` inside ``staging`` → the same file inside ``target`` (where it is once the set is swapped in)."""
+    if path is None or not Path(path).is_relative_to(staging):
+        return path
+    return str(target / Path(path).relative_to(staging))

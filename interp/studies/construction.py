@@ -19,7 +19,7 @@ from interp.construction import load_constructed
 from interp.defaults import pairs_of
 from interp.models import model_info
 from interp.plots.mixtures import model_comparison_figure
-from interp.studies.common import metadata, write_outputs
+from interp.studies.common import metadata, write_outputs, writes_one_set
 from interp.studies.mixture_sweep import mixture_curve
 from interp.tasks import get_family, resolve_tasks
 
@@ -56,6 +56,7 @@ class ConstructionConfig:
         return "constructed:retrieval:tasks=" + "+".join(tasks)
 
 
+@writes_one_set
 def run(model, config: ConstructionConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     """Mixture curves of the constructed model and of ``model``; writes ``construction.{html,png,json}``."""
     config.validate()

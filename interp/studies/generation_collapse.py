@@ -45,7 +45,7 @@ from interp.models import model_info, tokenizer_of
 from interp.plots.generation import generation_collapse_figure
 from interp.prompts import build_prompts, check_simplex
 from interp.results import CollapseCurve
-from interp.studies.common import distribution, metadata, write_outputs
+from interp.studies.common import distribution, metadata, write_outputs, writes_one_set
 from interp.tasks import get_family, resolve_tasks
 from interp.tokenization import encode_batch
 
@@ -341,6 +341,7 @@ def collapse_curve(model, family: str, tasks: Sequence[str], config: GenerationC
     )
 
 
+@writes_one_set
 def run(model, config: GenerationCollapseConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     """Every task set of ``config``; writes ``generation_collapse.{html,png,json}``."""
     config.validate()

@@ -53,7 +53,7 @@ from interp.plots.heads import dla_vs_fraction_figure, head_heatmaps_figure
 from interp.prompts import build_prompts, zero_shot_prompts
 from interp.results import HeadMap
 from interp.seeds import check_seed
-from interp.studies.common import metadata, write_outputs
+from interp.studies.common import metadata, write_outputs, writes_one_set
 from interp.studies.scaling import model_label, size_family
 from interp.sweeps import CONTROL_TOLERANCE, score_cells
 from interp.tasks import get_family, resolve_tasks
@@ -281,6 +281,7 @@ def _top(values: np.ndarray, k: int) -> list[tuple[int, int]]:
     return [(int(i) // values.shape[1], int(i) % values.shape[1]) for i in flat]
 
 
+@writes_one_set
 def run(model, config: HeadsConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     """Measure ``model`` and the size family; write ``heads.{html,png,json}``, ``heads_dla.{html,png,json}`` and
     ``heads_all.json`` (every model) into ``out_dir``."""

@@ -23,7 +23,7 @@ from interp.prompts import build_prompts
 from interp.remember import remembered
 from interp.results import MixtureCurve
 from interp.scoring import score_answers
-from interp.studies.common import distribution, metadata, write_outputs
+from interp.studies.common import distribution, metadata, write_outputs, writes_one_set
 from interp.tasks import get_family, resolve_tasks
 
 STUDY = "mixture_sweep"
@@ -100,6 +100,7 @@ def _mixture_curve(model, family, task_a, task_b, d, n_prompts, n_examples, seed
     )
 
 
+@writes_one_set
 def run(model, config: MixtureSweepConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     """Run every pair, write ``mixture_sweep.{html,png,json}``; returns ``{"results", "numbers", "paths"}``."""
     config.validate()

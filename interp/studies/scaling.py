@@ -35,7 +35,7 @@ from interp.plots.scaling import scaling_figure, scaling_pairs_figure
 from interp.prompts import build_prompts
 from interp.results import ScalingPoint
 from interp.scoring import greedy_correct, score_answers_alone_and_complete
-from interp.studies.common import distribution, metadata, write_outputs
+from interp.studies.common import distribution, metadata, write_outputs, writes_one_set
 from interp.studies.scaling_pairs import PairsConfig, measure, seed_replicas
 from interp.tasks import get_family, resolve_tasks
 
@@ -169,6 +169,7 @@ def scaling_points(models: Sequence, config: ScalingConfig, *, progress: bool = 
     return sorted(points, key=lambda p: p.n_params)
 
 
+@writes_one_set
 def run(model, config: ScalingConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     """Measure ``config.models`` (default: the size family) and ``model``; write ``scaling.{html,png,json}``."""
     config.validate()

@@ -19,7 +19,7 @@ from interp.plots.mixtures import superposition_bars_figure
 from interp.prompts import build_prompts
 from interp.results import UniformMixture
 from interp.scoring import score_answers
-from interp.studies.common import metadata, write_outputs
+from interp.studies.common import metadata, write_outputs, writes_one_set
 from interp.tasks import get_family, resolve_tasks
 from interp.tokenization import encode
 
@@ -98,6 +98,7 @@ def family_result(model, family: str, tasks, n_examples: int, n_prompts: int, se
     )
 
 
+@writes_one_set
 def run(model, config: SuperpositionBarsConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     config.validate()
     meta = metadata(model, config, "superposition_bars")

@@ -65,7 +65,7 @@ from interp.plots.composition import (
 from interp.plots.style import family_task_color
 from interp.prompts import mixture_groups
 from interp.results import BestLayer, CosineMatrix, MixtureSweep, NullTest
-from interp.studies.common import metadata, write_outputs
+from interp.studies.common import metadata, write_outputs, writes_one_set
 from interp.sweeps import (
     CONTROL_TOLERANCE,
     QUERY_KINDS,
@@ -526,6 +526,7 @@ def _null_line(n: dict[str, Any]) -> str:
     )
 
 
+@writes_one_set
 def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     """Run the study and write its figures (HTML, PNG, JSON each) and ``task_vectors.json`` into ``out_dir``.
 

@@ -15,7 +15,7 @@ from interp.plots.mixtures import tasks_solved_figure
 from interp.prompts import build_prompts
 from interp.results import TasksSolvedCurve
 from interp.scoring import score_answers_alone_and_complete
-from interp.studies.common import metadata, write_outputs
+from interp.studies.common import metadata, write_outputs, writes_one_set
 from interp.tasks import get_family, resolve_tasks
 
 #: (family, its six default tasks in the order K adds them, examples per prompt).
@@ -70,6 +70,7 @@ def solved_at_k(model, family: str, tasks, k: int, n_examples: int, config: Task
     }
 
 
+@writes_one_set
 def run(model, config: TasksSolvedConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     config.validate()
     meta = metadata(model, config, "tasks_solved")

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from interp.export import atomic_path, write_json
+from interp.safe_load import UnsafeFileError, load_torch_file
 
 
 def save_checkpoint(hf_model, tokenizer, path: str | Path, meta: dict[str, Any], *, dtype: str = "float32") -> Path:
@@ -67,7 +68,10 @@ def _umask() -> int:
 
 
 def save_state(path: str | Path, model, opt, log: dict, step: int) -> None:
-    """Everything a resumed run needs (model, optimizer, log, next step), written atomically."""
+    """Everything a resumed run needs (model, optimizer, log, next step), written atomically.
+
+    Tensors, numbers, strings, lists and dicts only: :func:`load_state` reads it with ``weights_only=True``.
+    """
     state = {"model": model.state_dict(), "opt": opt.state_dict(), "log": log, "step": step}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -77,9 +81,17 @@ def load_state(path: str | Path, model, opt, device: str, config: dict[str, Any]
     """Restore ``model`` and ``opt`` from :func:`save_state`'s file; returns ``(log, step)``.
 
     A state of another model (the run directory was made with a different config) is refused with one line naming
-    the config fields that differ (``config``: the new run's), not PyTorch's size-mismatch listing.
+    the config fields that differ (``config``: the new run's), not PyTorch's size-mismatch listing. The file is read
+    with ``weights_only=True`` (:func:`interp.safe_load.load_torch_file`): a ``state.pt`` that holds anything but
+    tensors, numbers, strings, lists and dicts is refused, and no code in it runs.
     """
-    state = torch.load(path, weights_only=False, map_location=device)
+    fix = "use --no-resume to start over there, or another --out"
+    try:
+        state = load_torch_file(path, map_location=device, fix=fix)
+    except UnsafeFileError as err:
+        raise UnsafeFileError(f"out: {err}") from None
+    if not isinstance(state, dict) or not {"model", "opt", "log", "step"} <= set(state):
+        raise ValueError(f"out: {path} is not a training state of `interp train` (model, opt, log, step); {fix}")
     try:
         model.load_state_dict(state["model"])
     except RuntimeError:
@@ -87,10 +99,34 @@ def load_state(path: str | Path, model, opt, device: str, config: dict[str, Any]
         diffs = [f"{k} {old.get(k)!r} vs {v!r}" for k, v in (config or {}).items() if old.get(k) != v]
         raise ValueError(
             f"out: {Path(path).parent} holds a run of a different model ({'; '.join(diffs[:6]) or 'its weights differ'}"
-            "); use --no-resume to start over there, or another --out"
+            f"); {fix}"
         ) from None
     opt.load_state_dict(state["opt"])
     return state["log"], state["step"]
+
+
+#: What a run writes in its folder (``interp train --out``): these folders, and these files.
+RUN_FOLDERS, RUN_FILES = ("checkpoints", "final"), ("state.pt", "log.json")
+
+
+def check_run_folder(out: str | Path) -> None:
+    """``ValueError`` naming the path when something in ``out`` stands where a run writes (a file where its folder
+    goes, or a folder where its file goes): checked before the model is built, not when the first checkpoint is due.
+
+    >>> import tempfile; check_run_folder(tempfile.mkdtemp())
+    """
+    out = Path(out)
+    for name in RUN_FOLDERS:
+        path = out / name
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            raise ValueError(
+                f"out: {path} is a file, not a folder; a run writes its {name} there: move it or use another --out"
+            )
+    for name in RUN_FILES:
+        if (out / name).is_dir():
+            raise ValueError(
+                f"out: {out / name} is a folder; a run writes its {name} file there: move it or use another --out"
+            )
 
 
 def write_log(out: Path, log: dict) -> None:

@@ -134,6 +134,7 @@ class TrainConfig:
                     f"position_init: 'periodic' needs {n_features} coordinates for periods {periods};"
                     f" d_model={self.d_model} allows at most {self.d_model // 2}"
                 )
+        _check_example_counts(self)  # cheap bounds first: evaluation prompts are built below
         if self.evaluates():
             _check_eval_prompts(self)
 
@@ -233,6 +234,20 @@ def _check_choices(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, name) not in valid:
             raise ValueError(f"{name}: {getattr(cfg, name)!r}; valid: {', '.join(valid)}")
+
+
+def _check_example_counts(cfg: TrainConfig) -> None:
+    """Example counts that cannot fit ``n_ctx`` (each example takes at least one token, the query and BOS two
+    more), refused before any prompt is built (a count of 100000 used to build 8 prompts of that size first)."""
+    counts = [(f"n_examples[{name!r}]", n) for name, n in cfg.n_examples.items()]
+    if cfg.evaluates():
+        counts.append(("eval_n_examples", cfg.eval_n_examples))
+    for name, n in counts:
+        if n + 2 > cfg.n_ctx:
+            raise ValueError(
+                f"{name}: {n} examples take at least {n + 2} tokens with the query and BOS, more than "
+                f"n_ctx={cfg.n_ctx}; use fewer examples or raise n_ctx"
+            )
 
 
 def _check_eval_prompts(cfg: TrainConfig) -> None:

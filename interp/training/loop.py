@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.tokenization import build_char_tokenizer
-from interp.training.checkpoints import load_state, save_checkpoint, save_state, write_log
+from interp.training.checkpoints import check_run_folder, load_state, save_checkpoint, save_state, write_log
 from interp.training.config import TrainConfig
 from interp.training.data import Prefetcher, SingleTaskBatches
 from interp.training.evaluate import evaluate
@@ -207,6 +207,7 @@ def train(
     check_device(device)
     cfg.validate()
     out = Path(out_dir)
+    check_run_folder(out)  # before the model is built: a file where final/ goes failed only at the end
     out.mkdir(parents=True, exist_ok=True)
     run = Run(cfg, out, device, resume, clock)
     done = run.start_step

@@ -7,12 +7,13 @@ import sys
 import numpy as np
 import pytest
 from golden import assert_close_tree
+from time_limits import limit_s
 
 from interp.cli import main, parse_mix
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "interp", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "interp", *args], capture_output=True, text=True, timeout=limit_s(300))
 
 
 def test_parse_mix():
@@ -102,7 +103,8 @@ print("not reached")
 def test_console_entry_exits_with_mains_status_after_exit_handlers(args, code, expected):
     """``interp`` skips the interpreter's teardown: its status is main's, exit handlers still run, and everything
     printed arrives."""
-    res = subprocess.run([sys.executable, "-c", _ENTRY_PROBE, *args], capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-c", _ENTRY_PROBE, *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s(300))
     assert res.returncode == code, res.stderr
     assert expected in res.stdout + res.stderr
     assert res.stdout.rstrip().endswith("exit handlers ran") and "not reached" not in res.stdout
@@ -112,7 +114,7 @@ def test_console_entry_under_a_profiler_exits_normally(tmp_path):
     """A profiler wrapping the command still gets to write what it recorded."""
     out = tmp_path / "run.prof"
     cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "interp", "figures", "nope_study"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s(300))
     assert "unknown 'nope_study'" in res.stderr  # (cProfile itself swallows the exit status)
     assert out.is_file() and out.stat().st_size > 0
 

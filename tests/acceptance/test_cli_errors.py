@@ -1,16 +1,15 @@
 """Bad command lines: exit 2, one line naming the flag the user typed, before any model runs, nothing left behind.
 
 Each case runs ``interp.cli.main`` in-process with ``load_model`` and ``train`` replaced by sentinels that raise:
-a case that reached either would fail, so "no model ran" is checked directly. The time bound backs it up: bad
-input fails in ~0.01-0.1 s once the package is imported, while loading the embedded model alone takes 1-5 s on
-the 2-core CI machine (measured here: 5.3 s under load).
+a case that reached either would fail, so "no model ran" is checked directly (size flags also with the prompt
+builders replaced: no prompt was built). No seconds are measured (issue 36: a 1 s bound failed at 1.52 s on a busy
+machine); the fresh-process cases check instead that torch was never imported.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,8 +23,6 @@ import interp.training
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "experiments" / "configs" / "tiny.json"
-#: Seconds a bad command line may take in-process (imports done): well under one model load.
-FAIL_FAST_S = 1.0
 
 
 class ModelLoaded(BaseException):
@@ -41,7 +38,7 @@ def guarded(monkeypatch, tmp_path):
     """cwd = an empty folder with the case's input files; load_model/train raise; CUDA absent.
 
     The heavy modules a check may import (torch, TransformerLens's model-name table, the studies) are imported
-    here, so the timed part is the checking itself.
+    here once.
     """
     import torch
 
@@ -81,10 +78,9 @@ def guarded(monkeypatch, tmp_path):
     return tmp_path
 
 
-def run_main(argv: list[str], capsys) -> tuple[int, str, float]:
-    start = time.perf_counter()
+def run_main(argv: list[str], capsys) -> tuple[int, str]:
     code = cli.main(argv)
-    return code, capsys.readouterr().err.strip(), time.perf_counter() - start
+    return code, capsys.readouterr().err.strip()
 
 
 # (argv, the flag the message must name, a phrase of the message); issue #12 items in the comments
@@ -151,20 +147,19 @@ CASES = [
 def test_bad_command_line(argv, flag, phrase, guarded, capsys):
     before = sorted(p.relative_to(guarded) for p in guarded.rglob("*"))
     try:
-        code, err, seconds = run_main(argv, capsys)
+        code, err = run_main(argv, capsys)
     except SystemExit as exc:  # argparse exits itself, with the same one-line contract
-        code, err, seconds = exc.code, capsys.readouterr().err.strip(), 0.0
+        code, err = exc.code, capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1, err
     assert err.startswith("interp") and flag in err and phrase in err, err
     assert "Traceback" not in err
-    assert seconds < FAIL_FAST_S, f"{seconds:.2f}s: slower than the {FAIL_FAST_S}s bound for failing before a model"
     assert sorted(p.relative_to(guarded) for p in guarded.rglob("*")) == before  # no file or folder left behind
 
 
 def test_message_names_the_flag_the_user_typed_first(guarded, capsys):
     """The flag leads the message: ``interp: error: --n-prompts: ...``, not ``n_prompts:``."""
-    code, err, _ = run_main(["measure", "--family", "operands", "--n-prompts", "-2"], capsys)
+    code, err = run_main(["measure", "--family", "operands", "--n-prompts", "-2"], capsys)
     assert code == 2 and err.startswith("interp: error: --n-prompts: ") and "n_prompts" not in err
 
 
@@ -172,7 +167,7 @@ def test_message_names_the_flag_the_user_typed_first(guarded, capsys):
 def test_config_steps_must_be_positive(steps, guarded, capsys):
     (guarded / "steps.json").write_text(json.dumps({**json.loads(TINY.read_text()), "steps": steps}))
     try:
-        code, err, _ = run_main(["train", "--config", "steps.json", "--out", "run"], capsys)
+        code, err = run_main(["train", "--config", "steps.json", "--out", "run"], capsys)
     except Trained:
         pytest.fail("a config with steps <= 0 reached train(): it would write an untrained model")
     assert code == 2 and "--config" in err and "steps" in err
@@ -187,6 +182,59 @@ def test_good_input_reaches_the_model(guarded, capsys):
     with pytest.raises(Trained):
         cli.main(["train", "--config", "tiny.json", "--out", "run", "--device", "cpu"])
     assert not (guarded / "figs").exists() and not (guarded / "run").exists()  # checking --out created nothing
+
+
+class PromptsBuilt(BaseException):
+    """Raised by the patched prompt builders: a size check came after the prompts were built."""
+
+
+@pytest.fixture
+def no_prompts_built(monkeypatch):
+    """Prompt building raises (issue 36: ``--n-examples 100000`` built and tokenized every prompt for 300 s first)."""
+    import interp.prompts
+    import interp.training.config
+
+    def built(*args, **kwargs):
+        raise PromptsBuilt(args)
+
+    monkeypatch.setattr(interp.prompts, "build_prompts", built)
+    monkeypatch.setattr(interp.training.config, "build_prompts", built)
+
+
+def _config(guarded: Path, **changes) -> str:
+    (guarded / "sized.json").write_text(json.dumps({**json.loads(TINY.read_text()), **changes}))
+    return "sized.json"
+
+
+SIZE_CASES = [
+    (["measure", "--family", "bias_add", "--n-examples", "100000"], "--n-examples", "context of 288"),
+    (["measure", "--family", "bias_add", "--n-examples", "287"], "--n-examples", "context of 288"),
+    (["measure", "--family", "bias_add", "--n-prompts", "100000000"], "--n-prompts", "lines to build"),
+    (["measure", "--family", "retrieval", "--model", "constructed:retrieval:K=2", "--n-examples", "100000"],
+     "--n-prompts", "lines to build"),
+    (["train", "--config", {"eval_n_examples": 100000}, "--out", "run"], "--config", "eval_n_examples: 100000"),
+    (["train", "--config", {"n_examples": {"bias_add": 100000}}, "--out", "run"], "--config", "n_examples['bias_add']"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "flag", "phrase"), SIZE_CASES, ids=[str(c[0][1:4]) for c in SIZE_CASES])
+def test_sizes_are_refused_before_any_prompt_is_built_or_model_loaded(
+    argv, flag, phrase, guarded, no_prompts_built, capsys
+):
+    argv = [_config(guarded, **a) if isinstance(a, dict) else a for a in argv]
+    code, err = run_main(argv, capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"interp: error: {flag}"), err
+    assert phrase in err, err
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan"])
+@pytest.mark.parametrize("command", [["figures", "--quick", "--out", "figs"], ["demo", "--out", "figs"]])
+def test_a_bad_png_timeout_is_refused_before_the_model_loads(value, command, guarded, monkeypatch, capsys):
+    """``INTERP_PNG_TIMEOUT_S=abc`` was refused only after the model had loaded (17 s)."""
+    monkeypatch.setenv("INTERP_PNG_TIMEOUT_S", value)
+    code, err = run_main(command, capsys)
+    assert code == 2 and err == f"interp: error: INTERP_PNG_TIMEOUT_S={value!r}: expected a number of seconds > 0"
+    assert not (guarded / "figs").exists()
 
 
 def test_help_shows_a_plain_percent_sign(capsys):
@@ -301,13 +349,7 @@ FRESH_PROCESS_CASES = [
     ["train", "--config", "list.json", "--out", "run"],
     ["train", "--config", "/nonexistent.json", "--out", "run"],
 ]
-#: Seconds a whole ``interp`` process may take to reject bad input: measured 0.26-0.51 s on the 2-core machine at
-#: load average ~10, where a 2-prompt ``interp measure`` took 17-20 s (importing torch alone takes 2-5 s).
-FRESH_PROCESS_S = 4.0
-_PROBE = (
-    "import sys, time; t = time.perf_counter(); from interp.cli import main; rc = main(sys.argv[1:]); "
-    "print('torch' in sys.modules, time.perf_counter() - t); sys.exit(rc)"
-)
+_PROBE = "import sys; from interp.cli import main; rc = main(sys.argv[1:]); print('torch' in sys.modules); sys.exit(rc)"
 
 
 @pytest.mark.parametrize("argv", FRESH_PROCESS_CASES, ids=" ".join)
@@ -320,19 +362,15 @@ def test_bad_input_fails_in_a_fresh_process_before_torch_is_imported(argv, tmp_p
     (tmp_path / "afile").write_text("x")
     (tmp_path / "list.json").write_text("[1, 2]")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    start = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, cwd=tmp_path, env=env)
-    seconds = time.perf_counter() - start
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
-    torch_imported, _ = res.stdout.split()
-    assert torch_imported == "False"
-    assert seconds < FRESH_PROCESS_S, f"{seconds:.2f}s"
+    assert res.stdout.split() == ["False"]  # torch never imported: no model can have run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "list.json"]
 
 
 def test_train_flags_override_the_config_and_are_range_checked(guarded, capsys):
     """``--grad-accum 0`` is refused naming the flag, before train() runs; a valid override reaches train()."""
-    code, err, _ = run_main(["train", "--config", str(TINY), "--out", "run", "--grad-accum", "0"], capsys)
+    code, err = run_main(["train", "--config", str(TINY), "--out", "run", "--grad-accum", "0"], capsys)
     assert code == 2 and err.startswith("interp: error: --grad-accum: ") and "\n" not in err.strip()
     with pytest.raises(Trained):
         run_main(["train", "--config", str(TINY), "--out", "run", "--time-budget-s", "30"], capsys)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from time_limits import limit_s
 
 import interp.models
 from interp.cli import INTERRUPTED, main
@@ -24,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def assert_only_complete_files(out: Path) -> list[str]:
-    """Every file under ``out`` is whole (JSON parses, HTML closes, plotly.js is whole); returns their names."""
+    """Every file under ``out`` is whole (JSON parses, HTML closes, plotly.js is whole) and no study folder is left
+    half-written beside its own (``.STUDY.new-*``); returns their names."""
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".interp-write-probe." in p.name]
+    assert not [p for p in out.rglob(".*") if ".new-" in p.name or ".old-" in p.name]
     names = []
     for p in sorted(out.rglob("*")):
         if p.is_file():
@@ -81,16 +84,18 @@ def test_failed_write_mid_run_leaves_only_complete_files(k, disk_full_at, tmp_pa
     assert len(calls) == k
     names = assert_only_complete_files(out)
     assert json.loads(old.read_text()) == {"previous": "run"}  # the file being replaced was not touched
-    if k == 5:  # the first study finished and the second wrote its HTML; a PNG, if any was drawn, is complete
-        expected = {"mixture_sweep/mixture_sweep.json", "mixture_sweep/mixture_sweep.html"}
-        expected |= {"superposition_bars/superposition_bars.html"}
-        assert expected <= set(names)
+    # issue 36: a study's folder is one run's set: the second study wrote its HTML, then failed: its folder keeps
+    # the previous run's files only
+    assert [n for n in names if n.startswith("superposition_bars/")] == ["superposition_bars/superposition_bars.json"]
+    if k == 5:  # the first study finished: its set is in place
+        assert {"mixture_sweep/mixture_sweep.json", "mixture_sweep/mixture_sweep.html"} <= set(names)
     else:
         assert "mixture_sweep/mixture_sweep.html" not in names
 
 
 def test_exception_inside_a_study_after_some_figures_leaves_only_complete_files(monkeypatch, tmp_path, embedded_model):
-    """The task-vector study writes several figures; it fails after the second."""
+    """The task-vector study writes several figures; it fails after the second: none of them is left (issue 36: four
+    new figures sat beside the previous run's JSON), and the hooks are off."""
     import interp.studies.common as common
     from interp.studies import run_studies
 
@@ -107,7 +112,7 @@ def test_exception_inside_a_study_after_some_figures_leaves_only_complete_files(
     with pytest.raises(RuntimeError, match="injected"):
         run_studies(["task_vectors"], model=embedded_model, quick=True, out=out, progress=False)
     names = assert_only_complete_files(out)
-    assert len(written) == 2 and all(f"task_vectors/{w}.html" in names for w in written)
+    assert len(written) == 2 and not [n for n in names if n.startswith("task_vectors/")]
     assert attached_hooks(embedded_model) == 0
 
 
@@ -180,15 +185,16 @@ def test_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_run(monkeypatch,
 
         ref = weakref.ref(obj, callback)
         del obj  # the callback runs now; Python swallows its exception
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # the run goes on: a lost Ctrl-C would end in exit 0 after 5 s
+        deadline = time.monotonic() + limit_s(60)
+        while time.monotonic() < deadline:  # the run goes on: a lost Ctrl-C lets this loop run out
             time.sleep(0.01)
+        went_on.append("the loop ran out: the Ctrl-C was lost")
         return ref
 
+    went_on: list[str] = []
     monkeypatch.setattr(interp.models, "load_model", slow_load)
-    start = time.monotonic()
     assert main(["figures", "--quick", "--out", str(tmp_path / "figs")]) == 130
-    assert time.monotonic() - start < 4
+    assert not went_on  # what ran, not seconds (issue 36)
     err = capsys.readouterr().err
     assert err.strip() == f"interp: {INTERRUPTED}" and "Exception ignored" not in err
 
@@ -220,12 +226,12 @@ def test_sigint_to_a_running_study(tmp_path):
         preexec_fn=_default_sigint_in_child,  # as from a terminal, also where the suite runs with SIGINT ignored
     )
     first = out / "mixture_sweep" / "mixture_sweep.json"
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + limit_s(240)
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert first.exists(), "the first study never finished"
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=limit_s(120))
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == f"interp: {INTERRUPTED}"
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr

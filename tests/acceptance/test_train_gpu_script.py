@@ -8,6 +8,7 @@ import sys
 import tarfile
 
 import pytest
+from time_limits import limit_s
 
 
 def unpack(out, dest):
@@ -21,7 +22,7 @@ def run_script(out, budget, *args):
     cmd = ["bash", "experiments/gpu_train.sh", str(out), str(budget), "--plan", "experiments/configs/gpu_tiny.json"]
     cmd += ["--device", "cpu", "--work", str(out.parent / f"{out.name}_work"), "--startup-s", "8", "--pack-s", "2"]
     cmd += args
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=script_env())
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s(300), env=script_env())
 
 
 def script_env() -> dict:
@@ -73,7 +74,7 @@ def test_gpu_script_refuses_a_bad_plan_before_any_work(tmp_path):
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"base": {"steps": 0}, "candidates": {"a": {}}, "family": {"a": {}}}))
     cmd = ["bash", "experiments/gpu_train.sh", str(tmp_path / "o"), "20", "--plan", str(plan), "--device", "cpu"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=script_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s(120), env=script_env())
     assert proc.returncode != 0 and "steps: 0 is out of range" in proc.stdout
     assert not (tmp_path / "o" / "summary.json").exists()
 

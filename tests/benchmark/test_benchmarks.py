@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from scripts import load_script
+from time_limits import limit_s
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results.json"
@@ -41,7 +42,7 @@ def test_committed_results_hold_every_section_with_equality_checks_that_pass():
 def test_a_quick_benchmark_run_finds_every_route_equal_to_its_baseline(tmp_path):
     out = tmp_path / "results.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--only", "scoring", "--out", str(out)]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=900, cwd=ROOT)
+    subprocess.run(cmd, check=True, capture_output=True, timeout=limit_s(900), cwd=ROOT)
     rows = json.loads(out.read_text())["rows"]
     equality = [r for r in rows if "equality" in r["name"]]
     assert equality and all(r["pass"] for r in equality), [(r["name"], r["ratio"]) for r in equality]

@@ -291,8 +291,12 @@ def test_weights_are_gathered_once_per_model_and_the_first_call_finds_them(char_
     from interp.scoring import score_answers
 
     model = fresh_tiny_char(char_tokenizer)
-    seconds = gather_weights(model)
-    assert seconds > 0 and gather_weights(model) == seconds  # once: the same report, nothing gathered again
+    gathered = []
+    real = block_weights._gather_attention
+    monkeypatch.setattr(block_weights, "_gather_attention", lambda attn: gathered.append(attn) or real(attn))
+    report = gather_weights(model)
+    assert len(gathered) == model.cfg.n_layers  # every block's attention gathered, up front
+    assert gather_weights(model) == report and len(gathered) == model.cfg.n_layers  # once: nothing gathered again
 
     def refuse(*args, **kwargs):
         raise AssertionError("weights gathered during a call")

@@ -42,8 +42,9 @@ def test_unchanged_figure_keeps_its_html_and_png(tmp_path, png_off):
     paths = export.write_figure(noisy, base)
     assert base.with_suffix(".html").stat().st_ino == html_inode  # not replaced
     assert paths["png"] == str(base.with_suffix(".png")) and base.with_suffix(".png").read_bytes().startswith(b"png")
-    export.write_figure(go.Figure(go.Scatter(x=[0, 1], y=[0.2, 0.5])), base)  # a real change: new HTML, PNG gone
-    assert base.with_suffix(".html").stat().st_ino != html_inode and not base.with_suffix(".png").exists()
+    paths = export.write_figure(go.Figure(go.Scatter(x=[0, 1], y=[0.2, 0.5])), base)  # a real change: new HTML
+    assert base.with_suffix(".html").stat().st_ino != html_inode and paths["png"] is None
+    assert base.with_suffix(".png").read_bytes().startswith(b"png")  # issue 36: never deleted (no browser to redraw)
 
 
 def test_write_json_rounds_floats_and_skips_noise_only_rewrites(tmp_path):
@@ -134,12 +135,13 @@ def test_pngs_in_background_report_a_png_that_could_not_be_made(tmp_path, monkey
     (tmp_path / "s" / "f.png").write_bytes(b"old numbers")
     with export.pngs_in_background():
         paths = export.write_figure(go.Figure(go.Scatter(x=[0], y=[1])), tmp_path / "s" / "f")
-    assert paths["png"] is None and not (tmp_path / "s" / "f.png").exists()
+    assert paths["png"] is None and (tmp_path / "s" / "f.png").read_bytes() == b"old numbers"  # never deleted
 
 
-def test_an_error_in_the_block_drops_queued_pngs_and_their_stale_files(tmp_path, monkeypatch, png_on):
-    """Review finding: PNGs queued when the block fails were cancelled but their old files (previous numbers) stayed
-    beside the new HTML; and no new browser may start once the block is aborted."""
+def test_an_error_in_the_block_drops_queued_pngs_and_jobs_and_deletes_no_png(tmp_path, monkeypatch, png_on):
+    """PNGs and jobs queued when the block fails are dropped (a job's ``otherwise`` runs instead), no PNG is deleted
+    (issue 36; a study's folder is kept whole by interp.atomic_folder instead), and no new browser starts once the
+    block is aborted."""
     import threading
 
     started = threading.Event()
@@ -154,14 +156,33 @@ def test_an_error_in_the_block_drops_queued_pngs_and_their_stale_files(tmp_path,
     (tmp_path / "s").mkdir()
     for i in range(3):
         (tmp_path / "s" / f"f{i}.png").write_bytes(b"old numbers")
+    ran: list[str] = []
     with pytest.raises(RuntimeError, match="study failed"), export.pngs_in_background():
         for i in range(3):
             export.write_figure(go.Figure(go.Scatter(x=[0], y=[i])), tmp_path / "s" / f"f{i}")
+        export.after_pngs(lambda: ran.append("job"), otherwise=lambda: ran.append("otherwise"))
         started.wait(10)
         threading.Timer(0.2, release.set).start()
         raise RuntimeError("study failed")
-    assert not list((tmp_path / "s").glob("*.png"))  # neither the drawn-and-failed one nor the cancelled ones
+    assert [(tmp_path / "s" / f"f{i}.png").read_bytes() for i in range(3)] == [b"old numbers"] * 3
+    assert ran == ["otherwise"]
     assert png.render_png("{}", width=10, height=10, scale=1) is None  # aborted: no new browser starts
+
+
+def test_after_pngs_runs_its_job_after_the_pngs_handed_over_before_it(tmp_path, monkeypatch, png_on):
+    order: list[str] = []
+
+    def draw(fig, *, width, height):
+        order.append("png")
+        return b"png"
+
+    monkeypatch.setattr(export, "figure_png_bytes", draw)
+    with export.pngs_in_background():
+        export.write_figure(go.Figure(go.Scatter(x=[0], y=[1])), tmp_path / "s" / "f")
+        export.after_pngs(lambda: order.append("job"), otherwise=lambda: order.append("otherwise"))
+    assert order == ["png", "job"]
+    export.after_pngs(lambda: order.append("at once"), otherwise=lambda: order.append("otherwise"))
+    assert order[-1] == "at once"
 
 
 def test_a_bad_timeout_setting_is_refused_before_any_study(monkeypatch, png_on):

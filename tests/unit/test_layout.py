@@ -4,9 +4,12 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 
 -1. png_renderer (the PNG renderer process), png (its owner: browser search, timeouts)
 -0.5. seeds (the one seed check)
-0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block)
+0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block), safe_load
+   (reading others' files without running their code)
+0.5 atomic_folder (a folder written as one set)
 1. results (values), prompts, tokenization
 2. decomposition, plots, architectures (the HF → TransformerLens table), bridge, activations (one-pass gelu_new)
+2.5 model_files (a model folder's files checked, each fault one line)
 3. models (loading)
 4. hooks (running a model, attaching hooks)
 4.1 interventions (what a patch does, as values)
@@ -41,9 +44,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "interp"
 RANK = {
     "png_renderer": -1, "png": -0.5, "seeds": -0.5,
-    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "results": 1,
+    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "safe_load": 0,
+    "atomic_folder": 0.5, "results": 1,
     "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2, "activations": 2,
-    "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
+    "model_files": 2.5, "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
     "vectors": 7, "patching": 8,
     "sweeps": 9, "construction": 9, "nulls": 9.5, "heads": 9.5, "explorer": 9.5, "attribution": 9.6, "head_roles": 9.6,

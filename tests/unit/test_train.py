@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from time_limits import limit_s
 
 from interp.training import SingleTaskBatches, TrainConfig, train
 
@@ -172,7 +173,7 @@ def test_train_sweep_runs_variants_side_by_side_and_summarises(tmp_path):
     variants = {"base": {}, "wider": {"d_model": 48}}
     cmd = [sys.executable, "experiments/train_sweep.py", "--base", "experiments/configs/tiny.json"]
     cmd += ["--variants", json.dumps(variants), "--out-dir", str(tmp_path / "runs"), "--out-json"]
-    subprocess.run([*cmd, str(tmp_path / "summary.json")], check=True, capture_output=True, timeout=300)
+    subprocess.run([*cmd, str(tmp_path / "summary.json")], check=True, capture_output=True, timeout=limit_s(300))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["runs"]) == {"base", "wider"}
     for run in summary["runs"].values():
@@ -180,7 +181,7 @@ def test_train_sweep_runs_variants_side_by_side_and_summarises(tmp_path):
         assert run["eval"][-1]["step"] == 60 and 0 <= run["eval"][-1]["bias_add"]["min"] <= 1
     assert json.loads((tmp_path / "runs/wider/config.json").read_text())["d_model"] == 48
     bad_cmd = [*cmd[:4], "--variants", '{"x": {"widht": 3}}', *cmd[6:], str(tmp_path / "s2.json")]
-    bad = subprocess.run(bad_cmd, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(bad_cmd, capture_output=True, text=True, timeout=limit_s(120))
     assert bad.returncode != 0 and "unknown keys ['widht']" in bad.stderr
     assert not (tmp_path / "s2.json").exists()
 
