@@ -283,8 +283,8 @@ def apply_rowwise(interventions: Sequence[Intervention], which: torch.Tensor | N
     modes = {iv.mode for iv in interventions}
     if modes <= set(CONSTANT_MODES):
         return torch.stack([iv.vector for iv in interventions]).to(x.device, x.dtype)[which]
-    if modes <= {"add", "steer"}:
-        return x + torch.stack([iv.alpha * iv.vector for iv in interventions]).to(x.device, x.dtype)[which]
+    if modes <= {"add", "steer"}:  # α·v formed as apply() forms it, in the residual's dtype: equal to the bit
+        return x + torch.stack([iv.alpha * iv.vector.to(x.device, x.dtype) for iv in interventions])[which]
     out = x.clone()
     for k in torch.unique(which).tolist():
         sel = torch.nonzero(which == k).flatten()
