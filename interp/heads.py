@@ -25,29 +25,41 @@ Results are :class:`~interp.results.HeadMap` values (``[layer, head]`` means wit
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from interp.capture import token_ids
-from interp.engines.plan import pad_rows
+from interp.engines.plan import check_batch_size, pad_rows
 from interp.hooks import check_layers, forward_logits, hooked
 from interp.interventions import Intervention
 from interp.metrics import bootstrap_ci
 from interp.models import tokenizer_of
-from interp.prompts import Prompt, build_prompts, random_answer_prompts
+from interp.prompts import Prompt, build_prompts, check_prompts, random_answer_prompts
 from interp.results import HeadMap
 from interp.scoring import family_candidates, score_answers
 from interp.seeds import check_seed
 from interp.sweeps import score_cells
 from interp.tasks import get_family, resolve_tasks
 from interp.tokenization import pad_id
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_count,
+    check_examples_fit,
+    check_int,
+    check_model,
+)
 
 
 def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None, batch_size: int = 32):
     """``Float[Tensor, "layer prompt head d_head"]``: every head's ``z`` at each prompt's last token."""
+    check_model(model)
+    prompts = check_prompts(prompts)
     layers = check_layers(model, layers)
+    check_batch_size(batch_size)
     ids = token_ids(model, prompts)
     out = torch.empty(len(layers), len(ids), model.cfg.n_heads, model.cfg.d_head, dtype=model.cfg.dtype)
     pad = pad_id(tokenizer_of(model))
@@ -66,6 +78,12 @@ def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | No
         with torch.inference_mode(), hooked(model, fwd):
             forward_logits(model, x)
     return out
+
+
+def _check_prompt_counts(model, n_prompts: int, n_examples: int) -> None:
+    """``n_prompts >= 1``; ``n_examples >= 1`` (in-context prompts) that can fit the model's context."""
+    check_count(n_prompts, "n_prompts")
+    check_examples_fit(model, check_count(n_examples, "n_examples"))
 
 
 def _heads(model, layers: Sequence[int]) -> list[tuple[int, int]]:
@@ -93,10 +111,13 @@ def causal_indirect_effects(
     """Per head: mean over corrupted prompts of P(correct | that head's mean clean ``z`` patched in at the last token)
     − P(correct | corrupted). Clean prompts: ``n_examples`` examples of ``task``; corrupted: the same queries after
     ``n_examples`` examples with random answers; candidates: every task of the family."""
-    seed = check_seed(seed)
+    check_model(model)
     fam = get_family(family)
-    resolve_tasks(fam, [task])
+    resolve_tasks(fam, [task], name="task")
+    _check_prompt_counts(model, n_prompts, n_examples)
+    seed = check_seed(seed)
     layers = check_layers(model, layers)
+    check_batch_size(batch_size)
     tasks = fam.task_names
     k = tasks.index(task)
     one = [float(t == task) for t in tasks]
@@ -118,8 +139,26 @@ def causal_indirect_effects(
 def function_vector(model, family: str, task: str, cie: HeadMap, *, top_k: int = 3, n_prompts: int = 50,
                     n_examples: int = 10, seed: int = 0) -> torch.Tensor:  # fmt: skip
     """``Float[Tensor, "d_model"]``: Σ over the ``top_k`` heads of ``cie`` of their mean output ``z̄ @ W_O`` over
-    in-context prompts of ``task`` (Todd et al.'s function vector)."""
+    in-context prompts of ``task`` (Todd et al.'s function vector). ``cie`` is :func:`causal_indirect_effects` of
+    this model (a map of another task is used, with a warning, as a control would use it)."""
+    check_model(model)
     fam = get_family(family)
+    resolve_tasks(fam, [task], name="task")
+    if not isinstance(cie, HeadMap):
+        raise ArgumentTypeError("cie", f"need the HeadMap of causal_indirect_effects, got {type(cie).__name__}")
+    check_layers(model, cie.layers, "cie.layers")
+    if cie.mean.shape != (len(cie.layers), model.cfg.n_heads):
+        raise ArgumentError("cie", f"a map of shape {cie.mean.shape}; this model has {model.cfg.n_heads} heads a layer")
+    n_heads = cie.mean.size
+    top_k = check_int(top_k, "top_k", minimum=1, maximum=n_heads)
+    _check_prompt_counts(model, n_prompts, n_examples)
+    seed = check_seed(seed)
+    if (cie.family, cie.task) != (fam.name, task):
+        warnings.warn(
+            f"cie: the head map of {cie.family}:{cie.task} is used for the function vector of {fam.name}:{task}; "
+            f"pass {fam.name}:{task}'s own map unless this is a control",
+            stacklevel=2,
+        )
     one = [float(t == task) for t in fam.task_names]
     clean = build_prompts(fam, fam.task_names, proportions=one, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
     z = head_outputs(model, clean, layers=list(cie.layers)).double().mean(dim=1)
@@ -135,7 +174,10 @@ def direct_logit_attribution(model, prompts: Sequence[Prompt], *, layers: Sequen
     task's answer (its first token) at the last token: ``(z @ W_O[L, h]) / scale · W_U[:, answer]``, with ``scale`` the
     final layer norm's per-prompt scale, minus the mean over candidates (a head that raises every candidate alike
     attributes nothing to any)."""
+    check_model(model)
+    prompts = check_prompts(prompts)
     layers = check_layers(model, layers)
+    check_batch_size(batch_size)
     z = head_outputs(model, prompts, layers=layers, batch_size=batch_size).double()  # [layer, prompt, head, d_head]
     scales = _final_scales(model, prompts, batch_size)  # [prompt]
     tok = tokenizer_of(model)
@@ -175,7 +217,10 @@ def mean_ablation_effects(model, prompts: Sequence[Prompt], *, layers: Sequence[
                           batch_size: int = 32) -> np.ndarray:  # fmt: skip
     """``Float[ndarray, "layer head prompt task"]``: P(each task's answer) with one head's ``z`` at the last token
     replaced by its mean over ``prompts``, minus the unpatched P."""
+    check_model(model)
+    prompts = check_prompts(prompts)
     layers = check_layers(model, layers)
+    check_batch_size(batch_size)
     means = head_outputs(model, prompts, layers=layers, batch_size=batch_size).double().mean(dim=1)
     cells = [
         Intervention(la, "ablate", means[i, h].float(), hook="z", head=h, label="mean z")
@@ -190,7 +235,12 @@ def mean_ablation_effects(model, prompts: Sequence[Prompt], *, layers: Sequence[
 def attention_scores(model, *, seq_len: int = 20, n_seqs: int = 20, seed: int = 0) -> dict[str, np.ndarray]:
     """``{"previous_token", "duplicate_token", "induction"}`` → ``Float[ndarray, "layer head"]``: on ``n_seqs``
     sequences of ``seq_len`` random tokens repeated twice (after BOS), the mean attention from each token of the
-    second copy to the token before it, to its own earlier copy, and to the token after its earlier copy."""
+    second copy to the token before it, to its own earlier copy, and to the token after its earlier copy (a
+    sequence is ``1 + 2 * seq_len`` tokens: at most the model's context)."""
+    check_model(model)
+    longest = (int(model.cfg.n_ctx) - 1) // 2
+    seq_len = check_int(seq_len, "seq_len", minimum=1, maximum=longest)
+    check_count(n_seqs, "n_seqs")
     seed = check_seed(seed)
     tok = tokenizer_of(model)
     vocab = sorted({i for i in range(len(tok)) if i not in set(tok.all_special_ids)})

@@ -24,6 +24,7 @@ from interp.export import pngs_in_background
 from interp.models import load_model
 from interp.png import PngSkipped, png_preflight, png_status, warm_png_export
 from interp.remember import remembering
+from interp.validate import ArgumentError, ArgumentTypeError, check_flag, check_model
 
 
 @dataclass(frozen=True)
@@ -104,16 +105,20 @@ STUDIES: dict[str, Study] = {
 HEADLINE = ("mixture_sweep", "superposition_bars")
 
 
-def check_study_names(names: Sequence[str] | None) -> list[str]:
+def check_study_names(names: Sequence[str] | None, argument: str = "studies") -> list[str]:
     """The studies to run, in the order given, each once (default: all); an unknown name is refused.
 
     >>> check_study_names(["scaling", "mixture_sweep", "scaling"])
     ['scaling', 'mixture_sweep']
     """
+    if names is not None and (isinstance(names, str) or not isinstance(names, Sequence)):
+        raise ArgumentTypeError(
+            argument, f"a list of study names or None (all), got {names!r}; valid: {', '.join(STUDIES)}"
+        )
     names = list(dict.fromkeys(names or STUDIES))
     unknown = [n for n in names if n not in STUDIES]
     if unknown:
-        raise ValueError(f"studies: unknown {', '.join(map(repr, unknown))}; valid: {', '.join(STUDIES)}")
+        raise ArgumentError(argument, f"unknown {', '.join(map(repr, unknown))}; valid: {', '.join(STUDIES)}")
     return names
 
 
@@ -129,7 +134,13 @@ def run_studies(
 
     Names and the model spec are checked before any model is loaded.
     """
-    names = check_study_names(names)
+    names = check_study_names(names, "names")
+    check_flag(quick, "quick")
+    check_flag(progress, "progress")
+    if not isinstance(out, str | Path):
+        raise ArgumentTypeError("out", f"a folder (str or Path), got {type(out).__name__}")
+    if not isinstance(model, str):
+        check_model(model)
     if isinstance(model, str):
         model = load_model(model)  # resolves the weights first: a missing model fails before any work
     said_png = png_preflight()
