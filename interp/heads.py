@@ -139,8 +139,9 @@ def causal_indirect_effects(
 def function_vector(model, family: str, task: str, cie: HeadMap, *, top_k: int = 3, n_prompts: int = 50,
                     n_examples: int = 10, seed: int = 0) -> torch.Tensor:  # fmt: skip
     """``Float[Tensor, "d_model"]``: Σ over the ``top_k`` heads of ``cie`` of their mean output ``z̄ @ W_O`` over
-    in-context prompts of ``task`` (Todd et al.'s function vector). ``cie`` is :func:`causal_indirect_effects` of
-    this model (a map of another task is used, with a warning, as a control would use it)."""
+    in-context prompts of ``task`` (Todd et al.'s function vector; every head of the map where it holds fewer than
+    ``top_k``). ``cie`` is :func:`causal_indirect_effects` of this model (a map of another task is used, with a
+    warning, as a control would use it)."""
     check_model(model)
     fam = get_family(family)
     resolve_tasks(fam, [task], name="task")
@@ -149,8 +150,7 @@ def function_vector(model, family: str, task: str, cie: HeadMap, *, top_k: int =
     check_layers(model, cie.layers, "cie.layers")
     if cie.mean.shape != (len(cie.layers), model.cfg.n_heads):
         raise ArgumentError("cie", f"a map of shape {cie.mean.shape}; this model has {model.cfg.n_heads} heads a layer")
-    n_heads = cie.mean.size
-    top_k = check_int(top_k, "top_k", minimum=1, maximum=n_heads)
+    top_k = check_count(top_k, "top_k")  # more than the map holds: all of its heads
     _check_prompt_counts(model, n_prompts, n_examples)
     seed = check_seed(seed)
     if (cie.family, cie.task) != (fam.name, task):

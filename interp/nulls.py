@@ -53,6 +53,14 @@ from interp.validate import (
 )
 from interp.vectors import TaskVector
 
+#: A residual below this many machine epsilons (of the activations' dtype) times the mixed mean's norm is rounding.
+RESOLUTION_EPS = 100
+
+
+def _resolution(dtype: torch.dtype) -> float:
+    """:data:`RESOLUTION_EPS` machine epsilons of ``dtype`` (relative float resolution of the inputs)."""
+    return RESOLUTION_EPS * (torch.finfo(dtype).eps if dtype.is_floating_point else 0.0)
+
 
 def _p_value(observed: float, null: np.ndarray) -> float:
     """One-sided P(null >= observed), with the +1 correction of a permutation or Monte-Carlo test."""
@@ -126,15 +134,6 @@ def _out_of_span(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     return x - (cols @ coef)[:, 0]
 
 
-#: A residual below this many machine epsilons (of the activations' dtype) times the mixed mean's norm is rounding.
-RESOLUTION_EPS = 100
-
-
-def _resolution(dtype: torch.dtype) -> float:
-    """:data:`RESOLUTION_EPS` machine epsilons of ``dtype`` (relative float resolution of the inputs)."""
-    return RESOLUTION_EPS * (torch.finfo(dtype).eps if dtype.is_floating_point else 0.0)
-
-
 def residual_noise_floor(
     mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, n_splits: int = 200, seed: int = 0
 ) -> NullTest:
@@ -184,7 +183,8 @@ def residual_direction(mixed_mean: torch.Tensor, a: torch.Tensor, b: torch.Tenso
     """``Float[Tensor, "d_model"]``: the mixed mean's part outside span{v_A, v_B, 1} (what :func:`ablation_null`
     removes)."""
     d = check_vector(mixed_mean, "mixed_mean").shape[0]
-    check_vector(a, "a", d), check_vector(b, "b", d)
+    check_vector(a, "a", d)
+    check_vector(b, "b", d)
     return _out_of_span(mixed_mean.double(), torch.stack([a.double(), b.double()])).float()
 
 

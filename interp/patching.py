@@ -23,6 +23,7 @@ so the toolkit's scoring and generation run full sequences (no key-value cache) 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -74,12 +75,14 @@ def check_vector_for_model(model, vector: TaskVector, name: str = "vector") -> N
 
 
 def _check_positions(positions: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
-    if isinstance(positions, torch.Tensor) and (positions.is_floating_point() or positions.is_complex()):
-        raise ArgumentTypeError("positions", f"need integers, got a {positions.dtype} tensor")
-    if not isinstance(positions, torch.Tensor):
-        items = check_sequence(positions, "positions", what="positions") if not isinstance(positions, int) else []
-        for p in [positions] if isinstance(positions, int) else items:
-            check_int(p, "positions")
+    """``positions`` (an int, or one int per sequence) as a long tensor of integers >= 0."""
+    if isinstance(positions, torch.Tensor):
+        if positions.is_floating_point() or positions.is_complex():
+            raise ArgumentTypeError("positions", f"need integers, got a {positions.dtype} tensor")
+    elif isinstance(positions, numbers.Integral) and not isinstance(positions, bool):
+        positions = int(positions)
+    else:
+        positions = [check_int(p, "positions") for p in check_sequence(positions, "positions", what="positions")]
     pos = torch.as_tensor(positions, dtype=torch.long)
     if pos.ndim > 1:
         raise ArgumentError("positions", f"an int or one int per sequence, got shape {tuple(pos.shape)}")

@@ -361,7 +361,7 @@ BAD: dict[str, Callable[[Ctx], list]] = {
         None,
     ],  # fmt: skip
     "cie": lambda c: [None, {}, HeadMap("cie", FAMILY, A, (0, 1), np.zeros((2, 9)), np.zeros((2, 9, 2)), 3, 0)],
-    "top_k": lambda c: [0, -1, 1.5, "3", True, 10**6],
+    "top_k": lambda c: [0, -1, 1.5, "3", True, None],
     "seq_len": lambda c: [0, -3, 1.5, "4", 10**6],
     "positions_one": lambda c: [[999, 999], "a", [1.5, 2], 3],  # one per prompt
     "positions_batch": lambda c: [-1, "a", [[1]], 1.5],  # an int or one per sequence
