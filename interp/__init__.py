@@ -24,6 +24,9 @@ _EXPORTS: dict[str, str] = {
     "load_model": "interp.models",
     "model_info": "interp.models",
     "WeightsNotFoundError": "interp.models",
+    # a bad argument (a ValueError; ArgumentTypeError is also a TypeError), named in .argument
+    "ArgumentError": "interp.validate",
+    "ArgumentTypeError": "interp.validate",
     "hooked": "interp.hooks",
     "add_hooks": "interp.hooks",
     "hook_name": "interp.hooks",

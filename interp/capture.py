@@ -28,11 +28,12 @@ from interp.engines import nn_traces
 from interp.engines.exact import fused_forward_exact
 from interp.engines.fused import fused_resid
 from interp.engines.nn_model import is_nnsight
-from interp.engines.plan import check_fits, resolve_positions, token_batches
+from interp.engines.plan import check_batch_size, check_fits, resolve_positions, token_batches
 from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooked
 from interp.models import tokenizer_of
 from interp.prompts import Prompt
-from interp.tokenization import encode_batch, pad_id
+from interp.tokenization import check_known, encode_batch, pad_id
+from interp.validate import ArgumentTypeError, check_choice, check_count, check_model, check_sequence
 
 PADDING_SIDES = ("right", "left")
 #: The default position rule: each prompt's last real token (the query's separator).
@@ -110,17 +111,18 @@ def capture_resid(
 
     Every argument is validated before any forward pass. The dtype is the model's.
     """
+    check_model(model)
+    prompts = check_sequence(prompts, "prompts", what="prompts (Prompt values or strings)")
+    bad = next((i for i, p in enumerate(prompts) if not isinstance(p, Prompt | str)), None)
+    if bad is not None:
+        raise ArgumentTypeError("prompts", f"item {bad} is a {type(prompts[bad]).__name__}, not a Prompt or a string")
     check_hook(hook)
     layers = check_layers(model, layers)
-    if padding_side not in PADDING_SIDES:
-        raise ValueError(f"padding_side: {padding_side!r} not supported; valid: {', '.join(PADDING_SIDES)}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise ValueError(f"max_tokens: must be an integer >= 1 or None, got {max_tokens!r}")
-    if not prompts:
-        raise ValueError("prompts: need at least one prompt")
+    check_choice(padding_side, "padding_side", PADDING_SIDES)
+    check_batch_size(batch_size)
+    check_count(max_tokens, "max_tokens", optional=True)
     ids = token_ids(model, prompts)
+    check_known(tokenizer_of(model), texts_of(prompts), ids, "prompts")
     lengths = [len(x) for x in ids]
     pos = resolve_positions(lengths, positions)
     check_fits(model, lengths)

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from interp.results import CosineMatrix, Decomposition, Projection
+from interp.validate import ArgumentError, ArgumentTypeError, check_choice, check_flag, check_int, check_sequence
 
 METHODS = ("lstsq", "nnls")
 PROJECTIONS = ("lda", "pca")
@@ -37,13 +38,23 @@ def _is_vector(x: Any) -> bool:
     return hasattr(x, "incompatibilities") and hasattr(x, "mean") and hasattr(x, "layers")
 
 
-def as_array(x: Any) -> np.ndarray:
-    """A float64 numpy array from an array, a torch tensor or a TaskVector (its per-layer mean)."""
+def as_array(x: Any, name: str = "x") -> np.ndarray:
+    """A finite float64 numpy array from an array, a torch tensor or a TaskVector (its per-layer mean); an
+    :class:`~interp.validate.ArgumentError` naming ``name`` for anything else or a NaN."""
     if _is_vector(x):
         x = x.mean
     if hasattr(x, "detach"):
-        return x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=float)
+        if x.is_complex() or x.device.type == "meta":
+            raise ArgumentTypeError(name, f"need real numbers with values, got a {x.dtype} tensor on {x.device}")
+        arr = x.detach().cpu().double().numpy()
+    else:
+        try:
+            arr = np.asarray(x, dtype=float)
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(name, f"need an array of numbers, got {type(x).__name__}") from None
+    if not np.isfinite(arr).all():
+        raise ArgumentError(name, "holds NaN or infinite values")
+    return arr
 
 
 def _check_compatible(vectors: Sequence[Any]) -> None:
@@ -51,7 +62,7 @@ def _check_compatible(vectors: Sequence[Any]) -> None:
     for v in vecs[1:]:
         diffs = vecs[0].incompatibilities(v)
         if diffs:
-            raise ValueError("vectors: incompatible task vectors; they differ in " + "; ".join(diffs))
+            raise ArgumentError("vectors", "incompatible task vectors; they differ in " + "; ".join(diffs))
 
 
 def unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -95,28 +106,34 @@ def decompose(
         names: labels of the basis vectors (default from TaskVectors, else ``x0, x1, …``).
         layers: model layers of the rows (default the TaskVector's, else ``0..layer-1``).
     """
-    if method not in METHODS:
-        raise ValueError(f"method: {method!r} not supported; valid: {', '.join(METHODS)}")
-    if not basis:
-        raise ValueError("basis: need at least one basis vector")
+    check_choice(method, "method", METHODS)
+    check_flag(intercept, "intercept")
+    check_flag(normalize, "normalize")
+    basis = check_sequence(basis, "basis", what="basis vectors")
     _check_compatible([target, *basis])
     vecs = [v for v in [target, *basis] if _is_vector(v)]
-    y = as_array(target)
-    X = np.stack([as_array(b) for b in basis], axis=-1)  # [layer, d, k]
+    y = as_array(target, "target")
+    if y.ndim not in (1, 2):
+        raise ArgumentError("target", f"need a [d_model] or [layer, d_model] array, got shape {y.shape}")
+    arrays = [as_array(b, f"basis[{i}]") for i, b in enumerate(basis)]
+    if any(a.shape != y.shape for a in arrays):
+        shapes = sorted({a.shape for a in arrays})
+        raise ArgumentError("basis", f"each vector must have the target's shape {y.shape}, got {shapes}")
+    X = np.stack(arrays, axis=-1)  # [layer, d, k]
     if y.ndim == 1:
         y, X = y[None], X[None]
-    if y.ndim != 2 or X.shape[:2] != y.shape:
-        raise ValueError(f"basis: each vector must have the target's shape {y.shape}, got {X.shape[:2]}")
     if normalize:
         y, X = unit(y, axis=1), unit(X, axis=1)
     if names is None:
         names = [b.describe() if _is_vector(b) else f"x{i}" for i, b in enumerate(basis)]
+    names = check_sequence(names, "names", what="names", allow_empty=True)
     if len(names) != len(basis):
-        raise ValueError(f"names: expected {len(basis)} names (one per basis vector), got {len(names)}")
+        raise ArgumentError("names", f"expected {len(basis)} names (one per basis vector), got {len(names)}")
     if layers is None:
         layers = vecs[0].layers if vecs else tuple(range(y.shape[0]))
+    layers = [check_int(la, "layers", minimum=0) for la in check_sequence(layers, "layers", what="layers")]
     if len(layers) != y.shape[0]:
-        raise ValueError(f"layers: expected {y.shape[0]} layers (one per row), got {len(layers)}")
+        raise ArgumentError("layers", f"expected {y.shape[0]} layers (one per row), got {len(layers)}")
     coefs, icpt, resid, cond = [], [], [], []
     for la in range(y.shape[0]):
         c, b0 = _fit(y[la], X[la], method, intercept)
@@ -196,21 +213,24 @@ def project_2d(
     from sklearn.decomposition import PCA
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    if method not in PROJECTIONS:
-        raise ValueError(f"method: {method!r} not supported; valid: {', '.join(PROJECTIONS)}")
-    x = as_array(acts)
+    check_choice(method, "method", PROJECTIONS)
+    x = as_array(acts, "acts")
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3:
-        raise ValueError(f"acts: expected shape (layer, prompt, d_model), got {x.shape}")
-    labels = [str(la) for la in labels]
+        raise ArgumentError("acts", f"expected shape (layer, prompt, d_model), got {x.shape}")
+    labels = [str(la) for la in check_sequence(labels, "labels", what="labels (one per prompt)")]
     if len(labels) != x.shape[1]:
-        raise ValueError(f"labels: expected {x.shape[1]} labels (one per prompt), got {len(labels)}")
+        raise ArgumentError("labels", f"expected {x.shape[1]} labels (one per prompt), got {len(labels)}")
     n_classes = len(set(labels))
     if method == "lda" and n_classes < 3:
-        raise ValueError(f"labels: LDA gives 2 components only with >= 3 classes, got {n_classes}; use method='pca'")
+        raise ArgumentError(
+            "labels", f"LDA gives 2 components only with >= 3 classes, got {n_classes}; use method='pca'"
+        )
     if method == "pca" and min(x.shape[1], x.shape[2]) < 2:
-        raise ValueError(f"acts: PCA to 2-D needs >= 2 prompts and >= 2 dimensions, got {x.shape[1:]}")
+        raise ArgumentError("acts", f"PCA to 2-D needs >= 2 prompts and >= 2 dimensions, got {x.shape[1:]}")
+    if layers is not None:
+        layers = [check_int(la, "layers", minimum=0) for la in check_sequence(layers, "layers", what="layers")]
     coords, explained = [], []
     for layer_x in x:
         if np.ptp(layer_x, axis=0).max(initial=0.0) == 0.0:  # every prompt identical here: nothing to project
@@ -223,9 +243,9 @@ def project_2d(
             fit = LinearDiscriminantAnalysis(n_components=2, solver="svd").fit(layer_x, labels)
         coords.append(fit.transform(layer_x))
         explained.append(fit.explained_variance_ratio_[:2])
-    layers = tuple(range(x.shape[0])) if layers is None else tuple(int(la) for la in layers)
+    layers = tuple(range(x.shape[0])) if layers is None else tuple(layers)
     if len(layers) != x.shape[0]:
-        raise ValueError(f"layers: expected {x.shape[0]} layers (one per row of acts), got {len(layers)}")
+        raise ArgumentError("layers", f"expected {x.shape[0]} layers (one per row of acts), got {len(layers)}")
     return Projection(np.array(coords), tuple(labels), np.array(explained), method, layers)
 
 

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from interp.models import model_info, trained_examples
 from interp.prompts import build_prompts, check_simplex
 from interp.results import AnswerDistribution
 from interp.scoring import score_answers
+from interp.seeds import check_seed
 from interp.sweeps import (
     QUERY_KINDS,
     SWEEP_MODES,
@@ -37,6 +36,15 @@ from interp.sweeps import (
     vector_cells,
 )
 from interp.tasks import family_names, get_family
+from interp.validate import (
+    ArgumentError,
+    check_choice,
+    check_count,
+    check_examples_fit,
+    check_int,
+    check_model,
+    check_probability,
+)
 from interp.vectors import TaskVector, convex, task_vector
 
 
@@ -57,14 +65,12 @@ class Explorer:
         seed: int = 0,
         queries: str = "zero_shot",
     ) -> None:
-        if isinstance(n_prompts, bool) or not isinstance(n_prompts, int) or n_prompts < 2:
-            raise ValueError(f"n_prompts: an int >= 2 (the CIs need two prompts), got {n_prompts!r}")
-        if n_examples is not None and (
-            isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1
-        ):
-            raise ValueError(f"n_examples: an int >= 1 or None, got {n_examples!r}")
-        if queries not in QUERY_KINDS:
-            raise ValueError(f"queries: {queries!r} not supported; valid: {', '.join(QUERY_KINDS)}")
+        check_model(model)
+        check_count(n_prompts, "n_prompts", minimum=2)  # the CIs need two prompts
+        if check_count(n_examples, "n_examples", optional=True) is not None:
+            check_examples_fit(model, n_examples)
+        seed = check_seed(seed)
+        check_choice(queries, "queries", QUERY_KINDS)
         self.model = model
         self.n_prompts, self.seed, self.queries = n_prompts, seed, queries
         self._n_examples = n_examples
@@ -104,10 +110,7 @@ class Explorer:
 
     # ------------------------------------------------------------------ checks (before any work)
     def _check_family(self, family: str) -> None:
-        if family not in self.families:
-            raise ValueError(
-                f"family: {family!r} not known to {model_info(self.model).model_id}; valid: {', '.join(self.families)}"
-            )
+        check_choice(family, "family", self.families, f"not known to {model_info(self.model).model_id}")
 
     def _check_tasks(self, family: str, tasks: Sequence[str], at_most: int | None = None) -> tuple[str, ...]:
         self._check_family(family)
@@ -115,11 +118,11 @@ class Explorer:
         valid = self.tasks(family)
         bad = [t for t in tasks if t not in valid]
         if bad or not tasks:
-            raise ValueError(f"tasks: {', '.join(map(repr, bad)) or 'none given'}; valid: {', '.join(valid)}")
+            raise ArgumentError("tasks", f"{', '.join(map(repr, bad)) or 'none given'}; valid: {', '.join(valid)}")
         if len(set(tasks)) != len(tasks):
-            raise ValueError(f"tasks: each task once, got {', '.join(tasks)}")
+            raise ArgumentError("tasks", f"each task once, got {', '.join(tasks)}")
         if at_most is not None and len(tasks) != at_most:
-            raise ValueError(f"tasks: exactly {at_most} (task A, task B), got {len(tasks)}")
+            raise ArgumentError("tasks", f"exactly {at_most} (task A, task B), got {len(tasks)}")
         return tasks
 
     # ------------------------------------------------------------------ measurements
@@ -169,15 +172,8 @@ class Explorer:
         """P(answers) of zero-shot queries with v(λ) = λ·v_A + (1 − λ)·v_B put in at ``layer`` (``mode``:
         :data:`~interp.sweeps.SWEEP_MODES`)."""
         tasks = self._check_tasks(family, tasks, at_most=2)
-        if (
-            isinstance(layer, bool)
-            or not isinstance(layer, int | np.integer)
-            or not 0 <= layer < self.model.cfg.n_layers
-        ):
-            raise ValueError(f"layer: an int in 0..{self.model.cfg.n_layers - 1}, got {layer!r}")
-        lam = float(lam)
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"lam: a number in [0, 1] (the weight of task A), got {lam!r}")
+        layer = check_int(layer, "layer", minimum=0, maximum=self.model.cfg.n_layers - 1)
+        lam = check_probability(lam, "lam")  # the weight of task A
         check_sweep_mode(mode)
         key = ("patched", family, tasks, int(layer), round(lam, 6), mode)
         if key not in self._memo:

@@ -30,6 +30,7 @@ Results are :class:`~interp.results.HeadMap` values (``[layer, head]`` means wit
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,23 +39,36 @@ import torch
 from interp.capture import token_ids
 from interp.engines import nn_logits, nn_traces
 from interp.engines.nn_model import is_nnsight
-from interp.engines.plan import pad_rows
-from interp.hooks import check_layers, forward_logits, hooked
+from interp.engines.plan import check_batch_size, pad_rows
+from interp.hooks import check_layer, check_layers, forward_logits, hooked
 from interp.interventions import Intervention
 from interp.metrics import bootstrap_ci
 from interp.models import tokenizer_of
-from interp.prompts import Prompt, build_prompts, random_answer_prompts
+from interp.prompts import Prompt, build_prompts, check_prompts, random_answer_prompts
 from interp.results import HeadMap
 from interp.scoring import family_candidates, score_answers
 from interp.seeds import check_seed
 from interp.sweeps import score_cells
 from interp.tasks import get_family, resolve_tasks
 from interp.tokenization import pad_id
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_count,
+    check_examples_fit,
+    check_flag,
+    check_int,
+    check_model,
+    check_tensor,
+)
 
 
 def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None, batch_size: int = 32):
     """``Float[Tensor, "layer prompt head d_head"]``: every head's ``z`` at each prompt's last token."""
+    check_model(model)
+    prompts = check_prompts(prompts)
     layers = check_layers(model, layers)
+    check_batch_size(batch_size)
     ids = token_ids(model, prompts)
     pad = pad_id(tokenizer_of(model))
     if is_nnsight(model):
@@ -79,6 +93,12 @@ def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | No
     return out
 
 
+def _check_prompt_counts(model, n_prompts: int, n_examples: int) -> None:
+    """``n_prompts >= 1``; ``n_examples >= 1`` (in-context prompts) that can fit the model's context."""
+    check_count(n_prompts, "n_prompts")
+    check_examples_fit(model, check_count(n_examples, "n_examples"))
+
+
 def _heads(model, layers: Sequence[int]) -> list[tuple[int, int]]:
     return [(la, h) for la in layers for h in range(model.cfg.n_heads)]
 
@@ -96,7 +116,8 @@ def cie_prompts(family: str, task: str, *, n_prompts: int, n_examples: int, seed
     and the index of ``task`` among the candidates."""
     seed = check_seed(seed)
     fam = get_family(family)
-    resolve_tasks(fam, [task])
+    resolve_tasks(fam, [task], name="task")
+    n_prompts, n_examples = check_count(n_prompts, "n_prompts"), check_count(n_examples, "n_examples")
     tasks = fam.task_names
     one = [float(t == task) for t in tasks]
     kw = dict(n_examples=n_examples, n_prompts=n_prompts, seed=seed)
@@ -121,9 +142,14 @@ def causal_indirect_effects(
     """Per head: mean over corrupted prompts of P(correct | that head's mean clean ``z`` patched in at the last token)
     − P(correct | corrupted). Clean prompts: ``n_examples`` examples of ``task``; corrupted: the same queries after
     ``n_examples`` examples with random answers; candidates: every task of the family."""
-    layers = check_layers(model, layers)
-    clean, corrupted, k = cie_prompts(family, task, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
+    check_model(model)
     fam = get_family(family)
+    resolve_tasks(fam, [task], name="task")
+    _check_prompt_counts(model, n_prompts, n_examples)
+    seed = check_seed(seed)
+    layers = check_layers(model, layers)
+    check_batch_size(batch_size)
+    clean, corrupted, k = cie_prompts(family, task, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
     means = head_outputs(model, clean, layers=layers, batch_size=batch_size).double().mean(dim=1)
     cells = [
         Intervention(la, "replace", means[i, h].float(), hook="z", head=h, label=f"mean z of {task}")
@@ -139,8 +165,26 @@ def causal_indirect_effects(
 def function_vector(model, family: str, task: str, cie: HeadMap, *, top_k: int = 3, n_prompts: int = 50,
                     n_examples: int = 10, seed: int = 0) -> torch.Tensor:  # fmt: skip
     """``Float[Tensor, "d_model"]``: Σ over the ``top_k`` heads of ``cie`` of their mean output ``z̄ @ W_O`` over
-    in-context prompts of ``task`` (Todd et al.'s function vector)."""
+    in-context prompts of ``task`` (Todd et al.'s function vector; every head of the map where it holds fewer than
+    ``top_k``). ``cie`` is :func:`causal_indirect_effects` of this model (a map of another task is used, with a
+    warning, as a control would use it)."""
+    check_model(model)
     fam = get_family(family)
+    resolve_tasks(fam, [task], name="task")
+    if not isinstance(cie, HeadMap):
+        raise ArgumentTypeError("cie", f"need the HeadMap of causal_indirect_effects, got {type(cie).__name__}")
+    check_layers(model, cie.layers, "cie.layers")
+    if cie.mean.shape != (len(cie.layers), model.cfg.n_heads):
+        raise ArgumentError("cie", f"a map of shape {cie.mean.shape}; this model has {model.cfg.n_heads} heads a layer")
+    top_k = check_count(top_k, "top_k")  # more than the map holds: all of its heads
+    _check_prompt_counts(model, n_prompts, n_examples)
+    seed = check_seed(seed)
+    if (cie.family, cie.task) != (fam.name, task):
+        warnings.warn(
+            f"cie: the head map of {cie.family}:{cie.task} is used for the function vector of {fam.name}:{task}; "
+            f"pass {fam.name}:{task}'s own map unless this is a control",
+            stacklevel=2,
+        )
     one = [float(t == task) for t in fam.task_names]
     clean = build_prompts(fam, fam.task_names, proportions=one, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
     z = head_outputs(model, clean, layers=list(cie.layers)).double().mean(dim=1)
@@ -158,6 +202,13 @@ def final_norm_linear(model, x: torch.Tensor, scale: torch.Tensor) -> torch.Tens
     Computed by the model's own ``ln_final`` with its ``hook_scale`` held at ``scale``, minus the same at ``x = 0``
     (the bias): whatever weight, offset or centring the norm has is applied as the forward applies it (a
     ``TransformerBridge`` does not fold ``γ`` into ``W_U``). The identity for a model without a final norm."""
+    check_model(model)
+    x = check_tensor(x, "x", ndim=3, width=model.cfg.d_model, shape_hint=f"[batch, n, d_model={model.cfg.d_model}]")
+    scale = check_tensor(scale, "scale", ndim=1, shape_hint="[batch]")
+    if len(scale) != len(x):
+        raise ArgumentError("scale", f"need one scale per row of x ({len(x)}), got {len(scale)}")
+    if not bool((scale > 0).all()):
+        raise ArgumentError("scale", "every scale must be > 0 (a norm's scale is a root mean square plus epsilon)")
     if model.cfg.normalization_type is None:
         return x
     held = scale.to(x.device, x.dtype)[:, None, None]
@@ -198,6 +249,10 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32,
     >>> parts = logit_components(model, prompts)                                    # doctest: +SKIP
     >>> centred = sum(p.reshape(len(prompts), -1, p.shape[-1]).sum(axis=1) for p in parts.values())  # doctest: +SKIP
     """
+    check_model(model)
+    prompts = check_prompts(prompts)
+    check_batch_size(batch_size)
+    heads_only = check_flag(heads_only, "heads_only")
     cfg = model.cfg
     if is_nnsight(model):
         nn_logits.check_attributable(model)
@@ -323,6 +378,7 @@ def _tl_normed_parts(model, ids, answer_ids, *, batch_size: int, heads_only: boo
 def unembedding(model) -> torch.Tensor:
     """``Float[Tensor, "d_model vocab"]`` (float64, CPU): the unembedding (TransformerLens's ``W_U``; on the nnsight
     engine ``lm_head``'s weight, transposed)."""
+    check_model(model)
     if is_nnsight(model):
         return nn_traces.unembedding(model).double()
     return model.W_U.detach().double().cpu()
@@ -331,6 +387,8 @@ def unembedding(model) -> torch.Tensor:
 def head_out_weights(model, layer: int) -> torch.Tensor:
     """``Float[Tensor, "head d_head d_model"]`` (float64, CPU): how each head's ``z`` is written to the residual stream
     at ``layer`` (TransformerLens's ``W_O``; on the nnsight engine read from the output projection)."""
+    check_model(model)
+    layer = check_layer(model, layer)
     if is_nnsight(model):
         return nn_traces.out_proj_weights(model, layer).double()
     return model.blocks[layer].attn.W_O.detach().double().cpu()
@@ -343,7 +401,10 @@ def direct_logit_attribution(model, prompts: Sequence[Prompt], *, layers: Sequen
     candidate alike attributes nothing to any): ``(γ ⊙ P (z @ W_O[L, h]) / s) · W_U[:, answer]``, with the final
     norm's weight ``γ``, centring ``P`` and scale ``s`` frozen at its value on the prompt. The ``"heads"`` part of
     :func:`logit_components`, whose parts sum to the model's centred logits."""
+    check_model(model)
+    prompts = check_prompts(prompts)
     layers = check_layers(model, layers)
+    check_batch_size(batch_size)
     return logit_components(model, prompts, batch_size=batch_size, heads_only=True)["heads"][:, list(layers)]
 
 
@@ -351,7 +412,10 @@ def mean_ablation_effects(model, prompts: Sequence[Prompt], *, layers: Sequence[
                           batch_size: int = 32) -> np.ndarray:  # fmt: skip
     """``Float[ndarray, "layer head prompt task"]``: P(each task's answer) with one head's ``z`` at the last token
     replaced by its mean over ``prompts``, minus the unpatched P."""
+    check_model(model)
+    prompts = check_prompts(prompts)
     layers = check_layers(model, layers)
+    check_batch_size(batch_size)
     means = head_outputs(model, prompts, layers=layers, batch_size=batch_size).double().mean(dim=1)
     cells = [
         Intervention(la, "ablate", means[i, h].float(), hook="z", head=h, label="mean z")
@@ -366,7 +430,12 @@ def mean_ablation_effects(model, prompts: Sequence[Prompt], *, layers: Sequence[
 def attention_scores(model, *, seq_len: int = 20, n_seqs: int = 20, seed: int = 0) -> dict[str, np.ndarray]:
     """``{"previous_token", "duplicate_token", "induction"}`` → ``Float[ndarray, "layer head"]``: on ``n_seqs``
     sequences of ``seq_len`` random tokens repeated twice (after BOS), the mean attention from each token of the
-    second copy to the token before it, to its own earlier copy, and to the token after its earlier copy."""
+    second copy to the token before it, to its own earlier copy, and to the token after its earlier copy (a
+    sequence is ``1 + 2 * seq_len`` tokens: at most the model's context)."""
+    check_model(model)
+    longest = (int(model.cfg.n_ctx) - 1) // 2
+    seq_len = check_int(seq_len, "seq_len", minimum=1, maximum=longest)
+    check_count(n_seqs, "n_seqs")
     seed = check_seed(seed)
     tok = tokenizer_of(model)
     vocab = sorted({i for i in range(len(tok)) if i not in set(tok.all_special_ids)})

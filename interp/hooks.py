@@ -19,6 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from interp.bridge import is_bridge
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_choice,
+    check_int,
+    check_model,
+    check_sequence,
+)
 
 HOOK_POINTS = ("resid_pre", "resid_mid", "resid_post")
 HookPoint = Literal["resid_pre", "resid_mid", "resid_post"]
@@ -27,9 +35,7 @@ HookFn = Callable[..., Any]
 
 def check_hook(hook: str) -> str:
     """Validate a residual hook point name (``"resid_pre"``, ``"resid_mid"`` or ``"resid_post"``)."""
-    if hook not in HOOK_POINTS:
-        raise ValueError(f"hook: {hook!r} is not a residual hook point; valid: {', '.join(HOOK_POINTS)}")
-    return hook
+    return check_choice(hook, "hook", HOOK_POINTS, "is not a residual hook point")
 
 
 def hook_name(layer: int, hook: str = "resid_post") -> str:
@@ -38,7 +44,7 @@ def hook_name(layer: int, hook: str = "resid_post") -> str:
     >>> hook_name(0)
     'blocks.0.hook_resid_post'
     """
-    return f"blocks.{int(layer)}.hook_{check_hook(hook)}"
+    return f"blocks.{check_int(layer, 'layer', minimum=0)}.hook_{check_hook(hook)}"
 
 
 def n_layers(model) -> int:
@@ -58,8 +64,10 @@ def check_layer(model, layer: int, name: str = "layer") -> int:
         value = operator.index(layer)
     except TypeError:
         value = None
-    if value is None or isinstance(layer, bool) or not 0 <= value < n:
-        raise ValueError(f"{name}: {layer!r} out of range; valid: integers 0..{n - 1}")
+    if value is None or isinstance(layer, bool):
+        raise ArgumentTypeError(name, f"{layer!r} is not a layer; valid: integers 0..{n - 1}")
+    if not 0 <= value < n:
+        raise ArgumentError(name, f"{layer!r} out of range; valid: integers 0..{n - 1}")
     return int(value)
 
 
@@ -67,11 +75,11 @@ def check_layers(model, layers: Sequence[int] | None, name: str = "layers") -> t
     """Validate layer indices (``None`` = all layers); returns them as a tuple, duplicates refused."""
     if layers is None:
         return tuple(range(n_layers(model)))
-    out = tuple(check_layer(model, la, name) for la in layers)
+    out = tuple(check_layer(model, la, name) for la in check_sequence(layers, name, what="layers", allow_empty=True))
     if not out:
-        raise ValueError(f"{name}: need at least one layer")
+        raise ArgumentError(name, "need at least one layer")
     if len(set(out)) != len(out):
-        raise ValueError(f"{name}: duplicate layers in {list(out)}")
+        raise ArgumentError(name, f"duplicate layers in {list(out)}")
     return out
 
 
@@ -145,18 +153,22 @@ def add_hooks(model, fwd_hooks: Sequence[tuple[str, HookFn]]) -> HookHandle:
             "model: runs on the nnsight engine, which attaches no TransformerLens hooks; pass the interventions as "
             "cells instead (interp.sweeps.score_cells, patched_scores)"
         )
-    points = model.hook_dict
+    points = check_model(model).hook_dict
     bridge = is_bridge(model)
+    pairs = check_sequence(fwd_hooks, "fwd_hooks", what="(hook name, function) pairs", allow_empty=True)
+    bad = next((p for p in pairs if not (isinstance(p, tuple | list) and len(p) == 2 and callable(p[1]))), None)
+    if bad is not None:
+        raise ArgumentTypeError("fwd_hooks", f"each entry must be a (hook name, function) pair, got {bad!r}")
     placed: list[tuple[str, HookFn, bool]] = []  # (point name, fn, prepend)
-    for name, fn in fwd_hooks:
+    for name, fn in pairs:
         resid_mid = bridge and re.fullmatch(r"blocks\.(\d+)\.hook_resid_mid", name)
         if resid_mid and int(resid_mid.group(1)) < n_layers(model):
             placed += _bridge_resid_mid(model, int(resid_mid.group(1)), fn)
         elif name in points:
             placed.append((name, fn, False))
         else:
-            raise ValueError(f"hook: unknown hook point {name!r}; e.g. 'blocks.0.hook_resid_post'")
-    handle = HookHandle(model, tuple(name for name, _ in fwd_hooks))
+            raise ArgumentError("fwd_hooks", f"unknown hook point {name!r}; e.g. 'blocks.0.hook_resid_post'")
+    handle = HookHandle(model, tuple(name for name, _ in pairs))
     try:
         for name, fn, prepend in placed:
             point = points[name]

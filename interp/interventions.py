@@ -33,14 +33,22 @@ True
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
 from interp.hooks import check_hook, check_layer, hook_name
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_choice,
+    check_int,
+    check_number,
+    check_tensor,
+    check_vector,
+)
 
 MODES = ("replace", "add", "steer", "subspace", "ablate")
 #: The hook of a head's output before W_O (``blocks.L.attn.hook_z``, ``[batch, pos, head, d_head]``): an
@@ -51,10 +59,9 @@ CONSTANT_MODES = ("replace", "ablate")
 
 
 def check_mode(mode: str) -> str:
-    """``mode`` if it is one of :data:`MODES`, else a ``ValueError`` naming the allowed values."""
-    if mode not in MODES:
-        raise ValueError(f"mode: {mode!r} not supported; valid: {', '.join(MODES)}")
-    return mode
+    """``mode`` if it is one of :data:`MODES`, else an :class:`~interp.validate.ArgumentError` naming the allowed
+    values."""
+    return check_choice(mode, "mode", MODES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,38 +91,34 @@ class Intervention:
     head: int | None = None
 
     def __post_init__(self) -> None:
+        check_int(self.layer, "layer", minimum=0)
         check_mode(self.mode)
         if self.hook != HEAD_HOOK:
             check_hook(self.hook)
         if (self.head is not None) != (self.hook == HEAD_HOOK):
-            raise ValueError(f"head: needed by hook {HEAD_HOOK!r} (a head's output) and by no residual hook point")
-        if self.head is not None and (isinstance(self.head, bool) or not isinstance(self.head, int) or self.head < 0):
-            raise ValueError(f"head: must be an integer >= 0, got {self.head!r}")
-        if isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 0:
-            raise ValueError(f"layer: must be an integer >= 0, got {self.layer!r}")
-        if not isinstance(self.vector, torch.Tensor) or self.vector.ndim != 1:
-            raise ValueError(f"vector: need a 1-D tensor [d_model], got {getattr(self.vector, 'shape', self.vector)!r}")
-        if not torch.isfinite(self.vector).all():
-            raise ValueError("vector: holds NaN or infinite values")
-        if not (isinstance(self.alpha, int | float) and math.isfinite(self.alpha)):
-            raise ValueError(f"alpha: must be a finite number, got {self.alpha!r}")
+            raise ArgumentError("head", f"needed by hook {HEAD_HOOK!r} (a head's output) and by no residual hook point")
+        if self.head is not None:
+            check_int(self.head, "head", minimum=0)
+        check_vector(self.vector, "vector")
+        check_number(self.alpha, "alpha")
         if self.mode not in ("add", "steer") and self.alpha != 1.0:
-            raise ValueError(f"alpha: only modes add and steer are scaled; mode {self.mode!r} takes alpha=1")
+            raise ArgumentError("alpha", f"only modes add and steer are scaled; mode {self.mode!r} takes alpha=1")
         if (self.basis is not None) != (self.mode == "subspace"):
-            raise ValueError("basis: needed by mode 'subspace' and by no other mode")
+            raise ArgumentError("basis", "needed by mode 'subspace' and by no other mode")
         if self.basis is not None:
-            b = self.basis
-            if b.ndim != 2 or b.shape[1] != self.vector.shape[0] or b.shape[0] < 1:
-                raise ValueError(f"basis: need shape (k >= 1, d_model={self.vector.shape[0]}), got {tuple(b.shape)}")
+            b = check_tensor(self.basis, "basis", ndim=2, width=self.vector.shape[0], min_rows=1,
+                             shape_hint=f"[k >= 1, d_model={self.vector.shape[0]}]")  # fmt: skip
             gram = b.double() @ b.double().T
             if not torch.allclose(gram, torch.eye(b.shape[0], dtype=torch.float64), atol=1e-4):
-                raise ValueError("basis: rows must be orthonormal (see orthonormal_basis)")
+                raise ArgumentError("basis", "rows must be orthonormal (see orthonormal_basis)")
         if self.position is not None and (
             isinstance(self.position, bool) or not isinstance(self.position, int) or self.position < 0
         ):
-            raise ValueError(
-                f"position: an integer >= 0 (0 = BOS) or None (each prompt's last token), got {self.position!r}"
+            raise ArgumentError(
+                "position", f"an integer >= 0 (0 = BOS) or None (each prompt's last token), got {self.position!r}"
             )
+        if not isinstance(self.label, str):
+            raise ArgumentTypeError("label", f"a string, got {type(self.label).__name__}")
 
     @property
     def width(self) -> int:
@@ -184,34 +187,43 @@ class Intervention:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Intervention:
-        basis = d.get("basis")
-        return cls(
-            layer=int(d["layer"]),
-            mode=str(d["mode"]),
-            vector=torch.tensor(d["vector"], dtype=torch.float32),
-            alpha=float(d.get("alpha", 1.0)),
-            basis=None if basis is None else torch.tensor(basis, dtype=torch.float32),
-            hook=str(d.get("hook", "resid_post")),
-            position=d.get("position"),
-            label=str(d.get("label", "v")),
-            head=d.get("head"),
-        )
+        """Inverse of :meth:`to_dict`; a missing, unknown or bad field is named (``layer: ...``)."""
+        if not isinstance(d, Mapping):
+            raise ArgumentTypeError("d", f"need the dict of Intervention.to_dict, got {type(d).__name__}")
+        names = [f.name for f in fields(cls)]
+        missing = [k for k in ("layer", "mode", "vector") if k not in d]
+        unknown = sorted(set(d) - set(names))
+        if missing or unknown:
+            what = f"missing fields {missing}" if missing else f"unknown fields {unknown}"
+            raise ArgumentError("d", f"{what}; an Intervention has {', '.join(names)}")
+
+        def tensor(name: str) -> torch.Tensor | None:
+            value = d.get(name)
+            if value is None and name == "basis":
+                return None
+            try:
+                return torch.tensor(value, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise ArgumentTypeError(name, f"need a list of numbers, got {str(value)[:40]!r}") from None
+
+        defaults = {"alpha": 1.0, "hook": "resid_post", "position": None, "label": "v", "head": None}
+        return cls(**{**defaults, **d, "vector": tensor("vector"), "basis": tensor("basis")})
 
 
-def _vector_at(v: Any, layer: int) -> tuple[torch.Tensor, str, str | None]:
+def _vector_at(v: Any, layer: int, name: str = "v") -> tuple[torch.Tensor, str, str | None]:
     """(values at ``layer``, label, hook) of a TaskVector, or of a plain ``[d_model]`` tensor."""
     if isinstance(v, torch.Tensor):
-        return v.detach().float(), "v", None
+        return check_vector(v, name).detach().float(), "v", None
     at, describe, hook = getattr(v, "at", None), getattr(v, "describe", None), getattr(v, "hook", None)
     if at is None:
-        raise ValueError(f"vector: expected a TaskVector or a Tensor, got {type(v).__name__}")
+        raise ArgumentTypeError(name, f"expected a TaskVector or a Tensor, got {type(v).__name__}")
     return at(layer).detach().float(), describe(), hook
 
 
 def _make(mode: str, v: Any, layer: int, *, hook: str | None, position: int | None, **kw: Any) -> Intervention:
-    values, label, own_hook = _vector_at(v, layer)
+    values, label, own_hook = _vector_at(v, layer, "mean" if mode == "ablate" else "v")
     if hook is not None and own_hook is not None and hook != own_hook:
-        raise ValueError(f"hook: {hook!r} differs from the vector's hook point {own_hook!r}")
+        raise ArgumentError("hook", f"{hook!r} differs from the vector's hook point {own_hook!r}")
     return Intervention(
         layer, mode, values, hook=hook or own_hook or "resid_post", position=position, label=label, **kw
     )
@@ -233,10 +245,14 @@ def steer(
     v_a: Any, v_b: Any, layer: int, *, alpha: float = 1.0, hook: str | None = None, position: int | None = None
 ) -> Intervention:
     """``x ← x + α (v_A − v_B)``: steering by the difference of two task vectors."""
-    a, label_a, hook_a = _vector_at(v_a, layer)
-    b, label_b, hook_b = _vector_at(v_b, layer)
+    a, label_a, hook_a = _vector_at(v_a, layer, "v_a")
+    b, label_b, hook_b = _vector_at(v_b, layer, "v_b")
     if hook_a != hook_b:
-        raise ValueError(f"v_b: hook point {hook_b!r} differs from v_a's {hook_a!r}")
+        raise ArgumentError("v_b", f"hook point {hook_b!r} differs from v_a's {hook_a!r}")
+    if a.shape != b.shape:
+        raise ArgumentError(
+            "v_b", f"width {b.shape[0]} differs from v_a's {a.shape[0]}; steer by two vectors of one model"
+        )
     chosen = hook or hook_a or "resid_post"
     return Intervention(
         layer, "steer", a - b, alpha=float(alpha), hook=chosen, position=position, label=f"{label_a} − {label_b}"
@@ -246,11 +262,17 @@ def steer(
 def orthonormal_basis(vectors: torch.Tensor) -> torch.Tensor:
     """Orthonormal rows ``Float[Tensor, "k d_model"]`` spanning the rows of ``vectors`` (QR; rank-deficient rows
     dropped)."""
-    m = torch.as_tensor(vectors, dtype=torch.float64)
-    if m.ndim == 1:
-        m = m[None]
+    if not isinstance(vectors, torch.Tensor):
+        try:
+            vectors = torch.as_tensor(vectors, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ArgumentTypeError("basis", f"need a [k, d_model] tensor, got {type(vectors).__name__}") from None
+    m = check_tensor(vectors[None] if vectors.ndim == 1 else vectors, "basis", ndim=2, min_rows=1,
+                     shape_hint="[k >= 1, d_model]").double()  # fmt: skip
     q, r = torch.linalg.qr(m.T)
     keep = r.diagonal().abs() > 1e-10 * max(1.0, float(r.diagonal().abs().max()))
+    if not keep.any():
+        raise ArgumentError("basis", "spans nothing (every row is zero); give at least one non-zero direction")
     return q.T[keep].float()
 
 
@@ -277,14 +299,14 @@ def apply_rowwise(interventions: Sequence[Intervention], which: torch.Tensor | N
     """
     if which is None:
         if len(interventions) != 1:
-            raise ValueError(f"which: needed to spread {len(interventions)} interventions over rows")
+            raise ArgumentError("which", f"needed to spread {len(interventions)} interventions over rows")
         return interventions[0].apply(x)
     which = which.to(x.device)
     modes = {iv.mode for iv in interventions}
     if modes <= set(CONSTANT_MODES):
         return torch.stack([iv.vector for iv in interventions]).to(x.device, x.dtype)[which]
-    if modes <= {"add", "steer"}:
-        return x + torch.stack([iv.alpha * iv.vector for iv in interventions]).to(x.device, x.dtype)[which]
+    if modes <= {"add", "steer"}:  # α·v formed as apply() forms it, in the residual's dtype: equal to the bit
+        return x + torch.stack([iv.alpha * iv.vector.to(x.device, x.dtype) for iv in interventions])[which]
     out = x.clone()
     for k in torch.unique(which).tolist():
         sel = torch.nonzero(which == k).flatten()
@@ -293,18 +315,19 @@ def apply_rowwise(interventions: Sequence[Intervention], which: torch.Tensor | N
 
 
 def check_intervention(model, iv: Intervention, name: str = "intervention") -> Intervention:
-    """``iv`` if it fits ``model`` (layer in range, width ``d_model``), else a ``ValueError`` naming ``name``."""
+    """``iv`` if it fits ``model`` (layer in range, width ``d_model``), else an
+    :class:`~interp.validate.ArgumentError` naming ``name``."""
     if not isinstance(iv, Intervention):
-        raise ValueError(f"{name}: expected an Intervention, got {type(iv).__name__}")
+        raise ArgumentTypeError(name, f"expected an Intervention, got {type(iv).__name__}")
     check_layer(model, iv.layer, f"{name}.layer")
     if iv.head is not None:
         if iv.head >= model.cfg.n_heads:
-            raise ValueError(f"{name}: head {iv.head} out of range; valid: 0..{model.cfg.n_heads - 1}")
+            raise ArgumentError(name, f"head {iv.head} out of range; valid: 0..{model.cfg.n_heads - 1}")
         if iv.width != model.cfg.d_head:
-            raise ValueError(f"{name}: vector of width {iv.width}, a head's output (z) has d_head {model.cfg.d_head}")
+            raise ArgumentError(name, f"vector of width {iv.width}, a head's output (z) has d_head {model.cfg.d_head}")
         return iv
     if iv.width != model.cfg.d_model:
-        raise ValueError(f"{name}: vector of width {iv.width}, the model's d_model is {model.cfg.d_model}")
+        raise ArgumentError(name, f"vector of width {iv.width}, the model's d_model is {model.cfg.d_model}")
     return iv
 
 

@@ -14,31 +14,49 @@ Shapes: ``probs`` is ``Float[ndarray, "prompt task"]`` (answer probabilities, no
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from interp.seeds import check_seed
+from interp.validate import ArgumentError, ArgumentTypeError, check_flag, check_sequence
 
 EPS = 1e-12
 
 
+def _finite_array(values: Any, name: str) -> np.ndarray:
+    if isinstance(values, str | bytes):
+        raise ArgumentTypeError(name, f"need an array of numbers, got {values!r}")
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(name, f"need an array of numbers, got {type(values).__name__}") from None
+    if not np.isfinite(arr).all():
+        raise ArgumentError(name, "holds NaN or infinite values")
+    return arr
+
+
 def _as_targets(targets: Sequence[float] | np.ndarray, probs: np.ndarray) -> np.ndarray:
-    t = np.asarray(targets, dtype=float)
+    t = _finite_array(targets, "targets")
     if t.ndim == 1:
+        if t.shape[0] != probs.shape[1]:
+            raise ArgumentError(
+                "targets", f"{t.shape[0]} values for probs with {probs.shape[1]} columns (one per task)"
+            )
         t = np.broadcast_to(t, probs.shape)
     if t.shape != probs.shape:
-        raise ValueError(f"targets: shape {t.shape} does not match probs {probs.shape}")
+        raise ArgumentError("targets", f"shape {t.shape} does not match probs {probs.shape}")
     if (t < 0).any() or not np.allclose(t.sum(axis=1), 1.0, atol=1e-6):
-        raise ValueError("targets: each row must be non-negative and sum to 1")
+        raise ArgumentError("targets", "each row must be non-negative and sum to 1")
     return t
 
 
 def _as_probs(probs: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    p = np.asarray(probs, dtype=float)
-    if p.ndim != 2:
-        raise ValueError(f"probs: expected a 2-D array (prompt, task), got shape {p.shape}")
+    p = _finite_array(probs, "probs")
+    if p.ndim != 2 or p.size == 0:
+        raise ArgumentError("probs", f"expected a non-empty 2-D array (prompt, task), got shape {p.shape}")
     if (p < -1e-9).any() or (p.sum(axis=1) > 1 + 1e-6).any():
-        raise ValueError("probs: entries must be >= 0 and each row must sum to at most 1")
+        raise ArgumentError("probs", "entries must be >= 0 and each row must sum to at most 1")
     return np.clip(p, 0.0, 1.0)
 
 
@@ -50,7 +68,7 @@ def kl_divergence(targets, probs, *, renormalize: bool = False) -> np.ndarray:
     """
     p = _as_probs(probs)
     t = _as_targets(targets, p)
-    if renormalize:
+    if check_flag(renormalize, "renormalize"):
         p = p / np.maximum(p.sum(axis=1, keepdims=True), EPS)
     logp = np.log(np.maximum(p, EPS))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,11 +137,19 @@ def describe(values, *, seed: int = 0) -> dict:
 def summarize(probs, targets=None, *, tasks: Sequence[str] | None = None, seed: int = 0) -> dict:
     """Means, across-prompt variances, 95% CIs per task and for "other"; rank view; KL and TV when targets given."""
     p = _as_probs(probs)
-    names = list(tasks) if tasks is not None else [f"task{k}" for k in range(p.shape[1])]
+    seed = check_seed(seed)
+    if targets is not None:
+        _as_targets(targets, p)
+    names = (
+        check_sequence(tasks, "tasks", what="task names")
+        if tasks is not None
+        else [f"task{k}" for k in range(p.shape[1])]
+    )
     if len(names) != p.shape[1]:
-        raise ValueError(
-            f"tasks: {len(names)} names {names} for probs with {p.shape[1]} columns (one column per task); "
-            "give one name per column"
+        raise ArgumentError(
+            "tasks",
+            f"{len(names)} names {names} for probs with {p.shape[1]} columns (one column per task); "
+            "give one name per column",
         )
     other = np.clip(1.0 - p.sum(axis=1), 0.0, 1.0)
     out: dict = {"n_prompts": int(p.shape[0]), "tasks": {}}

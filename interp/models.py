@@ -34,6 +34,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from interp.bridge import bridge_from_hf, check_bridge_architecture, is_bridge, 
 from interp.model_files import check_loading_info, check_weight_files, read_trained_examples
 from interp.safe_load import NO_REMOTE_CODE, refuse_custom_code
 from interp.tokenization import bos_id, build_gpt2_tokenizer
+from interp.validate import ArgumentError, ArgumentTypeError, check_choice, check_count, check_model, check_name
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -289,6 +291,14 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+def check_device(device: str) -> str:
+    """``device`` if it names one: ``"auto"``, ``"cpu"``, ``"mps"``, ``"cuda"`` or ``"cuda:N"``."""
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        error = ArgumentError if isinstance(device, str) else ArgumentTypeError
+        raise error("device", f"{device!r} is not a device; valid: auto, cpu, cuda, cuda:N, mps")
+    return device
+
+
 def check_load_args(device: str, dtype: str, n_devices: int) -> None:
     """Validate ``device`` (resolved, not ``"auto"``), ``dtype`` and ``n_devices`` before any weights are read.
 
@@ -297,23 +307,27 @@ def check_load_args(device: str, dtype: str, n_devices: int) -> None:
     >>> check_load_args("cpu", "float64", 1)
     >>> check_load_args("cpu", "int8", 1)
     Traceback (most recent call last):
-    ValueError: dtype: 'int8' not supported; valid: float32, float16, bfloat16, float64
+    interp.validate.ArgumentError: dtype: 'int8' not supported; valid: float32, float16, bfloat16, float64
     """
     import torch
 
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
-    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
-        raise ValueError(f"n_devices: must be an integer >= 1, got {n_devices!r}")
+    check_choice(dtype, "dtype", DTYPES, "not supported")
+    check_count(n_devices, "n_devices")
     on_gpu = str(device).startswith("cuda")
     if dtype == "float64" and on_gpu:
-        raise ValueError("dtype: float64 is CPU-only here (use device cpu); on a GPU use bfloat16, float16 or float32")
+        raise ArgumentError(
+            "dtype", "float64 is CPU-only here (use device cpu); on a GPU use bfloat16, float16 or float32"
+        )
     if n_devices > 1 and not on_gpu:
-        raise ValueError(f"n_devices: {n_devices} needs device 'cuda' (layers are split over GPUs), got {device!r}")
+        raise ArgumentError(
+            "n_devices", f"{n_devices} needs device 'cuda' (layers are split over GPUs), got {device!r}"
+        )
     if on_gpu and not torch.cuda.is_available():
-        raise ValueError(f"device: {device!r} requested but CUDA is not available to this torch; use 'cpu' or 'auto'")
+        raise ArgumentError(
+            "device", f"{device!r} requested but CUDA is not available to this torch; use 'cpu' or 'auto'"
+        )
     if n_devices > 1 and torch.cuda.device_count() < n_devices:
-        raise ValueError(f"n_devices: {n_devices} requested but {torch.cuda.device_count()} GPU(s) visible")
+        raise ArgumentError("n_devices", f"{n_devices} requested but {torch.cuda.device_count()} GPU(s) visible")
 
 
 def load_tokenizer(d: Path, vocab_size: int):
@@ -568,12 +582,22 @@ def load_model(
     >>> m.cfg.n_layers, model_info(m).model_id      # doctest: +SKIP
     (4, 'embedded')
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype: {dtype!r} not supported; valid: {', '.join(DTYPES)}")
-    if engine not in ENGINES:
-        raise ValueError(f"engine: {engine!r} not supported; valid: {', '.join(ENGINES)}")
+    check_name(spec, "spec")
+    if path is not None and not isinstance(path, str | Path):
+        raise ArgumentTypeError("path", f"a directory (str or Path), got {type(path).__name__}")
+    if processing is not None and not isinstance(processing, WeightProcessing):
+        raise ArgumentTypeError("processing", f"a WeightProcessing or None, got {type(processing).__name__}")
+    check_device(device)
+    check_choice(dtype, "dtype", DTYPES)
+    check_choice(engine, "engine", ENGINES)
+    if not any(remote is v for v in (False, True)) and remote != "local":
+        raise ArgumentError(
+            "remote", f"{remote!r} not supported; valid: False (here), 'local' (nnsight's simulation), True (NDIF)"
+        )
     if engine != "nnsight" and remote is not False:
-        raise ValueError("remote: only the nnsight engine runs remotely; pass engine='nnsight'")
+        raise ArgumentError("remote", "only the nnsight engine runs remotely; pass engine='nnsight'")
+    if host is not None and (not isinstance(host, str) or not host):
+        raise ArgumentTypeError("host", f"need an NDIF host name (a non-empty string) or None, got {host!r}")
     device = pick_device(device)
     check_load_args(device, dtype, n_devices)
     if engine in ENGINE_PLUGINS:  # the engine's module sits above this one: imported when asked for
@@ -703,7 +727,7 @@ def trained_examples(model) -> dict[str, int] | None:
 
 def model_info(model) -> ModelInfo:
     """The :class:`ModelInfo` recorded by :func:`load_model` (a generic one for models built elsewhere)."""
-    info = getattr(model, "interp_info", None)
+    info = getattr(check_model(model), "interp_info", None)
     if info is None:
         cfg = getattr(model, "cfg", None)
         name = getattr(cfg, "model_name", "unknown")

@@ -34,13 +34,32 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from interp.engines.plan import check_batch_size
+from interp.hooks import check_hook, check_layer
 from interp.interventions import Intervention
 from interp.metrics import bootstrap_ci, candidate_accuracy
-from interp.prompts import Prompt
+from interp.patching import check_vector_for_model
+from interp.prompts import Prompt, check_prompts
 from interp.results import NullTest
 from interp.seeds import check_seed
-from interp.sweeps import score_cells, target_means, vector_cells
+from interp.sweeps import check_sweep_mode, score_cells, target_means, vector_cells
+from interp.validate import (
+    ArgumentError,
+    check_choice,
+    check_count,
+    check_model,
+    check_tensor,
+    check_vector,
+)
 from interp.vectors import TaskVector
+
+#: A residual below this many machine epsilons (of the activations' dtype) times the mixed mean's norm is rounding.
+RESOLUTION_EPS = 100
+
+
+def _resolution(dtype: torch.dtype) -> float:
+    """:data:`RESOLUTION_EPS` machine epsilons of ``dtype`` (relative float resolution of the inputs)."""
+    return RESOLUTION_EPS * (torch.finfo(dtype).eps if dtype.is_floating_point else 0.0)
 
 
 def _p_value(observed: float, null: np.ndarray) -> float:
@@ -48,17 +67,10 @@ def _p_value(observed: float, null: np.ndarray) -> float:
     return float((1 + np.sum(null >= observed)) / (1 + len(null)))
 
 
-def _check_count(name: str, n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name}: must be an integer >= 1, got {n!r}")
-    return n
-
-
 def _check_matrix(name: str, x: torch.Tensor, d: int | None = None) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 2 or (d is not None and x.shape[1] != d):
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name}: need a [prompt >= 2, d_model{'=' + str(d) if d else ''}] tensor, got {shape}")
-    return x.double()
+    """Per-prompt vectors at one layer, ``Float[Tensor, "prompt d_model"]``, at least two prompts, as float64."""
+    hint = f"[prompt >= 2, d_model{'=' + str(d) if d else ''}]"
+    return check_tensor(x, name, ndim=2, width=d, min_rows=2, shape_hint=hint).double()
 
 
 def _projection_coefficient(m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> float:
@@ -84,11 +96,19 @@ def projection_null(
     ``Float[Tensor, "prompt d_model"]`` at one layer.
     """
     seed = check_seed(seed)
-    _check_count("n_permutations", n_permutations)
+    check_count(n_permutations, "n_permutations")
     d = _check_matrix("mixed", mixed).shape[1]
     m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
     r = _check_matrix("reference", reference, d)
     va, vb = a.mean(0), b.mean(0)
+    prediction = (va + vb) / 2 - r.mean(0)
+    scale = max(float(va.norm()), float(vb.norm()), float(r.mean(0).norm()), 1e-300)
+    if float(prediction.norm()) <= _resolution(mixed.dtype) * scale:
+        raise ArgumentError(
+            "reference",
+            "its mean equals ½(v_A + v_B) within float resolution, so the projection onto their difference is 0/0; "
+            "give a reference that differs from the convex prediction (a third task's prompts, or zero-shot queries)",
+        )
     observed = _projection_coefficient(m.mean(0), va, vb, r.mean(0))
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations)
@@ -114,10 +134,6 @@ def _out_of_span(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     return x - (cols @ coef)[:, 0]
 
 
-#: A residual below this many machine epsilons (of the activations' dtype) times the mixed mean's norm is rounding.
-RESOLUTION_EPS = 100
-
-
 def residual_noise_floor(
     mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, n_splits: int = 200, seed: int = 0
 ) -> NullTest:
@@ -131,13 +147,12 @@ def residual_noise_floor(
     and the note says so.
     """
     seed = check_seed(seed)
-    _check_count("n_splits", n_splits)
+    check_count(n_splits, "n_splits")
     d = _check_matrix("mixed", mixed).shape[1]
     dtype = mixed.dtype
     m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
     observed = float(_out_of_span(m.mean(0), torch.stack([a.mean(0), b.mean(0)])).norm())
-    eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
-    resolution = RESOLUTION_EPS * eps * float(m.mean(0).norm())
+    resolution = _resolution(dtype) * float(m.mean(0).norm())
     rng = np.random.default_rng(seed)
     paired = len(m) == len(a) == len(b)
     null = np.empty(n_splits)
@@ -167,6 +182,9 @@ def residual_noise_floor(
 def residual_direction(mixed_mean: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``Float[Tensor, "d_model"]``: the mixed mean's part outside span{v_A, v_B, 1} (what :func:`ablation_null`
     removes)."""
+    d = check_vector(mixed_mean, "mixed_mean").shape[0]
+    check_vector(a, "a", d)
+    check_vector(b, "b", d)
     return _out_of_span(mixed_mean.double(), torch.stack([a.double(), b.double()])).float()
 
 
@@ -190,13 +208,17 @@ def ablation_null(
     (last token) and measure the mean over prompts of Σ_k |ΔP(a_k)|; the null subtracts ``n_random`` random
     directions of the same norm. A small p: the model uses what lies outside the span.
     """
+    check_model(model)
+    check_prompts(mixed_prompts, "mixed_prompts")
+    check_vector(residual, "residual", model.cfg.d_model)
+    layer = check_layer(model, layer)
+    check_hook(hook)
     seed = check_seed(seed)
-    _check_count("n_random", n_random)
-    if not mixed_prompts:
-        raise ValueError("mixed_prompts: need at least one prompt")
+    check_count(n_random, "n_random")
+    check_batch_size(batch_size)
     norm = float(residual.double().norm())
     if not norm > 0:
-        raise ValueError("residual: has zero norm; nothing to ablate")
+        raise ArgumentError("residual", "has zero norm; nothing to ablate")
     g = torch.Generator().manual_seed(seed)
     randoms = [torch.randn(residual.shape[0], generator=g, dtype=torch.float64) for _ in range(n_random)]
     cells = [Intervention(layer, "add", -residual.float(), hook=hook, label="−residual")]
@@ -227,12 +249,17 @@ def steering_null(
     :func:`interp.sweeps.best_layer` puts it), against ``n_random`` random vectors of the same norm put in the same
     way (for ``shift``: the same norm as v − μ). Statistic and CI over queries; p one-sided.
     """
+    check_model(model)
+    queries = check_prompts(queries, "queries")
+    check_choice(task, "task", queries[0].tasks, "is not a candidate of these queries")
+    check_vector_for_model(model, vector)
+    layer = check_layer(model, layer)
+    if layer not in vector.layers:
+        raise ArgumentError("layer", f"{layer} not captured in the vector; valid: {list(vector.layers)}")
+    check_sweep_mode(mode)
     seed = check_seed(seed)
-    _check_count("n_random", n_random)
-    if not queries:
-        raise ValueError("queries: need at least one prompt")
-    if task not in queries[0].tasks:
-        raise ValueError(f"task: {task!r} is not a candidate of these queries; valid: {', '.join(queries[0].tasks)}")
+    check_count(n_random, "n_random")
+    check_batch_size(batch_size)
     k = queries[0].tasks.index(task)
     centre = target_means(model, queries, [layer], vector.hook, batch_size)[0]  # μ of the queries at that layer
     (real,) = vector_cells(model, vector, [layer], mode, centre[None] if mode == "shift" else None)

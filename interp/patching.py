@@ -23,15 +23,25 @@ so the toolkit's scoring and generation run full sequences (no key-value cache) 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
 
-from interp.hooks import HookHandle, add_hooks, check_layer
+from interp.hooks import HookHandle, add_hooks, check_hook, check_layer
 from interp.interventions import Intervention, check_intervention, check_mode, intervention_hook
 from interp.models import model_info
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_int,
+    check_model,
+    check_sequence,
+    check_vector,
+    is_tensor,
+)
 from interp.vectors import TaskVector
 
 __all__ = [
@@ -47,9 +57,11 @@ __all__ = [
 
 
 def check_vector_for_model(model, vector: TaskVector, name: str = "vector") -> None:
-    """``ValueError`` unless ``vector`` was captured from this model (id, weight processing, width)."""
+    """:class:`~interp.validate.ArgumentError` (a ``ValueError``) unless ``vector`` is a TaskVector captured from this
+    model (id, weight processing, width)."""
     if not isinstance(vector, TaskVector):
-        raise ValueError(f"{name}: expected a TaskVector, got {type(vector).__name__}")
+        hint = " (a tensor is one layer's values; a TaskVector comes from interp.task_vector)"
+        raise ArgumentTypeError(name, f"expected a TaskVector, got {type(vector).__name__}" + hint * is_tensor(vector))
     info = model_info(model)
     diffs = []
     if vector.model_id != info.model_id:
@@ -59,15 +71,23 @@ def check_vector_for_model(model, vector: TaskVector, name: str = "vector") -> N
     if vector.d_model != model.cfg.d_model:
         diffs.append(f"d_model ({vector.d_model} vs model's {model.cfg.d_model})")
     if diffs:
-        raise ValueError(f"{name}: task vector does not belong to this model; differs in " + "; ".join(diffs))
+        raise ArgumentError(name, "task vector does not belong to this model; differs in " + "; ".join(diffs))
 
 
 def _check_positions(positions: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """``positions`` (an int, or one int per sequence) as a long tensor of integers >= 0."""
+    if isinstance(positions, torch.Tensor):
+        if positions.is_floating_point() or positions.is_complex():
+            raise ArgumentTypeError("positions", f"need integers, got a {positions.dtype} tensor")
+    elif isinstance(positions, numbers.Integral) and not isinstance(positions, bool):
+        positions = int(positions)
+    else:
+        positions = [check_int(p, "positions") for p in check_sequence(positions, "positions", what="positions")]
     pos = torch.as_tensor(positions, dtype=torch.long)
     if pos.ndim > 1:
-        raise ValueError(f"positions: an int or one int per sequence, got shape {tuple(pos.shape)}")
+        raise ArgumentError("positions", f"an int or one int per sequence, got shape {tuple(pos.shape)}")
     if (pos < 0).any():
-        raise ValueError(f"positions: must be >= 0 (batch coordinates, 0 = BOS), got {pos.tolist()}")
+        raise ArgumentError("positions", f"must be >= 0 (batch coordinates, 0 = BOS), got {pos.tolist()}")
     return pos
 
 
@@ -75,25 +95,30 @@ def as_intervention(
     model, what, layer: int | None, *, mode: str = "replace", hook: str | None = None, name: str = "what"
 ) -> Intervention:
     """``what`` (an Intervention, a TaskVector of this model or a ``[d_model]`` tensor) as an Intervention."""
+    check_model(model)
     if isinstance(what, Intervention):
         if layer is not None and layer != what.layer:
-            raise ValueError(f"layer: {layer} differs from the intervention's layer {what.layer}")
+            raise ArgumentError("layer", f"{layer} differs from the intervention's layer {what.layer}")
         return check_intervention(model, what, name)
     check_mode(mode)
+    if hook is not None:
+        check_hook(hook)
     if layer is None:
-        raise ValueError("layer: needed unless `what` is an Intervention")
+        raise ArgumentError("layer", "needed unless `what` is an Intervention")
     layer = check_layer(model, layer)
     if isinstance(what, TaskVector):
         check_vector_for_model(model, what, name)
         hook = hook or what.hook
         if hook != what.hook:
-            raise ValueError(f"hook: {hook!r} differs from the vector's hook point {what.hook!r}")
+            raise ArgumentError("hook", f"{hook!r} differs from the vector's hook point {what.hook!r}")
+        if layer not in what.layers:
+            raise ArgumentError("layer", f"{layer} not captured in the vector; valid: {list(what.layers)}")
         return Intervention(layer, mode, what.at(layer).float(), hook=hook, label=what.describe())
     if not isinstance(what, torch.Tensor):
-        raise ValueError(f"{name}: expected an Intervention, a TaskVector or a Tensor, got {type(what).__name__}")
+        raise ArgumentTypeError(name, f"expected an Intervention, a TaskVector or a Tensor, got {type(what).__name__}")
     if what.ndim != 1 or what.shape[0] != model.cfg.d_model:
-        raise ValueError(f"{name}: expected shape (d_model={model.cfg.d_model},), got {tuple(what.shape)}")
-    return Intervention(layer, mode, what.detach().float(), hook=hook or "resid_post")
+        raise ArgumentError(name, f"expected shape (d_model={model.cfg.d_model},), got {tuple(what.shape)}")
+    return Intervention(layer, mode, check_vector(what, name).detach().float(), hook=hook or "resid_post")
 
 
 @dataclass
@@ -138,7 +163,9 @@ def add_patch(
     iv = as_intervention(model, what, layer, mode=mode, hook=hook)
     if positions is None:
         if iv.position is None:
-            raise ValueError("positions: needed (the intervention acts at 'each prompt's last token', unknown here)")
+            raise ArgumentError(
+                "positions", "needed (the intervention acts at 'each prompt's last token', unknown here)"
+            )
         positions = iv.position
     pos = _check_positions(positions)
     handle = add_hooks(model, [(iv.hook_name, intervention_hook([iv], None, None, pos))])

@@ -26,12 +26,15 @@ import numpy as np
 from interp.remember import prompts_memo
 from interp.seeds import check_seed
 from interp.tasks import Family, get_family, resolve_tasks
+from interp.validate import ArgumentError, ArgumentTypeError, check_choice, check_count, check_sequence
 
 MAX_QUERY_TRIES = 1000
 MAX_EXAMPLE_TRIES = 1000
 #: Tolerance of :func:`check_simplex` on the sum of the values.
 SIMPLEX_TOL = 1e-6
 RANDOM_ALPHABET = string.ascii_letters + string.digits
+#: How :func:`build_prompts` assigns examples to tasks.
+SAMPLINGS = ("exact", "iid")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,20 @@ class Prompt:
         return tuple(self.example_tasks.count(t) / n for t in self.tasks)
 
 
+def check_prompts(value: Any, name: str = "prompts") -> list:
+    """A non-empty sequence of :class:`~interp.prompts.Prompt` sharing their candidate tasks."""
+    prompts = check_sequence(value, name, what="Prompt values (interp.build_prompts makes them)")
+    bad = next((i for i, p in enumerate(prompts) if not isinstance(p, Prompt)), None)
+    if bad is not None:
+        raise ArgumentTypeError(
+            name, f"item {bad} is a {type(prompts[bad]).__name__}, not a Prompt (interp.build_prompts makes them)"
+        )
+    tasks = prompts[0].tasks
+    if any(p.tasks != tasks for p in prompts):
+        raise ArgumentError(name, "all prompts must share the same candidate tasks (Prompt.tasks)")
+    return prompts
+
+
 def exact_counts(proportions: Sequence[float], n_examples: int) -> tuple[int, ...]:
     """Examples per task by largest-remainder rounding: exact sum, ties to the earlier task.
 
@@ -90,19 +107,22 @@ def check_simplex(values: Sequence[float], n: int, name: str = "proportions") ->
     >>> check_simplex([0.5, 0.6], 2, "weights")
     Traceback (most recent call last):
     ...
-    ValueError: weights: values must sum to 1 (tolerance 1e-06), got sum 1.1 for [0.5, 0.6]
+    interp.validate.ArgumentError: weights: values must sum to 1 (tolerance 1e-06), got sum 1.1 for [0.5, 0.6]
     """
+    n = check_count(n, "n")
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray) or isinstance(values, dict):
+        raise ArgumentTypeError(name, f"expected {n} numbers (one per task), got {values!r}")
     try:
         props = tuple(float(p) for p in values)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected {n} numbers (one per task), got {values!r}") from None
+        raise ArgumentTypeError(name, f"expected {n} numbers (one per task), got {values!r}") from None
     if len(props) != n:
-        raise ValueError(f"{name}: expected {n} values (one per task), got {len(props)}")
+        raise ArgumentError(name, f"expected {n} values (one per task), got {len(props)}")
     if any(not math.isfinite(p) or p < 0 for p in props):
-        raise ValueError(f"{name}: values must be finite and >= 0, got {list(props)}")
+        raise ArgumentError(name, f"values must be finite and >= 0, got {list(props)}")
     if abs(sum(props) - 1.0) > SIMPLEX_TOL:
-        raise ValueError(
-            f"{name}: values must sum to 1 (tolerance {SIMPLEX_TOL:g}), got sum {sum(props):.6g} for {list(props)}"
+        raise ArgumentError(
+            name, f"values must sum to 1 (tolerance {SIMPLEX_TOL:g}), got sum {sum(props):.6g} for {list(props)}"
         )
     return props
 
@@ -181,24 +201,23 @@ def _mixture_plan(
     sampling: str,
 ) -> tuple[tuple[float, ...], tuple[int, ...] | None]:
     """Validate :func:`build_prompts`'s arguments; return the proportions and, for exact sampling, the counts."""
-    if sampling not in ("exact", "iid"):
-        raise ValueError(f"sampling: must be 'exact' or 'iid', got {sampling!r}")
-    if not isinstance(n_prompts, int | np.integer) or n_prompts < 1:
-        raise ValueError(f"n_prompts: must be an integer >= 1, got {n_prompts!r}")
+    check_choice(sampling, "sampling", SAMPLINGS)
+    check_count(n_prompts, "n_prompts")
     if counts is not None:
         if proportions is not None:
-            raise ValueError("counts: give either proportions or counts, not both")
-        counts = tuple(int(c) for c in counts)
-        if len(counts) != len(names) or any(c < 0 for c in counts):
-            raise ValueError(f"counts: need {len(names)} non-negative integers (one per task), got {list(counts)}")
+            raise ArgumentError("counts", "give either proportions or counts, not both")
+        counts = tuple(check_count(c, "counts", minimum=0) for c in check_sequence(counts, "counts", what="counts"))
+        if len(counts) != len(names):
+            raise ArgumentError("counts", f"need {len(names)} non-negative integers (one per task), got {list(counts)}")
         total = sum(counts)
         return (tuple(c / total for c in counts) if total else (1.0 / len(names),) * len(names)), counts
     props = check_simplex([1.0 / len(names)] * len(names) if proportions is None else proportions, len(names))
-    if not isinstance(n_examples, int | np.integer) or n_examples < 0:
-        raise ValueError(f"n_examples: must be an integer >= 0, got {n_examples!r}")
+    check_count(n_examples, "n_examples", minimum=0)
     active = sum(p > 0 for p in props)  # tasks given a share of the examples (a candidate may get none)
     if n_examples and active > n_examples and sampling == "exact":
-        raise ValueError(f"n_examples: {n_examples} examples cannot hold {active} tasks; use n_examples >= {active}")
+        raise ArgumentError(
+            "n_examples", f"{n_examples} examples cannot hold {active} tasks; use n_examples >= {active}"
+        )
     return props, (exact_counts(props, n_examples) if sampling == "exact" else None)
 
 

@@ -37,6 +37,7 @@ from typing import Any, ClassVar, TypeVar, Union
 import numpy as np
 
 from interp.export import atomic_write_bytes
+from interp.validate import ArgumentError, ArgumentTypeError, check_int
 
 R = TypeVar("R", bound="Result")
 
@@ -104,6 +105,10 @@ def _decode(value: Any, hint: Any) -> Any:
     return value
 
 
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
 def _freeze(value: Any) -> Any:
     return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
 
@@ -150,13 +155,36 @@ class Result:
 
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
-        """Inverse of :meth:`to_dict` (unknown keys refused, missing optional fields take their defaults)."""
+        """Inverse of :meth:`to_dict` (unknown keys refused, missing optional fields take their defaults); a missing
+        or unreadable field is named (``data['log_probs']: ...``)."""
+        if not isinstance(data, dict):
+            raise ArgumentTypeError("data", f"need the dict of {cls.__name__}.to_dict(), got {type(data).__name__}")
         hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        names = {f.name for f in fields}
         unknown = sorted(set(data) - names - {"type"})
         if unknown:
-            raise ValueError(f"data: unknown keys {unknown} for {cls.__name__}; valid: {sorted(names)}")
-        return cls(**{k: _decode(v, hints[k]) for k, v in data.items() if k in names})
+            raise ArgumentError("data", f"unknown keys {unknown} for {cls.__name__}; valid: {sorted(names)}")
+        required = [
+            f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise ArgumentError("data", f"missing fields {missing} of {cls.__name__}")
+        values = {}
+        for k, v in data.items():
+            if k not in names:
+                continue
+            try:
+                values[k] = _decode(v, hints[k])
+            except (TypeError, ValueError) as err:
+                raise ArgumentError(f"data[{k!r}]", f"cannot be read as {_hint_name(hints[k])}: {err}") from None
+        try:
+            return cls(**values)
+        except ArgumentError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise ArgumentError("data", f"not a valid {cls.__name__}: {err}") from None
 
     def save(self, path: str | Path) -> Path:
         """Write ``{"type": <class name>, **to_dict()}`` as JSON at full precision, atomically."""
@@ -170,11 +198,14 @@ class Result:
             data = json.loads(Path(path).read_text())
         except json.JSONDecodeError as err:
             what = "is empty" if not err.doc.strip() else f"is not valid JSON ({err.msg} at line {err.lineno})"
-            raise ValueError(f"path: {path} {what}; was it cut short? Write results with Result.save") from None
+            raise ArgumentError("path", f"{path} {what}; was it cut short? Write results with Result.save") from None
         name = data.get("type") if isinstance(data, dict) else None
         if name not in RESULT_TYPES:
-            raise ValueError(f"path: {path} holds no interp result (type {name!r}); valid: {sorted(RESULT_TYPES)}")
-        return RESULT_TYPES[name].from_dict(data)
+            raise ArgumentError("path", f"{path} holds no interp result (type {name!r}); valid: {sorted(RESULT_TYPES)}")
+        try:
+            return RESULT_TYPES[name].from_dict(data)
+        except ArgumentError as err:
+            raise ArgumentError("path", f"{path}: {err}") from None
 
     def to_frame(self):
         """Tidy ``pandas.DataFrame``: one row per cell of the array fields named in ``_dims``, plus scalar fields.
@@ -842,6 +873,7 @@ class HeadMap(Result):
 
     def top(self, k: int = 3) -> list[tuple[int, int]]:
         """The ``k`` heads ``(layer, head)`` with the largest mean, largest first (ties: the earliest)."""
+        k = check_int(k, "k", minimum=1)
         flat = np.argsort(-self.mean.ravel(), kind="stable")[:k]
         n_heads = self.mean.shape[1]
         return [(self.layers[int(i) // n_heads], int(i) % n_heads) for i in flat]

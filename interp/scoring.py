@@ -28,9 +28,17 @@ from interp.engines import score
 from interp.engines.plan import check_batch_size
 from interp.hooks import attached_hooks
 from interp.models import trained_examples
-from interp.prompts import Prompt
+from interp.prompts import Prompt, check_prompts
 from interp.remember import scores_memo
 from interp.results import AnswerScores
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_choice,
+    check_flag,
+    check_model,
+    check_sequence,
+)
 
 
 @contextmanager
@@ -120,7 +128,7 @@ def score_answers(
     >>> s.log_probs.shape                                                                  # doctest: +SKIP
     (4, 2)
     """
-    suffix = "\n" if include_newline else ""
+    suffix = "\n" if check_flag(include_newline, "include_newline") else ""
     return _score_with_suffixes(model, prompts, (suffix,), batch_size)[0]
 
 
@@ -144,23 +152,30 @@ def score_texts(
     >>> s.tasks, s.log_probs.shape                                                          # doctest: +SKIP
     (('add1', 'add5'), (1, 2))
     """
-    if isinstance(prompts, str) or not prompts:
-        raise ValueError(f"prompts: need a non-empty list of prompt strings, got {prompts!r}")
-    if len(answers) != len(prompts) or any(isinstance(a, str) for a in answers):
-        raise ValueError(
-            f"answers: need one list of candidate strings per prompt ({len(prompts)}), e.g. [['8', '2'], ...]"
+    check_model(model)
+    prompts = check_sequence(prompts, "prompts", what="prompt strings")
+    bad = next((i for i, p in enumerate(prompts) if not isinstance(p, str)), None)
+    if bad is not None:
+        raise ArgumentTypeError(f"prompts[{bad}]", f"need a string, got {type(prompts[bad]).__name__}")
+    answers = check_sequence(answers, "answers", what="lists of candidate strings (one list per prompt)")
+    if len(answers) != len(prompts) or any(isinstance(a, str) or not isinstance(a, Sequence) for a in answers):
+        raise ArgumentError(
+            "answers", f"need one list of candidate strings per prompt ({len(prompts)}), e.g. [['8', '2'], ...]"
         )
     k = len(answers[0])
     if k == 0 or any(len(a) != k for a in answers):
-        raise ValueError(
-            f"answers: every prompt needs the same number (>= 1) of candidates, got {[len(a) for a in answers]}"
+        raise ArgumentError(
+            "answers", f"every prompt needs the same number (>= 1) of candidates, got {[len(a) for a in answers]}"
         )
+    for i, cands in enumerate(answers):
+        if not all(isinstance(a, str) and a for a in cands):
+            raise ArgumentError(f"answers[{i}]", f"need non-empty answer strings, got {list(cands)!r}")
+    if labels is not None:
+        check_sequence(labels, "labels", what="candidate names")
     names = tuple(labels) if labels is not None else tuple(f"a{j}" for j in range(k))
-    if len(names) != k or len(set(names)) != k:
-        raise ValueError(f"labels: need {k} distinct names (one per candidate), got {list(names)}")
-    for i, (text, cands) in enumerate(zip(prompts, answers, strict=True)):
-        if not isinstance(text, str) or not all(isinstance(a, str) and a for a in cands):
-            raise ValueError(f"prompts[{i}]/answers[{i}]: need a string and non-empty answer strings")
+    if len(names) != k or len(set(names)) != k or not all(isinstance(n, str) for n in names):
+        raise ArgumentError("labels", f"need {k} distinct names (one per candidate), got {list(names)}")
+    check_flag(include_newline, "include_newline")
     built = [
         Prompt(
             text=text,
@@ -197,12 +212,10 @@ def _score_with_suffixes(
     model, prompts: Sequence[Prompt], suffixes: tuple[str, ...], batch_size: int
 ) -> list[AnswerScores]:
     """One :class:`AnswerScores` per suffix (appended to every answer), all candidates in one plan."""
-    if not prompts:
-        raise ValueError("prompts: need at least one prompt")
+    check_model(model)
+    prompts = check_prompts(prompts)
     check_batch_size(batch_size)
     tasks = prompts[0].tasks
-    if any(p.tasks != tasks for p in prompts):
-        raise ValueError("prompts: all prompts must share the same candidate tasks (Prompt.tasks)")
     answers = [[a + sfx for sfx in suffixes for a in p.answers] for p in prompts]
     memo = scores_memo(model) if not attached_hooks(model) else None  # see remembering()
     todo = [i for i, p in enumerate(prompts) if memo is None or any((p.text, a) not in memo for a in answers[i])]
@@ -242,8 +255,10 @@ def greedy_correct(model, prompts: Sequence[Prompt], task: str, *, batch_size: i
     >>> greedy_correct(model, build_prompts("bias_add", ["add1"], n_prompts=4), "add1")  # doctest: +SKIP
     array([ True,  True,  True,  True])
     """
-    if not prompts:
-        raise ValueError("prompts: need at least one prompt")
+    check_model(model)
+    prompts = check_prompts(prompts)
+    check_choice(task, "task", prompts[0].tasks, "is not a candidate of these prompts")
+    check_batch_size(batch_size)
     scored = score(model, [p.text for p in prompts], [[p.answer(task)] for p in prompts], batch_size=batch_size,
                    across_prompts=True)  # fmt: skip
     warn_untrained(model, prompts)

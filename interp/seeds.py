@@ -8,16 +8,15 @@ number or a string is refused with an error naming the argument, before any work
 >>> check_seed(-1)
 Traceback (most recent call last):
 ...
-ValueError: seed: must be an integer >= 0, got -1
+interp.validate.ArgumentError: seed: must be an integer >= 0, got -1
 """
 
 from __future__ import annotations
 
-import numbers
+from interp.validate import check_int
 
 
 def check_seed(seed: object, name: str = "seed") -> int:
-    """``seed`` as an ``int`` if it is a non-negative integer (numpy integers too); ``ValueError`` naming ``name``."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"{name}: must be an integer >= 0, got {seed!r}")
-    return int(seed)
+    """``seed`` as an ``int`` if it is a non-negative integer (numpy integers too); an
+    :class:`~interp.validate.ArgumentError` (a ``ValueError``) naming ``name`` otherwise."""
+    return check_int(seed, name, minimum=0)

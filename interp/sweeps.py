@@ -31,15 +31,28 @@ import torch
 from interp.capture import capture_resid, token_ids
 from interp.decomposition import METHODS, decompose
 from interp.engines import Cell, score
-from interp.engines.plan import resolve_positions
-from interp.hooks import check_hook, check_layer, check_layers
+from interp.engines.plan import check_batch_size, resolve_positions
+from interp.hooks import check_hook, check_layers
 from interp.interventions import Intervention
 from interp.metrics import candidate_accuracy, mean_and_sem
 from interp.patching import as_intervention, check_vector_for_model
-from interp.prompts import Prompt, build_prompts, check_simplex, random_answer_prompts, zero_shot_prompts
+from interp.prompts import Prompt, build_prompts, check_prompts, check_simplex, random_answer_prompts, zero_shot_prompts
 from interp.results import BestLayer, MixtureSweep, ProportionSweep
 from interp.scoring import AnswerScores, family_candidates, score_answers, warn_untrained
+from interp.seeds import check_seed
 from interp.tasks import get_family, resolve_tasks
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_choice,
+    check_count,
+    check_examples_fit,
+    check_flag,
+    check_model,
+    check_numbers,
+    check_probability,
+    check_sequence,
+)
 from interp.vectors import TaskVector, check_compatible, convex, task_vector, warn_if_other_task
 
 #: 31 evenly spaced λ in [0, 1] (docs/science.md §4).
@@ -48,26 +61,25 @@ DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0, 1, 3
 
 def check_lambdas(lambdas: Sequence[float] | np.ndarray) -> np.ndarray:
     """λ values: a non-empty 1-D sequence of finite numbers in [0, 1]."""
-    lam = np.asarray(lambdas, dtype=float)
-    if lam.ndim != 1 or lam.size == 0:
-        raise ValueError(f"lambdas: need a non-empty 1-D sequence, got shape {lam.shape}")
-    bad = [float(x) for x in lam if not (math.isfinite(x) and 0.0 <= x <= 1.0)]
-    if bad:
-        raise ValueError(f"lambdas: every λ must lie in [0, 1]; got {bad[:5]}")
-    return lam
+    return check_numbers(lambdas, "lambdas", minimum=0.0, maximum=1.0)
 
 
 def _sweep_layers(model, layers: Sequence[int] | None, vectors: Sequence[TaskVector]) -> tuple[int, ...]:
-    if layers is None:
-        layers = vectors[0].layers
-    out = tuple(check_layer(model, la, "layers") for la in layers)
-    if not out:
-        raise ValueError("layers: need at least one layer")
+    out = check_layers(model, vectors[0].layers if layers is None else layers)
     for v in vectors:
         missing = [la for la in out if la not in v.layers]
         if missing:
-            raise ValueError(f"layers: {missing} not captured in vector {v.describe()!r}; it has {list(v.layers)}")
+            raise ArgumentError("layers", f"{missing} not captured in vector {v.describe()!r}; it has {list(v.layers)}")
     return out
+
+
+def _check_prompt_counts(model, n_prompts: int, n_examples: int, *, in_context: bool) -> None:
+    """``n_prompts >= 1``; ``n_examples >= 1`` where in-context prompts are built (``>= 0`` otherwise), small enough
+    to fit the model's context (checked before any prompt is built)."""
+    check_count(n_prompts, "n_prompts")
+    check_count(n_examples, "n_examples", minimum=1 if in_context else 0)
+    if in_context:
+        check_examples_fit(model, n_examples)
 
 
 def last_positions(model, prompts: Sequence[Prompt], positions: Sequence[int] | None = None) -> list[int]:
@@ -91,6 +103,8 @@ def score_cells(
     :func:`interp.engines.score` picks the route (the shared-prefix engine where answers are one token right after
     the patched last token, else the prompts replicated per cell); both equal :mod:`interp.reference`.
     """
+    prompts = check_prompts(prompts)
+    check_flag(include_newline, "include_newline")
     if not interventions:
         return np.zeros((0, len(prompts), len(prompts[0].tasks)))
     end = "\n" if include_newline else ""
@@ -117,9 +131,15 @@ def patched_scores(
     ``prompts`` are normally zero-shot queries (:func:`interp.prompts.zero_shot_prompts`). Refuses a vector
     from another model or weight processing; everything is validated before any forward pass.
     """
-    if not prompts:
-        raise ValueError("prompts: need at least one prompt")
+    check_model(model)
+    prompts = check_prompts(prompts)
+    check_flag(include_newline, "include_newline")
+    check_batch_size(batch_size)
     if isinstance(vector, list | tuple):  # several interventions applied together (one cell)
+        if not vector:
+            raise ArgumentError(
+                "vector", "an empty list; give an Intervention, a TaskVector, or a list of Interventions"
+            )
         iv = tuple(as_intervention(model, v, None, name=f"vector[{i}]") for i, v in enumerate(vector))
     else:
         iv = as_intervention(model, vector, layer, mode=mode, name="vector")
@@ -147,8 +167,7 @@ def query_prompts(
     family, tasks: Sequence[str], kind: str, *, n_prompts: int, n_examples: int, seed: int
 ) -> list[Prompt]:
     """The prompts a sweep patches (:data:`QUERY_KINDS`); same queries for both kinds with the same seed."""
-    if kind not in QUERY_KINDS:
-        raise ValueError(f"queries: {kind!r} not supported; valid: {', '.join(QUERY_KINDS)}")
+    check_choice(kind, "queries", QUERY_KINDS)
     if kind == "zero_shot":
         return zero_shot_prompts(family, tasks, n_prompts=n_prompts, seed=seed)
     one = [1.0] + [0.0] * (len(tasks) - 1)  # the examples' answers are random whatever their task: any plan serves
@@ -161,10 +180,9 @@ def distinct_queries(prompts: Sequence[Prompt]) -> int:
 
 
 def check_sweep_mode(mode: str) -> str:
-    """``mode`` if it is one of :data:`SWEEP_MODES`, else a ``ValueError`` naming the allowed values."""
-    if mode not in SWEEP_MODES:
-        raise ValueError(f"mode: {mode!r} not supported; valid: {', '.join(SWEEP_MODES)}")
-    return mode
+    """``mode`` if it is one of :data:`SWEEP_MODES`, else an :class:`~interp.validate.ArgumentError` naming the
+    allowed values."""
+    return check_choice(mode, "mode", SWEEP_MODES)
 
 
 def target_means(model, prompts: Sequence[Prompt], layers: Sequence[int], hook: str, batch_size: int) -> torch.Tensor:
@@ -237,12 +255,17 @@ def best_layer(
     ``queries``: :data:`QUERY_KINDS`; the result records how many distinct queries were asked
     (``BestLayer.n_distinct_queries``: a family with few, like bias_add's ten, gives few independent samples).
     """
+    check_model(model)
     fam = get_family(family)
     tasks = fam.task_names
-    resolve_tasks(fam, [task])
+    resolve_tasks(fam, [task], name="task")
     check_sweep_mode(mode)
-    if not (isinstance(control_tolerance, int | float) and 0 <= control_tolerance <= 1):
-        raise ValueError(f"control_tolerance: must be a number in [0, 1], got {control_tolerance!r}")
+    check_flag(control, "control")
+    check_probability(control_tolerance, "control_tolerance")
+    check_choice(queries, "queries", QUERY_KINDS)
+    _check_prompt_counts(model, n_prompts, n_examples, in_context=True)
+    seed = check_seed(seed)
+    check_batch_size(batch_size)
     check_vector_for_model(model, vector)
     warn_if_other_task(vector, fam.name, task)
     layers = _sweep_layers(model, layers, [vector])
@@ -299,11 +322,18 @@ def _mixture_sweep(
     batch_size: int,
     queries: str = "zero_shot",
 ) -> MixtureSweep:
+    check_model(model)
     fam = get_family(family)
     tasks = resolve_tasks(fam, tasks)
+    vectors = check_sequence(vectors, "vectors", what="TaskVectors")
     if len(vectors) != len(tasks):
-        raise ValueError(f"vectors: need one TaskVector per task ({len(tasks)}), got {len(vectors)}")
+        raise ArgumentError("vectors", f"need one TaskVector per task ({len(tasks)}), got {len(vectors)}")
     check_sweep_mode(mode)
+    check_flag(mixed_reference, "mixed_reference")
+    check_choice(queries, "queries", QUERY_KINDS)
+    _check_prompt_counts(model, n_prompts, n_examples, in_context=mixed_reference or queries == "neutral")
+    seed = check_seed(seed)
+    check_batch_size(batch_size)
     for i, v in enumerate(vectors):
         check_vector_for_model(model, v, f"vectors[{i}]")
         check_compatible(vectors[0], v)
@@ -378,8 +408,14 @@ def lambda_sweep(
     >>> sweep.probs.shape                                                                     # doctest: +SKIP
     (31, 2, 3)
     """
+    check_model(model)
+    fam = get_family(family)
+    resolve_tasks(fam, [task_a], name="task_a")
+    resolve_tasks(fam, [task_b], name="task_b")
     lam = check_lambdas(lambdas)
     weights = np.stack([lam, 1.0 - lam], axis=1)
+    for name, v in (("va", va), ("vb", vb)):
+        check_vector_for_model(model, v, name)
     return _mixture_sweep(
         model,
         family,
@@ -437,11 +473,19 @@ def simplex_sweep(
 
     ``probs[point, layer]`` holds P(a_1), …, P(a_K), P(other); ``real_probs`` the mixed-prompt reference.
     """
+    check_model(model)
+    tasks = resolve_tasks(get_family(family), tasks)
     if len(tasks) < 2:
-        raise ValueError(f"tasks: need at least 2 tasks for a simplex sweep, got {list(tasks)}")
-    w = simplex_grid(len(tasks), resolution) if weights is None else np.asarray(weights, dtype=float)
-    if w.ndim != 2 or w.shape[1] != len(tasks):
-        raise ValueError(f"weights: expected shape (point, {len(tasks)}), got {w.shape}")
+        raise ArgumentError("tasks", f"need at least 2 tasks for a simplex sweep, got {list(tasks)}")
+    if weights is None:
+        w = simplex_grid(len(tasks), check_count(resolution, "resolution"))
+    else:
+        try:
+            w = np.asarray(weights, dtype=float)
+        except (TypeError, ValueError):
+            raise ArgumentTypeError("weights", f"need a (point, {len(tasks)}) array of numbers") from None
+    if w.ndim != 2 or w.shape[1] != len(tasks) or not len(w):
+        raise ArgumentError("weights", f"expected shape (point >= 1, {len(tasks)}), got {w.shape}")
     return _mixture_sweep(
         model,
         family,
@@ -481,18 +525,25 @@ def proportion_sweep(
 
     ``va``/``vb`` default to single-task vectors with the same settings.
     """
-    if method not in METHODS:
-        raise ValueError(f"method: {method!r} not supported; valid: {', '.join(METHODS)}")
-    q = np.asarray(proportions, dtype=float)
-    if q.ndim != 1 or q.size == 0 or not np.all((q >= 0) & (q <= 1)):
-        raise ValueError(f"proportions: need a non-empty 1-D sequence of values in [0, 1], got {q.tolist()}")
+    check_model(model)
+    check_choice(method, "method", METHODS)
+    q = check_numbers(proportions, "proportions", minimum=0.0, maximum=1.0)
     fam = get_family(family)
-    resolve_tasks(fam, [task_a, task_b])
+    resolve_tasks(fam, [task_a], name="task_a")
+    resolve_tasks(fam, [task_b], name="task_b")
+    check_flag(intercept, "intercept")
     check_hook(hook)
     layers = check_layers(model, layers)
+    _check_prompt_counts(model, n_prompts, n_examples, in_context=True)
+    seed = check_seed(seed)
+    check_batch_size(batch_size)
     for name, v in (("va", va), ("vb", vb)):
+        if v is not None:
+            check_vector_for_model(model, v, name)
         if v is not None and (v.hook != hook or any(la not in v.layers for la in layers)):
-            raise ValueError(f"{name}: needs hook {hook!r} and layers {list(layers)}; has {v.hook!r}, {list(v.layers)}")
+            raise ArgumentError(
+                name, f"needs hook {hook!r} and layers {list(layers)}; has {v.hook!r}, {list(v.layers)}"
+            )
     kw = dict(n_prompts=n_prompts, n_examples=n_examples, seed=seed, hook=hook, layers=layers, batch_size=batch_size)
     basis = [va or task_vector(model, fam.name, task_a, **kw), vb or task_vector(model, fam.name, task_b, **kw)]
     basis_means = [torch.stack([v.at(la) for la in layers]) for v in basis]

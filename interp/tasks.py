@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from interp.validate import ArgumentError, ArgumentTypeError
+
 
 @dataclass(frozen=True)
 class Task:
@@ -73,12 +75,17 @@ class Family:
 
     def task(self, name: str) -> Task:
         """The task called ``name``; ``ValueError`` listing the valid names otherwise."""
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise ValueError(
-                f"tasks: unknown task {name!r} for family {self.name!r}; valid: {', '.join(self.task_names)}"
-            ) from None
+        return self._by_name[self.check_task(name)]
+
+    def check_task(self, name: str, argument: str = "tasks") -> str:
+        """``name`` if it is one of this family's tasks; else an error naming ``argument`` and the valid names."""
+        if not isinstance(name, str):
+            raise ArgumentTypeError(argument, f"a task name (a string), got {type(name).__name__} {name!r}")
+        if name not in self._by_name:
+            raise ArgumentError(
+                argument, f"unknown task {name!r} for family {self.name!r}; valid: {', '.join(self.task_names)}"
+            )
+        return name
 
     def query(self, x: Any) -> str:
         """The query text for input ``x``: ``render(x) + separator``."""
@@ -298,12 +305,15 @@ def get_family(name: str | Family) -> Family:
     """
     if isinstance(name, Family):
         return name
+    if not isinstance(name, str):
+        raise ArgumentTypeError("family", f"a family name (a string), got {type(name).__name__}; valid: "
+                                f"{', '.join(family_names())}")  # fmt: skip
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name in _BUILTIN:
         _REGISTRY[name] = _BUILTIN[name]()
         return _REGISTRY[name]
-    raise ValueError(f"family: unknown family {name!r}; valid: {', '.join(family_names())}")
+    raise ArgumentError("family", f"unknown family {name!r}; valid: {', '.join(family_names())}")
 
 
 def register_family(family: Family, *, overwrite: bool = False) -> None:
@@ -313,19 +323,22 @@ def register_family(family: Family, *, overwrite: bool = False) -> None:
     _REGISTRY[family.name] = family
 
 
-def resolve_tasks(family: Family, tasks: Sequence[str] | None) -> tuple[str, ...]:
-    """Validate task names against ``family`` (``None`` = all its tasks; one name may be given as a string).
+def resolve_tasks(family: Family, tasks: Sequence[str] | None, name: str = "tasks") -> tuple[str, ...]:
+    """Validate task names against ``family`` (``None`` = all its tasks; one name may be given as a string);
+    errors name the argument ``name``.
 
     >>> resolve_tasks(get_family("bias_add"), "add1")
     ('add1',)
     """
     if tasks is None:
         return family.task_names
+    if not isinstance(tasks, str | Sequence):
+        raise ArgumentTypeError(name, f"task names (a string or a list of them), got {type(tasks).__name__}")
     tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     if not tasks:
-        raise ValueError(f"tasks: need at least one task; valid for {family.name!r}: {', '.join(family.task_names)}")
+        raise ArgumentError(name, f"need at least one task; valid for {family.name!r}: {', '.join(family.task_names)}")
     for t in tasks:
-        family.task(t)
+        family.check_task(t, name)
     if len(set(tasks)) != len(tasks):
-        raise ValueError(f"tasks: duplicate task names in {list(tasks)}")
+        raise ArgumentError(name, f"duplicate task names in {list(tasks)}")
     return tasks

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from interp.validate import ArgumentError
+
 if TYPE_CHECKING:  # the tokenizer libraries load on first use: importing this module stays cheap
     from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
@@ -134,6 +136,45 @@ def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """The padding id: the tokenizer's PAD, else its EOS."""
     tid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return int(tid if tid is not None else 0)
+
+
+def unknown_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The id a text's unreadable characters map to, or ``None`` where no text maps to one: a tokenizer without an
+    unknown token, or one whose unknown token is a special it shares with BOS, EOS or PAD (GPT-2's byte-level BPE,
+    which reads any text).
+
+    >>> unknown_id(build_char_tokenizer()), unknown_id(build_gpt2_tokenizer())
+    (3, None)
+    """
+    unk = tokenizer.unk_token_id
+    if unk is None or unk in {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}:
+        return None
+    return int(unk)
+
+
+def check_known(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], ids: Sequence[Sequence[int]], name: str):
+    """Refuse a text whose tokens (``ids``, after the BOS) hold the tokenizer's unknown token: the model cannot read
+    those characters, and a score or a capture of them is noise. The error names ``name[i]`` and the characters.
+
+    >>> tok = build_char_tokenizer()
+    >>> check_known(tok, ["3>€"], encode_batch(tok, ["3>€"]), "answers")
+    Traceback (most recent call last):
+    ...
+    interp.validate.ArgumentError: answers[0]: '3>€' holds characters this model's tokenizer does not know ('€', read \
+as <|unk|>); remove or replace them (the model cannot tell them apart, so its numbers would be noise)
+    """
+    unk = unknown_id(tokenizer)
+    if unk is None:
+        return
+    for i, (text, row) in enumerate(zip(texts, ids, strict=True)):
+        if unk in row[1:]:
+            chars = sorted({c for c in text if unk in tokenizer(c, add_special_tokens=False)["input_ids"]})
+            raise ArgumentError(
+                f"{name}[{i}]",
+                f"{text[-40:]!r} holds characters this model's tokenizer does not know ({''.join(chars)!r}, read as "
+                f"{tokenizer.unk_token}); remove or replace them (the model cannot tell them apart, so its numbers "
+                "would be noise)",
+            )
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:

@@ -31,11 +31,30 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from interp.capture import POSITION_RULE, capture_resid
+from interp.engines.plan import check_batch_size
 from interp.export import atomic_path
 from interp.hooks import check_hook, check_layers
 from interp.models import model_info
-from interp.prompts import Prompt, build_prompts, check_simplex, random_answer_prompts, random_string_prompts
+from interp.prompts import (
+    Prompt,
+    build_prompts,
+    check_prompts,
+    check_simplex,
+    random_answer_prompts,
+    random_string_prompts,
+)
+from interp.seeds import check_seed
 from interp.tasks import get_family, resolve_tasks
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_count,
+    check_examples_fit,
+    check_int,
+    check_model,
+    check_sequence,
+    check_tensor,
+)
 
 FORMAT = "interp.TaskVector/1"
 
@@ -95,21 +114,21 @@ class TaskVector:
 
     def __post_init__(self) -> None:
         check_hook(self.hook)
-        if self.mean.ndim != 2 or self.mean.shape != self.std.shape:
-            raise ValueError(
-                f"mean/std: need equal shapes (layer, d_model), got {tuple(self.mean.shape)} and "
-                f"{tuple(self.std.shape)}"
+        for name in ("mean", "std"):
+            check_tensor(getattr(self, name), name, ndim=2, shape_hint="[layer, d_model]")
+        if self.mean.shape != self.std.shape:
+            raise ArgumentError(
+                "std",
+                f"need the shape of mean (layer, d_model), got {tuple(self.mean.shape)} and {tuple(self.std.shape)}",
             )
+        if not isinstance(self.model_id, str):
+            raise ArgumentTypeError("model_id", f"a string, got {type(self.model_id).__name__}")
+        layers = check_sequence(self.layers, "layers", what="layer indices", allow_empty=True)
+        object.__setattr__(self, "layers", tuple(check_int(la, "layers", minimum=0) for la in layers))
         if len(self.layers) != self.mean.shape[0]:
-            raise ValueError(f"layers: {len(self.layers)} layers for {self.mean.shape[0]} rows of mean")
+            raise ArgumentError("layers", f"{len(self.layers)} layers for {self.mean.shape[0]} rows of mean")
         if isinstance(self.processing, dict):
             object.__setattr__(self, "processing", tuple(sorted(self.processing.items())))
-        for name in ("mean", "std"):
-            if not torch.isfinite(getattr(self, name)).all():
-                raise ValueError(
-                    f"{name}: holds NaN or infinite values (a non-finite weight, or a diverged capture); "
-                    "a task vector must be finite"
-                )
 
     # ---- views ---------------------------------------------------------------------------------
     @property
@@ -128,7 +147,7 @@ class TaskVector:
     def at(self, layer: int) -> torch.Tensor:
         """``Float[Tensor, "d_model"]``: the mean at model layer ``layer`` (``ValueError`` if not captured)."""
         if layer not in self.layers:
-            raise ValueError(f"layer: {layer!r} not captured in this vector; valid: {list(self.layers)}")
+            raise ArgumentError("layer", f"{layer!r} not captured in this vector; valid: {list(self.layers)}")
         return self.mean[self.layers.index(layer)]
 
     def describe(self) -> str:
@@ -168,7 +187,7 @@ class TaskVector:
     # ---- arithmetic ----------------------------------------------------------------------------
     def _scaled(self, w: float) -> TaskVector:
         if not math.isfinite(w):
-            raise ValueError(f"weight: a task vector's weight must be finite, got {w!r}")
+            raise ArgumentError("weight", f"a task vector's weight must be finite, got {w!r}")
         return TaskVector(
             self.mean * w,
             self.std * abs(w),
@@ -291,7 +310,7 @@ def check_compatible(a: TaskVector, b: TaskVector) -> None:
     """``ValueError`` naming each field that differs (model_id, processing, hook, d_model, layers, position)."""
     diffs = a.incompatibilities(b)
     if diffs:
-        raise ValueError("vectors: incompatible task vectors; they differ in " + "; ".join(diffs))
+        raise ArgumentError("vectors", "incompatible task vectors; they differ in " + "; ".join(diffs))
 
 
 def convex(weights: Sequence[float], vectors: Sequence[TaskVector]) -> TaskVector:
@@ -299,11 +318,9 @@ def convex(weights: Sequence[float], vectors: Sequence[TaskVector]) -> TaskVecto
 
     ``convex([1, 0], [v_a, v_b]).mean`` equals ``v_a.mean`` exactly.
     """
-    vectors = list(vectors)
-    if not vectors:
-        raise ValueError("vectors: need at least one TaskVector")
+    vectors = check_sequence(vectors, "vectors", what="TaskVectors")
     if not all(isinstance(v, TaskVector) for v in vectors):
-        raise ValueError("vectors: every element must be a TaskVector")
+        raise ArgumentTypeError("vectors", "every element must be a TaskVector")
     w = check_simplex(weights, len(vectors), "weights")
     for v in vectors[1:]:
         check_compatible(vectors[0], v)
@@ -323,7 +340,7 @@ def from_activations(
 ) -> TaskVector:
     """A :class:`TaskVector` from captured ``Float[Tensor, "layer prompt d_model"]`` activations."""
     if acts.ndim != 3 or acts.shape[0] != len(layers):
-        raise ValueError(f"acts: expected shape (layer={len(layers)}, prompt, d_model), got {tuple(acts.shape)}")
+        raise ArgumentError("acts", f"expected shape (layer={len(layers)}, prompt, d_model), got {tuple(acts.shape)}")
     info = model_info(model)
     mean = acts.double().mean(dim=1)
     std = acts.double().std(dim=1, correction=1) if acts.shape[1] > 1 else torch.zeros_like(mean)
@@ -349,8 +366,8 @@ def vector_from_prompts(
     label: str = "",
 ) -> TaskVector:
     """Mean residual stream at each prompt's last token over arbitrary prompts (controls, custom builders)."""
-    if not prompts:
-        raise ValueError("prompts: need at least one prompt")
+    check_model(model)
+    prompts = check_prompts(prompts)
     check_hook(hook)
     layers = check_layers(model, layers)
     p0 = prompts[0]
@@ -387,10 +404,14 @@ def task_vector(
     >>> v.mean.shape                                                  # doctest: +SKIP
     torch.Size([4, 128])
     """
+    check_model(model)
     fam = get_family(family)
-    tasks = resolve_tasks(fam, [task_or_tasks] if isinstance(task_or_tasks, str) else task_or_tasks)
+    tasks = resolve_tasks(fam, task_or_tasks, name="task_or_tasks")
     check_hook(hook)
     layers = check_layers(model, layers)
+    check_count(n_prompts, "n_prompts")
+    check_examples_fit(model, check_count(n_examples, "n_examples", minimum=0))
+    check_batch_size(batch_size)
     prompts = build_prompts(fam, tasks, proportions=proportions, n_examples=n_examples, n_prompts=n_prompts, seed=seed)
     return vector_from_prompts(model, prompts, hook=hook, layers=layers, batch_size=batch_size)
 
@@ -412,10 +433,17 @@ def null_vectors(
     """Single-task, 50/50-mixed and control vectors, keyed ``"a"``, ``"b"``, ``"mixed"``, ``"random_answers"``,
     ``"random_strings"``, ``"third_task"`` (all with the same seed, hence the same queries).
     """
+    check_model(model)
     fam = get_family(family)
-    resolve_tasks(fam, [task_a, task_b, third_task])
+    for name, task in (("task_a", task_a), ("task_b", task_b), ("third_task", third_task)):
+        resolve_tasks(fam, [task], name=name)
+    resolve_tasks(fam, [task_a, task_b, third_task], name="third_task")  # three different tasks
     check_hook(hook)
     layers = check_layers(model, layers)
+    check_count(n_prompts, "n_prompts")
+    check_examples_fit(model, check_count(n_examples, "n_examples"))
+    check_seed(seed)
+    check_batch_size(batch_size)
     kw = dict(n_prompts=n_prompts, n_examples=n_examples, seed=seed, hook=hook, layers=layers, batch_size=batch_size)
     cap = dict(hook=hook, layers=layers, batch_size=batch_size)
     pair = [task_a, task_b]

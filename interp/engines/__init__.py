@@ -56,6 +56,7 @@ from interp.hooks import attached_hooks
 from interp.interventions import Intervention, check_intervention, intervention_hook
 from interp.models import tokenizer_of
 from interp.tokenization import pad_id
+from interp.validate import ArgumentError, ArgumentTypeError, check_sequence
 
 ROUTES = ("packed", "kv_cache", "full_rows", "shared_prefix", "per_cell", "nnsight")
 #: A cell: one intervention, or several applied together in the same pass (e.g. a vector injected at several layers).
@@ -69,12 +70,14 @@ def as_cells(model, interventions: Sequence[Cell] | None) -> list[tuple[Interven
     for i, cell in enumerate(interventions or ()):
         group = (cell,) if isinstance(cell, Intervention) else tuple(cell)
         if not group:
-            raise ValueError(f"interventions[{i}]: an empty cell; give an Intervention or a non-empty tuple of them")
+            raise ArgumentError(
+                f"interventions[{i}]", "an empty cell; give an Intervention or a non-empty tuple of them"
+            )
         for j, iv in enumerate(group):
             check_intervention(model, iv, f"interventions[{i}]" + (f"[{j}]" if len(group) > 1 else ""))
         places = [(iv.hook_name, iv.position, iv.head) for iv in group]  # heads of one layer: distinct places
         if len(set(places)) != len(places):
-            raise ValueError(f"interventions[{i}]: two interventions act on the same hook point and position")
+            raise ArgumentError(f"interventions[{i}]", "two interventions act on the same hook point and position")
         cells.append(group)
     return cells
 
@@ -154,13 +157,16 @@ def score(
         batch_size: prompts per forward pass.
         across_prompts: prompts with identical tokens run once (only where nothing acts per prompt).
 
-    Raises ``ValueError`` before any forward pass: a sequence longer than the context, an intervention that does
-    not fit the model, a position outside its prompt.
+    Raises :class:`~interp.validate.ArgumentError` (a ``ValueError``) before any forward pass: a sequence longer
+    than the context, an intervention that does not fit the model, a position outside its prompt, a prompt or
+    answer the tokenizer cannot read (its unknown token), a candidate given twice for one prompt. And after it, naming
+    the cell, where an intervention made the forward pass non-finite (its numbers would be NaN).
     """
     check_batch_size(batch_size)
+    answers = _check_answers(prompt_texts, answers)
     cells = as_cells(model, interventions)
     tok = tokenizer_of(model)
-    cands = candidates_batch(tok, list(prompt_texts), [list(a) for a in answers])
+    cands = candidates_batch(tok, list(prompt_texts), answers)
     check_fits(model, [c.n_fed for group in cands for c in group])
     merged = np.array([[c.merged for c in group] for group in cands], dtype=bool)
     lengths = [g[0].prompt_len for g in cands]
@@ -189,17 +195,66 @@ def score(
         plan = plan_scoring(cands, shared_prefix=route != "full_rows", across_prompts=across_prompts)
         run = run_packed if route == "packed" else run_with_cache
         lp, ok = run(model, plan, pad=pad, batch_size=batch_size)
-        return Scored(lp[None], ok[None], merged, route, reason)
+        return _finite(Scored(lp[None], ok[None], merged, route, reason), cells)
     if route == "shared_prefix":
         plan = shared_prefix_plan(cands, pos)
         lp = run_shared_prefix(model, plan, [c[0] for c in cells], pos, batch_size=batch_size)
-        return Scored(lp, None, merged, route, reason)
+        return _finite(Scored(lp, None, merged, route, reason), cells)
     n = len(cands)
     plan = plan_scoring(cands * len(cells), shared_prefix=cache_exact(model))
     hooks = _per_cell_hooks(cells, n, pos)
     lp, ok = run_with_cache(model, plan, pad=pad, batch_size=batch_size, prompt_hooks=hooks)
     k = lp.shape[1]
-    return Scored(lp.reshape(len(cells), n, k), ok.reshape(len(cells), n, k), merged, route, reason)
+    return _finite(Scored(lp.reshape(len(cells), n, k), ok.reshape(len(cells), n, k), merged, route, reason), cells)
+
+
+def _check_answers(prompt_texts: Sequence[str], answers: Sequence[Sequence[str]]) -> list[list[str]]:
+    """One list of distinct, non-empty candidate strings per prompt text (a candidate given twice would be counted
+    twice in P(other) = 1 − Σ_k P(a_k), which then turns negative)."""
+    texts = check_sequence(prompt_texts, "prompt_texts", what="prompt strings")
+    groups = check_sequence(answers, "answers", what="lists of candidate strings (one list per prompt)")
+    if len(groups) != len(texts):
+        raise ArgumentError("answers", f"need one list of candidates per prompt ({len(texts)}), got {len(groups)}")
+    out = []
+    for i, (text, group) in enumerate(zip(texts, groups, strict=True)):
+        if not isinstance(text, str):
+            raise ArgumentTypeError(f"prompt_texts[{i}]", f"need a string, got {type(text).__name__}")
+        group = check_sequence(group, f"answers[{i}]", what="candidate strings")
+        bad = next((a for a in group if not isinstance(a, str) or not a), None)
+        if bad is not None:
+            raise ArgumentError(f"answers[{i}]", f"every candidate must be a non-empty string, got {bad!r}")
+        twice = sorted({a for a in group if group.count(a) > 1})
+        if twice:
+            raise ArgumentError(
+                f"answers[{i}]",
+                f"candidate {twice[0]!r} is given more than once; each candidate must differ (a repeated one would "
+                "be counted twice in P(other))",
+            )
+        out.append(group)
+    return out
+
+
+def _finite(scored: Scored, cells: Sequence[tuple[Intervention, ...]]) -> Scored:
+    """``scored`` if every log-probability is finite; else an error naming the first cell whose forward pass was not
+    (an intervention that overflows the activations, or a model or hook of the caller that gives NaN)."""
+    bad = ~np.isfinite(scored.log_probs).reshape(scored.log_probs.shape[0], -1).all(axis=1)
+    if not bad.any():
+        return scored
+    if not cells:
+        raise ArgumentError(
+            "model",
+            "its forward pass gave non-finite log-probabilities (NaN or inf): a non-finite weight, or a hook "
+            "attached to it that writes NaN or inf",
+        )
+    c = int(np.flatnonzero(bad)[0])
+    what = "; ".join(
+        f"{iv!r} (vector norm {float(iv.vector.double().norm()):.3g}, alpha {iv.alpha:g})" for iv in cells[c]
+    )
+    raise ArgumentError(
+        f"interventions[{c}]",
+        f"the forward pass with {what} gave non-finite log-probabilities (NaN or inf): it overflows the model's "
+        f"activations; use a smaller vector or alpha",
+    )
 
 
 def _per_cell_hooks(cells: Sequence[tuple[Intervention, ...]], n: int, pos: Sequence[int]) -> Callable:

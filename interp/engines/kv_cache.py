@@ -27,8 +27,16 @@ PromptHooks = Callable[[list[int]], list[tuple[str, Callable]]]
 
 
 def forward_resid(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache) -> torch.Tensor:
-    """Final residual ``Float[Tensor, "batch pos d_model"]`` (before ``ln_final``), appending to ``cache``."""
-    return final_resid(model, tokens, attention_mask, cache)
+    """Final residual ``Float[Tensor, "batch pos d_model"]`` (before ``ln_final``) of right-padded ``tokens``,
+    appending to ``cache``.
+
+    The mask goes in only with a cache (which records it for the answer pass). Without one it is not needed (the rows
+    are right-padded and attention is causal, so no real token sees a pad) and it would be harmful: on a model with
+    sliding-window or chunked attention, a pad far enough past its row's last token has every key masked, and Hugging
+    Face's attention takes the softmax in float32, where a float64 model's mask value (``finfo(float64).min``) is
+    ``-inf``: that row's softmax is NaN, and the next layer carries it into every real position (0 × NaN).
+    """
+    return final_resid(model, tokens, attention_mask if cache is not None else None, cache)
 
 
 class _RowsEntry:

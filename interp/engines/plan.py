@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from interp.hooks import context_length
-from interp.tokenization import concatenates, encode_batch, right_pad
+from interp.tokenization import check_known, concatenates, encode_batch, right_pad
+from interp.validate import ArgumentError, ArgumentTypeError, check_count, check_int
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ def candidates_batch(tokenizer, prompt_texts: Sequence[str], answers: Sequence[S
         return _joined_candidates(tokenizer, prompt_texts, answers)
     texts = [t for text, group in zip(prompt_texts, answers, strict=True) for t in [text, *(text + a for a in group)]]
     seqs = encode_batch(tokenizer, texts)
+    starts = np.cumsum([0] + [1 + len(g) for g in answers])[:-1]
+    check_known(tokenizer, prompt_texts, [seqs[i] for i in starts], "prompts")
+    for i, at in enumerate(starts):  # the prompts are known: an unknown token comes from an answer
+        end = at + 1 + len(answers[i])
+        check_known(tokenizer, texts[at + 1 : end], seqs[at + 1 : end], f"answers[{i}]")
     out, at = [], 0
     for text, group in zip(prompt_texts, answers, strict=True):
         prompt_ids, fulls = seqs[at], seqs[at + 1 : at + 1 + len(group)]
@@ -74,7 +80,7 @@ def candidates_batch(tokenizer, prompt_texts: Sequence[str], answers: Sequence[S
 
 
 def _adds_no_token(prompt_text: str) -> ValueError:
-    return ValueError(f"answers: an answer adds no token to prompt {prompt_text[-30:]!r}")
+    return ArgumentError("answers", f"an answer adds no token to prompt {prompt_text[-30:]!r}")
 
 
 def _flat(groups: Sequence[Sequence[str]]) -> list[str]:
@@ -84,8 +90,11 @@ def _flat(groups: Sequence[Sequence[str]]) -> list[str]:
 def _joined_candidates(tokenizer, prompt_texts, answers) -> list[list[Candidate]]:
     """Candidates when tokens(prompt + answer) == tokens(prompt) + tokens(answer): no merge, scored from the end."""
     prompt_ids = encode_batch(tokenizer, list(prompt_texts))
+    check_known(tokenizer, prompt_texts, prompt_ids, "prompts")
     distinct = sorted(set(_flat(answers)))
     answer_ids = {a: tuple(ids[1:]) for a, ids in zip(distinct, encode_batch(tokenizer, distinct), strict=True)}
+    for i, group in enumerate(answers):
+        check_known(tokenizer, group, [(0, *answer_ids[a]) for a in group], f"answers[{i}]")
     out = []
     for text, prompt, group in zip(prompt_texts, prompt_ids, answers, strict=True):
         if any(not answer_ids[a] for a in group):
@@ -99,9 +108,10 @@ def check_fits(model, lengths: Sequence[int], what: str = "prompts") -> None:
     n_ctx = context_length(model)
     longest = max(lengths, default=0)
     if longest > n_ctx:
-        raise ValueError(
-            f"{what}: longest sequence has {longest} tokens, more than the model's context of {n_ctx}; "
-            "use fewer examples (n_examples) or a model with a longer context"
+        raise ArgumentError(
+            what,
+            f"longest sequence has {longest} tokens, more than the model's context of {n_ctx}; "
+            "use fewer examples (n_examples) or a model with a longer context",
         )
 
 
@@ -190,9 +200,9 @@ def pad_rows(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, tor
     return right_pad(rows, pad), right_pad([[1] * len(r) for r in rows], 0)
 
 
-def check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+def check_batch_size(batch_size: int) -> int:
+    """``batch_size`` if it is an integer >= 1 (an :class:`~interp.validate.ArgumentError` otherwise)."""
+    return check_count(batch_size, "batch_size")
 
 
 def resolve_positions(lengths: Sequence[int], positions: Sequence[int] | None, name: str = "positions") -> list[int]:
@@ -205,17 +215,18 @@ def resolve_positions(lengths: Sequence[int], positions: Sequence[int] | None, n
     """
     if positions is None:
         return [n - 1 for n in lengths]
-    if not hasattr(positions, "__len__") or getattr(positions, "ndim", 1) == 0:
-        raise ValueError(f"{name}: give one int per prompt (a sequence of {len(lengths)}), got a single value")
-    positions = [int(p) for p in positions]
+    if isinstance(positions, str) or not hasattr(positions, "__len__") or getattr(positions, "ndim", 1) == 0:
+        raise ArgumentTypeError(name, f"give one int per prompt (a sequence of {len(lengths)}), got a single value")
+    positions = [check_int(p.item() if hasattr(p, "item") else p, name) for p in positions]
     if len(positions) != len(lengths):
-        raise ValueError(f"{name}: expected {len(lengths)} positions (one per prompt), got {len(positions)}")
+        raise ArgumentError(name, f"expected {len(lengths)} positions (one per prompt), got {len(positions)}")
     out = []
     for i, (p, n) in enumerate(zip(positions, lengths, strict=True)):
         if not -n <= p < n:
-            raise ValueError(
-                f"{name}: position {p} of prompt {i} lies outside the prompt; valid: {-n}..{n - 1} "
-                f"(the prompt has {n} tokens including BOS)"
+            raise ArgumentError(
+                name,
+                f"position {p} of prompt {i} lies outside the prompt; valid: {-n}..{n - 1} "
+                f"(the prompt has {n} tokens including BOS)",
             )
         out.append(p % n)
     return out

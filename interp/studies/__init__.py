@@ -29,6 +29,7 @@ from interp.export import check_output_dir, pngs_in_background, write_json
 from interp.models import load_model
 from interp.png import PngSkipped, png_preflight, png_status, timeout_s, warm_png_export
 from interp.remember import remembering
+from interp.validate import ArgumentError, ArgumentTypeError, check_flag, check_model
 
 
 @dataclass(frozen=True)
@@ -109,18 +110,20 @@ STUDIES: dict[str, Study] = {
 HEADLINE = ("mixture_sweep", "superposition_bars")
 
 
-#: Where studies write by default: full runs into the committed ``figures/``, quick (smoke) runs into a folder of
-#: their own (git-ignored), so a quick run never replaces committed results unless ``out`` names them.
-def check_study_names(names: Sequence[str] | None) -> list[str]:
+def check_study_names(names: Sequence[str] | None, argument: str = "studies") -> list[str]:
     """The studies to run, in the order given, each once (default: all); an unknown name is refused.
 
     >>> check_study_names(["scaling", "mixture_sweep", "scaling"])
     ['scaling', 'mixture_sweep']
     """
+    if names is not None and (isinstance(names, str) or not isinstance(names, Sequence)):
+        raise ArgumentTypeError(
+            argument, f"a list of study names or None (all), got {names!r}; valid: {', '.join(STUDIES)}"
+        )
     names = list(dict.fromkeys(names or STUDIES))
     unknown = [n for n in names if n not in STUDIES]
     if unknown:
-        raise ValueError(f"studies: unknown {', '.join(map(repr, unknown))}; valid: {', '.join(STUDIES)}")
+        raise ArgumentError(argument, f"unknown {', '.join(map(repr, unknown))}; valid: {', '.join(STUDIES)}")
     return names
 
 
@@ -150,7 +153,7 @@ def check_study_outputs(names: Sequence[str], out: str | Path) -> Path:
 def check_run(names: Sequence[str] | None, out: str | Path) -> list[str]:
     """Everything a study run can check before the model loads: the study names, every output folder
     (:func:`check_study_outputs`) and the PNG settings (``INTERP_PNG_TIMEOUT_S``). Returns the names to run."""
-    names = check_study_names(names)
+    names = check_study_names(names, "names")
     check_study_outputs(names, out)
     timeout_s()  # a malformed INTERP_PNG_TIMEOUT_S fails now, not after the model has loaded
     return names
@@ -172,6 +175,12 @@ def run_studies(
     done; an error or Ctrl-C leaves the previous one whole), and no PNG is ever deleted: one that could not be
     redrawn for a changed figure is kept and named in a note.
     """
+    if out is not None and not isinstance(out, str | Path):
+        raise ArgumentTypeError("out", f"a folder (str or Path), got {type(out).__name__}")
+    check_flag(quick, "quick")
+    check_flag(progress, "progress")
+    if not isinstance(model, str):
+        check_model(model)
     out = default_out(quick) if out is None else out
     names = check_run(names, out)
     if isinstance(model, str):

@@ -23,7 +23,16 @@ from interp.export import atomic_path
 from interp.models import load_model, model_info
 from interp.prompts import build_prompts, check_simplex
 from interp.scoring import score_answers
+from interp.seeds import check_seed
 from interp.tasks import get_family, resolve_tasks
+from interp.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_count,
+    check_flag,
+    check_model,
+    check_sequence,
+)
 
 COLUMNS = (
     "model",
@@ -66,13 +75,29 @@ def measure_table(
 
     Every argument is validated before any model is loaded or run.
     """
+    models = check_sequence(models, "models", what="model specs or loaded models")
+    for m in models:
+        if not isinstance(m, str):
+            check_model(m, "models")
+    if not isinstance(families, Mapping) or not families:
+        raise ArgumentError("families", "need a non-empty dict: family name → list of proportion vectors")
+    if tasks is not None and not isinstance(tasks, Mapping):
+        raise ArgumentTypeError("tasks", f"need a dict: family name → candidate tasks, got {type(tasks).__name__}")
+    seeds = [check_seed(s, "seeds") for s in check_sequence(seeds, "seeds", what="seeds")]
+    check_count(n_prompts, "n_prompts")
+    check_count(n_examples, "n_examples", minimum=0)
+    check_flag(include_newline, "include_newline")
+    check_flag(progress, "progress")
     tasks = dict(tasks or {})
     plan = []
     for fam_name, mixes in families.items():
-        fam = get_family(fam_name)
-        names = resolve_tasks(fam, tasks.get(fam_name))
-        for mix in mixes:
-            props = check_simplex(mix, len(names), name=f"proportions for {fam_name}")
+        try:
+            fam = get_family(fam_name)
+        except ArgumentError as err:
+            raise ArgumentError("families", str(err)) from None
+        names = resolve_tasks(fam, tasks.get(fam_name), name=f"tasks[{fam_name!r}]")
+        for mix in check_sequence(mixes, f"families[{fam_name!r}]", what="proportion vectors"):
+            props = check_simplex(mix, len(names), name=f"families[{fam_name!r}]")
             plan.extend((fam.name, names, props, seed) for seed in seeds)
     loaded = [load_model(m) if isinstance(m, str) else m for m in models]
     rows = []

@@ -161,8 +161,8 @@ def test_distribution_intervals_bracket_the_mean():
         (lambda ex: ex.mixture("retrieval", ("pos9",), (1.0,)), "tasks: 'pos9'"),
         (lambda ex: ex.mixture("retrieval", ("pos1", "pos2"), (0.5, 0.6)), "proportions"),
         (lambda ex: ex.patched("retrieval", ("pos1",), 0, 0.5), "tasks: exactly 2"),
-        (lambda ex: ex.patched("retrieval", ("pos1", "pos2"), 99, 0.5), "layer: an int in 0.."),
-        (lambda ex: ex.patched("retrieval", ("pos1", "pos2"), 0, 1.5), "lam: a number in [0, 1]"),
+        (lambda ex: ex.patched("retrieval", ("pos1", "pos2"), 99, 0.5), "layer: 99 is out of range"),
+        (lambda ex: ex.patched("retrieval", ("pos1", "pos2"), 0, 1.5), "lam: must be a finite number in [0, 1]"),
         (lambda ex: ex.patched("retrieval", ("pos1", "pos2"), 0, 0.5, "swap"), "mode: 'swap' not supported"),
     ],
 )

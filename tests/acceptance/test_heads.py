@@ -15,6 +15,7 @@ from interp.heads import (
     attention_scores,
     causal_indirect_effects,
     direct_logit_attribution,
+    function_vector,
     head_outputs,
     mean_ablation_effects,
 )
@@ -39,6 +40,20 @@ def test_the_task_head_has_the_causal_indirect_effect_and_the_idle_head_none(bui
         cie = causal_indirect_effects(built, FAMILY, task, n_prompts=12, n_examples=12)
         assert cie.top(1) == [(2, 0)] and cie.mean[2, 0] > 0.5 and cie.clear_of_zero()[2, 0]
         assert np.abs(cie.mean[:, 2]).max() < 1e-6  # the idle head
+
+
+def test_a_head_map_of_another_task_is_said(built):
+    """Issue 36: a CIE map of another task went into a function vector unwarned (task vectors warn); the own map
+    does not warn, and the vector is the sum over the map's top heads either way."""
+    import warnings
+
+    cie = causal_indirect_effects(built, FAMILY, "pos1", n_prompts=4, n_examples=4)
+    with pytest.warns(UserWarning, match=r"^cie: the head map of retrieval:pos1 is used for .* retrieval:pos2"):
+        other = function_vector(built, FAMILY, "pos2", cie, top_k=1, n_prompts=4, n_examples=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        own = function_vector(built, FAMILY, "pos1", cie, top_k=1, n_prompts=4, n_examples=4)
+    assert own.shape == other.shape == (built.cfg.d_model,) and own.norm() > 0
 
 
 def test_mean_ablation_finds_each_tasks_lookup_head(built):

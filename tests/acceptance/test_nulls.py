@@ -97,3 +97,18 @@ def test_bad_inputs_are_named():
         projection_null(torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 4), seed=-1)
     args = (torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4))
     assert np.isfinite(projection_null(*args).statistic)
+
+
+def test_undefined_statistics_and_nan_inputs_are_refused_by_name():
+    """Issue 36: a = b = reference gave statistic NaN with p = 0.09; NaN activations hit an MKL internal assert in
+    residual_noise_floor."""
+    x = torch.randn(6, 4)
+    with pytest.raises(ValueError, match=r"^reference: its mean equals ½\(v_A \+ v_B\)"):
+        projection_null(torch.randn(6, 4), x, x, x)
+    with pytest.raises(ValueError, match=r"^reference: its mean equals"):  # the prediction at the reference
+        projection_null(torch.randn(6, 4), x + 1, x - 1, x)
+    nan = torch.full((6, 4), float("nan"))
+    with pytest.raises(ValueError, match="^mixed: holds NaN or infinite values"):
+        residual_noise_floor(nan, x, x + 1)
+    with pytest.raises(ValueError, match="^b: holds NaN or infinite values"):
+        projection_null(x, x + 1, nan, x - 1)

@@ -2,8 +2,8 @@
 
 Layers, lowest first (a module imports only from lower layers, or from its own sub-package):
 
--1. png_renderer (the PNG renderer process), png (its owner: browser search, timeouts)
--0.5. seeds (the one seed check)
+-1. png_renderer (the PNG renderer process), validate (the argument checks every public function shares)
+-0.5. png (the renderer's owner: browser search, timeouts), seeds (the one seed check)
 0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block), safe_load
    (reading others' files without running their code)
 0.5 atomic_folder (a folder written as one set)
@@ -43,7 +43,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "interp"
 RANK = {
-    "png_renderer": -1, "png": -0.5, "seeds": -0.5,
+    "png_renderer": -1, "validate": -1, "png": -0.5, "seeds": -0.5,
     "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "safe_load": 0,
     "atomic_folder": 0.5, "results": 1,
     "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2, "activations": 2,

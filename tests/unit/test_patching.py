@@ -191,7 +191,7 @@ def test_bad_inputs_fail_before_forward(no_forward, vectors):
         (lambda: patched_scores(m, zs, other_proc, 0), "vector: .*processing"),
         (lambda: patched_scores(m, zs, va, 0, positions=[1, 50]), "positions: position 50 of prompt 1"),
         (lambda: patched_scores(m, zs, va, 0, mode="swap"), "mode:"),
-        (lambda: best_layer(m, FAMILY, "product", va, n_prompts=2), "tasks: unknown task"),
+        (lambda: best_layer(m, FAMILY, "product", va, n_prompts=2), "^task: unknown task"),
         (lambda: patch(m, va, 5, 0).__enter__(), "layer: 5 out of range"),
         (lambda: patch(m, torch.zeros(3), 0, 0).__enter__(), "what: expected shape"),
         (lambda: patch(m, va, 0).__enter__(), "positions: needed"),

@@ -93,7 +93,7 @@ def test_zero_shot_prompt_form():
         ({"proportions": [0.5, 0.5]}, "proportions: expected 3 values"),
         ({"n_examples": 2}, "n_examples: 2 examples cannot hold 3 tasks"),
         ({"tasks": ["copy_first", "nope"]}, "unknown task 'nope'"),
-        ({"sampling": "stratified"}, "sampling: must be 'exact' or 'iid'"),
+        ({"sampling": "stratified"}, "sampling: 'stratified' not supported; valid: exact, iid"),
         ({"n_prompts": 0}, "n_prompts"),
     ],
 )

@@ -138,3 +138,17 @@ def test_loading_a_cut_short_file_names_it(tmp_path, text, words):
     path.write_text(text)
     with pytest.raises(ValueError, match=f"^path: {path} {words}"):
         Result.load(path)
+
+
+def test_loading_names_a_missing_or_unreadable_field(tmp_path):
+    """Issue 36: a result file with a field missing raised a TypeError listing constructor arguments, one with a bad
+    value numpy's "could not convert string to float"; both now name the file and the field."""
+    from interp.results import Result
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"type": "AnswerScores", "log_probs": [[0.0]], "tasks": ["a"]}))
+    with pytest.raises(ValueError, match=r"^path: .*r\.json: data: missing fields \['include_newline'\] of AnswerS"):
+        Result.load(path)
+    path.write_text(json.dumps({"type": "AnswerScores", "log_probs": "abc", "tasks": ["a"], "include_newline": False}))
+    with pytest.raises(ValueError, match=r"^path: .*r\.json: data\['log_probs'\]: cannot be read as ndarray"):
+        Result.load(path)

@@ -1,5 +1,7 @@
 """Oracle: batched, padded, prefix-sharing scoring equals a plain per-candidate loop."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -391,10 +393,43 @@ def test_score_texts_equals_score_answers_on_the_same_strings_and_checks_the_sam
     with pytest.raises(ValueError, match="more than the model's context"):
         score_texts(embedded_model, ["1>2\n" * 400 + "3>"], [["4"]])
     for bad_prompts, bad_answers, words in [
-        ("3>", [["4"]], "^prompts: need a non-empty list"),
+        ("3>", [["4"]], "^prompts: need a sequence of prompt strings, got str"),
         (["3>"], ["4"], "^answers: need one list of candidate strings per prompt"),
         (["3>", "4>"], [["4"], ["5", "6"]], "^answers: every prompt needs the same number"),
-        (["3>"], [[""]], r"^prompts\[0\]/answers\[0\]: need a string and non-empty answer strings"),
+        (["3>"], [[""]], r"^answers\[0\]: need non-empty answer strings"),
     ]:
         with pytest.raises(ValueError, match=words):
             score_texts(embedded_model, bad_prompts, bad_answers)
+
+
+def test_text_the_tokenizer_cannot_read_and_repeated_candidates_are_refused(tiny_char_model, tiny_gpt2_model):
+    """Issue 36: an answer or a prompt mapped to the tokenizer's unknown token was scored (P = 1.9e-8) and a
+    candidate given twice made P(other) = -0.999, with no word; both are refused, naming the argument."""
+    from interp.capture import capture_resid
+    from interp.scoring import score_texts
+
+    m = tiny_char_model
+    with pytest.raises(ValueError, match=r"^answers\[0\]\[0\]: '€' holds characters .* \('€', read as <\|unk\|>\)"):
+        score_texts(m, ["3>4\n5>"], [["€", "6"]])
+    with pytest.raises(ValueError, match=r"^prompts\[1\]: '3>€\\n5>' holds characters"):
+        score_texts(m, ["3>4\n5>", "3>€\n5>"], [["7", "6"], ["7", "6"]])
+    with pytest.raises(ValueError, match=r"^prompts\[0\]: '3€' holds characters"):
+        capture_resid(m, ["3€"])
+    with pytest.raises(ValueError, match=r"^answers\[0\]: candidate '6' is given more than once"):
+        score_texts(m, ["3>4\n5>"], [["6", "6"]])
+    p = build_prompts("operands", ["copy_first", "sum"], n_examples=2, n_prompts=1, seed=0)[0]
+    with pytest.raises(ValueError, match=r"^answers\[0\]: candidate .* is given more than once"):
+        score_answers(m, [dataclasses.replace(p, answers=(p.answers[0], p.answers[0]))])
+    assert np.isfinite(score_texts(tiny_gpt2_model, ["3>4\n5>"], [["€", "6"]]).log_probs).all()  # byte-level: reads €
+
+
+def test_an_intervention_that_overflows_the_forward_is_named_not_returned_as_nan(tiny_char_model):
+    """Issue 36: an intervention that made the forward pass non-finite returned NaN probabilities."""
+    from interp.interventions import add
+    from interp.prompts import zero_shot_prompts
+    from interp.sweeps import score_cells
+
+    zs = zero_shot_prompts("operands", ["copy_first", "sum"], n_prompts=2, seed=0)
+    d = tiny_char_model.cfg.d_model
+    with pytest.raises(ValueError, match=r"^interventions\[1\]: the forward pass with .* gave non-finite"):
+        score_cells(tiny_char_model, zs, [add(torch.ones(d), 0), add(torch.ones(d), 0, alpha=1e38)])

@@ -47,7 +47,7 @@ def test_save_and_reload(table, tmp_path, suffix):
 
 
 def test_bad_input_before_any_model_load():
-    with pytest.raises(ValueError, match="proportions for operands: values must sum to 1"):
+    with pytest.raises(ValueError, match=r"families\['operands'\]: values must sum to 1"):
         measure_table(["no-such-model"], {"operands": [(0.5, 0.6, 0.0)]})
     with pytest.raises(ValueError, match="unknown family"):
         measure_table(["no-such-model"], {"nope": [(1.0,)]})
