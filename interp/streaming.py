@@ -63,6 +63,10 @@ class InMemory:
     def __len__(self) -> int:
         return int(self.acts.shape[1])
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.acts.dtype
+
 
 def as_source(x: Any) -> Source:
     """A tensor becomes :class:`InMemory`; a source passes through."""
@@ -150,22 +154,26 @@ def moments(source: Source | torch.Tensor) -> Moments:
 def weighted_sums(
     sources: Sequence[Source | torch.Tensor], weights: Callable[[int, int, int], torch.Tensor], k: int
 ) -> torch.Tensor:
-    """``Σ_s W_s @ X_s``: for each source ``s`` (one layer, ``[1, rows, d]``) and each block of its rows ``lo .. hi``,
-    ``weights(s, lo, hi)`` gives the ``[k, hi − lo]`` float64 weights of those rows; returns ``[k, d]`` float64."""
-    out: torch.Tensor | None = None
+    """``Σ_s W_s @ X_s``: for each source ``s`` (one layer, ``[1, rows, d]``) and each run of its rows ``lo .. hi``,
+    ``weights(s, lo, hi)`` gives the ``[k, hi − lo]`` float64 weights of those rows; returns ``[k, d]`` float64.
+    Runs are blocks cut further so that a run's weights hold at most :data:`BLOCK_ELEMENTS` numbers."""
+    out = torch.zeros(0)
+    run = max(1, BLOCK_ELEMENTS // max(1, k))
     for s, source in enumerate(sources):
         lo = 0
         for x in blocks(as_source(source)):
             if x.shape[0] != 1:
                 raise ValueError(f"sources: need one layer per source, got {x.shape[0]}")
-            hi = lo + x.shape[1]
-            part = weights(s, lo, hi) @ x[0]
-            out = part if out is None else out + part
-            lo = hi
-    if out is None:
+            for a in range(0, x.shape[1], run):
+                b = min(a + run, x.shape[1])
+                w = weights(s, lo + a, lo + b)
+                if w.shape != (k, b - a):
+                    raise ValueError(f"weights: expected a [{k}, {b - a}] tensor, got {tuple(w.shape)}")
+                part = w @ x[0, a:b]
+                out = part if out.numel() == 0 else out + part
+            lo += x.shape[1]
+    if out.numel() == 0:
         raise ValueError("sources: hold no rows")
-    if out.shape[0] != k:
-        raise ValueError(f"weights: expected {k} rows of weights, got {out.shape[0]}")
     return out
 
 
@@ -256,6 +264,15 @@ def _pca(total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _flip_like_sklearn(evecs[:, :2].T).T, evals[:2] / evals.sum()
 
 
+def _lda_denominator(n: int, k: int) -> int:
+    """The within-class covariance's denominator in the installed scikit-learn's SVD solver: ``n`` from 1.9 on
+    (scikit-learn pull request 33626, the maximum-likelihood covariance of its other solvers), ``n − k`` before."""
+    import sklearn
+
+    major, minor = (int(x) for x in sklearn.__version__.split(".")[:2])
+    return n if (major, minor) >= (1, 9) else n - k
+
+
 def _lda(counts: np.ndarray, means: np.ndarray, within: np.ndarray, tol: float = 1e-4):
     """scikit-learn's ``LinearDiscriminantAnalysis(solver="svd")`` fitted from sufficient statistics (the within-class
     SVD replaced by the eigen-decomposition of the same Gram matrix): offset ``[d]``, directions ``[d, 2]``,
@@ -267,7 +284,7 @@ def _lda(counts: np.ndarray, means: np.ndarray, within: np.ndarray, tol: float =
     xbar = priors @ means
     std = np.sqrt(np.diag(within) / n)
     std[std == 0] = 1.0
-    gram = within / np.outer(std, std) / (n - k)  # = X_ᵀ X_ of scikit-learn's scaled within-class data
+    gram = within / np.outer(std, std) / _lda_denominator(n, k)  # = X_ᵀ X_ of scikit-learn's scaled within-class data
     evals, evecs = np.linalg.eigh(gram)
     order = np.argsort(evals)[::-1]
     s = np.sqrt(np.clip(evals[order], 0, None))
