@@ -107,13 +107,33 @@ class Manifest:
             raise StoreError(f"store: {path} is not a complete manifest ({err})") from None
 
 
+#: Fields derived from others (the prompts): compared through those, not named again.
+DERIVED = ("provenance",)
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested fields as dotted names: ``{"prompts": {"seed": 0}}`` → ``{"prompts.seed": 0}``."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def differences(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
-    """Each configuration field whose value differs, as ``'name (stored in the store, asked asked for)'``."""
+    """Each configuration field whose value differs (nested fields by dotted name), as ``'name (value in the store,
+    value asked for)'``."""
+    a_flat = _flat({k: v for k, v in stored.items() if k not in DERIVED})
+    b_flat = _flat({k: v for k, v in asked.items() if k not in DERIVED})
     out = []
-    for key in sorted(set(stored) | set(asked)):
-        a, b = stored.get(key, "absent"), asked.get(key, "absent")
+    for key in sorted(set(a_flat) | set(b_flat)):
+        a, b = a_flat.get(key, "absent"), b_flat.get(key, "absent")
         if a != b:
             out.append(f"{key} ({_short(a)} in the store, {_short(b)} asked for)")
+    if not out and stored != asked:  # only a derived field differs
+        out = [f"{k} (derived from the prompts)" for k in DERIVED if stored.get(k) != asked.get(k)]
     return out
 
 
