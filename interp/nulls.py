@@ -66,18 +66,14 @@ def _check_rows(name: str, x, d: int | None = None) -> Source:
     if not hasattr(x, "__iter__") or not hasattr(x, "__len__"):
         raise ValueError(f"{name}: need a [prompt >= 2, d_model] tensor or a one-layer store source, got "
                          f"{type(x).__name__}")  # fmt: skip
-    width = getattr(getattr(x, "store", None), "d_model", d)
+    width = getattr(x, "d_model", d)
     if len(x) < 2 or len(getattr(x, "layers", (0,))) != 1 or (d is not None and width != d):
         raise ValueError(f"{name}: need a one-layer source of >= 2 rows of width {d}, got {len(x)} rows")
     return x
 
 
 def _width(x) -> int:
-    return int(x.shape[1]) if isinstance(x, torch.Tensor) else int(x.store.d_model)
-
-
-def _dtype(x) -> torch.dtype:
-    return x.dtype if isinstance(x, torch.Tensor) else x.store.dtype
+    return int(x.shape[1]) if isinstance(x, torch.Tensor) else int(x.d_model)
 
 
 def _mean(x: Source) -> torch.Tensor:
@@ -96,7 +92,8 @@ def _masks(rows: list[np.ndarray], n: int) -> np.ndarray:
 def _mask_weights(packed: np.ndarray, lo: int, hi: int) -> torch.Tensor:
     """Columns ``lo .. hi − 1`` of packed masks as float64 weights ``[k, hi − lo]``."""
     bits = np.unpackbits(packed[:, lo // 8 : (hi + 7) // 8], axis=1)
-    return torch.from_numpy(bits[:, lo % 8 : lo % 8 + hi - lo].astype(np.float64))
+    # copied into torch's own (aligned) memory: a BLAS product can round differently on a differently aligned input
+    return torch.tensor(bits[:, lo % 8 : lo % 8 + hi - lo], dtype=torch.float64)
 
 
 def _projection_coefficient(m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -156,7 +153,8 @@ def projection_null(
 def _out_of_span(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """``x`` minus its least-squares projection on the rows of ``basis`` (and a constant: the intercept)."""
     cols = torch.cat([basis, torch.ones(1, basis.shape[1], dtype=basis.dtype)]).T
-    coef = torch.linalg.lstsq(cols, x[:, None]).solution
+    # gelsd (SVD): LAPACK's gelsy, torch's CPU default, gives other last bits from one call to the next (seen here)
+    coef = torch.linalg.lstsq(cols, x[:, None], driver="gelsd").solution
     return x - (cols @ coef)[:, 0]
 
 
@@ -181,7 +179,7 @@ def residual_noise_floor(
     seed = check_seed(seed)
     _check_count("n_splits", n_splits)
     m = _check_rows("mixed", mixed)
-    d, dtype = _width(mixed), _dtype(mixed)
+    d, dtype = _width(mixed), mixed.dtype
     a, b = _check_rows("a", a, d), _check_rows("b", b, d)
     sets = (m, a, b)
     mm, va, vb = (_mean(x) for x in sets)

@@ -38,7 +38,11 @@ BLOCK_ELEMENTS = 1 << 22
 
 
 class Source(Protocol):
-    """Re-iterable chunks ``Float[Tensor, "layer rows d_model"]``; ``len``: the rows they hold in all."""
+    """Re-iterable chunks ``Float[Tensor, "layer rows d_model"]``; ``len``: the rows they hold in all; ``dtype`` and
+    ``d_model``: the chunks'."""
+
+    dtype: torch.dtype
+    d_model: int
 
     def __iter__(self) -> Iterator[torch.Tensor]: ...
 
@@ -66,6 +70,10 @@ class InMemory:
     @property
     def dtype(self) -> torch.dtype:
         return self.acts.dtype
+
+    @property
+    def d_model(self) -> int:
+        return int(self.acts.shape[2])
 
 
 def as_source(x: Any) -> Source:

@@ -232,6 +232,7 @@ class StoreSource:
         self.store, self.hook, self.layer_rows, self.label, self.partial = store, hook, layer_rows, label, partial
         store._shards(partial)  # an unfinished store is refused here, before any statistic starts
         self.layers = tuple(store.layers[r] for r in layer_rows)
+        self.dtype, self.d_model = store.dtype, store.d_model
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         every = self.layer_rows == list(range(len(self.store.layers)))

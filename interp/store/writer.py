@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -166,7 +167,7 @@ def store_config(model, prompts, *, layers, hooks, positions, labels, shard_size
         pos_cfg = {"every_prompt": positions}
     else:
         pos_cfg = {"per_prompt_sha256": _sha256_lines(positions)}
-    return {
+    config = {
         "model_id": info.model_id,
         "weights_sha256": weights_sha256(model),
         "processing": asdict(info.processing),
@@ -185,6 +186,7 @@ def store_config(model, prompts, *, layers, hooks, positions, labels, shard_size
         "engine": engine,
         "interp_version": interp.__version__,
     }
+    return json.loads(json.dumps(config))  # as the manifest will hold it (tuples become lists)
 
 
 def _environment() -> dict[str, str]:
