@@ -34,8 +34,10 @@ from interp.export import atomic_path
 from interp.store.manifest import ShardRecord, StoreError
 
 SHARD_GLOB = "shard-*.safetensors"
-#: Temporary files a killed writer may leave: removed when the store is opened for writing.
-TEMP_GLOBS = (".shard-*.safetensors.*.tmp", ".manifest.json.*.tmp")
+#: Temporary files a killed writer may leave: removed when the store is opened for writing. ``.tmpXXXXXX``: the file
+#: safetensors' ``save_file`` (Rust, the ``tempfile`` crate) writes before renaming it to our temporary name (a
+#: SIGKILL test found one left behind).
+TEMP_GLOBS = (".shard-*.safetensors.*.tmp", ".manifest.json.*.tmp", ".tmp??????")
 _NUMPY = {"F32": np.float32, "F16": np.float16, "BF16": np.int16, "I64": np.int64, "I32": np.int32}
 _TORCH = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32}
 

@@ -216,6 +216,9 @@ def _open_for_writing(folder: Path, config: dict) -> Manifest:
     for pattern in TEMP_GLOBS:
         for tmp in folder.glob(pattern):
             tmp.unlink(missing_ok=True)
+    for probe in folder.glob(".interp-write-probe.*"):  # interp.export.check_output_dir's, if killed in between
+        if probe.is_dir():
+            probe.rmdir()
     if not (folder / MANIFEST).exists():
         foreign = sorted(p.name for p in folder.iterdir() if not p.match(SHARD_GLOB))
         if foreign:

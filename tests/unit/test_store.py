@@ -133,6 +133,22 @@ def test_a_failure_at_any_write_step_leaves_finished_shards_only_and_a_rerun_end
     assert store_files(folder) == reference[1]
 
 
+def test_what_a_killed_writer_leaves_is_removed_by_the_rerun(tmp_path, reference, tiny_char_model, prompts):
+    folder = tmp_path / "store"
+    with pytest.raises(Fault):
+        capture(folder, tiny_char_model, prompts, progress=lambda done, n: _raise(Fault) if done == 2 else None)
+    left = [".shard-000002.safetensors.abc.tmp", ".manifest.json.xyz.tmp", ".tmpA1b2C3", "shard-000003.safetensors"]
+    for name in left:  # a temporary shard, manifest and safetensors file, and a renamed shard never listed
+        (folder / name).write_bytes(b"half")
+    (folder / ".interp-write-probe.q1w2e3").mkdir()
+    capture(folder, tiny_char_model, prompts)
+    assert store_files(folder) == reference[1]
+
+
+def _raise(exc: type[Exception]):
+    raise exc()
+
+
 def test_a_rerun_of_a_finished_store_changes_nothing(tmp_path, reference, tiny_char_model, prompts):
     folder = tmp_path / "store"
     capture(folder, tiny_char_model, prompts)
