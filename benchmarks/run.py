@@ -1,7 +1,7 @@
 """Performance benchmark (issue 17, targets 1, 2, 3 and 5): baselines and ours back to back on the same model.
 
     make bench   # or: python benchmarks/run.py [--threads 2] [--quick] [--only SECTION] [--out F]
-                 # SECTION: scoring, sweep, capture, generation, heads, explore, notebooks or end_to_end
+                 # SECTION: scoring, sweep, capture, generation, heads, explore, notebooks, store or end_to_end
 
 Prints one line per target — ``name  baseline_s  ours_s  ratio  target  PASS/FAIL`` — and writes JSON.
 
@@ -28,6 +28,8 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
   names cached as users call it, then the last tokens sliced).
 * Generation, head effects and ``interp figures`` end to end: see each section's function.
 * Explore (issue 30): seconds per update of ``interp.explore`` as the controls move (≤ 0.5 s), :func:`bench_explore`.
+* Store (issue 39): 10³ → 10⁵ prompts captured into a store on disk (peak RSS flat, time ≤ 1.2× the in-memory capture,
+  bytes per prompt, the streamed task vector equal to the in-memory one), :func:`bench_store`.
 * Notebooks (issue 30): each notebook under ``experiments/notebooks`` executed in a fresh kernel (≤ 60 s),
   :func:`bench_notebooks`.
 """
@@ -439,6 +441,106 @@ def bench_capture(case: str, models: dict, quick: bool) -> list[dict]:
     ]
 
 
+# --- store (issue 39): captures on disk, memory flat in the number of prompts ------------------------------------
+
+STORE_SIZES = (1_000, 10_000, 100_000)
+
+
+def store_child(*args: str) -> dict:
+    """One ``benchmarks/store_run.py`` measurement in a fresh process (its own peak RSS)."""
+    import subprocess
+
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "store_run.py"), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_store(quick: bool) -> list[dict]:
+    """``capture_to`` of 10³, 10⁴ and 10⁵ prompts (``bias_add``, 20 examples; quick: up to 10⁴) into a float32 store
+    on the embedded model, each in a fresh process: peak RSS per size (flat: prompts are built one shard at a time,
+    a shard is written and dropped), seconds against ``build_prompts`` + ``capture_resid`` of the same prompts in
+    memory (also a fresh process, run right after, at the largest size), bytes on disk per prompt (float32, and
+    bfloat16 at 10³), and the task vector streamed from the largest store against the in-memory one."""
+    import shutil
+    import tempfile
+
+    sizes = STORE_SIZES[:2] if quick else STORE_SIZES
+    work = Path(tempfile.mkdtemp(prefix="interp-store-bench-"))
+    try:
+        runs = {n: store_child("store", str(n), str(work / f"store_{n}"), "float32") for n in sizes}
+        big = sizes[-1]
+        memory = store_child("memory", str(big), str(work / "memory_mean.pt"))
+        read = store_child("read", str(work / f"store_{big}"))
+        equal_max = float((torch.load(work / "store_mean.pt") - torch.load(work / "memory_mean.pt")).abs().max())
+        small = store_child("store", str(sizes[0]), str(work / "store_bf16"), "bfloat16")
+        for n in sizes[:-1]:
+            shutil.rmtree(work / f"store_{n}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    first, last = runs[sizes[0]], runs[big]
+    raw = last["layers"] * last["d_model"] * 4  # float32 activations of one prompt
+    per_prompt = last["bytes"] / last["prompts"]
+    info = {
+        "prompts": list(sizes),
+        "peak_rss_mb": {str(n): r["peak_rss_mb"] for n, r in runs.items()},
+        "rss_after_model_load_mb": {str(n): r["rss_after_load_mb"] for n, r in runs.items()},
+        "store_s": {str(n): r["seconds"] for n, r in runs.items()},
+        "prompts_per_s": {str(n): n / r["seconds"] for n, r in runs.items()},
+        "in_memory_s": memory["seconds"],
+        "in_memory_peak_rss_mb": memory["peak_rss_mb"],
+        "shard_size": 1000,
+        "bytes_on_disk": last["bytes"],
+        "bytes_per_prompt_float32": per_prompt,
+        "bytes_per_prompt_bfloat16": small["bytes"] / small["prompts"],
+        "raw_bytes_per_prompt_float32": raw,
+        "read_task_vector_s": read["seconds"],
+        "read_peak_rss_mb": read["peak_rss_mb"],
+        "task_vector_max_abs_diff": equal_max,
+    }
+    name = f"{big:.0e}".replace("+0", "")
+    rss_growth = last["peak_rss_mb"] / first["peak_rss_mb"]
+    return [
+        row(
+            f"store capture vs in-memory · embedded {name} prompts",
+            memory["seconds"],
+            last["seconds"],
+            last["seconds"] / memory["seconds"],
+            "<= 1.2x in-memory time",
+            last["seconds"] <= 1.2 * memory["seconds"],
+            info,
+        ),  # fmt: skip
+        row(
+            f"store peak RSS {sizes[0]:.0e} -> {name} prompts".replace("+0", ""),
+            first["peak_rss_mb"],
+            last["peak_rss_mb"],
+            rss_growth,
+            "<= 1.1x (flat)",
+            rss_growth <= 1.1,
+            info,
+        )
+        | {"unit": "MB"},  # fmt: skip
+        row(
+            "store bytes on disk per prompt · float32",
+            raw,
+            per_prompt,
+            per_prompt / raw,
+            "<= 1.05x the activations",
+            per_prompt <= 1.05 * raw,
+            info,
+        )
+        | {"unit": "B"},  # fmt: skip
+        row(
+            f"store equality · task vector of {name} prompts",
+            0.0,
+            0.0,
+            equal_max,
+            "max|dx| = 0 (bit for bit)",
+            equal_max == 0.0,
+            info,
+        ),  # fmt: skip
+    ]
+
+
 # --- end to end (target 5) -----------------------------------------------------------------------------------------
 
 
@@ -766,7 +868,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
     ap.add_argument(
         "--only",
-        choices=["scoring", "sweep", "capture", "generation", "heads", "explore", "notebooks", "end_to_end"],
+        choices=["scoring", "sweep", "capture", "generation", "heads", "explore", "notebooks", "end_to_end", "store"],
         default=None,
     )
     ap.add_argument("--case", default="", help="only cases whose name contains this text")
@@ -807,6 +909,10 @@ def main(argv=None) -> int:
             rows.append(r)
     if args.only in (None, "notebooks"):
         for r in bench_notebooks(args.quick):
+            print_row(r)
+            rows.append(r)
+    if args.only in (None, "store"):
+        for r in bench_store(args.quick):
             print_row(r)
             rows.append(r)
     if args.only in (None, "end_to_end"):

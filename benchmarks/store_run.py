@@ -1,0 +1,75 @@
+"""One measurement of the store benchmark (``benchmarks/run.py --only store``), in a fresh process so that its peak
+resident memory is its own. Prints one JSON line: ``{"seconds", "peak_rss_mb", ...}``.
+
+    python benchmarks/store_run.py memory N            # build_prompts + capture_resid in memory (the baseline)
+    python benchmarks/store_run.py store N DIR DTYPE   # capture_to(DIR, PromptSpec of N prompts), shards of 1000
+    python benchmarks/store_run.py read DIR            # open DIR (SHA-256 of every shard) and stream its task vector
+
+Prompts: ``bias_add``, every task, 20 examples, seed 0, on the embedded model (its last token, every layer,
+``resid_post``). ``memory N FILE`` also saves the task vector's mean (:func:`interp.streaming.moments`, float32, what
+:func:`interp.vectors.from_activations` gives) to FILE, and ``read`` the store's to ``DIR/../store_mean.pt``, for
+the equality check.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from interp.capture import capture_resid  # noqa: E402
+from interp.models import load_model  # noqa: E402
+from interp.prompts import PromptSpec, build_prompts  # noqa: E402
+
+FAMILY, N_EXAMPLES, SEED, SHARD_SIZE = "bias_add", 20, 0, 1000
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def main(argv: list[str]) -> dict:
+    torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "2")))
+    mode = argv[0]
+    if mode == "read":
+        from interp.store import ActivationStore
+
+        start = time.perf_counter()
+        store = ActivationStore.open(argv[1])
+        vector = store.task_vector()
+        out = {"seconds": time.perf_counter() - start, "prompts": len(store)}
+        torch.save(vector.mean, Path(argv[1]) / ".." / "store_mean.pt")
+        return out | {"peak_rss_mb": peak_rss_mb()}
+    n = int(argv[1])
+    model = load_model("embedded", device="cpu")
+    warm = build_prompts(FAMILY, n_examples=N_EXAMPLES, n_prompts=8, seed=SEED)
+    capture_resid(model, warm)  # the first forward pass's one-off costs, out of both timings
+    rss_loaded = peak_rss_mb()
+    start = time.perf_counter()
+    if mode == "memory":
+        acts = capture_resid(model, build_prompts(FAMILY, n_examples=N_EXAMPLES, n_prompts=n, seed=SEED))
+        seconds = time.perf_counter() - start
+        if len(argv) > 2:
+            from interp.streaming import moments
+
+            torch.save(moments(acts).mean.float(), argv[2])
+        return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": rss_loaded}
+    from interp.store import capture_to
+
+    spec = PromptSpec(FAMILY, n_examples=N_EXAMPLES, n_prompts=n, seed=SEED)
+    store = capture_to(argv[2], model, spec, shard_size=SHARD_SIZE, dtype=argv[3])
+    seconds = time.perf_counter() - start
+    disk = sum(p.stat().st_size for p in Path(argv[2]).iterdir())
+    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": rss_loaded, "bytes": disk,
+            "prompts": len(store), "layers": len(store.layers), "d_model": store.d_model}  # fmt: skip
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:])), flush=True)
