@@ -496,6 +496,8 @@ def bench_store(quick: bool) -> list[dict]:
         "read_task_vector_s": read["seconds"],
         "read_peak_rss_mb": read["peak_rss_mb"],
         "task_vector_max_abs_diff": equal_max,
+        "loadavg_1min_before_after": {f"store {n}": r["loadavg_1min"] for n, r in runs.items()}
+        | {"in-memory": memory["loadavg_1min"]},
     }
     name = f"{big:.0e}".replace("+0", "")
     rss_growth = last["peak_rss_mb"] / first["peak_rss_mb"]

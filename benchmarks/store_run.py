@@ -72,4 +72,6 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:])), flush=True)
+    load_before = __import__("os").getloadavg()[0]
+    result = main(sys.argv[1:])
+    print(json.dumps(result | {"loadavg_1min": [load_before, __import__("os").getloadavg()[0]]}), flush=True)
