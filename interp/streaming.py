@@ -33,6 +33,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from interp.decomposition import PROJECTIONS
+from interp.results import Projection
+
 #: Elements of a float64 block (32 MiB): rows per block = this ÷ (layers × d_model), at least 1.
 BLOCK_ELEMENTS = 1 << 22
 
@@ -318,9 +321,6 @@ def project_2d_streaming(
 ):
     """:func:`interp.decomposition.project_2d` from a source in two passes (scatter, then coordinates), never holding
     it whole: the same :class:`~interp.results.Projection` to float precision (tested against scikit-learn)."""
-    from interp.decomposition import PROJECTIONS
-    from interp.results import Projection
-
     if method not in PROJECTIONS:
         raise ValueError(f"method: {method!r} not supported; valid: {', '.join(PROJECTIONS)}")
     src = as_source(source)

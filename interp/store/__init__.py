@@ -7,7 +7,7 @@ the finished shards with their SHA-256) and ``shard-NNNNNN.safetensors`` files o
   kill at any moment, from any engine;
 - :class:`ActivationStore` (:mod:`interp.store.reader`) opens it, checks every shard and reads it back memory-mapped,
   chunk by chunk, for the statistics of :mod:`interp.streaming` (task vectors, covariances, projections, nulls);
-- :func:`interp.store.hf.export_hf` writes it as a Hugging Face ``datasets`` folder (Arrow).
+- :func:`export_hf` (:mod:`interp.store.hf`) writes it as a Hugging Face ``datasets`` folder (Arrow).
 
 >>> from interp.store import capture_to, ActivationStore                      # doctest: +SKIP
 >>> store = capture_to("runs/add2", model, prompts, layers=[1, 2], shard_size=500)   # doctest: +SKIP

@@ -6,7 +6,7 @@ Arrow lacks, is written as float32 (exactly: every bfloat16 is a float32). Rows 
 dataset's Arrow files (the store is never loaded whole); the folder is written beside and renamed into place.
 
 >>> import datasets                                                   # doctest: +SKIP
->>> ds = datasets.load_from_disk(str(store.export_hf("runs/add2-arrow")))   # doctest: +SKIP
+>>> ds = datasets.load_from_disk(str(export_hf(store, "runs/add2-arrow")))   # doctest: +SKIP
 >>> ds.with_format("torch")[0]["resid_post"].shape                    # doctest: +SKIP
 torch.Size([4, 128])
 """
@@ -19,15 +19,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
+from interp.store.reader import ActivationStore
+
 ARROW_DTYPE = {"float32": "float32", "float16": "float16", "bfloat16": "float32"}
 
 
 def _rows(folder: str, hooks: tuple[str, ...], labels: tuple[str, ...] | None):
     """The store's rows one by one (a module-level generator: ``datasets`` fingerprints it)."""
-    import torch
-
-    from interp.store.reader import ActivationStore
-
     store = ActivationStore.open(folder, verify=False)
     for tensors in store.shard_tensors():
         acts = {h: tensors[h].to(torch.float32 if store.config["dtype"] == "bfloat16" else store.dtype) for h in hooks}
@@ -38,7 +38,7 @@ def _rows(folder: str, hooks: tuple[str, ...], labels: tuple[str, ...] | None):
             yield row
 
 
-def export_hf(store, path: str | Path, *, hooks: Sequence[str] | None = None) -> Path:
+def export_hf(store: ActivationStore, path: str | Path, *, hooks: Sequence[str] | None = None) -> Path:
     """Write ``store`` (an :class:`~interp.store.reader.ActivationStore`, complete) to ``path`` as a ``datasets``
     folder (``datasets.load_from_disk`` reads it); ``hooks`` default all. ``path`` must not exist yet."""
     import datasets

