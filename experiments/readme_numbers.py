@@ -31,6 +31,7 @@ PERF_START, PERF_END = "<!-- performance:start -->", "<!-- performance:end -->"
 PROFILE_START, PROFILE_END = "<!-- profile:start -->", "<!-- profile:end -->"
 EXPLORE_START, EXPLORE_END = "<!-- explore:start -->", "<!-- explore:end -->"
 VERSIONS_START, VERSIONS_END = "<!-- versions:start -->", "<!-- versions:end -->"
+STORE_START, STORE_END = "<!-- store:start -->", "<!-- store:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -547,6 +548,33 @@ def render_explore(explore: dict, bench: dict) -> str:
     return "\n".join([*lines, EXPLORE_END])
 
 
+def render_store(bench: dict) -> str:
+    """The store's numbers (``benchmarks/run.py --only store``: the rows named ``store ...``)."""
+    rows = {r["name"].split(" · ")[0]: r for r in bench["rows"] if r["name"].startswith("store ")}
+    speed = next(r for name, r in rows.items() if name.startswith("store capture vs in-memory"))
+    rss = next(r for name, r in rows.items() if name.startswith("store peak RSS"))
+    equal = next(r for name, r in rows.items() if name.startswith("store equality"))
+    info = speed["info"]
+    sizes = info["prompts"]
+    peaks = ", ".join(f"{info['peak_rss_mb'][str(n)]:.0f} MB at {n:,}" for n in sizes)
+    verdict = lambda r: "PASS" if r["pass"] else "FAIL"  # noqa: E731
+    return "\n".join([
+        STORE_START,
+        f"`make bench`, section store (`benchmarks/run.py --only store`; {bench['meta']['threads']} threads, "
+        f"{bench['meta']['cpu_count']}-core shared CPU, each measurement a fresh process): {sizes[-1]:,} prompts "
+        f"(bias_add, 20 examples, every layer) captured into a float32 store in {speed['ours_s']:.0f} s, against "
+        f"{speed['baseline_s']:.0f} s in memory ({speed['ratio']:.2f}×; target ≤ 1.2×: {verdict(speed)}); peak RSS "
+        f"{peaks} prompts ({rss['ratio']:.2f}× from the smallest to the largest; target ≤ 1.1×, flat: {verdict(rss)}; "
+        f"in memory at {sizes[-1]:,}: {info['in_memory_peak_rss_mb']:.0f} MB); {info['bytes_per_prompt_float32']:.0f} "
+        f"bytes on disk per prompt in float32 ({info['raw_bytes_per_prompt_float32']} of activations), "
+        f"{info['bytes_per_prompt_bfloat16']:.0f} in bfloat16. Streaming the task vector back from the "
+        f"{sizes[-1]:,}-prompt store took {info['read_task_vector_s']:.1f} s (every shard's SHA-256 checked; peak "
+        f"RSS {info['read_peak_rss_mb']:.0f} MB) and gives the in-memory vector "
+        + ("bit for bit." if equal["pass"] else f"to max |Δ| {equal['ratio']:.2g}."),
+        STORE_END,
+    ])  # fmt: skip
+
+
 def readme_block(text: str, start: str = START, end: str = END) -> str:
     """The README's current block between ``start`` and ``end``, markers included."""
     i, j = text.index(start), text.index(end) + len(end)
@@ -561,6 +589,7 @@ def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
         (PROFILE_START, PROFILE_END): render_profile(sources["profile"]),
         (EXPLORE_START, EXPLORE_END): render_explore(sources["explore"], sources["bench"]),
         (VERSIONS_START, VERSIONS_END): render_versions(sources["versions"]),
+        (STORE_START, STORE_END): render_store(sources["bench"]),
     }
 
 
