@@ -14,6 +14,7 @@ the equality check.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -36,7 +37,7 @@ def peak_rss_mb() -> float:
 
 
 def main(argv: list[str]) -> dict:
-    torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     mode = argv[0]
     if mode == "read":
         from interp.store import ActivationStore
@@ -72,6 +73,6 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    load_before = __import__("os").getloadavg()[0]
+    load_before = os.getloadavg()[0]
     result = main(sys.argv[1:])
-    print(json.dumps(result | {"loadavg_1min": [load_before, __import__("os").getloadavg()[0]]}), flush=True)
+    print(json.dumps(result | {"loadavg_1min": [load_before, os.getloadavg()[0]], "threads": torch.get_num_threads()}))

@@ -8,7 +8,8 @@ Sources: ``figures/mixture_sweep/mixture_sweep.json``, ``figures/superposition_b
 ``figures/task_vectors/task_vectors.json``, ``figures/tasks_solved/tasks_solved.json``,
 ``figures/construction/construction.json``, ``figures/scaling/scaling.json``,
 ``figures/generation_collapse_two_digit/generation_collapse.json``, ``benchmarks/results.json`` (written by
-``interp figures``) and the embedded model's card numbers ``interp/checkpoints/embedded/eval.json``.
+``interp figures``), ``benchmarks/results_store.json`` (``benchmarks/run.py --only store``) and the embedded model's
+card numbers ``interp/checkpoints/embedded/eval.json``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def load_sources(root: Path = ROOT) -> dict:
         "bench": json.loads((root / "benchmarks" / "results.json").read_text()),
         "profile": json.loads((root / "benchmarks" / "profile.json").read_text()),
         "versions": json.loads((root / "benchmarks" / "versions.json").read_text()),
+        "store": json.loads((root / "benchmarks" / "results_store.json").read_text()),
         "scaling": json.loads((fig / "scaling" / "scaling.json").read_text()),
         "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
@@ -549,7 +551,7 @@ def render_explore(explore: dict, bench: dict) -> str:
 
 
 def render_store(bench: dict) -> str:
-    """The store's numbers (``benchmarks/run.py --only store``: the rows named ``store ...``)."""
+    """The store's numbers (``benchmarks/results_store.json``, written by ``benchmarks/run.py --only store``)."""
     rows = {r["name"].split(" · ")[0]: r for r in bench["rows"] if r["name"].startswith("store ")}
     speed = next(r for name, r in rows.items() if name.startswith("store capture vs in-memory"))
     rss = next(r for name, r in rows.items() if name.startswith("store peak RSS"))
@@ -560,7 +562,7 @@ def render_store(bench: dict) -> str:
     verdict = lambda r: "PASS" if r["pass"] else "FAIL"  # noqa: E731
     return "\n".join([
         STORE_START,
-        f"`make bench`, section store (`benchmarks/run.py --only store`; {bench['meta']['threads']} threads, "
+        f"`make bench`, section store (`benchmarks/run.py --only store`; {bench['meta']['threads']} thread(s), "
         f"{bench['meta']['cpu_count']}-core shared CPU, each measurement a fresh process): {sizes[-1]:,} prompts "
         f"(bias_add, 20 examples, every layer) captured into a float32 store in {speed['ours_s']:.0f} s, against "
         f"{speed['baseline_s']:.0f} s in memory ({speed['ratio']:.2f}×; target ≤ 1.2×: {verdict(speed)}); peak RSS "
@@ -589,7 +591,7 @@ def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
         (PROFILE_START, PROFILE_END): render_profile(sources["profile"]),
         (EXPLORE_START, EXPLORE_END): render_explore(sources["explore"], sources["bench"]),
         (VERSIONS_START, VERSIONS_END): render_versions(sources["versions"]),
-        (STORE_START, STORE_END): render_store(sources["bench"]),
+        (STORE_START, STORE_END): render_store(sources["store"]),
     }
 
 
