@@ -41,7 +41,8 @@ def test_capture_writes_a_store_equal_to_capture_to_and_a_rerun_continues_it(tmp
     assert store.config == same.config and torch.equal(store.load("resid_mid"), same.load("resid_mid"))
     manifest = (out / "manifest.json").read_bytes()
     (out / "shard-000001.safetensors").unlink()
-    (out / "manifest.json").write_text(json.dumps(json.loads(manifest) | {"shards": json.loads(manifest)["shards"][:1]}))
+    first_only = json.loads(manifest) | {"shards": json.loads(manifest)["shards"][:1]}
+    (out / "manifest.json").write_text(json.dumps(first_only))  # as if killed after shard 0
     assert cli.main([*ARGS, "--out", str(out)]) == 0  # continues: shards 1 and 2 again
     assert (out / "manifest.json").read_bytes() == manifest
 
