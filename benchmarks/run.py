@@ -459,9 +459,11 @@ def store_child(threads: int, *args: str) -> dict:
 def bench_store(quick: bool, threads: int) -> list[dict]:
     """``capture_to`` of 10³, 10⁴ and 10⁵ prompts (``bias_add``, 20 examples; quick: up to 10⁴) into a float32 store
     on the embedded model, each in a fresh process: peak RSS per size (flat: prompts are built one shard at a time,
-    a shard is written and dropped), seconds against ``build_prompts`` + ``capture_resid`` of the same prompts in
-    memory (also a fresh process, run right after, at the largest size), bytes on disk per prompt (float32, and
-    bfloat16 at 10³), and the task vector streamed from the largest store against the in-memory one.
+    a shard is written and dropped); seconds against the in-memory path (``build_prompts`` + ``capture_resid``)
+    on the same prompts, timed side by side shard by shard inside the largest run (``store_run.py paired``: on a
+    shared machine two runs minutes apart differ by 2× in speed, measured); the in-memory path over all the prompts
+    at once in its own process (its peak RSS, and its time for reference); bytes on disk per prompt (float32, and
+    bfloat16 at 10³); the task vector streamed from the largest store against the in-memory one.
 
     The rows go to their own file (``--store-out``, ``benchmarks/results_store.json``): the section runs for ~10 min
     at 380 prompts/s, and on a shared machine it is run with ``--threads 1`` (two threads under contention measured
@@ -473,8 +475,9 @@ def bench_store(quick: bool, threads: int) -> list[dict]:
     sizes = STORE_SIZES[:2] if quick else STORE_SIZES
     work = Path(tempfile.mkdtemp(prefix="interp-store-bench-"))
     try:
-        runs = {n: store_child(threads, "store", str(n), str(work / f"store_{n}"), "float32") for n in sizes}
         big = sizes[-1]
+        runs = {n: store_child(threads, "store", str(n), str(work / f"store_{n}"), "float32") for n in sizes[:-1]}
+        runs[big] = store_child(threads, "paired", str(big), str(work / f"store_{big}"), "float32")
         memory = store_child(threads, "memory", str(big), str(work / "memory_mean.pt"))
         read = store_child(threads, "read", str(work / f"store_{big}"))
         equal_max = float((torch.load(work / "store_mean.pt") - torch.load(work / "memory_mean.pt")).abs().max())
@@ -492,7 +495,9 @@ def bench_store(quick: bool, threads: int) -> list[dict]:
         "rss_after_model_load_mb": {str(n): r["rss_after_load_mb"] for n, r in runs.items()},
         "store_s": {str(n): r["seconds"] for n, r in runs.items()},
         "prompts_per_s": {str(n): n / r["seconds"] for n, r in runs.items()},
-        "in_memory_s": memory["seconds"],
+        "paired_in_memory_s": last["baseline_s"],
+        "paired_run_wall_s": last["wall_s"],
+        "in_memory_s (own process, after)": memory["seconds"],
         "in_memory_peak_rss_mb": memory["peak_rss_mb"],
         "shard_size": 1000,
         "bytes_on_disk": last["bytes"],

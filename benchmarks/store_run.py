@@ -3,6 +3,8 @@ resident memory is its own. Prints one JSON line: ``{"seconds", "peak_rss_mb", .
 
     python benchmarks/store_run.py memory N            # build_prompts + capture_resid in memory (the baseline)
     python benchmarks/store_run.py store N DIR DTYPE   # capture_to(DIR, PromptSpec of N prompts), shards of 1000
+    python benchmarks/store_run.py paired N DIR DTYPE  # the same, each shard's prompts also built and captured in
+                                                       # memory just before or after it (the paired baseline)
     python benchmarks/store_run.py read DIR            # open DIR (SHA-256 of every shard) and stream its task vector
 
 Prompts: ``bias_add``, every task, 20 examples, seed 0, on the embedded model (its last token, every layer,
@@ -62,14 +64,45 @@ def main(argv: list[str]) -> dict:
 
             torch.save(moments(acts).mean.float(), argv[2])
         return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": rss_loaded}
-    from interp.store import capture_to
+    from interp.store import HookCapture, capture_to
 
     spec = PromptSpec(FAMILY, n_examples=N_EXAMPLES, n_prompts=n, seed=SEED)
-    store = capture_to(argv[2], model, spec, shard_size=SHARD_SIZE, dtype=argv[3])
+    engine = HookCapture(model, range(model.cfg.n_layers), ["resid_post"])
+    if mode == "paired":
+        engine = PairedBaseline(engine, model, spec)
+    store = capture_to(argv[2], model, spec, shard_size=SHARD_SIZE, dtype=argv[3], capture=engine)
     seconds = time.perf_counter() - start
     disk = sum(p.stat().st_size for p in Path(argv[2]).iterdir())
-    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": rss_loaded, "bytes": disk,
-            "prompts": len(store), "layers": len(store.layers), "d_model": store.d_model}  # fmt: skip
+    out = {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": rss_loaded, "bytes": disk,
+           "prompts": len(store), "layers": len(store.layers), "d_model": store.d_model}  # fmt: skip
+    if mode == "paired":  # the store's own time: the whole run less the baseline's work done inside it
+        out |= {"baseline_s": engine.baseline_s, "seconds": seconds - engine.baseline_s, "wall_s": seconds}
+    return out
+
+
+class PairedBaseline:
+    """The store's engine, which also runs the in-memory path (``build_prompts`` + ``capture_resid``) on each shard's
+    prompts, alternately just before and just after the store's own capture of them, and adds up its seconds: the
+    two routes are timed side by side, shard by shard, so a load that drifts over the run weighs on both alike."""
+
+    def __init__(self, inner, model, spec: PromptSpec) -> None:
+        self.inner, self.model, self.spec, self.config = inner, model, spec, inner.config
+        self.baseline_s, self.calls = 0.0, 0
+
+    def baseline(self, lo: int, hi: int) -> None:
+        start = time.perf_counter()
+        capture_resid(self.model, self.spec.build(lo, hi))  # = build_prompts(...)[lo:hi], built as the store does
+        self.baseline_s += time.perf_counter() - start
+
+    def __call__(self, prompts, positions):
+        lo = prompts[0].index
+        self.calls += 1
+        if self.calls % 2:
+            self.baseline(lo, lo + len(prompts))
+            return self.inner(prompts, positions)
+        out = self.inner(prompts, positions)
+        self.baseline(lo, lo + len(prompts))
+        return out
 
 
 if __name__ == "__main__":
