@@ -1,7 +1,7 @@
 """Performance benchmark (issue 17, targets 1, 2, 3 and 5): baselines and ours back to back on the same model.
 
     make bench   # or: python benchmarks/run.py [--threads 2] [--quick] [--only SECTION] [--out F]
-                 # SECTION: scoring, sweep, capture, generation, heads, explore, notebooks, end_to_end or nnsight
+                 # SECTION: scoring, sweep, capture, generation, heads, explore, notebooks, nnsight, store or end_to_end
 
 Prints one line per target — ``name  baseline_s  ours_s  ratio  target  PASS/FAIL`` — and writes JSON.
 
@@ -29,6 +29,8 @@ Models: the embedded char-level model, and the GPT-2-small architecture with see
 * Generation, heads (issue 40: exact head patching against the TransformerLens per-head loop, attribution patching)
   and ``interp figures`` end to end: see each section's function.
 * Explore (issue 30): seconds per update of ``interp.explore`` as the controls move (≤ 0.5 s), :func:`bench_explore`.
+* Store (issue 39): 10³ → 10⁵ prompts captured into a store on disk (peak RSS flat, time ≤ 1.2× the in-memory capture,
+  bytes per prompt, the streamed task vector equal to the in-memory one), :func:`bench_store`.
 * Notebooks (issue 30): each notebook under ``experiments/notebooks`` executed in a fresh kernel (≤ 60 s),
   :func:`bench_notebooks`.
 * The nnsight engine (issue 38), ``make bench-nnsight`` (``--only nnsight``, one thread, written to
@@ -60,6 +62,7 @@ from interp.engines.fused import fused_resid  # noqa: E402
 from interp.engines.plan import candidates_for  # noqa: E402
 from interp.hooks import final_resid, hook_name  # noqa: E402
 from interp.prompts import build_prompts  # noqa: E402
+from interp.safe_load import load_torch_file  # noqa: E402
 from interp.scoring import score_answers  # noqa: E402
 from interp.tokenization import encode_batch, pad_id, right_pad  # noqa: E402
 
@@ -440,6 +443,121 @@ def bench_capture(case: str, models: dict, quick: bool) -> list[dict]:
             info,
         ),
         row(f"capture equality float64 · {case}", 0.0, 0.0, diff64, "max|dx| <= 1e-9", diff64 <= 1e-9, info),
+    ]
+
+
+# --- store (issue 39): captures on disk, memory flat in the number of prompts ------------------------------------
+
+STORE_SIZES = (1_000, 10_000, 100_000)
+
+
+def store_child(threads: int, *args: str) -> dict:
+    """One ``benchmarks/store_run.py`` measurement in a fresh process (its own peak RSS) with ``threads`` threads."""
+    import subprocess
+
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "store_run.py"), *args]
+    env = os.environ | {"OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_store(quick: bool, threads: int) -> list[dict]:
+    """``capture_to`` of 10³, 10⁴ and 10⁵ prompts (``bias_add``, 20 examples; quick: up to 10⁴) into a float32 store
+    on the embedded model, each in a fresh process: peak RSS per size (flat: prompts are built one shard at a time,
+    a shard is written and dropped); seconds against the in-memory path (``build_prompts`` + ``capture_resid``)
+    on the same prompts, timed side by side shard by shard inside the largest run (``store_run.py paired``: on a
+    shared machine two runs minutes apart differ by 2× in speed, measured); the in-memory path over all the prompts
+    at once in its own process (its peak RSS, and its time for reference); bytes on disk per prompt (float32, and
+    bfloat16 at 10³); the task vector streamed from the largest store against the in-memory one.
+
+    The rows go to their own file (``--store-out``, ``benchmarks/results_store.json``): the section runs for ~10 min
+    at 380 prompts/s, and on a shared machine it is run with ``--threads 1`` (two threads under contention measured
+    6× slower than one: their barriers wait for a descheduled thread), which the other sections' meta must not say.
+    """
+    import shutil
+    import tempfile
+
+    sizes = STORE_SIZES[:2] if quick else STORE_SIZES
+    work = Path(tempfile.mkdtemp(prefix="interp-store-bench-"))
+    try:
+        big = sizes[-1]
+        runs = {n: store_child(threads, "store", str(n), str(work / f"store_{n}"), "float32") for n in sizes[:-1]}
+        runs[big] = store_child(threads, "paired", str(big), str(work / f"store_{big}"), "float32")
+        memory = store_child(threads, "memory", str(big), str(work / "memory_mean.pt"))
+        read = store_child(threads, "read", str(work / f"store_{big}"))
+        equal_max = float(
+            (load_torch_file(work / "store_mean.pt") - load_torch_file(work / "memory_mean.pt")).abs().max()
+        )
+        small = store_child(threads, "store", str(sizes[0]), str(work / "store_bf16"), "bfloat16")
+        for n in sizes[:-1]:
+            shutil.rmtree(work / f"store_{n}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    first, last = runs[sizes[0]], runs[big]
+    raw = last["layers"] * last["d_model"] * 4  # float32 activations of one prompt
+    per_prompt = last["bytes"] / last["prompts"]
+    info = {
+        "prompts": list(sizes),
+        "peak_rss_mb": {str(n): r["peak_rss_mb"] for n, r in runs.items()},
+        "rss_after_model_load_mb": {str(n): r["rss_after_load_mb"] for n, r in runs.items()},
+        "store_s": {str(n): r["seconds"] for n, r in runs.items()},
+        "prompts_per_s": {str(n): n / r["seconds"] for n, r in runs.items()},
+        "paired_in_memory_s": last["baseline_s"],
+        "paired_run_wall_s": last["wall_s"],
+        "in_memory_s (own process, after)": memory["seconds"],
+        "in_memory_peak_rss_mb": memory["peak_rss_mb"],
+        "shard_size": 1000,
+        "bytes_on_disk": last["bytes"],
+        "bytes_per_prompt_float32": per_prompt,
+        "bytes_per_prompt_bfloat16": small["bytes"] / small["prompts"],
+        "raw_bytes_per_prompt_float32": raw,
+        "read_task_vector_s": read["seconds"],
+        "read_peak_rss_mb": read["peak_rss_mb"],
+        "task_vector_max_abs_diff": equal_max,
+        "loadavg_1min_before_after": {f"store {n}": r["loadavg_1min"] for n, r in runs.items()}
+        | {"in-memory": memory["loadavg_1min"]},
+    }
+    name = f"{big:.0e}".replace("+0", "")
+    rss_growth = last["peak_rss_mb"] / first["peak_rss_mb"]
+    return [
+        row(
+            f"store capture vs in-memory · embedded {name} prompts",
+            memory["seconds"],
+            last["seconds"],
+            last["seconds"] / memory["seconds"],
+            "<= 1.2x in-memory time",
+            last["seconds"] <= 1.2 * memory["seconds"],
+            info,
+        ),  # fmt: skip
+        row(
+            f"store peak RSS {sizes[0]:.0e} -> {name} prompts".replace("+0", ""),
+            first["peak_rss_mb"],
+            last["peak_rss_mb"],
+            rss_growth,
+            "<= 1.1x (flat)",
+            rss_growth <= 1.1,
+            info,
+        )
+        | {"unit": "MB"},  # fmt: skip
+        row(
+            "store bytes on disk per prompt · float32",
+            raw,
+            per_prompt,
+            per_prompt / raw,
+            "<= 1.05x the activations",
+            per_prompt <= 1.05 * raw,
+            info,
+        )
+        | {"unit": "B"},  # fmt: skip
+        row(
+            f"store equality · task vector of {name} prompts",
+            0.0,
+            0.0,
+            equal_max,
+            "max|dx| = 0 (bit for bit)",
+            equal_max == 0.0,
+            info,
+        ),  # fmt: skip
     ]
 
 
@@ -831,11 +949,23 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="half the prompts, one repetition (a smoke run)")
     ap.add_argument(
         "--only",
-        choices=["scoring", "sweep", "capture", "generation", "heads", "explore", "notebooks", "end_to_end", "nnsight"],
+        choices=[
+            "scoring",
+            "sweep",
+            "capture",
+            "generation",
+            "heads",
+            "explore",
+            "notebooks",
+            "end_to_end",
+            "nnsight",
+            "store",
+        ],
         default=None,
     )
     ap.add_argument("--case", default="", help="only cases whose name contains this text")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    ap.add_argument("--store-out", default=str(ROOT / "benchmarks" / "results_store.json"), help="the store section's")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"threads={args.threads}  torch={torch.__version__}  cpu_count={os.cpu_count()}", flush=True)
@@ -874,6 +1004,14 @@ def main(argv=None) -> int:
         for r in bench_notebooks(args.quick):
             print_row(r)
             rows.append(r)
+    if args.only in (None, "store"):  # its own file: a long run, at its own thread count (see bench_store)
+        store_rows = bench_store(args.quick, args.threads)
+        for r in store_rows:
+            print_row(r)
+        write_results(args.store_out, {"meta": run_meta(args.threads, args.quick), "rows": store_rows})
+        print(f"wrote {args.store_out}")
+        if args.only == "store":
+            return 0
     if args.only in (None, "end_to_end"):
         for r in bench_end_to_end(args.quick):
             print_row(r)

@@ -8,7 +8,8 @@ Sources: ``figures/mixture_sweep/mixture_sweep.json``, ``figures/superposition_b
 ``figures/task_vectors/task_vectors.json``, ``figures/tasks_solved/tasks_solved.json``,
 ``figures/construction/construction.json``, ``figures/scaling/scaling.json``,
 ``figures/generation_collapse_two_digit/generation_collapse.json``, ``benchmarks/results.json`` (written by
-``interp figures``) and the embedded model's card numbers ``interp/checkpoints/embedded/eval.json``.
+``interp figures``), ``benchmarks/results_store.json`` (``benchmarks/run.py --only store``) and the embedded model's
+card numbers ``interp/checkpoints/embedded/eval.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ PROFILE_START, PROFILE_END = "<!-- profile:start -->", "<!-- profile:end -->"
 EXPLORE_START, EXPLORE_END = "<!-- explore:start -->", "<!-- explore:end -->"
 VERSIONS_START, VERSIONS_END = "<!-- versions:start -->", "<!-- versions:end -->"
 BEYOND_START, BEYOND_END = "<!-- beyond:start -->", "<!-- beyond:end -->"
+STORE_START, STORE_END = "<!-- store:start -->", "<!-- store:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -47,6 +49,7 @@ def load_sources(root: Path = ROOT) -> dict:
         "profile": json.loads((root / "benchmarks" / "profile.json").read_text()),
         "versions": json.loads((root / "benchmarks" / "versions.json").read_text()),
         "bench_nnsight": json.loads((root / "benchmarks" / "results_nnsight.json").read_text()),
+        "store": json.loads((root / "benchmarks" / "results_store.json").read_text()),
         "scaling": json.loads((fig / "scaling" / "scaling.json").read_text()),
         "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
@@ -685,6 +688,36 @@ def render_explore(explore: dict, bench: dict) -> str:
     return "\n".join([*lines, EXPLORE_END])
 
 
+def render_store(bench: dict) -> str:
+    """The store's numbers (``benchmarks/results_store.json``, written by ``benchmarks/run.py --only store``)."""
+    rows = {r["name"].split(" · ")[0]: r for r in bench["rows"] if r["name"].startswith("store ")}
+    speed = next(r for name, r in rows.items() if name.startswith("store capture vs in-memory"))
+    rss = next(r for name, r in rows.items() if name.startswith("store peak RSS"))
+    equal = next(r for name, r in rows.items() if name.startswith("store equality"))
+    info = speed["info"]
+    sizes = info["prompts"]
+    peaks = ", ".join(f"{info['peak_rss_mb'][str(n)]:.0f} MB at {n:,}" for n in sizes)
+    verdict = lambda r: "PASS" if r["pass"] else "FAIL"  # noqa: E731
+    return "\n".join([
+        STORE_START,
+        f"`make bench`, section store (`benchmarks/run.py --only store`; {bench['meta']['threads']} thread(s), "
+        f"{bench['meta']['cpu_count']}-core shared CPU, each measurement a fresh process): {sizes[-1]:,} prompts "
+        f"(bias_add, 20 examples, every layer) captured into a float32 store: {speed['ours_s']:.0f} s of store work "
+        f"against {speed['baseline_s']:.0f} s for the in-memory path on the same prompts, timed side by side shard by "
+        f"shard ({speed['ratio']:.2f}×; target ≤ 1.2×: {verdict(speed)}; the in-memory path over all of them at once "
+        f"took {info['in_memory_s (own process, after)']:.0f} s in its own process); peak RSS "
+        f"{peaks} prompts (the largest in the paired run, which also holds one shard's in-memory capture; "
+        f"{rss['ratio']:.2f}× from the smallest to the largest; target ≤ 1.1×, flat: {verdict(rss)}; "
+        f"in memory at {sizes[-1]:,}: {info['in_memory_peak_rss_mb']:.0f} MB); {info['bytes_per_prompt_float32']:.0f} "
+        f"bytes on disk per prompt in float32 ({info['raw_bytes_per_prompt_float32']} of activations), "
+        f"{info['bytes_per_prompt_bfloat16']:.0f} in bfloat16. Streaming the task vector back from the "
+        f"{sizes[-1]:,}-prompt store took {info['read_task_vector_s']:.1f} s (every shard's SHA-256 checked; peak "
+        f"RSS {info['read_peak_rss_mb']:.0f} MB) and gives the in-memory vector "
+        + ("bit for bit." if equal["pass"] else f"to max |Δ| {equal['ratio']:.2g}."),
+        STORE_END,
+    ])  # fmt: skip
+
+
 def readme_block(text: str, start: str = START, end: str = END) -> str:
     """The README's current block between ``start`` and ``end``, markers included."""
     i, j = text.index(start), text.index(end) + len(end)
@@ -700,6 +733,7 @@ def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
         (EXPLORE_START, EXPLORE_END): render_explore(sources["explore"], sources["bench"]),
         (VERSIONS_START, VERSIONS_END): render_versions(sources["versions"]),
         (BEYOND_START, BEYOND_END): render_beyond(sources["bench_nnsight"]),
+        (STORE_START, STORE_END): render_store(sources["store"]),
     }
 
 

@@ -45,6 +45,9 @@ _EXPORTS: dict[str, str] = {
     "summarize": "interp.metrics",
     "kl_divergence": "interp.metrics",
     "capture_resid": "interp.capture",
+    # captures on disk (a resumable store) and what streams from it
+    "capture_to": "interp.store.writer",
+    "ActivationStore": "interp.store.reader",
     # task vectors and patching
     "TaskVector": "interp.vectors",
     "task_vector": "interp.vectors",

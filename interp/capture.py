@@ -29,11 +29,11 @@ from interp.engines.exact import fused_forward_exact
 from interp.engines.fused import fused_resid
 from interp.engines.nn_model import is_nnsight
 from interp.engines.plan import check_batch_size, check_fits, resolve_positions, token_batches
-from interp.hooks import check_hook, check_layers, forward_logits, hook_name, hooked
+from interp.hooks import HOOK_POINTS, check_hook, check_layers, forward_logits, hook_name, hooked
 from interp.models import tokenizer_of
 from interp.prompts import Prompt
 from interp.tokenization import check_known, encode_batch, pad_id
-from interp.validate import ArgumentTypeError, check_choice, check_count, check_model, check_sequence
+from interp.validate import ArgumentError, ArgumentTypeError, check_choice, check_count, check_model, check_sequence
 
 PADDING_SIDES = ("right", "left")
 #: The default position rule: each prompt's last real token (the query's separator).
@@ -71,19 +71,18 @@ def _copy_hook(out: torch.Tensor, slot: int, dest: torch.Tensor, rows: torch.Ten
     return fn
 
 
-def _copy_tap(out: torch.Tensor, layers: Sequence[int], hook: str, dest, rows, cols):
-    """:data:`interp.engines.fused.Tap` copying ``resid[rows, cols]`` at ``hook`` of each layer in ``layers`` into
-    ``out``."""
-    slot = {la: s for s, la in enumerate(layers)}
+def _copy_tap(out: torch.Tensor, slots: dict[tuple[int, str], int], dest, rows, cols):
+    """:data:`interp.engines.fused.Tap` copying ``resid[rows, cols]`` at each ``(layer, hook)`` of ``slots`` into
+    ``out[slot]``."""
 
     def tap(layer: int, point: str, resid: torch.Tensor) -> None:
-        if point == hook and layer in slot:
-            _store(out, slot[layer], dest, resid, rows, cols)
+        slot = slots.get((layer, point))
+        if slot is not None:
+            _store(out, slot, dest, resid, rows, cols)
 
     return tap
 
 
-@torch.inference_mode()
 def capture_resid(
     model,
     prompts: Sequence[Prompt | str],
@@ -117,6 +116,36 @@ def capture_resid(
     if bad is not None:
         raise ArgumentTypeError("prompts", f"item {bad} is a {type(prompts[bad]).__name__}, not a Prompt or a string")
     check_hook(hook)
+    kw = dict(positions=positions, batch_size=batch_size, padding_side=padding_side, max_tokens=max_tokens)
+    return capture_hooks(model, prompts, layers=layers, hooks=(hook,), **kw)[hook]
+
+
+@torch.inference_mode()
+def capture_hooks(
+    model,
+    prompts: Sequence[Prompt | str],
+    *,
+    layers: Sequence[int] | None = None,
+    hooks: Sequence[str] = ("resid_post",),
+    positions: Sequence[int] | None = None,
+    batch_size: int = 32,
+    padding_side: str = "right",
+    max_tokens: int | None = 8192,
+) -> dict[str, torch.Tensor]:
+    """:func:`capture_resid` at several hook points in one forward pass: ``{hook: Float[Tensor, "layer prompt
+    d_model"]}`` (each hook's tensor as :func:`capture_resid` would give it alone, bit for bit).
+
+    >>> acts = capture_hooks(model, prompts, hooks=["resid_mid", "resid_post"])   # doctest: +SKIP
+    >>> sorted(acts), acts["resid_mid"].shape                                      # doctest: +SKIP
+    (['resid_mid', 'resid_post'], torch.Size([4, 100, 128]))
+    """
+    hooks = tuple(hooks) if not isinstance(hooks, str) else (hooks,)
+    if not hooks:
+        raise ArgumentError("hooks", f"need at least one hook point; valid: {', '.join(HOOK_POINTS)}")
+    for h in hooks:
+        check_hook(h)
+    if len(set(hooks)) != len(hooks):
+        raise ArgumentError("hooks", f"duplicate hook points in {list(hooks)}")
     layers = check_layers(model, layers)
     check_choice(padding_side, "padding_side", PADDING_SIDES)
     check_batch_size(batch_size)
@@ -129,10 +158,13 @@ def capture_resid(
 
     pad = pad_id(tokenizer_of(model))
     if is_nnsight(model):  # its traces save the same slices (right-padded: equal under either padding side)
-        return nn_traces.capture(model, ids, layers, hook, pos, pad=pad, batch_size=batch_size, max_tokens=max_tokens)
-    out = torch.empty(len(layers), len(ids), model.cfg.d_model, dtype=model.cfg.dtype)
+        kw = dict(pad=pad, batch_size=batch_size, max_tokens=max_tokens)
+        return {h: nn_traces.capture(model, ids, layers, h, pos, **kw) for h in hooks}
+    points = [(la, h) for h in hooks for la in layers]  # out[slot] = (layer, hook); hooks[k]'s rows are a block
+    slots = {point: s for s, point in enumerate(points)}
+    out = torch.empty(len(points), len(ids), model.cfg.d_model, dtype=model.cfg.dtype)
     order = sorted(range(len(ids)), key=lambda i: lengths[i])
-    last = max(layers)
+    last = max(points, key=lambda p: (p[0], HOOK_POINTS.index(p[1])))  # the forward's last hook point read
     for chunk in token_batches(order, lengths, batch_size, max_tokens):
         width = max(lengths[i] for i in chunk)
         x = torch.full((len(chunk), width), pad, dtype=torch.long)
@@ -150,15 +182,15 @@ def capture_resid(
         if mask is None and fused_forward_exact(
             model
         ):  # no hook needed: read the streams as the fused forward forms them
-            fused_resid(model, x, tap=_copy_tap(out, layers, hook, dest, rows_t, cols_t), stop_at_layer=last + 1)
+            fused_resid(model, x, tap=_copy_tap(out, slots, dest, rows_t, cols_t), stop_at_layer=last[0] + 1)
             continue
         fwd = [
-            (hook_name(la, hook), _copy_hook(out, s, dest, rows_t, cols_t, stop=la == last))
-            for s, la in enumerate(layers)
+            (hook_name(la, h), _copy_hook(out, s, dest, rows_t, cols_t, stop=(la, h) == last))
+            for (la, h), s in slots.items()
         ]
         try:
             with hooked(model, fwd):
                 forward_logits(model, x, attention_mask=mask)
         except _StopForward:
             pass
-    return out
+    return {h: out[k * len(layers) : (k + 1) * len(layers)] for k, h in enumerate(hooks)}

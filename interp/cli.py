@@ -5,6 +5,7 @@ Examples::
     interp measure --family bias_add --tasks add1,add4,add7 --mix 1/3,1/3,1/3 --n-prompts 50
     interp measure --family retrieval --tasks pos1,pos8 --mix 0.5,0.5 --json
     interp train --config experiments/configs/tiny.json --out runs/tiny
+    interp capture --family bias_add --tasks add2 --n-prompts 100000 --layers 1,2 --out runs/add2
     interp figures --quick          # into figures-quick/ (figures/ holds the committed results)
     interp demo
 """
@@ -37,6 +38,8 @@ from interp.models import WeightsNotFoundError
 
 #: Exit status of a bad command line (argparse's) and of Ctrl-C (128 + SIGINT).
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+#: Exit status of ``interp capture`` when the disk fills up (the store keeps its finished shards).
+EXIT_DISK_FULL = 1
 INTERRUPTED = "interrupted; nothing half-written"
 #: Library argument names → the flag the user typed (``interp measure`` / ``figures`` / ``demo``).
 FLAG_NAMES = {
@@ -334,6 +337,72 @@ def cmd_measure(args: argparse.Namespace) -> None:
     )
 
 
+#: ``interp capture``: library argument names → its flags (``dtype`` there is the storage dtype).
+CAPTURE_FLAGS = FLAG_NAMES | {
+    "layers": "--layers",
+    "hooks": "--hooks",
+    "hook": "--hooks",
+    "positions": "--position",
+    "shard_size": "--shard-size",
+    "dtype": "--store-dtype",
+    "batch_size": "--batch-size",
+    "store": "--out",
+}
+
+
+def _parse_ints(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise CliError(f"{flag}: malformed {text!r}; expected comma-separated integers like 0,2,3") from None
+
+
+def cmd_capture(args: argparse.Namespace) -> None:
+    from interp.hooks import check_hook
+    from interp.prompts import PromptSpec
+    from interp.tasks import get_family, resolve_tasks
+
+    with as_flag("--family", FLAG_NAMES):
+        fam = get_family(args.family)
+    with as_flag("--tasks", FLAG_NAMES):
+        tasks = resolve_tasks(fam, _parse_list(args.tasks))
+    mix = parse_mix(args.mix, len(tasks))
+    with as_flag("--mix", FLAG_NAMES):
+        spec = PromptSpec(fam.name, tasks, mix, n_examples=args.n_examples, n_prompts=args.n_prompts, seed=args.seed)
+    layers = _parse_ints(args.layers, "--layers")
+    hooks = _parse_list(args.hooks) or []
+    with as_flag("--hooks", CAPTURE_FLAGS):
+        for h in hooks:
+            check_hook(h)
+    if args.shard_size < 1:
+        raise CliError(f"--shard-size: must be >= 1, got {args.shard_size}")
+    check_out(args.out)
+    check_prompts_fit(args.model, spec.build(0, min(len(spec), 64)))
+    model = load_checked_model(args.model, args.device, args.dtype, args.n_devices)
+    from interp.store.manifest import StoreError
+    from interp.store.writer import DiskFullError, capture_to
+
+    print(f"capturing {len(spec)} prompts into {args.out} (shards of {args.shard_size})", flush=True)
+    try:
+        with as_flag("--out", CAPTURE_FLAGS):
+            store = capture_to(args.out, model, spec, layers, hooks, args.position, shard_size=args.shard_size,
+                               dtype=args.store_dtype, batch_size=args.batch_size)  # fmt: skip
+    except DiskFullError as err:
+        raise DiskFull(str(err.strerror)) from None
+    except CliError as err:
+        if isinstance(err.__context__, StoreError):  # its own words: field names are the manifest's, not flags
+            raise CliError(f"--out: {str(err.__context__).removeprefix('store: ')}") from None
+        raise
+    size = sum(s.bytes for s in store.manifest.shards)
+    print(f"{store.folder}: {store.n_finished} prompts in {len(store.manifest.shards)} shards, {size / 2**20:.1f} MiB")
+
+
+class DiskFull(Exception):
+    """The disk filled up during ``interp capture``: one line, exit status 1; the store stays resumable."""
+
+
 def _json_type(value: Any) -> str:
     names = {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "an array"}
     return "null" if value is None else names.get(type(value), "an object")
@@ -617,6 +686,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision_flags(f)
     f.set_defaults(func=cmd_figures)
 
+    c = sub.add_parser(
+        "capture",
+        help="capture residual streams of many prompts into a resumable store on disk",
+        description="Residual stream at each prompt's last token (or --position), at the given layers and hook "
+        "points, written as safetensors shards of --shard-size prompts and a manifest. Rerunning the same command "
+        "continues an interrupted capture; a store captured with other settings is refused, naming what differs.",
+        epilog="example: interp capture --family bias_add --tasks add2 --n-prompts 100000 --layers 1,2 --out runs/add2",
+    )
+    c.add_argument("--family", required=True, help="task family, e.g. operands, retrieval, bias_add, country")
+    c.add_argument("--tasks", help="comma-separated task names of the family (default: all)")
+    c.add_argument("--mix", help="comma-separated fraction of examples per task (default: uniform)")
+    c.add_argument("--n-examples", type=int, default=20, help="in-context examples per prompt (default 20)")
+    c.add_argument("--n-prompts", type=int, default=1000, help="prompts to capture (default 1000)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the prompts (default 0)")
+    c.add_argument("--layers", help="comma-separated layers (default: all)")
+    c.add_argument(
+        "--hooks", default="resid_post", help="comma-separated hook points: resid_pre, resid_mid, resid_post"
+    )
+    c.add_argument("--position", type=int, help="token position in every prompt (default: each prompt's last token)")
+    c.add_argument("--shard-size", type=int, default=1000, help="prompts per shard (default 1000)")
+    c.add_argument("--store-dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="storage dtype")
+    c.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (default 32)")
+    c.add_argument("--out", required=True, help="the store's folder (new, empty, or this capture's to resume it)")
+    c.add_argument("--model", default="embedded", help="model spec (default embedded)")
+    c.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_precision_flags(c)
+    c.set_defaults(func=cmd_capture)
+
     d = sub.add_parser(
         "demo", help="the main job: headline figures and numbers on the embedded model", epilog="example: interp demo"
     )
@@ -753,6 +850,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except CliError as err:
         print(f"interp: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except DiskFull as err:
+        print(f"interp: error: {err}", file=sys.stderr)
+        return EXIT_DISK_FULL
     except (ValueError, WeightsNotFoundError) as err:  # a library check without a flag mapping: still one line
         print(f"interp: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,15 @@ JSON_SIGNIFICANT_DIGITS = 10
 #: the tolerance of the golden tests (``tests/golden.py``), since another CPU changes committed numbers by up to
 #: ~2e-6 (measured on mixture_sweep); far below the 3 decimals reported and any CI width.
 NOISE_TOLERANCE = 1e-5
+
+
+def package_version() -> str:
+    """The installed version of this package, recorded with every output (``"unknown"`` when run from a bare source
+    tree)."""
+    try:
+        return importlib_metadata.version("interp-superposition")
+    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - source tree without install
+        return "unknown"
 
 
 def _umask() -> int:

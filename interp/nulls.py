@@ -42,6 +42,7 @@ from interp.patching import check_vector_for_model
 from interp.prompts import Prompt, check_prompts
 from interp.results import NullTest
 from interp.seeds import check_seed
+from interp.streaming import InMemory, Source, moments, weighted_sums
 from interp.sweeps import check_sweep_mode, score_cells, target_means, vector_cells
 from interp.validate import (
     ArgumentError,
@@ -67,22 +68,53 @@ def _p_value(observed: float, null: np.ndarray) -> float:
     return float((1 + np.sum(null >= observed)) / (1 + len(null)))
 
 
-def _check_matrix(name: str, x: torch.Tensor, d: int | None = None) -> torch.Tensor:
-    """Per-prompt vectors at one layer, ``Float[Tensor, "prompt d_model"]``, at least two prompts, as float64."""
-    hint = f"[prompt >= 2, d_model{'=' + str(d) if d else ''}]"
-    return check_tensor(x, name, ndim=2, width=d, min_rows=2, shape_hint=hint).double()
+def _check_rows(name: str, x, d: int | None = None) -> Source:
+    """``x`` (a ``[prompt, d_model]`` tensor, or a one-layer source such as ``store.source(hook, layers=[L])``) as a
+    source of at least 2 rows of width ``d``; a tensor is checked as every tensor argument is (finite values)."""
+    if not (hasattr(x, "d_model") and hasattr(x, "__iter__") and hasattr(x, "__len__")):  # not a source
+        hint = f"[prompt >= 2, d_model{'=' + str(d) if d else ''}] (or a one-layer store source)"
+        return InMemory(check_tensor(x, name, ndim=2, width=d, min_rows=2, shape_hint=hint))
+    width = x.d_model
+    if len(x) < 2 or len(getattr(x, "layers", (0,))) != 1 or (d is not None and width != d):
+        raise ArgumentError(name, f"need a one-layer source of >= 2 rows of width {d or width}, got {len(x)} rows")
+    return x
 
 
-def _projection_coefficient(m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> float:
+def _width(x) -> int:
+    return int(x.shape[1]) if isinstance(x, torch.Tensor) else int(x.d_model)
+
+
+def _mean(x: Source) -> torch.Tensor:
+    return moments(x).mean[0]
+
+
+def _masks(rows: list[np.ndarray], n: int) -> np.ndarray:
+    """``[k, n]`` membership masks (one per permutation: a 1 for each row index in ``rows[i]``), packed as bits
+    (1,000 permutations of 10⁵ rows take 12.5 MB)."""
+    out = np.zeros((len(rows), n), dtype=bool)
+    for i, r in enumerate(rows):
+        out[i, r] = True
+    return np.packbits(out, axis=1)
+
+
+def _mask_weights(packed: np.ndarray, lo: int, hi: int) -> torch.Tensor:
+    """Columns ``lo .. hi − 1`` of packed masks as float64 weights ``[k, hi − lo]``."""
+    bits = np.unpackbits(packed[:, lo // 8 : (hi + 7) // 8], axis=1)
+    # copied into torch's own (aligned) memory: a BLAS product can round differently on a differently aligned input
+    return torch.tensor(bits[:, lo % 8 : lo % 8 + hi - lo], dtype=torch.float64)
+
+
+def _projection_coefficient(m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Per row of ``m`` and ``r`` (``[k, d]`` or ``[d]``): the projection of m − r onto ½(a + b) − r."""
     p = (a + b) / 2 - r
-    return float(((m - r) @ p) / (p @ p))
+    return ((m - r) * p).sum(-1) / (p * p).sum(-1)
 
 
 def projection_null(
-    mixed: torch.Tensor,
-    a: torch.Tensor,
-    b: torch.Tensor,
-    reference: torch.Tensor,
+    mixed: torch.Tensor | Source,
+    a: torch.Tensor | Source,
+    b: torch.Tensor | Source,
+    reference: torch.Tensor | Source,
     *,
     n_permutations: int = 1000,
     seed: int = 0,
@@ -93,35 +125,42 @@ def projection_null(
     prompts permuted, so that the mixed prompts are no different from the reference. When the two sets are paired
     (equal sizes: the toolkit builds groups with the same seed, hence the same queries, row by row) the permutation
     swaps within pairs, so that the queries' own variation stays out of the null. Inputs are per-prompt vectors
-    ``Float[Tensor, "prompt d_model"]`` at one layer.
+    ``Float[Tensor, "prompt d_model"]`` at one layer, or one-layer sources streamed from a store
+    (``store.source(hook, layers=[layer], label=...)``): every permuted mean is a weighted sum accumulated block by
+    block (:func:`interp.streaming.weighted_sums`), the same loop, and bits, for both.
     """
     seed = check_seed(seed)
     check_count(n_permutations, "n_permutations")
-    d = _check_matrix("mixed", mixed).shape[1]
-    m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
-    r = _check_matrix("reference", reference, d)
-    va, vb = a.mean(0), b.mean(0)
-    prediction = (va + vb) / 2 - r.mean(0)
-    scale = max(float(va.norm()), float(vb.norm()), float(r.mean(0).norm()), 1e-300)
+    m = _check_rows("mixed", mixed)
+    d = _width(mixed)
+    a, b = _check_rows("a", a, d), _check_rows("b", b, d)
+    r = _check_rows("reference", reference, d)
+    n_m, n_r = len(m), len(r)
+    va, vb, mm, rm = (_mean(x) for x in (a, b, m, r))
+    prediction = (va + vb) / 2 - rm
+    scale = max(float(va.norm()), float(vb.norm()), float(rm.norm()), 1e-300)
     if float(prediction.norm()) <= _resolution(mixed.dtype) * scale:
         raise ArgumentError(
             "reference",
             "its mean equals ½(v_A + v_B) within float resolution, so the projection onto their difference is 0/0; "
             "give a reference that differs from the convex prediction (a third task's prompts, or zero-shot queries)",
         )
-    observed = _projection_coefficient(m.mean(0), va, vb, r.mean(0))
+    observed = float(_projection_coefficient(mm, va, vb, rm))
     rng = np.random.default_rng(seed)
-    null = np.empty(n_permutations)
-    paired = len(m) == len(r)
-    pooled = torch.cat([m, r])
-    for i in range(n_permutations):
-        if paired:
-            swap = torch.from_numpy(rng.random(len(m)) < 0.5)[:, None]
-            pm, pr = torch.where(swap, r, m), torch.where(swap, m, r)
-        else:
-            order = torch.from_numpy(rng.permutation(len(pooled)))
-            pm, pr = pooled[order[: len(m)]], pooled[order[len(m) :]]
-        null[i] = _projection_coefficient(pm.mean(0), va, vb, pr.mean(0))
+    paired = n_m == n_r
+    if paired:  # swap row i of mixed and reference in permutation k: pm_k = mm + Σ_i s_ki (r_i − m_i) / n
+        swaps = _masks([np.flatnonzero(rng.random(n_m) < 0.5) for _ in range(n_permutations)], n_m)
+        sign = (1.0, -1.0)
+        shift = weighted_sums([r, m], lambda s, lo, hi: sign[s] * _mask_weights(swaps, lo, hi), n_permutations) / n_m
+        pm, pr = mm + shift, rm - shift
+    else:  # the first n_m of a permutation of the pooled rows are the "mixed" ones
+        pooled = n_m + n_r
+        members = _masks([rng.permutation(pooled)[:n_m] for _ in range(n_permutations)], pooled)
+        offset = (0, n_m)
+        sums = weighted_sums([m, r], lambda s, lo, hi: _mask_weights(members, offset[s] + lo, offset[s] + hi),
+                             n_permutations)  # fmt: skip
+        pm, pr = sums / n_m, (mm * n_m + rm * n_r - sums) / n_r
+    null = _projection_coefficient(pm, va, vb, pr).numpy()
     how = "swapped within query-paired rows" if paired else "permuted"
     note = f"null: labels of the mixed and reference prompts {how}"
     return NullTest("projection coefficient onto ½(v_A + v_B)", observed, null, _p_value(observed, null), None, note)
@@ -130,13 +169,15 @@ def projection_null(
 def _out_of_span(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """``x`` minus its least-squares projection on the rows of ``basis`` (and a constant: the intercept)."""
     cols = torch.cat([basis, torch.ones(1, basis.shape[1], dtype=basis.dtype)]).T
-    coef = torch.linalg.lstsq(cols, x[:, None]).solution
+    # gelsd (SVD): LAPACK's gelsy, torch's CPU default, gives other last bits from one call to the next (seen here)
+    coef = torch.linalg.lstsq(cols, x[:, None], driver="gelsd").solution
     return x - (cols @ coef)[:, 0]
 
 
 def residual_noise_floor(
-    mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, n_splits: int = 200, seed: int = 0
-) -> NullTest:
+    mixed: torch.Tensor | Source, a: torch.Tensor | Source, b: torch.Tensor | Source, *, n_splits: int = 200,
+    seed: int = 0,
+) -> NullTest:  # fmt: skip
     """Norm of the mixed mean outside span{v_A, v_B, 1}, against a split-half noise floor: the prompts are split in
     two random halves, the out-of-span part computed on each half (mixed mean on the halves' v_A, v_B), and half their
     difference is the sampling noise of the whole estimate. When the three sets are paired row by row (equal sizes:
@@ -144,28 +185,38 @@ def residual_noise_floor(
     residual (a small p: the residual is more than noise). A residual within the inputs' float resolution
     (:data:`RESOLUTION_EPS` machine epsilons of their dtype × the mixed mean's norm; 1.2e-5 relative in float32, the
     toolkit's tolerance between engines) is rounding, which does not average out like sampling noise: p is 1 then,
-    and the note says so.
+    and the note says so. Inputs: ``[prompt, d_model]`` tensors or one-layer store sources, as
+    :func:`projection_null` takes them (the halves' means stream as weighted sums).
     """
     seed = check_seed(seed)
     check_count(n_splits, "n_splits")
-    d = _check_matrix("mixed", mixed).shape[1]
-    dtype = mixed.dtype
-    m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
-    observed = float(_out_of_span(m.mean(0), torch.stack([a.mean(0), b.mean(0)])).norm())
-    resolution = _resolution(dtype) * float(m.mean(0).norm())
+    m = _check_rows("mixed", mixed)
+    d, dtype = _width(mixed), mixed.dtype
+    a, b = _check_rows("a", a, d), _check_rows("b", b, d)
+    sets = (m, a, b)
+    mm, va, vb = (_mean(x) for x in sets)
+    observed = float(_out_of_span(mm, torch.stack([va, vb])).norm())
+    resolution = _resolution(dtype) * float(mm.norm())
     rng = np.random.default_rng(seed)
     paired = len(m) == len(a) == len(b)
-    null = np.empty(n_splits)
-
-    def halves(x: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        half = len(x) // 2
-        return x[order[:half]].mean(0), x[order[half : 2 * half]].mean(0)
-
-    for i in range(n_splits):
-        orders = [torch.from_numpy(rng.permutation(len(x))) for x in (m, a, b)]
+    halves: list[list[np.ndarray]] = [[], [], []]  # per set: first halves of every split, then second halves
+    seconds: list[list[np.ndarray]] = [[], [], []]
+    for _ in range(n_splits):
+        orders = [rng.permutation(len(x)) for x in sets]
         if paired:
             orders = [orders[0]] * 3
-        (m1, m2), (a1, a2), (b1, b2) = (halves(x, o) for x, o in zip((m, a, b), orders, strict=True))
+        for k, (x, order) in enumerate(zip(sets, orders, strict=True)):
+            half = len(x) // 2
+            halves[k].append(order[:half])
+            seconds[k].append(order[half : 2 * half])
+    means = []
+    for k, x in enumerate(sets):
+        masks = _masks(halves[k] + seconds[k], len(x))
+        means.append(weighted_sums([x], lambda s, lo, hi, masks=masks: _mask_weights(masks, lo, hi), 2 * n_splits)
+                     / (len(x) // 2))  # fmt: skip
+    null = np.empty(n_splits)
+    for i in range(n_splits):
+        (m1, m2), (a1, a2), (b1, b2) = ((x[i], x[n_splits + i]) for x in means)
         r1 = _out_of_span(m1, torch.stack([a1, b1]))
         r2 = _out_of_span(m2, torch.stack([a2, b2]))
         null[i] = float(((r1 - r2) / 2).norm())

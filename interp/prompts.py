@@ -18,7 +18,7 @@ import itertools
 import math
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -190,6 +190,63 @@ def build_prompts(
             memo[key] = _one_prompt(*key)
         out.append(memo[key])
     return out
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """:func:`build_prompts`'s arguments as a value: the prompts of a long run, built a slice at a time.
+
+    Prompt ``i`` depends on ``(seed, i)`` only, so ``spec.build(lo, hi)`` equals ``build_prompts(...)[lo:hi]`` and a
+    capture of 10⁵ prompts never holds them all (:func:`interp.store.capture_to`). Round-trips through JSON
+    (:meth:`to_dict` / :meth:`from_dict`): a store's manifest records it as its prompt generator.
+
+    >>> spec = PromptSpec("bias_add", ("add2",), n_examples=4, n_prompts=10, seed=3)
+    >>> spec.build(4, 6) == build_prompts("bias_add", ["add2"], n_examples=4, n_prompts=10, seed=3)[4:6]
+    True
+    >>> len(spec), PromptSpec.from_dict(spec.to_dict()) == spec
+    (10, True)
+    """
+
+    family: str
+    tasks: tuple[str, ...] | None = None
+    proportions: tuple[float, ...] | None = None
+    n_examples: int = 20
+    n_prompts: int = 100
+    seed: int = 0
+    sampling: str = "exact"
+
+    def __post_init__(self) -> None:
+        fam = get_family(self.family)
+        names = resolve_tasks(fam, self.tasks)
+        object.__setattr__(self, "family", fam.name)
+        object.__setattr__(self, "tasks", names)
+        props, _ = _mixture_plan(names, self.proportions, None, self.n_examples, self.n_prompts, self.sampling)
+        object.__setattr__(self, "proportions", props)
+        object.__setattr__(self, "seed", check_seed(self.seed))
+
+    def __len__(self) -> int:
+        return self.n_prompts
+
+    def build(self, start: int = 0, stop: int | None = None) -> list[Prompt]:
+        """Prompts ``start .. stop - 1`` (default to the end), as :func:`build_prompts` numbers them."""
+        stop = self.n_prompts if stop is None else stop
+        if not 0 <= start <= stop <= self.n_prompts:
+            raise ValueError(f"start, stop: need 0 <= start <= stop <= {self.n_prompts}, got {start}, {stop}")
+        fam = get_family(self.family)
+        plan = _mixture_plan(self.tasks, self.proportions, None, self.n_examples, self.n_prompts, self.sampling)
+        return [_one_prompt(fam, self.tasks, *plan, self.n_examples, self.sampling, self.seed, i)
+                for i in range(start, stop)]  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generator": "build_prompts", **asdict(self)} | {
+            "tasks": list(self.tasks),
+            "proportions": list(self.proportions),  # fmt: skip
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PromptSpec:
+        keys = ("family", "tasks", "proportions", "n_examples", "n_prompts", "seed", "sampling")
+        return cls(**{k: tuple(d[k]) if k in ("tasks", "proportions") else d[k] for k in keys})
 
 
 def _mixture_plan(

@@ -44,6 +44,7 @@ from interp.prompts import (
     random_string_prompts,
 )
 from interp.seeds import check_seed
+from interp.streaming import moments
 from interp.tasks import get_family, resolve_tasks
 from interp.validate import (
     ArgumentError,
@@ -338,22 +339,49 @@ def from_activations(
     layers: Sequence[int],
     provenance: Provenance,
 ) -> TaskVector:
-    """A :class:`TaskVector` from captured ``Float[Tensor, "layer prompt d_model"]`` activations."""
+    """A :class:`TaskVector` from captured ``Float[Tensor, "layer prompt d_model"]`` activations: the streaming
+    statistics of :mod:`interp.streaming` over the tensor (the same loop, and bits, as :func:`vector_from_store`)."""
     if acts.ndim != 3 or acts.shape[0] != len(layers):
         raise ArgumentError("acts", f"expected shape (layer={len(layers)}, prompt, d_model), got {tuple(acts.shape)}")
     info = model_info(model)
-    mean = acts.double().mean(dim=1)
-    std = acts.double().std(dim=1, correction=1) if acts.shape[1] > 1 else torch.zeros_like(mean)
+    processing = tuple(sorted(asdict(info.processing).items()))
+    return _from_moments(moments(acts), acts.dtype, info.model_id, processing, hook, layers, provenance)
+
+
+def _from_moments(m, dtype, model_id: str, processing, hook: str, layers, provenance: Provenance) -> TaskVector:
     return TaskVector(
-        mean=mean.to(acts.dtype),
-        std=std.to(acts.dtype),
-        model_id=info.model_id,
-        processing=tuple(sorted(asdict(info.processing).items())),
+        mean=m.mean.to(dtype),
+        std=m.std(correction=1).to(dtype),
+        model_id=model_id,
+        processing=processing,
         hook=hook,
         layers=tuple(int(la) for la in layers),
         position=POSITION_RULE,
         terms=((1.0, provenance),),
     )
+
+
+def vector_from_store(store, hook: str = "resid_post", *, layers: Sequence[int] | None = None,
+                      label: str | None = None) -> TaskVector:  # fmt: skip
+    """The :class:`TaskVector` of a store's prompts (or of one ``label``'s), streamed shard by shard from disk.
+
+    With a float32 store captured at each prompt's last token this equals, bit for bit,
+    :func:`vector_from_prompts` on the same prompts (tested); a bfloat16 or float16 store gives the vector of the
+    rounded activations, in float32.
+
+    >>> store = capture_to("runs/add2", model, build_prompts("bias_add", ["add2"], n_prompts=100))  # doctest: +SKIP
+    >>> vector_from_store(store) == task_vector(model, "bias_add", "add2", n_prompts=100)          # doctest: +SKIP
+    True
+    """
+    cfg = store.config
+    if cfg["positions"] != POSITION_RULE:
+        raise ValueError(
+            f"store: captured at positions {cfg['positions']}; a task vector is read at each prompt's last token"
+        )
+    source = store.source(hook, layers=layers, label=label)
+    prov = Provenance.from_dict(cfg["provenance"]["" if label is None else label])
+    processing = tuple(sorted((k, bool(v)) for k, v in cfg["processing"].items()))
+    return _from_moments(moments(source), torch.float32, cfg["model_id"], processing, hook, source.layers, prov)
 
 
 def vector_from_prompts(

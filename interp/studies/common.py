@@ -7,25 +7,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from interp.atomic_folder import one_set
-from interp.export import write_figure, write_json
+from interp.export import package_version, write_figure, write_json
 from interp.metrics import describe
 from interp.models import model_info
 from interp.results import Distribution
-
-
-def package_version() -> str:
-    """The installed version of this package (``"unknown"`` when run from a bare source tree)."""
-    try:
-        return importlib_metadata.version("interp-superposition")
-    except importlib_metadata.PackageNotFoundError:  # pragma: no cover - source tree without install
-        return "unknown"
 
 
 def metadata(model, config: Any, study: str) -> dict[str, Any]:

