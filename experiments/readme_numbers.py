@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from interp.claims import Claim
 from interp.construction import probability_error_bound
 from interp.export import atomic_write_bytes
 from interp.tokenization import char_vocab
+from interp.trends import Trend, trend_words
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -130,21 +132,20 @@ def _fmt(x: float | None, spec: str = ".3f", none: str = "n/a") -> str:
     return none if x is None else format(x, spec)
 
 
-def _null(n: dict) -> str:
-    ci = "" if n["ci95"] is None else f" [{n['ci95'][0]:.3f}, {n['ci95'][1]:.3f}]"
-    return f"{n['statistic']:.3f}{ci} vs {n['null_q95']:.3f} for the null's 95th percentile, p = {n['p_value']:.2g}"
+def _claims(vectors: dict) -> dict[str, Claim]:
+    """The study's claim records by key (:mod:`interp.claims`): every null sentence below is one of them, worded by
+    its rules."""
+    return {c["key"]: Claim.from_dict(c) for c in vectors.get("claims", [])}
 
 
-def _steering(acc: dict, tasks) -> str:
+def _steering(acc: dict, tasks, claims: dict[str, Claim], root: str, mode: str) -> str:
     parts = []
     for t in tasks:
         if acc["best_layer"][t] is None:
             continue
         clear = "" if acc["best_layer_clear"][t] else "; not clear of the runner-up layer"
-        null = acc.get("steering_null", {}).get(t)
-        rise = (
-            "" if null is None else f"; rise of P({t}) at the pair layer {_null(null)}, random vectors of the same norm"
-        )
+        claim = claims.get(f"{root}/steering/{mode}/{t}")
+        rise = "" if claim is None else f"; {claim.words()}, against random vectors of the same norm"
         parts.append(
             f"{t}: patched candidate accuracy {acc['patched_accuracy'][t]:.2f} at layer {acc['best_layer'][t]} "
             f"(zero-shot {acc['zero_shot_accuracy'][t]:.2f}, chance {acc['chance'][t]:.2f}, in-context "
@@ -160,36 +161,57 @@ MODE_WORDS = {
 }
 
 
-def _mode_sentence(mode: str, acc: dict, tasks, lambdas) -> str:
+def _layers_with(control: dict, status: str) -> list[int]:
+    """Layers where every task's self-patch control has ``status``."""
+    per_task = [c["status"] for c in control.values()]
+    return [la for la in range(len(per_task[0])) if all(st[la] == status for st in per_task)]
+
+
+def _mode_sentence(mode: str, acc: dict, tasks, lambdas, claims: dict[str, Claim], root: str) -> str:
     a, b = tasks
     what = MODE_WORDS[mode]
-    ctrl = [c["accuracy"] for c in acc["control"].values() if c["accuracy"] is not None]
+    control = acc["control"]
+    ctrl = [c["accuracy"] for c in control.values() if c["accuracy"] is not None]
     lo, hi = (min(min(c) for c in ctrl), max(max(c) for c in ctrl)) if ctrl else (None, None)
     if acc["pair_layer"] is None:
         return (
-            f"{what} fails the self-patch control at every layer (a task's own vector patched into its own in-context "
-            f"prompts leaves candidate accuracy {lo:.2f}–{hi:.2f} of {acc['icl_accuracy'][a]:.2f}): it erases the "
-            "query, so it cannot test steering."
+            f"{what} fails the self-patch control at every layer (a task's own vector patched into its own held-out "
+            f"in-context prompts leaves candidate accuracy {lo:.2f}–{hi:.2f} of {acc['icl_accuracy'][a]:.2f}): it "
+            "erases the query, so it cannot test steering."
         )
-    passing = [la for la, ok in enumerate(next(iter(acc["control"].values()))["passes"]) if ok]
+    kept, passing = _layers_with(control, "uninformative"), _layers_with(control, "passes")
+    neg = [x for c in control.values() for x in (c["negative_accuracy"] or [])]
+    p_other = [x for c in control.values() for x in (c["negative_p_other"] or [])]
+    words = f"{what} keeps the query"
+    if kept:
+        words += (
+            f", but its self-patch control is uninformative at layers {kept}: the other task's vector put in the same "
+            f"way also keeps the accuracy ({min(neg):.2f}–{max(neg):.2f}, P(the other task's answer) at most "
+            f"{max(p_other):.2f}), so the control cannot show that the shift carries a task"
+        )
+    words += f"; it passes (own vector keeps the task, the other's moves it) at layers {passing}" if passing else ""
+    valid = acc["pair_layer"] in passing
     p_b = np.array(acc["p_b_at_layer"])
     peak = float(np.array(lambdas)[int(np.argmax(p_b))])
     return (
-        f"{what} passes the self-patch control at layers {passing}; at layer {acc['pair_layer']} it moves P({b}) from "
-        f"{p_b.min():.2f} to {p_b.max():.2f} (Spearman with λ {_fmt(acc['spearman_rho'], '+.3f')}, maximum at λ = "
-        f"{peak:.2f}; crosses 0.5: {'yes' if acc['crosses_half'] else 'no'}); steering from a query "
-        f"({acc['queries'].replace('_', '-')}, {acc['n_distinct_queries']} distinct): "
-        f"{_steering(acc, tasks)}."
+        f"{words}. At layer {acc['pair_layer']} (the best layer whose query is kept"
+        + ("" if valid else "; not a validated intervention")
+        + f") it moves P({b}) from {p_b.min():.2f} to {p_b.max():.2f} (Spearman with λ "
+        f"{_fmt(acc['spearman_rho'], '+.3f')}, maximum at λ = {peak:.2f}; crosses 0.5: "
+        f"{'yes' if acc['crosses_half'] else 'no'}); steering from a query ({acc['queries'].replace('_', '-')}, "
+        f"{acc['n_distinct_queries']} distinct): {_steering(acc, tasks, claims, root, mode)}."
     )
 
 
 def vector_bullets(vectors: dict) -> list[str]:
     cfg = vectors["config"]
+    claims = _claims(vectors)
     out = []
     for pair in vectors["pairs"]:
         if pair["family"] != "bias_add":
             continue
         a, b = pair["tasks"]
+        root = f"task_vectors/{pair['family']}:{a}+{b}"
         modes = pair["modes"]
         with_layer = [m for m in modes.values() if m["acceptance"]["pair_layer"] is not None]
         decomposition = ""
@@ -199,23 +221,32 @@ def vector_bullets(vectors: dict) -> list[str]:
             controls = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in res.items() if k != "mixed")
             below = "below every control" if acc["mixed_below_every_control"] else "not below every control"
             decomposition = (
-                f"the 50/50 vector decomposes onto the two single-task vectors with residual {res['mixed']:.2f} at "
-                f"layer {acc['pair_layer']}, {below} ({controls}). "
+                f"the 50/50 vector (from held-out prompts) decomposes onto the two single-task vectors with residual "
+                f"{res['mixed']:.2f} at layer {acc['pair_layer']}, {below} ({controls}). "
             )
-        sentences = " ".join(_mode_sentence(mode, m["acceptance"], (a, b), cfg["lambdas"]) for mode, m in modes.items())
+        sentences = " ".join(
+            _mode_sentence(mode, m["acceptance"], (a, b), cfg["lambdas"], claims, root) for mode, m in modes.items()
+        )
         nulls = pair.get("nulls")
         if nulls is not None:
+            size = nulls["sample_size"]
+            reached = (
+                f"chosen for power {size['power']:g} at an out-of-span norm of {size['effect']:g} from a pilot of "
+                f"{size['pilot_prompts']} prompts per group"
+                if size["required"] is not None
+                else f"the largest tried: power {size['power']:g} at an out-of-span norm of {size['effect']:g} was "
+                "not reached"
+            )
+            tests = "; ".join(claims[f"{root}/{key}"].words() for key in ("projection", "residual", "ablation"))
             decomposition += (
-                f"Against nulls at layer {nulls['layer']}: the 50/50 vector's projection coefficient onto "
-                f"½(v_{a} + v_{b}) is {_null(nulls['projection'])} (labels of mixed and third-task prompts swapped); "
-                f"its out-of-span residual is {_null(nulls['residual'])} (split-half noise: where p is large the "
-                f"mixture lies in the span up to noise); removing that residual moves the answers by Σ|ΔP| "
-                f"{_null(nulls['ablation'])} (random directions of the same norm). "
+                f"Against nulls at layer {nulls['layer']} (n = {nulls['n']} prompts per group, {reached}; the mixture "
+                f"and the ablated prompts held out from the basis): {tests}. "
             )
         out.append(
             f"- **Task vectors (claim 3), {a}/{b}** (`interp figures task_vectors`, {cfg['n_prompts']} prompts, "
-            f"{len(cfg['lambdas'])} λ, seed {cfg['seed']}, self-patch tolerance {cfg['control_tolerance']}; "
-            f"`figures/task_vectors/task_vectors.json`): {decomposition}{sentences}"
+            f"{len(cfg['lambdas'])} λ, vectors from seed {cfg['seed']} tested on held-out prompts, self-patch "
+            f"tolerance {cfg['control_tolerance']}; `figures/task_vectors/task_vectors.json`): {decomposition}"
+            f"{sentences}"
         )
     return out
 
@@ -252,12 +283,9 @@ def construction_bullet(construction: dict) -> str:
 
 
 def _trend(verdict: dict) -> str:
-    per_seed = [r for r in verdict["spearman_per_seed"].values() if r is not None]
-    if per_seed and all(r < 0 for r in per_seed):
-        return "falls with size in every seed"
-    if per_seed and all(r > 0 for r in per_seed):
-        return "rises with size in every seed"
-    return "has no direction shared by the seeds"
+    """The trend's words by rule (:func:`interp.trends.trend_words` over its Page's L record)."""
+    record = {k: v for k, v in verdict["page"].items() if k not in ("words", "direction")}
+    return trend_words(Trend.from_dict(record))
 
 
 def scaling_bullet(scaling: dict) -> str:
@@ -287,13 +315,12 @@ def scaling_bullet(scaling: dict) -> str:
             for sz in pairs["sizes"]
         )
 
-    kl = verdicts["kl"]
-    rho = ", ".join(f"seed {k} {_fmt(v, '+.2f')}" for k, v in kl["spearman_per_seed"].items())
-    reproduced = "reproduced" if kl["falls_with_size_in_every_seed"] else "not reproduced"
+    trend = Trend.from_dict({k: v for k, v in verdicts["kl"]["page"].items() if k not in ("words", "direction")})
+    reproduced = "reproduced" if trend.direction == "falls" else "not reproduced"
     return text + (
         f" Across {n_seeds} training seeds × {len(pairs['pairs'])} task pairs per size (50/50 prompts; "
-        "`figures/scaling/scaling_pairs.json`, mean over seed × pair units with 95% CIs): KL "
-        f"{per_size('kl')}; it {_trend(kl)} (Spearman with parameters per seed: {rho}). Beside KL: hedging P(other) "
+        "`figures/scaling/scaling_pairs.json`, mean over seed × pair units with 95% CIs; trends by Page's L test with "
+        f"the seeds as blocks): KL {per_size('kl')}; it {_trend(verdicts['kl'])}. Beside KL: hedging P(other) "
         f"{per_size('hedging')} ({_trend(verdicts['hedging'])}); fixed task preference {per_size('preference')} "
         f"({_trend(verdicts['preference'])}); per-prompt commitment (variance of A's share, at most 0.25) "
         f"{per_size('commitment')} ({_trend(verdicts['commitment'])}). Lower KL with size (the paper's claim 4 on "
@@ -352,7 +379,8 @@ def heads_bullet(heads: dict) -> str:
 
 
 def collapse_bullet(collapse: dict) -> str:
-    parts = []
+    parts, collapsing = [], []
+    threshold = collapse["config"].get("superposition_threshold")
     for c in collapse["curves"]:
         i = next((k for k, p in enumerate(c["proportions"]) if abs(p[0] - 0.5) < 1e-9), None)
         if i is None:
@@ -360,18 +388,35 @@ def collapse_bullet(collapse: dict) -> str:
         a, b = c["tasks"]
         first = c["first_token"][i]
         commit = c["sampled_commit"]
-        parts.append(
+        head = (
             f"{a}/{b} at 50/50: first token {first[0]:.2f} vs {first[1]:.2f} (other first tokens "
-            f"{c['first_other'][i]:.2f}); after a sampled first token the model "
-            f"completes that task's answer with P {commit['mean'][i]:.2f} [{commit['ci95'][i][0]:.2f}, "
-            f"{commit['ci95'][i][1]:.2f}]; hybrid completions {c['sampled_hybrid'][i]:.4f} of samples"
+            f"{c['first_other'][i]:.2f})"
         )
+        pre = c["precondition"][i]
+        if not pre["superposed"]:
+            weak = c["tasks"][pre["weakest"]]
+            parts.append(
+                f"{head}: no superposition to collapse ({weak} holds {pre['weakest_mass']:.2f} of the first token, "
+                f"below the {threshold:g} a collapse claim needs)"
+            )
+            continue
+        collapsing.append(f"{a}/{b}")
+        parts.append(
+            f"{head}; after a sampled first token the model completes that task's answer with P "
+            f"{commit['mean'][i]:.2f} [{commit['ci95'][i][0]:.2f}, {commit['ci95'][i][1]:.2f}]; hybrid completions "
+            f"{c['sampled_hybrid'][i]:.4f} of samples"
+        )
+    verdict = (
+        f" Where there is superposition to collapse ({', '.join(collapsing)}), it lives in the first token's "
+        "distribution and generated text commits to one task."
+        if collapsing
+        else " No pair holds both tasks in the first token's distribution: there is no collapse to show."
+    )
     return (
         "- **Generation collapses (claim 5)** (`python experiments/two_digit_shift.py study`: two-character answers of "
         'the shipped model `load_model("two_digit")`, trained by the same script; '
-        "`figures/generation_collapse_two_digit/`): "
-        + "; ".join(parts)
-        + ". Superposition lives in the first token's distribution; generated text commits to one task."
+        f"`figures/generation_collapse_two_digit/`; a pair counts only where both tasks hold ≥ {threshold:g} of the "
+        "first token): " + "; ".join(parts) + "." + verdict
     )
 
 

@@ -15,8 +15,11 @@ and for steering, :func:`steering_null`: the rise of P(correct) when a task vect
 against random vectors of the same norm put in the same way.
 
 Every test returns a :class:`~interp.results.NullTest`: the statistic, its null samples, a one-sided p-value (with
-the +1 correction, so never 0) and, where it is a mean over prompts, a bootstrap 95% CI. Every random choice takes
-``seed``.
+the +1 correction, so never 0), where it is a mean over prompts a bootstrap 95% CI, its ``n`` and its power curve at
+that ``n`` (:mod:`interp.power`: effects of known size planted in data simulated like the measured data; its
+``mde`` is the minimum detectable effect, what a non-rejection can speak to; ``power_sims=0`` skips it). Every call
+that tests a vector or a direction on prompts refuses prompts it was made from (:mod:`interp.heldout`). Every random
+choice takes ``seed``.
 
 >>> import torch
 >>> g = torch.Generator().manual_seed(0)
@@ -34,36 +37,67 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from interp.heldout import check_held_out
 from interp.interventions import Intervention
 from interp.metrics import bootstrap_ci, candidate_accuracy
+from interp.power import N_SIM, effect_grid, gaussian_rows, monte_carlo_simulator, p_value, power_curve
 from interp.prompts import Prompt
-from interp.results import NullTest
+from interp.results import NullTest, PowerCurve
 from interp.seeds import check_seed
 from interp.sweeps import score_cells, target_means, vector_cells
 from interp.vectors import TaskVector
 
 
-def _p_value(observed: float, null: np.ndarray) -> float:
-    """One-sided P(null >= observed), with the +1 correction of a permutation or Monte-Carlo test."""
-    return float((1 + np.sum(null >= observed)) / (1 + len(null)))
-
-
-def _check_count(name: str, n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name}: must be an integer >= 1, got {n!r}")
+def _check_count(name: str, n: object, minimum: int = 1) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
+        raise ValueError(f"{name}: must be an integer >= {minimum}, got {n!r}")
     return n
 
 
-def _check_matrix(name: str, x: torch.Tensor, d: int | None = None) -> torch.Tensor:
+def _check_matrix(name: str, x: torch.Tensor, d: int | None = None) -> np.ndarray:
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 2 or (d is not None and x.shape[1] != d):
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name}: need a [prompt >= 2, d_model{'=' + str(d) if d else ''}] tensor, got {shape}")
-    return x.double()
+    return x.detach().cpu().double().numpy()  # the statistics run in numpy: small products, many of them
 
 
-def _projection_coefficient(m: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> float:
+def _check_paired(paired: bool | None, *sets: np.ndarray) -> bool:
+    """Whether the sets are paired row by row (the same queries): ``None`` infers it from equal sizes."""
+    if paired is None:
+        return len({len(x) for x in sets}) == 1
+    if paired and len({len(x) for x in sets}) != 1:
+        raise ValueError(f"paired: rows can be paired only in sets of one size, got sizes {[len(x) for x in sets]}")
+    return bool(paired)
+
+
+def _projection_coefficient(m: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Batched over leading dimensions of ``m`` and ``r`` (``a``, ``b``: ``[d]``)."""
     p = (a + b) / 2 - r
-    return float(((m - r) @ p) / (p @ p))
+    return ((m - r) * p).sum(-1) / (p * p).sum(-1)
+
+
+def _selection(rng: np.random.Generator, n_draws: int, size: int, take: int) -> np.ndarray:
+    """``[n_draws, size]`` weights ``1/take`` on the first ``take`` entries of a random permutation per draw (the mean
+    of a random subset as one matrix product)."""
+    w = np.zeros((n_draws, size))
+    for row in w:
+        row[rng.permutation(size)[:take]] = 1.0 / take
+    return w
+
+
+def _projection_null(
+    m: np.ndarray, r: np.ndarray, va: np.ndarray, vb: np.ndarray, n: int, rng: np.random.Generator, paired: bool
+) -> np.ndarray:
+    """``n`` coefficients with the mixed and reference labels permuted (within rows when ``paired``)."""
+    if paired:  # swapping row i moves the mixed mean by (r_i − m_i)/n and the reference mean by the opposite
+        swap = (rng.random((n, len(m))) < 0.5).astype(np.float64)
+        delta = swap @ (r - m) / len(m)
+        pm, pr = m.mean(0) + delta, r.mean(0) - delta
+    else:
+        pooled = np.concatenate([m, r])
+        pm = _selection(rng, n, len(pooled), len(m)) @ pooled
+        pr = (pooled.sum(0) - len(m) * pm) / len(r)
+    return _projection_coefficient(pm, va, vb, pr)
 
 
 def projection_null(
@@ -74,105 +108,200 @@ def projection_null(
     *,
     n_permutations: int = 1000,
     seed: int = 0,
+    paired: bool | None = None,
+    power_sims: int = N_SIM,
 ) -> NullTest:
     """Projection coefficient of the mixed mean onto the convex prediction ½(v_A + v_B), both measured from the mean
     of ``reference`` prompts (e.g. a third task's, or zero-shot queries: what "no A and no B" looks like). 1: the
     mixture sits at the prediction; 0: no nearer to it than the reference. Null: the labels of the mixed and reference
     prompts permuted, so that the mixed prompts are no different from the reference. When the two sets are paired
-    (equal sizes: the toolkit builds groups with the same seed, hence the same queries, row by row) the permutation
-    swaps within pairs, so that the queries' own variation stays out of the null. Inputs are per-prompt vectors
-    ``Float[Tensor, "prompt d_model"]`` at one layer.
+    (``paired``; ``None``: equal sizes, as the toolkit's groups drawn with one seed, hence the same queries, row by row)
+    the permutation swaps within pairs, so that the queries' own variation stays out of the null. Inputs are per-prompt
+    vectors ``Float[Tensor, "prompt d_model"]`` at one layer.
+
+    Power (``power_sims`` data sets per planted effect): rows drawn with each set's covariance
+    (:func:`interp.power.gaussian_rows`, paired rows alike), the mixed rows at the reference's mean moved by ``c``
+    times the prediction, so the true coefficient is ``c``.
     """
     seed = check_seed(seed)
     _check_count("n_permutations", n_permutations)
+    _check_count("power_sims", power_sims, 0)
     d = _check_matrix("mixed", mixed).shape[1]
     m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
     r = _check_matrix("reference", reference, d)
+    paired = _check_paired(paired, m, r)
     va, vb = a.mean(0), b.mean(0)
-    observed = _projection_coefficient(m.mean(0), va, vb, r.mean(0))
-    rng = np.random.default_rng(seed)
-    null = np.empty(n_permutations)
-    paired = len(m) == len(r)
-    pooled = torch.cat([m, r])
-    for i in range(n_permutations):
-        if paired:
-            swap = torch.from_numpy(rng.random(len(m)) < 0.5)[:, None]
-            pm, pr = torch.where(swap, r, m), torch.where(swap, m, r)
-        else:
-            order = torch.from_numpy(rng.permutation(len(pooled)))
-            pm, pr = pooled[order[: len(m)]], pooled[order[len(m) :]]
-        null[i] = _projection_coefficient(pm.mean(0), va, vb, pr.mean(0))
+    observed = float(_projection_coefficient(m.mean(0), va, vb, r.mean(0)))
+    null = _projection_null(m, r, va, vb, n_permutations, np.random.default_rng(seed), paired)
     how = "swapped within query-paired rows" if paired else "permuted"
     note = f"null: labels of the mixed and reference prompts {how}"
-    return NullTest("projection coefficient onto ½(v_A + v_B)", observed, null, _p_value(observed, null), None, note)
+    power = None
+    if power_sims:  # mixed rows with the reference's mean (no effect), then moved by the planted coefficient
+        pool_r, pool_m = r, m - m.mean(0) + r.mean(0)
+        direction = (va + vb) / 2 - r.mean(0)
+        n_perm = min(n_permutations, 100)
+
+        def simulate(effect: float, n: int, rng: np.random.Generator) -> float:
+            z = rng.standard_normal((n, len(pool_r))) if paired else None
+            rows_r = gaussian_rows(pool_r, n, rng, z)
+            rows_m = gaussian_rows(pool_m, n, rng, z) + effect * direction
+            obs = float(_projection_coefficient(rows_m.mean(0), va, vb, rows_r.mean(0)))
+            return p_value(obs, _projection_null(rows_m, rows_r, va, vb, n_perm, rng, paired))
+
+        power = power_curve(
+            simulate, effect_grid(float(np.quantile(null, 0.95) - np.mean(null))), n=len(m), n_sim=power_sims,
+            seed=seed, unit="projection coefficient",
+        )  # fmt: skip
+    name = "projection coefficient onto ½(v_A + v_B)"
+    return NullTest(name, observed, null, p_value(observed, null), None, note, len(m), power)
 
 
-def _out_of_span(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """``x`` minus its least-squares projection on the rows of ``basis`` (and a constant: the intercept)."""
-    cols = torch.cat([basis, torch.ones(1, basis.shape[1], dtype=basis.dtype)]).T
-    coef = torch.linalg.lstsq(cols, x[:, None]).solution
-    return x - (cols @ coef)[:, 0]
+def _out_of_span(x: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``x`` ``[..., d]`` minus its least-squares projection on the rows of ``basis`` ``[..., k, d]`` (and a constant:
+    the intercept); batched over leading dimensions (QR: stable where the basis is nearly collinear)."""
+    ones = np.ones((*basis.shape[:-2], 1, basis.shape[-1]))
+    cols = np.swapaxes(np.concatenate([basis, ones], axis=-2), -1, -2)  # [..., d, k + 1]
+    q, _ = np.linalg.qr(cols)
+    return x - (q @ (np.swapaxes(q, -1, -2) @ x[..., None]))[..., 0]
 
 
 #: A residual below this many machine epsilons (of the activations' dtype) times the mixed mean's norm is rounding.
 RESOLUTION_EPS = 100
 
 
+def _split_null(
+    m: np.ndarray, a: np.ndarray, b: np.ndarray, n: int, rng: np.random.Generator, paired: bool
+) -> np.ndarray:
+    """``n`` split-half noise norms: half the difference of the out-of-span parts of two random halves."""
+    weights = []
+    for x in (m, a, b) if not paired else (m,):
+        h = len(x) // 2
+        first = _selection(rng, n, len(x), h)
+        second = (first == 0).astype(np.float64)  # the other rows: the second half (one left out when odd)
+        if len(x) % 2:
+            for row in second:
+                row[np.flatnonzero(row)[-1]] = 0.0
+        weights.append((first, second / h))
+    if paired:
+        weights = weights * 3
+    (m1, m2), (a1, a2), (b1, b2) = ((w1 @ x, w2 @ x) for (w1, w2), x in zip(weights, (m, a, b), strict=True))
+    r1 = _out_of_span(m1, np.stack([a1, b1], axis=1))
+    r2 = _out_of_span(m2, np.stack([a2, b2], axis=1))
+    return np.linalg.norm((r1 - r2) / 2, axis=-1)
+
+
 def residual_noise_floor(
-    mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, n_splits: int = 200, seed: int = 0
+    mixed: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    n_splits: int = 200,
+    seed: int = 0,
+    paired: bool | None = None,
+    power_sims: int = N_SIM,
 ) -> NullTest:
     """Norm of the mixed mean outside span{v_A, v_B, 1}, against a split-half noise floor: the prompts are split in
     two random halves, the out-of-span part computed on each half (mixed mean on the halves' v_A, v_B), and half their
-    difference is the sampling noise of the whole estimate. When the three sets are paired row by row (equal sizes:
-    the same queries), the halves split all three alike. p-value: the fraction of splits whose noise reaches the
-    residual (a small p: the residual is more than noise). A residual within the inputs' float resolution
+    difference is the sampling noise of the whole estimate. When the three sets are paired row by row (``paired``;
+    ``None``: equal sizes, the same queries), the halves split all three alike. p-value: the fraction of splits whose
+    noise reaches the residual (a small p: the residual is more than noise; a large one is a non-rejection, to be read
+    beside the power curve, never as "in the span"). A residual within the inputs' float resolution
     (:data:`RESOLUTION_EPS` machine epsilons of their dtype × the mixed mean's norm; 1.2e-5 relative in float32, the
     toolkit's tolerance between engines) is rounding, which does not average out like sampling noise: p is 1 then,
     and the note says so.
+
+    Power (``power_sims`` data sets per planted effect): rows drawn with each set's mean and covariance
+    (:func:`interp.power.gaussian_rows`), the mixed rows' mean moved into the span and then out of it by a planted
+    norm along a random direction orthogonal to it.
     """
     seed = check_seed(seed)
     _check_count("n_splits", n_splits)
+    _check_count("power_sims", power_sims, 0)
     d = _check_matrix("mixed", mixed).shape[1]
     dtype = mixed.dtype
     m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
-    observed = float(_out_of_span(m.mean(0), torch.stack([a.mean(0), b.mean(0)])).norm())
+    paired = _check_paired(paired, m, a, b)
+    residual = _out_of_span(m.mean(0), np.stack([a.mean(0), b.mean(0)]))
+    observed = float(np.linalg.norm(residual))
     eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
-    resolution = RESOLUTION_EPS * eps * float(m.mean(0).norm())
-    rng = np.random.default_rng(seed)
-    paired = len(m) == len(a) == len(b)
-    null = np.empty(n_splits)
-
-    def halves(x: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        half = len(x) // 2
-        return x[order[:half]].mean(0), x[order[half : 2 * half]].mean(0)
-
-    for i in range(n_splits):
-        orders = [torch.from_numpy(rng.permutation(len(x))) for x in (m, a, b)]
-        if paired:
-            orders = [orders[0]] * 3
-        (m1, m2), (a1, a2), (b1, b2) = (halves(x, o) for x, o in zip((m, a, b), orders, strict=True))
-        r1 = _out_of_span(m1, torch.stack([a1, b1]))
-        r2 = _out_of_span(m2, torch.stack([a2, b2]))
-        null[i] = float(((r1 - r2) / 2).norm())
+    resolution = RESOLUTION_EPS * eps * float(np.linalg.norm(m.mean(0)))
+    null = _split_null(m, a, b, n_splits, np.random.default_rng(seed), paired)
     note = "null: half the difference of the out-of-span parts of two random halves" + (
         " (split alike across the query-paired sets)" if paired else ""
     )
-    p_value = _p_value(observed, null)
+    p = p_value(observed, null)
     if observed <= resolution:  # rounding of the forward passes, not sampling, sets both sides: no evidence either way
-        note += f"; the residual is below the inputs' float resolution ({resolution:.2g}): in the span, p set to 1"
-        p_value = 1.0
-    return NullTest("out-of-span residual of the mixed mean", observed, null, p_value, None, note)
+        note += f"; the residual is below the inputs' float resolution ({resolution:.2g}): p set to 1"
+        p = 1.0
+    power = None
+    if power_sims:
+        power = power_curve(
+            _residual_simulator(m, a, b, residual, paired, min(n_splits, 100), seed, resolution),
+            effect_grid(max(float(np.quantile(null, 0.95)), resolution)), n=min(len(m), len(a), len(b)),
+            n_sim=power_sims, seed=seed, unit="out-of-span norm",
+        )  # fmt: skip
+    name = "out-of-span residual of the mixed mean"
+    return NullTest(name, observed, null, p, None, note, min(len(m), len(a), len(b)), power)
+
+
+def residual_simulator(
+    mixed: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, paired: bool | None = None, seed: int = 0
+):
+    """The simulator of :func:`residual_noise_floor` (:mod:`interp.power`) from a pilot's per-prompt vectors: for
+    :func:`interp.power.required_n`, the ``n`` at which a stated out-of-span norm is detected."""
+    d = _check_matrix("mixed", mixed).shape[1]
+    m, a, b = _check_matrix("mixed", mixed, d), _check_matrix("a", a, d), _check_matrix("b", b, d)
+    paired = _check_paired(paired, m, a, b)
+    residual = _out_of_span(m.mean(0), np.stack([a.mean(0), b.mean(0)]))
+    resolution = RESOLUTION_EPS * torch.finfo(mixed.dtype).eps * float(np.linalg.norm(m.mean(0)))
+    return _residual_simulator(m, a, b, residual, paired, 100, check_seed(seed), resolution)
+
+
+def _residual_simulator(m, a, b, residual, paired: bool, n_splits: int, seed: int, resolution: float):
+    """Simulated data sets: rows with each set's covariance, the mixed mean in the span plus the planted norm along a
+    random direction orthogonal to it. A mean shift cancels in the split halves, so the noise floor at each ``n`` is
+    drawn once, from an effect-free data set of that size, and every data set of that size is tested against it; a
+    residual within the float ``resolution`` is not rejected, as in the test."""
+    pools = [m - residual, a, b]  # the mixed rows' mean moved into the span
+    u = _out_of_span(np.random.default_rng([seed, 7]).standard_normal(m.shape[1]), np.stack([a.mean(0), b.mean(0)]))
+    u = u / np.linalg.norm(u)
+    floors: dict[int, np.ndarray] = {}
+
+    def draw(n: int, rng: np.random.Generator) -> list[np.ndarray]:
+        z = rng.standard_normal((n, len(pools[0]))) if paired else None
+        return [gaussian_rows(pool, n, rng, z) for pool in pools]
+
+    def simulate(effect: float, n: int, rng: np.random.Generator) -> float:
+        if n not in floors:
+            floors[n] = _split_null(*draw(n, rng), n_splits, rng, paired)
+        sm, sa, sb = draw(n, rng)
+        obs = float(np.linalg.norm(_out_of_span(sm.mean(0) + effect * u, np.stack([sa.mean(0), sb.mean(0)]))))
+        return 1.0 if obs <= resolution else p_value(obs, floors[n])
+
+    return simulate
 
 
 def residual_direction(mixed_mean: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``Float[Tensor, "d_model"]``: the mixed mean's part outside span{v_A, v_B, 1} (what :func:`ablation_null`
     removes)."""
-    return _out_of_span(mixed_mean.double(), torch.stack([a.double(), b.double()])).float()
+    as_np = [x.detach().cpu().double().numpy() for x in (mixed_mean, a, b)]
+    return torch.from_numpy(_out_of_span(as_np[0], np.stack(as_np[1:]))).float()
 
 
 def _mean_abs_change(base: np.ndarray, patched: np.ndarray) -> np.ndarray:
     """Per prompt: Σ over candidates of |ΔP| (``[prompt, task]`` log-probs in, ``[prompt]`` out)."""
     return np.abs(np.exp(patched) - np.exp(base)).sum(axis=-1)
+
+
+def _monte_carlo_power(per_prompt_null: np.ndarray, power_sims: int, seed: int, unit: str) -> PowerCurve | None:
+    """Power of a mean-over-prompts statistic against random interventions on the same prompts."""
+    if not power_sims or per_prompt_null.shape[0] < 2:
+        return None
+    means = per_prompt_null.mean(axis=1)
+    return power_curve(
+        monte_carlo_simulator(per_prompt_null), effect_grid(float(np.quantile(means, 0.95) - np.mean(means))),
+        n=per_prompt_null.shape[1], n_sim=power_sims, seed=seed, unit=unit,
+    )  # fmt: skip
 
 
 def ablation_null(
@@ -181,19 +310,28 @@ def ablation_null(
     residual: torch.Tensor,
     layer: int,
     *,
+    made_from: Sequence[Prompt],
     hook: str = "resid_post",
     n_random: int = 20,
     seed: int = 0,
     batch_size: int = 32,
+    power_sims: int = N_SIM,
 ) -> NullTest:
     """Subtract ``residual`` (e.g. :func:`residual_direction`) from the mixed prompts' residual stream at ``layer``
     (last token) and measure the mean over prompts of Σ_k |ΔP(a_k)|; the null subtracts ``n_random`` random
     directions of the same norm. A small p: the model uses what lies outside the span.
+
+    ``made_from``: the prompts the direction was computed from (``[]`` for a direction built by hand); the ablated
+    prompts must share none of them (:func:`interp.heldout.check_held_out`), or the direction would be tested on the
+    noise it was fitted to. Power: :func:`interp.power.monte_carlo_simulator` on the random directions' per-prompt
+    effects (an effect is Σ|ΔP| beyond a random direction's).
     """
     seed = check_seed(seed)
     _check_count("n_random", n_random)
+    _check_count("power_sims", power_sims, 0)
     if not mixed_prompts:
         raise ValueError("mixed_prompts: need at least one prompt")
+    check_held_out(list(made_from), mixed_prompts, "mixed_prompts", what="the residual direction")
     norm = float(residual.double().norm())
     if not norm > 0:
         raise ValueError("residual: has zero norm; nothing to ablate")
@@ -203,12 +341,14 @@ def ablation_null(
     cells += [Intervention(layer, "add", (-norm * u / u.norm()).float(), hook=hook, label="−random") for u in randoms]
     nothing = Intervention(layer, "add", torch.zeros_like(residual).float(), hook=hook)  # the unpatched baseline
     base, *logp = score_cells(model, mixed_prompts, [nothing, *cells], batch_size=batch_size)
-    effects = [_mean_abs_change(base, lp) for lp in logp]
+    effects = np.stack([_mean_abs_change(base, lp) for lp in logp])
     observed = float(effects[0].mean())
-    null = np.array([float(e.mean()) for e in effects[1:]])
+    null = effects[1:].mean(axis=1)
     note = f"null: {n_random} random directions of the same norm ({norm:.3g})"
     name = "Σ|ΔP| when the out-of-span residual is removed"
-    return NullTest(name, observed, null, _p_value(observed, null), bootstrap_ci(effects[0], seed=seed), note)
+    power = _monte_carlo_power(effects[1:], power_sims, seed, "Σ|ΔP| beyond a random direction's")
+    ci = bootstrap_ci(effects[0], seed=seed)
+    return NullTest(name, observed, null, p_value(observed, null), ci, note, len(mixed_prompts), power)
 
 
 def steering_null(
@@ -222,17 +362,22 @@ def steering_null(
     n_random: int = 20,
     seed: int = 0,
     batch_size: int = 32,
+    power_sims: int = N_SIM,
 ) -> NullTest:
     """Rise of mean P(``task``'s answer) over ``queries`` when ``vector`` goes in at ``layer`` in ``mode`` (as
     :func:`interp.sweeps.best_layer` puts it), against ``n_random`` random vectors of the same norm put in the same
-    way (for ``shift``: the same norm as v − μ). Statistic and CI over queries; p one-sided.
+    way (for ``shift``: the same norm as v − μ). Statistic and CI over queries; p one-sided. The queries must be held
+    out from the prompts ``vector`` was made from. Power: :func:`interp.power.monte_carlo_simulator` on the random
+    vectors' per-query rises (an effect is a rise beyond a random vector's).
     """
     seed = check_seed(seed)
     _check_count("n_random", n_random)
+    _check_count("power_sims", power_sims, 0)
     if not queries:
         raise ValueError("queries: need at least one prompt")
     if task not in queries[0].tasks:
         raise ValueError(f"task: {task!r} is not a candidate of these queries; valid: {', '.join(queries[0].tasks)}")
+    check_held_out(vector, queries, "queries")
     k = queries[0].tasks.index(task)
     centre = target_means(model, queries, [layer], vector.hook, batch_size)[0]  # μ of the queries at that layer
     (real,) = vector_cells(model, vector, [layer], mode, centre[None] if mode == "shift" else None)
@@ -248,10 +393,12 @@ def steering_null(
         randoms.append(Intervention(layer, real.mode, v.float(), hook=real.hook, label="random"))
     nothing = Intervention(layer, "add", torch.zeros_like(real.vector), hook=real.hook)  # the unpatched baseline
     base, *logp = score_cells(model, queries, [nothing, real, *randoms], batch_size=batch_size)
-    rise = [np.exp(lp[:, k]) - np.exp(base[:, k]) for lp in logp]
+    rise = np.stack([np.exp(lp[:, k]) - np.exp(base[:, k]) for lp in logp])
     observed = float(rise[0].mean())
-    null = np.array([float(r.mean()) for r in rise[1:]])
+    null = rise[1:].mean(axis=1)
     accuracy = float(candidate_accuracy(logp[0], k))
     name = f"rise of P({task}) ({mode} at layer {layer}; patched candidate accuracy {accuracy:.3f})"
     note = f"null: {n_random} random vectors of the same norm, put in the same way"
-    return NullTest(name, observed, null, _p_value(observed, null), bootstrap_ci(rise[0], seed=seed), note)
+    power = _monte_carlo_power(rise[1:], power_sims, seed, f"rise of P({task}) beyond a random vector's")
+    ci = bootstrap_ci(rise[0], seed=seed)
+    return NullTest(name, observed, null, p_value(observed, null), ci, note, len(queries), power)

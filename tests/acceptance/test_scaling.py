@@ -110,5 +110,10 @@ def test_seeds_and_pairs_recompute_from_scoring_and_the_verdicts_follow_the_unit
     v = verdicts(fake, {"xs": 1, "s": 2, "m": 3}, ["xs", "s", "m"])
     assert v["kl"]["falls_with_size_in_every_seed"] and v["kl"]["spearman_all_units"] == pytest.approx(-1)
     assert not v["tv"]["falls_with_size_in_every_seed"] and v["tv"]["spearman_per_seed"] == {"0": 1.0, "1": 1.0}
+    # the trend test with seeds as blocks: both seeds strictly ordered, p = (1/3!)^2 = 0.028 in each direction
+    assert v["kl"]["page"]["direction"] == "falls" and v["kl"]["page"]["monotone_falling"] == 2
+    assert v["tv"]["page"]["direction"] == "rises"
+    assert v["tv"]["page"]["words"].startswith("rises with size (Page's L = ")
+    assert v["hedging"]["page"]["direction"] == "none"  # constant: no trend
     with pytest.raises(ValueError, match="^tasks: need at least two distinct tasks"):
         measure({}, PairsConfig(tasks=("add1",)))
