@@ -123,7 +123,8 @@ def monte_carlo_simulator(per_prompt_null: np.ndarray) -> Simulator:
     """Simulator of a Monte-Carlo test whose statistic is a mean over prompts compared with the means of random
     interventions on the same prompts (``per_prompt_null``: ``Float[ndarray, "draw prompt"]``, one row per random
     intervention). One simulated data set: ``n`` prompts drawn with replacement; one row stands in for the real
-    intervention, ``effect`` added to each of its prompts; the other rows on the same prompts are the null."""
+    intervention, ``effect`` added to each of its prompts; the other rows on the same prompts are the null (its
+    count rescaled to all ``draw`` rows, as the real test has them)."""
     x = np.asarray(per_prompt_null, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
         raise ValueError(f"per_prompt_null: need [draw >= 2, prompt >= 1] values, got shape {x.shape}")
@@ -132,7 +133,11 @@ def monte_carlo_simulator(per_prompt_null: np.ndarray) -> Simulator:
         j = int(rng.integers(x.shape[0]))
         idx = rng.integers(x.shape[1], size=n)
         sample = x[:, idx].mean(axis=1)
-        return p_value(sample[j] + effect, np.delete(sample, j))
+        null = np.delete(sample, j)
+        # the real test has one null draw more than is left here: count on its scale, so that the smallest p is the
+        # real test's 1 / (draws + 1)
+        k = np.sum(null >= sample[j] + effect) * x.shape[0] / len(null)
+        return float((1 + k) / (1 + x.shape[0]))
 
     return simulate
 
