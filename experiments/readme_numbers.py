@@ -4,6 +4,8 @@
     python experiments/readme_numbers.py --write    # replace the block between the README's markers
     python experiments/readme_numbers.py --check    # exit 1 when the README's block differs from the JSON
 
+Also the measured rates of the claim rules in docs/science.md §7 (``figures/claims/calibration.json``).
+
 Sources: ``figures/mixture_sweep/mixture_sweep.json``, ``figures/superposition_bars/superposition_bars.json``,
 ``figures/task_vectors/task_vectors.json``, ``figures/tasks_solved/tasks_solved.json``,
 ``figures/construction/construction.json``, ``figures/scaling/scaling.json``,
@@ -33,6 +35,8 @@ PERF_START, PERF_END = "<!-- performance:start -->", "<!-- performance:end -->"
 PROFILE_START, PROFILE_END = "<!-- profile:start -->", "<!-- profile:end -->"
 EXPLORE_START, EXPLORE_END = "<!-- explore:start -->", "<!-- explore:end -->"
 VERSIONS_START, VERSIONS_END = "<!-- versions:start -->", "<!-- versions:end -->"
+SCIENCE = ROOT / "docs" / "science.md"
+CALIBRATION_START, CALIBRATION_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -51,6 +55,8 @@ def load_sources(root: Path = ROOT) -> dict:
         "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
         "heads": json.loads((fig / "heads" / "heads_all.json").read_text()),
+        "calibration": json.loads((fig / "claims" / "calibration.json").read_text()),
+        "hendel": json.loads((fig / "hendel" / "hendel_table.json").read_text()),
         "explore": {
             name: json.loads((fig / "explore" / f"{name}.json").read_text())
             for name in ("explore_embedded", "explore_constructed")
@@ -251,6 +257,53 @@ def vector_bullets(vectors: dict) -> list[str]:
     return out
 
 
+def _cell(c: dict, spec: str = ".2f") -> str:
+    ci = "" if c["ci95"] is None else f" [{c['ci95'][0]:{spec}}, {c['ci95'][1]:{spec}}]"
+    return f"{c['mean']:{spec}}{ci}"
+
+
+def hendel_bullet(hendel: dict) -> str:
+    """Hendel et al.'s three columns and the KL, per shipped model (mean over its tasks, 95% t-interval over prompt
+    seeds), from ``figures/hendel/hendel_table.json``; the bijection control's row beside them."""
+    cfg, ref = hendel["config"], hendel["hendel_means"]
+    modes = cfg["modes"]
+    parts = []
+    for m in hendel["models"]:
+        s = m["mean_over_tasks"]
+        tv = "; ".join(
+            f"task vector ({mode}) {_cell(s[mode]['task_vector'])}, KL(ICL ‖ TV) {_cell(s[mode]['kl'])}"
+            for mode in modes
+        )
+        parts.append(
+            f"{m['model']} ({len(m['tasks'])} {m['family']} tasks): zero-shot {_cell(s['zero_shot'])}; {tv}; "
+            f"in-context {_cell(s['icl'])}"
+        )
+    bij = [
+        f"{m['model']} {task}: task vector "
+        + ", ".join(f"({mode}) {_cell(row[mode]['task_vector'])}" for mode in modes)
+        + f" vs in-context {_cell(row['icl'])}"
+        for m in hendel["models"]
+        for task, row in m["tasks"].items()
+        if row["bijection"]
+    ]
+    return (
+        f"- **Hendel et al.'s table** (`python experiments/hendel_table.py`; `figures/hendel/hendel_table.json`; top-1 "
+        f"accuracy of the answer's first token on {cfg['n_test']} test queries, the layer chosen on {cfg['n_dev']} "
+        f"held-out dev queries, the vector from {cfg['n_vector']} prompts of its own; mean over each model's tasks, "
+        f"95% t-interval over {len(cfg['seeds'])} prompt seeds; per task in the JSON; their means over 18 tasks × 7 "
+        f"models: zero-shot {ref['zero_shot']:.2f}, task vector {ref['task_vector']:.2f}, in-context "
+        f"{ref['icl']:.2f}): "
+        + "; ".join(parts)
+        + "."
+        + (
+            " Negative control (Dong et al., arXiv 2506.09048: a task vector acts as one demonstration and cannot "
+            "carry a bijection that maps both ways): " + "; ".join(bij) + "."
+            if bij
+            else ""
+        )
+    )
+
+
 def solved_bullet(solved: dict) -> str:
     parts = []
     for s in solved["series"]:
@@ -431,6 +484,7 @@ def render(sources: dict) -> str:
         scaling_bullet(sources["scaling"]),
         collapse_bullet(sources["collapse"]),
     ]
+    lines += [hendel_bullet(sources["hendel"])]
     lines += [heads_bullet(sources["heads"])]
     lines += [construction_bullet(sources["construction"]), ""]
     lines += ["![best layer](figures/task_vectors/best_layer.png)", ""]
@@ -592,6 +646,48 @@ def render_explore(explore: dict, bench: dict) -> str:
     return "\n".join([*lines, EXPLORE_END])
 
 
+def render_calibration(cal: dict) -> str:
+    """docs/science.md §7's measured rates of the claim rules (``figures/claims/calibration.json``)."""
+    cfg, steering, trend = cal["config"], cal["steering"], cal["trend"]
+    false = steering["random direction"]
+    doses = [steering[f"dose {d:g}"] for d in cfg["doses"]]
+    per_dose = ", ".join(
+        f"{a['detected_rate']:.2f} at c = {a['dose']:g} (mean rise {a['mean_rise']:.3f}; single seeds reject "
+        f"{a['single_rejection_rate']:.2f})"
+        for a in doses
+    )
+    mde = [a["median_mde"] for a in [false, *doses] if a["median_mde"] is not None]
+    noise, planted = trend["no trend"], next(v for k, v in trend.items() if k != "no trend")
+    steer = (
+        "Measured (`python experiments/claims_calibration.py`, `figures/claims/calibration.json`): on the hand-built "
+        f"model, the steering claim (rise of P(pos1) when a vector is shifted into {cfg['n_prompts']} held-out "
+        f"zero-shot queries at the task layer, against {cfg['n_random']} random vectors of its size), over "
+        f"{cfg['trials']} trials of {cfg['replications']} prompt seeds each, is called *detected* in "
+        f"{false['detected_rate']:.2f} of the trials where a random direction of the task vector's size is planted "
+        f"(the rule's false-positive rate; single seeds reject {false['single_rejection_rate']:.2f}, the test's "
+        f"level), and, with c times the built task vector planted, in {per_dose} of the trials (its power)."
+    )
+    power = (
+        f" The simulated minimum detectable rise at n = {cfg['n_prompts']} is {min(mde):.3g}–{max(mde):.3g};"
+        " *detected* needs every seed, so at a single test's minimum detectable effect its power is about "
+        f"0.8^{cfg['replications']} = {0.8 ** cfg['replications']:.2f}."
+        if mde
+        else ""
+    )
+    trend_text = (
+        f" The trend rule on {cfg['trend_blocks']} seeds × {cfg['trend_sizes']} sizes of unit-s.d. noise says "
+        f'"rises with size" for {noise["rises_rate"]:.2f} and "falls with size" for {noise["falls_rate"]:.2f} of '
+        f'{cfg["trend_trials"]} tables with no trend (its false-positive rate, per direction), and "rises" for '
+        f"{planted['rises_rate']:.2f} with a rise of {planted['effect']:g} s.d. per size step planted."
+    )
+    return "\n".join([CALIBRATION_START, steer + power + trend_text, CALIBRATION_END])
+
+
+def science_blocks(sources: dict) -> dict[tuple[str, str], str]:
+    """Every generated block of docs/science.md by its markers."""
+    return {(CALIBRATION_START, CALIBRATION_END): render_calibration(sources["calibration"])}
+
+
 def readme_block(text: str, start: str = START, end: str = END) -> str:
     """The README's current block between ``start`` and ``end``, markers included."""
     i, j = text.index(start), text.index(end) + len(end)
@@ -611,22 +707,27 @@ def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="replace the README's block")
-    ap.add_argument("--check", action="store_true", help="exit 1 when the README's block differs from the JSON")
+    ap.add_argument("--write", action="store_true", help="replace the README's (and docs/science.md's) blocks")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a block differs from the JSON")
     args = ap.parse_args(argv)
-    blocks = rendered_blocks(load_sources())
-    text = README.read_text()
+    sources = load_sources()
+    targets = {README: rendered_blocks(sources), SCIENCE: science_blocks(sources)}
     if args.check:
-        same = all(readme_block(text, *marks) == block for marks, block in blocks.items())
+        same = all(
+            readme_block(path.read_text(), *marks) == block for path, blocks in targets.items()
+            for marks, block in blocks.items()
+        )  # fmt: skip
         print("README numbers match the JSON" if same else "README numbers differ from the JSON: run --write")
         return 0 if same else 1
     if args.write:
-        for marks, block in blocks.items():
-            text = text.replace(readme_block(text, *marks), block)
-        atomic_write_bytes(README, text.encode())
-        print(f"wrote the generated blocks of {README}")
+        for path, blocks in targets.items():
+            text = path.read_text()
+            for marks, block in blocks.items():
+                text = text.replace(readme_block(text, *marks), block)
+            atomic_write_bytes(path, text.encode())
+            print(f"wrote the generated blocks of {path}")
         return 0
-    print("\n\n".join(blocks.values()))
+    print("\n\n".join([*targets[README].values(), *targets[SCIENCE].values()]))
     return 0
 
 
