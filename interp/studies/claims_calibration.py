@@ -57,11 +57,11 @@ class CalibrationConfig:
     rule's simulated tables (``trend_effect``: the planted rise per size step, in units of the noise's s.d.)."""
 
     model: str = "constructed:retrieval:K=3"
-    trials: int = 20
+    trials: int = 12
     replications: int = 3
     n_prompts: int = 16
     n_examples: int = 12
-    doses: list[float] = field(default_factory=lambda: [0.03, 0.1, 0.3, 1.0])
+    doses: list[float] = field(default_factory=lambda: [0.1, 0.3, 1.0])
     n_random: int = 40
     power_sims: int = 40
     trend_trials: int = 400
