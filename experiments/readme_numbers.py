@@ -25,6 +25,7 @@ import numpy as np
 from interp.claims import Claim
 from interp.construction import probability_error_bound
 from interp.export import atomic_write_bytes
+from interp.studies.task_vectors import control_words
 from interp.tokenization import char_vocab
 from interp.trends import Trend, trend_words
 
@@ -185,17 +186,33 @@ def _mode_sentence(mode: str, acc: dict, tasks, lambdas, claims: dict[str, Claim
             f"in-context prompts leaves candidate accuracy {lo:.2f}–{hi:.2f} of {acc['icl_accuracy'][a]:.2f}): it "
             "erases the query, so it cannot test steering."
         )
-    kept, passing = _layers_with(control, "uninformative"), _layers_with(control, "passes")
-    neg = [x for c in control.values() for x in (c["negative_accuracy"] or [])]
-    p_other = [x for c in control.values() for x in (c["negative_p_other"] or [])]
-    words = f"{what} keeps the query"
-    if kept:
+    statuses = {t: c["status"] for t, c in control.items()}
+
+    def said(st: list[str]) -> str:
+        return control_words(range(len(st)), st).removeprefix("control ")
+
+    if len({tuple(st) for st in statuses.values()}) == 1:
+        status_words = said(next(iter(statuses.values())))
+    else:
+        status_words = "; ".join(f"{t}: {said(st)}" for t, st in statuses.items())
+    words = (
+        f"{what} keeps the query where its self-patch control does not fail (own vector into its own held-out "
+        f"in-context prompts; the other task's vector as the negative form): {status_words}"
+    )
+    silent = [
+        (c["negative_accuracy"][la], (c["negative_p_other"] or [0.0] * len(c["status"]))[la])
+        for c in control.values()
+        for la, st in enumerate(c["status"])
+        if st == "uninformative"
+    ]
+    if silent:
+        neg, p_other = [a for a, _ in silent], [p for _, p in silent]
         words += (
-            f", but its self-patch control is uninformative at layers {kept}: the other task's vector put in the same "
-            f"way also keeps the accuracy ({min(neg):.2f}–{max(neg):.2f}, P(the other task's answer) at most "
-            f"{max(p_other):.2f}), so the control cannot show that the shift carries a task"
+            ". Where it is uninformative, the other task's vector put in the same way also keeps the accuracy "
+            f"({min(neg):.2f}–{max(neg):.2f}; P(the other task's answer) at most {max(p_other):.2f}), so the control "
+            "cannot show that the intervention carries a task"
         )
-    words += f"; it passes (own vector keeps the task, the other's moves it) at layers {passing}" if passing else ""
+    passing = _layers_with(control, "passes")
     valid = acc["pair_layer"] in passing
     p_b = np.array(acc["p_b_at_layer"])
     peak = float(np.array(lambdas)[int(np.argmax(p_b))])
