@@ -139,7 +139,7 @@ class TaskVectorsConfig:
         """One pair, few prompts and λ points: a smoke run of every stage (≈ 30 s on a laptop CPU)."""
         return cls(
             pairs=[tuple(DEFAULT_PAIRS[0])], n_prompts=8, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0], projection_prompts=6,
-            replications=2, null_pilot=8, null_sizes=[8, 12], power_sims=5, n_null=10,
+            replications=1, null_pilot=8, null_sizes=[8, 12], power_sims=5, n_null=10,
         )  # fmt: skip
 
     def validate(self) -> None:
