@@ -262,8 +262,9 @@ def vector_bullets(vectors: dict) -> list[str]:
             )
             tests = "; ".join(claims[f"{root}/{key}"].words() for key in ("projection", "residual", "ablation"))
             decomposition += (
-                f"Against nulls at layer {nulls['layer']} (n = {nulls['n']} prompts per group, {reached}; the mixture "
-                f"and the ablated prompts held out from the basis): {tests}. "
+                f"Against nulls at layer {nulls['layer']} (n = {nulls['n']} prompts per group, {reached}; the basis, "
+                "mixture and third task paired by query, the residual ablated in held-out prompts): "
+                f"{tests}. "
             )
         out.append(
             f"- **Task vectors (claim 3), {a}/{b}** (`interp figures task_vectors`, {cfg['n_prompts']} prompts, "

@@ -524,17 +524,19 @@ def _single(family: str, tasks: tuple[str, ...], weights, n: int, n_examples: in
 
 
 def null_groups(family: str, tasks: tuple[str, str, str], n: int, n_examples: int, seed: int) -> dict[str, list]:
-    """Prompts of the decomposition nulls, held out from each other by construction: the basis (single-task A and B)
-    from ``seed``; the mixture and the third task (paired: the same queries) from ``held_out_seed(seed)``; the
-    prompts the residual is ablated in (50/50) from ``held_out_seed(seed, 2)``. Candidates: the three tasks."""
+    """Prompts of the decomposition nulls. The basis (single-task A and B), the mixture and the third task come from
+    ``seed``: paired row by row (the same queries and example inputs, each set with its own answers), so that the
+    residual and projection tests compare means without the queries' own variation (a paired design; no vector is
+    tested on prompts it was made from there). The prompts the residual direction is ablated in (50/50) come from
+    ``held_out_seed(seed)``: the direction is fitted on the first groups and tested on prompts it never saw.
+    Candidates: the three tasks."""
     one = lambda k: [float(i == k) for i in range(3)]  # noqa: E731
-    test, ablate = held_out_seed(seed), held_out_seed(seed, 2)
     return {
         "a": _single(family, tasks, one(0), n, n_examples, seed),
         "b": _single(family, tasks, one(1), n, n_examples, seed),
-        "mixed": _single(family, tasks, [0.5, 0.5, 0.0], n, n_examples, test),
-        "third": _single(family, tasks, one(2), n, n_examples, test),
-        "ablate": _single(family, tasks, [0.5, 0.5, 0.0], n, n_examples, ablate),
+        "mixed": _single(family, tasks, [0.5, 0.5, 0.0], n, n_examples, seed),
+        "third": _single(family, tasks, one(2), n, n_examples, seed),
+        "ablate": _single(family, tasks, [0.5, 0.5, 0.0], n, n_examples, held_out_seed(seed)),
     }
 
 
@@ -546,7 +548,7 @@ def choose_null_size(model, config: TaskVectorsConfig, family: str, tasks, layer
     acts = {
         k: capture_resid(model, pilot[k], layers=[layer], batch_size=config.batch_size)[0] for k in ("mixed", "a", "b")
     }
-    sim = residual_simulator(acts["mixed"], acts["a"], acts["b"], paired=False, seed=config.seed)
+    sim = residual_simulator(acts["mixed"], acts["a"], acts["b"], paired=True, seed=config.seed)
     n, tried = required_n(
         sim, config.residual_effect, config.null_sizes, n_sim=max(config.power_sims, 1), power=config.power,
         seed=config.seed,
@@ -566,10 +568,11 @@ def decomposition_nulls(
     model, config: TaskVectorsConfig, family: str, tasks: tuple[str, str, str], layers, layer: int | None
 ) -> dict[str, Any] | None:
     """The decomposition's nulls at ``layer`` (``None``: no layer passes the self-patch control in any mode, so none
-    is reported), once per replication seed, at an n chosen for power (:func:`choose_null_size`): the projection
-    coefficient of the 50/50 vector onto ½(v_A + v_B) measured from the third task's vector, the out-of-span residual
-    against split-half noise, and the causal ablation of that residual (in prompts held out from those it was computed
-    from) against random directions of the same norm (:mod:`interp.nulls`)."""
+    is reported), once per replication seed, at an n chosen for power (:func:`choose_null_size`), on the groups of
+    :func:`null_groups`: the projection coefficient of the 50/50 vector onto ½(v_A + v_B) measured from the third
+    task's vector, the out-of-span residual against split-half noise (both paired by query), and the causal ablation
+    of that residual, in prompts held out from those it was computed from, against random directions of the same norm
+    (:mod:`interp.nulls`)."""
     if layer is None:
         return None
     size = choose_null_size(model, config, family, tasks, layer)
@@ -583,7 +586,7 @@ def decomposition_nulls(
         }
         kw = dict(seed=s, power_sims=config.power_sims)
         proj = projection_null(x["mixed"], x["a"], x["b"], x["third"], paired=True, **kw)
-        resid = residual_noise_floor(x["mixed"], x["a"], x["b"], paired=False, **kw)
+        resid = residual_noise_floor(x["mixed"], x["a"], x["b"], paired=True, **kw)
         direction = residual_direction(x["mixed"].mean(0), x["a"].mean(0), x["b"].mean(0))
         ablation = ablation_null(
             model, groups["ablate"], direction, layer, made_from=groups["a"] + groups["b"] + groups["mixed"],
