@@ -117,3 +117,24 @@ def test_seeds_and_pairs_recompute_from_scoring_and_the_verdicts_follow_the_unit
     assert v["hedging"]["page"]["direction"] == "none"  # constant: no trend
     with pytest.raises(ValueError, match="^tasks: need at least two distinct tasks"):
         measure({}, PairsConfig(tasks=("add1",)))
+
+
+def test_the_committed_verdicts_are_what_the_trend_rule_gives_for_the_committed_units():
+    """Issue 37: "rises with size" only where Page's L test (seeds as blocks) says so; the committed verdicts are
+    recomputed from the committed units (experiments/scaling_verdicts.py --check), and a planted change is caught."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from scripts import load_script
+
+    script = load_script("experiments/scaling_verdicts.py")
+    assert script.main(["--check"]) == 0
+    numbers = json.loads((Path(__file__).resolve().parents[2] / "figures" / "scaling" / "scaling.json").read_text())
+    block = copy.deepcopy(numbers["seeds_and_pairs"])
+    for u in block["units"]:  # plant a trend that falls with size in every seed
+        if u["size"] in ("xs", "s", "m", "l"):
+            u["kl"] = {"xs": 4.0, "s": 3.0, "m": 2.0, "l": 1.0}[u["size"]]
+    v = script.recomputed(block)
+    assert v["kl"]["page"]["direction"] == "falls" and v["kl"]["page"]["monotone_falling"] == 3
+    assert v["kl"]["page"]["words"].startswith("falls with size (Page's L = ")
