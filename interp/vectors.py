@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from interp.capture import POSITION_RULE, capture_resid
 from interp.export import atomic_path
+from interp.heldout import held_out_seed
 from interp.hooks import check_hook, check_layers
 from interp.models import model_info
 from interp.prompts import Prompt, build_prompts, check_simplex, random_answer_prompts, random_string_prompts
@@ -423,8 +424,6 @@ def null_vectors(
     controls) from prompts of ``target_seed`` (default :func:`interp.heldout.held_out_seed` of ``seed``), which share
     their queries with each other but no prompt with the basis (docs/science.md §4).
     """
-    from interp.heldout import held_out_seed
-
     fam = get_family(family)
     resolve_tasks(fam, [task_a, task_b, third_task])
     check_hook(hook)

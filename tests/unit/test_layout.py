@@ -4,8 +4,11 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 
 -1. png_renderer (the PNG renderer process), png (its owner: browser search, timeouts)
 -0.5. seeds (the one seed check)
-0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block)
+0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block), heldout
+   (which prompts a vector was made from), claims (claim records and the rules that word them)
 1. results (values), prompts, tokenization
+1.5 power (planted effects, simulated)
+1.6 trends (Page's L across sizes, with its power)
 2. decomposition, plots, architectures (the HF → TransformerLens table), bridge, activations (one-pass gelu_new)
 3. models (loading)
 4. hooks (running a model, attaching hooks)
@@ -40,7 +43,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "interp"
 RANK = {
     "png_renderer": -1, "png": -0.5, "seeds": -0.5,
-    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "results": 1,
+    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "heldout": 0, "claims": 0, "results": 1,
+    "power": 1.5, "trends": 1.6,
     "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2, "activations": 2,
     "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,
