@@ -4,6 +4,8 @@
     python experiments/readme_numbers.py --write    # replace the block between the README's markers
     python experiments/readme_numbers.py --check    # exit 1 when the README's block differs from the JSON
 
+Also the measured rates of the claim rules in docs/science.md §7 (``figures/claims/calibration.json``).
+
 Sources: ``figures/mixture_sweep/mixture_sweep.json``, ``figures/superposition_bars/superposition_bars.json``,
 ``figures/task_vectors/task_vectors.json``, ``figures/tasks_solved/tasks_solved.json``,
 ``figures/construction/construction.json``, ``figures/scaling/scaling.json``,
@@ -21,9 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from interp.claims import Claim
 from interp.construction import probability_error_bound
 from interp.export import atomic_write_bytes
+from interp.studies.task_vectors import control_words
 from interp.tokenization import char_vocab
+from interp.trends import Trend, trend_words
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -34,6 +39,8 @@ EXPLORE_START, EXPLORE_END = "<!-- explore:start -->", "<!-- explore:end -->"
 VERSIONS_START, VERSIONS_END = "<!-- versions:start -->", "<!-- versions:end -->"
 BEYOND_START, BEYOND_END = "<!-- beyond:start -->", "<!-- beyond:end -->"
 STORE_START, STORE_END = "<!-- store:start -->", "<!-- store:end -->"
+SCIENCE = ROOT / "docs" / "science.md"
+CALIBRATION_START, CALIBRATION_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
 
 
 def load_sources(root: Path = ROOT) -> dict:
@@ -54,6 +61,8 @@ def load_sources(root: Path = ROOT) -> dict:
         "collapse": json.loads((fig / "generation_collapse_two_digit" / "generation_collapse.json").read_text()),
         "card": json.loads((root / "interp" / "checkpoints" / "embedded" / "eval.json").read_text()),
         "heads": json.loads((fig / "heads" / "heads_all.json").read_text()),
+        "calibration": json.loads((fig / "claims" / "calibration.json").read_text()),
+        "hendel": json.loads((fig / "hendel" / "hendel_table.json").read_text()),
         "explore": {
             name: json.loads((fig / "explore" / f"{name}.json").read_text())
             for name in ("explore_embedded", "explore_constructed")
@@ -135,21 +144,20 @@ def _fmt(x: float | None, spec: str = ".3f", none: str = "n/a") -> str:
     return none if x is None else format(x, spec)
 
 
-def _null(n: dict) -> str:
-    ci = "" if n["ci95"] is None else f" [{n['ci95'][0]:.3f}, {n['ci95'][1]:.3f}]"
-    return f"{n['statistic']:.3f}{ci} vs {n['null_q95']:.3f} for the null's 95th percentile, p = {n['p_value']:.2g}"
+def _claims(vectors: dict) -> dict[str, Claim]:
+    """The study's claim records by key (:mod:`interp.claims`): every null sentence below is one of them, worded by
+    its rules."""
+    return {c["key"]: Claim.from_dict(c) for c in vectors.get("claims", [])}
 
 
-def _steering(acc: dict, tasks) -> str:
+def _steering(acc: dict, tasks, claims: dict[str, Claim], root: str, mode: str) -> str:
     parts = []
     for t in tasks:
         if acc["best_layer"][t] is None:
             continue
         clear = "" if acc["best_layer_clear"][t] else "; not clear of the runner-up layer"
-        null = acc.get("steering_null", {}).get(t)
-        rise = (
-            "" if null is None else f"; rise of P({t}) at the pair layer {_null(null)}, random vectors of the same norm"
-        )
+        claim = claims.get(f"{root}/steering/{mode}/{t}")
+        rise = "" if claim is None else f"; {claim.words()}, against random vectors of the same norm"
         parts.append(
             f"{t}: patched candidate accuracy {acc['patched_accuracy'][t]:.2f} at layer {acc['best_layer'][t]} "
             f"(zero-shot {acc['zero_shot_accuracy'][t]:.2f}, chance {acc['chance'][t]:.2f}, in-context "
@@ -165,36 +173,73 @@ MODE_WORDS = {
 }
 
 
-def _mode_sentence(mode: str, acc: dict, tasks, lambdas) -> str:
+def _layers_with(control: dict, status: str) -> list[int]:
+    """Layers where every task's self-patch control has ``status``."""
+    per_task = [c["status"] for c in control.values()]
+    return [la for la in range(len(per_task[0])) if all(st[la] == status for st in per_task)]
+
+
+def _mode_sentence(mode: str, acc: dict, tasks, lambdas, claims: dict[str, Claim], root: str) -> str:
     a, b = tasks
     what = MODE_WORDS[mode]
-    ctrl = [c["accuracy"] for c in acc["control"].values() if c["accuracy"] is not None]
+    control = acc["control"]
+    ctrl = [c["accuracy"] for c in control.values() if c["accuracy"] is not None]
     lo, hi = (min(min(c) for c in ctrl), max(max(c) for c in ctrl)) if ctrl else (None, None)
     if acc["pair_layer"] is None:
         return (
-            f"{what} fails the self-patch control at every layer (a task's own vector patched into its own in-context "
-            f"prompts leaves candidate accuracy {lo:.2f}–{hi:.2f} of {acc['icl_accuracy'][a]:.2f}): it erases the "
-            "query, so it cannot test steering."
+            f"{what} fails the self-patch control at every layer (a task's own vector patched into its own held-out "
+            f"in-context prompts leaves candidate accuracy {lo:.2f}–{hi:.2f} of {acc['icl_accuracy'][a]:.2f}): it "
+            "erases the query, so it cannot test steering."
         )
-    passing = [la for la, ok in enumerate(next(iter(acc["control"].values()))["passes"]) if ok]
+    statuses = {t: c["status"] for t, c in control.items()}
+
+    def said(st: list[str]) -> str:
+        return control_words(range(len(st)), st).removeprefix("control ")
+
+    if len({tuple(st) for st in statuses.values()}) == 1:
+        status_words = said(next(iter(statuses.values())))
+    else:
+        status_words = "; ".join(f"{t}: {said(st)}" for t, st in statuses.items())
+    words = (
+        f"{what} keeps the query where its self-patch control does not fail (own vector into its own held-out "
+        f"in-context prompts; the other task's vector as the negative form): {status_words}"
+    )
+    silent = [
+        (c["negative_accuracy"][la], (c["negative_p_other"] or [0.0] * len(c["status"]))[la])
+        for c in control.values()
+        for la, st in enumerate(c["status"])
+        if st == "uninformative"
+    ]
+    if silent:
+        neg, p_other = [a for a, _ in silent], [p for _, p in silent]
+        words += (
+            ". Where it is uninformative, the other task's vector put in the same way also keeps the accuracy "
+            f"({min(neg):.2f}–{max(neg):.2f}; P(the other task's answer) at most {max(p_other):.2f}), so the control "
+            "cannot show that the intervention carries a task"
+        )
+    passing = _layers_with(control, "passes")
+    valid = acc["pair_layer"] in passing
     p_b = np.array(acc["p_b_at_layer"])
     peak = float(np.array(lambdas)[int(np.argmax(p_b))])
     return (
-        f"{what} passes the self-patch control at layers {passing}; at layer {acc['pair_layer']} it moves P({b}) from "
-        f"{p_b.min():.2f} to {p_b.max():.2f} (Spearman with λ {_fmt(acc['spearman_rho'], '+.3f')}, maximum at λ = "
-        f"{peak:.2f}; crosses 0.5: {'yes' if acc['crosses_half'] else 'no'}); steering from a query "
-        f"({acc['queries'].replace('_', '-')}, {acc['n_distinct_queries']} distinct): "
-        f"{_steering(acc, tasks)}."
+        f"{words}. At layer {acc['pair_layer']} (the best layer whose query is kept"
+        + ("" if valid else "; not a validated intervention")
+        + f") it moves P({b}) from {p_b.min():.2f} to {p_b.max():.2f} (Spearman with λ "
+        f"{_fmt(acc['spearman_rho'], '+.3f')}, maximum at λ = {peak:.2f}; crosses 0.5: "
+        f"{'yes' if acc['crosses_half'] else 'no'}); steering from a query ({acc['queries'].replace('_', '-')}, "
+        f"{acc['n_distinct_queries']} distinct): {_steering(acc, tasks, claims, root, mode)}."
     )
 
 
 def vector_bullets(vectors: dict) -> list[str]:
     cfg = vectors["config"]
+    claims = _claims(vectors)
     out = []
     for pair in vectors["pairs"]:
         if pair["family"] != "bias_add":
             continue
         a, b = pair["tasks"]
+        root = f"task_vectors/{pair['family']}:{a}+{b}"
         modes = pair["modes"]
         with_layer = [m for m in modes.values() if m["acceptance"]["pair_layer"] is not None]
         decomposition = ""
@@ -204,25 +249,82 @@ def vector_bullets(vectors: dict) -> list[str]:
             controls = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in res.items() if k != "mixed")
             below = "below every control" if acc["mixed_below_every_control"] else "not below every control"
             decomposition = (
-                f"the 50/50 vector decomposes onto the two single-task vectors with residual {res['mixed']:.2f} at "
-                f"layer {acc['pair_layer']}, {below} ({controls}). "
+                f"the 50/50 vector (from held-out prompts) decomposes onto the two single-task vectors with residual "
+                f"{res['mixed']:.2f} at layer {acc['pair_layer']}, {below} ({controls}). "
             )
-        sentences = " ".join(_mode_sentence(mode, m["acceptance"], (a, b), cfg["lambdas"]) for mode, m in modes.items())
+        sentences = " ".join(
+            _mode_sentence(mode, m["acceptance"], (a, b), cfg["lambdas"], claims, root) for mode, m in modes.items()
+        )
         nulls = pair.get("nulls")
         if nulls is not None:
+            size = nulls["sample_size"]
+            reached = (
+                f"chosen for power {size['power']:g} at an out-of-span norm of {size['effect']:g} from a pilot of "
+                f"{size['pilot_prompts']} prompts per group"
+                if size["required"] is not None
+                else f"the largest tried: power {size['power']:g} at an out-of-span norm of {size['effect']:g} was "
+                "not reached"
+            )
+            tests = "; ".join(claims[f"{root}/{key}"].words() for key in ("projection", "residual", "ablation"))
             decomposition += (
-                f"Against nulls at layer {nulls['layer']}: the 50/50 vector's projection coefficient onto "
-                f"½(v_{a} + v_{b}) is {_null(nulls['projection'])} (labels of mixed and third-task prompts swapped); "
-                f"its out-of-span residual is {_null(nulls['residual'])} (split-half noise: where p is large the "
-                f"mixture lies in the span up to noise); removing that residual moves the answers by Σ|ΔP| "
-                f"{_null(nulls['ablation'])} (random directions of the same norm). "
+                f"Against nulls at layer {nulls['layer']} (n = {nulls['n']} prompts per group, {reached}; the basis, "
+                "mixture and third task paired by query, the residual ablated in held-out prompts): "
+                f"{tests}. "
             )
         out.append(
             f"- **Task vectors (claim 3), {a}/{b}** (`interp figures task_vectors`, {cfg['n_prompts']} prompts, "
-            f"{len(cfg['lambdas'])} λ, seed {cfg['seed']}, self-patch tolerance {cfg['control_tolerance']}; "
-            f"`figures/task_vectors/task_vectors.json`): {decomposition}{sentences}"
+            f"{len(cfg['lambdas'])} λ, vectors from seed {cfg['seed']} tested on held-out prompts, self-patch "
+            f"tolerance {cfg['control_tolerance']}; `figures/task_vectors/task_vectors.json`): {decomposition}"
+            f"{sentences}"
         )
     return out
+
+
+def _cell(c: dict, spec: str = ".2f") -> str:
+    ci = "" if c["ci95"] is None else f" [{c['ci95'][0]:{spec}}, {c['ci95'][1]:{spec}}]"
+    return f"{c['mean']:{spec}}{ci}"
+
+
+def hendel_bullet(hendel: dict) -> str:
+    """Hendel et al.'s three columns and the KL, per shipped model (mean over its tasks, 95% t-interval over prompt
+    seeds), from ``figures/hendel/hendel_table.json``; the bijection control's row beside them."""
+    cfg, ref = hendel["config"], hendel["hendel_means"]
+    modes = cfg["modes"]
+    parts = []
+    for m in hendel["models"]:
+        s = m["mean_over_tasks"]
+        tv = "; ".join(
+            f"task vector ({mode}) {_cell(s[mode]['task_vector'])}, KL(ICL ‖ TV) {_cell(s[mode]['kl'])}"
+            for mode in modes
+        )
+        parts.append(
+            f"{m['model']} ({len(m['tasks'])} {m['family']} tasks): zero-shot {_cell(s['zero_shot'])}; {tv}; "
+            f"in-context {_cell(s['icl'])}"
+        )
+    bij = [
+        f"{m['model']} {task}: task vector "
+        + ", ".join(f"({mode}) {_cell(row[mode]['task_vector'])}" for mode in modes)
+        + f" vs in-context {_cell(row['icl'])}"
+        for m in hendel["models"]
+        for task, row in m["tasks"].items()
+        if row["bijection"]
+    ]
+    return (
+        f"- **Hendel et al.'s table** (`python experiments/hendel_table.py`; `figures/hendel/hendel_table.json`; top-1 "
+        f"accuracy of the answer's first token on {cfg['n_test']} test queries, the layer chosen on {cfg['n_dev']} "
+        f"held-out dev queries, the vector from {cfg['n_vector']} prompts of its own; mean over each model's tasks, "
+        f"95% t-interval over {len(cfg['seeds'])} prompt seeds; per task in the JSON; their means over 18 tasks × 7 "
+        f"models: zero-shot {ref['zero_shot']:.2f}, task vector {ref['task_vector']:.2f}, in-context "
+        f"{ref['icl']:.2f}): "
+        + "; ".join(parts)
+        + "."
+        + (
+            " Negative control (Dong et al., arXiv 2506.09048: a task vector acts as one demonstration and cannot "
+            "carry a bijection that maps both ways): " + "; ".join(bij) + "."
+            if bij
+            else ""
+        )
+    )
 
 
 def solved_bullet(solved: dict) -> str:
@@ -257,12 +359,9 @@ def construction_bullet(construction: dict) -> str:
 
 
 def _trend(verdict: dict) -> str:
-    per_seed = [r for r in verdict["spearman_per_seed"].values() if r is not None]
-    if per_seed and all(r < 0 for r in per_seed):
-        return "falls with size in every seed"
-    if per_seed and all(r > 0 for r in per_seed):
-        return "rises with size in every seed"
-    return "has no direction shared by the seeds"
+    """The trend's words by rule (:func:`interp.trends.trend_words` over its Page's L record)."""
+    record = {k: v for k, v in verdict["page"].items() if k not in ("words", "direction")}
+    return trend_words(Trend.from_dict(record))
 
 
 def scaling_bullet(scaling: dict) -> str:
@@ -292,13 +391,12 @@ def scaling_bullet(scaling: dict) -> str:
             for sz in pairs["sizes"]
         )
 
-    kl = verdicts["kl"]
-    rho = ", ".join(f"seed {k} {_fmt(v, '+.2f')}" for k, v in kl["spearman_per_seed"].items())
-    reproduced = "reproduced" if kl["falls_with_size_in_every_seed"] else "not reproduced"
+    trend = Trend.from_dict({k: v for k, v in verdicts["kl"]["page"].items() if k not in ("words", "direction")})
+    reproduced = "reproduced" if trend.direction == "falls" else "not reproduced"
     return text + (
         f" Across {n_seeds} training seeds × {len(pairs['pairs'])} task pairs per size (50/50 prompts; "
-        "`figures/scaling/scaling_pairs.json`, mean over seed × pair units with 95% CIs): KL "
-        f"{per_size('kl')}; it {_trend(kl)} (Spearman with parameters per seed: {rho}). Beside KL: hedging P(other) "
+        "`figures/scaling/scaling_pairs.json`, mean over seed × pair units with 95% CIs; trends by Page's L test with "
+        f"the seeds as blocks): KL {per_size('kl')}; it {_trend(verdicts['kl'])}. Beside KL: hedging P(other) "
         f"{per_size('hedging')} ({_trend(verdicts['hedging'])}); fixed task preference {per_size('preference')} "
         f"({_trend(verdicts['preference'])}); per-prompt commitment (variance of A's share, at most 0.25) "
         f"{per_size('commitment')} ({_trend(verdicts['commitment'])}). Lower KL with size (the paper's claim 4 on "
@@ -444,7 +542,8 @@ def _heads_bullet_before_roles(heads: dict) -> str:
 
 
 def collapse_bullet(collapse: dict) -> str:
-    parts = []
+    parts, collapsing = [], []
+    threshold = collapse["config"].get("superposition_threshold")
     for c in collapse["curves"]:
         i = next((k for k, p in enumerate(c["proportions"]) if abs(p[0] - 0.5) < 1e-9), None)
         if i is None:
@@ -452,18 +551,35 @@ def collapse_bullet(collapse: dict) -> str:
         a, b = c["tasks"]
         first = c["first_token"][i]
         commit = c["sampled_commit"]
-        parts.append(
+        head = (
             f"{a}/{b} at 50/50: first token {first[0]:.2f} vs {first[1]:.2f} (other first tokens "
-            f"{c['first_other'][i]:.2f}); after a sampled first token the model "
-            f"completes that task's answer with P {commit['mean'][i]:.2f} [{commit['ci95'][i][0]:.2f}, "
-            f"{commit['ci95'][i][1]:.2f}]; hybrid completions {c['sampled_hybrid'][i]:.4f} of samples"
+            f"{c['first_other'][i]:.2f})"
         )
+        pre = c["precondition"][i]
+        if not pre["superposed"]:
+            weak = c["tasks"][pre["weakest"]]
+            parts.append(
+                f"{head}: no superposition to collapse ({weak} holds {pre['weakest_mass']:.2f} of the first token, "
+                f"below the {threshold:g} a collapse claim needs)"
+            )
+            continue
+        collapsing.append(f"{a}/{b}")
+        parts.append(
+            f"{head}; after a sampled first token the model completes that task's answer with P "
+            f"{commit['mean'][i]:.2f} [{commit['ci95'][i][0]:.2f}, {commit['ci95'][i][1]:.2f}]; hybrid completions "
+            f"{c['sampled_hybrid'][i]:.4f} of samples"
+        )
+    verdict = (
+        f" Where there is superposition to collapse ({', '.join(collapsing)}), it lives in the first token's "
+        "distribution and generated text commits to one task."
+        if collapsing
+        else " No pair holds both tasks in the first token's distribution: there is no collapse to show."
+    )
     return (
         "- **Generation collapses (claim 5)** (`python experiments/two_digit_shift.py study`: two-character answers of "
         'the shipped model `load_model("two_digit")`, trained by the same script; '
-        "`figures/generation_collapse_two_digit/`): "
-        + "; ".join(parts)
-        + ". Superposition lives in the first token's distribution; generated text commits to one task."
+        f"`figures/generation_collapse_two_digit/`; a pair counts only where both tasks hold ≥ {threshold:g} of the "
+        "first token): " + "; ".join(parts) + "." + verdict
     )
 
 
@@ -478,6 +594,7 @@ def render(sources: dict) -> str:
         scaling_bullet(sources["scaling"]),
         collapse_bullet(sources["collapse"]),
     ]
+    lines += [hendel_bullet(sources["hendel"])]
     lines += [heads_bullet(sources["heads"])]
     lines += [construction_bullet(sources["construction"]), ""]
     lines += ["![best layer](figures/task_vectors/best_layer.png)", ""]
@@ -718,6 +835,48 @@ def render_store(bench: dict) -> str:
     ])  # fmt: skip
 
 
+def render_calibration(cal: dict) -> str:
+    """docs/science.md §7's measured rates of the claim rules (``figures/claims/calibration.json``)."""
+    cfg, steering, trend = cal["config"], cal["steering"], cal["trend"]
+    false = steering["random direction"]
+    doses = [steering[f"dose {d:g}"] for d in cfg["doses"]]
+    per_dose = ", ".join(
+        f"{a['detected_rate']:.2f} at c = {a['dose']:g} (mean rise {a['mean_rise']:.3f}; single seeds reject "
+        f"{a['single_rejection_rate']:.2f})"
+        for a in doses
+    )
+    mde = [a["median_mde"] for a in [false, *doses] if a["median_mde"] is not None]
+    noise, planted = trend["no trend"], next(v for k, v in trend.items() if k != "no trend")
+    steer = (
+        "Measured (`python experiments/claims_calibration.py`, `figures/claims/calibration.json`): on the hand-built "
+        f"model, the steering claim (rise of P(pos1) when a vector is shifted into {cfg['n_prompts']} held-out "
+        f"zero-shot queries at the task layer, against {cfg['n_random']} random vectors of its size), over "
+        f"{cfg['trials']} trials of {cfg['replications']} prompt seeds each, is called *detected* in "
+        f"{false['detected_rate']:.2f} of the trials where a random direction of the task vector's size is planted "
+        f"(the rule's false-positive rate; single seeds reject {false['single_rejection_rate']:.2f}, the test's "
+        f"level), and, with c times the built task vector planted, in {per_dose} of the trials (its power)."
+    )
+    power = (
+        f" The simulated minimum detectable rise at n = {cfg['n_prompts']} is {min(mde):.3g}–{max(mde):.3g};"
+        " *detected* needs every seed, so at a single test's minimum detectable effect its power is about "
+        f"0.8^{cfg['replications']} = {0.8 ** cfg['replications']:.2f}."
+        if mde
+        else ""
+    )
+    trend_text = (
+        f" The trend rule on {cfg['trend_blocks']} seeds × {cfg['trend_sizes']} sizes of unit-s.d. noise says "
+        f'"rises with size" for {noise["rises_rate"]:.2f} and "falls with size" for {noise["falls_rate"]:.2f} of '
+        f'{cfg["trend_trials"]} tables with no trend (its false-positive rate, per direction), and "rises" for '
+        f"{planted['rises_rate']:.2f} with a rise of {planted['effect']:g} s.d. per size step planted."
+    )
+    return "\n".join([CALIBRATION_START, steer + power + trend_text, CALIBRATION_END])
+
+
+def science_blocks(sources: dict) -> dict[tuple[str, str], str]:
+    """Every generated block of docs/science.md by its markers."""
+    return {(CALIBRATION_START, CALIBRATION_END): render_calibration(sources["calibration"])}
+
+
 def readme_block(text: str, start: str = START, end: str = END) -> str:
     """The README's current block between ``start`` and ``end``, markers included."""
     i, j = text.index(start), text.index(end) + len(end)
@@ -739,22 +898,27 @@ def rendered_blocks(sources: dict) -> dict[tuple[str, str], str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="replace the README's block")
-    ap.add_argument("--check", action="store_true", help="exit 1 when the README's block differs from the JSON")
+    ap.add_argument("--write", action="store_true", help="replace the README's (and docs/science.md's) blocks")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a block differs from the JSON")
     args = ap.parse_args(argv)
-    blocks = rendered_blocks(load_sources())
-    text = README.read_text()
+    sources = load_sources()
+    targets = {README: rendered_blocks(sources), SCIENCE: science_blocks(sources)}
     if args.check:
-        same = all(readme_block(text, *marks) == block for marks, block in blocks.items())
+        same = all(
+            readme_block(path.read_text(), *marks) == block for path, blocks in targets.items()
+            for marks, block in blocks.items()
+        )  # fmt: skip
         print("README numbers match the JSON" if same else "README numbers differ from the JSON: run --write")
         return 0 if same else 1
     if args.write:
-        for marks, block in blocks.items():
-            text = text.replace(readme_block(text, *marks), block)
-        atomic_write_bytes(README, text.encode())
-        print(f"wrote the generated blocks of {README}")
+        for path, blocks in targets.items():
+            text = path.read_text()
+            for marks, block in blocks.items():
+                text = text.replace(readme_block(text, *marks), block)
+            atomic_write_bytes(path, text.encode())
+            print(f"wrote the generated blocks of {path}")
         return 0
-    print("\n\n".join(blocks.values()))
+    print("\n\n".join([*targets[README].values(), *targets[SCIENCE].values()]))
     return 0
 
 

@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "task_vector": "interp.vectors",
     "convex": "interp.vectors",
     "null_vectors": "interp.vectors",
+    "held_out_seed": "interp.heldout",
     "Intervention": "interp.interventions",
     "patch": "interp.patching",
     "add_patch": "interp.patching",
@@ -66,6 +67,9 @@ _EXPORTS: dict[str, str] = {
     # playing in Jupyter
     "explore": "interp.panel",
     "Explorer": "interp.explorer",
+    # claims that can fail
+    "Claim": "interp.claims",
+    "page_trend": "interp.trends",
     # results and studies
     "Result": "interp.results",
     "measure_table": "interp.studies.table",

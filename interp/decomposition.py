@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
+from interp.heldout import check_vectors_disjoint
 from interp.results import CosineMatrix, Decomposition, Projection
 from interp.validate import ArgumentError, ArgumentTypeError, check_choice, check_flag, check_int, check_sequence
 
@@ -105,12 +106,16 @@ def decompose(
         normalize: unit-normalise target and basis per layer first (the paper's setting).
         names: labels of the basis vectors (default from TaskVectors, else ``x0, x1, …``).
         layers: model layers of the rows (default the TaskVector's, else ``0..layer-1``).
+
+    A TaskVector target made from any prompt a basis vector was made from is refused (their shared sampling noise
+    would pull the target into the basis's span; :func:`interp.heldout.check_vectors_disjoint`).
     """
     check_choice(method, "method", METHODS)
     check_flag(intercept, "intercept")
     check_flag(normalize, "normalize")
     basis = check_sequence(basis, "basis", what="basis vectors")
     _check_compatible([target, *basis])
+    check_vectors_disjoint(target, basis)
     vecs = [v for v in [target, *basis] if _is_vector(v)]
     y = as_array(target, "target")
     if y.ndim not in (1, 2):

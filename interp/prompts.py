@@ -68,9 +68,14 @@ class Prompt:
         return tuple(self.example_tasks.count(t) / n for t in self.tasks)
 
 
-def check_prompts(value: Any, name: str = "prompts") -> list:
-    """A non-empty sequence of :class:`~interp.prompts.Prompt` sharing their candidate tasks."""
-    prompts = check_sequence(value, name, what="Prompt values (interp.build_prompts makes them)")
+def check_prompts(value: Any, name: str = "prompts", *, allow_empty: bool = False) -> list:
+    """A non-empty sequence (empty allowed with ``allow_empty``) of :class:`~interp.prompts.Prompt` sharing their
+    candidate tasks."""
+    prompts = check_sequence(
+        value, name, what="Prompt values (interp.build_prompts makes them)", allow_empty=allow_empty
+    )
+    if not prompts:
+        return prompts
     bad = next((i for i, p in enumerate(prompts) if not isinstance(p, Prompt)), None)
     if bad is not None:
         raise ArgumentTypeError(

@@ -331,6 +331,10 @@ class AnswerDistribution(Result):
 # Task-vector experiments
 
 
+#: What a self-patch control can say at a layer (:attr:`BestLayer.control_status`).
+CONTROL_STATUSES = ("passes", "fails", "uninformative", "unchecked", "not run")
+
+
 @result
 class BestLayer(Result):
     """Patching a task vector into zero-shot queries, layer by layer, with references (docs/science.md §4).
@@ -360,18 +364,23 @@ class BestLayer(Result):
     control_tolerance: float | None = None
     queries: str = "zero_shot"
     n_distinct_queries: int | None = None
+    negative_task: str | None = None
+    negative_accuracy: np.ndarray | None = None
+    negative_p_other: np.ndarray | None = None
 
     _dims: ClassVar = {
         "p_correct": ("layers",),
         "candidate_accuracy": ("layers",),
         "p_correct_sem": ("layers",),
         "control_accuracy": ("layers",),
+        "negative_accuracy": ("layers",),
+        "negative_p_other": ("layers",),
     }
     _summary: ClassVar = ("best",)
 
     def __repr__(self) -> str:
         skip = ("accuracy_rule", "n_candidates", "p_correct_sem", "control_accuracy", "control_tolerance", "queries",
-                "n_distinct_queries")  # fmt: skip
+                "n_distinct_queries", "negative_task", "negative_accuracy", "negative_p_other")  # fmt: skip
         parts = [f"{f.name}{_short(getattr(self, f.name))}" for f in dataclasses.fields(self) if f.name not in skip]
         return f"{type(self).__name__}({', '.join(parts)}, best={self.best})"
 
@@ -385,6 +394,34 @@ class BestLayer(Result):
         return np.asarray(self.control_accuracy) >= self.icl_candidate_accuracy - self.control_tolerance - 1e-9
 
     @property
+    def informative(self) -> np.ndarray | None:
+        """``Bool[ndarray, "layer"]``: layers where the control's negative form moved the accuracy (another task's
+        vector, put in the same way, drops it by more than ``control_tolerance``); ``None`` when it was not run."""
+        if self.negative_accuracy is None or self.control_tolerance is None:
+            return None
+        return np.asarray(self.negative_accuracy) < self.icl_candidate_accuracy - self.control_tolerance - 1e-9
+
+    @property
+    def control_status(self) -> tuple[str, ...]:
+        """Per layer, what the self-patch control says (:data:`CONTROL_STATUSES`): ``"fails"`` (the own vector drops
+        the accuracy), ``"passes"`` (it keeps it and another task's vector moves it), ``"uninformative"`` (both keep
+        it: keeping it says nothing), ``"unchecked"`` (kept; no negative form run) or ``"not run"``.
+
+        >>> r = BestLayer("f", "t", (0, 1, 2), np.zeros(3), np.zeros(3), 0, 0, 1, 1.0, 8, 0,
+        ...               control_accuracy=np.array([1.0, 1.0, 0.2]), control_tolerance=0.05,
+        ...               negative_accuracy=np.array([1.0, 0.0, 0.0]))
+        >>> r.control_status
+        ('uninformative', 'passes', 'fails')
+        """
+        if self.control_accuracy is None or self.control_tolerance is None:
+            return ("not run",) * len(self.layers)
+        moved = self.informative
+        return tuple(
+            "fails" if not ok else "unchecked" if moved is None else "passes" if moved[i] else "uninformative"
+            for i, ok in enumerate(self.passes)
+        )
+
+    @property
     def best(self) -> int | None:
         """The passing layer with the highest mean P(correct) (ties: the earliest); ``None`` when no layer passes the
         self-patch control (no steering claim can be made at any layer)."""
@@ -395,7 +432,8 @@ class BestLayer(Result):
         return self.layers[int(np.argmax(p))]
 
     def check_claim(self, layer: int) -> None:
-        """Refuse a steering claim at ``layer`` when the self-patch control fails there, saying why.
+        """Refuse a steering claim at ``layer`` when the self-patch control fails or is uninformative there, saying
+        why.
 
         >>> r = BestLayer("f", "t", (0, 1), np.array([.2, .6]), np.array([.1, .7]), 0, 0, .9, 1.0, 8, 0,
         ...               control_accuracy=np.array([1.0, 0.1]), control_tolerance=0.05)
@@ -409,6 +447,13 @@ class BestLayer(Result):
         if layer not in self.layers:
             raise ValueError(f"layer: {layer!r} was not swept; valid: {list(self.layers)}")
         i = self.layers.index(layer)
+        if self.control_status[i] == "uninformative":
+            raise ValueError(
+                f"layer: no steering claim at layer {layer} (mode {self.mode}): the self-patch control is "
+                f"uninformative there: {self.negative_task}'s vector put in the same way also keeps {self.task}'s "
+                f"accuracy ({float(self.negative_accuracy[i]):.3f} of {self.icl_candidate_accuracy:.3f}), so keeping "
+                "it says nothing about the intervention"
+            )
         if not self.passes[i]:
             raise ValueError(
                 f"layer: no steering claim at layer {layer} (mode {self.mode}): patching {self.task}'s own vector into "
@@ -830,10 +875,60 @@ class CollapseCurve(Result):
 
 
 @result
+class PowerCurve(Result):
+    """How often a test rejects at level ``alpha`` when an effect of known size is planted (:mod:`interp.power`):
+    ``rejection[i]`` over ``n_sim`` simulated data sets of ``n`` prompts with ``effects[i]`` planted (``unit``: what
+    an effect is measured in, the statistic's own units). ``mde``: the minimum detectable effect, the smallest
+    planted effect rejected with probability ``power`` (linear between grid points; ``None`` beyond the grid).
+
+    >>> c = PowerCurve(np.array([0.0, 1.0, 2.0]), np.array([0.05, 0.6, 1.0]), 30, 0.05, 0.8, 100, "units")
+    >>> round(c.mde, 3)
+    1.5
+    """
+
+    effects: np.ndarray
+    rejection: np.ndarray
+    n: int
+    alpha: float
+    power: float
+    n_sim: int
+    unit: str
+
+    _dims: ClassVar = {"effects": ("effect",), "rejection": ("effect",)}
+    _summary: ClassVar = ("mde",)
+
+    @property
+    def mde(self) -> float | None:
+        rej = np.asarray(self.rejection, dtype=float)
+        eff = np.asarray(self.effects, dtype=float)
+        hit = np.flatnonzero(rej >= self.power)
+        if not len(hit):
+            return None
+        i = int(hit[0])
+        if i == 0:
+            return float(eff[0])
+        e0, e1, r0, r1 = eff[i - 1], eff[i], rej[i - 1], rej[i]
+        return float(e0 + (self.power - r0) / (r1 - r0) * (e1 - e0)) if r1 > r0 else float(e1)
+
+    @property
+    def false_positive_rate(self) -> float | None:
+        """The rejection rate with nothing planted (effect 0, when on the grid): the test's size, near ``alpha``."""
+        zero = np.flatnonzero(np.asarray(self.effects) == 0)
+        return float(self.rejection[zero[0]]) if len(zero) else None
+
+    def detectable(self) -> str:
+        """``"≥ 0.12"`` (or ``"> 0.4"`` when the grid's largest effect is not detected with the power)."""
+        m = self.mde
+        return f"≥ {m:.3g}" if m is not None else f"> {float(np.max(self.effects)):.3g}"
+
+
+@result
 class NullTest(Result):
     """An effect beside its null (:mod:`interp.nulls`): ``statistic``, the null's samples ``null``
     (``Float[ndarray, "sample"]``), the one-sided ``p_value`` P(null >= statistic) with the +1 correction, a 95% CI of
-    the statistic over prompts where it is a mean (else ``None``), and ``note`` saying what the null is."""
+    the statistic over prompts where it is a mean (else ``None``), and ``note`` saying what the null is. ``n``: the
+    prompts the statistic rests on; ``power``: the test's :class:`PowerCurve` at that ``n`` (planted effects,
+    simulated), whose ``mde`` is what a non-rejection can speak to (``None`` where it was not simulated)."""
 
     name: str
     statistic: float
@@ -841,8 +936,15 @@ class NullTest(Result):
     p_value: float
     ci95: tuple[float, float] | None
     note: str
+    n: int = 0
+    power: PowerCurve | None = None
 
     _dims: ClassVar = {"null": ("sample",)}
+
+    @property
+    def mde(self) -> float | None:
+        """The minimum detectable effect at ``n`` (``None``: not simulated, or beyond the simulated grid)."""
+        return None if self.power is None else self.power.mde
 
     @property
     def null_mean(self) -> float:

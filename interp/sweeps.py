@@ -32,6 +32,7 @@ from interp.capture import capture_resid, token_ids
 from interp.decomposition import METHODS, decompose
 from interp.engines import Cell, score
 from interp.engines.plan import check_batch_size, resolve_positions
+from interp.heldout import check_held_out, held_out_seed
 from interp.hooks import check_hook, check_layers
 from interp.interventions import Intervention
 from interp.metrics import candidate_accuracy, mean_and_sem
@@ -53,7 +54,15 @@ from interp.validate import (
     check_probability,
     check_sequence,
 )
-from interp.vectors import TaskVector, check_compatible, convex, task_vector, warn_if_other_task
+from interp.vectors import (
+    Provenance,
+    TaskVector,
+    check_compatible,
+    convex,
+    from_activations,
+    task_vector,
+    warn_if_other_task,
+)
 
 #: 31 evenly spaced λ in [0, 1] (docs/science.md §4).
 DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0, 1, 31))
@@ -135,6 +144,9 @@ def patched_scores(
     prompts = check_prompts(prompts)
     check_flag(include_newline, "include_newline")
     check_batch_size(batch_size)
+    for v in vector if isinstance(vector, list | tuple) else [vector]:
+        if isinstance(v, TaskVector):  # a vector is tested on prompts it was not made from (interp.heldout)
+            check_held_out(v, prompts, "prompts")
     if isinstance(vector, list | tuple):  # several interventions applied together (one cell)
         if not vector:
             raise ArgumentError(
@@ -222,6 +234,34 @@ def _mean_p_and_accuracy(logp: np.ndarray, k: int) -> tuple[float, float]:
     return float(np.exp(logp[..., k]).mean()), float(candidate_accuracy(logp, k))
 
 
+def other_task(family, task: str) -> str:
+    """The task whose vector makes the negative form of ``task``'s self-patch control: the family's next task
+    (cyclically), so that the choice is fixed and seeded by nothing."""
+    names = get_family(family).task_names
+    return names[(names.index(task) + 1) % len(names)]
+
+
+def negative_vector(model, vector: TaskVector, task: str, batch_size: int = 32) -> TaskVector | None:
+    """Another task's vector made as ``vector`` was (same family, examples, prompt identities, hook and layers): the
+    vector of the control's negative form. ``None`` when ``vector`` is not one captured single-task vector."""
+    own = vector.single_task()
+    if own is None:
+        return None
+    (_, prov) = vector.terms[0]
+    fam = get_family(prov.family)
+    other = other_task(fam, task)
+    ids = set(prov.prompt_ids) or {(prov.seed, i) for i in range(prov.n_prompts)}
+    prompts = []
+    for s in sorted({s for s, _ in ids}):
+        n = 1 + max(i for s2, i in ids if s2 == s)
+        made = build_prompts(fam, [other], n_examples=prov.n_examples, n_prompts=n, seed=s)
+        prompts += [p for p in made if (s, p.index) in ids]
+    acts = capture_resid(model, prompts, layers=list(vector.layers), hook=vector.hook, batch_size=batch_size)
+    ids = tuple(sorted({(int(p.seed), int(p.index)) for p in prompts}))
+    prov_other = Provenance(fam.name, (other,), (1.0,), len(prompts), prov.n_examples, prompts[0].seed, "", ids)
+    return from_activations(acts, model=model, hook=vector.hook, layers=vector.layers, provenance=prov_other)
+
+
 def best_layer(
     model,
     family: str,
@@ -237,20 +277,25 @@ def best_layer(
     control: bool = True,
     control_tolerance: float = CONTROL_TOLERANCE,
     queries: str = "zero_shot",
+    other_vector: TaskVector | None = None,
 ) -> BestLayer:
     """Patch ``vector`` into zero-shot queries at each layer (``mode``: :data:`SWEEP_MODES`); best layer = argmax of
-    mean P(correct) over the layers that pass the self-patch control.
+    mean P(correct) over the layers where the self-patch control does not fail.
 
     Candidates are all tasks of ``family``; accuracy is *candidate accuracy* (:func:`interp.metrics.candidate_accuracy`:
     the correct answer is the most probable of the candidates' answers), reported beside its chance level
     ``1 / n_candidates``. The zero-shot baseline and the in-context reference (``n_examples`` examples of ``task``)
-    use the same queries.
+    use the same queries, drawn with ``seed``: they must be held out from the prompts ``vector`` was made from
+    (:func:`interp.heldout.check_held_out`; ``ValueError`` naming ``seed`` otherwise).
 
-    The *self-patch control* (``control``): the same intervention with the task's own vector, applied to its own
-    in-context prompts at the position it was read from, must keep their candidate accuracy within
-    ``control_tolerance``. Where it does not, the intervention destroys what that position holds (in ``x>`` prompts,
-    the query) and a failure to steer there says nothing about task vectors: ``BestLayer.best`` skips those layers and
-    ``BestLayer.check_claim`` refuses them.
+    The *self-patch control* (``control``) has two forms (docs/science.md §4). Positive: the same intervention with
+    the task's own vector, applied to its own in-context prompts at the position it was read from, must keep their
+    candidate accuracy within ``control_tolerance``; where it does not, the intervention destroys what that position
+    holds (in ``x>`` prompts, the query): the control *fails*, ``BestLayer.best`` skips the layer and
+    ``BestLayer.check_claim`` refuses it. Negative: another task's vector (``other_vector``; by default
+    :func:`negative_vector`, the family's next task made from the same prompt identities) put in the same way must
+    move that accuracy by more than the tolerance; where it does not, keeping the accuracy says nothing about the
+    intervention and the control is *uninformative* there, never *passes* (``BestLayer.control_status``).
 
     ``queries``: :data:`QUERY_KINDS`; the result records how many distinct queries were asked
     (``BestLayer.n_distinct_queries``: a family with few, like bias_add's ten, gives few independent samples).
@@ -269,22 +314,41 @@ def best_layer(
     check_vector_for_model(model, vector)
     warn_if_other_task(vector, fam.name, task)
     layers = _sweep_layers(model, layers, [vector])
+    if other_vector is not None:
+        check_vector_for_model(model, other_vector, "other_vector")
+        _sweep_layers(model, layers, [other_vector])
     k = tasks.index(task)
     zs = query_prompts(fam, tasks, queries, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
     icl = build_prompts(
         fam, tasks, counts=[n_examples if t == task else 0 for t in tasks], n_prompts=n_prompts, seed=seed
     )
+    check_held_out(vector, [*zs, *icl], "seed")
+    if other_vector is not None:
+        check_held_out(other_vector, icl, "seed", what="other_vector")
     with family_candidates(model, zs, task):  # every task of the family is a candidate by design
         means = target_means(model, zs, layers, vector.hook, batch_size) if mode == "shift" else None
         logp = score_cells(model, zs, vector_cells(model, vector, layers, mode, means), batch_size=batch_size)
         zs_p, zs_acc = _mean_p_and_accuracy(score_answers(model, zs, batch_size=batch_size).log_probs, k)
         icl_p, icl_acc = _mean_p_and_accuracy(score_answers(model, icl, batch_size=batch_size).log_probs, k)
-        control_acc = None
+        control_acc = negative_acc = negative_p = None
+        negative = None
         if control:  # the task's own vector into its own in-context prompts, as the queries get it
             own = target_means(model, icl, layers, vector.hook, batch_size) if mode == "shift" else None
             own_logp = score_cells(model, icl, vector_cells(model, vector, layers, mode, own), batch_size=batch_size)
             control_acc = np.array([_mean_p_and_accuracy(own_logp[i], k)[1] for i in range(len(layers))])
+            negative = other_vector if other_vector is not None else negative_vector(model, vector, task, batch_size)
+            if negative is not None:
+                check_held_out(negative, icl, "seed", what="the negative form's vector")
+                neg_task = negative.single_task()
+                j = tasks.index(neg_task[1]) if neg_task is not None and neg_task[1] in tasks else None
+                neg_logp = score_cells(
+                    model, icl, vector_cells(model, negative, layers, mode, own), batch_size=batch_size
+                )
+                negative_acc = np.array([_mean_p_and_accuracy(neg_logp[i], k)[1] for i in range(len(layers))])
+                if j is not None:
+                    negative_p = np.array([float(np.exp(neg_logp[i][:, j]).mean()) for i in range(len(layers))])
     per_layer = [_mean_p_and_accuracy(logp[i], k) for i in range(len(layers))]
+    neg_name = None if negative is None else (negative.single_task() or (None, negative.describe()))[1]
     return BestLayer(
         fam.name,
         task,
@@ -304,6 +368,9 @@ def best_layer(
         control_tolerance=float(control_tolerance) if control else None,
         queries=queries,
         n_distinct_queries=distinct_queries(zs),
+        negative_task=neg_name,
+        negative_accuracy=negative_acc,
+        negative_p_other=negative_p,
     )
 
 
@@ -342,6 +409,8 @@ def _mixture_sweep(
     for w in weights:
         check_simplex(w, len(tasks), "weights")
     zs = query_prompts(fam, tasks, queries, n_prompts=n_prompts, n_examples=n_examples, seed=seed)
+    for i, v in enumerate(vectors):
+        check_held_out(v, zs, "seed", what=f"vectors[{i}]")
     mixed_prompts: list[Prompt] = []
     if mixed_reference:
         for w in weights:
@@ -521,9 +590,11 @@ def proportion_sweep(
     layers: Sequence[int] | None = None,
     batch_size: int = 32,
 ) -> ProportionSweep:
-    """Decompose mixed-prompt vectors (fraction ``q`` of task-A examples) on v_A, v_B for each ``q``.
+    """Decompose mixed-prompt vectors (fraction ``q`` of task-A examples, drawn with ``seed``) on v_A, v_B for each
+    ``q``.
 
-    ``va``/``vb`` default to single-task vectors with the same settings.
+    ``va``/``vb`` default to single-task vectors with the same settings from held-out prompts
+    (:func:`interp.heldout.held_out_seed` of ``seed``); given ones must not share prompts with the mixed ones.
     """
     check_model(model)
     check_choice(method, "method", METHODS)
@@ -544,14 +615,24 @@ def proportion_sweep(
             raise ArgumentError(
                 name, f"needs hook {hook!r} and layers {list(layers)}; has {v.hook!r}, {list(v.layers)}"
             )
-    kw = dict(n_prompts=n_prompts, n_examples=n_examples, seed=seed, hook=hook, layers=layers, batch_size=batch_size)
-    basis = [va or task_vector(model, fam.name, task_a, **kw), vb or task_vector(model, fam.name, task_b, **kw)]
-    basis_means = [torch.stack([v.at(la) for la in layers]) for v in basis]
-    fracs, coefs, icpt, resid = [], [], [], []
-    for qi in q:
-        prompts = build_prompts(
+    made = [
+        build_prompts(
             fam, [task_a, task_b], proportions=[qi, 1 - qi], n_examples=n_examples, n_prompts=n_prompts, seed=seed
         )
+        for qi in q
+    ]
+    for name, v in (("va", va), ("vb", vb)):
+        if v is not None:
+            check_held_out(v, made[0], "seed", what=name)
+    kw = dict(n_prompts=n_prompts, n_examples=n_examples, hook=hook, layers=layers, batch_size=batch_size)
+    fit = held_out_seed(seed)
+    basis = [
+        va or task_vector(model, fam.name, task_a, seed=fit, **kw),
+        vb or task_vector(model, fam.name, task_b, seed=fit, **kw),
+    ]
+    basis_means = [torch.stack([v.at(la) for la in layers]) for v in basis]
+    fracs, coefs, icpt, resid = [], [], [], []
+    for prompts in made:
         acts = capture_resid(model, prompts, layers=layers, hook=hook, batch_size=batch_size)
         d = decompose(acts.mean(dim=1), basis_means, method=method, intercept=intercept, layers=layers)
         fracs.append(np.mean([p.fractions()[0] for p in prompts]))

@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from interp.capture import POSITION_RULE, capture_resid
 from interp.engines.plan import check_batch_size
 from interp.export import atomic_path
+from interp.heldout import held_out_seed
 from interp.hooks import check_hook, check_layers
 from interp.models import model_info
 from interp.prompts import (
@@ -71,6 +72,8 @@ class Provenance:
     n_examples: int
     seed: int
     label: str = ""
+    #: ``(seed, index)`` of every prompt averaged (:mod:`interp.heldout`); empty in files saved before it was recorded.
+    prompt_ids: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +88,7 @@ class Provenance:
             n_examples=int(d["n_examples"]),
             seed=int(d["seed"]),
             label=str(d.get("label", "")),
+            prompt_ids=tuple((int(s), int(i)) for s, i in d.get("prompt_ids", ())),
         )
 
 
@@ -399,7 +403,10 @@ def vector_from_prompts(
     check_hook(hook)
     layers = check_layers(model, layers)
     p0 = prompts[0]
-    prov = Provenance(p0.family, tuple(p0.tasks), tuple(p0.proportions), len(prompts), p0.n_examples, p0.seed, label)
+    ids = tuple(sorted({(int(p.seed), int(p.index)) for p in prompts}))
+    prov = Provenance(
+        p0.family, tuple(p0.tasks), tuple(p0.proportions), len(prompts), p0.n_examples, p0.seed, label, ids
+    )
     acts = capture_resid(model, prompts, layers=layers, hook=hook, batch_size=batch_size)
     return from_activations(acts, model=model, hook=hook, layers=layers, provenance=prov)
 
@@ -457,9 +464,14 @@ def null_vectors(
     hook: str = "resid_post",
     layers: Sequence[int] | None = None,
     batch_size: int = 32,
+    target_seed: int | None = None,
 ) -> dict[str, TaskVector]:
     """Single-task, 50/50-mixed and control vectors, keyed ``"a"``, ``"b"``, ``"mixed"``, ``"random_answers"``,
-    ``"random_strings"``, ``"third_task"`` (all with the same seed, hence the same queries).
+    ``"random_strings"``, ``"third_task"``.
+
+    The basis ``"a"``, ``"b"`` comes from prompts of ``seed``; every vector decomposed on it (the mixture and the
+    controls) from prompts of ``target_seed`` (default :func:`interp.heldout.held_out_seed` of ``seed``), which share
+    their queries with each other but no prompt with the basis (docs/science.md §4).
     """
     check_model(model)
     fam = get_family(family)
@@ -470,28 +482,26 @@ def null_vectors(
     layers = check_layers(model, layers)
     check_count(n_prompts, "n_prompts")
     check_examples_fit(model, check_count(n_examples, "n_examples"))
-    check_seed(seed)
+    seed = check_seed(seed)
     check_batch_size(batch_size)
-    kw = dict(n_prompts=n_prompts, n_examples=n_examples, seed=seed, hook=hook, layers=layers, batch_size=batch_size)
+    target_seed = held_out_seed(seed) if target_seed is None else check_seed(target_seed, "target_seed")
+    if target_seed == seed:
+        raise ArgumentError("target_seed", f"must differ from seed ({seed}): the targets are held out from the basis")
+    kw = dict(n_prompts=n_prompts, n_examples=n_examples, hook=hook, layers=layers, batch_size=batch_size)
     cap = dict(hook=hook, layers=layers, batch_size=batch_size)
     pair = [task_a, task_b]
+    held = dict(n_examples=n_examples, n_prompts=n_prompts, seed=target_seed)
     return {
-        "a": task_vector(model, fam.name, task_a, **kw),
-        "b": task_vector(model, fam.name, task_b, **kw),
-        "mixed": task_vector(model, fam.name, pair, proportions=[0.5, 0.5], **kw),
+        "a": task_vector(model, fam.name, task_a, seed=seed, **kw),
+        "b": task_vector(model, fam.name, task_b, seed=seed, **kw),
+        "mixed": task_vector(model, fam.name, pair, proportions=[0.5, 0.5], seed=target_seed, **kw),
         "random_answers": vector_from_prompts(
-            model,
-            random_answer_prompts(fam.name, pair, n_examples=n_examples, n_prompts=n_prompts, seed=seed),
-            label="random_answers",
-            **cap,
+            model, random_answer_prompts(fam.name, pair, **held), label="random_answers", **cap
         ),
         "random_strings": vector_from_prompts(
-            model,
-            random_string_prompts(fam.name, pair, n_examples=n_examples, n_prompts=n_prompts, seed=seed),
-            label="random_strings",
-            **cap,
+            model, random_string_prompts(fam.name, pair, **held), label="random_strings", **cap
         ),
-        "third_task": task_vector(model, fam.name, third_task, **kw),
+        "third_task": task_vector(model, fam.name, third_task, seed=target_seed, **kw),
     }
 
 

@@ -121,6 +121,16 @@ def _provenance(prompts: Sequence[Prompt | str]) -> dict[str, Any]:
     return asdict(Provenance(p0.family, tuple(p0.tasks), tuple(p0.proportions), len(prompts), p0.n_examples, p0.seed))
 
 
+def _prompt_ids(prompts: Sequence[Prompt | str] | PromptSpec, rows) -> list[list[int]]:
+    """``[seed, index]`` of every prompt of ``rows``, sorted, as :class:`~interp.vectors.Provenance` records them (the
+    held-out checks of :mod:`interp.heldout` read them); none for texts. A spec's prompt ``i`` is ``(seed, i)``."""
+    if isinstance(prompts, PromptSpec):
+        return [[prompts.seed, int(i)] for i in rows]
+    if not isinstance(prompts[rows[0]], Prompt):
+        return []
+    return sorted({(int(prompts[i].seed), int(prompts[i].index)) for i in rows})
+
+
 def _check_args(store, model, prompts, layers, hooks, positions, labels, shard_size, dtype, batch_size, capture,
                 progress) -> tuple:  # fmt: skip
     """Every argument of :func:`capture_to`, before any prompt is built or any weight read: a typed error naming it."""
@@ -185,7 +195,10 @@ def store_config(model, prompts, *, layers, hooks, positions, labels, shard_size
     if labels is not None:
         names = list(dict.fromkeys(labels))
         groups |= {name: [i for i, la in enumerate(labels) if la == name] for name in names}
-    provenance = {key: _provenance(first(rows)) | {"n_prompts": len(rows)} for key, rows in groups.items()}
+    provenance = {
+        key: _provenance(first(rows)) | {"n_prompts": len(rows), "prompt_ids": _prompt_ids(prompts, rows)}
+        for key, rows in groups.items()
+    }
     if positions is None:
         pos_cfg: Any = "last_token"
     elif isinstance(positions, int):

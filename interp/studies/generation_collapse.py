@@ -74,6 +74,9 @@ class GenerationCollapseConfig:
     max_new_tokens: int = 8
     terminator: str = "\n"
     seed: int = 0
+    #: A task set shows superposition to collapse at a proportion only where every task holds at least this mean mass
+    #: of the first answer token (:func:`superposition_precondition`); elsewhere no collapse claim is made.
+    superposition_threshold: float = 0.1
 
     @classmethod
     def quick(cls) -> GenerationCollapseConfig:
@@ -96,6 +99,9 @@ class GenerationCollapseConfig:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not self.terminator:
             raise ValueError("terminator: must be a non-empty string")
+        t = self.superposition_threshold
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < 1:
+            raise ValueError(f"superposition_threshold: must be a number in (0, 1), got {t!r}")
 
 
 def answer_token_ids(tokenizer, prompt_text: str, answers: Sequence[str]) -> tuple[list[int], list[tuple[int, ...]]]:
@@ -341,9 +347,25 @@ def collapse_curve(model, family: str, tasks: Sequence[str], config: GenerationC
     )
 
 
+def superposition_precondition(first_token: np.ndarray, threshold: float) -> list[dict]:
+    """Per point (``first_token``: ``Float[ndarray, "point task"]``), whether there is superposition to collapse:
+    every task holds at least ``threshold`` of the first answer token's mass. A pair where one task gets (almost)
+    none of it commits before any token is generated, so "generation collapses" cannot be said of it.
+
+    >>> [p["superposed"] for p in superposition_precondition(np.array([[0.51, 0.0004], [0.77, 0.23]]), 0.1)]
+    [False, True]
+    """
+    out = []
+    for row in np.asarray(first_token, dtype=float):
+        k = int(np.argmin(row))
+        out.append({"superposed": bool(row[k] >= threshold), "weakest": k, "weakest_mass": float(row[k])})
+    return out
+
+
 @writes_one_set
 def run(model, config: GenerationCollapseConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
-    """Every task set of ``config``; writes ``generation_collapse.{html,png,json}``."""
+    """Every task set of ``config``; writes ``generation_collapse.{html,png,json}``. Each curve's numbers say, per
+    proportion, whether it meets the precondition of a collapse claim (:func:`superposition_precondition`)."""
     config.validate()
     curves = [
         collapse_curve(model, fam, tasks, config)
@@ -354,6 +376,12 @@ def run(model, config: GenerationCollapseConfig, out_dir: str | Path, *, progres
         f"Generation collapse · model {meta['model']['model_id']} · {config.n_prompts} prompts × "
         f"{config.n_samples} samples per proportion"
     )
-    numbers = {**meta, "curves": [c.to_dict() for c in curves]}
+    numbers = {
+        **meta,
+        "curves": [
+            c.to_dict() | {"precondition": superposition_precondition(c.first_token, config.superposition_threshold)}
+            for c in curves
+        ],
+    }
     paths = write_outputs(generation_collapse_figure(curves, title=title), numbers, out_dir, STUDY)
     return {"results": curves, "numbers": numbers, "paths": paths}

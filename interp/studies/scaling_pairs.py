@@ -14,8 +14,11 @@ and every pair of the family's trained tasks, on 50/50 prompts:
   task, coin-flip style).
 
 A *unit* is one (seed, pair). Per size: the mean over units with a 95% bootstrap CI over units, and per seed the mean
-over pairs. ``verdicts`` say, for each metric, whether it decreases with size in every seed (Spearman of the per-seed
-means against parameters < 0) and across all units (Spearman with its p-value).
+over pairs. ``verdicts`` say, for each metric, whether it rises or falls with size as a trend test says: Page's L
+test with the training seeds as blocks on the per-seed means (:func:`interp.trends.page_trend`: both directions, the
+count of strictly monotone seeds, the power over planted trends; ``"page"`` and its ``"words"``), beside the Spearman
+correlations of the per-seed means and of all units with parameters (descriptive: four sizes per seed give a ρ of
+little weight, and units of one seed share a model).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from interp.models import embedded_model_dir, load_model
 from interp.prompts import build_prompts
 from interp.scoring import score_answers
 from interp.seeds import check_seed
+from interp.trends import page_trend, trend_words
 
 METRICS = ("kl", "tv", "hedging", "preference", "commitment")
 SIZE_FAMILY_DIR = embedded_model_dir().parent / "size_family"
@@ -134,9 +138,10 @@ def measure(models: dict[str, dict[int, Any]], config: PairsConfig, *, extra: Se
                                                         [x for x in sizes if x not in extra])}  # fmt: skip
 
 
-def verdicts(units: list[dict], params: dict[str, int], sizes: Sequence[str]) -> dict[str, Any]:
-    """Per metric: Spearman of every unit's value against parameters (with p), and whether the per-seed means fall
-    with size in each seed that has every size."""
+def verdicts(units: list[dict], params: dict[str, int], sizes: Sequence[str], *, seed: int = 0) -> dict[str, Any]:
+    """Per metric: Page's L trend test over the per-seed means (seeds with every size as blocks, sizes by parameters;
+    ``"page"`` with its ``"words"``), and the Spearman correlations of every unit's value and of each seed's means
+    against parameters (with p for the units)."""
     out = {}
     x = np.array([params[u["size"]] for u in units], dtype=float)
     all_seeds = sorted({u["seed"] for u in units})
@@ -150,7 +155,19 @@ def verdicts(units: list[dict], params: dict[str, int], sizes: Sequence[str]) ->
             varies = len(sizes) > 1 and np.ptp(means) > 0
             r = spearmanr([params[size] for size in sizes], means)[0] if varies else float("nan")
             per_seed[str(s)] = None if not np.isfinite(r) else float(r)
+        table = [
+            [float(np.mean([u[m] for u in units if u["seed"] == s and u["size"] == size])) for size in sizes]
+            for s in complete
+        ]
+        trend = (
+            page_trend(table, metric=m, sizes=list(sizes), blocks=[str(s) for s in complete], seed=seed)
+            if len(complete) >= 2 and len(sizes) >= 3
+            else None
+        )
         out[m] = {
+            "page": None
+            if trend is None
+            else trend.to_dict() | {"words": trend_words(trend), "direction": trend.direction},
             "spearman_all_units": None if not np.isfinite(rho) else float(rho),
             "p_all_units": None if not np.isfinite(p) else float(p),
             "spearman_per_seed": per_seed,

@@ -45,15 +45,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
+from interp.capture import capture_resid
+from interp.claims import Claim, claim_from_null
 from interp.decomposition import PROJECTIONS, centred_cosines, control_decompositions, project_2d, task_cosines
 from interp.defaults import tasks_for
 from interp.export import write_json
+from interp.heldout import held_out_seed
 from interp.hooks import check_layers
-from interp.nulls import ablation_null, projection_null, residual_direction, residual_noise_floor, steering_null
+from interp.nulls import (
+    ablation_null,
+    projection_null,
+    residual_direction,
+    residual_noise_floor,
+    residual_simulator,
+    steering_null,
+)
 from interp.plots.composition import (
     best_layer_figure,
     cosine_figure,
@@ -63,7 +72,8 @@ from interp.plots.composition import (
     projection_figure,
 )
 from interp.plots.style import family_task_color
-from interp.prompts import mixture_groups
+from interp.power import required_n
+from interp.prompts import build_prompts, mixture_groups
 from interp.results import BestLayer, CosineMatrix, MixtureSweep, NullTest
 from interp.studies.common import metadata, write_outputs, writes_one_set
 from interp.sweeps import (
@@ -77,7 +87,7 @@ from interp.sweeps import (
     query_prompts,
 )
 from interp.tasks import get_family, resolve_tasks
-from interp.vectors import capture_groups, null_vectors
+from interp.vectors import capture_groups, null_vectors, task_vector
 
 STUDY = "task_vectors"
 #: (family, task A, task B, third task used as a control) per trained family.
@@ -113,13 +123,24 @@ class TaskVectorsConfig:
     control_tolerance: float = CONTROL_TOLERANCE
     n_null: int = 100
     queries: str = "zero_shot"
+    #: Prompt seeds of every null (``seed``, ``seed + 1``, …): each p-value is replicated this many times.
+    replications: int = 3
+    #: The decomposition nulls' n is chosen before they run: the smallest of ``null_sizes`` at which an out-of-span
+    #: residual of norm ``residual_effect`` is detected with power ``power`` (simulated from ``null_pilot`` prompts
+    #: per group of held-out pilot prompts; the largest size when none reaches it).
+    residual_effect: float = 0.1
+    power: float = 0.8
+    null_pilot: int = 50
+    null_sizes: list[int] = field(default_factory=lambda: [50, 100, 200, 300, 400])
+    power_sims: int = 40
 
     @classmethod
     def quick(cls) -> TaskVectorsConfig:
         """One pair, few prompts and λ points: a smoke run of every stage (≈ 30 s on a laptop CPU)."""
         return cls(
-            pairs=[tuple(DEFAULT_PAIRS[0])], n_prompts=8, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0], projection_prompts=6
-        )
+            pairs=[tuple(DEFAULT_PAIRS[0])], n_prompts=8, lambdas=[0.0, 0.25, 0.5, 0.75, 1.0], projection_prompts=6,
+            replications=1, null_pilot=8, null_sizes=[8, 12], power_sims=5, n_null=10,
+        )  # fmt: skip
 
     def validate(self) -> None:
         """``ValueError`` naming the first bad field and what is allowed (no model needed)."""
@@ -139,6 +160,7 @@ class TaskVectorsConfig:
                 raise ValueError(f"pairs: tasks A, B and the third task must be distinct, got {p!r}")
         for name, minimum in (
             ("n_prompts", 2), ("n_examples", 2), ("projection_prompts", 2), ("batch_size", 1), ("n_null", 1),
+            ("replications", 1), ("null_pilot", 4), ("power_sims", 0),
         ):  # fmt: skip
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < minimum:
@@ -156,6 +178,19 @@ class TaskVectorsConfig:
             check_sweep_mode(m)
         if self.queries not in QUERY_KINDS:
             raise ValueError(f"queries: {self.queries!r} not supported; valid: {', '.join(QUERY_KINDS)}")
+        sizes = self.null_sizes
+        if (
+            not isinstance(sizes, list | tuple)
+            or not sizes
+            or any(isinstance(x, bool) or not isinstance(x, int | np.integer) or x < 4 for x in sizes)
+            or list(sizes) != sorted(set(sizes))
+        ):
+            raise ValueError(f"null_sizes: need a non-empty increasing list of integers >= 4, got {sizes!r}")
+        for name in ("residual_effect", "power"):
+            v = getattr(self, name)
+            upper = 1 if name == "power" else float("inf")
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < upper:
+                raise ValueError(f"{name}: must be a number in (0, {upper:g}), got {v!r}")
         tol = self.control_tolerance
         if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 <= tol <= 1:
             raise ValueError(f"control_tolerance: must be a number in [0, 1], got {tol!r}")
@@ -256,6 +291,10 @@ def acceptance(bests: list[BestLayer], sweep: MixtureSweep, decomps: dict, layer
             "accuracy": None if r.control_accuracy is None else [float(x) for x in r.control_accuracy],
             "passes": [bool(x) for x in r.passes],
             "tolerance": r.control_tolerance,
+            "negative_task": r.negative_task,
+            "negative_accuracy": None if r.negative_accuracy is None else [float(x) for x in r.negative_accuracy],
+            "negative_p_other": None if r.negative_p_other is None else [float(x) for x in r.negative_p_other],
+            "status": list(r.control_status),
         }
         out["icl_accuracy"][r.task] = r.icl_candidate_accuracy
         out["zero_shot_accuracy"][r.task] = r.zero_shot_candidate_accuracy
@@ -316,20 +355,26 @@ def run_pair(
 ) -> dict[str, Any]:
     """Every measurement of one pair, as result objects (``"objects"``) and JSON-ready numbers (``"numbers"``).
 
+    Held out by construction (:mod:`interp.heldout`): v_A, v_B come from prompts of ``config.seed``; the prompts they
+    are tested on (best layer and its control, λ sweep, steering null) and the vectors decomposed on them (the
+    mixture, the controls) from :func:`~interp.heldout.held_out_seed` of it. Each task's self-patch control runs its
+    negative form with the other task's vector.
+
     Long on purpose: the method reads as one story (vectors → best layers → λ sweep → decomposition → projection →
-    cosines → numbers), with statistics in :func:`acceptance` and figures in :func:`_figures`.
+    cosines → nulls → numbers), with statistics in :func:`acceptance` and figures in :func:`_figures`.
     """
-    kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed, batch_size=config.batch_size)
-    vectors = null_vectors(model, family, task_a, task_b, third, layers=layers, **kw)
+    fit = config.seed
+    test = held_out_seed(fit)
+    kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, batch_size=config.batch_size)
+    vectors = null_vectors(model, family, task_a, task_b, third, layers=layers, seed=fit, **kw)
     per_mode = {}
     for mode in config.modes:
         bests = [
             best_layer(
                 model, family, t, vectors[k], layers=layers, mode=mode, control_tolerance=config.control_tolerance,
-                queries=config.queries,
-                **kw,
+                queries=config.queries, other_vector=vectors[other], seed=test, **kw,
             )
-            for t, k in ((task_a, "a"), (task_b, "b"))
+            for t, k, other in ((task_a, "a", "b"), (task_b, "b", "a"))
         ]  # fmt: skip
         sweep = lambda_sweep(
             model,
@@ -343,6 +388,7 @@ def run_pair(
             mode=mode,
             mixed_reference=True,
             queries=config.queries,
+            seed=test,
             **kw,
         )
         per_mode[mode] = {"bests": bests, "sweep": sweep}
@@ -374,29 +420,16 @@ def run_pair(
     for m in per_mode.values():
         m["layer"] = pair_layer(m["bests"])
     null_layer = next((m["layer"] for m in per_mode.values() if m["layer"] is not None), None)
-    nulls = decomposition_nulls(model, config, groups, acts, labels, layers, null_layer, (task_a, task_b, third))
-    queries = query_prompts(
-        family,
-        get_family(family).task_names,
-        config.queries,
-        n_prompts=config.n_prompts,
-        n_examples=config.n_examples,
-        seed=config.seed,
-    )
+    nulls = decomposition_nulls(model, config, family, (task_a, task_b, third), layers, null_layer)
     modes = {}
     for mode, m in per_mode.items():
         accept = acceptance(m["bests"], m["sweep"], decomps, m["layer"])
         accept["steering_null"] = {
             r.task: None
             if m["layer"] is None
-            else null_summary(
-                steering_null(
-                    model, queries, r.task, vectors[k], m["layer"], mode=mode, n_random=config.n_null,
-                    seed=config.seed, batch_size=config.batch_size,
-                )
-            )
-            for r, k in zip(m["bests"], ("a", "b"), strict=True)
-        }  # fmt: skip
+            else steering_replications(model, config, family, r.task, m["layer"], mode)
+            for r in m["bests"]
+        }
         modes[mode] = {
             "best_layer": {r.task: r.to_dict() | {"best": r.best} for r in m["bests"]},
             "lambda_sweep": m["sweep"].to_dict()
@@ -409,6 +442,7 @@ def run_pair(
         "third_task": third,
         "task_index": {t: fam.task_names.index(t) for t in (task_a, task_b, third)},
         "layers": list(layers),
+        "seeds": {"vectors": fit, "tested_on": test},
         "modes": modes,
         "nulls": nulls,
         "decomposition": {name: d.to_dict() for name, d in decomps.items()},
@@ -427,8 +461,10 @@ def run_pair(
     return {"objects": objects, "numbers": numbers}
 
 
-def null_summary(t: NullTest) -> dict[str, Any]:
-    """A null test in a few numbers (its samples stay out of the JSON: the mean and 95th percentile describe them)."""
+def null_summary(t: NullTest, seed: int | None = None) -> dict[str, Any]:
+    """A null test in a few numbers (its samples stay out of the JSON: the mean and 95th percentile describe them),
+    with its n and its power curve (planted effects, simulated)."""
+    curve = t.power
     return {
         "name": t.name,
         "statistic": t.statistic,
@@ -438,35 +474,163 @@ def null_summary(t: NullTest) -> dict[str, Any]:
         "n_null": len(t.null),
         "ci95": None if t.ci95 is None else list(t.ci95),
         "note": t.note,
+        "n": t.n,
+        "seed": seed,
+        "mde": t.mde,
+        "power": None
+        if curve is None
+        else {
+            "effects": curve.effects.tolist(),
+            "rejection": curve.rejection.tolist(),
+            "alpha": curve.alpha,
+            "power": curve.power,
+            "n_sim": curve.n_sim,
+            "unit": curve.unit,
+            "false_positive_rate": curve.false_positive_rate,
+        },
+    }
+
+
+def replication_seeds(config: TaskVectorsConfig) -> list[int]:
+    """The prompt seeds of the nulls' replications: ``seed``, ``seed + 1``, …"""
+    return [config.seed + r for r in range(config.replications)]
+
+
+def steering_replications(
+    model, config: TaskVectorsConfig, family: str, task: str, layer: int, mode: str
+) -> dict[str, Any]:
+    """The steering null of ``task`` at ``layer`` (chosen on ``config.seed``), once per replication seed: the vector
+    from prompts of that seed, the queries from its held-out seed."""
+    reps = []
+    for s in replication_seeds(config):
+        v = task_vector(
+            model, family, task, n_prompts=config.n_prompts, n_examples=config.n_examples, seed=s, layers=[layer],
+            batch_size=config.batch_size,
+        )  # fmt: skip
+        queries = query_prompts(
+            family, get_family(family).task_names, config.queries, n_prompts=config.n_prompts,
+            n_examples=config.n_examples, seed=held_out_seed(s),
+        )  # fmt: skip
+        t = steering_null(
+            model, queries, task, v, layer, mode=mode, n_random=config.n_null, seed=s, batch_size=config.batch_size,
+            power_sims=config.power_sims,
+        )  # fmt: skip
+        reps.append(null_summary(t, s))
+    return {**reps[0], "replications": reps}
+
+
+def _single(family: str, tasks: tuple[str, ...], weights, n: int, n_examples: int, seed: int):
+    return build_prompts(family, list(tasks), proportions=weights, n_examples=n_examples, n_prompts=n, seed=seed)
+
+
+def null_groups(family: str, tasks: tuple[str, str, str], n: int, n_examples: int, seed: int) -> dict[str, list]:
+    """Prompts of the decomposition nulls. The basis (single-task A and B), the mixture and the third task come from
+    ``seed``: paired row by row (the same queries and example inputs, each set with its own answers), so that the
+    residual and projection tests compare means without the queries' own variation (a paired design; no vector is
+    tested on prompts it was made from there). The prompts the residual direction is ablated in (50/50) come from
+    ``held_out_seed(seed)``: the direction is fitted on the first groups and tested on prompts it never saw.
+    Candidates: the three tasks."""
+    one = lambda k: [float(i == k) for i in range(3)]  # noqa: E731
+    return {
+        "a": _single(family, tasks, one(0), n, n_examples, seed),
+        "b": _single(family, tasks, one(1), n, n_examples, seed),
+        "mixed": _single(family, tasks, [0.5, 0.5, 0.0], n, n_examples, seed),
+        "third": _single(family, tasks, one(2), n, n_examples, seed),
+        "ablate": _single(family, tasks, [0.5, 0.5, 0.0], n, n_examples, held_out_seed(seed)),
+    }
+
+
+def choose_null_size(model, config: TaskVectorsConfig, family: str, tasks, layer: int) -> dict[str, Any]:
+    """The decomposition nulls' n, chosen before they run: the smallest of ``config.null_sizes`` at which the
+    residual test detects ``config.residual_effect`` with power ``config.power``, simulated from a pilot of
+    ``config.null_pilot`` prompts per group drawn from seeds of their own (:func:`interp.power.required_n`)."""
+    pilot = null_groups(family, tasks, config.null_pilot, config.n_examples, held_out_seed(config.seed, 3))
+    acts = {
+        k: capture_resid(model, pilot[k], layers=[layer], batch_size=config.batch_size)[0] for k in ("mixed", "a", "b")
+    }
+    sim = residual_simulator(acts["mixed"], acts["a"], acts["b"], paired=True, seed=config.seed)
+    n, tried = required_n(
+        sim, config.residual_effect, config.null_sizes, n_sim=max(config.power_sims, 1), power=config.power,
+        seed=config.seed,
+    )  # fmt: skip
+    return {
+        "pilot_prompts": config.null_pilot,
+        "pilot_seed": held_out_seed(config.seed, 3),
+        "effect": config.residual_effect,
+        "power": config.power,
+        "power_at": {str(k): v for k, v in tried.items()},
+        "required": n,
+        "chosen": n if n is not None else max(config.null_sizes),
     }
 
 
 def decomposition_nulls(
-    model, config, groups: dict, acts, labels: list[str], layers, layer: int | None, tasks: tuple[str, str, str]
+    model, config: TaskVectorsConfig, family: str, tasks: tuple[str, str, str], layers, layer: int | None
 ) -> dict[str, Any] | None:
-    """The decomposition's nulls at ``layer`` (``None``: no layer passes the self-patch control in any mode, so
-    none is reported): the projection coefficient of the 50/50 vector onto ½(v_A + v_B) measured from the third
-    task's vector, the out-of-span residual against split-half noise, and the causal ablation of that residual
-    against random directions of the same norm (:mod:`interp.nulls`), from the per-prompt vectors of the 2-D view."""
+    """The decomposition's nulls at ``layer`` (``None``: no layer passes the self-patch control in any mode, so none
+    is reported), once per replication seed, at an n chosen for power (:func:`choose_null_size`), on the groups of
+    :func:`null_groups`: the projection coefficient of the 50/50 vector onto ½(v_A + v_B) measured from the third
+    task's vector, the out-of-span residual against split-half noise (both paired by query), and the causal ablation
+    of that residual, in prompts held out from those it was computed from, against random directions of the same norm
+    (:mod:`interp.nulls`)."""
     if layer is None:
         return None
-    a, b, third = tasks
-    x = acts[layers.index(layer)]
-    label = np.array(labels)
-    group = {name: x[torch.from_numpy(label == name)] for name in (a, b, third, f"{a}+{b}")}
-    mixed = group[f"{a}+{b}"]
-    kw = dict(seed=config.seed)
-    residual = residual_direction(mixed.mean(0), group[a].mean(0), group[b].mean(0))
-    return {
-        "layer": layer,
-        "projection": null_summary(projection_null(mixed, group[a], group[b], group[third], **kw)),
-        "residual": null_summary(residual_noise_floor(mixed, group[a], group[b], **kw)),
-        "ablation": null_summary(
-            ablation_null(
-                model, groups[f"{a}+{b}"], residual, layer, n_random=config.n_null, batch_size=config.batch_size, **kw
-            )
-        ),
-    }
+    size = choose_null_size(model, config, family, tasks, layer)
+    n = size["chosen"]
+    out: dict[str, list] = {"projection": [], "residual": [], "ablation": []}
+    for s in replication_seeds(config):
+        groups = null_groups(family, tasks, n, config.n_examples, s)
+        x = {
+            k: capture_resid(model, groups[k], layers=[layer], batch_size=config.batch_size)[0]
+            for k in ("a", "b", "mixed", "third")
+        }
+        kw = dict(seed=s, power_sims=config.power_sims)
+        proj = projection_null(x["mixed"], x["a"], x["b"], x["third"], paired=True, **kw)
+        resid = residual_noise_floor(x["mixed"], x["a"], x["b"], paired=True, **kw)
+        direction = residual_direction(x["mixed"].mean(0), x["a"].mean(0), x["b"].mean(0))
+        ablation = ablation_null(
+            model, groups["ablate"], direction, layer, made_from=groups["a"] + groups["b"] + groups["mixed"],
+            n_random=config.n_null, batch_size=config.batch_size, **kw,
+        )  # fmt: skip
+        for key, t in (("projection", proj), ("residual", resid), ("ablation", ablation)):
+            out[key].append(null_summary(t, s))
+    return {"layer": layer, "n": n, "sample_size": size} | {k: {**v[0], "replications": v} for k, v in out.items()}
+
+
+NULL_SUBJECTS = {
+    "projection": "the 50/50 vector's projection coefficient onto ½(v_{a} + v_{b}), measured from the third task's",
+    "residual": "its out-of-span residual",
+    "ablation": "Σ|ΔP| when that residual is removed",
+}
+
+
+def pair_claims(pair: dict[str, Any]) -> list[Claim]:
+    """The claims of one pair's numbers (:mod:`interp.claims`): each decomposition null and each steering null, with
+    every replication; keys ``task_vectors/<family>:<a>+<b>/<test>`` and ``…/steering/<mode>/<task>``."""
+    a, b = pair["tasks"]
+    root = f"{STUDY}/{pair['family']}:{a}+{b}"
+    out = []
+    nulls = pair.get("nulls")
+    if nulls is not None:
+        for key, subject in NULL_SUBJECTS.items():
+            out.append(claim_from_null(f"{root}/{key}", subject.format(a=a, b=b), nulls[key]))
+    for mode, block in pair["modes"].items():
+        acc = block["acceptance"]
+        for t, n in (acc.get("steering_null") or {}).items():
+            if n is not None:
+                subject = f"rise of P({t}) ({mode} at layer {acc['pair_layer']})"
+                out.append(claim_from_null(f"{root}/steering/{mode}/{t}", subject, n))
+    return out
+
+
+def control_words(layers, status) -> str:
+    """``"control fails at layers [3, 4]; uninformative at [0, 1]; passes at [2]"`` (only the statuses that occur)."""
+    parts = []
+    for word in ("fails", "uninformative", "unchecked", "passes"):
+        at = [la for la, st in zip(layers, status, strict=True) if st == word]
+        if at:
+            parts.append(f"{word} at layers {at}")
+    return "control " + "; ".join(parts)
 
 
 def acceptance_lines(numbers: dict[str, Any]) -> list[str]:
@@ -478,8 +642,7 @@ def acceptance_lines(numbers: dict[str, Any]) -> list[str]:
             lines.append(f"{p['family']}: {p['tasks'][0]} vs {p['tasks'][1]} (third: {p['third_task']}) · mode {mode}")
             for t in p["tasks"]:
                 c = a["control"][t]
-                failing = [la for la, ok in zip(p["layers"], c["passes"], strict=True) if not ok]
-                ctrl = "control not run" if c["accuracy"] is None else f"control fails at layers {failing}"
+                ctrl = "control not run" if c["accuracy"] is None else control_words(p["layers"], c["status"])
                 if a["best_layer"][t] is None:
                     lines.append(f"  {t:<12} no passing layer ({ctrl}); ICL acc {a['icl_accuracy'][t]:.3f}")
                     continue
@@ -520,9 +683,12 @@ def acceptance_lines(numbers: dict[str, Any]) -> list[str]:
 
 def _null_line(n: dict[str, Any]) -> str:
     ci = "" if n["ci95"] is None else f" [{n['ci95'][0]:.3g}, {n['ci95'][1]:.3g}]"
+    reps = n.get("replications") or [n]
+    ps = ", ".join(f"{r['p_value']:.3g}" for r in reps)
+    mde = "" if n.get("mde") is None else f", detectable ≥ {n['mde']:.3g} at n = {n['n']}"
     return (
         f"{n['statistic']:.3g}{ci} vs null mean {n['null_mean']:.3g} (95th percentile {n['null_q95']:.3g}, "
-        f"{n['n_null']} samples), p = {n['p_value']:.3g}"
+        f"{n['n_null']} samples), p = {ps} over {len(reps)} prompt seed(s){mde}"
     )
 
 
@@ -548,6 +714,7 @@ def run(model, config: TaskVectorsConfig, out_dir: str | Path, *, progress: bool
         "acceptance": [
             {"family": n["family"], "tasks": n["tasks"], **m["acceptance"]} for n in nums for m in n["modes"].values()
         ],
+        "claims": [c.to_dict() for n in nums for c in pair_claims(n)],
         "files": {k: v for k, v in paths.items() if v},
     }
     paths["summary_json"] = str(write_json(Path(out_dir) / f"{STUDY}.json", summary))

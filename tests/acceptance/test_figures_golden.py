@@ -64,8 +64,10 @@ def test_tasks_solved_slice_regenerates(embedded_model):
 
 @pytest.fixture(scope="module")
 def task_vector_slice(embedded_model):
-    """The first pair's vectors, task A's best layer and the λ sweep at the pair layer (mode shift, the one that
-    passes the self-patch control), with the committed config."""
+    """The first pair's vectors, task A's best layer and the λ sweep at the pair layer (mode shift, the one whose
+    positive control holds), with the committed config: vectors from prompts of the config's seed, tested on prompts
+    of its held-out seed, as the study does."""
+    from interp.heldout import held_out_seed
     from interp.sweeps import best_layer, lambda_sweep
     from interp.vectors import null_vectors
 
@@ -74,10 +76,13 @@ def task_vector_slice(embedded_model):
     cfg = numbers["config"]
     pair = numbers["pairs"][0]
     fam, a, b = pair["family"], *pair["tasks"]
-    kw = dict(n_prompts=cfg["n_prompts"], n_examples=cfg["n_examples"], seed=cfg["seed"], batch_size=cfg["batch_size"])
+    kw = dict(n_prompts=cfg["n_prompts"], n_examples=cfg["n_examples"], batch_size=cfg["batch_size"])
     layers = tuple(pair["layers"])
-    vectors = null_vectors(embedded_model, fam, a, b, pair["third_task"], layers=layers, **kw)
-    best = best_layer(embedded_model, fam, a, vectors["a"], layers=layers, mode="shift", **kw)
+    vectors = null_vectors(embedded_model, fam, a, b, pair["third_task"], layers=layers, seed=cfg["seed"], **kw)
+    kw["seed"] = held_out_seed(cfg["seed"])
+    best = best_layer(
+        embedded_model, fam, a, vectors["a"], layers=layers, mode="shift", other_vector=vectors["b"], **kw
+    )
     layer = pair["modes"]["shift"]["acceptance"]["pair_layer"]
     sweep = lambda_sweep(
         embedded_model,
@@ -98,9 +103,9 @@ def task_vector_slice(embedded_model):
 def test_task_vectors_best_layer_regenerates(task_vector_slice):
     pair, _, best, _, _ = task_vector_slice
     stored = pair["modes"]["shift"]["best_layer"][best.task]
-    for key in ("p_correct", "candidate_accuracy", "p_correct_sem", "control_accuracy"):
+    for key in ("p_correct", "candidate_accuracy", "p_correct_sem", "control_accuracy", "negative_accuracy"):
         np.testing.assert_allclose(getattr(best, key), stored[key], rtol=0, atol=GOLDEN_ATOL, err_msg=key)
-    assert best.best == stored["best"]
+    assert best.best == stored["best"] and best.negative_task == stored["negative_task"]
 
 
 def test_task_vectors_sweep_and_decomposition_regenerate(task_vector_slice):

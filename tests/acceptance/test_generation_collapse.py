@@ -98,6 +98,8 @@ def test_config_errors_name_the_field():
         GenerationCollapseConfig(proportions=[(0.5, 0.2)]).validate()
     with pytest.raises(ValueError, match="task"):
         GenerationCollapseConfig(settings=[("bias_add", ("add1", "nope"))]).validate()
+    with pytest.raises(ValueError, match=r"^superposition_threshold: must be a number in \(0, 1\)"):
+        GenerationCollapseConfig(superposition_threshold=0).validate()
 
 
 def test_quick_study_on_the_embedded_model_agrees_with_scoring(tmp_path, embedded_model):
@@ -116,8 +118,14 @@ def test_quick_study_on_the_embedded_model_agrees_with_scoring(tmp_path, embedde
         np.testing.assert_allclose(curve.sampled[i], curve.full_answer[i], atol=0.08)
     assert curve.answer_tokens == (2, 2, 2)
     numbers = json.loads((tmp_path / "generation_collapse.json").read_text())
-    assert_close_tree(json.loads(json.dumps(curve.to_dict())), numbers["curves"][0], atol=1e-9)  # 10 digits kept
-    assert type(curve).from_dict(numbers["curves"][0]).tasks == curve.tasks
+    stored = dict(numbers["curves"][0])
+    precondition = stored.pop("precondition")  # beside the curve: is there superposition to collapse, per point
+    assert_close_tree(json.loads(json.dumps(curve.to_dict())), stored, atol=1e-9)  # 10 digits kept
+    assert [p["superposed"] for p in precondition] == [
+        bool(min(row) >= cfg.superposition_threshold) for row in curve.first_token
+    ]
+    assert precondition[0]["superposed"] is False  # all add7 examples: add1 gets none of the first token
+    assert type(curve).from_dict(stored).tasks == curve.tasks
     assert (tmp_path / "generation_collapse.html").is_file()
 
 
@@ -129,8 +137,9 @@ def test_committed_numbers_load_as_results_and_plot():
 
     path = Path(__file__).resolve().parents[2] / "figures" / "generation_collapse" / "generation_collapse.json"
     numbers = json.loads(path.read_text())
-    curves = [CollapseCurve.from_dict(c) for c in numbers["curves"]]
-    assert [c.to_dict() for c in curves] == numbers["curves"]
+    stored = [{k: v for k, v in c.items() if k != "precondition"} for c in numbers["curves"]]  # written beside it
+    curves = [CollapseCurve.from_dict(c) for c in stored]
+    assert [c.to_dict() for c in curves] == stored
     assert "\n" not in repr(curves[0]) and "[5×2]" in repr(curves[0])
     frame = curves[0].to_frame()
     assert {"point", "tasks", "first_token", "sampled"} <= set(frame.columns)

@@ -54,10 +54,11 @@ def test_the_ablation_null_finds_a_used_direction_and_ignores_an_unused_one(buil
     model, groups, acts = built
     mixed = [dataclasses.replace(p, tasks=(A, B), answers=p.answers[:2]) for p in groups["mixed"][:12]]
     task_direction = acts["a"].mean(0) - acts["b"].mean(0)  # what layer 3 reads: removing it moves the answers
-    used = ablation_null(model, mixed, task_direction, TASK_LAYER, n_random=10, seed=0)
+    made_from = groups["a"] + groups["b"]  # the direction comes from prompts of seeds 1 and 2; the ablated are seed 5
+    used = ablation_null(model, mixed, task_direction, TASK_LAYER, made_from=made_from, n_random=10, seed=0)
     assert used.p_value <= 1 / 11 + 1e-9 and used.statistic > 0.2
-    tiny = residual_direction(acts["mixed"].mean(0), acts["a"].mean(0), acts["b"].mean(0))
-    unused = ablation_null(model, mixed, tiny, TASK_LAYER, n_random=10, seed=0)
+    tiny = residual_direction(acts["mixed"][12:].mean(0), acts["a"].mean(0), acts["b"].mean(0))  # held-out half
+    unused = ablation_null(model, mixed, tiny, TASK_LAYER, made_from=groups["mixed"][12:] + made_from, n_random=10)
     assert unused.statistic < 0.01
 
 
@@ -112,3 +113,54 @@ def test_undefined_statistics_and_nan_inputs_are_refused_by_name():
         residual_noise_floor(nan, x, x + 1)
     with pytest.raises(ValueError, match="^b: holds NaN or infinite values"):
         projection_null(x, x + 1, nan, x - 1)
+
+
+def test_a_direction_or_vector_tested_on_the_prompts_it_was_made_from_is_refused(built):
+    """Held out by construction: the overlap is planted, and every test that puts a vector or direction into prompts
+    refuses it before any forward pass, naming the argument and the seed to draw instead."""
+    model, groups, acts = built
+    mixed = [dataclasses.replace(p, tasks=(A, B), answers=p.answers[:2]) for p in groups["mixed"]]
+    fitted = residual_direction(acts["mixed"].mean(0), acts["a"].mean(0), acts["b"].mean(0))
+    with pytest.raises(ValueError, match=r"^mixed_prompts: 12 of 12 prompts share \(seed, index\).*held_out_seed\(1\)"):
+        ablation_null(model, mixed[:12], fitted, TASK_LAYER, made_from=groups["a"] + groups["mixed"])
+    v = task_vector(model, FAMILY, A, n_prompts=8, **KW)
+    queries = zero_shot_prompts(FAMILY, [A, B, C], n_prompts=10, seed=KW["seed"])  # indices 0..7 shared
+    with pytest.raises(ValueError, match=r"^queries: 8 of 10 prompts share \(seed, index\).*seed=held_out_seed\(4\)"):
+        steering_null(model, queries, A, v, TASK_LAYER)
+
+
+def test_every_null_reports_what_it_could_detect_at_its_n(built):
+    """Power behind a non-rejection. Rows of a mixture in span{a, b} plus noise, with an out-of-span component of
+    known norm planted: the simulated power curve's rate with nothing planted is the test's size, the minimum
+    detectable effect shrinks with n, and real data sets with twice that effect planted are rejected (the power the
+    curve promised), while data sets with nothing planted mostly are not. On the hand-built model, whose mixtures lie
+    exactly in the span, the detectable effect is bounded below by the float resolution (nothing smaller is
+    evidence)."""
+    g = torch.Generator().manual_seed(0)
+    d = 32
+    u = torch.zeros(d)
+    u[-1] = 1.0
+    a_mean, b_mean = torch.randn(d, generator=g), torch.randn(d, generator=g)
+    a_mean[-1] = b_mean[-1] = 0.0
+
+    def data(n: int, effect: float, seed: int):
+        gen = torch.Generator().manual_seed(seed)
+        noise = lambda: torch.randn(n, d, generator=gen) * 0.5  # noqa: E731
+        a, b = a_mean + noise(), b_mean + noise()
+        return (a_mean + b_mean) / 2 + noise() + effect * u, a, b
+
+    small = residual_noise_floor(*data(12, 0.0, 1), seed=0, power_sims=60)
+    large = residual_noise_floor(*data(48, 0.0, 1), seed=0, power_sims=60)
+    assert small.n == 12 and large.n == 48 and small.power.n == 12 and large.power.unit == "out-of-span norm"
+    assert large.mde < small.mde  # more prompts: smaller effects detectable
+    assert small.power.false_positive_rate <= 0.15 and large.power.false_positive_rate <= 0.15
+    planted = [residual_noise_floor(*data(48, 2 * large.mde, s), seed=s, power_sims=0).p_value for s in range(20)]
+    nothing = [residual_noise_floor(*data(48, 0.0, s), seed=s, power_sims=0).p_value for s in range(20)]
+    assert np.mean(np.array(planted) < 0.05) >= 0.8 and np.mean(np.array(nothing) < 0.05) <= 0.2
+    _, _, acts = built
+    exact = residual_noise_floor(acts["mixed"], acts["a"], acts["b"], seed=0, power_sims=20)
+    assert exact.p_value == 1.0 and exact.mde >= 0.01  # the resolution (0.017 here) bounds what could be seen
+    proj = projection_null(acts["mixed"], acts["a"], acts["b"], acts["c"], n_permutations=300, seed=0, power_sims=60)
+    assert proj.power.unit == "projection coefficient" and 0 < proj.mde < 1  # the built coefficient 1 is detectable
+    skipped = residual_noise_floor(*data(48, 0.0, 1), seed=0, power_sims=0)
+    assert skipped.power is None and skipped.mde is None and skipped.p_value == large.p_value

@@ -47,6 +47,35 @@ def test_readme_numbers_block_equals_what_the_committed_json_renders():
         )
 
 
+def test_the_science_page_states_the_measured_rates_of_the_claim_rules():
+    rn = _readme_numbers()
+    text = rn.SCIENCE.read_text()
+    for marks, block in rn.science_blocks(rn.load_sources()).items():
+        assert rn.readme_block(text, *marks) == block, (
+            f"docs/science.md block {marks[0]} differs from the committed JSON: "
+            "run `python experiments/readme_numbers.py --write`"
+        )
+
+
+def test_claim_sentences_are_worded_by_the_rules_from_their_records():
+    """The README's null sentences come from the claim records in the study's JSON: planting other p-values in a
+    record changes the verdict words, and nothing in a non-rejection says "in the span"."""
+    rn = _readme_numbers()
+    sources = rn.load_sources()
+    block = rn.render(sources)
+    assert "lies in the span" not in block and "in every seed (Spearman" not in block
+    changed = copy.deepcopy(sources)
+    residual = next(c for c in changed["vectors"]["claims"] if c["key"].endswith("/residual"))
+    residual["p_values"] = [0.001, 0.002, 0.003]
+    assert "residual" in rn.render(changed) and rn.render(changed) != block
+    assert "its out-of-span residual" in rn.render(changed)
+    words = next(line for line in rn.render(changed).splitlines() if "its out-of-span residual" in line)
+    assert "detected at n = " in words and "(p = 0.001, 0.002, 0.003 over 3 prompt seeds)" in words
+    residual["p_values"] = [0.4, 0.5, 0.6]
+    words = next(line for line in rn.render(changed).splitlines() if "its out-of-span residual" in line)
+    assert "not detected at n = " in words and "(p = 0.4, 0.5, 0.6 over 3 prompt seeds), detectable ≥ " in words
+
+
 def test_readme_numbers_follow_the_json():
     rn = _readme_numbers()
     sources = rn.load_sources()

@@ -110,5 +110,31 @@ def test_seeds_and_pairs_recompute_from_scoring_and_the_verdicts_follow_the_unit
     v = verdicts(fake, {"xs": 1, "s": 2, "m": 3}, ["xs", "s", "m"])
     assert v["kl"]["falls_with_size_in_every_seed"] and v["kl"]["spearman_all_units"] == pytest.approx(-1)
     assert not v["tv"]["falls_with_size_in_every_seed"] and v["tv"]["spearman_per_seed"] == {"0": 1.0, "1": 1.0}
+    # the trend test with seeds as blocks: both seeds strictly ordered, p = (1/3!)^2 = 0.028 in each direction
+    assert v["kl"]["page"]["direction"] == "falls" and v["kl"]["page"]["monotone_falling"] == 2
+    assert v["tv"]["page"]["direction"] == "rises"
+    assert v["tv"]["page"]["words"].startswith("rises with size (Page's L = ")
+    assert v["hedging"]["page"]["direction"] == "none"  # constant: no trend
     with pytest.raises(ValueError, match="^tasks: need at least two distinct tasks"):
         measure({}, PairsConfig(tasks=("add1",)))
+
+
+def test_the_committed_verdicts_are_what_the_trend_rule_gives_for_the_committed_units():
+    """Issue 37: "rises with size" only where Page's L test (seeds as blocks) says so; the committed verdicts are
+    recomputed from the committed units (experiments/scaling_verdicts.py --check), and a planted change is caught."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from scripts import load_script
+
+    script = load_script("experiments/scaling_verdicts.py")
+    assert script.main(["--check"]) == 0
+    numbers = json.loads((Path(__file__).resolve().parents[2] / "figures" / "scaling" / "scaling.json").read_text())
+    block = copy.deepcopy(numbers["seeds_and_pairs"])
+    for u in block["units"]:  # plant a trend that falls with size in every seed
+        if u["size"] in ("xs", "s", "m", "l"):
+            u["kl"] = {"xs": 4.0, "s": 3.0, "m": 2.0, "l": 1.0}[u["size"]]
+    v = script.recomputed(block)
+    assert v["kl"]["page"]["direction"] == "falls" and v["kl"]["page"]["monotone_falling"] == 3
+    assert v["kl"]["page"]["words"].startswith("falls with size (Page's L = ")

@@ -1,9 +1,14 @@
-"""The self-patch control tells an absent mechanism from a broken intervention (issue 27).
+"""The self-patch control tells an absent mechanism from a broken intervention (issue 27), and says when it cannot
+tell (issue 37).
 
 Ground truth on the hand-built model: its layer-3 heads read each task's answer from the query, and the task
 direction is written at layer 2. Replacing the query's residual by a task vector therefore keeps the task at layers
-0-2 and destroys the query's own lookups at layers 3-4; the control must say exactly that. On the embedded model,
-whose query lives at the last position (``x>``), replacement fails at every layer and the shift (x - mu + v) passes.
+0-2 and destroys the query's own lookups at layers 3-4; the control's positive form (own vector, own prompts) must say
+exactly that. Its negative form (another task's vector, put in the same way) must move the task where the
+intervention carries one; where it does not (layers 0-1, before the task is written), keeping the accuracy says
+nothing and the control is uninformative. On the embedded model, whose query lives at the last position (``x>``),
+replacement fails at every layer, and the shift (x - mu + v) keeps the query but is uninformative: another task's
+vector shifted in keeps the accuracy too. Every vector is tested on prompts held out from those it was made from.
 """
 
 from __future__ import annotations
@@ -44,6 +49,49 @@ def test_on_the_embedded_model_replacement_erases_the_query_and_the_shift_keeps_
     shifted = best_layer(embedded_model, "bias_add", "add5", v, n_prompts=20, mode="shift")
     assert shifted.passes.all() and shifted.best is not None
     np.testing.assert_allclose(shifted.control_accuracy, 1.0)
+    # the negative form: add6's vector shifted into add5's prompts keeps add5's accuracy too - the control cannot fail
+    assert shifted.negative_task == "add6" and shifted.control_status == ("uninformative",) * 4
+    assert shifted.negative_accuracy.min() >= 0.95 and shifted.negative_p_other.max() < 0.05
+    with pytest.raises(ValueError, match=r"^layer: no steering claim at layer 1 \(mode shift\): .* uninformative"):
+        shifted.check_claim(1)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        # valid where the task is written (2); destroys the query's lookups above it (3, 4); carries nothing below
+        ("replace", ("uninformative", "uninformative", "passes", "fails", "fails")),
+        # the shift keeps the query everywhere; it carries the task where F (2) and its log h (3) are read downstream
+        ("shift", ("uninformative", "uninformative", "passes", "passes", "uninformative")),
+        # adding a second copy of the fractions moves the task only through the log's input at layer 3
+        ("add", ("uninformative", "uninformative", "uninformative", "passes", "uninformative")),
+    ],
+)
+def test_the_negative_form_tells_a_valid_intervention_from_one_that_shows_nothing(built, mode, expected):
+    """For each way in, one layer where it is valid (passes) and one where it is not (fails, or uninformative): the
+    control's verdicts equal what the hand-built model's weights say."""
+    model, v = built
+    r = best_layer(model, "retrieval", "pos1", v, n_prompts=16, n_examples=12, mode=mode)
+    assert r.negative_task == "pos2" and r.control_status == expected
+    passing = expected.index("passes")
+    r.check_claim(r.layers[passing])
+    silent = r.layers[expected.index("uninformative")]
+    with pytest.raises(ValueError, match=rf"^layer: no steering claim at layer {silent} .* uninformative there"):
+        r.check_claim(silent)
+    assert r.negative_accuracy[passing] <= 0.5 and r.negative_accuracy[expected.index("uninformative")] >= 0.95
+
+
+def test_a_vector_is_controlled_and_steered_only_on_prompts_it_was_not_made_from(built):
+    """The self-patch control on the vector's own prompts is x - mean + v = x exactly: it could not fail. The overlap
+    is planted here and refused before any forward pass, naming the seed to draw instead."""
+    model, v = built  # made from seed 5, prompts 0..15
+    with pytest.raises(ValueError, match=r"^seed: .* share \(seed, index\) .* seed=held_out_seed\(5\) = 10005"):
+        best_layer(model, "retrieval", "pos1", v, n_prompts=4, n_examples=12, seed=5, mode="shift")
+    with pytest.raises(ValueError, match=r"^seed: .* other_vector was made from"):
+        best_layer(model, "retrieval", "pos1", v, n_prompts=4, n_examples=12, seed=0, other_vector=task_vector(
+            model, "retrieval", "pos2", n_prompts=4, n_examples=12, seed=0))  # fmt: skip
+    uncontrolled = best_layer(model, "retrieval", "pos1", v, n_prompts=4, n_examples=12, control=False)
+    assert uncontrolled.control_status == ("not run",) * 5
 
 
 def test_bad_mode_and_tolerance_are_refused(built):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from interp.export import png_status
+from interp.heldout import held_out_seed
 from interp.results import BestLayer
 from interp.studies import task_vectors as tv
 from interp.studies.task_vectors import FIGURES, TaskVectorsConfig, acceptance_lines, half_crossings
@@ -55,6 +56,11 @@ def test_summary_holds_the_acceptance_quantities_per_mode(quick_run):
             assert len(c["accuracy"]) == len(c["passes"]) == len(pair["layers"]) and c["tolerance"] == 0.05
             passes = [x >= acc["icl_accuracy"][t] - 0.05 for x in c["accuracy"]]
             assert c["passes"] == passes
+            moved = [x < acc["icl_accuracy"][t] - 0.05 for x in c["negative_accuracy"]]  # the negative form
+            assert c["negative_task"] == ({a, b} - {t}).pop()
+            assert c["status"] == [
+                "fails" if not ok else "passes" if mv else "uninformative" for ok, mv in zip(passes, moved, strict=True)
+            ]
             best = acc["best_layer"][t]
             assert best is None if not any(passes) else passes[pair["layers"].index(best)]
         if acc["pair_layer"] is None:
@@ -72,6 +78,16 @@ def test_summary_holds_the_acceptance_quantities_per_mode(quick_run):
         assert np.array(sweep["real_probs"]).shape == (len(config.lambdas), 3)
         assert set(acc["chance"]) == {a, b} and all(acc["chance"][t] == 1 / 10 for t in (a, b))  # bias_add: 10 tasks
     assert np.array(pair["cosines"]["raw"]["matrix"]).shape == (len(pair["layers"]), 6, 6)
+    nulls = pair["nulls"]
+    if nulls is not None:  # every p-value replicated over prompt seeds, at an n chosen for power before the run
+        size = nulls["sample_size"]
+        assert size["chosen"] in config.null_sizes and nulls["n"] == size["chosen"]
+        assert size["effect"] == config.residual_effect and set(size["power_at"]) <= {str(n) for n in config.null_sizes}
+        for key in ("projection", "residual", "ablation"):
+            reps = nulls[key]["replications"]
+            assert [r["seed"] for r in reps] == [config.seed + i for i in range(config.replications)]
+            assert nulls[key]["p_value"] == reps[0]["p_value"] and all(r["n"] == nulls["n"] for r in reps)
+            assert reps[0]["power"]["n_sim"] == config.power_sims and len(reps[0]["power"]["effects"]) > 2
     lines = acceptance_lines(result["numbers"])
     assert lines[0].startswith(f"{family}: {a} vs {b}") and lines[0].endswith("mode replace")
 
@@ -79,12 +95,16 @@ def test_summary_holds_the_acceptance_quantities_per_mode(quick_run):
 def test_numbers_match_a_recomputation_with_the_same_seed(quick_run, tiny_char_model):
     config, _, result = quick_run
     family, a, _, _ = config.pairs[0]
-    kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples, seed=config.seed)
-    v = task_vector(tiny_char_model, family, a, **kw)
-    again = best_layer(tiny_char_model, family, a, v, mode="shift", **kw)
+    kw = dict(n_prompts=config.n_prompts, n_examples=config.n_examples)
+    v = task_vector(tiny_char_model, family, a, seed=config.seed, **kw)
+    other = task_vector(tiny_char_model, family, config.pairs[0][2], seed=config.seed, **kw)
+    tested_on = result["numbers"]["pairs"][0]["seeds"]["tested_on"]
+    assert tested_on == held_out_seed(config.seed) != config.seed  # held out by construction
+    again = best_layer(tiny_char_model, family, a, v, mode="shift", other_vector=other, seed=tested_on, **kw)
     stored = result["numbers"]["pairs"][0]["modes"]["shift"]["best_layer"][a]
     np.testing.assert_allclose(stored["p_correct"], again.p_correct, rtol=1e-5, atol=1e-7)
     assert stored["icl_candidate_accuracy"] == again.icl_candidate_accuracy and stored["best"] == again.best
+    np.testing.assert_allclose(stored["negative_accuracy"], again.negative_accuracy)
     assert BestLayer.from_dict({k: v for k, v in stored.items() if k != "best"}).best == again.best
     norms = result["numbers"]["pairs"][0]["vector_norms"]["a"]
     np.testing.assert_allclose(norms, v.mean.double().norm(dim=1).numpy(), rtol=1e-5)

@@ -217,7 +217,7 @@ def test_a_vector_of_another_task_warns_and_its_own_does_not(tiny_char_model):
     kw = dict(n_prompts=2, n_examples=3, seed=0)
     own_a, own_b = (task_vector(tiny_char_model, "bias_add", t, **kw) for t in ("add1", "add7"))
     other = task_vector(tiny_char_model, "retrieval", "pos1", **kw)
-    sweep_kw = dict(lambdas=[0.0, 1.0], layers=[1], n_prompts=2, n_examples=3, mixed_reference=False)
+    sweep_kw = dict(lambdas=[0.0, 1.0], layers=[1], n_prompts=2, n_examples=3, mixed_reference=False, seed=1)
     with pytest.warns(UserWarning, match=r"vectors\[1\]: a vector of retrieval:pos1 is used as the vector of bias_add"):
         lambda_sweep(tiny_char_model, "bias_add", "add1", "add7", own_a, other, **sweep_kw)
     with warnings.catch_warnings():

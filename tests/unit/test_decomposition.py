@@ -108,23 +108,28 @@ def test_control_vectors_and_decompositions(controls):
     for d in decs.values():
         assert d.coefs.shape == (2, 2) and d.residual_norm.shape == (2,) and d.names == ("a", "b")
         assert (d.residual_norm <= 1 + 1e-9).all()
-    self_fit = decompose(controls["a"], [controls["a"], controls["b"]], intercept=False)
+    self_fit = decompose(controls["a"].mean, [controls["a"].mean, controls["b"].mean], intercept=False)
     np.testing.assert_allclose(self_fit.coefs, [[1, 0], [1, 0]], atol=1e-6)
+    with pytest.raises(ValueError, match=r"^target: made from 3 prompts that basis vector 0 .* held-out prompts"):
+        decompose(controls["a"], [controls["a"], controls["b"]])  # a vector decomposed on itself: refused
+    seeds = {name: {s for _, p in v.terms for s, _ in p.prompt_ids} for name, v in controls.items()}
+    assert seeds["a"] == seeds["b"] == {1} and all(seeds[k] == {10001} for k in decs)  # targets held out
 
 
-def test_proportion_sweep_recovers_the_pure_endpoints(tiny_char_model):
+def test_proportion_sweep_decomposes_held_out_prompts(tiny_char_model):
     kw = dict(n_prompts=3, n_examples=4, seed=2)
     va = task_vector(tiny_char_model, FAMILY, A, **kw)
     vb = task_vector(tiny_char_model, FAMILY, B, **kw)
+    with pytest.raises(ValueError, match=r"^seed: 3 of 3 prompts share \(seed, index\) with the prompts va was made"):
+        proportion_sweep(tiny_char_model, FAMILY, A, B, proportions=[0.0, 1.0], va=va, vb=vb, **kw)
     sweep = proportion_sweep(
-        tiny_char_model, FAMILY, A, B, proportions=[0.0, 0.5, 1.0], va=va, vb=vb, intercept=False, **kw
-    )
+        tiny_char_model, FAMILY, A, B, proportions=[0.0, 0.5, 1.0], va=va, vb=vb, intercept=False, n_prompts=3,
+        n_examples=4, seed=3,
+    )  # fmt: skip
     assert sweep.coefs.shape == (3, 2, 2) and sweep.residual_norm.shape == (3, 2)
     np.testing.assert_allclose(sweep.fractions, [0.0, 0.5, 1.0])
-    # proportions are fractions of task A; the pure endpoints are the very prompts of the single-task vectors
-    np.testing.assert_allclose(sweep.coefs[0], [[0, 1], [0, 1]], atol=1e-4)
-    np.testing.assert_allclose(sweep.coefs[2], [[1, 0], [1, 0]], atol=1e-4)
-    assert sweep.residual_norm[[0, 2]].max() < 1e-4
+    default = proportion_sweep(tiny_char_model, FAMILY, A, B, proportions=[0.0, 1.0], n_prompts=3, n_examples=4, seed=2)
+    assert default.coefs.shape == (2, 2, 2)  # its basis comes from held_out_seed(2): no overlap
     with pytest.raises(ValueError, match="proportions:"):
         proportion_sweep(tiny_char_model, FAMILY, A, B, proportions=[1.5])
 

@@ -5,9 +5,12 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 -1. png_renderer (the PNG renderer process), validate (the argument checks every public function shares)
 -0.5. png (the renderer's owner: browser search, timeouts), seeds (the one seed check)
 0. pure helpers: export (atomic writes), tasks, defaults, metrics, remember (work reused inside a block), safe_load
-   (reading others' files without running their code)
+   (reading others' files without running their code), heldout (which prompts a vector was made from), claims
+   (claim records and the rules that word them)
 0.5 atomic_folder (a folder written as one set)
 1. results (values), prompts, tokenization
+1.5 power (planted effects, simulated)
+1.6 trends (Page's L across sizes, with its power)
 2. decomposition, plots, architectures (the HF → TransformerLens table), bridge, activations (one-pass gelu_new)
 2.5 model_files (a model folder's files checked, each fault one line); streaming (statistics folded over chunks
     of captures, from memory or from a store)
@@ -46,8 +49,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "interp"
 RANK = {
     "png_renderer": -1, "validate": -1, "png": -0.5, "seeds": -0.5,
-    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "safe_load": 0,
+    "export": 0, "tasks": 0, "defaults": 0, "metrics": 0, "remember": 0, "safe_load": 0, "heldout": 0, "claims": 0,
     "atomic_folder": 0.5, "results": 1,
+    "power": 1.5, "trends": 1.6,
     "prompts": 1, "tokenization": 1, "decomposition": 2, "plots": 2, "architectures": 2, "bridge": 2, "activations": 2,
     "model_files": 2.5, "models": 3, "hooks": 4, "interventions": 4.1, "engines": 4.5, "scoring": 5, "reference": 5.5,
     "generation": 6, "capture": 6,

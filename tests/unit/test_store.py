@@ -15,6 +15,7 @@ import torch
 import interp.store.shards as shards
 from interp.capture import capture_hooks, capture_resid
 from interp.decomposition import decompose, project_2d
+from interp.heldout import held_out_seed
 from interp.nulls import projection_null, residual_noise_floor
 from interp.prompts import PromptSpec, build_prompts, mixture_groups
 from interp.store import ActivationStore, DiskFullError, StoreError, capture_to, export_hf
@@ -341,12 +342,14 @@ def test_custom_engine_feeds_the_store_and_its_config_is_recorded(tmp_path, tiny
 
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory, tiny_char_model):
-    """Single-task, mixed and third-task groups (same queries) in one labelled store, and their in-memory capture."""
+    """Single-task, mixed and third-task groups (the basis's and the targets' queries each shared) in one labelled
+    store, and their in-memory capture."""
     groups = {
         "a": build_prompts("bias_add", ["add2"], n_examples=4, n_prompts=12, seed=3),
         "b": build_prompts("bias_add", ["add5"], n_examples=4, n_prompts=12, seed=3),
-        "mixed": build_prompts("bias_add", ["add2", "add5"], n_examples=4, n_prompts=12, seed=3),
-        "third": build_prompts("bias_add", ["add7"], n_examples=4, n_prompts=12, seed=3),
+        # the targets held out from the basis (interp.heldout), with the same queries as each other
+        "mixed": build_prompts("bias_add", ["add2", "add5"], n_examples=4, n_prompts=12, seed=held_out_seed(3)),
+        "third": build_prompts("bias_add", ["add7"], n_examples=4, n_prompts=12, seed=held_out_seed(3)),
     }
     prompts = [p for ps in groups.values() for p in ps]
     labels = [name for name, ps in groups.items() for _ in ps]

@@ -57,6 +57,7 @@ EXEMPT = {
     "ArgumentTypeError": "an exception class (the one these tests expect)",
     "family_names": "takes no argument",
     "remembering": "takes no argument",
+    "Claim": "a claim record the studies build from a test's numbers (its own refusals: tests/unit/test_claims.py)",
     "ActivationStore": "opened by ActivationStore.open(folder), whose bad folders tests/unit/test_store.py refuses",
 }
 
@@ -69,6 +70,8 @@ class Ctx:
         self.d = model.cfg.d_model
         kw = dict(n_prompts=3, n_examples=3, seed=1)
         self.va, self.vb, self.vc = (interp.task_vector(model, FAMILY, t, **kw) for t in (A, B, C))
+        held = dict(kw, seed=interp.held_out_seed(1))  # a target held out from the basis's prompts (interp.heldout)
+        self.target = interp.task_vector(model, FAMILY, [A, B], proportions=[0.5, 0.5], **held)
         self.prompts = build_prompts(FAMILY, [A, B], n_examples=3, n_prompts=2, seed=0)
         n_heads = model.cfg.n_heads
         self.cie = HeadMap("cie", FAMILY, A, (0, 1), np.arange(2.0 * n_heads).reshape(2, n_heads),
@@ -122,6 +125,7 @@ VALID: dict[str, Callable[[Ctx], dict]] = {
         control=True,
         control_tolerance=0.05,
         queries="zero_shot",
+        other_vector=None,
     ),  # fmt: skip
     "build_prompts": lambda c: dict(
         family=FAMILY,
@@ -146,7 +150,7 @@ VALID: dict[str, Callable[[Ctx], dict]] = {
     "check_simplex": lambda c: dict(values=[0.5, 0.5], n=2, name="proportions"),
     "convex": lambda c: dict(weights=[0.5, 0.5], vectors=[c.va, c.vb]),
     "decompose": lambda c: dict(
-        target=c.va, basis=[c.vb, c.vc], method="lstsq", intercept=True, normalize=True, names=None, layers=None
+        target=c.target, basis=[c.vb, c.vc], method="lstsq", intercept=True, normalize=True, names=None, layers=None
     ),  # fmt: skip
     "get_family": lambda c: dict(name=FAMILY),
     "greedy_correct": lambda c: dict(model=c.model, prompts=c.prompts, task=A, batch_size=4),
@@ -203,6 +207,7 @@ VALID: dict[str, Callable[[Ctx], dict]] = {
         hook="resid_post",
         layers=[0],
         batch_size=4,
+        target_seed=None,
     ),  # fmt: skip
     "patched_scores": lambda c: dict(
         model=c.model,
@@ -301,28 +306,53 @@ VALID: dict[str, Callable[[Ctx], dict]] = {
         capture=None,
         progress=None,
     ),  # fmt: skip
+    "held_out_seed": lambda c: dict(seed=0, k=1),
+    "page_trend": lambda c: dict(
+        values=np.arange(12.0).reshape(3, 4), metric="m", sizes=None, blocks=None, alpha=0.05, power_sims=0, seed=0
+    ),  # fmt: skip
     "heads.cie_prompts": lambda c: dict(family=FAMILY, task=A, n_prompts=2, n_examples=3, seed=0),
     "heads.logit_components": lambda c: dict(model=c.model, prompts=c.prompts, batch_size=4, heads_only=False),
     "heads.final_norm_linear": lambda c: dict(model=c.model, x=torch.zeros(2, 3, c.d), scale=torch.ones(2)),
     "heads.unembedding": lambda c: dict(model=c.model),
     "heads.head_out_weights": lambda c: dict(model=c.model, layer=0),
     "nulls.projection_null": lambda c: dict(
-        mixed=c.rows[0], a=c.rows[1], b=c.rows[2], reference=c.rows[3], n_permutations=10, seed=0
+        mixed=c.rows[0],
+        a=c.rows[1],
+        b=c.rows[2],
+        reference=c.rows[3],
+        n_permutations=10,
+        seed=0,
+        paired=None,
+        power_sims=0,
     ),  # fmt: skip
-    "nulls.residual_noise_floor": lambda c: dict(mixed=c.rows[0], a=c.rows[1], b=c.rows[2], n_splits=10, seed=0),
+    "nulls.residual_noise_floor": lambda c: dict(
+        mixed=c.rows[0], a=c.rows[1], b=c.rows[2], n_splits=10, seed=0, paired=None, power_sims=0
+    ),  # fmt: skip
+    "nulls.residual_simulator": lambda c: dict(mixed=c.rows[0], a=c.rows[1], b=c.rows[2], paired=None, seed=0),
     "nulls.residual_direction": lambda c: dict(mixed_mean=c.rows[0][0], a=c.rows[1][0], b=c.rows[2][0]),
     "nulls.ablation_null": lambda c: dict(
         model=c.model,
         mixed_prompts=c.prompts,
         residual=torch.ones(c.d),
         layer=0,
+        made_from=[],
         hook="resid_post",
         n_random=2,
         seed=0,
         batch_size=4,
+        power_sims=0,
     ),  # fmt: skip
     "nulls.steering_null": lambda c: dict(
-        model=c.model, queries=c.prompts, task=A, vector=c.va, layer=0, mode="shift", n_random=2, seed=0, batch_size=4
+        model=c.model,
+        queries=c.prompts,
+        task=A,
+        vector=c.va,
+        layer=0,
+        mode="shift",
+        n_random=2,
+        seed=0,
+        batch_size=4,
+        power_sims=0,
     ),  # fmt: skip
 }
 
@@ -556,6 +586,25 @@ BAD["store_labels"] = lambda c: [["a"], 3, [1, 2]]
 KIND_OF[("capture_to", "capture")] = "callable_or_none"
 KIND_OF[("capture_to", "progress")] = "callable_or_none"
 BAD["callable_or_none"] = lambda c: [3, "x"]
+#: Issue 37: held-out targets, paired rows, power simulations, the trend test's table and labels.
+KIND["power_sims"] = "int_ge0"
+KIND["paired"] = "flag_or_none"
+BAD["flag_or_none"] = lambda c: ["yes", 1, NAN]
+KIND["made_from"] = "made_from"
+BAD["made_from"] = lambda c: ["x", [1, 2], None, 3]
+KIND["target_seed"] = "seed_or_none"
+BAD["seed_or_none"] = lambda c: [-1, 1.5, "0", True, 0]  # 0: the basis's own seed
+KIND["other_vector"] = "task_vector_or_none"
+KIND_OF[("held_out_seed", "k")] = "count"
+KIND_OF[("page_trend", "values")] = "trend_table"
+BAD["trend_table"] = lambda c: [np.full((3, 4), NAN), "x", np.zeros((1, 4)), np.zeros((3, 2)), None]
+KIND_OF[("page_trend", "metric")] = "label"
+KIND_OF[("page_trend", "sizes")] = "trend_labels"
+KIND_OF[("page_trend", "blocks")] = "trend_labels"
+BAD["trend_labels"] = lambda c: [["a"], "ab", 3]
+KIND_OF[("page_trend", "alpha")] = "level"
+BAD["level"] = lambda c: [0.0, 1.0, -0.1, NAN, "x", None]
+KIND_OF[("nulls.residual_simulator", "mixed")] = "matrix_first"
 #: (function, parameter) → the name its errors use, where it differs.
 ARGUMENT = {("get_family", "name"): "family", ("check_simplex", "values"): "proportions"}
 

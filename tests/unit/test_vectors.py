@@ -38,7 +38,8 @@ def test_task_vector_is_mean_and_std_of_captures(tiny_char_model, real_vector):
     assert real_vector.model_id == "tiny-char" and real_vector.hook == "resid_post"
     assert real_vector.layers == (0, 1) and real_vector.processing_dict["fold_ln"] is False
     ((w, prov),) = real_vector.terms
-    assert w == 1.0 and prov == Provenance("operands", ("sum",), (1.0,), 4, 3, 3)
+    ids = tuple((3, i) for i in range(4))  # (seed, index) of every prompt averaged: what held-out checks read
+    assert w == 1.0 and prov == Provenance("operands", ("sum",), (1.0,), 4, 3, 3, prompt_ids=ids)
     torch.testing.assert_close(real_vector.at(1), real_vector.mean[1])
     with pytest.raises(ValueError, match="layer: 5 not captured"):
         real_vector.at(5)
