@@ -521,12 +521,12 @@ def bench_store(quick: bool, threads: int) -> list[dict]:
     rss_growth = last["peak_rss_mb"] / first["peak_rss_mb"]
     return [
         row(
-            f"store capture vs in-memory · embedded {name} prompts",
-            memory["seconds"],
+            f"store capture vs in-memory · embedded {name} prompts",  # the paired in-memory time: side by side
+            last["baseline_s"],
             last["seconds"],
-            last["seconds"] / memory["seconds"],
+            last["seconds"] / last["baseline_s"],
             "<= 1.2x in-memory time",
-            last["seconds"] <= 1.2 * memory["seconds"],
+            last["seconds"] <= 1.2 * last["baseline_s"],
             info,
         ),  # fmt: skip
         row(

@@ -15,8 +15,8 @@ stream as ``z @ W_O[L, h]``. On it:
   of each task's P(answer) on mixed prompts.
 - :func:`attention_scores`: previous-token, duplicate-token and induction scores per head on repeated random tokens
   (Olsson et al. 2022).
-- :mod:`interp.attribution` (``attribution_patching``, ``agreement``, ``residual_attribution``): every head's CIE
-  estimated from one backward pass, with checks of where the estimate is unreliable;
+- ``attribution_patching``, ``agreement``, ``residual_attribution`` (:mod:`interp.attribution`, reachable from here):
+  every head's CIE estimated from one backward pass, with checks of where the estimate is unreliable;
   :mod:`interp.head_roles`: sufficient / necessary / specific and a label per head and task over prompt seeds.
 
 Every per-head effect runs as cells of :func:`interp.engines.score` (all heads of a batch in the batch dimension, one
@@ -466,3 +466,16 @@ def attention_scores(model, *, seq_len: int = 20, n_seqs: int = 20, seed: int = 
         out["duplicate_token"][la] = pat[:, :, q, q - seq_len].mean(dim=(0, 2)).numpy()
         out["induction"][la] = pat[:, :, q, q - seq_len + 1].mean(dim=(0, 2)).numpy()
     return out
+
+
+#: Attribution patching lives in :mod:`interp.attribution` (it imports this module); reachable from here too, as
+#: ``interp.heads.attribution_patching`` (PEP 562: imported on first access, so the two modules import cleanly).
+_FROM_ATTRIBUTION = ("HeadAttribution", "agreement", "attribution_patching", "residual_attribution")
+
+
+def __getattr__(name: str):
+    if name in _FROM_ATTRIBUTION:
+        from interp import attribution
+
+        return getattr(attribution, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,7 +34,7 @@ Layers, lowest first (a module imports only from lower layers, or from its own s
 
 Function-level imports are allowed only for heavy third-party libraries loaded on first use (so that importing a
 module stays cheap), and, inside the ``interp`` package, only in the CLI (a command imports what it runs) and the
-facade.
+facade (and heads, which forwards attribution's names the same way).
 """
 
 from __future__ import annotations
@@ -69,7 +69,11 @@ LAZY_OK = {
     "nnsight", "httpx",  # the nnsight engine's optional extra, and NDIF's status check (remote runs only)
 }  # fmt: skip
 #: Modules allowed to import interp modules inside functions, and why.
-LAZY_INTERNAL_OK = {"cli": "a command imports only what it runs", "__init__": "the lazy facade (PEP 562)"}
+LAZY_INTERNAL_OK = {
+    "cli": "a command imports only what it runs",
+    "__init__": "the lazy facade (PEP 562)",
+    "heads": "forwards interp.attribution's names (PEP 562); interp.attribution imports heads at module level",
+}
 
 
 def modules() -> list[tuple[str, Path]]:
