@@ -47,6 +47,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -703,34 +704,39 @@ HEAD_CASES = {  # name: (model, family, task, n_prompts)
 HEAD_ROWS = ("head CIE", "head weights", "attribution patching", "head effects")
 
 
-def tl_head_loop(model, clean_ids, corrupted_ids, k_token: int, heads) -> tuple[np.ndarray, float]:
+def tl_head_loop(model, clean_ids, corrupted_ids, targets: Sequence[int], heads) -> tuple[np.ndarray, float]:
     """The per-head loop a user writes with TransformerLens: the clean mean of every head's ``hook_z`` at the last
     token from one hooked forward, the corrupted batch once unpatched, then one forward of the whole batch per head
-    with a ``hook_z`` hook replacing that head's output at the last token; P(correct) from the logits there.
+    with a ``hook_z`` hook replacing that head's output at the last token; P(correct) from the logits there, each
+    prompt's own answer (``targets``: the first token of each corrupted prompt's correct answer).
     Returns (CIE ``[layer, head]``, P of the unpatched run)."""
     from interp.hooks import forward_logits, hooked
 
     x_clean, x = (torch.tensor(ids) for ids in (clean_ids, corrupted_ids))  # one length per batch (bias_add)
+    rows, cols = torch.arange(len(targets)), torch.tensor(list(targets))
     z_mean: dict = {}
 
-    def keep(act, hook):
-        z_mean[hook.name] = act[:, -1].mean(0)
+    def keep(layer: int):
+        def fn(act, hook):  # keyed by the layer: a bridge names its hooks by their own (aliased) names
+            z_mean[layer] = act[:, -1].mean(0)
+
+        return fn
 
     names = [f"blocks.{la}.attn.hook_z" for la in range(model.cfg.n_layers)]
     with torch.inference_mode():
-        with hooked(model, [(n, keep) for n in names]):
+        with hooked(model, [(n, keep(la)) for la, n in enumerate(names)]):
             forward_logits(model, x_clean)
-        base = torch.softmax(forward_logits(model, x)[:, -1].double(), -1)[:, k_token]
+        base = torch.softmax(forward_logits(model, x)[:, -1].double(), -1)[rows, cols]
         out = np.zeros((model.cfg.n_layers, model.cfg.n_heads))
         for la, h in heads:
-            mean = z_mean[names[la]] if names[la] in z_mean else next(iter(z_mean.values()))
+            mean = z_mean[la]
 
             def patch(act, hook, h=h, mean=mean):
                 act[:, -1, h] = mean[h]
                 return act
 
             with hooked(model, [(names[la], patch)]):
-                p = torch.softmax(forward_logits(model, x)[:, -1].double(), -1)[:, k_token]
+                p = torch.softmax(forward_logits(model, x)[:, -1].double(), -1)[rows, cols]
             out[la, h] = float((p - base).mean())
     return out, float(base.mean())
 
@@ -765,12 +771,12 @@ def _head_case(case: str, model, family: str, task: str, n: int, reps: int) -> l
     again_s = time.perf_counter() - start
     clean, corrupted, k = cie_prompts(family, task, **kw)
     clean_ids, ids = token_ids(model, clean), token_ids(model, corrupted)
-    k_token = model.tokenizer(corrupted[0].answers[k], add_special_tokens=False)["input_ids"][0]
+    targets = [model.tokenizer(p.answers[k], add_special_tokens=False)["input_ids"][0] for p in corrupted]
     heads = [(la, h) for la in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
     causal_indirect_effects(model, family, task, **{**kw, "n_prompts": 2})  # warm up (not the weights: gathered)
     reps = 1 if model.cfg.n_layers * model.cfg.n_heads > 64 else reps  # the per-head loop alone takes minutes
     ours_s, exact = best_of(lambda: causal_indirect_effects(model, family, task, **kw), reps)
-    base_s, (loop, _) = best_of(lambda: tl_head_loop(model, clean_ids, ids, k_token, heads), 1)
+    base_s, (loop, _) = best_of(lambda: tl_head_loop(model, clean_ids, ids, targets, heads), 1)
     diff = float(np.abs(exact.mean - loop).max())
     label = f"{case} {family} {task}, {len(heads)} heads × {n} prompts"
     info = {"heads": len(heads), "prompts": n, "tokens_per_prompt": len(ids[0])}

@@ -380,6 +380,9 @@ def test_nulls_from_a_store_equal_the_in_memory_ones(grouped):
     a = residual_noise_floor(rows["mixed"], rows["a"], rows["b"], n_splits=30, seed=1)
     b = residual_noise_floor(memory["mixed"], memory["a"], memory["b"], n_splits=30, seed=1)
     assert a.statistic == b.statistic and np.array_equal(a.null, b.null) and a.note == b.note
+    # power: simulated from the rows in memory; from the null shifted by the planted effect where the rows stream
+    assert "null shifted" in a.power.unit and "null shifted" not in b.power.unit
+    assert a.power.false_positive_rate <= 0.1 and a.power.rejection[-1] == 1.0 and a.mde is not None
 
 
 def test_a_projection_from_a_store_equals_project_2d(tmp_path, tiny_char_model):
