@@ -39,7 +39,7 @@ EXPLORE_START, EXPLORE_END = "<!-- explore:start -->", "<!-- explore:end -->"
 VERSIONS_START, VERSIONS_END = "<!-- versions:start -->", "<!-- versions:end -->"
 BEYOND_START, BEYOND_END = "<!-- beyond:start -->", "<!-- beyond:end -->"
 STORE_START, STORE_END = "<!-- store:start -->", "<!-- store:end -->"
-SCIENCE = ROOT / "docs" / "science.md"
+SCIENCE = ROOT / "docs/science.md"
 CALIBRATION_START, CALIBRATION_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
 
 

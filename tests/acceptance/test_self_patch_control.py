@@ -98,7 +98,7 @@ def test_bad_mode_and_tolerance_are_refused(built):
     model, v = built
     with pytest.raises(ValueError, match="^mode: 'swap' not supported; valid: replace, add, shift"):
         best_layer(model, "retrieval", "pos1", v, n_prompts=2, mode="swap")
-    with pytest.raises(ValueError, match=r"^control_tolerance: must be a number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^control_tolerance: must be a finite number in \[0, 1\]"):
         best_layer(model, "retrieval", "pos1", v, n_prompts=2, control_tolerance=-0.1)
 
 

@@ -120,7 +120,7 @@ def test_every_route_equals_the_reference_on_mixed_lengths(name, dtype, model_di
     checked = []
     for interventions, want in ((None, ref[None]), (cells, ref_cells)):
         for route in exact_routes(model, texts, answers, interventions):
-            monkeypatch.setattr(engines, "choose_route", lambda *a, route=route: route)
+            monkeypatch.setattr(engines, "explain_route", lambda *a, route=route: (route, "forced by the test"))
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*merge their first token")  # unpatched in both
                 got = engines.score(model, texts, answers, interventions, batch_size=32)
