@@ -75,13 +75,17 @@ class Capture(Protocol):
 
 
 class HookCapture:
-    """The default engine: :func:`interp.capture.capture_hooks` on a TransformerLens model."""
+    """The default engine: :func:`interp.capture.capture_hooks` on the model (a TransformerLens model, or one loaded
+    with ``engine="nnsight"``, whose traces save the same slices; the manifest records which)."""
 
     def __init__(self, model, layers: Sequence[int], hooks: Sequence[str], *, batch_size: int = 32,
                  max_tokens: int | None = 8192) -> None:  # fmt: skip
         self.model, self.layers, self.hooks = model, tuple(layers), tuple(hooks)
         self.batch_size, self.max_tokens = batch_size, max_tokens
         self.config = {"engine": "interp.capture.capture_hooks", "batch_size": batch_size, "max_tokens": max_tokens}
+        if getattr(model, "engine", None) == "nnsight":  # its traces, here or on a remote host (issue 39 item 5)
+            self.config["model_engine"] = "nnsight"
+            self.config["remote"] = model.remote if isinstance(model.remote, str) else bool(model.remote)
 
     def __call__(self, prompts, positions):
         return capture_hooks(self.model, prompts, layers=self.layers, hooks=self.hooks, positions=positions,
@@ -94,7 +98,11 @@ def weights_sha256(model) -> str:
     known = model_info(model).weights_sha256
     if known:
         return known
+    if getattr(model, "engine", None) == "nnsight" and model.remote is True:  # the weights stay on the NDIF host
+        return f"served by NDIF: {model_info(model).model_id}"
     state = getattr(model, "state_dict", None)
+    if state is None and getattr(model, "engine", None) == "nnsight":  # the wrapped Hugging Face module's weights
+        state = model.nn._module.state_dict
     if state is None:
         raise ValueError("model: has no state_dict() to hash its weights; give a torch module")
     h = hashlib.sha256()

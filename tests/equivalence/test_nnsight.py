@@ -245,3 +245,22 @@ def test_each_engine_call_saves_only_slices(local_and_remote):
         finally:
             nn_traces.answer_terms = real
     assert [tuple(t.shape) for pair in saved for t in pair] == [(8,), (8,)]  # 4 prompts x 2 one-token answers
+
+
+def test_the_nnsight_engine_writes_a_store_equal_to_the_default_engines(tmp_path):
+    """Issue 39 item 5: a store captured through nnsight's traces holds the default engine's numbers, and its
+    manifest says which engine wrote it (so a store is never resumed by the other engine)."""
+    from interp.store import capture_to
+    from interp.store.manifest import StoreError
+
+    prompts = build_prompts("bias_add", ["add2"], n_examples=4, n_prompts=6, seed=0)
+    ref = load_model("embedded", device="cpu")
+    model = load_model("embedded", device="cpu", engine="nnsight")
+    a = capture_to(tmp_path / "a", ref, prompts, shard_size=4)
+    b = capture_to(tmp_path / "b", model, prompts, shard_size=4)
+    torch.testing.assert_close(b.load(), a.load(), atol=TOL, rtol=RTOL)
+    assert (
+        b.manifest.config["engine"]["model_engine"] == "nnsight" and "model_engine" not in a.manifest.config["engine"]
+    )
+    with pytest.raises((StoreError, ValueError), match="engine"):
+        capture_to(tmp_path / "a", model, prompts, shard_size=4)  # the default engine's store: refused, not mixed
