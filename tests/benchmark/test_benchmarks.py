@@ -28,7 +28,7 @@ def test_committed_results_hold_every_section_with_equality_checks_that_pass():
         "sweep vs per-cell",
         "capture mem",
         "beam search",
-        "head effects",
+        "head CIE vs TransformerLens per-head loop",
         "interp figures",
     )
     for section in sections:
