@@ -469,6 +469,19 @@ def heads_bullet(heads: dict) -> str:
         )
         for m in others
     )  # fmt: skip
+    other_families = "".join(
+        f" {m['model']} ({m['family']}; seeds agreeing in brackets): "
+        + "; ".join(
+            f"{t}: " + (", ".join(f"{_head(e['head'])} {e['label']} ({e['agree']}/{len(r['seeds'])})"
+                                  for e in r["per_task"][t]["heads"]) or "none")
+            for t in r["tasks"]
+        )
+        + "."
+        for m in heads.get("roles_only", [])
+        for r in [m["roles"]]
+    )  # fmt: skip
+    if other_families:
+        other_families = " The other shipped models, labelled by the same rule over the same seeds." + other_families
     return (
         f"- **Which heads carry the task** (`interp figures heads`; {cfg['n_prompts']} prompts × {cfg['n_examples']} "
         f"examples; `figures/heads/heads_all.json`): on the embedded model the heads with the largest causal indirect "
@@ -482,7 +495,11 @@ def heads_bullet(heads: dict) -> str:
         f"P(correct) by {steering(a)}; {steering(b)}. Of each task's top {cfg['top_k']} CIE heads, "
         f"{main['fv_heads_among_induction_heads'][a]} ({a}) and {main['fv_heads_among_induction_heads'][b]} ({b}) "
         f"are among the top {cfg['top_k']} induction-score heads. Attribution patching (one backward pass) against "
-        "the exact CIE: " + "; ".join(_attribution(main, t) for t in (a, b)) + f". Labelled heads per size: {sizes}. "
+        "the exact CIE: "
+        + "; ".join(_attribution(main, t) for t in (a, b))
+        + f". Labelled heads per size: {sizes}."
+        + other_families
+        + " "
         "Checked first on the hand-built model with a query reader, whose task head (layer 2, head 0) is labelled "
         "shared, lookup heads (layer 3, heads 0 and 1) task-specific and reader (layer 3, head 2) reads the query in "
         "every seed, and whose task head's effect attribution patching misses but flags (tests/acceptance/"

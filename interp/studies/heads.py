@@ -81,12 +81,20 @@ class HeadsConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     role_prompts: int = 30
     attribution: bool = True
+    #: Shipped models of other families whose head roles are measured too (``[spec, family, tasks, n_examples]``):
+    #: every shipped model gets labels (issue 37), beside the bias-add ones measured in full.
+    role_models: list[list] = field(
+        default_factory=lambda: [
+            ["two_digit", "two_digit_shift", ["shift1", "shift7", "shift4"], 16],
+            ["constructed:retrieval:K=4", "retrieval", ["pos1", "pos2", "pos3"], 12],
+        ]
+    )
 
     @classmethod
     def quick(cls) -> HeadsConfig:
         """Few prompts and the smallest size-family model: a smoke run."""
         return cls(models=size_family(("xs",)), n_prompts=6, n_examples=8, fractions=[0.2, 0.8], n_seqs=4,
-                   seeds=(0,), role_prompts=6)  # fmt: skip
+                   seeds=(0,), role_prompts=6, role_models=[])  # fmt: skip
 
     def validate(self) -> None:
         """``ValueError`` naming the first bad field (no model needed)."""
@@ -112,6 +120,10 @@ class HeadsConfig:
             check_seed(s)
         if isinstance(self.role_prompts, bool) or not isinstance(self.role_prompts, int) or self.role_prompts < 2:
             raise ValueError(f"role_prompts: must be an integer >= 2, got {self.role_prompts!r}")
+        for entry in self.role_models:
+            if not isinstance(entry, list | tuple) or len(entry) != 4:
+                raise ValueError(f"role_models: each entry is [spec, family, tasks, n_examples], got {entry!r}")
+            resolve_tasks(get_family(entry[1]), list(entry[2]))
 
 
 def function_vector_steering(model, config: HeadsConfig, task: str, fv: torch.Tensor) -> dict[str, Any]:
@@ -320,7 +332,14 @@ def run(model, config: HeadsConfig, out_dir: str | Path, *, progress: bool = Tru
     fig = dla_vs_fraction_figure(dla["fractions"], series, family=config.family, title=dla_title)
     for kind, path in write_outputs(fig, {**meta, "dla": dla}, out_dir, "heads_dla").items():
         paths[f"dla_{kind}"] = path
-    summary = {**meta, "runtime_s": round(time.perf_counter() - start, 2), "models": [n, *others]}
+    roles_only = []
+    for spec, family, tasks, n_examples in config.role_models:
+        other = load_model(spec)
+        roles = head_roles(other, family, list(tasks), seeds=config.seeds, n_prompts=config.role_prompts,
+                           n_examples=n_examples, induction_top=config.top_k, batch_size=config.batch_size)  # fmt: skip
+        roles_only.append({"model": model_label(other), "family": family, "roles": roles_summary(roles)})
+    summary = {**meta, "runtime_s": round(time.perf_counter() - start, 2), "models": [n, *others],
+               "roles_only": roles_only}  # fmt: skip
     paths["all_json"] = str(write_json(Path(out_dir) / "heads_all.json", summary))
     return {"results": main["maps"], "numbers": summary, "paths": paths}
 

@@ -4,6 +4,7 @@ find nothing in a head built not to matter."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,3 +298,19 @@ def test_head_roles_label_the_hand_built_models_heads_as_built():
     assert not roles.induction.any()
     drops = roles.set_ablation[0]["pos1"]
     assert drops["function vector heads"]["heads"] == [[[2, 0]]] and drops["function vector heads"]["drop"][0] > 0.4
+
+
+def test_the_committed_study_labels_the_heads_of_every_shipped_model_over_three_seeds():
+    """Issue 37: head labels (with intervals over prompt seeds) for the embedded model, the size family, the two-digit
+    model and the hand-built one; the hand-built model's labels are the ones it was built with."""
+    summary = json.loads((Path(__file__).resolve().parents[2] / "figures/heads/heads_all.json").read_text())
+    labelled = {m["model"]: m["roles"] for m in summary["models"]} | {
+        m["model"]: m["roles"] for m in summary["roles_only"]
+    }
+    shipped = {"embedded", "two_digit", "constructed:retrieval:K=4"} | {f"size_family/{s}" for s in "xs s m l".split()}
+    assert shipped <= set(labelled), shipped - set(labelled)
+    assert all(len(r["seeds"]) >= 3 for r in labelled.values())
+    built = labelled["constructed:retrieval:K=4"]["per_task"]
+    for k, task in enumerate(("pos1", "pos2", "pos3")):  # the task head (2, 0) shared, lookup head (3, k) task-specific
+        got = {tuple(e["head"]): e["label"] for e in built[task]["heads"]}
+        assert got == {(2, 0): "shared", (3, k): "task-specific"}, (task, got)
