@@ -21,16 +21,27 @@ def execute(path: Path):
 
     if "python3" not in find_kernel_specs():
         pytest.skip("no 'python3' Jupyter kernel spec (run `.venv/bin/python -m ipykernel install --sys-prefix`)")
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        nb,
-        timeout=int(limit_s(600)),  # a hang's safety net: the slowest cell takes ~40 s on an idle 2-core machine
-        startup_timeout=int(limit_s(60)),
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    client.execute()
-    return nb
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    for attempt in (1, 2):
+        nb = nbformat.read(path, as_version=4)
+        client = nbclient.NotebookClient(
+            nb,
+            timeout=int(limit_s(600)),  # a hang's safety net: the slowest cell takes ~40 s on an idle 2-core machine
+            startup_timeout=int(limit_s(60)),
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
+        try:
+            client.execute()
+            return nb
+        except (CellTimeoutError, DeadKernelError):
+            # Seen here (jupyter_client 8.10, ipykernel 6.31, pyzmq 27): now and then a cell's reply never reaches
+            # the client while the kernel sits idle (py-spy: both sides waiting on their sockets). That is the
+            # harness, not the notebook: a fresh kernel runs the notebook once more; a second hang fails the test.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def outputs(nb) -> list:
