@@ -408,6 +408,25 @@ def _head(h) -> str:
     return f"L{h[0]}H{h[1]}"
 
 
+def _cie_top(m: dict, t: str) -> str:
+    """A model's top CIE heads for task ``t`` with their 95% CIs (the heads study's JSON)."""
+    c = m["cie"][t]
+    return ", ".join(
+        f"L{la}H{h} {c['mean'][la][h]:.3f} [{c['ci95'][la][h][0]:.3f}, {c['ci95'][la][h][1]:.3f}]" for la, h in c["top"]
+    )
+
+
+def _fv_steering(m: dict, t: str) -> str:
+    """The function vector's rise of P(t) at the best layer whose self-patch control passes."""
+    s = m["function_vector_steering"][t]
+    ok = [i for i, p in enumerate(s["passes"]) if p]
+    if not ok:
+        return f"{t}: its self-patch control fails at every layer"
+    i = max(ok, key=lambda j: s["rise"][j])
+    lo, hi = s["rise_ci95"][i]
+    return f"{t} +{s['rise'][i]:.3f} [{lo:.3f}, {hi:.3f}] at layer {i} (zero-shot P {s['zero_shot_p']:.3f})"
+
+
 def _roles(m: dict, t: str) -> str:
     """A task's labelled heads (modal label over prompt seeds, seeds agreeing, the measure that gives the label)."""
     r = m["roles"]["per_task"][t]
@@ -443,22 +462,6 @@ def heads_bullet(heads: dict) -> str:
     if "roles" not in main:  # a study JSON from before head roles (issue 37): what it measured
         return _heads_bullet_before_roles(heads)
 
-    def cie(m: dict, t: str) -> str:
-        c = m["cie"][t]
-        return ", ".join(
-            f"L{la}H{h} {c['mean'][la][h]:.3f} [{c['ci95'][la][h][0]:.3f}, {c['ci95'][la][h][1]:.3f}]"
-            for la, h in c["top"]
-        )
-
-    def steering(t: str) -> str:
-        s = main["function_vector_steering"][t]
-        ok = [i for i, p in enumerate(s["passes"]) if p]
-        if not ok:
-            return f"{t}: its self-patch control fails at every layer"
-        i = max(ok, key=lambda j: s["rise"][j])
-        lo, hi = s["rise_ci95"][i]
-        return f"{t} +{s['rise'][i]:.3f} [{lo:.3f}, {hi:.3f}] at layer {i} (zero-shot P {s['zero_shot_p']:.3f})"
-
     roles = main["roles"]
     tasks = roles["tasks"]
     sizes = "; ".join(
@@ -485,14 +488,15 @@ def heads_bullet(heads: dict) -> str:
     return (
         f"- **Which heads carry the task** (`interp figures heads`; {cfg['n_prompts']} prompts × {cfg['n_examples']} "
         f"examples; `figures/heads/heads_all.json`): on the embedded model the heads with the largest causal indirect "
-        f"effect (their mean output patched into corrupted prompts: *sufficient*) are, for {a}: {cie(main, a)}; for "
-        f"{b}: {cie(main, b)}. A sufficient head need not be necessary, and a head every task needs is not a task's "
+        f"effect (their mean output patched into corrupted prompts: *sufficient*) are, for {a}: {_cie_top(main, a)}; "
+        f"for {b}: {_cie_top(main, b)}. A sufficient head need not be necessary, and a head every task needs is not a "
+        "task's "
         f"head: per head and task, over {len(roles['seeds'])} prompt seeds ({roles['n_prompts']} prompts each; mean "
         f"and 95% interval over seeds), sufficiency (CIE), necessity (the drop of P(correct) when the head is "
         f"mean-ablated on single-task prompts, the mean over the tasks {', '.join(tasks)}) and a label "
         "(docs/science.md §4) give " + "; ".join(_roles(main, t) for t in tasks) + ". "
         f"The function vector (top {cfg['top_k']} heads) added to zero-shot queries at the best passing layer raises "
-        f"P(correct) by {steering(a)}; {steering(b)}. Of each task's top {cfg['top_k']} CIE heads, "
+        f"P(correct) by {_fv_steering(main, a)}; {_fv_steering(main, b)}. Of each task's top {cfg['top_k']} CIE heads, "
         f"{main['fv_heads_among_induction_heads'][a]} ({a}) and {main['fv_heads_among_induction_heads'][b]} ({b}) "
         f"are among the top {cfg['top_k']} induction-score heads. Attribution patching (one backward pass) against "
         "the exact CIE: "
@@ -513,26 +517,10 @@ def _heads_bullet_before_roles(heads: dict) -> str:
     a, b = cfg["tasks"]
     main, others = heads["models"][0], heads["models"][1:]
 
-    def cie(m: dict, t: str) -> str:
-        c = m["cie"][t]
-        return ", ".join(
-            f"L{la}H{h} {c['mean'][la][h]:.3f} [{c['ci95'][la][h][0]:.3f}, {c['ci95'][la][h][1]:.3f}]"
-            for la, h in c["top"]
-        )
-
     def ablation(t: str) -> str:
         m = np.array(main["ablation"][t]["mean"])
         la, h = np.unravel_index(int(np.argmin(m)), m.shape)
         return f"L{la}H{h} ({m[la, h]:+.3f})"
-
-    def steering(t: str) -> str:
-        s = main["function_vector_steering"][t]
-        ok = [i for i, p in enumerate(s["passes"]) if p]
-        if not ok:
-            return f"{t}: its self-patch control fails at every layer"
-        i = max(ok, key=lambda j: s["rise"][j])
-        lo, hi = s["rise_ci95"][i]
-        return f"{t} +{s['rise'][i]:.3f} [{lo:.3f}, {hi:.3f}] at layer {i} (zero-shot P {s['zero_shot_p']:.3f})"
 
     sizes = "; ".join(
         f"{m['model']}: {a} L{m['cie'][a]['top'][0][0]}H{m['cie'][a]['top'][0][1]} "
@@ -545,12 +533,12 @@ def _heads_bullet_before_roles(heads: dict) -> str:
     return (
         f"- **Which heads carry the task** (`interp figures heads`; {cfg['n_prompts']} prompts × {cfg['n_examples']} "
         f"examples; `figures/heads/heads_all.json`): on the embedded model the heads with the largest causal indirect "
-        f"effect (their mean output patched into corrupted prompts) are, for {a}: {cie(main, a)}; for {b}: "
-        f"{cie(main, b)}"
+        f"effect (their mean output patched into corrupted prompts) are, for {a}: {_cie_top(main, a)}; for {b}: "
+        f"{_cie_top(main, b)}"
         + (" — one head carries both tasks' function vector." if shared else ".")
         + f" Mean-ablating a head on 50/50 prompts hurts {a} most at {ablation(a)} and {b} most at {ablation(b)}. "
         f"The function vector (top {cfg['top_k']} heads) added to zero-shot queries at the best passing layer raises "
-        f"P(correct) by {steering(a)}; {steering(b)}. Of each task's top {cfg['top_k']} CIE heads, "
+        f"P(correct) by {_fv_steering(main, a)}; {_fv_steering(main, b)}. Of each task's top {cfg['top_k']} CIE heads, "
         f"{main['fv_heads_among_induction_heads'][a]} ({a}) and {main['fv_heads_among_induction_heads'][b]} ({b}) "
         f"are among the top {cfg['top_k']} induction-score heads. Top CIE head per size: {sizes}. Checked first on "
         "the hand-built model, whose task head (layer 2, head 0) and per-task lookup heads (layer 3) each measure "
