@@ -52,7 +52,7 @@ from interp.engines.gradients import Variant, at_least_float32, head_gradients
 from interp.engines.plan import candidates_batch, pad_rows
 from interp.heads import cie_prompts, head_outputs
 from interp.hooks import forward_logits, hooked
-from interp.metrics import bootstrap_ci
+from interp.metrics import bootstrap_cis
 from interp.models import tokenizer_of
 from interp.prompts import Prompt
 from interp.results import HeadMap, Result
@@ -135,9 +135,9 @@ def attribution_patching(
     lin = (at.grad * delta).sum(-1)  # ∇ log P · Δz: [prompt, layer, head]
     per_prompt = (p * lin).numpy()
     layers = tuple(range(n_layers))
-    cis = [bootstrap_ci(v, seed=seed) for v in per_prompt.reshape(len(ids), -1).T]
-    estimate = HeadMap("attribution patching (∇P · Δz)", family, task, layers, per_prompt.mean(axis=0),
-                       np.array(cis).reshape(n_layers, n_heads, 2), len(ids), seed)  # fmt: skip
+    cis = bootstrap_cis(per_prompt.reshape(len(ids), -1).T, seed=seed).reshape(n_layers, n_heads, 2)
+    estimate = HeadMap("attribution patching (∇P · Δz)", family, task, layers, per_prompt.mean(axis=0), cis,
+                       len(ids), seed)  # fmt: skip
     log_space = ((p * lin.exp()).clamp(max=1.0) - p).numpy().mean(axis=0)  # a probability stays one
     far_end = np.full((n_layers, n_heads), np.nan)
     grad_drop = np.full((n_layers, n_heads), np.nan)

@@ -41,7 +41,7 @@ from scipy import stats
 
 from interp.heads import attention_scores, causal_indirect_effects, cie_prompts, head_outputs
 from interp.interventions import Intervention
-from interp.metrics import bootstrap_ci, candidate_accuracy
+from interp.metrics import bootstrap_cis, candidate_accuracy
 from interp.results import Result
 from interp.scoring import family_candidates, score_answers
 from interp.seeds import check_seed
@@ -195,7 +195,7 @@ def head_roles(
                 ablated = score_cells(model, single, cells, batch_size=batch_size)  # [cell, prompt, cand]
             drop = np.exp(base_lp[:, k])[None] - np.exp(ablated[:, :, k])  # [cell, prompt]
             nec[si, ti] = drop.mean(axis=1).reshape(n_layers, n_heads)
-            nec_ci[si, ti] = np.array([bootstrap_ci(d, seed=seed) for d in drop]).reshape(n_layers, n_heads, 2)
+            nec_ci[si, ti] = bootstrap_cis(np.asarray(drop), seed=seed).reshape(n_layers, n_heads, 2)
             acc[si, ti] = candidate_accuracy(base_lp, k)
             abl_acc[si, ti] = np.array([candidate_accuracy(a, k) for a in ablated]).reshape(n_layers, n_heads)
             baseline[si, ti] = [np.abs(suff[si, ti]).mean(), np.abs(nec[si, ti]).mean()]

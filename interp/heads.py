@@ -38,11 +38,14 @@ import torch
 
 from interp.capture import token_ids
 from interp.engines import nn_logits, nn_traces
+from interp.engines.block_weights import silent_heads_only
+from interp.engines.exact import fused_forward_exact
+from interp.engines.fused import fused_resid
 from interp.engines.nn_model import is_nnsight
 from interp.engines.plan import check_batch_size, pad_rows
 from interp.hooks import check_layer, check_layers, forward_logits, hooked
 from interp.interventions import Intervention
-from interp.metrics import bootstrap_ci
+from interp.metrics import bootstrap_cis
 from interp.models import tokenizer_of
 from interp.prompts import Prompt, build_prompts, check_prompts, random_answer_prompts
 from interp.results import HeadMap
@@ -64,7 +67,9 @@ from interp.validate import (
 
 
 def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | None = None, batch_size: int = 32):
-    """``Float[Tensor, "layer prompt head d_head"]``: every head's ``z`` at each prompt's last token."""
+    """``Float[Tensor, "layer prompt head d_head"]``: every head's ``z`` at each prompt's last token (the fused forward
+    where :func:`interp.engines.exact.fused_forward_exact` holds and it reads every ``z`` exactly, see
+    :data:`interp.engines.fused.ZTap`; else ``hook_z`` hooks on the model's forward)."""
     check_model(model)
     prompts = check_prompts(prompts)
     layers = check_layers(model, layers)
@@ -76,10 +81,21 @@ def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | No
         z = nn_traces.capture(model, ids, layers, "z", last, pad=pad, batch_size=batch_size, max_tokens=None)
         return z.reshape(len(layers), len(ids), model.cfg.n_heads, model.cfg.d_head)
     out = torch.empty(len(layers), len(ids), model.cfg.n_heads, model.cfg.d_head, dtype=model.cfg.dtype)
+    fused = fused_forward_exact(model) and all(silent_heads_only(b.attn) for b in model.blocks[: max(layers) + 1])
+    slot_of = {la: s for s, la in enumerate(layers)}
     for lo in range(0, len(ids), batch_size):
         chunk = list(range(lo, min(lo + batch_size, len(ids))))
         x, _ = pad_rows([ids[i] for i in chunk], pad)
         last = torch.tensor([len(ids[i]) - 1 for i in chunk])
+        if fused:  # the fused forward hands each block's z over; it stops at the last layer's z
+
+            def read(layer: int, z: torch.Tensor, rows=slice(lo, lo + len(chunk)), last=last):
+                if layer in slot_of:  # z: [batch, head, pos, d_head]
+                    out[slot_of[layer], rows] = z[torch.arange(len(last)), :, last.to(z.device)].to(out.dtype).cpu()
+
+            with torch.inference_mode():
+                fused_resid(model, x, z_tap=read, stop_at_layer=max(layers) + 1, through="z")
+            continue
 
         def keep(slot: int, rows: list[int], last=last):
             def fn(act, hook):
@@ -106,7 +122,7 @@ def _heads(model, layers: Sequence[int]) -> list[tuple[int, int]]:
 def _head_map(measure: str, family: str, task: str, layers, n_heads: int, per_prompt: np.ndarray, seed: int) -> HeadMap:
     """A :class:`HeadMap` from per-prompt values ``[layer * head, prompt]`` (mean and bootstrap CI per head)."""
     mean = per_prompt.mean(axis=1).reshape(len(layers), n_heads)
-    ci = np.array([bootstrap_ci(v, seed=seed) for v in per_prompt]).reshape(len(layers), n_heads, 2)
+    ci = bootstrap_cis(per_prompt, seed=seed).reshape(len(layers), n_heads, 2)
     return HeadMap(measure, family, task, tuple(layers), mean, ci, per_prompt.shape[1], seed)
 
 
@@ -156,10 +172,12 @@ def causal_indirect_effects(
         for i, la in enumerate(layers)
         for h in range(model.cfg.n_heads)
     ]
+    # the corrupted run itself as one more cell (zero added after the last block: the same tokens, nothing changed),
+    # so that it shares the route's passes with the patched cells instead of running the prompts again
+    unpatched = Intervention(model.cfg.n_layers - 1, "add", torch.zeros(model.cfg.d_model), label="unpatched")
     with family_candidates(model, corrupted, task):  # every task of the family is a candidate by design
-        base = np.exp(score_answers(model, corrupted, batch_size=batch_size).log_probs[:, k])
-        patched = np.exp(score_cells(model, corrupted, cells, batch_size=batch_size)[:, :, k])
-    return _head_map("causal indirect effect", fam.name, task, layers, model.cfg.n_heads, patched - base, seed)
+        p = np.exp(score_cells(model, corrupted, [*cells, unpatched], batch_size=batch_size)[:, :, k])
+    return _head_map("causal indirect effect", fam.name, task, layers, model.cfg.n_heads, p[:-1] - p[-1], seed)
 
 
 def function_vector(model, family: str, task: str, cie: HeadMap, *, top_k: int = 3, n_prompts: int = 50,

@@ -127,6 +127,33 @@ def attention_weights(attn) -> AttentionWeights:
     return cached_from_weights(attn, "fused attention", tuple(attn.parameters()), lambda: _gather_attention(attn))
 
 
+def silent_heads_only(attn) -> bool:
+    """Whether every head the fused attention leaves out (see :func:`_live_heads`) has values that are zero whatever
+    the input, so that its ``z`` is exactly zero, as the fused forward's ``z_tap`` reports it; ``False`` where a head
+    is left out for its zero ``W_O`` alone (its ``z``, which ``hook_z`` reads, is not zero). Kept like
+    :func:`attention_weights`."""
+    if attention_weights(attn).live is None:
+        return True
+
+    def check() -> bool:
+        with torch.no_grad():
+            w_v, b_v = attn.W_V, attn.b_V
+            return not bool((w_v.flatten(1).ne(0).any(1) | b_v.ne(0).any(1))[_dead(attn)].any())
+
+    if weights_in_graph():
+        return check()
+    return cached_from_weights(attn, "silent heads only", tuple(attn.parameters()), check)
+
+
+def _dead(attn) -> torch.Tensor:
+    """``Bool[Tensor, "head"]``: the heads the fused attention leaves out."""
+    live = attention_weights(attn).live
+    out = torch.ones(attn.W_O.shape[0], dtype=torch.bool)
+    if live is not None:
+        out[live.cpu()] = False
+    return out
+
+
 def output_weights(attn) -> tuple[torch.Tensor, torch.Tensor]:
     """Every head's output weights ``Float[Tensor, "head·d_head d_model"]`` (dead heads included, unlike
     :class:`AttentionWeights`) and the output bias ``Float[Tensor, "d_model"]``: what a patched head's ``z`` is written

@@ -107,6 +107,23 @@ def _add_attn_out(w: AttentionWeights, h: torch.Tensor, z: torch.Tensor) -> torc
 #: keep it: without autograd the next sublayer adds its output to the same tensor in place).
 Tap = Callable[[int, str, torch.Tensor], None]
 
+#: ``z_tap(layer, z)``: called with every head's output before ``W_O``, ``Float[Tensor, "batch head pos d_head"]``
+#: (all of the model's heads), as TransformerLens's ``hook_z`` reads it transposed, except for the heads the fused
+#: attention leaves out, given as zeros: exact where their values are zero, not where only their ``W_O`` is
+#: (:func:`interp.engines.block_weights.silent_heads_only` tells). Read or copy it; do not keep it.
+ZTap = Callable[[int, torch.Tensor], None]
+
+
+def _every_head(w: AttentionWeights, z: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """The writing heads' ``z`` (``[row, live, pos, d_head]``) laid out over all ``n_heads`` heads, zeros elsewhere
+    (a head whose values are all zero has ``z = 0``); ``z`` itself when every head writes."""
+    if w.live is None and z.shape[1] == n_heads:
+        return z
+    full = z.new_zeros(z.shape[0], n_heads, *z.shape[2:])
+    if z.shape[1]:
+        full[:, w.live if w.live is not None else slice(None)] = z
+    return full
+
 
 def fused_resid(
     model,
@@ -119,7 +136,9 @@ def fused_resid(
     causal_prefix: int | None = None,
     keep: tuple[torch.Tensor, torch.Tensor] | None = None,
     keys_values: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-) -> torch.Tensor:
+    z_tap: ZTap | None = None,
+    through: str = "resid",
+) -> torch.Tensor | None:
     """Residual ``Float[Tensor, "batch pos d_model"]`` after block ``stop_at_layer - 1`` (default: the final one, before
     ``ln_final``), as ``model(tokens, stop_at_layer=...)`` for right-padded ``Int[Tensor, "batch pos"]`` tokens.
 
@@ -131,11 +150,21 @@ def fused_resid(
     the residuals ``Float[Tensor, "n d_model"]`` at those places: the last block then runs its keys and values at
     every position but its queries, attention output and MLP at the kept places only (readers of a few positions,
     such as answer scoring, skip most of that block). A ``keys_values`` list receives each block's keys and values
-    (``Float[Tensor, "batch head pos d_head"]``, writing heads only) for :func:`fused_continue`.
+    (``Float[Tensor, "batch head pos d_head"]``, writing heads only) for :func:`fused_continue`; ``z_tap`` sees every
+    block's heads' outputs (see :data:`ZTap`; not with ``keep``).
+
+    ``through`` says how far the last block runs when only what it hands over is wanted: ``"resid"`` (default) all
+    of it, the residual returned; ``"z"`` up to its heads' outputs (for ``z_tap``: no ``W_O``, no MLP); ``"keys_values"``
+    its keys and values only (for ``keys_values``: no queries, attention or MLP). Those two return ``None``.
     """
-    if keep is not None and keys_values is not None:
-        raise ValueError("keep, keys_values: pass at most one (with keep the last block's keys and values at the other "
-                         "places are not kept)")  # fmt: skip
+    if through not in THROUGH:
+        raise ValueError(f"through: one of {', '.join(map(repr, THROUGH))}, got {through!r}")
+    if through != "resid" and (keep is not None or {"z": z_tap, "keys_values": keys_values}[through] is None):
+        raise ValueError(f"through={through!r}: needs {'z_tap' if through == 'z' else 'keys_values'} and no keep "
+                         "(it stops the last block where that is handed over)")  # fmt: skip
+    if keep is not None and (keys_values is not None or z_tap is not None):
+        raise ValueError("keep, keys_values, z_tap: keep takes neither (with keep the last block's keys, values and "
+                         "head outputs at the other places are not computed)")  # fmt: skip
     device = model.cfg.device
     tokens = tokens.to(device)
     n = tokens.shape[1]
@@ -150,12 +179,15 @@ def fused_resid(
     sdpa = torch.nn.functional.scaled_dot_product_attention
     tap = tap or (lambda layer, point, resid: None)
     blocks = model.blocks[: model.cfg.n_layers if stop_at_layer is None else stop_at_layer]
+    final = len(blocks) - 1
     for layer, block in enumerate(blocks):
         tap(layer, "resid_pre", h)
         w = attention_weights(block.attn)
-        last = keep is not None and layer == len(blocks) - 1
-        if last:
+        if keep is not None and layer == final:
             return _last_block_at(block, h, keep, visible, w)
+        if w.n_live and layer == final and through == "keys_values":
+            keys_values.append(_keys_values(w, _layer_norm(block.ln1, h)))
+            return None
         if w.n_live:
             q, k, v = _qkv(w, _layer_norm(block.ln1, h))
             if keys_values is not None:
@@ -168,17 +200,38 @@ def fused_resid(
                 z = torch.cat([head, sdpa(q[:, :, split:], k, v, attn_mask=mask, scale=scale)], dim=2)
             else:
                 z = sdpa(q, k, v, attn_mask=mask, scale=scale)
+            if z_tap is not None:
+                z_tap(layer, _every_head(w, z, model.cfg.n_heads))
+            if layer == final and through == "z":
+                return None
             h = _add_attn_out(w, h, z.transpose(1, 2).reshape(z.shape[0], n, -1))
         else:  # no head writes: the attention adds its output bias only
             h = h + w.b_o
             if keys_values is not None:
                 keys_values.append((h.new_zeros(h.shape[0], 0, n, 1), h.new_zeros(h.shape[0], 0, n, 1)))
+            if z_tap is not None:
+                z_tap(layer, h.new_zeros(h.shape[0], model.cfg.n_heads, n, w.d_head))
+            if layer == final and through != "resid":
+                return None
         tap(layer, "resid_mid", h)
         h = _add_mlp_out(block.mlp, h, _layer_norm(block.ln2, h))
         tap(layer, "resid_post", h)
     if keep is not None:  # stop_at_layer=0: the embeddings
         return h[keep[0].to(device), keep[1].to(device)]
     return h
+
+
+#: How far :func:`fused_resid` runs its last block.
+THROUGH = ("resid", "z", "keys_values")
+
+
+def _keys_values(w: AttentionWeights, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values ``Float[Tensor, "batch head pos d_head"]`` of the writing heads for normalised ``x``
+    (``[batch, pos, d_model]``), without the queries."""
+    width = w.w_qkv.shape[1] // 3
+    kv = x @ w.w_qkv[:, width:] + w.b_qkv[width:]
+    k, v = kv.view(*x.shape[:2], 2, w.n_live, w.d_head).permute(2, 0, 3, 1, 4)
+    return k, v
 
 
 class _RowGroups:
@@ -223,8 +276,7 @@ def _last_block_at(block, h: torch.Tensor, keep, visible: torch.Tensor | None, w
         x = _layer_norm(block.ln1, h)
         w_qkv, b_qkv, d_head, heads = w.w_qkv, w.b_qkv, w.d_head, w.n_live
         width = w_qkv.shape[1] // 3
-        kv = x @ w_qkv[:, width:] + b_qkv[width:]  # keys and values at every position
-        k, v = kv.view(h.shape[0], -1, 2, heads, d_head).permute(2, 0, 3, 1, 4)
+        k, v = _keys_values(w, x)  # at every position
         q = x[rows_u, cols_u] @ w_qkv[:, :width] + b_qkv[:width]  # queries at the kept places: [m, heads · d_head]
         # the kept places of each row side by side (slot = rank within its row; unused slots look at key 0)
         groups = _RowGroups(rows_u)
@@ -360,11 +412,7 @@ def _add_edited_z(attn, w: AttentionWeights, h: torch.Tensor, z: torch.Tensor, f
     the writing heads' ``z`` laid out over all heads (zeros elsewhere: a head whose values are all zero has ``z = 0``;
     one whose ``W_O`` is zero writes nothing whatever its ``z``), edited, and written through every head's ``W_O``."""
     w_o, b_o = output_weights(attn)
-    n_heads = w_o.shape[0] // w.d_head
-    rows, _, t, d_head = z.shape
-    full = z if w.live is None and z.shape[1] == n_heads else z.new_zeros(rows, n_heads, t, d_head)
-    if full is not z:
-        full[:, w.live if w.live is not None else slice(None)] = z
-    full = fn(full)
+    rows, _, t, _ = z.shape
+    full = fn(_every_head(w, z, w_o.shape[0] // w.d_head))
     out = full.transpose(1, 2).reshape(rows, t, -1) @ w_o.to(h.dtype) + b_o.to(h.dtype)
     return h + out

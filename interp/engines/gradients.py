@@ -98,7 +98,7 @@ def _fused(model, ids, targets, variants):
     with torch.no_grad():  # not inference mode: the cached keys and values are read by the graphs below
         keys_values: list = []
         x, _ = pad_rows([r[:-1] for r in ids], pad_id(tokenizer_of(model)))
-        fused_resid(model, x, keys_values=keys_values)
+        fused_resid(model, x, keys_values=keys_values, through="keys_values")
     last = torch.tensor([[r[-1]] for r in ids])
     prompt_len = torch.tensor([len(r) - 1 for r in ids])
     out = []

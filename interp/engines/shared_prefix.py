@@ -115,7 +115,7 @@ def run_shared_prefix(
         tail_last = torch.tensor([len(tl) - 1 for tl in tails])
         if fused:  # keys and values of every layer from the fused forward; continued in place, not copied per cell
             keys_values: list = []
-            fused_resid(model, x, keys_values=keys_values)
+            fused_resid(model, x, keys_values=keys_values, through="keys_values")
             prompt_len = torch.from_numpy(cut[chunk])
         else:
             cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, b)

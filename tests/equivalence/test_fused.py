@@ -304,3 +304,86 @@ def test_weights_are_gathered_once_per_model_and_the_first_call_finds_them(char_
     monkeypatch.setattr(block_weights, "_gather_attention", refuse)
     monkeypatch.setattr(block_weights, "_gather_mlp", refuse)
     score_answers(model, zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=3, seed=0))
+
+
+def _with_dead_heads(model):
+    """A copy of ``model`` with block 0's head 1 writing nothing for its zero ``W_O`` alone (its ``z`` is not zero)
+    and the last block's head 0 for its zero values (its ``z`` is zero): neither left out at the end of the heads."""
+    import copy
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model.blocks[0].attn.W_O[1] = 0.0
+        model.blocks[-1].attn.W_V[0] = 0.0
+        model.blocks[-1].attn.b_V[0] = 0.0
+    return model
+
+
+@pytest.mark.parametrize(
+    ("model_fixture", "family"),
+    [("tiny_gpt2_model", "add_translate"), ("tiny_char_model", "operands"), ("constructed", "retrieval"),
+     ("dead heads", "operands")],
+)  # fmt: skip
+def test_head_outputs_and_early_stops_equal_the_hooked_forward(model_fixture, family, request):
+    """``z_tap`` hands over every head's ``z`` as ``hook_z`` reads it (zeros where a head's values are all zero: the
+    hand-built model has such heads), so ``head_outputs`` on the fused forward equals its hooked path; where a head
+    is left out for its zero ``W_O`` alone, ``head_outputs`` takes the hooked path and still reads its ``z``. A last
+    block run ``through="z"`` or ``through="keys_values"`` hands over the same ``z`` and keys/values as a whole run,
+    and returns nothing; a bad ``through``, or one without what it hands over, is refused by name."""
+    import interp.heads as heads
+    from interp.engines.block_weights import silent_heads_only
+
+    if model_fixture == "constructed":
+        model = load_constructed("constructed:retrieval:K=2")
+    elif model_fixture == "dead heads":
+        model = _with_dead_heads(request.getfixturevalue("tiny_char_model"))
+    else:
+        model = request.getfixturevalue(model_fixture)
+    prompts = build_prompts(family, n_examples=10, n_prompts=3, seed=5)
+    x = tokens_for(model, family, n=3, n_examples=10)
+    n_layers = model.cfg.n_layers
+    seen: dict = {}
+    names = [f"blocks.{la}.attn.hook_z" for la in range(n_layers)]
+
+    def keep(layer: int):  # keyed by the layer: a bridge calls its hooks by their own (aliased) names
+        def fn(act, hook):
+            seen[layer] = act.transpose(1, 2).clone()  # [batch, head, pos, d_head]
+
+        return fn
+
+    tapped: dict = {}
+    with torch.inference_mode():
+        with hooked(model, [(n, keep(la)) for la, n in enumerate(names)]):
+            final_resid(model, x)
+        fused_resid(model, x, z_tap=lambda la, z: tapped.__setitem__(la, z.clone()))
+        kv_all: list = []
+        fused_resid(model, x, keys_values=kv_all)
+        kv_stop: list = []
+        assert fused_resid(model, x, keys_values=kv_stop, through="keys_values") is None
+        stopped: dict = {}
+        assert fused_resid(model, x, z_tap=lambda la, z: stopped.__setitem__(la, z.clone()), through="z") is None
+    assert sorted(tapped) == sorted(stopped) == list(range(n_layers))
+    for la in range(n_layers):
+        ref = seen[la].clone()
+        if not silent_heads_only(model.blocks[la].attn):  # block 0 of "dead heads": its head 1 is reported as zeros
+            assert model_fixture == "dead heads" and la == 0 and bool(ref[:, 1].ne(0).any())
+            ref[:, 1] = 0.0
+        torch.testing.assert_close(tapped[la], ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(stopped[la], tapped[la], atol=1e-6, rtol=1e-6)
+        for got, want in zip(kv_stop[la], kv_all[la], strict=True):
+            torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    if model_fixture in ("constructed", "dead heads"):  # heads whose z is zero, read as zero
+        assert any(bool((ref == 0).all()) for ref in (seen[la][:, h] for la in seen for h in range(model.cfg.n_heads)))
+    fused = heads.head_outputs(model, prompts, batch_size=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(heads, "fused_forward_exact", lambda m: False)
+        hooked_z = heads.head_outputs(model, prompts, batch_size=2)
+    torch.testing.assert_close(fused, hooked_z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(heads.head_outputs(model, prompts, layers=[0]), fused[:1], atol=1e-6, rtol=1e-6)
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match="through: one of 'resid', 'z', 'keys_values', got 'kv'"):
+            fused_resid(model, x, keys_values=[], through="kv")
+        with pytest.raises(ValueError, match="through='z': needs z_tap"):
+            fused_resid(model, x, through="z")
+        with pytest.raises(ValueError, match="through='keys_values': needs keys_values"):
+            fused_resid(model, x, z_tap=lambda la, z: None, through="keys_values")

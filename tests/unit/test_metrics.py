@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from interp.metrics import bootstrap_ci, count_solved, kl_divergence, rank_view, summarize, total_variation
+from interp.metrics import bootstrap_ci, bootstrap_cis, count_solved, kl_divergence, rank_view, summarize, total_variation
 
 
 def test_kl_hand_computed():
@@ -45,6 +45,27 @@ def test_bootstrap_ci_covers_true_mean_of_bernoulli():
 def test_bootstrap_ci_is_seeded():
     x = np.random.default_rng(1).random(50)
     assert bootstrap_ci(x, seed=3) == bootstrap_ci(x, seed=3)
+
+
+def test_bootstrap_cis_is_bootstrap_ci_of_every_row():
+    """One resampling for all rows gives each row the interval of its own seeded call (constant rows: their value),
+    at each confidence; another seed gives other intervals; a ragged or empty array is refused by name."""
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=(30, 17))
+    v[3] = 0.25  # constant
+    v[5] = rng.random(17) < 0.5  # Bernoulli
+    for confidence, seed in ((0.95, 0), (0.8, 7)):
+        got = bootstrap_cis(v, confidence=confidence, seed=seed, n_resamples=500)
+        want = np.array([bootstrap_ci(r, confidence=confidence, seed=seed, n_resamples=500) for r in v])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert tuple(bootstrap_cis(v, seed=0)[3]) == (0.25, 0.25)
+    assert not np.allclose(bootstrap_cis(v, seed=1), bootstrap_cis(v, seed=0))
+    np.testing.assert_array_equal(bootstrap_cis(v[:, :1], seed=0), np.repeat(v[:, :1], 2, axis=1))
+    for bad in (v[0], np.zeros((2, 0))):
+        with pytest.raises(ValueError, match=r"values: need a \[row, n\] array"):
+            bootstrap_cis(bad)
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_cis(v, confidence=1.0)
 
 
 def test_summarize_structure():
