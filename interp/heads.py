@@ -89,7 +89,7 @@ def head_outputs(model, prompts: Sequence[Prompt], *, layers: Sequence[int] | No
         last = torch.tensor([len(ids[i]) - 1 for i in chunk])
         if fused:  # the fused forward hands each block's z over; it stops at the last layer's z
 
-            def read(layer: int, z: torch.Tensor, rows=slice(lo, lo + len(chunk)), last=last):
+            def read(layer: int, z: torch.Tensor, rows=slice(lo, chunk[-1] + 1), last=last):
                 if layer in slot_of:  # z: [batch, head, pos, d_head]
                     out[slot_of[layer], rows] = z[torch.arange(len(last)), :, last.to(z.device)].to(out.dtype).cpu()
 

@@ -154,8 +154,9 @@ def fused_resid(
     block's heads' outputs (see :data:`ZTap`; not with ``keep``).
 
     ``through`` says how far the last block runs when only what it hands over is wanted: ``"resid"`` (default) all
-    of it, the residual returned; ``"z"`` up to its heads' outputs (for ``z_tap``: no ``W_O``, no MLP); ``"keys_values"``
-    its keys and values only (for ``keys_values``: no queries, attention or MLP). Those two return ``None``.
+    of it, the residual returned; ``"z"`` up to its heads' outputs (for ``z_tap``: no ``W_O``, no MLP);
+    ``"keys_values"`` its keys and values only (for ``keys_values``: no queries, attention or MLP). Those two return
+    ``None``.
     """
     if through not in THROUGH:
         raise ValueError(f"through: one of {', '.join(map(repr, THROUGH))}, got {through!r}")

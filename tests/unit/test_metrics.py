@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from interp.metrics import bootstrap_ci, bootstrap_cis, count_solved, kl_divergence, rank_view, summarize, total_variation
+from interp.metrics import (
+    bootstrap_ci,
+    bootstrap_cis,
+    count_solved,
+    kl_divergence,
+    rank_view,
+    summarize,
+    total_variation,
+)
 
 
 def test_kl_hand_computed():
