@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interp.activations import gelu_tanh, gelu_tanh_module_class
+from interp.activations import fuse_hf_activations, gelu_tanh
 from interp.architectures import convert_weights, tl_fields
 from interp.bridge import bridge_from_hf, check_bridge_architecture, is_bridge, native_bridge, tl_major
 from interp.model_files import check_loading_info, check_weight_files, read_trained_examples
@@ -508,14 +508,15 @@ def fuse_activation(model) -> None:
     """Compute GPT-2's ``gelu_new`` with fewer passes (:mod:`interp.activations`; part of building the model).
 
     A ``HookedTransformer``'s MLPs get :func:`interp.activations.gelu_tanh` as ``act_fn``; a bridge's wrapped Hugging
-    Face MLPs get :func:`interp.activations.gelu_tanh_module_class`'s module in place of ``NewGELUActivation``.
+    Face MLPs get :func:`interp.activations.gelu_tanh_module_class`'s module in place of ``NewGELUActivation``
+    (:func:`interp.activations.fuse_hf_activations`).
     The MLPs' hooks are unchanged. Other activations are left alone.
     """
     if is_bridge(model):
         for block in model.blocks:
             inner = getattr(block.mlp, "original_component", None)
-            if type(getattr(inner, "act", None)).__name__ == "NewGELUActivation":
-                inner.act = gelu_tanh_module_class()()
+            if inner is not None:
+                fuse_hf_activations(inner)
         return
     if model.cfg.act_fn != "gelu_new":
         return

@@ -39,6 +39,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from interp.activations import fuse_hf_activations
 from interp.engines.nn_points import paths_for, tl_paths
 from interp.model_files import check_loading_info, check_weight_files
 from interp.models import (
@@ -378,6 +379,7 @@ def _load_local(spec, path, device: str, dtype: str, n_devices: int, remote) -> 
             hf_logging.enable_progress_bar()
     check_loading_info(d, info)
     hf = hf.eval()
+    fuse_hf_activations(hf)  # GPT-2's gelu_new in fewer passes, as the default engine builds it (interp.activations)
     if n_devices == 1:
         hf = hf.to(device=device, dtype=getattr(torch, dtype))
     tok = load_tokenizer(d, hf.config.vocab_size)

@@ -26,6 +26,7 @@ value), which ``remote="local"`` checks on every run.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -240,17 +241,69 @@ def cache_exact(model: NNsightModel) -> bool:
 
 @dataclass(frozen=True)
 class AnswerPass:
-    """The answers' context tokens of one batch, run from its prompts' cache: ``tokens`` (right-padded), the prompt
-    row of each (``prompt_rows``, into the batch), the attention mask over cache + tokens, the positions, and the
-    scored terms (``rows``, ``cols``, ``targets``)."""
+    """The answers' context tokens of one batch, run from its prompts' cache, each prompt's answers side by side in
+    its own row (:func:`answer_pass`): ``tokens`` ``[prompt, t]`` (right-padded), the additive attention mask
+    ``[prompt, 1, t, cached + t]`` over cache + tokens, the positions, and the scored terms (``rows``, ``cols``,
+    ``targets``)."""
 
     tokens: torch.Tensor
-    prompt_rows: torch.Tensor
     mask: torch.Tensor
     positions: torch.Tensor
     rows: torch.Tensor
     cols: torch.Tensor
     targets: torch.Tensor
+
+
+def answer_pass(
+    prompt_lengths: Sequence[int],
+    width: int,
+    owner: Sequence[int],
+    contexts: Sequence[Sequence[int]],
+    terms: np.ndarray,
+    *,
+    pad: int,
+    dtype: torch.dtype,
+) -> AnswerPass:
+    """The :class:`AnswerPass` of one batch whose prompts (``prompt_lengths`` real tokens each, cached ``width``
+    wide) are continued by answer contexts ``contexts[i]`` of prompt ``owner[i]``: a prompt's contexts side by side
+    in its row (no copy of its cache per answer), each token at position ``prompt length + its index in its
+    context`` and seeing its prompt's real tokens and its own context's tokens up to itself (a 4-D additive mask,
+    which Hugging Face models take as given; a pad sees the first token only and is never read). ``terms``:
+    ``(context, column, target)`` per scored token."""
+    b, owner = len(prompt_lengths), np.asarray(owner, dtype=np.int64)
+    sizes = np.array([len(x) for x in contexts], dtype=np.int64)
+    offset = np.zeros(len(contexts), dtype=np.int64)
+    for o in range(b):  # a prompt's contexts one after another in its row
+        mine = np.flatnonzero(owner == o)
+        offset[mine] = np.cumsum(sizes[mine]) - sizes[mine]
+    t = int((offset + sizes).max())
+    # every context token: its row, column, context, index within the context
+    ctx_of = np.repeat(np.arange(len(contexts)), sizes)
+    within = np.arange(len(ctx_of)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    row, col = owner[ctx_of], offset[ctx_of] + within
+    length = np.asarray(prompt_lengths, dtype=np.int64)[row]
+    tokens = torch.full((b, t), pad, dtype=torch.long)
+    tokens[row, col] = torch.tensor([tok for x in contexts for tok in x], dtype=torch.long)
+    positions = torch.zeros(b, t, dtype=torch.long)
+    positions[row, col] = torch.from_numpy(length + within)
+    keys = np.arange(width + t)
+    allowed = np.zeros((b, t, width + t), dtype=bool)
+    allowed[:, :, 0] = True
+    new_key = keys[None, :] - width  # a key's column among the row's own tokens (negative: the cache)
+    allowed[row, col] = (keys[None, :] < length[:, None]) | (
+        (new_key >= offset[ctx_of][:, None]) & (new_key <= col[:, None])
+    )  # its prompt's real tokens, its own context's tokens up to itself
+    allowed_t = torch.from_numpy(allowed)
+    mask = torch.zeros(allowed_t.shape, dtype=dtype).masked_fill_(~allowed_t, torch.finfo(dtype).min)[:, None]
+    ctx = terms[:, 0].astype(np.int64)
+    return AnswerPass(
+        tokens,
+        mask,
+        positions,
+        torch.from_numpy(owner[ctx]),
+        torch.from_numpy(offset[ctx] + terms[:, 1].astype(np.int64)),
+        torch.tensor(terms[:, 2], dtype=torch.long),
+    )
 
 
 def _cache_kwarg(model: NNsightModel) -> str:
@@ -276,8 +329,7 @@ def _run_cached(model: NNsightModel, batches: list[Batch], answers: list[AnswerP
                     with nn.trace(b.tokens, attention_mask=b.mask, use_cache=True):
                         apply_steps(nn, b.steps)
                         got.append(answer_terms(nn, b.rows, b.cols, b.targets))
-                        cache = nn.output.past_key_values
-                    cache.reorder_cache(a.prompt_rows.to(b.tokens.device))
+                        cache = getattr(nn.output, name)  # the output names its cache as the forward does
                     with nn.trace(a.tokens, attention_mask=a.mask, position_ids=a.positions, **{name: cache}):
                         got.append(answer_terms(nn, a.rows, a.cols, a.targets))
             nnsight.save(got)
@@ -344,31 +396,20 @@ def score(
         if not suffixes:
             answers.append(None)
             continue
-        owner = [local[plan.suffix_prefix[srow]] for srow in suffixes]
         here = {srow: i for i, srow in enumerate(suffixes)}
-        sfx = [plan.suffixes[srow] for srow in suffixes]
-        width = tokens.shape[1]
         tidx = [t for srow in suffixes for t in by_suffix.get(srow, [])]
-        answers.append(
-            AnswerPass(
-                _tokens(model, sfx, pad),
-                torch.tensor(owner),
-                _tokens(
-                    model,
-                    [
-                        [1] * lengths[chunk[o]] + [0] * (width - lengths[chunk[o]]) + [1] * len(x)
-                        for o, x in zip(owner, sfx, strict=True)
-                    ],
-                    0,
-                ),  # fmt: skip
-                _tokens(
-                    model, [list(range(lengths[chunk[o]], lengths[chunk[o]] + max(map(len, sfx)))) for o in owner], 0
-                ),  # fmt: skip
-                torch.tensor([here[r] for r in tail[tidx, 1]], dtype=torch.long),
-                torch.tensor(tail[tidx, 2], dtype=torch.long),
-                torch.tensor(tail[tidx, 3], dtype=torch.long),
-            )
+        a = answer_pass(
+            [lengths[r] for r in chunk],
+            tokens.shape[1],
+            [local[plan.suffix_prefix[srow]] for srow in suffixes],
+            [plan.suffixes[srow] for srow in suffixes],
+            np.stack([[here[r] for r in tail[tidx, 1]], tail[tidx, 2], tail[tidx, 3]], axis=1),
+            pad=pad,
+            dtype=model.cfg.dtype,
         )
+        device = tokens.device
+        answers.append(dataclasses.replace(a, tokens=a.tokens.to(device), mask=a.mask.to(device),
+                                           positions=a.positions.to(device)))  # fmt: skip
         tail_order.append(tidx)
     if cached:
         got = _run_cached(model, batches, answers)

@@ -164,3 +164,43 @@ def test_a_transformer_lens_hook_on_the_nnsight_engine_is_refused_saying_what_to
     with pytest.raises(ValueError, match="^model: runs on the nnsight engine, which attaches no TransformerLens hooks"):
         with patch(model, add(torch.ones(model.cfg.d_model), 0, position=1)):
             pass
+
+
+def test_answer_contexts_sit_side_by_side_in_their_prompts_row():
+    """Each prompt's answer contexts share its row (its cache is not copied per answer): positions continue the
+    prompt, a context sees its prompt's real tokens (not the padding after them) and its own earlier tokens, never
+    another context's; pads see the first token only; terms point at their context's columns."""
+    import numpy as np
+    import torch
+
+    from interp.engines.nn_traces import answer_pass
+
+    terms = np.array([[0, 1, 7], [1, 0, 8], [2, 0, 9]])
+    a = answer_pass([3, 5], 5, [0, 0, 1], [[10, 11], [12], [13]], terms, pad=99, dtype=torch.float32)
+    assert a.tokens.tolist() == [[10, 11, 12], [13, 99, 99]]
+    assert a.positions.tolist() == [[3, 4, 3], [5, 0, 0]]
+    assert (a.rows.tolist(), a.cols.tolist(), a.targets.tolist()) == ([0, 0, 1], [1, 2, 0], [7, 8, 9])
+    assert a.mask.shape == (2, 1, 3, 8) and a.mask.dtype == torch.float32
+    seen = (a.mask[:, 0] == 0).int().tolist()  # [prompt, query, key]: cache keys 0-4, then the row's own 5-7
+    assert seen[0] == [[1, 1, 1, 0, 0, 1, 0, 0], [1, 1, 1, 0, 0, 1, 1, 0], [1, 1, 1, 0, 0, 0, 0, 1]]
+    assert seen[1] == [[1, 1, 1, 1, 1, 1, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0]]
+    assert float(a.mask.min()) == torch.finfo(torch.float32).min
+    half = answer_pass([3, 5], 5, [0, 0, 1], [[10, 11], [12], [13]], terms, pad=99, dtype=torch.bfloat16)
+    assert half.mask.dtype == torch.bfloat16 and torch.equal(half.mask == 0, a.mask == 0)
+
+
+def test_the_engine_builds_gpt2_mlps_with_the_fused_activation():
+    """The nnsight engine's GPT-2 MLPs compute ``gelu_new`` as the default engine's build does (one temporary, the
+    same function): no ``NewGELUActivation`` is left, and the output equals Hugging Face's own module's."""
+    import torch
+    from transformers.activations import NewGELUActivation
+
+    from interp.activations import fuse_hf_activations
+
+    model = interp.models.load_model("embedded", engine="nnsight")
+    acts = [m for m in model.module.modules() if type(m).__name__ in ("NewGELUActivation", "GeluTanh")]
+    assert acts and all(type(m).__name__ == "GeluTanh" for m in acts)
+    x = torch.randn(4, 7, 64, generator=torch.Generator().manual_seed(0)) * 3
+    torch.testing.assert_close(acts[0](x), NewGELUActivation()(x), atol=1e-6, rtol=0)
+    holder = torch.nn.Sequential(torch.nn.Linear(2, 2), NewGELUActivation(), torch.nn.Sequential(NewGELUActivation()))
+    assert fuse_hf_activations(holder) == 2 and fuse_hf_activations(holder) == 0
