@@ -261,8 +261,8 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32,
 
     Exact where each block adds its attention and MLP outputs to the residual stream; a model that normalises a
     sublayer's output first (Gemma 2/3, OLMo 2) gets a ``ValueError``. Logits are read before any soft cap.
-    ``heads_only``: the ``"heads"`` part alone (cheaper, and possible on a parallel-residual model, whose attention and
-    MLP outputs cannot be told apart on the nnsight engine: :mod:`interp.engines.nn_logits`).
+    ``heads_only``: the ``"heads"`` part alone (cheaper). On a parallel-residual model (GPT-NeoX) the attention's rest
+    is its output bias and the MLP what the block adds beside the attention.
 
     >>> parts = logit_components(model, prompts)                                    # doctest: +SKIP
     >>> centred = sum(p.reshape(len(prompts), -1, p.shape[-1]).sum(axis=1) for p in parts.values())  # doctest: +SKIP
@@ -272,12 +272,10 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32,
     check_batch_size(batch_size)
     heads_only = check_flag(heads_only, "heads_only")
     cfg = model.cfg
-    if is_nnsight(model):
-        nn_logits.check_attributable(model)
-    elif getattr(cfg, "use_normalization_before_and_after", False):
+    if _normed_sublayers(model):
         raise ValueError(
-            "model: its sublayers' outputs are normalised before they reach the residual stream, so a head's write "
-            "is not its direct contribution to the logits; logit attribution needs blocks that add their outputs"
+            "model: its blocks normalise their sublayers' outputs before they reach the residual stream, so a head's "
+            "write is not its direct contribution to the logits; logit attribution needs blocks that add their outputs"
         )
     if not prompts:
         raise ValueError("prompts: need at least one prompt")
@@ -316,6 +314,17 @@ def logit_components(model, prompts: Sequence[Prompt], *, batch_size: int = 32,
         out["mlps"][i] = per_layer[:, n_heads + 1]
         out["biases"][i] = centred[-1]
     return out
+
+
+def _normed_sublayers(model) -> bool:
+    """Whether ``model``'s blocks normalise their sublayers' outputs before adding them to the residual stream
+    (Gemma 2/3, OLMo 2): TransformerLens 3.x's ``use_normalization_before_and_after``; on a bridge, whose config does
+    not say so, a wrapped block with a norm after its MLP (``post_feedforward_layernorm``)."""
+    if is_nnsight(model):
+        return nn_logits.normed_sublayers(model)
+    if getattr(model.cfg, "use_normalization_before_and_after", False):
+        return True
+    return any(hasattr(getattr(b, "original_component", None), "post_feedforward_layernorm") for b in model.blocks)
 
 
 def _nn_normed_parts(model, ids, answer_ids, *, batch_size: int, heads_only: bool):

@@ -28,14 +28,9 @@ FINAL_NORM = {"gpt2": "transformer.ln_f", "gpt_neox": "gpt_neox.final_layer_norm
 NORMED_SUBLAYERS = ("gemma2", "gemma3", "gemma3_text", "olmo2")
 
 
-def check_attributable(model: NNsightModel) -> None:
-    """``ValueError`` for a model whose blocks normalise their sublayers' outputs."""
-    if model.paths.family in NORMED_SUBLAYERS:
-        raise ValueError(
-            f"model: a {model.paths.family} block normalises its sublayers' outputs before they reach the residual "
-            "stream, so a head's write is not its direct contribution to the logits; logit attribution needs blocks "
-            "that add their outputs"
-        )
+def normed_sublayers(model: NNsightModel) -> bool:
+    """Whether the model's blocks normalise their sublayers' outputs before adding them (Gemma 2/3, OLMo 2)."""
+    return model.paths.family in NORMED_SUBLAYERS
 
 
 def residual_parts(
@@ -58,18 +53,28 @@ def residual_parts(
     writes = [torch.einsum("phd,hdm->phm", z[la], nn_traces.out_proj_weights(model, la).double()) for la in layers]
     if heads_only:
         return torch.cat(writes, dim=1), post[-1]
-    if model.paths.mid is None:
-        raise ValueError(
-            "model: its attention and MLP read the same input (parallel residual), so a block's attention output and "
-            "its MLP's cannot be told apart; direct_logit_attribution (the heads alone) works on it"
-        )
     pre0 = read("resid_pre", [0])[0]
-    mid = read("resid_mid", layers)
+    parallel = model.paths.mid is None  # attention and MLP read the same input and both add to the block's input
+    mid = None if parallel else read("resid_mid", layers)
     parts = [pre0[:, None]]
     for la in layers:
         before = pre0 if la == 0 else post[la - 1]
-        parts += [writes[la], (mid[la] - before - writes[la].sum(1))[:, None], (post[la] - mid[la])[:, None]]
+        if parallel:  # the attention's rest is its output bias; the MLP is what the block adds beside the attention
+            rest = out_proj_bias(model, la)[None].expand_as(before)
+            mid_la = before + writes[la].sum(1) + rest
+        else:
+            mid_la = mid[la]
+            rest = mid_la - before - writes[la].sum(1)
+        parts += [writes[la], rest[:, None], (post[la] - mid_la)[:, None]]
     return torch.cat(parts, dim=1), post[-1]
+
+
+def out_proj_bias(model: NNsightModel, layer: int) -> torch.Tensor:
+    """``Float[Tensor, "d_model"]`` float64: the bias of ``layer``'s attention output projection (zeros without)."""
+    path = model.paths.at(model.paths.z, layer)
+    if getattr(model.nn.get(path)._module, "bias", None) is None:
+        return torch.zeros(model.cfg.d_model, dtype=torch.float64)
+    return nn_traces.module_weight(model, path, attr="bias").double()
 
 
 def final_scale(model: NNsightModel, final: torch.Tensor) -> torch.Tensor:

@@ -594,3 +594,29 @@ def test_leading_and_trailing_spaces_score_exactly(family):
     ref = np.array([[_hf_log_prob(hf, tok, bos, p.text, a) for a in p.answers] for p in prompts])
     np.testing.assert_allclose(scores.log_probs, ref, atol=ATOL, rtol=0)
     assert scores.n_merged >= 2  # the trailing space merges into the answer's first token
+
+
+def test_logit_attribution_refuses_blocks_that_normalise_their_outputs(family):
+    """Gemma 2/3 and OLMo 2 normalise each sublayer's output before adding it, so a head's write is not its direct
+    contribution: logit attribution refuses them in one line (a bridge's config does not say so; its blocks do);
+    every other family's parts (a parallel residual's too) sum to its centred logits."""
+    from interp.heads import COMPONENTS, direct_logit_attribution, logit_components
+    from interp.hooks import forward_logits
+
+    fam, _, _, model, _ = family
+    prompts = build_prompts("operands", ["copy_first", "sum"], n_examples=3, n_prompts=2, seed=1)
+    if fam.name in ("gemma2", "gemma3", "olmo2"):
+        for fn in (logit_components, direct_logit_attribution):
+            with pytest.raises(ValueError, match="^model: its blocks normalise their sublayers' outputs"):
+                fn(model, prompts)
+        return
+    parts = logit_components(model, prompts)
+    assert set(parts) == set(COMPONENTS)
+    total = sum(p.reshape(len(prompts), -1, p.shape[-1]).sum(axis=1) for p in parts.values())
+    answer = [[model.tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in p.answers] for p in prompts]
+    assert any(len(set(a)) > 1 for a in answer)  # candidates that differ: the centred logits are not all zero
+    with torch.inference_mode():
+        for i, p in enumerate(prompts):
+            logits = forward_logits(model, torch.tensor([encode(model.tokenizer, p.text)]))[0, -1].double()
+            want = logits[answer[i]] - logits[answer[i]].mean()
+            np.testing.assert_allclose(total[i], want.numpy(), atol=1e-4, err_msg=fam.name)  # the scale is the run's
