@@ -5,7 +5,8 @@ The parts come from the points the engine already reads (:mod:`interp.engines.nn
 embeddings), each head's ``z`` (written as ``z @ W_O``), the stream where the MLP side reads it (``resid_mid``) and each
 block's output. A block's attention output is ``resid_mid − resid_pre`` (its heads' writes plus the output
 projection's bias) and its MLP's output ``resid_post − resid_mid``. A model whose attention and MLP read the same input
-(GPT-NeoX with parallel residual) has no ``resid_mid``: its heads are attributed, its attention bias and MLP are not.
+(GPT-NeoX with parallel residual) has no ``resid_mid``: there the attention's rest is its output projection's bias and
+the MLP's output what the block adds beside the attention, ``resid_post − resid_pre − heads − bias``.
 
 The final norm of a Hugging Face model is ``γ' ⊙ P x / s + β`` with ``P`` the centring of a LayerNorm (the identity for
 an RMS norm), ``s`` the scale of the final residual and ``γ' = γ`` (``1 + γ`` in Gemma's RMS norm); a model the
