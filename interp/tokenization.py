@@ -237,10 +237,14 @@ def right_pad(rows: Sequence[Sequence[int]], pad: int, *, fill: int | None = Non
     >>> right_pad([[1, 2, 3], [1, 2]], 0).tolist()
     [[1, 2, 3], [1, 2, 0]]
     """
+    import numpy as np
     import torch
 
-    width = max((len(r) for r in rows), default=0)
-    out = torch.full((len(rows), width), pad if fill is None else fill, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
-    return out
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max()) if len(rows) else 0
+    out = np.full((len(rows), width), pad if fill is None else fill, dtype=np.int64)
+    if len(rows):  # every token at once: row i's tokens fill columns 0 … len(row i) - 1
+        out[np.repeat(np.arange(len(rows)), lengths), np.arange(int(lengths.sum())) - np.repeat(
+            np.cumsum(lengths) - lengths, lengths)] = np.fromiter(
+            (t for r in rows for t in r), dtype=np.int64, count=int(lengths.sum()))  # fmt: skip
+    return torch.from_numpy(out)
