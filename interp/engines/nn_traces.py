@@ -354,8 +354,9 @@ def score(
 
     Where :func:`cache_exact` holds, each prompt runs once and its answers' remaining tokens run in a second trace
     of the same request from the prompt's key-value cache, which stays on the model's side (a session's values flow
-    between its traces: ``intervention/envoy.py`` ``Envoy.session``, lines 498-530); the interventions act in the
-    prompt pass, as on the toolkit's own cache engine. Otherwise every answer context is one full row."""
+    between its traces: ``intervention/envoy.py`` ``Envoy.session``, lines 498-530), each prompt's answer contexts
+    side by side in its own row (:func:`answer_pass`: the cache is not copied per answer); the interventions act in
+    the prompt pass, as on the toolkit's own cache engine. Otherwise every answer context is one full row."""
     n, n_cells = len(cands), max(1, len(cells))
     cached = cache_exact(model)
     plan = plan_scoring(cands * n_cells, shared_prefix=cached, across_prompts=across_prompts and not cells)
