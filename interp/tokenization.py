@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from interp.validate import ArgumentError
 
 if TYPE_CHECKING:  # the tokenizer libraries load on first use: importing this module stays cheap
@@ -237,7 +239,6 @@ def right_pad(rows: Sequence[Sequence[int]], pad: int, *, fill: int | None = Non
     >>> right_pad([[1, 2, 3], [1, 2]], 0).tolist()
     [[1, 2, 3], [1, 2, 0]]
     """
-    import numpy as np
     import torch
 
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
