@@ -198,6 +198,19 @@ class Batch:
     cols: torch.Tensor | None = None
     targets: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    positions: torch.Tensor | None = None
+
+    def forward_kwargs(self, model: NNsightModel) -> dict:
+        """What the trace passes the forward beside the tokens: the attention mask and positions where the batch has
+        them, and no key-value cache to build (a Hugging Face model; a TransformerLens one takes none of these)."""
+        if model.paths.point_outputs:
+            return {}
+        out: dict = {"use_cache": False}
+        if self.mask is not None:
+            out["attention_mask"] = self.mask
+        if self.positions is not None:
+            out["position_ids"] = self.positions
+        return out
 
 
 def _requests(batches: list[Batch]) -> list[list[Batch]]:
@@ -218,7 +231,7 @@ def _run_scoring(model: NNsightModel, batches: list[Batch]) -> list:
         got = []
         with model.session("score", len(request)):
             for b in request:
-                with nn.trace(b.tokens):
+                with nn.trace(b.tokens, **b.forward_kwargs(model)):
                     apply_steps(nn, b.steps)
                     got.append(answer_terms(nn, b.rows, b.cols, b.targets))
             nnsight.save(got)
@@ -306,6 +319,46 @@ def answer_pass(
     )
 
 
+#: The most mask entries (rows × width²) a batch may fold its answer pass into (:func:`one_pass`): 64 MiB in float32,
+#: about what a Hugging Face model's own eager attention mask of such a batch takes.
+ONE_PASS_MAX_MASK = 2**24
+
+
+def one_pass_fits(b: Batch, a: AnswerPass) -> bool:
+    """Whether batch ``b`` and its answer pass ``a`` fold into one forward under :data:`ONE_PASS_MAX_MASK`."""
+    rows, width = b.tokens.shape
+    return rows * (width + a.tokens.shape[1]) ** 2 <= ONE_PASS_MAX_MASK
+
+
+def one_pass(b: Batch, a: AnswerPass, lengths: Sequence[int]) -> Batch:
+    """Batch ``b`` with its answer pass ``a`` folded in, for a model run here (no request to keep small): each
+    prompt's row continues with its answers' contexts side by side, as in ``a``, under one 4-D additive mask (the
+    prompt causal over its real tokens, the contexts as ``a`` lets them see), so one forward scores both and no
+    key-value cache is built; ``lengths``: each row's real prompt tokens. Its terms are ``b``'s, then ``a``'s
+    (columns moved past the prompt part), the order :func:`_interleaved_slots` reads."""
+    rows, width = b.tokens.shape
+    device = b.tokens.device
+    keys = torch.arange(width, device=device)
+    real = keys[None, :] < torch.tensor(list(lengths), device=device)[:, None]  # [row, key]
+    top = keys[None, :, None] >= keys[None, None, :]  # causal: [1, query, key]
+    allowed = (top & real[:, None, :]) | (keys == 0)[None, None, :]  # a pad query sees the first token
+    fill = torch.finfo(a.mask.dtype).min
+    prompt_part = torch.zeros(rows, 1, width, width, dtype=a.mask.dtype, device=device).masked_fill_(
+        ~allowed[:, None], fill
+    )
+    t = a.tokens.shape[1]
+    upper = torch.cat([prompt_part, torch.full((rows, 1, width, t), fill, dtype=a.mask.dtype, device=device)], dim=-1)
+    return Batch(
+        torch.cat([b.tokens, a.tokens], dim=1),
+        b.steps,
+        torch.cat([b.rows, a.rows]),
+        torch.cat([b.cols, a.cols + width]),
+        torch.cat([b.targets, a.targets]),
+        mask=torch.cat([upper, a.mask], dim=2),
+        positions=torch.cat([keys.expand(rows, width), a.positions], dim=1),
+    )
+
+
 def _cache_kwarg(model: NNsightModel) -> str:
     """The forward's name for a key-value cache (``cache`` in transformers >= 5.2x, ``past_key_values`` before)."""
     return "cache" if "cache" in inspect.signature(model.module.forward).parameters else "past_key_values"
@@ -356,7 +409,10 @@ def score(
     of the same request from the prompt's key-value cache, which stays on the model's side (a session's values flow
     between its traces: ``intervention/envoy.py`` ``Envoy.session``, lines 498-530), each prompt's answer contexts
     side by side in its own row (:func:`answer_pass`: the cache is not copied per answer); the interventions act in
-    the prompt pass, as on the toolkit's own cache engine. Otherwise every answer context is one full row."""
+    the prompt pass, as on the toolkit's own cache engine. A model run here (``remote=False``) folds the two passes
+    into one forward where the mask stays small (:func:`one_pass`): no cache, one trace per batch; a request keeps
+    the two passes, whose inputs are a few tokens and a mask of the answers' rows only. Otherwise every answer
+    context is one full row."""
     n, n_cells = len(cands), max(1, len(cells))
     cached = cache_exact(model)
     plan = plan_scoring(cands * n_cells, shared_prefix=cached, across_prompts=across_prompts and not cells)
@@ -373,7 +429,8 @@ def score(
     for t, srow in enumerate(tail[:, 1].tolist()):
         by_suffix.setdefault(srow, []).append(t)
     batches, answers, term_order, tail_order = [], [], [], []
-    for chunk in token_batches(order, lengths, batch_size, None):
+    chunks = list(token_batches(order, lengths, batch_size, None))
+    for chunk in chunks:
         local = {row: i for i, row in enumerate(chunk)}
         idx = [t for row in chunk for t in by_row.get(row, [])]
         entries = []
@@ -412,7 +469,13 @@ def score(
         answers.append(dataclasses.replace(a, tokens=a.tokens.to(device), mask=a.mask.to(device),
                                            positions=a.positions.to(device)))  # fmt: skip
         tail_order.append(tidx)
-    if cached:
+    run_here = cached and model.remote is False
+    if run_here and all(a is None or one_pass_fits(b, a) for b, a in zip(batches, answers, strict=True)):
+        merged = [b if a is None else one_pass(b, a, [lengths[r] for r in chunk])
+                  for b, a, chunk in zip(batches, answers, chunks, strict=True)]  # fmt: skip
+        got = _run_scoring(model, merged)
+        slots = _interleaved_slots(terms, tail, batches, answers, term_order, tail_order)
+    elif cached:
         got = _run_cached(model, batches, answers)
         slots = _interleaved_slots(terms, tail, batches, answers, term_order, tail_order)
     else:

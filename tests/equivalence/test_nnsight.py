@@ -120,6 +120,23 @@ def test_scoring_equals_the_reference(pair, include_newline):
     np.testing.assert_allclose(got, ref, atol=TOL, rtol=RTOL)
 
 
+def test_one_forward_and_the_cached_answer_pass_give_the_same_scores(pair, monkeypatch):
+    """Run here, a batch folds its answers' pass into the prompts' forward (one 4-D mask); where that mask would be
+    too large (and in a request) the answers run from the prompts' cache: both equal the reference, cells too."""
+    from interp.engines import nn_traces
+
+    ref_model, model, family, tasks = pair
+    prompts = build_prompts(family, list(tasks), n_examples=4, n_prompts=3, seed=2)
+    cells = cells_for(model)[:2]
+    folded = score_answers(model, prompts, include_newline=True).log_probs, score_cells(model, prompts, cells)
+    monkeypatch.setattr(nn_traces, "ONE_PASS_MAX_MASK", 0)
+    cached = score_answers(model, prompts, include_newline=True).log_probs, score_cells(model, prompts, cells)
+    ref = reference.answer_log_probs(ref_model, prompts, include_newline=True)
+    for got in (folded[0], cached[0]):
+        np.testing.assert_allclose(got, ref, atol=TOL, rtol=RTOL)
+    np.testing.assert_allclose(folded[1], cached[1], atol=TOL, rtol=RTOL)
+
+
 @pytest.mark.filterwarnings("ignore:.*merge their first token")
 def test_every_intervention_kind_equals_the_reference(pair):
     ref_model, model, family, tasks = pair
@@ -210,7 +227,9 @@ def test_the_simulated_remote_run_gives_the_same_numbers_and_records_its_request
         (capture_resid(m, prompts, layers=[3, 1], batch_size=2).numpy() for m in (here, remote)),
         (head_outputs(m, prompts).numpy() for m in (here, remote)),
     ]
-    for a, b in pairs:
+    scores = next(pairs[0])  # here the answers' pass is folded into the prompts' forward, a request keeps it apart:
+    np.testing.assert_allclose(scores, next(pairs[0]), rtol=0, atol=1e-8)  # the same sums, rounded apart
+    for a, b in pairs[1:]:
         np.testing.assert_array_equal(a, b)
     ledger = remote.ledger
     # one request per call, one trace per batch of rows: scoring 3 prompts in 2 batches, each with a second trace
