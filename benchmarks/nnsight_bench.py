@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 import torch
+from timing import best_of  # benchmarks/timing.py: run.py puts this folder on the path
 
 from interp.capture import capture_resid, token_batches, token_ids
 from interp.engines.plan import candidates_batch
@@ -101,15 +102,6 @@ def prompt_forward(model, prompts, batch_size: int = 32) -> None:
             model.module(right_pad(ids[lo : lo + batch_size], pad), use_cache=False)
 
 
-def _best(fn, repeats: int):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
-
-
 def bench_scoring(nn_model, tl_model, row, quick: bool) -> list[dict]:
     prompts = build_prompts("bias_add", ["add1", "add3", "add5", "add7"], n_examples=10,
                             n_prompts=32 if quick else 64, seed=0)  # fmt: skip
@@ -117,14 +109,14 @@ def bench_scoring(nn_model, tl_model, row, quick: bool) -> list[dict]:
     score_answers(nn_model, prompts[:2], include_newline=True)  # warm-up
     hand, ours, fastest, loops, floors = [], [], [], [], []
     for _ in range(reps):  # interleaved, every arm once per round: drifting load hits all alike; best of the rounds
-        t, loop = _best(lambda: per_prompt_loop(nn_model, prompts), 1)
+        t, loop = best_of(lambda: per_prompt_loop(nn_model, prompts), 1)
         loops.append(t)
-        floors.append(_best(lambda: prompt_forward(nn_model, prompts), 1)[0])
-        t, by_hand = _best(lambda: hand_batched(nn_model, prompts), 1)
+        floors.append(best_of(lambda: prompt_forward(nn_model, prompts), 1)[0])
+        t, by_hand = best_of(lambda: hand_batched(nn_model, prompts), 1)
         hand.append(t)
-        t, got = _best(lambda: score_answers(nn_model, prompts, include_newline=True).log_probs, 1)
+        t, got = best_of(lambda: score_answers(nn_model, prompts, include_newline=True).log_probs, 1)
         ours.append(t)
-        t, ref = _best(lambda: score_answers(tl_model, prompts, include_newline=True).log_probs, 1)
+        t, ref = best_of(lambda: score_answers(tl_model, prompts, include_newline=True).log_probs, 1)
         fastest.append(t)
     ours_s, hand_s, fast_s, loop_s = min(ours), min(hand), min(fastest), min(loops)
     paired = float(np.median(np.array(ours) / np.array(hand)))
@@ -200,14 +192,14 @@ def bench_sweep(nn_model, tl_model, row, quick: bool) -> list[dict]:
                 out[c, i] = lp[k].numpy()
         return out
 
-    loop_s, _ = _best(loop, 1)
+    loop_s, _ = best_of(loop, 1)
     hand, ours = [], []
     for _ in range(1 if quick else 3):  # paired, back to back
-        hand.append(_best(by_hand, 1)[0])
-        t, got = _best(lambda: lambda_sweep(nn_model, "bias_add", "add1", "add7", va, vb, **kw).probs, 1)
+        hand.append(best_of(by_hand, 1)[0])
+        t, got = best_of(lambda: lambda_sweep(nn_model, "bias_add", "add1", "add7", va, vb, **kw).probs, 1)
         ours.append(t)
     hand_s, ours_s, paired = min(hand), min(ours), float(np.median(np.array(ours) / np.array(hand)))
-    fast_s, ref = _best(lambda: lambda_sweep(tl_model, "bias_add", "add1", "add7", va, vb, **kw).probs, 1)
+    fast_s, ref = best_of(lambda: lambda_sweep(tl_model, "bias_add", "add1", "add7", va, vb, **kw).probs, 1)
     diff = float(np.abs(got - ref).max())
     info = {"cells": len(cells), "prompts": n_prompts, "fastest_engine_s": fast_s, "hand_batched_runs_s": hand}
     info |= {"ours_runs_s": ours}
@@ -263,11 +255,11 @@ def bench_capture(nn_model, tl_model, row, tensor_peak, quick: bool) -> list[dic
         return out
 
     capture_resid(nn_model, prompts[:2])  # warm-up
-    loop_s, _ = _best(loop, 1)
-    hand_s, _ = _best(by_hand, 1)
+    loop_s, _ = best_of(loop, 1)
+    hand_s, _ = best_of(by_hand, 1)
     floor_t, floor_b, _ = tensor_peak(floor)
     ours_t, ours_b, got = tensor_peak(lambda: capture_resid(nn_model, prompts))
-    ours_s, _ = _best(lambda: capture_resid(nn_model, prompts), 1)
+    ours_s, _ = best_of(lambda: capture_resid(nn_model, prompts), 1)
     diff = float((got - capture_resid(tl_model, prompts)).abs().max())
     mb = 2**20
     out_mb = got.numel() * got.element_size() / mb

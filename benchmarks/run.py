@@ -56,6 +56,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import best_of  # noqa: E402  (benchmarks/timing.py, beside this script)
+
 from interp.bridge import is_bridge  # noqa: E402
 from interp.capture import capture_resid, token_batches  # noqa: E402
 from interp.engines.exact import fused_forward_exact  # noqa: E402
@@ -150,15 +152,6 @@ def floor_forward(model, prompts, batch_size: int = 32, kind: str = "fused") -> 
             fused_resid(model, tokens, keep=(torch.arange(len(chunk)), torch.tensor([len(c) - 1 for c in chunk])))
         else:
             forward(tokens)
-
-
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def bench_scoring(name: str, models: dict, quick: bool) -> list[dict]:
