@@ -130,9 +130,15 @@ def run_shared_prefix(
         own = np.array([keys[u][1] for u in chunk]) - cut[chunk]
         place = np.stack([own if iv.position is None else iv.position - cut[chunk] for iv in interventions])
         cells_per_pass = max(1, min(1024, 16384 // x.shape[1]) // (b * t))  # bounded activations
+        below, reached = None, 0  # the fused route's unpatched tail, carried from one start layer to the next
         for s in sorted(set(start_of.tolist())):
             if fused:
-                resid = fused_continue(model, keys_values, prompt_len, torch.arange(b), tail_x, stop_at_layer=s)
+                if below is None:
+                    below = fused_continue(model, keys_values, prompt_len, torch.arange(b), tail_x, stop_at_layer=s)
+                else:
+                    below = fused_continue(model, keys_values, prompt_len, torch.arange(b), resid=below,
+                                           start_at_layer=reached, stop_at_layer=s)  # fmt: skip
+                resid, reached = below, s
             else:
                 resid = model(
                     tail_x.to(device), attention_mask=tail_mask.to(device), past_kv_cache=cache, stop_at_layer=s
