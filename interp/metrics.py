@@ -135,8 +135,9 @@ def bootstrap_cis(values, *, confidence: float = 0.95, n_resamples: int = 2000, 
         n = v.shape[1]
         picks = np.random.default_rng(seed).integers(0, n, (n_resamples, n))  # scipy.stats.bootstrap's draw
         alpha = (1 - confidence) / 2
-        for lo in range(0, len(varied), max(1, 2**22 // (n_resamples * n))):  # ≤ 32 MiB of resampled values
-            rows = varied[lo : lo + max(1, 2**22 // (n_resamples * n))]
+        chunk = max(1, 2**22 // (n_resamples * n))  # rows at a time: ≤ 32 MiB of resampled values
+        for lo in range(0, len(varied), chunk):
+            rows = varied[lo : lo + chunk]
             means = v[rows][:, picks].mean(axis=-1)  # [row, resample]
             out[rows] = np.quantile(means, [alpha, 1 - alpha], axis=-1).T
     return out
