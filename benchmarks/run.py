@@ -750,6 +750,28 @@ def exact_cie_floor(model, clean_ids, corrupted_ids, reps: int) -> float:
     return best_of(two_passes, reps)[0]
 
 
+def exact_cie_bound_row(case: str, model, clean_ids, corrupted_ids, loop_s: float, ours_s: float, ours) -> dict:
+    """The arithmetic bound of the exact head CIE (``benchmarks/cie_bound.py``): the least weight products any exact
+    method does over these prompts, at the fastest float32 rate this CPU multiplies the model's shapes (measured
+    now); ``info`` adds the products our route does (``ours()`` under PyTorch's FLOP counter) and their ratio."""
+    from cie_bound import best_matmul_rate, exact_cie_flops, matmul_flops
+
+    clean_tokens, corrupted_tokens = sum(map(len, clean_ids)), sum(map(len, corrupted_ids))
+    least = exact_cie_flops(model.cfg, clean_tokens, corrupted_tokens, len(corrupted_ids), range(model.cfg.n_layers))
+    route = matmul_flops(ours)
+    rate = best_matmul_rate(model.cfg, rows=clean_tokens)
+    least_s = least / rate
+    info = {
+        "least_gflop": least / 1e9,
+        "route_gflop": route / 1e9,
+        "route_over_least": route / least,
+        "matmul_gflops": rate / 1e9,
+        "ours_over_bound": ours_s / least_s,
+    }
+    name = f"head CIE arithmetic bound (least weight products at the fastest matmul rate) · {case}"
+    return row(name, loop_s, least_s, loop_s / least_s, "reported", True, info)
+
+
 def bench_heads(quick: bool, models: dict | None = None) -> list[dict]:
     """Head patching (issue 40), side by side on the same prompts: every head's exact causal indirect effect by the
     toolkit (the shared-prefix route: the prompt once, the last token per head) against the per-head TransformerLens
@@ -795,6 +817,8 @@ def _head_case(case: str, model, family: str, task: str, n: int, reps: int) -> l
     info = {"floor_s": floor_s, "loop_forwards": len(heads) + 2, "ours_over_floor": ours_s / floor_s}
     rows.append(row(f"head CIE ceiling (no exact method beats two forwards) · {case}", base_s, floor_s,
                     base_s / floor_s, "reported", True, info))  # fmt: skip
+    rows.append(exact_cie_bound_row(case, model, clean_ids, ids, base_s, ours_s, lambda: causal_indirect_effects(
+        model, family, task, **kw)))  # fmt: skip
     rows.append(row(f"head CIE equality · {case}", 0.0, 0.0, diff, "max|dCIE| <= 1e-5", diff <= 1e-5))
     rows.append(row(f"head weights gathered once · {case}", ours_s, gathered, gathered / ours_s,
                     "once per model, reported", again == gathered and again_s < 0.01,

@@ -660,6 +660,13 @@ def row_note(r: dict) -> str:
             f"values), nothing else; the loop runs {info['loop_forwards']} forwards; our full CIE is "
             f"{info['ours_over_floor']:.1f}× these two passes"
         )
+    if "least_gflop" in info:
+        return (
+            f"ours = the least weight products any exact CIE does here ({info['least_gflop']:.3g} GFLOP) at the "
+            f"fastest rate this CPU multiplies the model's shapes ({info['matmul_gflops']:.0f} GFLOP/s), nothing "
+            f"else; our route does {info['route_over_least']:.2f}× those products and takes "
+            f"{info['ours_over_bound']:.1f}× this time"
+        )
     if "second_call_s" in info:
         return f"ratio = gathering ÷ the warm exact CIE; second call {info['second_call_s']:.1e} s"
     if "tokens_per_prompt" in r.get("info", {}) and "per-head loop" in r["name"]:

@@ -20,7 +20,8 @@ torch.Size([8, 90, 128])
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -388,6 +389,98 @@ def fused_continue(
         if before is not None:
             h = before + (h - before).detach()
     return h
+
+
+@dataclass(frozen=True)
+class Join:
+    """Rows that join a :func:`fused_continue_joining` run at block ``layer`` (``n_layers``: after the last block):
+    ``count`` copies of the base rows, laid out copy after copy, as those rows enter the block, each copy changed
+    either by ``patch`` (given the copies' residual ``Float[Tensor, "count·base pos d_model"]``, returns it changed;
+    may change it in place) or by ``edit_z`` at that block (every head's ``z`` of the copies, as ``edit_z`` of
+    :func:`fused_continue` sees it), not both."""
+
+    layer: int
+    count: int
+    patch: Callable[[torch.Tensor], torch.Tensor] | None = None
+    edit_z: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+def fused_continue_joining(
+    model,
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]],
+    prompt_lengths: torch.Tensor,
+    rows: torch.Tensor,
+    resid: torch.Tensor,
+    joins: Sequence[Join],
+    *,
+    start_at_layer: int,
+    kept: dict[int, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, list[int]]:
+    """Without autograd: :func:`fused_continue` of base rows ``rows`` (residual ``resid`` entering block
+    ``start_at_layer``, not modified) through the final block, with the rows of each :class:`Join` joining at its
+    block, so that every block runs once for all the rows it has (a patch at block ``s`` needs blocks ``>= s`` only;
+    many patches at different blocks share one pass instead of one each). A copy joined for ``edit_z`` enters its
+    block with the base rows' input: its heads' outputs there are the base rows', edited, not computed again.
+
+    Returns (residual ``Float[Tensor, "row pos d_model"]`` after the final block: the base rows first, then the
+    joined ones; the first row of each join, in the order of ``joins``). ``kept``, if given, receives the base rows'
+    residual entering each block from ``start_at_layer`` on (copies; key ``n_layers``: after the last block).
+    """
+    n_layers = model.cfg.n_layers
+    for j in joins:
+        if not start_at_layer <= j.layer <= n_layers or (j.patch is None) == (j.edit_z is None) or j.count < 1:
+            raise ValueError(f"joins: each joins at a block {start_at_layer} … {n_layers} with a count >= 1 and "
+                             f"exactly one of patch and edit_z, got {j}")  # fmt: skip
+        if j.edit_z is not None and j.layer == n_layers:
+            raise ValueError(f"joins: edit_z at block {j.layer}, after the last block (no heads there)")
+    if torch.is_grad_enabled():
+        raise ValueError("fused_continue_joining: runs without autograd (use fused_continue with edit_z for gradients)")
+    if len(keys_values) < n_layers:
+        raise ValueError(f"keys_values: has {len(keys_values)} layers, the run needs {n_layers} (from fused_resid)")
+    device = model.cfg.device
+    base_rows = rows.to(device)
+    b, n = len(base_rows), keys_values[0][0].shape[2]
+    h = resid.to(device, model.cfg.dtype, copy=True)  # a copy: the sublayers below add into it in place
+    t = h.shape[1]
+    prompt_of, first_row = base_rows, [0] * len(joins)
+    later = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)  # [query, own key]
+    groups = beyond_prompt = None
+
+    def join(parts: list[tuple[int, torch.Tensor]]) -> None:
+        nonlocal h, prompt_of, groups
+        for i, part in parts:
+            first_row[i] = h.shape[0]
+            h = torch.cat([h, part])
+            prompt_of = torch.cat([prompt_of, base_rows.repeat(joins[i].count)])
+        groups = None if parts else groups
+
+    for layer in range(start_at_layer, n_layers + 1):
+        if kept is not None:
+            kept[layer] = h[:b].clone()
+        here = [i for i, j in enumerate(joins) if j.layer == layer]
+        join([(i, joins[i].patch(h[:b].repeat(joins[i].count, 1, 1))) for i in here if joins[i].patch is not None])
+        if layer == n_layers:
+            break
+        if groups is None:
+            groups = _RowGroups(prompt_of)
+            beyond_prompt = (
+                torch.arange(n, device=device)[None, None, :] >= prompt_lengths.to(device)[prompt_of][:, None, None]
+            )  # [row, 1, prompt key]
+        block = model.blocks[layer]
+        w = attention_weights(block.attn)
+        edited = [i for i in here if joins[i].edit_z is not None]
+        if w.n_live or edited:
+            z = _continue_z(w, _layer_norm(block.ln1, h), keys_values[layer], groups, beyond_prompt, later, n)
+            parts = [
+                (i, _add_edited_z(block.attn, w, h[:b].repeat(c, 1, 1), z[:b].repeat(c, 1, 1, 1), joins[i].edit_z))
+                for i, c in ((i, joins[i].count) for i in edited)
+            ]  # before the base rows' own attention output is added into h in place
+            h = _add_attn_out(w, h, z.transpose(1, 2).reshape(h.shape[0], t, -1)) if w.n_live else h + w.b_o
+        else:
+            parts, h = [], h + w.b_o
+        join(parts)
+        h = _add_mlp_out(block.mlp, h, _layer_norm(block.ln2, h))
+    return h, first_row
 
 
 def _continue_z(w: AttentionWeights, x: torch.Tensor, cached, groups: _RowGroups, beyond_prompt, later, n: int):

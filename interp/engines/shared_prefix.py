@@ -5,7 +5,9 @@ changes nothing before ``P``: the tokens before ``P`` run once for all cells (a 
 ``P`` … last) once through the blocks below the patch, and only the tail through the blocks from the patch on, the
 cells in the batch dimension. A patch of the residual stream (``resid_pre``/``resid_post``) splits between blocks; a
 patch of a head's output (``hook="z"``) splits inside its block: the tail enters that block unpatched, and each cell
-edits its head's ``z`` before ``W_O``. At the query's last token (the default) the tail is one token.
+edits its head's ``z`` before ``W_O``. At the query's last token (the default) the tail is one token. On the fused
+forward the cells of every start layer share one pass: they join the tail's rows as it enters their block
+(:func:`interp.engines.fused.fused_continue_joining`), so each block runs once for all the cells that reach it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from interp.bridge import is_bridge
 from interp.engines.exact import fused_forward_exact
-from interp.engines.fused import fused_continue, fused_resid
+from interp.engines.fused import Join, fused_continue, fused_continue_joining, fused_resid
 from interp.engines.kv_cache import sub_cache
 from interp.engines.plan import ScoringPlan, pad_rows, plan_scoring
 from interp.engines.readout import logits_at
@@ -28,6 +30,10 @@ from interp.tokenization import pad_id
 
 #: Hook points the shared prefix splits at.
 SPLIT_HOOKS = ("resid_pre", "resid_post", HEAD_HOOK)
+
+#: One pass of cells holds at most ``PASS_ROWS`` tail rows and ``PASS_ROW_KEYS`` rows × cached keys (bounded
+#: activations); more cells run in several passes.
+PASS_ROWS, PASS_ROW_KEYS = 1024, 16384
 
 
 def shared_prefix_plan(cands, positions: Sequence[int]) -> ScoringPlan | None:
@@ -75,9 +81,9 @@ def run_shared_prefix(
     tail runs through blocks ``< s`` from that cache, is expanded over the cells of that layer, intervened, and runs
     through blocks ``>= s`` reading its prompt's cached keys and values; one log-softmax per (cell, prompt) row at the
     tail's last token serves all candidates. Where :func:`interp.engines.exact.fused_forward_exact` holds, the cache is
-    the fused forward's own keys and values, read in place by every cell's row
-    (:func:`interp.engines.fused.fused_continue`), and tails may be longer than one token; otherwise TransformerLens's
-    key-value cache (rows gathered per cell one layer at a time), for tails of one token (the last).
+    the fused forward's own keys and values, read in place by every cell's row, the cells of all start layers joining
+    one pass as the tail reaches their block (:func:`_fused_cells`), and tails may be longer than one token; otherwise
+    TransformerLens's key-value cache (rows gathered per cell one layer at a time), for tails of one token (the last).
     """
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
@@ -129,20 +135,15 @@ def run_shared_prefix(
         # where each cell patches each row of the batch, in tail coordinates: [cell, b]
         own = np.array([keys[u][1] for u in chunk]) - cut[chunk]
         place = np.stack([own if iv.position is None else iv.position - cut[chunk] for iv in interventions])
-        cells_per_pass = max(1, min(1024, 16384 // x.shape[1]) // (b * t))  # bounded activations
-        below, reached = None, 0  # the fused route's unpatched tail, carried from one start layer to the next
+        cells_per_pass = max(1, min(PASS_ROWS, PASS_ROW_KEYS // x.shape[1]) // (b * t))
+        if fused:
+            _fused_cells(model, interventions, keys_values, prompt_len, tail_x, tail_last, place, start_of, is_z,
+                         cells_per_pass, t_row, t_tgt, terms, out)  # fmt: skip
+            continue
         for s in sorted(set(start_of.tolist())):
-            if fused:
-                if below is None:
-                    below = fused_continue(model, keys_values, prompt_len, torch.arange(b), tail_x, stop_at_layer=s)
-                else:
-                    below = fused_continue(model, keys_values, prompt_len, torch.arange(b), resid=below,
-                                           start_at_layer=reached, stop_at_layer=s)  # fmt: skip
-                resid, reached = below, s
-            else:
-                resid = model(
-                    tail_x.to(device), attention_mask=tail_mask.to(device), past_kv_cache=cache, stop_at_layer=s
-                )  # [b, t, d_model], unpatched, shared
+            resid = model(
+                tail_x.to(device), attention_mask=tail_mask.to(device), past_kv_cache=cache, stop_at_layer=s
+            )  # [b, t, d_model], unpatched, shared
             for on_z in (False, True):
                 ids = np.flatnonzero((start_of == s) & (is_z == on_z))
                 for clo in range(0, len(ids), cells_per_pass):
@@ -155,22 +156,77 @@ def run_shared_prefix(
                     act = resid.repeat(c, 1, 1)
                     if not on_z:
                         act[rows, cols] = apply_rowwise(ivs, which, act[rows, cols])
-                    if fused and s < n_layers:
-                        edit = (s, _z_editor(ivs, which, cols)) if on_z else None
-                        act = fused_continue(model, keys_values, prompt_len, torch.arange(b).repeat(c), resid=act,
-                                             start_at_layer=s, edit_z=edit)  # fmt: skip
-                    elif s < n_layers:
+                    if s < n_layers:
                         view = sub_cache(cache, torch.arange(b).repeat(c))
                         full_mask = torch.cat([view.previous_attention_mask, tail_mask.repeat(c, 1).to(device)], dim=1)
                         patch = [(ivs[0].hook_name, intervention_hook(ivs, which, None, cols))] if on_z else []
                         with hooked(model, patch):
                             act = model(act, start_at_layer=s, attention_mask=full_mask, past_kv_cache=view,
                                         stop_at_layer=n_layers)  # fmt: skip
-                    logp = torch.log_softmax(logits_at(model, act, rows, tail_last.repeat(c)), dim=-1)
-                    sel = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten().to(logp.device)
-                    chosen = logp[sel, t_tgt.repeat(c).to(logp.device)]
-                    out[cid[:, None], terms[None, :, 0]] = chosen.double().cpu().numpy().reshape(c, -1)
+                    _read_cells(model, act, torch.arange(c * b), tail_last.repeat(c), cid, b, t_row, t_tgt, terms, out)
     return out.reshape(len(interventions), n, k)
+
+
+def _fused_cells(model, interventions, keys_values, prompt_len, tail_x, tail_last, place, start_of, is_z,
+                 cells_per_pass: int, t_row, t_tgt, terms, out: np.ndarray) -> None:  # fmt: skip
+    """The cells of one batch of prompts on the fused route, into ``out``: the tails' unpatched run to the earliest
+    start layer, then, ``cells_per_pass`` cells at a time (in order of their start layers), one
+    :func:`interp.engines.fused.fused_continue_joining` pass in which each start layer's cells join the rows as the
+    tails enter that block (a residual patch as they enter it, a head's patch inside it); the tails' unpatched
+    residual entering each block is kept from the first pass for the later ones."""
+    b = tail_x.shape[0]
+    base_rows = torch.arange(b)
+    order = sorted(range(len(interventions)), key=lambda i: start_of[i])
+    kept: dict[int, torch.Tensor] = {}
+    for clo in range(0, len(order), cells_per_pass):
+        cid = np.array(order[clo : clo + cells_per_pass])
+        first = int(start_of[cid].min())
+        if kept:
+            base = kept[first]
+        else:
+            base = fused_continue(model, keys_values, prompt_len, base_rows, tail_x, stop_at_layer=first)
+        groups, joins = [], []
+        for s in sorted(set(start_of[cid].tolist())):
+            for on_z in (False, True):
+                ids = cid[(start_of[cid] == s) & (is_z[cid] == on_z)]
+                if not len(ids):
+                    continue
+                ivs = [interventions[i] for i in ids]
+                which = torch.arange(len(ids)).repeat_interleave(b)
+                cols = torch.from_numpy(place[ids].reshape(-1))
+                if on_z:
+                    joins.append(Join(s, len(ids), edit_z=_z_editor(ivs, which, cols)))
+                else:
+                    joins.append(Join(s, len(ids), patch=_resid_patcher(ivs, which, cols)))
+                groups.append(ids)
+        h, first_rows = fused_continue_joining(model, keys_values, prompt_len, base_rows, base, joins,
+                                               start_at_layer=first, kept=kept if clo == 0 else None)  # fmt: skip
+        ordered = sorted(zip(first_rows, groups, strict=True), key=lambda pair: pair[0])  # the joined rows' order
+        ids = np.concatenate([g for _, g in ordered])  # every joined row is a cell's: rows b … end, one read
+        _read_cells(model, h, torch.arange(b, h.shape[0]), tail_last.repeat(len(ids)), ids, b, t_row, t_tgt, terms, out)
+
+
+def _read_cells(model, act, rows, last, cid, b: int, t_row, t_tgt, terms, out: np.ndarray) -> None:
+    """Each cell's log-probs of its prompts' candidates into ``out[cid]``, read at the tails' last tokens (``rows`` of
+    ``act``: cell after cell, ``b`` prompt rows each; ``last``: each row's last token)."""
+    c = len(cid)
+    logp = torch.log_softmax(logits_at(model, act, rows, last), dim=-1)
+    sel = (torch.arange(c)[:, None] * b + t_row[None, :]).flatten().to(logp.device)
+    chosen = logp[sel, t_tgt.repeat(c).to(logp.device)]
+    out[cid[:, None], terms[None, :, 0]] = chosen.double().cpu().numpy().reshape(c, -1)
+
+
+def _resid_patcher(interventions: Sequence[Intervention], which: torch.Tensor, cols: torch.Tensor):
+    """``patch`` of a :class:`interp.engines.fused.Join` for cells on the residual stream: row ``i`` gets
+    ``interventions[which[i]]`` at tail position ``cols[i]``."""
+
+    def patch(act: torch.Tensor) -> torch.Tensor:  # [row, pos, d_model]
+        rows = torch.arange(act.shape[0], device=act.device)
+        c = cols.to(act.device)
+        act[rows, c] = apply_rowwise(interventions, which, act[rows, c])
+        return act
+
+    return patch
 
 
 def _z_editor(interventions: Sequence[Intervention], which: torch.Tensor, cols: torch.Tensor):

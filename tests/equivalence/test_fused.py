@@ -387,3 +387,51 @@ def test_head_outputs_and_early_stops_equal_the_hooked_forward(model_fixture, fa
             fused_resid(model, x, through="z")
         with pytest.raises(ValueError, match="through='keys_values': needs keys_values"):
             fused_resid(model, x, z_tap=lambda la, z: None, through="keys_values")
+
+
+def test_joining_continuation_equals_one_continuation_per_join_and_rejects_bad_joins(tiny_char_model):
+    """``fused_continue_joining``: each join's rows equal ``fused_continue`` of its copies from its block on (a
+    residual patch before the block, a head's edit inside it); bad joins are refused before any work."""
+    from interp.engines.fused import Join, fused_continue, fused_continue_joining
+
+    model = tiny_char_model
+    n_layers = model.cfg.n_layers
+    kv: list = []
+    x = torch.tensor([[3, 4, 5, 6], [7, 3, 2, 9]])
+    g = torch.Generator().manual_seed(0)
+    shift = torch.randn(model.cfg.d_model, generator=g)
+
+    def patch(act):
+        return act.add_(shift)
+
+    def edit(z):
+        z[:, 1, -1] = 2.0
+        return z
+
+    with torch.inference_mode():
+        fused_resid(model, x[:, :3], keys_values=kv)
+        lengths, rows = torch.tensor([3, 3]), torch.tensor([0, 1])
+        base = fused_continue(model, kv, lengths, rows, x[:, 3:], stop_at_layer=0)
+        joins = [Join(1, 2, edit_z=edit), Join(0, 1, patch=patch), Join(n_layers, 1, patch=patch)]
+        kept: dict = {}
+        h, first = fused_continue_joining(model, kv, lengths, rows, base, joins, start_at_layer=0, kept=kept)
+        assert sorted(kept) == list(range(n_layers + 1))
+        torch.testing.assert_close(h[:2], fused_continue(model, kv, lengths, rows, resid=base), atol=1e-5, rtol=0)
+        at1 = kept[1].repeat(2, 1, 1)
+        want = fused_continue(model, kv, lengths, rows.repeat(2), resid=at1, start_at_layer=1, edit_z=(1, edit))
+        torch.testing.assert_close(h[first[0] : first[0] + 4], want, atol=1e-5, rtol=0)
+        want = fused_continue(model, kv, lengths, rows, resid=base + shift)
+        torch.testing.assert_close(h[first[1] : first[1] + 2], want, atol=1e-5, rtol=0)
+        torch.testing.assert_close(h[first[2] : first[2] + 2], kept[n_layers] + shift, atol=1e-5, rtol=0)
+        assert not torch.allclose(h[first[0] : first[0] + 2], h[:2], atol=1e-4)  # the edit changed something
+        for bad, message in [
+            (Join(0, 1), "exactly one of patch and edit_z"),
+            (Join(0, 1, patch=patch, edit_z=edit), "exactly one of patch and edit_z"),
+            (Join(n_layers + 1, 1, patch=patch), "joins at a block"),
+            (Join(0, 0, patch=patch), "count >= 1"),
+            (Join(n_layers, 1, edit_z=edit), "after the last block"),
+        ]:
+            with pytest.raises(ValueError, match=message):
+                fused_continue_joining(model, kv, lengths, rows, base, [bad], start_at_layer=0)
+    with pytest.raises(ValueError, match="without autograd"):
+        fused_continue_joining(model, kv, lengths, rows, base, [], start_at_layer=0)

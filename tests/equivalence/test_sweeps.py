@@ -235,3 +235,25 @@ def test_a_bridge_without_the_fused_forward_is_refused_the_shared_route(tiny_cha
     zs = zero_shot_prompts("bias_add", ["add1", "add2"], n_prompts=2, seed=0)
     with pytest.raises(ValueError, match="TransformerBridge"):
         score_cells(tiny_char_model, zs, random_cells(tiny_char_model, [0], 1, 0, mode="add"), batch_size=4)
+
+
+@pytest.mark.parametrize("hook", ["resid_post", "resid_pre", "z"])
+def test_cells_split_over_several_passes_equal_the_reference(tiny_char_model, monkeypatch, hook):
+    """Two cells per pass: the later passes start from the unpatched tail kept by the first at their start layer,
+    cells of several start layers share a pass, and a late position makes the tail longer than one token."""
+    import interp.engines.shared_prefix as sweeps
+
+    model = tiny_char_model
+    zs = zero_shot_prompts("bias_add", ["add1", "add3"], n_prompts=3, seed=2)
+    late = min(last_positions(model, zs)) - 1
+    cells = random_cells(model, range(model.cfg.n_layers), per_layer=2, seed=9, mode="replace", hook=hook)
+    cells += random_cells(model, [1], per_layer=1, seed=10, mode="add", hook=hook, position=late)
+    monkeypatch.setattr(sweeps, "PASS_ROWS", 2 * len(zs))
+    passes = []
+    real = sweeps.fused_continue_joining
+    spy = lambda *a, **k: passes.append(k["start_at_layer"]) or real(*a, **k)  # noqa: E731
+    monkeypatch.setattr(sweeps, "fused_continue_joining", spy)
+    got = score_cells(model, zs, cells, batch_size=len(zs))
+    assert len(passes) >= 3 and len(set(passes)) > 1, passes
+    np.testing.assert_allclose(got, reference_cells(model, zs, cells), atol=TOL, rtol=0)
+    assert np.ptp(got, axis=0).max() > 1e-3
