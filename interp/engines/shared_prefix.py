@@ -151,11 +151,10 @@ def run_shared_prefix(
                     c = len(cid)
                     ivs = [interventions[i] for i in cid]
                     which = torch.arange(c).repeat_interleave(b)
-                    rows = torch.arange(c * b)
                     cols = torch.from_numpy(place[cid].reshape(-1))
                     act = resid.repeat(c, 1, 1)
                     if not on_z:
-                        act[rows, cols] = apply_rowwise(ivs, which, act[rows, cols])
+                        act = _resid_patcher(ivs, which, cols)(act)
                     if s < n_layers:
                         view = sub_cache(cache, torch.arange(b).repeat(c))
                         full_mask = torch.cat([view.previous_attention_mask, tail_mask.repeat(c, 1).to(device)], dim=1)
