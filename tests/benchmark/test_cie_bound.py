@@ -63,3 +63,11 @@ def test_the_rate_is_a_plausible_float32_rate(bound):
     cfg = SimpleNamespace(n_layers=1, d_model=32, n_heads=2, d_head=16, d_mlp=64, d_vocab=10)
     rate = bound.best_matmul_rate(cfg, rows=64, repeats=3)
     assert 1e6 < rate < 1e14
+
+
+def test_the_attention_compared_in_cie_passes_is_the_same_attention():
+    """benchmarks/cie_passes.py times PyTorch's fused kernel against plain batched attention: the two must agree, or
+    the comparison times different work."""
+    passes = load_script("benchmarks/cie_passes.py")
+    timed = passes.attention_seconds(batch=2, heads=2, tokens=9, d_head=4, repeats=2)
+    assert timed["max_abs_diff"] < 1e-5 and timed["fused_s"] > 0 and timed["plain_s"] > 0
